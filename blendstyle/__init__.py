@@ -1,0 +1,30 @@
+"""blendstyle: declarative neural style transfer with weighted blends of several styles.
+
+The Python API, for notebooks and scripts (the CLI is a thin layer over it)::
+
+    import blendstyle
+    loaded = blendstyle.load_job("jobs/starry_cat.yaml", {"size": 256})
+    result = blendstyle.render_job(loaded, out_root="outputs")
+    result.image.show(); print(result.record["final_loss"])
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["BlendstyleError", "load_job", "render_job", "run_job", "__version__"]
+
+from .errors import BlendstyleError
+from .job import load_job
+
+
+def render_job(loaded, out_root="outputs", reporter=None):
+    """Run a loaded job; see :func:`blendstyle.render.render` (imported lazily: it pulls in torch)."""
+    from .render import render
+
+    return render(loaded, out_root=out_root, reporter=reporter)
+
+
+def run_job(path, overrides=None, out_root="outputs", reporter=None):
+    """Load the job file at ``path``, apply ``overrides`` (key path -> value) and render it."""
+    return render_job(load_job(path, overrides), out_root=out_root, reporter=reporter)

@@ -1,0 +1,57 @@
+"""The one user-error type: a problem the user can fix, shown without a traceback.
+
+Anything else that escapes is a bug in blendstyle and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a job file (lines and columns count from 1), or a named origin such as ``--size``."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        parts = [self.file]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: where, which key, and what was expected versus found."""
+
+    message: str
+    location: Location | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        head = " ".join(str(part) for part in (self.location, self.key) if part)
+        return f"{head}: {self.message}" if head else self.message
+
+
+class BlendstyleError(Exception):
+    """Bad input, a missing file, a resource limit: anything the user, not the code, must change."""
+
+    def __init__(self, problems: str | Problem | list[Problem], hint: str | None = None):
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        self.hint = hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        lines = [str(problem) for problem in self.problems]
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)

@@ -1,0 +1,111 @@
+r"""Loss terms of neural style transfer, as pure tensor functions plus thin modules.
+
+Notation: a layer's activations ``F`` have ``C`` channels over ``M = H * W`` positions.
+
+* Content (Gatys et al. 2016, eq. 1): :math:`\|F - P\|^2`, here divided by :math:`\|P\|^2` (see below).
+* Style (Gatys et al. 2016, eqs. 3-5): the Gram matrix :math:`G = F F^T / M` of each layer is matched to a
+  target :math:`T`, :math:`\|G - T\|^2`, here divided by :math:`\|T\|^2`.
+* Total variation (Mahendran & Vedaldi 2015 with beta = 2, as in Johnson et al. 2016): the mean of the
+  squared differences between neighbouring pixels.
+
+Departure from the papers, and why: Gatys et al. divide the squared Gram error by :math:`4 C^2 M^2` of the
+*unnormalised* Gram matrix. That makes each layer's loss scale with the fourth power of its activation
+magnitude, so the layers differ by orders of magnitude, and the content/style balance that looks right at
+one size looks different at another. We divide the Gram matrix by the number of positions ``M`` (so the
+statistic does not depend on image size and styles of different sizes can be averaged) and divide each
+layer's squared error by the squared norm of its target. Every term is then a *relative* error, about 1
+for an unrelated image and falling towards 0 as it matches; layer weights mean what they say, and the
+same ``content``/``style`` weights behave alike at 256 and 1024 px and for either backbone. The divisor is
+a constant of the target, so the minimiser of each term is unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _check_features(features: torch.Tensor, name: str = "features") -> None:
+    if not isinstance(features, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(features).__name__}")
+    if features.dim() != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(features.shape)}")
+
+
+def _wide(tensor: torch.Tensor) -> torch.Tensor:
+    """Half-precision tensors to float32 for reductions; float32 and float64 stay as they are."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    r"""Gram matrices normalised by the number of positions: :math:`G = F F^T / (H W)`.
+
+    ``(B, C, H, W) -> (B, C, C)``. Accumulated in float32 at least, whatever the input precision.
+    """
+    _check_features(features)
+    b, c, h, w = features.shape
+    flat = _wide(features.reshape(b, c, h * w))
+    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+
+
+def relative_squared_error(value: torch.Tensor, target: torch.Tensor, norm: torch.Tensor | float) -> torch.Tensor:
+    r""":math:`\|value - target\|^2 / norm`, averaged over the batch."""
+    if value.shape[1:] != target.shape[-(value.dim() - 1) :]:
+        raise ValueError(f"value shape {tuple(value.shape)} does not match target shape {tuple(target.shape)}")
+    diff = _wide(value) - _wide(target)
+    return diff.pow(2).flatten(1).sum(1).mean() / norm
+
+
+def squared_norm(target: torch.Tensor) -> torch.Tensor:
+    """The divisor of a relative error: the target's squared norm, kept away from zero."""
+    return _wide(target).pow(2).sum().clamp_min(1e-8)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""Relative content error :math:`\|F - P\|^2 / \|P\|^2`."""
+    _check_features(features)
+    return relative_squared_error(features, target, squared_norm(target))
+
+
+def gram_loss(features: torch.Tensor, target: torch.Tensor, norm: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Relative Gram error :math:`\|G(F) - T\|^2 / \|T\|^2` (``norm`` overrides the divisor)."""
+    return relative_squared_error(gram_matrix(features), target, squared_norm(target) if norm is None else norm)
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between horizontally and vertically neighbouring pixels."""
+    _check_features(image, "image")
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+class ContentLoss(nn.Module):
+    """Relative content error against a fixed target."""
+
+    def __init__(self, target: torch.Tensor):
+        super().__init__()
+        self.register_buffer("target", target.detach())
+        self.register_buffer("norm", squared_norm(target.detach()))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return relative_squared_error(features, self.target, self.norm)
+
+
+class GramLoss(nn.Module):
+    """Relative Gram error against a fixed (possibly blended) target Gram matrix of shape ``(C, C)``."""
+
+    def __init__(self, target: torch.Tensor):
+        super().__init__()
+        if target.dim() != 2 or target.shape[0] != target.shape[1]:
+            raise ValueError(f"a Gram target must be square (C, C), got {tuple(target.shape)}")
+        self.register_buffer("target", target.detach())
+        self.register_buffer("norm", squared_norm(target.detach()))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return relative_squared_error(gram_matrix(features), self.target, self.norm)
+
+
+class TotalVariation(nn.Module):
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return total_variation(image)

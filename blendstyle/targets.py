@@ -1,0 +1,80 @@
+r"""Style targets: computed once per style, blended once per job, never inside the optimisation loop.
+
+Blending. Style :math:`i` has blend weight :math:`w_i` (normalised, :math:`\sum_i w_i = 1`) and layer
+weights :math:`\lambda_{i,l}` (normalised per style, :math:`\sum_l \lambda_{i,l} = 1`). Asking the image's
+Gram matrix :math:`G_l` to match every style at once, with a fixed divisor :math:`n_l` per layer, is
+
+.. math::
+    \sum_i \sum_l c_{i,l} \|G_l - G_{i,l}\|^2 / n_l, \qquad c_{i,l} = w_i \lambda_{i,l}.
+
+Expanding the square and collecting terms in :math:`G_l`, this equals
+
+.. math::
+    \sum_l W_l \|G_l - T_l\|^2 / n_l + \text{const}, \qquad
+    W_l = \sum_i c_{i,l}, \quad T_l = \frac{1}{W_l} \sum_i c_{i,l} G_{i,l},
+
+where the constant, :math:`\sum_l \frac{1}{n_l}(\sum_i c_{i,l}\|G_{i,l}\|^2 - W_l\|T_l\|^2)`, does not depend
+on the image. So one loss per layer against the weighted-mean Gram matrix :math:`T_l`, weighted by
+:math:`W_l`, has exactly the gradients of the sum of per-style losses, at the cost of a single style.
+Because Gram matrices are divided by the number of positions, styles of different sizes average correctly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .losses import gram_matrix
+
+
+def normalize(weights: Mapping[str, float]) -> dict[str, float]:
+    """Scale non-negative weights to sum 1 (dropping zeros)."""
+    total = sum(weights.values())
+    if total <= 0:
+        raise ValueError("weights must include a positive value")
+    return {key: value / total for key, value in weights.items() if value > 0}
+
+
+@dataclass(frozen=True)
+class LayerTarget:
+    """The blended target of one layer and the weight :math:`W_l` of its loss."""
+
+    weight: float
+    gram: torch.Tensor
+
+
+def blend_coefficients(
+    blend_weights: Sequence[float], layer_weights: Sequence[Mapping[str, float]]
+) -> list[dict[str, float]]:
+    r""":math:`c_{i,l} = w_i \lambda_{i,l}` with both kinds of weight normalised."""
+    total = sum(blend_weights)
+    if total <= 0 or any(weight <= 0 for weight in blend_weights):
+        raise ValueError("blend weights must be positive")
+    if len(blend_weights) != len(layer_weights):
+        raise ValueError("need one layer-weight mapping per style")
+    return [
+        {layer: weight / total * share for layer, share in normalize(layers).items()}
+        for weight, layers in zip(blend_weights, layer_weights)
+    ]
+
+
+def blend_grams(grams: Sequence[Mapping[str, torch.Tensor]], coefficients: Sequence[Mapping[str, float]]) -> dict[str, LayerTarget]:
+    """Weighted-mean Gram matrix per layer (see the module docstring), in the layers' forward order."""
+    layers: dict[str, float] = {}
+    for coefficient in coefficients:
+        for layer, value in coefficient.items():
+            layers[layer] = layers.get(layer, 0.0) + value
+    targets = {}
+    for layer, total in layers.items():
+        mix = sum(c[layer] * g[layer] for c, g in zip(coefficients, grams) if c.get(layer, 0.0) > 0)
+        targets[layer] = LayerTarget(total, mix / total)
+    return targets
+
+
+@torch.no_grad()
+def style_grams(extract, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """One style image's Gram matrices ``(C, C)`` for ``layers``; ``extract(image, layers)`` is the network."""
+    features = extract(image, layers)
+    return {layer: gram_matrix(features[layer])[0] for layer in layers}

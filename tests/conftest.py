@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def in_root(monkeypatch):
+    """Run with the repository root as working directory (messages show paths relative to it)."""
+    monkeypatch.chdir(ROOT)
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def vgg():
+    """The default backbone with every style and content layer, built once for the whole session."""
+    from blendstyle.vgg import load_vgg19
+
+    return load_vgg19(["relu5_1", "relu4_2"])
+
+
+def stripes(size=(64, 48), period=8, colors=((200, 40, 40), (30, 30, 160))) -> Image.Image:
+    """Diagonal two-colour stripes: a strong, simple 'style'."""
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width]
+    mask = ((x + y) // period) % 2 == 0
+    array = np.where(mask[..., None], np.array(colors[0]), np.array(colors[1])).astype(np.uint8)
+    return Image.fromarray(array, "RGB")
+
+
+def blobs(size=(64, 48), seed=0) -> Image.Image:
+    """Smooth random colour blobs: a 'photo' with little texture."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    return Image.fromarray(small, "RGB").resize(size, Image.Resampling.BICUBIC)
+
+
+@pytest.fixture
+def tiny_job(tmp_path):
+    """A small valid job in tmp_path with synthetic images; returns a writer taking extra YAML."""
+    stripes().save(tmp_path / "style_a.png")
+    stripes(colors=((20, 160, 60), (240, 220, 40)), period=4).save(tmp_path / "style_b.png")
+    blobs().save(tmp_path / "content.png")
+
+    def write(extra: str = "", name: str = "tiny.yaml", body: str | None = None) -> Path:
+        """The default body plus ``extra`` lines, or ``body`` instead of the default."""
+        if body is None:
+            body = "content: content.png\nstyles:\n  - path: style_a.png\nsize: 48\n"
+        path = tmp_path / name
+        path.write_text(body + extra)
+        return path
+
+    return write
