@@ -1,0 +1,215 @@
+"""The command line: ``blendstyle run | validate | layers | schema``.
+
+This is the only module that prints or exits. User errors (:class:`BlendstyleError`) are caught in one
+place, :class:`Group`, and shown as a short panel with exit code 1; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__
+from .errors import BlendstyleError, Problem
+from .job import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, LoadedJob, job_schema, load_job
+from .layers import LAYER_NAMES, layer_channels, layer_stride
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def show_error(error: BlendstyleError, title: str = "error") -> None:
+    """A panel on a terminal; plain, unwrapped lines in logs (so CI output stays greppable)."""
+    if not err.is_terminal:
+        err.print(f"{title}:", soft_wrap=True)
+        for problem in error.problems:
+            err.print(f"  {problem}", soft_wrap=True, markup=False)
+        if error.hint:
+            err.print(f"  hint: {error.hint}", soft_wrap=True, markup=False)
+        return
+    body = Text()
+    for index, problem in enumerate(error.problems):
+        if index:
+            body.append("\n")
+        head = " ".join(str(part) for part in (problem.location, problem.key) if part)
+        if head:
+            body.append(head, style="bold")
+            body.append(": ")
+        body.append(problem.message)
+    if error.hint:
+        body.append("\nhint: ", style="cyan")
+        body.append(error.hint)
+    err.print(Panel(body, title=title, title_align="left", border_style="red", expand=False))
+
+
+class Group(click.Group):
+    """Shows user errors without a traceback; lets real bugs through."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BlendstyleError as error:
+            show_error(error)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]")
+            ctx.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="blendstyle")
+def main() -> None:
+    """Stylise images with weighted blends of styles, from YAML job files."""
+
+
+def _overrides(size, iterations, device, seed, settings) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for key, value in (("size", size), ("optimizer.iterations", iterations), ("device", device), ("seed", seed)):
+        if value is not None:
+            overrides[key] = value
+    for setting in settings:
+        key, sep, raw = setting.partition("=")
+        if not sep or not key:
+            raise BlendstyleError(Problem(f"expected KEY=VALUE, found {setting!r}", key="--set"))
+        try:
+            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise BlendstyleError(Problem(f"value is not valid YAML ({exc})", key=f"--set {key}")) from None
+    return overrides
+
+
+class ConsoleReporter:
+    """Progress for one job: a rich bar on a terminal, a log line every 10 % otherwise, nothing if quiet."""
+
+    def __init__(self, name: str, quiet: bool):
+        self.name = name
+        self.quiet = quiet
+        self.live = err.is_terminal and not quiet
+        self.progress = None
+        self.task = None
+        self.total = 0
+
+    def stage(self, text: str) -> None:
+        if not self.quiet and not self.live:
+            err.print(f"{self.name}: {text}", soft_wrap=True, markup=False)
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[losses]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.name, total=total, losses="")
+
+    def step(self, step) -> None:
+        losses = " ".join(f"{name} {value:.3g}" for name, value in step.terms.items())
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step.iteration, losses=f"loss {step.total:.4g} ({losses})")
+        elif not self.quiet and (step.iteration % max(1, self.total // 10) == 0 or step.iteration == 1):
+            rate = step.elapsed / step.iteration
+            err.print(
+                f"{self.name}: iteration {step.iteration}/{self.total} loss {step.total:.4g} ({losses}) {rate:.2f} s/it",
+                soft_wrap=True,
+            )
+
+    def finish(self, optimized) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, total=optimized.iterations, completed=optimized.iterations)
+            self.progress.stop()
+            self.progress = None
+        if optimized.stopped_early and not self.quiet:
+            err.print(f"{self.name}: converged after {optimized.iterations} iterations (stop.tolerance reached)", soft_wrap=True)
+
+
+@main.command()
+@click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--size", type=int, help="Output long side in pixels (overrides the job's size).")
+@click.option("--iterations", type=int, help="Optimizer iterations (overrides optimizer.iterations).")
+@click.option("--device", help="auto, cpu, cuda, cuda:N or mps (overrides device).")
+@click.option("--seed", type=int, help="Random seed (overrides seed).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override any key, e.g. --set weights.style=20 --set styles[0].weight=2.")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True, help="Output root; each job writes to OUT/<name>/.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def run(jobs, size, iterations, device, seed, settings, out_root, quiet) -> None:
+    """Render each JOB file."""
+    from .render import render  # imports torch: only when something is rendered
+
+    overrides = _overrides(size, iterations, device, seed, settings)
+    failed = 0
+    for path in jobs:
+        try:
+            loaded = load_job(path, overrides)
+            started = time.perf_counter()
+            result = render(loaded, out_root, ConsoleReporter(loaded.job.name, quiet))
+        except BlendstyleError as error:
+            if len(jobs) == 1:
+                raise
+            show_error(error, title=f"{path} failed")
+            failed += 1
+            continue
+        if not quiet:
+            seconds = time.perf_counter() - started
+            others = ", ".join(p.name for p in result.files[1:])
+            err.print(f"[green]wrote[/] {result.image_path} ({others}) in {seconds:.1f} s", soft_wrap=True)
+    if failed:
+        err.print(f"[red]{failed} of {len(jobs)} jobs failed[/]")
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(jobs) -> None:
+    """Check JOB files without running them; list every problem and exit 1 if there is any."""
+    bad = 0
+    for path in jobs:
+        try:
+            loaded: LoadedJob = load_job(path)
+        except BlendstyleError as error:
+            show_error(error, title=f"{path}: {len(error.problems)} problem(s)")
+            bad += 1
+            continue
+        out.print(f"[green]ok[/] {path} ({loaded.job.name}: {len(loaded.job.styles)} style(s), {loaded.job.size} px)")
+    if bad:
+        sys.exit(1)
+
+
+@main.command()
+def layers() -> None:
+    """List the VGG19 layer names a job can use."""
+    table = Table("layer", "channels", "stride", "default")
+    for name in LAYER_NAMES:
+        role = "content" if name in DEFAULT_CONTENT_LAYERS else "style" if name in DEFAULT_STYLE_LAYERS else ""
+        table.add_row(name, str(layer_channels(name)), f"{layer_stride(name)} px", role)
+    out.print(table)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of a job file (for editor completion and checks)."""
+    click.echo(json.dumps(job_schema(), indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,47 @@
+"""The function the optimiser minimises: network features of the image scored against fixed targets.
+
+``alpha * content + beta * style + tv * total_variation`` (Gatys et al. 2016, eq. 7, plus the TV term of
+Johnson et al.), with every term reported on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from .losses import ContentLoss, GramLoss, total_variation
+from .targets import LayerTarget
+
+
+class Objective(nn.Module):
+    def __init__(
+        self,
+        network: nn.Module,
+        content_targets: Mapping[str, torch.Tensor],
+        content_weights: Mapping[str, float],
+        style_targets: Mapping[str, LayerTarget],
+        weights: Mapping[str, float],
+    ):
+        super().__init__()
+        self.network = network
+        self.content = nn.ModuleDict({layer: ContentLoss(target) for layer, target in content_targets.items()})
+        self.content_weights = dict(content_weights)
+        self.style = nn.ModuleDict({layer: GramLoss(target.gram) for layer, target in style_targets.items()})
+        self.style_weights = {layer: target.weight for layer, target in style_targets.items()}
+        self.weights = {"content": weights["content"], "style": weights["style"], "tv": weights["tv"]}
+        self.layers = sorted(set(self.content) | set(self.style))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted loss terms ``{"content", "style", "tv"}``; their sum is the objective."""
+        features = self.network(image, self.layers) if self.layers else {}
+        zero = image.new_zeros(())
+        content = sum((w * self.content[layer](features[layer]) for layer, w in self.content_weights.items()), zero)
+        style = sum((w * self.style[layer](features[layer]) for layer, w in self.style_weights.items()), zero)
+        tv = total_variation(image) if self.weights["tv"] > 0 else zero
+        return {
+            "content": self.weights["content"] * content,
+            "style": self.weights["style"] * style,
+            "tv": self.weights["tv"] * tv,
+        }

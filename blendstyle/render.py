@@ -1,0 +1,224 @@
+"""A job -> its outputs: the stylised image, snapshots, contact sheet, loss plot and ``run.json``.
+
+The network is built once, every style's Gram matrices are computed once and blended once; the loop
+only runs the image through the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .errors import BlendstyleError
+from .frames import fit_long_side, open_image, pil_to_tensor, read_image, resize, tensor_to_pil, to_rgb, write_bytes, write_image
+from .job import Job, LoadedJob
+from .layers import layer_index
+from .objective import Objective
+from .optimize import Optimized, Step, optimize
+from .report import contact_sheet, write_loss_plot
+from .targets import blend_coefficients, blend_grams, normalize, style_grams
+from .vgg import load_vgg19
+
+
+class Reporter:
+    """Receives progress; the CLI draws bars from it, the API default ignores it."""
+
+    def stage(self, text: str) -> None: ...
+
+    def start(self, total: int) -> None: ...
+
+    def step(self, step: Step) -> None: ...
+
+    def finish(self, optimized: Optimized) -> None: ...
+
+
+@dataclass
+class RenderResult:
+    name: str
+    folder: Path
+    image_path: Path
+    files: list[Path]
+    record: dict[str, Any]
+    optimized: Optimized = field(repr=False)
+
+    @property
+    def image(self):
+        """The result as a Pillow image."""
+        return tensor_to_pil(self.optimized.image)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else Apple's MPS, else the CPU; an unavailable device is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BlendstyleError(f"device {name} was asked for, but this torch sees no CUDA GPU", hint="use device: auto or cpu")
+    if name.startswith("cuda") and ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise BlendstyleError(f"device {name} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise BlendstyleError("device mps was asked for, but it is not available", hint="use device: auto or cpu")
+    return torch.device(name)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def layer_plan(job: Job) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Normalised content-layer weights and, per style, normalised style-layer weights."""
+    content = normalize(job.layers.content)
+    styles = [normalize(style.layers if style.layers is not None else job.layers.style) for style in job.styles]
+    return content, styles
+
+
+def initial_image(job: Job, content: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    source = job.init.source
+    noise = torch.rand(content.shape, generator=generator).to(content.device)
+    if source == "content":
+        start = content
+    elif source == "noise":
+        return noise
+    else:
+        picture = resize(to_rgb(open_image(source)), (content.shape[-1], content.shape[-2]))
+        start = pil_to_tensor(picture).to(content.device)
+    ratio = job.init.noise
+    return start if ratio == 0 else (1 - ratio) * start + ratio * noise
+
+
+def render(loaded: LoadedJob, out_root: Path | str = "outputs", reporter: Reporter | None = None) -> RenderResult:
+    """Run the job and write its outputs under ``out_root/<name>/``."""
+    job = loaded.job
+    reporter = reporter or Reporter()
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
+    device = pick_device(job.device)
+    torch.manual_seed(job.seed)
+    generator = torch.Generator().manual_seed(job.seed)
+
+    reporter.stage("loading images")
+    content = read_image(job.content, job.size).to(device)
+    height, width = content.shape[-2:]
+
+    content_weights, style_layer_weights = layer_plan(job)
+    layers = set(content_weights).union(*style_layer_weights)
+    reporter.stage(f"loading {job.backbone.name} up to {max(layers, key=layer_index)}")
+    mark = time.perf_counter()
+    network = load_vgg19(layers, job.backbone.name, job.backbone.pooling, device)
+    timings["load_network"] = time.perf_counter() - mark
+
+    reporter.stage("computing style targets")
+    mark = time.perf_counter()
+    with torch.no_grad():
+        content_targets = network(content, list(content_weights))
+        grams, style_images = [], []
+        for style, style_layers in zip(job.styles, style_layer_weights):
+            long_side = max(16, round(style.scale * max(height, width)))
+            image = read_image(style.path, long_side).to(device)
+            style_images.append(image)
+            grams.append(style_grams(network, image, list(style_layers)))
+        coefficients = blend_coefficients([style.weight for style in job.styles], style_layer_weights)
+        style_targets = blend_grams(grams, coefficients)
+    timings["targets"] = time.perf_counter() - mark
+
+    objective = Objective(network, content_targets, content_weights, style_targets, job.weights.model_dump())
+    start_image = initial_image(job, content, generator)
+
+    folder = Path(out_root) / job.name
+    folder.mkdir(parents=True, exist_ok=True)
+    fmt = job.output.format
+    snapshots: list[Path] = []
+    every = job.output.snapshot_every
+
+    def on_step(step: Step, image: torch.Tensor) -> None:
+        reporter.step(step)
+        if every and step.iteration % every == 0:
+            path = folder / "snapshots" / f"{job.name}_{step.iteration:05d}.{fmt}"
+            snapshots.append(write_image(image.clamp(0, 1), path, fmt))
+
+    reporter.stage("optimising")
+    reporter.start(job.optimizer.iterations)
+    optimized = optimize(
+        start_image,
+        objective,
+        method=job.optimizer.name,
+        iterations=job.optimizer.iterations,
+        lr=job.optimizer.lr,
+        history_size=job.optimizer.history,
+        tolerance=job.optimizer.stop.tolerance,
+        window=job.optimizer.stop.window,
+        on_step=on_step,
+    )
+    timings["optimize"] = optimized.seconds
+    reporter.finish(optimized)
+    with torch.no_grad():
+        final = {name: float(value) for name, value in objective(optimized.image).items()}
+    final["total"] = sum(final.values())
+
+    reporter.stage("writing outputs")
+    files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt)]
+    result_picture = tensor_to_pil(optimized.image)
+    if job.output.contact_sheet:
+        weights = normalize({str(i): style.weight for i, style in enumerate(job.styles)})
+        labelled = [
+            (tensor_to_pil(image), f"{Path(style.path).stem} ({weights[str(i)]:.0%})")
+            for i, (style, image) in enumerate(zip(job.styles, style_images))
+        ]
+        sheet = contact_sheet(tensor_to_pil(content), labelled, result_picture)
+        files.append(write_image(sheet, folder / f"{job.name}_sheet.png", "png"))
+    if job.output.loss_plot and optimized.history:
+        files.append(write_loss_plot(optimized.history, folder / f"{job.name}_loss.png"))
+    files += snapshots
+    timings["total"] = time.perf_counter() - clock
+
+    record = {
+        "blendstyle": __version__,
+        "name": job.name,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "job": job.model_dump(mode="json"),
+        "job_files": [{"path": str(path), "sha256": sha256(path)} for path in loaded.files],
+        "inputs": [{"role": "content", "path": job.content, "sha256": sha256(Path(job.content))}]
+        + [{"role": f"styles[{i}]", "path": s.path, "sha256": sha256(Path(s.path))} for i, s in enumerate(job.styles)],
+        "versions": {
+            "blendstyle": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "seed": job.seed,
+        "size": {"width": width, "height": height},
+        "iterations": {
+            "requested": job.optimizer.iterations,
+            "done": optimized.iterations,
+            "stopped_early": optimized.stopped_early,
+        },
+        "timings": {key: round(value, 4) for key, value in timings.items()}
+        | {"per_iteration": round(optimized.seconds / max(1, optimized.iterations), 4)},
+        "final_loss": final,
+        "loss_history": [round(step.total, 6) for step in optimized.history],
+        "outputs": [path.name if path.parent == folder else str(path.relative_to(folder)) for path in files],
+    }
+    if "torchvision" in sys.modules:
+        record["versions"]["torchvision"] = sys.modules["torchvision"].__version__
+    record_path = write_bytes((json.dumps(record, indent=2) + "\n").encode(), folder / "run.json")
+    return RenderResult(job.name, folder, files[0], files + [record_path], record, optimized)

@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from blendstyle.cli import main
+
+from .conftest import ROOT
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_run_writes_every_output(tiny_job, tmp_path):
+    job = tiny_job("output: {snapshot_every: 2}\n")
+    result = invoke("run", job, "--out", tmp_path / "out", "--iterations", "4", "--size", "40", "--set", "weights.style=20")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "out" / "tiny"
+    for name in ("tiny.png", "tiny_sheet.png", "tiny_loss.png", "run.json", "snapshots/tiny_00002.png"):
+        assert (folder / name).is_file(), name
+    record = json.loads((folder / "run.json").read_text())
+    assert record["job"]["size"] == 40 and record["job"]["weights"]["style"] == 20
+    assert record["iterations"]["done"] == 4
+    assert "wrote" in result.output  # plain progress lines when not on a terminal
+    assert "iteration 4/4" in result.output
+
+
+def test_quiet_prints_nothing(tiny_job, tmp_path):
+    result = invoke("run", tiny_job(), "--out", tmp_path / "out", "--iterations", "2", "-q")
+    assert result.exit_code == 0 and result.output == ""
+
+
+def test_bad_job_exit_code_and_message(in_root):
+    result = invoke("run", "tests/bad_jobs/misspelt_key.yaml")
+    assert result.exit_code == 1
+    assert "tests/bad_jobs/misspelt_key.yaml:4:5 styles[0].wieght: unknown key 'wieght'; did you mean 'weight'?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_override(tiny_job):
+    result = invoke("run", tiny_job(), "--set", "nonsense")
+    assert result.exit_code == 1 and "expected KEY=VALUE" in result.output
+
+
+def test_validate_lists_every_problem_of_every_job(in_root):
+    result = invoke("validate", "jobs/starry_cat.yaml", "tests/bad_jobs/negative_weight.yaml", "tests/bad_jobs/wrong_type.yaml")
+    assert result.exit_code == 1
+    text = result.output
+    assert "ok jobs/starry_cat.yaml" in text
+    assert "negative_weight.yaml:4:13 styles[0].weight" in text and "negative_weight.yaml:6:13 styles[1].weight" in text
+    assert "wrong_type.yaml:4:7 size" in text and "wrong_type.yaml:6:15 optimizer.iterations" in text
+
+
+def test_validate_examples(in_root):
+    result = invoke("validate", *sorted((ROOT / "jobs").glob("*.yaml")))
+    assert result.exit_code == 0, result.output
+
+
+def test_layers_and_schema():
+    layers = invoke("layers")
+    assert layers.exit_code == 0 and "relu4_2" in layers.output and "pool5" in layers.output
+    schema = json.loads(invoke("schema").output)
+    assert schema["title"] == "blendstyle job"
+
+
+def test_real_process_shows_no_traceback(in_root):
+    process = subprocess.run(
+        [sys.executable, "-m", "blendstyle.cli", "validate", "tests/bad_jobs/cycle_a.yaml"],
+        capture_output=True,
+        text=True,
+    )
+    assert process.returncode == 1
+    assert "files extend each other in a cycle" in process.stderr
+    assert "Traceback" not in process.stderr + process.stdout

@@ -1,0 +1,109 @@
+"""End to end through the Python API: real paintings, tiny sizes, few iterations."""
+
+import json
+
+import pytest
+import torch
+
+import blendstyle
+from blendstyle.errors import BlendstyleError
+from blendstyle.frames import read_image
+from blendstyle.losses import content_loss, gram_loss, gram_matrix
+from blendstyle.targets import normalize
+
+from .conftest import ASSETS
+
+STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+
+
+def write_blend_job(tmp_path, iterations=30, extra="", optimizer="lbfgs"):
+    path = tmp_path / "blend.yaml"
+    path.write_text(
+        f"content: {ASSETS / 'content' / 'chelsea.png'}\n"
+        "styles:\n"
+        f"  - path: {ASSETS / 'styles' / 'starry_night.jpg'}\n    weight: 3\n"
+        f"  - path: {ASSETS / 'styles' / 'udnie.jpg'}\n    weight: 1\n"
+        f"size: 64\ndevice: cpu\noptimizer: {{name: {optimizer}, iterations: {iterations}}}\n" + extra
+    )
+    return path
+
+
+def style_distance(vgg, image, styles, weights, size):
+    """Independent scorer: mean relative Gram error against the weighted-mean Gram matrices."""
+    shares = normalize(dict(enumerate(weights)))
+    features = vgg(image, STYLE_LAYERS)
+    total = 0.0
+    for layer in STYLE_LAYERS:
+        target = sum(shares[i] * gram_matrix(vgg(read_image(s, size), [layer])[layer])[0] for i, s in enumerate(styles))
+        total += gram_loss(features[layer], target).item() / len(STYLE_LAYERS)
+    return total
+
+
+def test_result_moves_towards_the_blend_and_keeps_the_content(tmp_path, vgg):
+    result = blendstyle.run_job(write_blend_job(tmp_path), out_root=tmp_path / "out")
+    styles = [ASSETS / "styles" / "starry_night.jpg", ASSETS / "styles" / "udnie.jpg"]
+    content = read_image(ASSETS / "content" / "chelsea.png", 64)
+    output = read_image(result.image_path)
+    assert output.shape == content.shape == (1, 3, 43, 64)
+    with torch.no_grad():
+        before = style_distance(vgg, content, styles, [3, 1], 64)
+        after = style_distance(vgg, output, styles, [3, 1], 64)
+        assert after < 0.5 * before, (before, after)
+        # Closer to the content than the style image is.
+        target = vgg(content, ["relu4_2"])["relu4_2"]
+        style_image = read_image(styles[0]).squeeze(0)
+        style_image = torch.nn.functional.interpolate(style_image[None], size=content.shape[-2:], mode="area")
+        ours = content_loss(vgg(output, ["relu4_2"])["relu4_2"], target).item()
+        theirs = content_loss(vgg(style_image, ["relu4_2"])["relu4_2"], target).item()
+        assert ours < theirs, (ours, theirs)
+
+
+def test_loss_goes_down_and_record_is_complete(tmp_path):
+    path = write_blend_job(tmp_path, iterations=12, extra="output: {snapshot_every: 5}\nseed: 7\n")
+    result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    record = json.loads((result.folder / "run.json").read_text())
+    history = record["loss_history"]
+    assert len(history) == 12 and history[-1] < history[0]
+    assert record["final_loss"]["total"] < history[0]
+    assert set(record["final_loss"]) == {"content", "style", "tv", "total"}
+    assert record["job"]["optimizer"]["stop"] == {"tolerance": 0.005, "window": 50}  # defaults filled in
+    assert record["job"]["seed"] == 7 and record["seed"] == 7
+    assert record["device"] == "cpu"
+    assert len(record["inputs"]) == 3 and all(len(i["sha256"]) == 64 for i in record["inputs"])
+    assert record["job_files"][0]["path"].endswith("blend.yaml")
+    assert record["versions"]["torch"] == torch.__version__
+    assert record["iterations"] == {"requested": 12, "done": 12, "stopped_early": False}
+    assert {"load_network", "targets", "optimize", "total", "per_iteration"} <= set(record["timings"])
+    names = {p.name for p in result.folder.rglob("*") if p.is_file()}
+    assert names == {
+        "blend.png", "blend_sheet.png", "blend_loss.png", "run.json", "blend_00005.png", "blend_00010.png"
+    }
+    assert not any(name.endswith(".tmp") for name in names)
+
+
+def test_same_seed_same_result(tmp_path):
+    path = write_blend_job(tmp_path, iterations=4, extra="init: {source: content, noise: 0.3}\n")
+    first = read_image(blendstyle.run_job(path, out_root=tmp_path / "a").image_path)
+    second = read_image(blendstyle.run_job(path, out_root=tmp_path / "b").image_path)
+    assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("init", ["noise", "{source: content, noise: 0.5}"])
+def test_other_inits_and_adam(tmp_path, init):
+    path = write_blend_job(tmp_path, iterations=8, extra=f"init: {init}\n", optimizer="adam")
+    result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    history = result.record["loss_history"]
+    assert history[-1] < history[0]
+
+
+def test_init_from_an_image_path(tmp_path):
+    path = write_blend_job(tmp_path, iterations=2, extra=f"init: {ASSETS / 'styles' / 'udnie.jpg'}\n")
+    result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    assert result.image.size == (64, 43)
+
+
+def test_unavailable_device_is_a_user_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(BlendstyleError, match="sees no CUDA GPU"):
+        blendstyle.run_job(write_blend_job(tmp_path), {"device": "cuda"}, out_root=tmp_path / "out")
