@@ -111,7 +111,7 @@ class ConsoleReporter:
 
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=24),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[losses]}"),
                 TimeElapsedColumn(),
@@ -126,7 +126,8 @@ class ConsoleReporter:
     def step(self, step) -> None:
         losses = " ".join(f"{name} {value:.3g}" for name, value in step.terms.items())
         if self.progress is not None:
-            self.progress.update(self.task, completed=step.iteration, losses=f"loss {step.total:.4g} ({losses})")
+            short = " ".join(f"{name[0]} {value:.2g}" for name, value in step.terms.items())
+            self.progress.update(self.task, completed=step.iteration, losses=f"loss {step.total:.3g} ({short})")
         elif not self.quiet and (step.iteration % max(1, self.total // 10) == 0 or step.iteration == 1):
             rate = step.elapsed / step.iteration
             err.print(

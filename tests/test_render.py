@@ -5,7 +5,10 @@ import json
 import pytest
 import torch
 
+from click.testing import CliRunner
+
 import blendstyle
+from blendstyle.cli import main
 from blendstyle.errors import BlendstyleError
 from blendstyle.frames import read_image
 from blendstyle.losses import content_loss, gram_loss, gram_matrix
@@ -39,11 +42,16 @@ def style_distance(vgg, image, styles, weights, size):
     return total
 
 
-def test_result_moves_towards_the_blend_and_keeps_the_content(tmp_path, vgg):
-    result = blendstyle.run_job(write_blend_job(tmp_path), out_root=tmp_path / "out")
+def test_cli_result_moves_towards_the_blend_and_keeps_the_content(tmp_path, vgg):
+    """The CLI at 64 px: the result is much nearer the blend's Gram statistics than the content was,
+    and nearer the content than a style image is."""
+    run = CliRunner().invoke(main, ["run", str(write_blend_job(tmp_path)), "--out", str(tmp_path / "out")])
+    assert run.exit_code == 0, run.output
+    folder = tmp_path / "out" / "blend"
+    assert {p.name for p in folder.iterdir()} == {"blend.png", "blend_sheet.png", "blend_loss.png", "run.json"}
     styles = [ASSETS / "styles" / "starry_night.jpg", ASSETS / "styles" / "udnie.jpg"]
     content = read_image(ASSETS / "content" / "chelsea.png", 64)
-    output = read_image(result.image_path)
+    output = read_image(folder / "blend.png")
     assert output.shape == content.shape == (1, 3, 43, 64)
     with torch.no_grad():
         before = style_distance(vgg, content, styles, [3, 1], 64)
