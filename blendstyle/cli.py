@@ -90,23 +90,21 @@ def _overrides(size, iterations, device, seed, settings) -> dict[str, Any]:
 
 
 class ConsoleReporter:
-    """Progress for one job: a rich bar on a terminal, a log line every 10 % otherwise, nothing if quiet."""
+    """Progress for one job: rich bars on a terminal (frames, then iterations of the current frame),
+    a log line every 10 % otherwise, nothing if quiet."""
 
     def __init__(self, name: str, quiet: bool):
         self.name = name
         self.quiet = quiet
         self.live = err.is_terminal and not quiet
         self.progress = None
-        self.task = None
+        self.frames_task = None
+        self.iterations_task = None
         self.total = 0
+        self.frames = 0
 
-    def stage(self, text: str) -> None:
-        if not self.quiet and not self.live:
-            err.print(f"{self.name}: {text}", soft_wrap=True, markup=False)
-
-    def start(self, total: int) -> None:
-        self.total = total
-        if self.live:
+    def _bars(self):
+        if self.progress is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self.progress = Progress(
@@ -118,30 +116,55 @@ class ConsoleReporter:
                 TextColumn("eta"),
                 TimeRemainingColumn(),
                 console=err,
-                transient=False,
             )
             self.progress.start()
-            self.task = self.progress.add_task(self.name, total=total, losses="")
+        return self.progress
+
+    def _log(self, text: str) -> None:
+        if not self.quiet and not self.live:
+            err.print(f"{self.name}: {text}", soft_wrap=True, markup=False)
+
+    def stage(self, text: str) -> None:
+        self._log(text)
+
+    def frames_start(self, total: int) -> None:
+        self.frames = total
+        if self.live:
+            self.frames_task = self._bars().add_task(f"{self.name} frames", total=total, losses="")
+
+    def frame_done(self, index: int, skipped: bool = False) -> None:
+        if self.frames_task is not None:
+            self.progress.advance(self.frames_task)
+        self._log(f"frame {index + 1}/{self.frames} {'already done' if skipped else 'done'}")
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self.live:
+            bars = self._bars()
+            if self.iterations_task is None:
+                self.iterations_task = bars.add_task(self.name, total=total, losses="")
+            else:
+                bars.reset(self.iterations_task, total=total, losses="")
 
     def step(self, step) -> None:
-        losses = " ".join(f"{name} {value:.3g}" for name, value in step.terms.items())
-        if self.progress is not None:
-            short = " ".join(f"{name[0]} {value:.2g}" for name, value in step.terms.items())
-            self.progress.update(self.task, completed=step.iteration, losses=f"loss {step.total:.3g} ({short})")
-        elif not self.quiet and (step.iteration % max(1, self.total // 10) == 0 or step.iteration == 1):
+        if self.progress is not None and self.iterations_task is not None:
+            short = " ".join(f"{name[:2]} {value:.2g}" for name, value in step.terms.items())
+            self.progress.update(self.iterations_task, completed=step.iteration, losses=f"loss {step.total:.3g} ({short})")
+        elif step.iteration % max(1, self.total // 10) == 0 or step.iteration == 1:
+            losses = " ".join(f"{name} {value:.3g}" for name, value in step.terms.items())
             rate = step.elapsed / step.iteration
-            err.print(
-                f"{self.name}: iteration {step.iteration}/{self.total} loss {step.total:.4g} ({losses}) {rate:.2f} s/it",
-                soft_wrap=True,
-            )
+            self._log(f"iteration {step.iteration}/{self.total} loss {step.total:.4g} ({losses}) {rate:.2f} s/it")
 
     def finish(self, optimized) -> None:
+        if self.progress is not None and self.iterations_task is not None:
+            self.progress.update(self.iterations_task, total=optimized.iterations, completed=optimized.iterations)
+        if optimized.stopped_early:
+            self._log(f"converged after {optimized.iterations} iterations (stop.tolerance reached)")
+
+    def close(self) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, total=optimized.iterations, completed=optimized.iterations)
             self.progress.stop()
             self.progress = None
-        if optimized.stopped_early and not self.quiet:
-            err.print(f"{self.name}: converged after {optimized.iterations} iterations (stop.tolerance reached)", soft_wrap=True)
 
 
 @main.command()

@@ -109,3 +109,18 @@ class GramLoss(nn.Module):
 class TotalVariation(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return total_variation(image)
+
+
+def temporal_loss(image: torch.Tensor, reference: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    r"""Ruder et al.'s short-term temporal loss, averaged over the weighted pixels:
+    :math:`\sum c \odot (x - \omega)^2 / (3 \sum c)`, where :math:`\omega` is the reference (a neighbouring
+    frame's result moved onto this one) and ``weights`` :math:`c` is ``(B, 1, H, W)`` in ``[0, 1]``.
+
+    Departure: Ruder et al. divide by the pixel count D; dividing by the weighted count keeps the
+    term's scale the same whether much or little of the frame is constrained.
+    """
+    _check_features(image, "image")
+    if reference.shape != image.shape or weights.shape[-2:] != image.shape[-2:]:
+        raise ValueError(f"reference {tuple(reference.shape)} and weights {tuple(weights.shape)} must match image {tuple(image.shape)}")
+    diff = (_wide(image) - _wide(reference)).pow(2) * weights
+    return diff.sum() / (weights.sum() * image.shape[1]).clamp_min(1.0)

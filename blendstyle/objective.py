@@ -1,17 +1,18 @@
 """The function the optimiser minimises: network features of the image scored against fixed targets.
 
 ``alpha * content + beta * style + tv * total_variation`` (Gatys et al. 2016, eq. 7, plus the TV term of
-Johnson et al.), with every term reported on its own.
+Johnson et al.), plus for animation frames a temporal term (Ruder et al. 2016), every term reported on
+its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from .losses import ContentLoss, GramLoss, total_variation
+from .losses import ContentLoss, GramLoss, temporal_loss, total_variation
 from .targets import LayerTarget
 
 
@@ -23,6 +24,8 @@ class Objective(nn.Module):
         content_weights: Mapping[str, float],
         style_targets: Mapping[str, LayerTarget],
         weights: Mapping[str, float],
+        temporal: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+        temporal_weight: float = 0.0,
     ):
         super().__init__()
         self.network = network
@@ -32,6 +35,9 @@ class Objective(nn.Module):
         self.style_weights = {layer: target.weight for layer, target in style_targets.items()}
         self.weights = {"content": weights["content"], "style": weights["style"], "tv": weights["tv"]}
         self.layers = sorted(set(self.content) | set(self.style))
+        # (reference image, trust map) pairs from neighbouring frames, for animations.
+        self.temporal = [(reference.detach(), trust.detach()) for reference, trust in temporal]
+        self.temporal_weight = temporal_weight
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms ``{"content", "style", "tv"}``; their sum is the objective."""
@@ -40,8 +46,12 @@ class Objective(nn.Module):
         content = sum((w * self.content[layer](features[layer]) for layer, w in self.content_weights.items()), zero)
         style = sum((w * self.style[layer](features[layer]) for layer, w in self.style_weights.items()), zero)
         tv = total_variation(image) if self.weights["tv"] > 0 else zero
-        return {
+        terms = {
             "content": self.weights["content"] * content,
             "style": self.weights["style"] * style,
             "tv": self.weights["tv"] * tv,
         }
+        if self.temporal and self.temporal_weight > 0:
+            pairs = [temporal_loss(image, reference, trust) for reference, trust in self.temporal]
+            terms["temporal"] = self.temporal_weight * sum(pairs, zero) / len(pairs)
+        return terms

@@ -20,7 +20,7 @@ import torch
 
 from . import __version__
 from .errors import BlendstyleError
-from .frames import fit_long_side, open_image, pil_to_tensor, read_image, resize, tensor_to_pil, to_rgb, write_bytes, write_image
+from .frames import frame_count, open_image, pil_to_tensor, read_image, resize, tensor_to_pil, to_rgb, write_bytes, write_image
 from .job import Job, LoadedJob
 from .layers import layer_index
 from .objective import Objective
@@ -35,11 +35,21 @@ class Reporter:
 
     def stage(self, text: str) -> None: ...
 
-    def start(self, total: int) -> None: ...
+    def frames_start(self, total: int) -> None:
+        """An animation of ``total`` frames begins."""
+
+    def frame_done(self, index: int, skipped: bool = False) -> None:
+        """Frame ``index`` is finished (``skipped``: it was already done by an earlier run)."""
+
+    def start(self, total: int) -> None:
+        """An optimisation of at most ``total`` iterations begins (once per frame)."""
 
     def step(self, step: Step) -> None: ...
 
     def finish(self, optimized: Optimized) -> None: ...
+
+    def close(self) -> None:
+        """The job is done (or failed)."""
 
 
 @dataclass
@@ -102,97 +112,97 @@ def initial_image(job: Job, content: torch.Tensor, generator: torch.Generator) -
     return start if ratio == 0 else (1 - ratio) * start + ratio * noise
 
 
-def render(loaded: LoadedJob, out_root: Path | str = "outputs", reporter: Reporter | None = None) -> RenderResult:
-    """Run the job and write its outputs under ``out_root/<name>/``."""
-    job = loaded.job
-    reporter = reporter or Reporter()
-    started = datetime.now(timezone.utc)
-    clock = time.perf_counter()
-    timings: dict[str, float] = {}
-    device = pick_device(job.device)
-    torch.manual_seed(job.seed)
-    generator = torch.Generator().manual_seed(job.seed)
+class Stylizer:
+    """The network and the blended style targets of one job, built once and used for every frame."""
 
-    reporter.stage("loading images")
-    content = read_image(job.content, job.size).to(device)
-    height, width = content.shape[-2:]
+    def __init__(self, job: Job, device: torch.device, long_side: int, reporter: Reporter):
+        self.job = job
+        self.device = device
+        self.reporter = reporter
+        self.timings: dict[str, float] = {}
+        self.content_weights, style_layer_weights = layer_plan(job)
+        layers = set(self.content_weights).union(*style_layer_weights)
+        reporter.stage(f"loading {job.backbone.name} up to {max(layers, key=layer_index)}")
+        mark = time.perf_counter()
+        self.network = load_vgg19(layers, job.backbone.name, job.backbone.pooling, device)
+        self.timings["load_network"] = time.perf_counter() - mark
 
-    content_weights, style_layer_weights = layer_plan(job)
-    layers = set(content_weights).union(*style_layer_weights)
-    reporter.stage(f"loading {job.backbone.name} up to {max(layers, key=layer_index)}")
-    mark = time.perf_counter()
-    network = load_vgg19(layers, job.backbone.name, job.backbone.pooling, device)
-    timings["load_network"] = time.perf_counter() - mark
-
-    reporter.stage("computing style targets")
-    mark = time.perf_counter()
-    with torch.no_grad():
-        content_targets = network(content, list(content_weights))
-        grams, style_images = [], []
+        reporter.stage("computing style targets")
+        mark = time.perf_counter()
+        grams, self.style_images = [], []
         for style, style_layers in zip(job.styles, style_layer_weights):
-            long_side = max(16, round(style.scale * max(height, width)))
-            image = read_image(style.path, long_side).to(device)
-            style_images.append(image)
-            grams.append(style_grams(network, image, list(style_layers)))
+            image = read_image(style.path, max(16, round(style.scale * long_side))).to(device)
+            self.style_images.append(image)
+            grams.append(style_grams(self.network, image, list(style_layers)))
         coefficients = blend_coefficients([style.weight for style in job.styles], style_layer_weights)
-        style_targets = blend_grams(grams, coefficients)
-    timings["targets"] = time.perf_counter() - mark
+        self.style_targets = blend_grams(grams, coefficients)
+        self.timings["targets"] = time.perf_counter() - mark
 
-    objective = Objective(network, content_targets, content_weights, style_targets, job.weights.model_dump())
-    start_image = initial_image(job, content, generator)
+    def objective(self, content: torch.Tensor, temporal=(), temporal_weight: float = 0.0) -> Objective:
+        with torch.no_grad():
+            targets = self.network(content, list(self.content_weights))
+        return Objective(
+            self.network,
+            targets,
+            self.content_weights,
+            self.style_targets,
+            self.job.weights.model_dump(),
+            temporal,
+            temporal_weight,
+        )
 
-    folder = Path(out_root) / job.name
-    folder.mkdir(parents=True, exist_ok=True)
-    fmt = job.output.format
-    snapshots: list[Path] = []
-    every = job.output.snapshot_every
+    def run(
+        self,
+        content: torch.Tensor,
+        start: torch.Tensor,
+        iterations: int,
+        temporal=(),
+        temporal_weight: float = 0.0,
+        on_step=None,
+    ) -> tuple[Optimized, dict[str, float]]:
+        """Optimise one frame; returns the result and its final (weighted) loss terms."""
+        objective = self.objective(content, temporal, temporal_weight)
+        optimizer = self.job.optimizer
 
-    def on_step(step: Step, image: torch.Tensor) -> None:
-        reporter.step(step)
-        if every and step.iteration % every == 0:
-            path = folder / "snapshots" / f"{job.name}_{step.iteration:05d}.{fmt}"
-            snapshots.append(write_image(image.clamp(0, 1), path, fmt))
+        def report(step: Step, image: torch.Tensor) -> None:
+            self.reporter.step(step)
+            if on_step is not None:
+                on_step(step, image)
 
-    reporter.stage("optimising")
-    reporter.start(job.optimizer.iterations)
-    optimized = optimize(
-        start_image,
-        objective,
-        method=job.optimizer.name,
-        iterations=job.optimizer.iterations,
-        lr=job.optimizer.lr,
-        history_size=job.optimizer.history,
-        tolerance=job.optimizer.stop.tolerance,
-        window=job.optimizer.stop.window,
-        on_step=on_step,
-    )
-    timings["optimize"] = optimized.seconds
-    reporter.finish(optimized)
-    with torch.no_grad():
-        final = {name: float(value) for name, value in objective(optimized.image).items()}
-    final["total"] = sum(final.values())
+        self.reporter.start(iterations)
+        optimized = optimize(
+            start,
+            objective,
+            method=optimizer.name,
+            iterations=iterations,
+            lr=optimizer.lr,
+            history_size=optimizer.history,
+            tolerance=optimizer.stop.tolerance,
+            window=optimizer.stop.window,
+            on_step=report,
+        )
+        self.reporter.finish(optimized)
+        with torch.no_grad():
+            final = {name: float(value) for name, value in objective(optimized.image).items()}
+        final["total"] = sum(final.values())
+        return optimized, final
 
-    reporter.stage("writing outputs")
-    files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt)]
-    result_picture = tensor_to_pil(optimized.image)
-    if job.output.contact_sheet:
-        weights = normalize({str(i): style.weight for i, style in enumerate(job.styles)})
+    def sheet(self, content: torch.Tensor, result: torch.Tensor):
+        weights = normalize({str(i): style.weight for i, style in enumerate(self.job.styles)})
         labelled = [
             (tensor_to_pil(image), f"{Path(style.path).stem} ({weights[str(i)]:.0%})")
-            for i, (style, image) in enumerate(zip(job.styles, style_images))
+            for i, (style, image) in enumerate(zip(self.job.styles, self.style_images))
         ]
-        sheet = contact_sheet(tensor_to_pil(content), labelled, result_picture)
-        files.append(write_image(sheet, folder / f"{job.name}_sheet.png", "png"))
-    if job.output.loss_plot and optimized.history:
-        files.append(write_loss_plot(optimized.history, folder / f"{job.name}_loss.png"))
-    files += snapshots
-    timings["total"] = time.perf_counter() - clock
+        return contact_sheet(tensor_to_pil(content), labelled, tensor_to_pil(result))
 
+
+def run_record(loaded: LoadedJob, device: torch.device, started: datetime) -> dict[str, Any]:
+    """The part of run.json that describes what was asked for and on what."""
+    job = loaded.job
     record = {
         "blendstyle": __version__,
         "name": job.name,
         "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "job": job.model_dump(mode="json"),
         "job_files": [{"path": str(path), "sha256": sha256(path)} for path in loaded.files],
         "inputs": [{"role": "content", "path": job.content, "sha256": sha256(Path(job.content))}]
@@ -206,19 +216,82 @@ def render(loaded: LoadedJob, out_root: Path | str = "outputs", reporter: Report
         "device": str(device),
         "threads": torch.get_num_threads(),
         "seed": job.seed,
-        "size": {"width": width, "height": height},
-        "iterations": {
-            "requested": job.optimizer.iterations,
-            "done": optimized.iterations,
-            "stopped_early": optimized.stopped_early,
-        },
-        "timings": {key: round(value, 4) for key, value in timings.items()}
-        | {"per_iteration": round(optimized.seconds / max(1, optimized.iterations), 4)},
-        "final_loss": final,
-        "loss_history": [round(step.total, 6) for step in optimized.history],
-        "outputs": [path.name if path.parent == folder else str(path.relative_to(folder)) for path in files],
     }
     if "torchvision" in sys.modules:
         record["versions"]["torchvision"] = sys.modules["torchvision"].__version__
-    record_path = write_bytes((json.dumps(record, indent=2) + "\n").encode(), folder / "run.json")
+    return record
+
+
+def write_record(record: dict[str, Any], folder: Path) -> Path:
+    record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return write_bytes((json.dumps(record, indent=2) + "\n").encode(), folder / "run.json")
+
+
+def render(loaded: LoadedJob, out_root: Path | str = "outputs", reporter: Reporter | None = None) -> RenderResult:
+    """Run the job and write its outputs under ``out_root/<name>/``."""
+    reporter = reporter or Reporter()
+    try:
+        if frame_count(loaded.job.content) > 1:
+            from .animate import render_animation
+
+            return render_animation(loaded, Path(out_root), reporter)
+        return render_still(loaded, Path(out_root), reporter)
+    finally:
+        reporter.close()
+
+
+def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter) -> RenderResult:
+    job = loaded.job
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    device = pick_device(job.device)
+    torch.manual_seed(job.seed)
+    generator = torch.Generator().manual_seed(job.seed)
+
+    reporter.stage("loading images")
+    content = read_image(job.content, job.size).to(device)
+    height, width = content.shape[-2:]
+    stylizer = Stylizer(job, device, max(height, width), reporter)
+    start_image = initial_image(job, content, generator)
+
+    folder = out_root / job.name
+    folder.mkdir(parents=True, exist_ok=True)
+    fmt = job.output.format
+    snapshots: list[Path] = []
+    every = job.output.snapshot_every
+
+    def on_step(step: Step, image: torch.Tensor) -> None:
+        if every and step.iteration % every == 0:
+            path = folder / "snapshots" / f"{job.name}_{step.iteration:05d}.{fmt}"
+            snapshots.append(write_image(image.clamp(0, 1), path, fmt))
+
+    reporter.stage("optimising")
+    optimized, final = stylizer.run(content, start_image, job.optimizer.iterations, on_step=on_step)
+
+    reporter.stage("writing outputs")
+    files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt)]
+    if job.output.contact_sheet:
+        files.append(write_image(stylizer.sheet(content, optimized.image), folder / f"{job.name}_sheet.png", "png"))
+    if job.output.loss_plot and optimized.history:
+        files.append(write_loss_plot(optimized.history, folder / f"{job.name}_loss.png"))
+    files += snapshots
+    timings = dict(stylizer.timings, optimize=optimized.seconds, total=time.perf_counter() - clock)
+
+    record = run_record(loaded, device, started)
+    record.update(
+        {
+            "size": {"width": width, "height": height},
+            "iterations": {
+                "requested": job.optimizer.iterations,
+                "done": optimized.iterations,
+                "stopped_early": optimized.stopped_early,
+            },
+            "timings": {key: round(value, 4) for key, value in timings.items()}
+            | {"per_iteration": round(optimized.seconds / max(1, optimized.iterations), 4)},
+            "final_loss": final,
+            "loss_history": [round(step.total, 6) for step in optimized.history],
+            "outputs": [str(path.relative_to(folder)) for path in files],
+        }
+    )
+    record_path = write_record(record, folder)
     return RenderResult(job.name, folder, files[0], files + [record_path], record, optimized)

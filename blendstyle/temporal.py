@@ -1,0 +1,112 @@
+"""Temporal coherence between animation frames (Ruder, Dosovitskiy & Brox, 2016).
+
+Each frame after the first is asked to stay close to its neighbour's stylised image, moved along the
+motion between the two content frames, except where that motion cannot be trusted (occlusions,
+disocclusions, changed pixels). The weight map ``c`` is 1 where the neighbour is a valid reference and
+0 elsewhere.
+
+Motion comes from OpenCV's DIS optical flow when ``opencv-python-headless`` is installed (``flow: dis``),
+or is taken as zero (``flow: none``): then only pixels whose content did not change are constrained,
+which is exactly what keeps a static background from boiling.
+
+Departure from Ruder et al.: besides their forward-backward consistency test we also drop pixels whose
+warped content differs from the current content by more than ``PHOTOMETRIC_THRESHOLD``; on GIFs, with
+their palettes and hard edges, flow is often confidently wrong along object borders and this catches it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: Largest per-pixel content change (0-1, max over channels) still treated as "the same pixel".
+PHOTOMETRIC_THRESHOLD = 0.08
+
+
+def flow_available() -> bool:
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _grey(image: torch.Tensor):
+    import numpy as np
+
+    weights = torch.tensor([0.299, 0.587, 0.114], device=image.device).view(1, 3, 1, 1)
+    grey = (image * weights).sum(1)[0].clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    return np.ascontiguousarray(grey)
+
+
+def dis_flow(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Dense flow ``(1, 2, H, W)`` in pixels with ``source(p) ~ target(p + flow(p))`` (OpenCV DIS)."""
+    import cv2
+
+    solver = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flow = solver.calc(_grey(source), _grey(target), None)
+    return torch.from_numpy(flow).permute(2, 0, 1).unsqueeze(0).to(source.device, torch.float32)
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample ``image`` at ``p + flow(p)`` (bilinear, border-clamped): moves ``image`` onto the flow's source."""
+    _, _, height, width = image.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=image.device, dtype=image.dtype),
+        torch.arange(width, device=image.device, dtype=image.dtype),
+        indexing="ij",
+    )
+    x = (xs + flow[:, 0]) * (2 / max(width - 1, 1)) - 1
+    y = (ys + flow[:, 1]) * (2 / max(height - 1, 1)) - 1
+    grid = torch.stack((x, y), dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def consistent(backward: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
+    """Ruder et al.'s forward-backward test: 1 where following one flow and then the other returns home."""
+    forward_at = warp(forward, backward)
+    round_trip = (backward + forward_at).pow(2).sum(1, keepdim=True)
+    scale = backward.pow(2).sum(1, keepdim=True) + forward_at.pow(2).sum(1, keepdim=True)
+    return (round_trip <= 0.01 * scale + 0.5).float()
+
+
+def unchanged(a: torch.Tensor, b: torch.Tensor, threshold: float = PHOTOMETRIC_THRESHOLD) -> torch.Tensor:
+    """1 where two RGB images agree to within ``threshold`` on every channel, 0 elsewhere, ``(1, 1, H, W)``.
+
+    Pixels next to a change count as changed too (a 3x3 dilation), so edges of moving things stay free.
+    """
+    changed = ((a - b).abs().amax(1, keepdim=True) > threshold).float()
+    changed = F.max_pool2d(changed, 3, stride=1, padding=1)
+    return 1.0 - changed
+
+
+def reference(
+    stylised: torch.Tensor, content: torch.Tensor, neighbour_content: torch.Tensor, use_flow: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The neighbour's stylised image moved onto this frame, and the map of where it can be trusted.
+
+    ``stylised`` and ``neighbour_content`` belong to the neighbouring frame, ``content`` to this one.
+    """
+    if not use_flow:
+        return stylised, unchanged(content, neighbour_content)
+    backward = dis_flow(content, neighbour_content)  # content(p) ~ neighbour(p + backward(p))
+    forward = dis_flow(neighbour_content, content)
+    moved = warp(stylised, backward)
+    trust = consistent(backward, forward) * unchanged(content, warp(neighbour_content, backward))
+    return moved, trust
+
+
+def flicker(results: list[torch.Tensor], contents: list[torch.Tensor], cyclic: bool = False) -> float:
+    """Mean absolute change (0-255) between consecutive results where the content did not change.
+
+    With ``cyclic`` the pair (last, first) counts too: the seam a looping GIF shows.
+    """
+    pairs = list(zip(range(len(results) - 1), range(1, len(results))))
+    if cyclic and len(results) > 2:
+        pairs.append((len(results) - 1, 0))
+    total, count = 0.0, 0.0
+    for a, b in pairs:
+        static = unchanged(contents[a], contents[b])
+        total += float(((results[a] - results[b]).abs() * static).sum()) / 3
+        count += float(static.sum())
+    return 255.0 * total / count if count else 0.0

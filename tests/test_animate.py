@@ -1,0 +1,152 @@
+"""Animated GIFs end to end: timing, loop, transparency, resume, and flicker."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import blendstyle
+from blendstyle.errors import BlendstyleError
+from blendstyle.frames import read_clip, write_animation
+
+from .conftest import stripes
+
+DURATIONS = [100, 0, 250, 100, 100, 1500]
+
+
+def square_frames(count, size=(48, 36)):
+    """A red square sliding over a static two-tone background."""
+    width, height = size
+    frames = []
+    for index in range(count):
+        array = np.zeros((height, width, 3), np.uint8)
+        array[...] = (40, 120, 60)
+        array[height // 3 :, :] = (200, 190, 170)
+        x = 4 + index * 6
+        array[12:22, x : x + 8] = (220, 30, 30)
+        frames.append(torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255)
+    return frames
+
+
+def moving_square(path, transparent=False, loop=2, count=6):
+    """Write the clip as a GIF with varied durations (zero included), a loop count, optional transparency."""
+    frames = square_frames(count)
+    alpha = None
+    if transparent:
+        mask = torch.ones(1, 1, *frames[0].shape[-2:])
+        mask[..., :6, :] = 0  # a transparent band along the top
+        alpha = [mask] * count
+    write_animation(frames, path, DURATIONS[:count], loop, alpha)
+    return path
+
+
+def job(tmp_path, content, extra=""):
+    stripes().save(tmp_path / "style.png")
+    path = tmp_path / "anim.yaml"
+    path.write_text(
+        f"content: {content.name}\nstyles:\n  - path: style.png\nsize: 48\ndevice: cpu\n"
+        "optimizer: {iterations: 6}\n" + extra
+    )
+    return path
+
+
+def run(path, tmp_path, overrides=None):
+    return blendstyle.run_job(path, overrides, out_root=tmp_path / "out")
+
+
+def test_timing_loop_and_frame_count_survive(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    result = run(job(tmp_path, content, "animation: {formats: [gif, webp, apng]}\n"), tmp_path)
+    out = read_clip(result.folder / "anim.gif")
+    source = read_clip(content)
+    assert len(out) == len(source) == 6
+    assert out.durations == DURATIONS
+    assert out.loop == 2
+    assert out.size == (48, 36)
+    assert {p.name for p in result.folder.iterdir()} >= {"anim.gif", "anim.webp", "anim.png", "run.json", "frames"}
+    assert len(list((result.folder / "frames").glob("frame_*.png"))) == 6
+    record = result.record["animation"]
+    assert record["frames"] == 6 and record["durations_ms"] == DURATIONS and record["loop"] == 2
+    # The output is stylised, not a copy.
+    assert max((a - b).abs().mean().item() for a, b in zip(out.frames, source.frames)) > 0.02
+
+
+def test_plays_once_when_the_source_has_no_loop(tmp_path):
+    content = moving_square(tmp_path / "once.gif", loop=None, count=3)
+    result = run(job(tmp_path, content), tmp_path)
+    assert read_clip(result.folder / "anim.gif").loop is None
+
+
+def test_transparent_pixels_survive(tmp_path):
+    content = tmp_path / "clear.gif"
+    moving_square(content, transparent=True)
+    source = read_clip(content)
+    assert source.alpha is not None
+    result = run(job(tmp_path, content), tmp_path)
+    out = read_clip(result.folder / "anim.gif")
+    assert out.alpha is not None
+    for a, b in zip(source.alpha, out.alpha):
+        assert torch.equal(a < 0.5, b < 0.5)
+
+
+def test_resume_skips_finished_frames_and_changed_settings_restart(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    path = job(tmp_path, content, "animation: {close_loop: false}\n")
+    first = run(path, tmp_path)
+    state_path = first.folder / "frames" / "state.json"
+    state = json.loads(state_path.read_text())
+    assert state["done"] == [0, 1, 2, 3, 4, 5]
+    # An interrupted run: frames 3-5 never finished.
+    state["done"], state["closed"] = [0, 1, 2], False
+    for index in (3, 4, 5):
+        (first.folder / "frames" / f"frame_{index:05d}.png").unlink()
+    state_path.write_text(json.dumps(state))
+    before = (first.folder / "frames" / "frame_00001.png").stat().st_mtime_ns
+    second = run(path, tmp_path)
+    assert second.record["animation"]["frames_skipped"] == 3
+    assert (first.folder / "frames" / "frame_00001.png").stat().st_mtime_ns == before
+    assert len(read_clip(second.folder / "anim.gif")) == 6
+    # Different settings: nothing is reused.
+    third = run(path, tmp_path, {"weights.style": 20})
+    assert third.record["animation"]["frames_skipped"] == 0
+
+
+def test_coherent_mode_flickers_less_than_independent_frames(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    path = job(tmp_path, content, "animation: {iterations: 12, flow: none}\n")
+    path.write_text(path.read_text().replace("optimizer: {iterations: 6}", "optimizer: {iterations: 12}"))
+    coherent = run(path, tmp_path, {"name": "coherent"}).record["animation"]["flicker"]
+    independent = run(path, tmp_path, {"name": "independent", "animation.mode": "independent"}).record["animation"]["flicker"]
+    assert coherent < 0.5 * independent, (coherent, independent)
+
+
+def test_one_frame_gif_is_a_still(tmp_path):
+    Image.new("RGB", (40, 30), (10, 100, 200)).save(tmp_path / "one.gif")
+    result = run(job(tmp_path, tmp_path / "one.gif"), tmp_path)
+    assert result.image_path.name == "anim.png"
+    assert "animation" not in result.record
+
+
+def test_frame_range_and_limits(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    path = job(tmp_path, content)
+    result = run(path, tmp_path, {"animation.start": 1, "animation.step": 2})
+    out = read_clip(result.folder / "anim.gif")
+    assert len(out) == 3 and out.durations == [0 + 250, 100 + 100, 1500]  # skipped frames lend their time
+    with pytest.raises(BlendstyleError, match="has 6 frame\\(s\\); the frame range starts at 9"):
+        run(path, tmp_path, {"animation.start": 9})
+    with pytest.raises(BlendstyleError, match="more than the limit of 4") as info:
+        run(path, tmp_path, {"animation.max_frames": 4})
+    assert "animation.max_frames" in info.value.hint
+
+
+def test_corrupt_gif_is_a_user_error(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    data = content.read_bytes()
+    broken = tmp_path / "broken.gif"
+    broken.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(BlendstyleError, match="broken.gif"):
+        run(job(tmp_path, broken), tmp_path)
+    assert not (tmp_path / "out" / "anim" / "anim.gif").exists()
