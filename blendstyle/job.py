@@ -135,6 +135,32 @@ class Weights(Model):
     tv: NonNegative = 2.0
 
 
+def _style_loss_shorthand(value: Any) -> Any:
+    """``gram``, ``bn``, ``mmd`` or one mapping are short for a list of one entry."""
+    if isinstance(value, str):
+        return [{"kind": value}]
+    if isinstance(value, dict):
+        return [value]
+    return value
+
+
+class StyleLoss(Model):
+    """One style-loss kind (Li et al. 2017); several are fused by their relative weights."""
+
+    kind: Literal["gram", "mmd", "bn"] = "gram"
+    weight: Positive = Field(1.0, description="share of this kind in a fusion; normalised to sum 1")
+    kernel: Literal["linear", "poly", "gaussian"] = Field("poly", description="for kind mmd")
+    c: NonNegative = Field(0.0, description="poly kernel (x.y + c)^degree")
+    degree: Annotated[int, Field(ge=1, le=6)] = 2
+    sigma: Positive | None = Field(None, description="gaussian kernel width; default: median heuristic")
+    samples: Annotated[int, Field(ge=64, le=1_000_000)] = Field(
+        4096, description="style feature vectors kept per layer for the gaussian (or poly, degree != 2) estimator"
+    )
+
+
+StyleLosses = Annotated[list[StyleLoss], BeforeValidator(_style_loss_shorthand), Field(min_length=1, max_length=8)]
+
+
 class Stop(Model):
     """Stop early when the loss fell by less than ``tolerance`` (relative) over the last ``window`` iterations."""
 
@@ -249,6 +275,9 @@ class Job(Model):
     content: ImagePath
     styles: Annotated[list[Style], Field(min_length=1, max_length=64)]
     layers: Layers = Field(default_factory=Layers)
+    style_loss: StyleLosses = Field(
+        default_factory=lambda: [StyleLoss()], description="gram (default), bn, mmd, or a list of kinds to fuse"
+    )
     weights: Weights = Field(default_factory=Weights)
     size: Annotated[int, Field(ge=16, le=16384)] = Field(512, description="output long side in pixels")
     optimizer: Optimizer = Field(default_factory=Optimizer)
@@ -265,6 +294,11 @@ def job_schema() -> dict[str, Any]:
     schema = Job.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "blendstyle job"
+    fused = schema["properties"]["style_loss"]
+    schema["properties"]["style_loss"] = {
+        "anyOf": [{"enum": ["gram", "mmd", "bn"]}, {"$ref": "#/$defs/StyleLoss"}, fused],
+        "description": fused.get("description", ""),
+    }
     init = schema["properties"]["init"]
     schema["properties"]["init"] = {"anyOf": [{"type": "string", "description": "content, noise or an image path"}, init]}
     return schema

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from .losses import ContentLoss, GramLoss, temporal_loss, total_variation
-from .targets import LayerTarget
+from .kinds import StyleKind
+from .losses import ContentLoss, temporal_loss, total_variation
+from .targets import BlendedTarget
 
 
 class Objective(nn.Module):
@@ -22,7 +23,8 @@ class Objective(nn.Module):
         network: nn.Module,
         content_targets: Mapping[str, torch.Tensor],
         content_weights: Mapping[str, float],
-        style_targets: Mapping[str, LayerTarget],
+        style_targets: Mapping[str, BlendedTarget],
+        kinds: Sequence[tuple[StyleKind, float]],
         weights: Mapping[str, float],
         temporal: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
         temporal_weight: float = 0.0,
@@ -31,20 +33,27 @@ class Objective(nn.Module):
         self.network = network
         self.content = nn.ModuleDict({layer: ContentLoss(target) for layer, target in content_targets.items()})
         self.content_weights = dict(content_weights)
-        self.style = nn.ModuleDict({layer: GramLoss(target.gram) for layer, target in style_targets.items()})
-        self.style_weights = {layer: target.weight for layer, target in style_targets.items()}
+        self.style_targets = dict(style_targets)
+        total = sum(weight for _, weight in kinds)
+        self.kinds = [(kind, weight / total) for kind, weight in kinds]  # fusion weights sum to 1
         self.weights = {"content": weights["content"], "style": weights["style"], "tv": weights["tv"]}
-        self.layers = sorted(set(self.content) | set(self.style))
+        self.layers = sorted(set(self.content) | set(self.style_targets))
         # (reference image, trust map) pairs from neighbouring frames, for animations.
         self.temporal = [(reference.detach(), trust.detach()) for reference, trust in temporal]
         self.temporal_weight = temporal_weight
+
+    def style_loss(self, layer: str, features: torch.Tensor) -> torch.Tensor:
+        r""":math:`W_l \sum_k \omega_k L_k(F_l)`: the layer's weight times the fused kinds' losses."""
+        target = self.style_targets[layer]
+        fused = sum(weight * kind.loss(features, stats) for (kind, weight), stats in zip(self.kinds, target.stats))
+        return target.weight * fused
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms ``{"content", "style", "tv"}``; their sum is the objective."""
         features = self.network(image, self.layers) if self.layers else {}
         zero = image.new_zeros(())
         content = sum((w * self.content[layer](features[layer]) for layer, w in self.content_weights.items()), zero)
-        style = sum((w * self.style[layer](features[layer]) for layer, w in self.style_weights.items()), zero)
+        style = sum((self.style_loss(layer, features[layer]) for layer in self.style_targets), zero)
         tv = total_variation(image) if self.weights["tv"] > 0 else zero
         terms = {
             "content": self.weights["content"] * content,

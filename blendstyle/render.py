@@ -26,7 +26,8 @@ from .layers import layer_index
 from .objective import Objective
 from .optimize import Optimized, Step, optimize
 from .report import contact_sheet, write_loss_plot
-from .targets import blend_coefficients, blend_grams, normalize, style_grams
+from .kinds import make_kind
+from .targets import blend_coefficients, blend_targets, normalize, style_statistics
 from .vgg import load_vgg19
 
 
@@ -129,13 +130,19 @@ class Stylizer:
 
         reporter.stage("computing style targets")
         mark = time.perf_counter()
-        grams, self.style_images = [], []
+        self.kinds = [
+            (make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples), spec.weight)
+            for spec in job.style_loss
+        ]
+        kinds = [kind for kind, _ in self.kinds]
+        statistics, self.style_images = [], []
         for style, style_layers in zip(job.styles, style_layer_weights):
             image = read_image(style.path, max(16, round(style.scale * long_side))).to(device)
             self.style_images.append(image)
-            grams.append(style_grams(self.network, image, list(style_layers)))
+            statistics.append(style_statistics(self.network, image, list(style_layers), kinds))
         coefficients = blend_coefficients([style.weight for style in job.styles], style_layer_weights)
-        self.style_targets = blend_grams(grams, coefficients)
+        generator = torch.Generator().manual_seed(job.seed)
+        self.style_targets = blend_targets(statistics, coefficients, kinds, generator)
         self.timings["targets"] = time.perf_counter() - mark
 
     def objective(self, content: torch.Tensor, temporal=(), temporal_weight: float = 0.0) -> Objective:
@@ -146,6 +153,7 @@ class Stylizer:
             targets,
             self.content_weights,
             self.style_targets,
+            self.kinds,
             self.job.weights.model_dump(),
             temporal,
             temporal_weight,
@@ -288,6 +296,7 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter) -> Rende
             },
             "timings": {key: round(value, 4) for key, value in timings.items()}
             | {"per_iteration": round(optimized.seconds / max(1, optimized.iterations), 4)},
+            "initial_loss": dict(optimized.history[0].terms, total=optimized.history[0].total),
             "final_loss": final,
             "loss_history": [round(step.total, 6) for step in optimized.history],
             "outputs": [str(path.relative_to(folder)) for path in files],

@@ -73,6 +73,42 @@ def blend_grams(grams: Sequence[Mapping[str, torch.Tensor]], coefficients: Seque
     return targets
 
 
+@dataclass(frozen=True)
+class BlendedTarget:
+    """One layer's weight :math:`W_l` and, per style-loss kind, the blended target statistics."""
+
+    weight: float
+    stats: tuple[dict[str, torch.Tensor], ...]
+
+
+@torch.no_grad()
+def style_statistics(extract, image: torch.Tensor, layers: Sequence[str], kinds) -> dict[str, list[dict[str, torch.Tensor]]]:
+    """Every kind's statistics of one style image at ``layers`` (one network pass)."""
+    features = extract(image, layers)
+    return {layer: [kind.statistics(features[layer]) for kind in kinds] for layer in layers}
+
+
+@torch.no_grad()
+def blend_targets(
+    per_style: Sequence[Mapping[str, Sequence[dict[str, torch.Tensor]]]],
+    coefficients: Sequence[Mapping[str, float]],
+    kinds,
+    generator: torch.Generator,
+) -> dict[str, BlendedTarget]:
+    """Blend each kind's statistics per layer with shares :math:`c_{i,l} / W_l` (see :mod:`blendstyle.kinds`)."""
+    totals: dict[str, float] = {}
+    for coefficient in coefficients:
+        for layer, value in coefficient.items():
+            totals[layer] = totals.get(layer, 0.0) + value
+    targets = {}
+    for layer, total in totals.items():
+        used = [(c[layer] / total, stats[layer]) for c, stats in zip(coefficients, per_style) if c.get(layer, 0.0) > 0]
+        shares = [share for share, _ in used]
+        stats = tuple(kind.blend([s[k] for _, s in used], shares, generator) for k, kind in enumerate(kinds))
+        targets[layer] = BlendedTarget(total, stats)
+    return targets
+
+
 @torch.no_grad()
 def style_grams(extract, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
     """One style image's Gram matrices ``(C, C)`` for ``layers``; ``extract(image, layers)`` is the network."""

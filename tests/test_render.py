@@ -115,3 +115,32 @@ def test_unavailable_device_is_a_user_error(tmp_path):
         pytest.skip("this machine has CUDA")
     with pytest.raises(BlendstyleError, match="sees no CUDA GPU"):
         blendstyle.run_job(write_blend_job(tmp_path), {"device": "cuda"}, out_root=tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "style_loss",
+    [
+        "gram",
+        "bn",
+        "{kind: mmd, kernel: linear}",
+        "{kind: mmd, kernel: poly, c: 1.0}",
+        "{kind: mmd, kernel: gaussian, samples: 512}",
+        "{kind: mmd, kernel: poly, degree: 3}",
+        "[{kind: bn, weight: 1}, {kind: mmd, kernel: poly, weight: 1}]",
+        "[{kind: mmd, kernel: linear}, {kind: mmd, kernel: gaussian, samples: 512}]",
+    ],
+)
+def test_every_style_loss_kind_runs_and_lowers_its_own_loss(tmp_path, style_loss):
+    path = write_blend_job(tmp_path, iterations=10, extra=f"style_loss: {style_loss}\n")
+    record = blendstyle.run_job(path, out_root=tmp_path / "out").record
+    assert record["final_loss"]["style"] < 0.8 * record["initial_loss"]["style"], record["final_loss"]
+
+
+def test_style_loss_shorthands(tiny_job):
+    from blendstyle.job import load_job
+
+    assert [s.kind for s in load_job(tiny_job("style_loss: bn\n")).job.style_loss] == ["bn"]
+    fused = load_job(tiny_job("style_loss: [{kind: bn, weight: 2}, {kind: mmd, kernel: gaussian}]\n")).job
+    assert [(s.kind, s.kernel, s.weight) for s in fused.style_loss] == [("bn", "poly", 2.0), ("mmd", "gaussian", 1.0)]
+    with pytest.raises(BlendstyleError, match="style_loss.kernel: Input should be 'linear', 'poly' or 'gaussian'"):
+        load_job(tiny_job("style_loss: {kind: mmd, kernel: rbf}\n"))
