@@ -18,13 +18,13 @@ from .errors import BlendstyleError
 from .job import load_job
 
 
-def render_job(loaded, out_root="outputs", reporter=None):
+def render_job(loaded, out_root="outputs", reporter=None, force=False, allow_outside=False):
     """Run a loaded job; see :func:`blendstyle.render.render` (imported lazily: it pulls in torch)."""
     from .render import render
 
-    return render(loaded, out_root=out_root, reporter=reporter)
+    return render(loaded, out_root=out_root, reporter=reporter, force=force, allow_outside=allow_outside)
 
 
-def run_job(path, overrides=None, out_root="outputs", reporter=None):
+def run_job(path, overrides=None, out_root="outputs", reporter=None, force=False):
     """Load the job file at ``path``, apply ``overrides`` (key path -> value) and render it."""
-    return render_job(load_job(path, overrides), out_root=out_root, reporter=reporter)
+    return render_job(load_job(path, overrides), out_root=out_root, reporter=reporter, force=force)

@@ -14,32 +14,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from . import __version__
-from .errors import BlendstyleError
+from .errors import BlendstyleError, Interrupted
+from .memory import out_of_memory
 from .frames import read_clip, read_image, write_animation, write_bytes, write_image
 from .job import LoadedJob
 from .optimize import Step
-from .render import RenderResult, Reporter, Stylizer, initial_image, pick_device, run_record, sha256, write_record
+from .render import RenderResult, Reporter, Stylizer, begin, initial_image, job_key, run_record, write_record
 from .report import write_loss_plot
 from .temporal import flicker, flow_available, reference
 
 ANIMATION_SUFFIX = {"gif": "gif", "webp": "webp", "apng": "png"}
-
-
-def settings_key(loaded: LoadedJob) -> str:
-    """What a finished frame depends on: the job less its output options, the inputs, the version."""
-    job = loaded.job.model_dump(mode="json", exclude={"output": True, "animation": {"formats", "dither"}, "name": True})
-    inputs = [sha256(Path(loaded.job.content))] + [sha256(Path(style.path)) for style in loaded.job.styles]
-    text = json.dumps({"job": job, "inputs": inputs, "version": __version__}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class FrameStore:
@@ -81,14 +71,10 @@ class FrameStore:
         write_bytes((json.dumps(state) + "\n").encode(), self.state_path)
 
 
-def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter) -> RenderResult:
+def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str) -> RenderResult:
     job = loaded.job
     settings = job.animation
-    started = datetime.now(timezone.utc)
-    clock = time.perf_counter()
-    device = pick_device(job.device)
-    torch.manual_seed(job.seed)
-    generator = torch.Generator().manual_seed(job.seed)
+    started, clock, device, generator = begin(job)
     if settings.flow == "dis" and not flow_available():
         raise BlendstyleError(
             "animation.flow: dis needs OpenCV", hint="pip install opencv-python-headless, or use flow: none"
@@ -96,13 +82,15 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter) -> R
     use_flow = settings.flow == "dis" or (settings.flow == "auto" and flow_available())
 
     reporter.stage("reading frames")
-    clip = read_clip(job.content, job.size, settings.start, settings.stop, settings.step, settings.max_frames)
+    clip = read_clip(
+        job.content, job.size, settings.start, settings.stop, settings.step, settings.max_frames, job.max_input_pixels
+    )
     contents = [frame.to(device) for frame in clip.frames]
     width, height = clip.size
     stylizer = Stylizer(job, device, max(width, height), reporter)
 
     folder = out_root / job.name
-    store = FrameStore(folder / "frames", settings_key(loaded), len(clip))
+    store = FrameStore(folder / "frames", job_key(loaded, pixels_only=True), len(clip))
     first_iterations = job.optimizer.iterations
     later_iterations = settings.later_iterations(first_iterations) if settings.mode == "coherent" else first_iterations
     weight = settings.temporal_weight
@@ -121,33 +109,50 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter) -> R
         results[index] = optimized.image
         store.save(index, optimized.image)
 
-    reporter.frames_start(len(clip))
-    skipped = 0
-    for index in range(len(clip)):
-        if index in store.done:
-            results[index] = read_image(store.path(index)).to(device)
-            skipped += 1
-            reporter.frame_done(index, skipped=True)
-            continue
-        if index == 0 or settings.mode == "independent":
-            stylise(index, initial_image(job, contents[index], generator), first_iterations, ())
-        else:
-            moved, trust = reference(results[index - 1], contents[index], contents[index - 1], use_flow)
-            start = trust * moved + (1 - trust) * contents[index]
-            stylise(index, start, later_iterations, [(moved, trust)])
-        reporter.frame_done(index)
-
     loops = clip.loop is not None and len(clip) >= 3
-    if settings.close_loop and loops and settings.mode == "coherent" and not store.closed:
-        reporter.stage("closing the loop")
-        for index in range(min(settings.loop_frames, len(clip) - 2)):
-            before, after = index - 1 if index else len(clip) - 1, index + 1
-            temporal = [
-                reference(results[before], contents[index], contents[before], use_flow),
-                reference(results[after], contents[index], contents[after], use_flow),
-            ]
-            stylise(index, results[index], later_iterations, temporal)
-        store.mark_closed()
+
+    def work() -> int:
+        """Render the frames that are not done yet, then close the loop; returns how many were skipped."""
+        skipped = 0
+        reporter.frames_start(len(clip))
+        for index in range(len(clip)):
+            if index in store.done:
+                results[index] = read_image(store.path(index)).to(device)
+                skipped += 1
+                reporter.frame_done(index, skipped=True)
+                continue
+            if index == 0 or settings.mode == "independent":
+                stylise(index, initial_image(job, contents[index], generator), first_iterations, ())
+            else:
+                moved, trust = reference(results[index - 1], contents[index], contents[index - 1], use_flow)
+                start = trust * moved + (1 - trust) * contents[index]
+                stylise(index, start, later_iterations, [(moved, trust)])
+            reporter.frame_done(index)
+        if settings.close_loop and loops and settings.mode == "coherent" and not store.closed:
+            reporter.stage("closing the loop")
+            for index in range(min(settings.loop_frames, len(clip) - 2)):
+                before, after = index - 1 if index else len(clip) - 1, index + 1
+                temporal = [
+                    reference(results[before], contents[index], contents[before], use_flow),
+                    reference(results[after], contents[index], contents[after], use_flow),
+                ]
+                stylise(index, results[index], later_iterations, temporal)
+            store.mark_closed()
+        return skipped
+
+    try:
+        skipped = work()
+    except KeyboardInterrupt as interrupt:
+        record = run_record(loaded, device, started)
+        record.update(status="interrupted", key=key, animation={"frames": len(clip), "frames_done": sorted(store.done)})
+        write_record(record, folder)
+        raise Interrupted(
+            f"{job.name}: stopped with {len(store.done)} of {len(clip)} frames finished (kept in {store.folder}). "
+            "Run the same command again to resume.",
+            getattr(interrupt, "exit_code", 130),
+        ) from None
+    except torch.cuda.OutOfMemoryError:
+        raise out_of_memory(job, device, width, height) from None
 
     reporter.stage("writing outputs")
     frames = [result.cpu() for result in results]
@@ -171,6 +176,8 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter) -> R
     record = run_record(loaded, device, started)
     record.update(
         {
+            "status": "done",
+            "key": key,
             "size": {"width": width, "height": height},
             "animation": {
                 "frames": len(clip),

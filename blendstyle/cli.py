@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .errors import BlendstyleError, Problem
+from .errors import BlendstyleError, Interrupted, Problem
 from .job import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, LoadedJob, job_schema, load_job
 from .layers import LAYER_NAMES, layer_channels, layer_stride
 
@@ -62,9 +62,12 @@ class Group(click.Group):
         except BlendstyleError as error:
             show_error(error)
             ctx.exit(1)
-        except KeyboardInterrupt:
+        except Interrupted as stop:
+            err.print(f"[yellow]interrupted[/]: {stop}", soft_wrap=True)
+            ctx.exit(stop.exit_code)
+        except KeyboardInterrupt as stop:  # outside a render: nothing to save
             err.print("[yellow]interrupted[/]")
-            ctx.exit(130)
+            ctx.exit(getattr(stop, "exit_code", 130))
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -167,6 +170,30 @@ class ConsoleReporter:
             self.progress = None
 
 
+def expand_jobs(paths) -> list[Path]:
+    """Job files as given, with each folder replaced by the ``*.yaml``/``*.yml`` files directly in it."""
+    jobs: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            if not found:
+                raise BlendstyleError(Problem("folder holds no .yaml job files", key=str(path)))
+            jobs += found
+        else:
+            jobs.append(path)
+    return jobs
+
+
+class TerminationRequested(KeyboardInterrupt):
+    """SIGTERM, turned into the same orderly stop as Ctrl-C (exit code 143)."""
+
+    exit_code = 143
+
+
+def _on_sigterm(signum, frame):
+    raise TerminationRequested()
+
+
 @main.command()
 @click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--size", type=int, help="Output long side in pixels (overrides the job's size).")
@@ -175,30 +202,58 @@ class ConsoleReporter:
 @click.option("--seed", type=int, help="Random seed (overrides seed).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override any key, e.g. --set weights.style=20 --set styles[0].weight=2.")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True, help="Output root; each job writes to OUT/<name>/.")
+@click.option("--force", is_flag=True, help="Render even when the last run of the same job is up to date.")
+@click.option("--allow-outside-output", "allow_outside", is_flag=True, help="Allow an output folder that a link takes outside OUT.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def run(jobs, size, iterations, device, seed, settings, out_root, quiet) -> None:
-    """Render each JOB file."""
+def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_outside, quiet) -> None:
+    """Render each JOB file (a folder: every job file in it).
+
+    Ctrl-C or SIGTERM stops within seconds, keeping finished frames and the image so far; running the
+    same command again resumes. A job whose last run is up to date is skipped unless --force.
+    """
+    import signal
+
     from .render import render  # imports torch: only when something is rendered
 
     overrides = _overrides(size, iterations, device, seed, settings)
-    failed = 0
-    for path in jobs:
-        try:
-            loaded = load_job(path, overrides)
+    paths = expand_jobs(jobs)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    rows: list[tuple[str, str, str, str]] = []
+    try:
+        for path in paths:
             started = time.perf_counter()
-            result = render(loaded, out_root, ConsoleReporter(loaded.job.name, quiet))
-        except BlendstyleError as error:
-            if len(jobs) == 1:
-                raise
-            show_error(error, title=f"{path} failed")
-            failed += 1
-            continue
-        if not quiet:
+            try:
+                loaded = load_job(path, overrides)
+                result = render(loaded, out_root, ConsoleReporter(loaded.job.name, quiet), force, allow_outside)
+            except BlendstyleError as error:
+                if len(paths) == 1:
+                    raise
+                show_error(error, title=f"{path} failed")
+                rows.append((str(path), "failed", "", error.problems[0].message[:60]))
+                continue
             seconds = time.perf_counter() - started
-            others = ", ".join(p.name for p in result.files[1:])
-            err.print(f"[green]wrote[/] {result.image_path} ({others}) in {seconds:.1f} s", soft_wrap=True)
+            if result.up_to_date:
+                rows.append((str(path), "up to date", "", str(result.image_path)))
+                if not quiet:
+                    err.print(f"[cyan]up to date[/] {result.image_path} (--force renders it again)", soft_wrap=True)
+                continue
+            rows.append((str(path), "rendered", f"{seconds:.1f}", str(result.image_path)))
+            if not quiet:
+                others = ", ".join(p.name for p in result.files[1:])
+                err.print(f"[green]wrote[/] {result.image_path} ({others}) in {seconds:.1f} s", soft_wrap=True)
+    except Interrupted as stop:
+        err.print(f"[yellow]interrupted[/]: {stop}", soft_wrap=True)
+        sys.exit(stop.exit_code)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    failed = sum(1 for row in rows if row[1] == "failed")
+    if len(paths) > 1 and not quiet:
+        table = Table("job", "status", "seconds", "output / problem", title=f"{len(paths)} jobs")
+        for row in rows:
+            table.add_row(*row, style="red" if row[1] == "failed" else None)
+        err.print(table)
     if failed:
-        err.print(f"[red]{failed} of {len(jobs)} jobs failed[/]")
+        err.print(f"[red]{failed} of {len(paths)} jobs failed[/]")
         sys.exit(1)
 
 
@@ -217,6 +272,25 @@ def validate(jobs) -> None:
         out.print(f"[green]ok[/] {path} ({loaded.job.name}: {len(loaded.job.styles)} style(s), {loaded.job.size} px)")
     if bad:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["content", "style", "kinds"]))
+@click.argument("job", type=click.Path(path_type=Path))
+@click.option("--size", type=int, help="Image long side (overrides the job's size).")
+@click.option("--iterations", type=int, help="Iterations per reconstruction (overrides optimizer.iterations).")
+@click.option("--device", help="auto, cpu, cuda, cuda:N or mps (overrides device).")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def study(what, job, size, iterations, device, out_root, quiet) -> None:
+    """Sheets of what the network keeps: CONTENT or STYLE reconstructed from noise layer by layer (one
+    style row per style-loss kind), or the job rendered with each of its style-loss KINDS."""
+    from .study import study as run_study
+
+    loaded = load_job(job, _overrides(size, iterations, device, None, ()))
+    path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet))
+    if not quiet:
+        err.print(f"[green]wrote[/] {path}", soft_wrap=True)
 
 
 @main.command()

@@ -55,3 +55,11 @@ class BlendstyleError(Exception):
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
+
+
+class Interrupted(Exception):
+    """The run was stopped by Ctrl-C (SIGINT) or SIGTERM after saving what it had; not an error."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        self.exit_code = exit_code
+        super().__init__(message)

@@ -65,26 +65,21 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array), "RGB")
 
 
-def open_image(path: Path | str) -> Image.Image:
-    """Open and fully decode ``path``, upright per its EXIF orientation; user errors for unreadable files."""
-    path = Path(path)
+def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode ``path``, upright per its EXIF orientation; user errors for unreadable files
+    and for images of more than ``max_pixels`` pixels (checked from the header, before decoding)."""
+    image = _open_lazy(path, max_pixels)
     try:
-        with Image.open(path) as image:
+        with image:
             image.load()
             return ImageOps.exif_transpose(image)
-    except FileNotFoundError:
-        raise BlendstyleError(f"image not found: {path}") from None
-    except UnidentifiedImageError:
-        raise BlendstyleError(f"not an image file (no image format recognised): {path}") from None
-    except Image.DecompressionBombError as exc:
-        raise BlendstyleError(f"image refused as too large: {path} ({exc})") from None
     except DECODE_ERRORS as exc:  # truncated or corrupt data
         raise BlendstyleError(f"cannot decode image {path}: {exc}") from None
 
 
-def read_image(path: Path | str, long_side: int | None = None) -> torch.Tensor:
+def read_image(path: Path | str, long_side: int | None = None, max_pixels: int | None = None) -> torch.Tensor:
     """Load ``path`` as ``(1, 3, H, W)`` RGB in ``[0, 1]``, resized so its long side is ``long_side``."""
-    image = to_rgb(open_image(path))
+    image = to_rgb(open_image(path, max_pixels))
     if long_side is not None:
         image = resize(image, fit_long_side(*image.size, long_side))
     return pil_to_tensor(image)
@@ -173,15 +168,28 @@ def frame_count(path: Path | str) -> int:
             raise BlendstyleError(f"cannot decode {path}: corrupt or truncated ({type(exc).__name__}: {exc})") from None
 
 
-def _open_lazy(path: Path | str) -> Image.Image:
+def _open_lazy(path: Path | str, max_pixels: int | None = None) -> Image.Image:
     try:
-        return Image.open(path)
+        image = Image.open(path)
     except FileNotFoundError:
         raise BlendstyleError(f"image not found: {path}") from None
     except UnidentifiedImageError:
         raise BlendstyleError(f"not an image file (no image format recognised): {path}") from None
     except Image.DecompressionBombError as exc:
         raise BlendstyleError(f"image refused as too large: {path} ({exc})") from None
+    except DECODE_ERRORS as exc:  # a truncated or corrupt header
+        raise BlendstyleError(f"cannot decode image {path}: {exc}") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        image.close()
+        raise BlendstyleError(f"image has no pixels ({width}x{height}): {path}")
+    if max_pixels is not None and width * height > max_pixels:
+        image.close()
+        raise BlendstyleError(
+            f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}: {path}",
+            hint="raise max_input_pixels in the job if the file is trusted",
+        )
+    return image
 
 
 def read_clip(
@@ -191,9 +199,10 @@ def read_clip(
     stop: int | None = None,
     step: int = 1,
     max_frames: int | None = None,
+    max_pixels: int | None = None,
 ) -> Clip:
     """Read frames ``start:stop:step`` of an animated GIF/WebP/PNG (or a still as one frame), composited."""
-    image = _open_lazy(path)
+    image = _open_lazy(path, max_pixels)
     with image:
         total = getattr(image, "n_frames", 1)
         stop = total if stop is None else stop

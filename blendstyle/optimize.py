@@ -19,6 +19,14 @@ from .errors import BlendstyleError
 Terms = dict[str, torch.Tensor]
 
 
+class NonFinite(BlendstyleError):
+    """The loss became NaN or infinite; ``image`` is the best image seen before that."""
+
+    def __init__(self, message: str, image: torch.Tensor, hint: str):
+        super().__init__(message, hint=hint)
+        self.image = image
+
+
 @dataclass(frozen=True)
 class Step:
     """Loss terms at one iteration (evaluated at the image the iteration started from)."""
@@ -100,7 +108,7 @@ def optimize(
         total = sum(seen.values())
         if not math.isfinite(total):
             hint = "lower optimizer.learning_rate" if method == "adam" else "try optimizer.name: adam"
-            raise BlendstyleError(f"the loss became {total} at iteration {iteration}", hint=hint)
+            raise NonFinite(f"the loss became {total} at iteration {iteration}", best["image"].clamp(0, 1), hint)
         step = Step(iteration, total, seen, time.perf_counter() - start)
         result.history.append(step)
         totals.append(total)

@@ -19,12 +19,13 @@ from typing import Any
 import torch
 
 from . import __version__
-from .errors import BlendstyleError
+from .errors import BlendstyleError, Interrupted
+from .memory import out_of_memory
 from .frames import frame_count, open_image, pil_to_tensor, read_image, resize, tensor_to_pil, to_rgb, write_bytes, write_image
 from .job import Job, LoadedJob
 from .layers import layer_index
 from .objective import Objective
-from .optimize import Optimized, Step, optimize
+from .optimize import NonFinite, Optimized, Step, optimize
 from .report import contact_sheet, write_loss_plot
 from .kinds import make_kind
 from .targets import blend_coefficients, blend_targets, normalize, style_statistics
@@ -60,11 +61,16 @@ class RenderResult:
     image_path: Path
     files: list[Path]
     record: dict[str, Any]
-    optimized: Optimized = field(repr=False)
+    optimized: Optimized | None = field(repr=False)
+    up_to_date: bool = False
 
     @property
     def image(self):
         """The result as a Pillow image."""
+        from PIL import Image
+
+        if self.optimized is None:
+            return Image.open(self.image_path)
         return tensor_to_pil(self.optimized.image)
 
 
@@ -125,7 +131,7 @@ class Stylizer:
         layers = set(self.content_weights).union(*style_layer_weights)
         reporter.stage(f"loading {job.backbone.name} up to {max(layers, key=layer_index)}")
         mark = time.perf_counter()
-        self.network = load_vgg19(layers, job.backbone.name, job.backbone.pooling, device)
+        self.network = load_vgg19(layers, job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
         self.timings["load_network"] = time.perf_counter() - mark
 
         reporter.stage("computing style targets")
@@ -137,7 +143,7 @@ class Stylizer:
         kinds = [kind for kind, _ in self.kinds]
         statistics, self.style_images = [], []
         for style, style_layers in zip(job.styles, style_layer_weights):
-            image = read_image(style.path, max(16, round(style.scale * long_side))).to(device)
+            image = read_image(style.path, max(16, round(style.scale * long_side)), job.max_input_pixels).to(device)
             self.style_images.append(image)
             statistics.append(style_statistics(self.network, image, list(style_layers), kinds))
         coefficients = blend_coefficients([style.weight for style in job.styles], style_layer_weights)
@@ -235,46 +241,133 @@ def write_record(record: dict[str, Any], folder: Path) -> Path:
     return write_bytes((json.dumps(record, indent=2) + "\n").encode(), folder / "run.json")
 
 
-def render(loaded: LoadedJob, out_root: Path | str = "outputs", reporter: Reporter | None = None) -> RenderResult:
-    """Run the job and write its outputs under ``out_root/<name>/``."""
+def job_key(loaded: LoadedJob, pixels_only: bool = False) -> str:
+    """A hash of everything a run's result depends on: the resolved job, the input files, the version.
+
+    ``pixels_only`` leaves out what changes only how results are saved (output options, animation file
+    formats), which is what a finished animation frame depends on.
+    """
+    exclude: Any = {"output": True, "animation": {"formats", "dither"}, "name": True} if pixels_only else None
+    job = loaded.job.model_dump(mode="json", exclude=exclude)
+    inputs = [sha256(Path(loaded.job.content))] + [sha256(Path(style.path)) for style in loaded.job.styles]
+    text = json.dumps({"job": job, "inputs": inputs, "version": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def previous_record(folder: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def output_folder(out_root: Path, name: str, allow_outside: bool = False) -> Path:
+    """``out_root/name``, refused when it resolves outside ``out_root`` (a symbolic link pointing out)."""
+    folder = out_root / name
+    if not allow_outside and not folder.resolve().is_relative_to(out_root.resolve()):
+        raise BlendstyleError(
+            f"output folder {folder} resolves to {folder.resolve()}, outside the output root {out_root}",
+            hint="remove the link, or pass --allow-outside-output if this is intended",
+        )
+    return folder
+
+
+def render(
+    loaded: LoadedJob,
+    out_root: Path | str = "outputs",
+    reporter: Reporter | None = None,
+    force: bool = False,
+    allow_outside: bool = False,
+) -> RenderResult:
+    """Run the job and write its outputs under ``out_root/<name>/``.
+
+    A job whose last run finished with the same settings, inputs and version is not run again unless
+    ``force``: the result then has ``up_to_date`` set and the earlier record.
+    """
     reporter = reporter or Reporter()
+    out_root = Path(out_root)
+    folder = output_folder(out_root, loaded.job.name, allow_outside)
+    for stale in folder.glob("**/.*.tmp"):  # left by a run that was killed outright (SIGKILL, power loss)
+        stale.unlink(missing_ok=True)
+    key = job_key(loaded)
+    before = previous_record(folder)
+    if not force and before.get("status") == "done" and before.get("key") == key:
+        files = [folder / name for name in before.get("outputs", [])]
+        if files and all(path.exists() for path in files):
+            return RenderResult(loaded.job.name, folder, files[0], files + [folder / "run.json"], before, None, True)
     try:
         if frame_count(loaded.job.content) > 1:
             from .animate import render_animation
 
-            return render_animation(loaded, Path(out_root), reporter)
-        return render_still(loaded, Path(out_root), reporter)
+            return render_animation(loaded, out_root, reporter, key)
+        return render_still(loaded, out_root, reporter, key, before)
     finally:
         reporter.close()
 
 
-def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter) -> RenderResult:
-    job = loaded.job
-    started = datetime.now(timezone.utc)
-    clock = time.perf_counter()
-    device = pick_device(job.device)
+def begin(job: Job) -> tuple[datetime, float, torch.device, torch.Generator]:
+    """Start time, clock, device and a seeded generator for a run (torch's global seed set too)."""
     torch.manual_seed(job.seed)
-    generator = torch.Generator().manual_seed(job.seed)
+    return datetime.now(timezone.utc), time.perf_counter(), pick_device(job.device), torch.Generator().manual_seed(job.seed)
+
+
+def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str, before: dict[str, Any]) -> RenderResult:
+    job = loaded.job
+    started, clock, device, generator = begin(job)
 
     reporter.stage("loading images")
-    content = read_image(job.content, job.size).to(device)
+    content = read_image(job.content, job.size, job.max_input_pixels).to(device)
     height, width = content.shape[-2:]
     stylizer = Stylizer(job, device, max(height, width), reporter)
-    start_image = initial_image(job, content, generator)
-
     folder = out_root / job.name
     folder.mkdir(parents=True, exist_ok=True)
     fmt = job.output.format
+    resume_path = folder / "snapshots" / f"{job.name}_resume.png"
+    iterations = job.optimizer.iterations
+    resumed = 0
+    if before.get("status") == "interrupted" and before.get("key") == key and resume_path.is_file():
+        # An interrupted run of the same job: go on from its last image with the iterations it had left.
+        start_image = read_image(resume_path).to(device)
+        resumed = int(before.get("iterations", {}).get("done", 0))
+        iterations = max(1, iterations - resumed)
+        reporter.stage(f"resuming after iteration {resumed}")
+    else:
+        start_image = initial_image(job, content, generator)
+
     snapshots: list[Path] = []
     every = job.output.snapshot_every
+    latest = {"image": start_image, "iteration": 0}
 
     def on_step(step: Step, image: torch.Tensor) -> None:
+        latest.update(image=image.clone(), iteration=step.iteration)
         if every and step.iteration % every == 0:
-            path = folder / "snapshots" / f"{job.name}_{step.iteration:05d}.{fmt}"
+            path = folder / "snapshots" / f"{job.name}_{step.iteration + resumed:05d}.{fmt}"
             snapshots.append(write_image(image.clamp(0, 1), path, fmt))
 
+    def stopped(status: str, image: torch.Tensor, done: int) -> dict[str, Any]:
+        write_image(image.clamp(0, 1), resume_path, "png")
+        record = run_record(loaded, device, started)
+        record.update(status=status, key=key, iterations={"requested": job.optimizer.iterations, "done": done})
+        record["resume_from"] = str(resume_path.relative_to(folder))
+        write_record(record, folder)
+        return record
+
     reporter.stage("optimising")
-    optimized, final = stylizer.run(content, start_image, job.optimizer.iterations, on_step=on_step)
+    try:
+        optimized, final = stylizer.run(content, start_image, iterations, on_step=on_step)
+    except KeyboardInterrupt as interrupt:
+        done = resumed + latest["iteration"]
+        stopped("interrupted", latest["image"], done)
+        code = getattr(interrupt, "exit_code", 130)
+        raise Interrupted(f"{job.name}: stopped at iteration {done} of {job.optimizer.iterations}; the image so far "
+                          f"is {resume_path}. Run the same command again to resume.", code) from None
+    except NonFinite as error:
+        stopped("failed", error.image, resumed + latest["iteration"])
+        error.hint = f"{error.hint}; the last good image is {resume_path}"
+        raise
+    except torch.cuda.OutOfMemoryError:
+        raise out_of_memory(job, device, width, height) from None
 
     reporter.stage("writing outputs")
     files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt)]
@@ -285,13 +378,17 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter) -> Rende
     files += snapshots
     timings = dict(stylizer.timings, optimize=optimized.seconds, total=time.perf_counter() - clock)
 
+    resume_path.unlink(missing_ok=True)
     record = run_record(loaded, device, started)
     record.update(
         {
+            "status": "done",
+            "key": key,
             "size": {"width": width, "height": height},
             "iterations": {
                 "requested": job.optimizer.iterations,
-                "done": optimized.iterations,
+                "done": resumed + optimized.iterations,
+                "resumed_after": resumed,
                 "stopped_early": optimized.stopped_early,
             },
             "timings": {key: round(value, 4) for key, value in timings.items()}

@@ -149,7 +149,9 @@ def caffe_state_dict(last_layer: str, path: Path | None = None) -> dict[str, tor
     return state
 
 
-def _torchvision_checkpoint() -> Path:
+def _torchvision_checkpoint(path: Path | None = None) -> Path:
+    if path is not None:
+        return path
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     path = hub / TORCHVISION_WEIGHTS
     if path.is_file():
@@ -171,13 +173,15 @@ def download(url: str, path: Path) -> None:
     torch.hub.download_url_to_file(url, str(path), progress=False)
 
 
-def torchvision_state_dict(last_layer: str) -> dict[str, torch.Tensor]:
+def torchvision_state_dict(last_layer: str, path: Path | None = None) -> dict[str, torch.Tensor]:
     """torchvision's VGG19 weights for the convolutions up to ``last_layer``, renamed to ours."""
-    path = _torchvision_checkpoint()
+    path = _torchvision_checkpoint(path)
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise BlendstyleError(f"{path} is not a valid torchvision VGG19 checkpoint ({exc})") from None
+    if not isinstance(raw, dict):
+        raise BlendstyleError(f"{path} holds a {type(raw).__name__}, not a torchvision VGG19 state dict")
     # torchvision numbers the modules of `features` in order: conv, relu, ..., pool.
     state = {}
     for position, name in enumerate(LAYER_NAMES):
@@ -195,6 +199,7 @@ def load_vgg19(
     backbone: str = "vgg19-caffe",
     pooling: str = "max",
     device: torch.device | str = "cpu",
+    weights: Path | str | None = None,
 ) -> VGG19:
     """Build the frozen network truncated after the deepest of ``layers`` and load its weights."""
     if backbone not in BACKBONES:
@@ -203,6 +208,10 @@ def load_vgg19(
     normalization = "caffe" if backbone == "vgg19-caffe" else "imagenet"
     # Parameters start on the meta device: no random initialisation of weights replaced at once.
     model = VGG19(last, pooling=pooling, normalization=normalization, empty=True)
-    state = caffe_state_dict(last) if backbone == "vgg19-caffe" else torchvision_state_dict(last)
-    model.load_state_dict(state, assign=True)
+    path = Path(weights) if weights is not None else None
+    state = caffe_state_dict(last, path) if backbone == "vgg19-caffe" else torchvision_state_dict(last, path)
+    try:
+        model.load_state_dict(state, assign=True)
+    except RuntimeError as exc:
+        raise BlendstyleError(f"the weights do not fit VGG19 ({str(exc).splitlines()[0]})") from None
     return model.to(device).requires_grad_(False).eval()

@@ -103,6 +103,8 @@ def test_resume_skips_finished_frames_and_changed_settings_restart(tmp_path):
     for index in (3, 4, 5):
         (first.folder / "frames" / f"frame_{index:05d}.png").unlink()
     state_path.write_text(json.dumps(state))
+    record = json.loads((first.folder / "run.json").read_text())
+    (first.folder / "run.json").write_text(json.dumps(dict(record, status="interrupted")))
     before = (first.folder / "frames" / "frame_00001.png").stat().st_mtime_ns
     second = run(path, tmp_path)
     assert second.record["animation"]["frames_skipped"] == 3

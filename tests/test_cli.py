@@ -74,3 +74,15 @@ def test_real_process_shows_no_traceback(in_root):
     assert process.returncode == 1
     assert "files extend each other in a cycle" in process.stderr
     assert "Traceback" not in process.stderr + process.stdout
+
+
+def test_study_sheets(tiny_job, tmp_path):
+    from PIL import Image
+
+    job = tiny_job("style_loss: [gram, bn]\nlayers: {style: [relu1_1, relu2_1]}\n")
+    for what, rows, columns in (("content", 1, 5), ("style", 2, 2), ("kinds", 1, 3)):
+        result = invoke("study", what, job, "--iterations", "3", "--size", "32", "--out", tmp_path / "out", "-q")
+        assert result.exit_code == 0, result.output
+        sheet = Image.open(tmp_path / "out" / "tiny" / f"tiny_study_{what}.png")
+        # 32x24 cells shown 5x larger (160x120) with a caption row, in `rows` x `columns`.
+        assert sheet.size == (130 + columns * (160 + 6) + 6, rows * (120 + 22 + 6) + 6)

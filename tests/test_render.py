@@ -80,7 +80,8 @@ def test_loss_goes_down_and_record_is_complete(tmp_path):
     assert len(record["inputs"]) == 3 and all(len(i["sha256"]) == 64 for i in record["inputs"])
     assert record["job_files"][0]["path"].endswith("blend.yaml")
     assert record["versions"]["torch"] == torch.__version__
-    assert record["iterations"] == {"requested": 12, "done": 12, "stopped_early": False}
+    assert record["iterations"] == {"requested": 12, "done": 12, "resumed_after": 0, "stopped_early": False}
+    assert record["status"] == "done" and len(record["key"]) == 64
     assert {"load_network", "targets", "optimize", "total", "per_iteration"} <= set(record["timings"])
     names = {p.name for p in result.folder.rglob("*") if p.is_file()}
     assert names == {
