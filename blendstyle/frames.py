@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BlendstyleError
+from .job import own_pixel_limit
 
 #: What Pillow raises on truncated or malformed image data.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -170,7 +171,8 @@ def frame_count(path: Path | str) -> int:
 
 def _open_lazy(path: Path | str, max_pixels: int | None = None) -> Image.Image:
     try:
-        image = Image.open(path)
+        with own_pixel_limit():
+            image = Image.open(path)
     except FileNotFoundError:
         raise BlendstyleError(f"image not found: {path}") from None
     except UnidentifiedImageError:

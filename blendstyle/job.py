@@ -7,6 +7,7 @@ Every problem is reported as ``file:line:column key: what was expected, what was
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import re
@@ -576,6 +577,19 @@ def _resolve_paths(model: BaseModel, key: Key, layered: Layered) -> list[tuple[K
     return found
 
 
+@contextlib.contextmanager
+def own_pixel_limit():
+    """Lift Pillow's fixed decompression-bomb limit while opening: the job's ``max_input_pixels`` is
+    checked from the header instead, so the limit can be raised for trusted files and its message is ours."""
+    from PIL import Image
+
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
 def check_image(path: Path, max_pixels: int | None = None) -> str | None:
     """Why ``path`` cannot be used as an image, or None when it can (reads only the header)."""
     from PIL import Image, UnidentifiedImageError
@@ -585,7 +599,7 @@ def check_image(path: Path, max_pixels: int | None = None) -> str | None:
     if not path.is_file():
         return f"not a file: {_display(path)}"
     try:
-        with Image.open(path) as image:
+        with own_pixel_limit(), Image.open(path) as image:
             width, height = image.size
     except UnidentifiedImageError:
         return f"not an image file (no image format recognised): {_display(path)}"

@@ -195,3 +195,30 @@ def test_unusual_image_modes_render(tiny_job, tmp_path, mode):
     name = f"odd.{'jpg' if mode == 'CMYK' else 'png'}"
     job = tiny_job("optimizer: {iterations: 1}\n", name="odd.yaml", body=f"content: {name}\nstyles: [{{path: style_a.png}}]\nsize: 32\n")
     assert blendstyle.run_job(job, out_root=tmp_path / "out").image.size == (32, 24)
+
+
+def test_interrupted_gif_keeps_finished_frames_and_resumes(tmp_path):
+    from .conftest import stripes
+    from .test_animate import moving_square
+
+    moving_square(tmp_path / "move.gif", count=6)
+    stripes().save(tmp_path / "style.png")
+    job = tmp_path / "gif.yaml"
+    job.write_text(
+        "content: move.gif\nstyles: [{path: style.png}]\nsize: 48\n"
+        "optimizer: {iterations: 60, stop: {tolerance: 0}}\nanimation: {iterations: 60, close_loop: false}\n"
+    )
+    out = tmp_path / "out"
+    process = _start(job, out)
+    _wait_for("gif/frames/frame_00001.png", out, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143, stderr
+    assert "frames finished" in stderr
+    record = json.loads((out / "gif" / "run.json").read_text())
+    done = record["animation"]["frames_done"]
+    assert record["status"] == "interrupted" and 2 <= len(done) < 6
+    _all_files_open(out)
+    resumed = blendstyle.run_job(job, out_root=out)
+    assert resumed.record["animation"]["frames_skipped"] == len(done)
+    assert resumed.record["status"] == "done"
