@@ -25,7 +25,17 @@ from .memory import out_of_memory
 from .frames import read_clip, read_image, write_animation, write_bytes, write_image
 from .job import LoadedJob
 from .optimize import Step
-from .render import RenderResult, Reporter, Stylizer, begin, initial_image, job_key, run_record, write_record
+from .render import (
+    RenderResult,
+    Reporter,
+    Stylizer,
+    begin,
+    initial_image,
+    job_key,
+    precision_name,
+    run_record,
+    write_record,
+)
 from .report import write_loss_plot
 from .temporal import flicker, flow_available, reference
 
@@ -178,6 +188,7 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
         {
             "status": "done",
             "key": key,
+            "precision": precision_name(stylizer.precision),
             "size": {"width": width, "height": height},
             "animation": {
                 "frames": len(clip),

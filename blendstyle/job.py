@@ -295,6 +295,11 @@ class Job(Model):
         100_000_000, description="refuse input images with more pixels than this (decompression bombs)"
     )
     device: Device = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="network precision: auto is bf16 where the hardware runs it fast (recent x86 CPUs, "
+        "NVIDIA GPUs since Ampere), else fp32; losses are always accumulated in fp32",
+    )
     backbone: Backbone = Field(default_factory=Backbone)
     output: Output = Field(default_factory=Output)
     animation: Animation = Field(default_factory=Animation)

@@ -17,6 +17,20 @@ from .losses import ContentLoss, temporal_loss, total_variation
 from .targets import BlendedTarget
 
 
+def extract(network: nn.Module, image: torch.Tensor, layers, precision: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """The network's features at ``layers``, under autocast to ``precision`` when one is given.
+
+    On CUDA the image is handed over channels-last (a differentiable copy), the layout cuDNN's fastest
+    convolutions want; the optimised pixels themselves stay contiguous, as L-BFGS needs.
+    """
+    if image.is_cuda:
+        image = image.contiguous(memory_format=torch.channels_last)
+    if precision is None:
+        return network(image, layers)
+    with torch.autocast(image.device.type, dtype=precision):
+        return network(image, layers)
+
+
 class Objective(nn.Module):
     def __init__(
         self,
@@ -28,6 +42,7 @@ class Objective(nn.Module):
         weights: Mapping[str, float],
         temporal: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
         temporal_weight: float = 0.0,
+        precision: torch.dtype | None = None,
     ):
         super().__init__()
         self.network = network
@@ -41,6 +56,11 @@ class Objective(nn.Module):
         # (reference image, trust map) pairs from neighbouring frames, for animations.
         self.temporal = [(reference.detach(), trust.detach()) for reference, trust in temporal]
         self.temporal_weight = temporal_weight
+        # The network may run in bf16/fp16 (autocast); every loss reduction below runs in float32.
+        self.precision = precision
+
+    def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return extract(self.network, image, self.layers, self.precision) if self.layers else {}
 
     def style_loss(self, layer: str, features: torch.Tensor) -> torch.Tensor:
         r""":math:`W_l \sum_k \omega_k L_k(F_l)`: the layer's weight times the fused kinds' losses."""
@@ -50,7 +70,7 @@ class Objective(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms ``{"content", "style", "tv"}``; their sum is the objective."""
-        features = self.network(image, self.layers) if self.layers else {}
+        features = self.features(image)
         zero = image.new_zeros(())
         content = sum((w * self.content[layer](features[layer]) for layer, w in self.content_weights.items()), zero)
         style = sum((self.style_loss(layer, features[layer]) for layer in self.style_targets), zero)

@@ -24,7 +24,7 @@ from .memory import out_of_memory
 from .frames import frame_count, open_image, pil_to_tensor, read_image, resize, tensor_to_pil, to_rgb, write_bytes, write_image
 from .job import Job, LoadedJob
 from .layers import layer_index
-from .objective import Objective
+from .objective import Objective, extract
 from .optimize import NonFinite, Optimized, Step, optimize
 from .report import contact_sheet, write_loss_plot
 from .kinds import make_kind
@@ -90,6 +90,31 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for the network, or None for plain fp32.
+
+    ``auto`` picks bf16 only where it is fast: CUDA GPUs that support it, and CPUs whose oneDNN has
+    native bf16 kernels (AVX512-BF16 or AMX); on other CPUs bf16 is emulated and slower than fp32.
+    """
+    if name == "fp32" or device.type == "mps":
+        return None
+    if name == "bf16":
+        return torch.bfloat16
+    if name == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    try:
+        fast = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        fast = False
+    return torch.bfloat16 if fast else None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -127,11 +152,16 @@ class Stylizer:
         self.device = device
         self.reporter = reporter
         self.timings: dict[str, float] = {}
+        self.precision = pick_precision(job.precision, device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
         self.content_weights, style_layer_weights = layer_plan(job)
         layers = set(self.content_weights).union(*style_layer_weights)
         reporter.stage(f"loading {job.backbone.name} up to {max(layers, key=layer_index)}")
         mark = time.perf_counter()
         self.network = load_vgg19(layers, job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
+        if device.type == "cuda":
+            self.network = self.network.to(memory_format=torch.channels_last)
         self.timings["load_network"] = time.perf_counter() - mark
 
         reporter.stage("computing style targets")
@@ -145,16 +175,19 @@ class Stylizer:
         for style, style_layers in zip(job.styles, style_layer_weights):
             image = read_image(style.path, max(16, round(style.scale * long_side)), job.max_input_pixels).to(device)
             self.style_images.append(image)
-            statistics.append(style_statistics(self.network, image, list(style_layers), kinds))
+            statistics.append(style_statistics(self.extract, image, list(style_layers), kinds))
         coefficients = blend_coefficients([style.weight for style in job.styles], style_layer_weights)
         generator = torch.Generator().manual_seed(job.seed)
         self.style_targets = blend_targets(statistics, coefficients, kinds, generator)
         self.timings["targets"] = time.perf_counter() - mark
 
+    def extract(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        return extract(self.network, image, layers, self.precision)
+
     def objective(self, content: torch.Tensor, temporal=(), temporal_weight: float = 0.0) -> Objective:
         with torch.no_grad():
-            targets = self.network(content, list(self.content_weights))
-        return Objective(
+            targets = {layer: value.float() for layer, value in self.extract(content, list(self.content_weights)).items()}
+        objective = Objective(
             self.network,
             targets,
             self.content_weights,
@@ -163,7 +196,9 @@ class Stylizer:
             self.job.weights.model_dump(),
             temporal,
             temporal_weight,
+            self.precision,
         )
+        return objective
 
     def run(
         self,
@@ -384,6 +419,7 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
         {
             "status": "done",
             "key": key,
+            "precision": precision_name(stylizer.precision),
             "size": {"width": width, "height": height},
             "iterations": {
                 "requested": job.optimizer.iterations,

