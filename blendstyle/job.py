@@ -291,6 +291,9 @@ class Job(Model):
     optimizer: Optimizer = Field(default_factory=Optimizer)
     init: Annotated[Init, BeforeValidator(_init_shorthand)] = Field(default_factory=Init)
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    compile: bool = Field(
+        False, description="torch.compile the network: faster steps on a GPU after a slow first one; mostly a loss on a CPU"
+    )
     max_input_pixels: Annotated[int, Field(ge=1, le=2**40)] = Field(
         100_000_000, description="refuse input images with more pixels than this (decompression bombs)"
     )

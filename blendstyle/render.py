@@ -162,6 +162,9 @@ class Stylizer:
         self.network = load_vgg19(layers, job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
         if device.type == "cuda":
             self.network = self.network.to(memory_format=torch.channels_last)
+        if job.compile:
+            # One graph per requested layer set and image size; dynamic=False keeps kernels specialised.
+            self.network = torch.compile(self.network, dynamic=False)
         self.timings["load_network"] = time.perf_counter() - mark
 
         reporter.stage("computing style targets")

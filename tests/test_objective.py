@@ -57,3 +57,13 @@ def test_terms_are_weighted_and_temporal_appears_only_with_references(vgg):
     )
     value = with_reference(content)["temporal"].item()
     assert value == pytest.approx(2.0 * content.pow(2).mean().item(), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_network_runs(tiny_job, tmp_path):
+    import blendstyle
+
+    result = blendstyle.run_job(tiny_job("compile: true\noptimizer: {iterations: 3}\n"), out_root=tmp_path / "out")
+    assert result.record["job"]["compile"] is True
+    history = result.record["loss_history"]
+    assert history[-1] < history[0]
