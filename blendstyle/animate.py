@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .errors import BlendstyleError, Interrupted
-from .memory import out_of_memory
+from .memory import estimate_bytes, free_bytes, out_of_memory
 from .frames import read_clip, read_image, write_animation, write_bytes, write_image
 from .job import LoadedJob
 from .optimize import Step
@@ -40,6 +40,19 @@ from .report import write_loss_plot
 from .temporal import flicker, flow_available, reference
 
 ANIMATION_SUFFIX = {"gif": "gif", "webp": "webp", "apng": "png"}
+
+
+def frames_per_batch(batch, device: torch.device, width: int, height: int, job) -> int:
+    """How many independent frames to optimise at once: as asked, or (auto) as many as fit on the GPU."""
+    if batch != "auto":
+        return batch
+    if device.type != "cuda":
+        return 1  # a CPU gains nothing from batching: it is busy with one frame already
+    from .layers import deepest
+
+    free = free_bytes(device) or 0
+    per_frame = estimate_bytes(width, height, deepest(list(job.layers.content) + list(job.layers.style)), job.optimizer.history)
+    return max(1, min(16, int(0.7 * free // per_frame)))
 
 
 class FrameStore:
@@ -109,22 +122,41 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
     finals: list[dict[str, float]] = []
     frame_seconds: list[float] = []
 
-    def stylise(index: int, start: torch.Tensor, iterations: int, temporal) -> None:
+    def stylise(index: int, start: torch.Tensor, iterations: int, temporal, batch: list[int] | None = None) -> None:
+        """Optimise frame ``index`` (or the frames ``batch`` together, independent mode) and save it."""
+        indices = batch or [index]
         mark = time.perf_counter()
-        optimized, final = stylizer.run(contents[index], start, iterations, temporal, weight)
+        content = torch.cat([contents[i] for i in indices])
+        optimized, final = stylizer.run(content, start, iterations, temporal, weight)
         offset = history[-1].iteration if history else 0
         history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in optimized.history)
-        finals.append(final)
-        frame_seconds.append(time.perf_counter() - mark)
-        results[index] = optimized.image
-        store.save(index, optimized.image)
+        seconds = (time.perf_counter() - mark) / len(indices)
+        for position, i in enumerate(indices):
+            finals.append(final)
+            frame_seconds.append(seconds)
+            results[i] = optimized.image[position : position + 1]
+            store.save(i, results[i])
 
     loops = clip.loop is not None and len(clip) >= 3
+    batch_size = frames_per_batch(settings.batch, device, width, height, job)
 
     def work() -> int:
         """Render the frames that are not done yet, then close the loop; returns how many were skipped."""
         skipped = 0
         reporter.frames_start(len(clip))
+        if settings.mode == "independent" and batch_size > 1:
+            todo = [i for i in range(len(clip)) if i not in store.done]
+            for i in sorted(store.done):
+                results[i] = read_image(store.path(i)).to(device)
+                skipped += 1
+                reporter.frame_done(i, skipped=True)
+            for first in range(0, len(todo), batch_size):
+                group = todo[first : first + batch_size]
+                start = torch.cat([initial_image(job, contents[i], generator) for i in group])
+                stylise(group[0], start, first_iterations, (), batch=group)
+                for i in group:
+                    reporter.frame_done(i)
+            return skipped
         for index in range(len(clip)):
             if index in store.done:
                 results[index] = read_image(store.path(index)).to(device)
@@ -198,6 +230,7 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
                 "loop": clip.loop,
                 "transparent": clip.alpha is not None,
                 "flow": "dis" if use_flow else "none",
+                "batch": batch_size,
                 "frames_skipped": skipped,
                 "loop_closed": store.closed,
                 "flicker": round(flicker(frames, [c.cpu() for c in contents], cyclic=loops), 4),

@@ -247,6 +247,10 @@ class Animation(Model):
     flow: Literal["auto", "dis", "none"] = Field(
         "auto", description="motion estimate: dis (OpenCV), none (static pixels only), auto (dis if installed)"
     )
+    batch: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = Field(
+        "auto",
+        description="independent mode: frames optimised together; auto fits as many as GPU memory allows (1 on a CPU)",
+    )
     close_loop: bool = Field(True, description="re-render the first frames against the last so a loop has no seam")
     loop_frames: Annotated[int, Field(ge=1, le=1000)] = Field(
         4, description="how many frames the loop-closing pass re-renders"

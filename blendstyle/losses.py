@@ -49,11 +49,11 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 
 
 def relative_squared_error(value: torch.Tensor, target: torch.Tensor, norm: torch.Tensor | float) -> torch.Tensor:
-    r""":math:`\|value - target\|^2 / norm`, averaged over the batch."""
+    r""":math:`\|value - target\|^2 / norm`, averaged over the batch (``norm``: one number, or one per sample)."""
     if value.shape[1:] != target.shape[-(value.dim() - 1) :]:
         raise ValueError(f"value shape {tuple(value.shape)} does not match target shape {tuple(target.shape)}")
     diff = _wide(value) - _wide(target)
-    return diff.pow(2).flatten(1).sum(1).mean() / norm
+    return (diff.pow(2).flatten(1).sum(1) / norm).mean()
 
 
 def squared_norm(target: torch.Tensor) -> torch.Tensor:
@@ -81,12 +81,12 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
 
 
 class ContentLoss(nn.Module):
-    """Relative content error against a fixed target."""
+    """Relative content error against a fixed target (a batch of targets: each sample its own divisor)."""
 
     def __init__(self, target: torch.Tensor):
         super().__init__()
         self.register_buffer("target", target.detach())
-        self.register_buffer("norm", squared_norm(target.detach()))
+        self.register_buffer("norm", _wide(target.detach()).pow(2).flatten(1).sum(1).clamp_min(1e-8))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return relative_squared_error(features, self.target, self.norm)

@@ -65,7 +65,12 @@ class Objective(nn.Module):
     def style_loss(self, layer: str, features: torch.Tensor) -> torch.Tensor:
         r""":math:`W_l \sum_k \omega_k L_k(F_l)`: the layer's weight times the fused kinds' losses."""
         target = self.style_targets[layer]
-        fused = sum(weight * kind.loss(features, stats) for (kind, weight), stats in zip(self.kinds, target.stats))
+        # Style statistics are per image: a batch of frames is scored frame by frame and averaged.
+        samples = [features[i : i + 1] for i in range(features.shape[0])]
+        fused = sum(
+            weight * sum(kind.loss(sample, stats) for sample in samples) / len(samples)
+            for (kind, weight), stats in zip(self.kinds, target.stats)
+        )
         return target.weight * fused
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:

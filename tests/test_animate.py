@@ -152,3 +152,15 @@ def test_corrupt_gif_is_a_user_error(tmp_path):
     with pytest.raises(BlendstyleError, match="broken.gif"):
         run(job(tmp_path, broken), tmp_path)
     assert not (tmp_path / "out" / "anim" / "anim.gif").exists()
+
+
+def test_independent_frames_in_batches(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    overrides = {"animation.mode": "independent", "animation.batch": 4, "optimizer.iterations": 15}
+    result = run(job(tmp_path, content), tmp_path, overrides)
+    assert result.record["animation"]["batch"] == 4
+    out = read_clip(result.folder / "anim.gif")
+    source = read_clip(content)
+    assert len(out) == 6 and out.durations == DURATIONS
+    for a, b in zip(out.frames, source.frames):  # every frame of both batches is stylised
+        assert (a - b).abs().mean().item() > 0.02

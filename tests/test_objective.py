@@ -67,3 +67,17 @@ def test_compiled_network_runs(tiny_job, tmp_path):
     assert result.record["job"]["compile"] is True
     history = result.record["loss_history"]
     assert history[-1] < history[0]
+
+
+def test_a_batch_scores_like_its_frames_averaged(vgg):
+    full, content = objective(vgg, None)
+    other = torch.rand_like(content)
+    single = [full(image) for image in (content, other)]
+    # Content targets for a batch of two frames: the same frame twice.
+    batch = torch.cat([content, other])
+    twice, _ = objective(vgg, None)
+    twice.content["relu4_2"] = type(twice.content["relu4_2"])(torch.cat([full.content["relu4_2"].target] * 2))
+    together = twice(batch)
+    for name in ("style", "tv"):
+        assert together[name].item() == pytest.approx((single[0][name] + single[1][name]).item() / 2, rel=1e-4)
+    assert together["content"].item() == pytest.approx((single[0]["content"] + single[1]["content"]).item() / 2, rel=1e-4)
