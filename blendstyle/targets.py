@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .losses import gram_matrix
 
 
 def normalize(weights: Mapping[str, float]) -> dict[str, float]:
@@ -35,14 +34,6 @@ def normalize(weights: Mapping[str, float]) -> dict[str, float]:
     if total <= 0:
         raise ValueError("weights must include a positive value")
     return {key: value / total for key, value in weights.items() if value > 0}
-
-
-@dataclass(frozen=True)
-class LayerTarget:
-    """The blended target of one layer and the weight :math:`W_l` of its loss."""
-
-    weight: float
-    gram: torch.Tensor
 
 
 def blend_coefficients(
@@ -58,19 +49,6 @@ def blend_coefficients(
         {layer: weight / total * share for layer, share in normalize(layers).items()}
         for weight, layers in zip(blend_weights, layer_weights)
     ]
-
-
-def blend_grams(grams: Sequence[Mapping[str, torch.Tensor]], coefficients: Sequence[Mapping[str, float]]) -> dict[str, LayerTarget]:
-    """Weighted-mean Gram matrix per layer (see the module docstring), in the layers' forward order."""
-    layers: dict[str, float] = {}
-    for coefficient in coefficients:
-        for layer, value in coefficient.items():
-            layers[layer] = layers.get(layer, 0.0) + value
-    targets = {}
-    for layer, total in layers.items():
-        mix = sum(c[layer] * g[layer] for c, g in zip(coefficients, grams) if c.get(layer, 0.0) > 0)
-        targets[layer] = LayerTarget(total, mix / total)
-    return targets
 
 
 @dataclass(frozen=True)
@@ -96,7 +74,7 @@ def blend_targets(
     generator: torch.Generator,
 ) -> dict[str, BlendedTarget]:
     """Blend each kind's statistics per layer with shares :math:`c_{i,l} / W_l` (see :mod:`blendstyle.kinds`)."""
-    totals: dict[str, float] = {}
+    totals: dict[str, float] = {}  # W_l
     for coefficient in coefficients:
         for layer, value in coefficient.items():
             totals[layer] = totals.get(layer, 0.0) + value
@@ -107,10 +85,3 @@ def blend_targets(
         stats = tuple(kind.blend([s[k] for _, s in used], shares, generator) for k, kind in enumerate(kinds))
         targets[layer] = BlendedTarget(total, stats)
     return targets
-
-
-@torch.no_grad()
-def style_grams(extract, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-    """One style image's Gram matrices ``(C, C)`` for ``layers``; ``extract(image, layers)`` is the network."""
-    features = extract(image, layers)
-    return {layer: gram_matrix(features[layer])[0] for layer in layers}

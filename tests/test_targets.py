@@ -1,8 +1,16 @@
 import pytest
 import torch
 
+from blendstyle.kinds import Gram
 from blendstyle.losses import gram_matrix, relative_squared_error
-from blendstyle.targets import blend_coefficients, blend_grams, normalize, style_grams
+from blendstyle.targets import blend_coefficients, blend_targets, normalize, style_statistics
+
+
+def blend_grams(grams, coefficients):
+    """Blended Gram targets per layer: {layer: (W_l, T_l)}."""
+    stats = [{layer: [{"gram": g}] for layer, g in style.items()} for style in grams]
+    targets = blend_targets(stats, coefficients, [Gram()], torch.Generator())
+    return {layer: (t.weight, t.stats[0]["gram"]) for layer, t in targets.items()}
 
 
 def test_normalize():
@@ -23,8 +31,9 @@ def test_coefficients_sum_to_one_and_honour_style_layers():
 def test_blended_target_is_weighted_mean():
     grams = [{"l": torch.full((2, 2), 1.0)}, {"l": torch.full((2, 2), 4.0)}]
     targets = blend_grams(grams, blend_coefficients([3, 1], [{"l": 1}, {"l": 1}]))
-    assert targets["l"].weight == pytest.approx(1.0)
-    assert torch.allclose(targets["l"].gram, torch.full((2, 2), 1.75))
+    weight, gram = targets["l"]
+    assert weight == pytest.approx(1.0)
+    assert torch.allclose(gram, torch.full((2, 2), 1.75))
 
 
 def test_blend_identity_equal_gradients():
@@ -47,8 +56,8 @@ def test_blend_identity_equal_gradients():
 
     def blended():
         return sum(
-            t.weight * relative_squared_error(gram_matrix(features[layer]), t.gram, norms[layer])
-            for layer, t in targets.items()
+            weight * relative_squared_error(gram_matrix(features[layer]), gram, norms[layer])
+            for layer, (weight, gram) in targets.items()
         )
 
     grad_sum = torch.autograd.grad(per_style(), list(features.values()))
@@ -64,9 +73,9 @@ def test_blend_identity_equal_gradients():
     assert first > 0  # and the constant is the styles' own spread, not zero
 
 
-def test_style_grams_uses_the_network(vgg):
+def test_style_statistics_use_the_network(vgg):
     image = torch.rand(1, 3, 32, 32)
-    grams = style_grams(vgg, image, ["relu1_1", "relu2_1"])
-    assert grams["relu1_1"].shape == (64, 64)
-    assert grams["relu2_1"].shape == (128, 128)
-    assert not grams["relu1_1"].requires_grad
+    stats = style_statistics(vgg, image, ["relu1_1", "relu2_1"], [Gram()])
+    assert stats["relu1_1"][0]["gram"].shape == (64, 64)
+    assert stats["relu2_1"][0]["gram"].shape == (128, 128)
+    assert not stats["relu1_1"][0]["gram"].requires_grad
