@@ -108,9 +108,10 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
     clip = read_clip(
         job.content, job.size, settings.start, settings.stop, settings.step, settings.max_frames, job.max_input_pixels
     )
-    contents = [frame.to(device) for frame in clip.frames]
+    originals = [frame.to(device) for frame in clip.frames]
     width, height = clip.size
-    stylizer = Stylizer(job, device, max(width, height), reporter)
+    stylizer = Stylizer(job, device, max(width, height), reporter, originals[0])
+    contents = [stylizer.prepare(frame) for frame in originals]
 
     folder = out_root / job.name
     store = FrameStore(folder / "frames", job_key(loaded, pixels_only=True), len(clip))
@@ -135,7 +136,7 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
             finals.append(final)
             frame_seconds.append(seconds)
             results[i] = optimized.image[position : position + 1]
-            store.save(i, results[i])
+            store.save(i, stylizer.finish(results[i], originals[i]))
 
     loops = clip.loop is not None and len(clip) >= 3
     batch_size = frames_per_batch(settings.batch, device, width, height, job)
@@ -147,24 +148,24 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
         if settings.mode == "independent" and batch_size > 1:
             todo = [i for i in range(len(clip)) if i not in store.done]
             for i in sorted(store.done):
-                results[i] = read_image(store.path(i)).to(device)
+                results[i] = stylizer.prepare(read_image(store.path(i)).to(device))
                 skipped += 1
                 reporter.frame_done(i, skipped=True)
             for first in range(0, len(todo), batch_size):
                 group = todo[first : first + batch_size]
-                start = torch.cat([initial_image(job, contents[i], generator) for i in group])
+                start = torch.cat([stylizer.prepare(initial_image(job, contents[i], generator)) for i in group])
                 stylise(group[0], start, first_iterations, (), batch=group)
                 for i in group:
                     reporter.frame_done(i)
             return skipped
         for index in range(len(clip)):
             if index in store.done:
-                results[index] = read_image(store.path(index)).to(device)
+                results[index] = stylizer.prepare(read_image(store.path(index)).to(device))
                 skipped += 1
                 reporter.frame_done(index, skipped=True)
                 continue
             if index == 0 or settings.mode == "independent":
-                stylise(index, initial_image(job, contents[index], generator), first_iterations, ())
+                stylise(index, stylizer.prepare(initial_image(job, contents[index], generator)), first_iterations, ())
             else:
                 moved, trust = reference(results[index - 1], contents[index], contents[index - 1], use_flow)
                 start = trust * moved + (1 - trust) * contents[index]
@@ -197,7 +198,7 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
         raise out_of_memory(job, device, width, height) from None
 
     reporter.stage("writing outputs")
-    frames = [result.cpu() for result in results]
+    frames = [stylizer.finish(result, original).cpu() for result, original in zip(results, originals)]
     files = [
         write_animation(
             frames,
@@ -233,7 +234,7 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
                 "batch": batch_size,
                 "frames_skipped": skipped,
                 "loop_closed": store.closed,
-                "flicker": round(flicker(frames, [c.cpu() for c in contents], cyclic=loops), 4),
+                "flicker": round(flicker(frames, [c.cpu() for c in originals], cyclic=loops), 4),
             },
             "iterations": {"first_frame": first_iterations, "later_frames": later_iterations, "done": len(history)},
             "timings": {key: round(value, 4) for key, value in stylizer.timings.items()}

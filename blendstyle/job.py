@@ -291,6 +291,9 @@ class Job(Model):
         default_factory=lambda: [StyleLoss()], description="gram (default), bn, mmd, or a list of kinds to fuse"
     )
     weights: Weights = Field(default_factory=Weights)
+    preserve_color: Literal["none", "luminance", "histogram"] = Field(
+        "none", description="keep the content's colours: luminance-only transfer, or styles recoloured to the content's"
+    )
     size: Annotated[int, Field(ge=16, le=16384)] = Field(512, description="output long side in pixels")
     optimizer: Optimizer = Field(default_factory=Optimizer)
     init: Annotated[Init, BeforeValidator(_init_shorthand)] = Field(default_factory=Init)

@@ -27,6 +27,7 @@ from .layers import layer_index
 from .objective import Objective, extract
 from .optimize import NonFinite, Optimized, Step, optimize
 from .report import contact_sheet, write_loss_plot
+from .color import luminance, match_histogram, match_luminance, with_content_colour
 from .kinds import make_kind
 from .targets import blend_coefficients, blend_targets, normalize, style_statistics
 from .vgg import load_vgg19
@@ -147,7 +148,7 @@ def initial_image(job: Job, content: torch.Tensor, generator: torch.Generator) -
 class Stylizer:
     """The network and the blended style targets of one job, built once and used for every frame."""
 
-    def __init__(self, job: Job, device: torch.device, long_side: int, reporter: Reporter):
+    def __init__(self, job: Job, device: torch.device, long_side: int, reporter: Reporter, reference: torch.Tensor | None = None):
         self.job = job
         self.device = device
         self.reporter = reporter
@@ -177,12 +178,24 @@ class Stylizer:
         statistics, self.style_images = [], []
         for style, style_layers in zip(job.styles, style_layer_weights):
             image = read_image(style.path, max(16, round(style.scale * long_side)), job.max_input_pixels).to(device)
+            if reference is not None and job.preserve_color == "histogram":
+                image = match_histogram(image, reference)
+            elif reference is not None and job.preserve_color == "luminance":
+                image = match_luminance(image, reference)
             self.style_images.append(image)
             statistics.append(style_statistics(self.extract, image, list(style_layers), kinds))
         coefficients = blend_coefficients([style.weight for style in job.styles], style_layer_weights)
         generator = torch.Generator().manual_seed(job.seed)
         self.style_targets = blend_targets(statistics, coefficients, kinds, generator)
         self.timings["targets"] = time.perf_counter() - mark
+
+    def prepare(self, content: torch.Tensor) -> torch.Tensor:
+        """What the optimiser works on: the content itself, or its luminance (``preserve_color: luminance``)."""
+        return luminance(content) if self.job.preserve_color == "luminance" else content
+
+    def finish(self, result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """The picture to save: the result, or its luminance in the content's colours."""
+        return with_content_colour(result, content) if self.job.preserve_color == "luminance" else result
 
     def extract(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         return extract(self.network, image, layers, self.precision)
@@ -357,7 +370,8 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
     reporter.stage("loading images")
     content = read_image(job.content, job.size, job.max_input_pixels).to(device)
     height, width = content.shape[-2:]
-    stylizer = Stylizer(job, device, max(height, width), reporter)
+    stylizer = Stylizer(job, device, max(height, width), reporter, content)
+    original, content = content, stylizer.prepare(content)
     folder = out_root / job.name
     folder.mkdir(parents=True, exist_ok=True)
     fmt = job.output.format
@@ -366,12 +380,12 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
     resumed = 0
     if before.get("status") == "interrupted" and before.get("key") == key and resume_path.is_file():
         # An interrupted run of the same job: go on from its last image with the iterations it had left.
-        start_image = read_image(resume_path).to(device)
+        start_image = stylizer.prepare(read_image(resume_path).to(device))
         resumed = int(before.get("iterations", {}).get("done", 0))
         iterations = max(1, iterations - resumed)
         reporter.stage(f"resuming after iteration {resumed}")
     else:
-        start_image = initial_image(job, content, generator)
+        start_image = stylizer.prepare(initial_image(job, content, generator))
 
     snapshots: list[Path] = []
     every = job.output.snapshot_every
@@ -381,10 +395,10 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
         latest.update(image=image.clone(), iteration=step.iteration)
         if every and step.iteration % every == 0:
             path = folder / "snapshots" / f"{job.name}_{step.iteration + resumed:05d}.{fmt}"
-            snapshots.append(write_image(image.clamp(0, 1), path, fmt))
+            snapshots.append(write_image(stylizer.finish(image.clamp(0, 1), original), path, fmt))
 
     def stopped(status: str, image: torch.Tensor, done: int) -> dict[str, Any]:
-        write_image(image.clamp(0, 1), resume_path, "png")
+        write_image(stylizer.finish(image.clamp(0, 1), original), resume_path, "png")
         record = run_record(loaded, device, started)
         record.update(status=status, key=key, iterations={"requested": job.optimizer.iterations, "done": done})
         record["resume_from"] = str(resume_path.relative_to(folder))
@@ -408,9 +422,10 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
         raise out_of_memory(job, device, width, height) from None
 
     reporter.stage("writing outputs")
+    optimized.image = stylizer.finish(optimized.image, original)
     files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt)]
     if job.output.contact_sheet:
-        files.append(write_image(stylizer.sheet(content, optimized.image), folder / f"{job.name}_sheet.png", "png"))
+        files.append(write_image(stylizer.sheet(original, optimized.image), folder / f"{job.name}_sheet.png", "png"))
     if job.output.loss_plot and optimized.history:
         files.append(write_loss_plot(optimized.history, folder / f"{job.name}_loss.png"))
     files += snapshots
