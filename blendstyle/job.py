@@ -162,6 +162,20 @@ class StyleLoss(Model):
 StyleLosses = Annotated[list[StyleLoss], BeforeValidator(_style_loss_shorthand), Field(min_length=1, max_length=8)]
 
 
+class Scales(Model):
+    """Coarse-to-fine: optimise at smaller sizes first, each result upsampled as the next one's start."""
+
+    count: Annotated[int, Field(ge=1, le=8)] = Field(1, description="number of sizes; 1 = off")
+    factor: Annotated[float, Field(gt=1, le=4, allow_inf_nan=False)] = Field(2.0, description="size ratio between scales")
+    iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="iterations at each smaller scale; default: optimizer.iterations"
+    )
+
+    def sizes(self, size: int) -> list[int]:
+        """Long sides from the smallest to ``size`` (never below 32 px)."""
+        return [max(32, round(size / self.factor**step)) for step in range(self.count - 1, 0, -1)] + [size]
+
+
 class Stop(Model):
     """Stop early when the loss fell by less than ``tolerance`` (relative) over the last ``window`` iterations."""
 
@@ -295,6 +309,7 @@ class Job(Model):
         "none", description="keep the content's colours: luminance-only transfer, or styles recoloured to the content's"
     )
     size: Annotated[int, Field(ge=16, le=16384)] = Field(512, description="output long side in pixels")
+    scales: Scales = Field(default_factory=Scales)
     optimizer: Optimizer = Field(default_factory=Optimizer)
     init: Annotated[Init, BeforeValidator(_init_shorthand)] = Field(default_factory=Init)
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0

@@ -148,7 +148,15 @@ def initial_image(job: Job, content: torch.Tensor, generator: torch.Generator) -
 class Stylizer:
     """The network and the blended style targets of one job, built once and used for every frame."""
 
-    def __init__(self, job: Job, device: torch.device, long_side: int, reporter: Reporter, reference: torch.Tensor | None = None):
+    def __init__(
+        self,
+        job: Job,
+        device: torch.device,
+        long_side: int,
+        reporter: Reporter,
+        reference: torch.Tensor | None = None,
+        network: torch.nn.Module | None = None,
+    ):
         self.job = job
         self.device = device
         self.reporter = reporter
@@ -158,14 +166,16 @@ class Stylizer:
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
         self.content_weights, style_layer_weights = layer_plan(job)
         layers = set(self.content_weights).union(*style_layer_weights)
-        reporter.stage(f"loading {job.backbone.name} up to {max(layers, key=layer_index)}")
         mark = time.perf_counter()
-        self.network = load_vgg19(layers, job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
-        if device.type == "cuda":
-            self.network = self.network.to(memory_format=torch.channels_last)
-        if job.compile:
-            # One graph per requested layer set and image size; dynamic=False keeps kernels specialised.
-            self.network = torch.compile(self.network, dynamic=False)
+        if network is None:  # another scale's Stylizer may lend its network
+            reporter.stage(f"loading {job.backbone.name} up to {max(layers, key=layer_index)}")
+            network = load_vgg19(layers, job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
+            if device.type == "cuda":
+                network = network.to(memory_format=torch.channels_last)
+            if job.compile:
+                # One graph per requested layer set and image size; dynamic=False keeps kernels specialised.
+                network = torch.compile(network, dynamic=False)
+        self.network = network
         self.timings["load_network"] = time.perf_counter() - mark
 
         reporter.stage("computing style targets")
@@ -357,6 +367,27 @@ def render(
         reporter.close()
 
 
+def coarse_to_fine(job: Job, final: Stylizer, content: torch.Tensor, generator, reporter: Reporter) -> torch.Tensor:
+    """Run the smaller scales; return the last one's result upsampled to ``content``'s size.
+
+    Every scale computes its own style targets (once), from the styles resized for that scale.
+    """
+    import torch.nn.functional as F
+
+    image = None
+    for long_side in job.scales.sizes(job.size)[:-1]:
+        reporter.stage(f"scale {long_side} px")
+        small = read_image(job.content, long_side, job.max_input_pixels).to(content.device)
+        stylizer = Stylizer(job, content.device, long_side, reporter, small, final.network)
+        small = stylizer.prepare(small)
+        if image is None:
+            start = stylizer.prepare(initial_image(job, small, generator))
+        else:
+            start = F.interpolate(image, size=small.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+        image = stylizer.run(small, start, job.scales.iterations or job.optimizer.iterations)[0].image
+    return F.interpolate(image, size=content.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+
+
 def begin(job: Job) -> tuple[datetime, float, torch.device, torch.Generator]:
     """Start time, clock, device and a seeded generator for a run (torch's global seed set too)."""
     torch.manual_seed(job.seed)
@@ -386,6 +417,8 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
         reporter.stage(f"resuming after iteration {resumed}")
     else:
         start_image = stylizer.prepare(initial_image(job, content, generator))
+        if job.scales.count > 1:
+            start_image = coarse_to_fine(job, stylizer, original, generator, reporter)
 
     snapshots: list[Path] = []
     every = job.output.snapshot_every
@@ -439,6 +472,7 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
             "key": key,
             "precision": precision_name(stylizer.precision),
             "size": {"width": width, "height": height},
+            "scales": job.scales.sizes(job.size),
             "iterations": {
                 "requested": job.optimizer.iterations,
                 "done": resumed + optimized.iterations,

@@ -145,3 +145,31 @@ def test_style_loss_shorthands(tiny_job):
     assert [(s.kind, s.kernel, s.weight) for s in fused.style_loss] == [("bn", "poly", 2.0), ("mmd", "gaussian", 1.0)]
     with pytest.raises(BlendstyleError, match="style_loss.kernel: Input should be 'linear', 'poly' or 'gaussian'"):
         load_job(tiny_job("style_loss: {kind: mmd, kernel: rbf}\n"))
+
+
+def test_coarse_to_fine_reaches_the_requested_size(tmp_path):
+    path = write_blend_job(tmp_path, iterations=4, extra="scales: {count: 3, factor: 2, iterations: 3}\n")
+    calls = []
+    from blendstyle.render import Stylizer
+
+    original = Stylizer.run
+
+    def spy(self, content, *args, **kwargs):
+        calls.append(tuple(content.shape[-2:]))
+        return original(self, content, *args, **kwargs)
+
+    Stylizer.run = spy
+    try:
+        result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    finally:
+        Stylizer.run = original
+    assert result.image.size == (64, 43)
+    assert result.record["scales"] == [32, 32, 64]  # 16 px would be too small: scales stop at 32
+    assert calls == [(21, 32), (21, 32), (43, 64)]  # chelsea is 451x300
+
+
+def test_scale_sizes():
+    from blendstyle.job import Scales
+
+    assert Scales(count=3, factor=2).sizes(512) == [128, 256, 512]
+    assert Scales().sizes(300) == [300]
