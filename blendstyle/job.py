@@ -176,6 +176,18 @@ class Scales(Model):
         return [max(32, round(size / self.factor**step)) for step in range(self.count - 1, 0, -1)] + [size]
 
 
+class Sweep(Model):
+    """Vary one style's blend weight over evenly spaced values (two sweeps make a grid)."""
+
+    style: Annotated[int, Field(ge=0, description="index into styles")]
+    start: NonNegative = 0.0
+    stop: NonNegative = 1.0
+    steps: Annotated[int, Field(ge=2, le=12)] = 5
+
+    def values(self) -> list[float]:
+        return [self.start + (self.stop - self.start) * i / (self.steps - 1) for i in range(self.steps)]
+
+
 class Stop(Model):
     """Stop early when the loss fell by less than ``tolerance`` (relative) over the last ``window`` iterations."""
 
@@ -292,6 +304,13 @@ Device = Annotated[str, *_matching(r"^(auto|cpu|mps|cuda(:\d+)?)$", "auto, cpu, 
 class Job(Model):
     """A blendstyle job: one content input rendered in a weighted blend of styles."""
 
+    @model_validator(mode="after")
+    def _sweeps_name_styles(self) -> Job:
+        for sweep in self.sweep:
+            if sweep.style >= len(self.styles):
+                raise ValueError(f"sweep style {sweep.style} does not exist; styles are numbered 0 to {len(self.styles) - 1}")
+        return self
+
     path_fields: ClassVar[tuple[str, ...]] = ("content",)
 
     extends: str | None = Field(None, description="base job file this one is layered over")
@@ -310,6 +329,9 @@ class Job(Model):
     )
     size: Annotated[int, Field(ge=16, le=16384)] = Field(512, description="output long side in pixels")
     scales: Scales = Field(default_factory=Scales)
+    sweep: Annotated[list[Sweep], Field(max_length=2)] = Field(
+        default_factory=list, description="render every combination of one or two swept style weights as a grid"
+    )
     optimizer: Optimizer = Field(default_factory=Optimizer)
     init: Annotated[Init, BeforeValidator(_init_shorthand)] = Field(default_factory=Init)
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0

@@ -194,10 +194,20 @@ class Stylizer:
                 image = match_luminance(image, reference)
             self.style_images.append(image)
             statistics.append(style_statistics(self.extract, image, list(style_layers), kinds))
-        coefficients = blend_coefficients([style.weight for style in job.styles], style_layer_weights)
-        generator = torch.Generator().manual_seed(job.seed)
-        self.style_targets = blend_targets(statistics, coefficients, kinds, generator)
+        self.statistics, self.style_layer_weights = statistics, style_layer_weights
+        self.style_targets = self.blend([style.weight for style in job.styles])
         self.timings["targets"] = time.perf_counter() - mark
+
+    def blend(self, weights: list[float]):
+        """Blended targets for these style weights from the per-style statistics computed once
+        (a style with weight 0 sits out)."""
+        used = [index for index, weight in enumerate(weights) if weight > 0]
+        if not used:
+            raise BlendstyleError("every style weight is 0: at least one style needs a weight above 0")
+        coefficients = blend_coefficients([weights[i] for i in used], [self.style_layer_weights[i] for i in used])
+        generator = torch.Generator().manual_seed(self.job.seed)
+        kinds = [kind for kind, _ in self.kinds]
+        return blend_targets([self.statistics[i] for i in used], coefficients, kinds, generator)
 
     def prepare(self, content: torch.Tensor) -> torch.Tensor:
         """What the optimiser works on: the content itself, or its luminance (``preserve_color: luminance``)."""
@@ -358,6 +368,10 @@ def render(
         if files and all(path.exists() for path in files):
             return RenderResult(loaded.job.name, folder, files[0], files + [folder / "run.json"], before, None, True)
     try:
+        if loaded.job.sweep and frame_count(loaded.job.content) == 1:
+            from .sweep import render_sweep
+
+            return render_sweep(loaded, out_root, reporter, key)
         if frame_count(loaded.job.content) > 1:
             from .animate import render_animation
 

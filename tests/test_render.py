@@ -173,3 +173,32 @@ def test_scale_sizes():
 
     assert Scales(count=3, factor=2).sizes(512) == [128, 256, 512]
     assert Scales().sizes(300) == [300]
+
+
+def test_blend_sweep_renders_every_cell_and_one_grid(tmp_path):
+    from PIL import Image
+
+    from blendstyle.render import Stylizer
+
+    computed = []
+    original = Stylizer.__init__
+
+    def counting(self, *args, **kwargs):
+        computed.append(1)
+        original(self, *args, **kwargs)
+
+    Stylizer.__init__ = counting
+    try:
+        path = write_blend_job(tmp_path, iterations=12, extra="sweep: [{style: 0, start: 0, stop: 1, steps: 3}]\n")
+        result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    finally:
+        Stylizer.__init__ = original
+    assert len(computed) == 1  # style statistics computed once for all cells
+    cells = sorted(p.name for p in (result.folder / "sweep").iterdir())
+    assert len(cells) == 3 and len(result.record["sweep"]) == 3
+    assert [c["weights"][0] for c in result.record["sweep"]] == [0.0, 0.5, 1.0]
+    grid = Image.open(result.folder / "blend_sweep.png")
+    assert grid.width > 3 * 100
+    # With style 0 at weight 0 only udnie counts; at weight 1 starry night takes half: different images.
+    first, last = (read_image(result.folder / c["file"]) for c in (result.record["sweep"][0], result.record["sweep"][-1]))
+    assert (first - last).abs().mean() > 0.01
