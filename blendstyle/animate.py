@@ -32,7 +32,6 @@ from .render import (
     begin,
     initial_image,
     job_key,
-    precision_name,
     run_record,
     write_record,
 )
@@ -186,8 +185,8 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
     try:
         skipped = work()
     except KeyboardInterrupt as interrupt:
-        record = run_record(loaded, device, started)
-        record.update(status="interrupted", key=key, animation={"frames": len(clip), "frames_done": sorted(store.done)})
+        record = run_record(loaded, device, started, key, stylizer.precision, "interrupted")
+        record.update(animation={"frames": len(clip), "frames_done": sorted(store.done)})
         write_record(record, folder)
         raise Interrupted(
             f"{job.name}: stopped with {len(store.done)} of {len(clip)} frames finished (kept in {store.folder}). "
@@ -216,12 +215,9 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
     if job.output.loss_plot and history:
         files.append(write_loss_plot(history, folder / f"{job.name}_loss.png"))
     rendered = len(frame_seconds)
-    record = run_record(loaded, device, started)
+    record = run_record(loaded, device, started, key, stylizer.precision, "done")
     record.update(
         {
-            "status": "done",
-            "key": key,
-            "precision": precision_name(stylizer.precision),
             "size": {"width": width, "height": height},
             "animation": {
                 "frames": len(clip),
@@ -249,5 +245,4 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
         }
     )
     record_path = write_record(record, folder)
-    optimized_like = type("Frames", (), {"image": frames[0], "history": history})()
-    return RenderResult(job.name, folder, files[0], files + [record_path], record, optimized_like)
+    return RenderResult(job.name, folder, files[0], files + [record_path], record, None)

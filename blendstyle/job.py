@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -666,6 +668,14 @@ def check_image(path: Path, max_pixels: int | None = None) -> str | None:
     return None
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 @dataclass
 class LoadedJob:
     """A validated job with where it came from."""
@@ -677,6 +687,12 @@ class LoadedJob:
 
     def location(self, key: Key) -> Location | None:
         return self.layered.location(key)
+
+    @functools.cached_property
+    def input_hashes(self) -> list[tuple[str, str, str]]:
+        """(role, path, SHA-256) of the content and every style, read once per loaded job."""
+        inputs = [("content", self.job.content)] + [(f"styles[{i}]", s.path) for i, s in enumerate(self.job.styles)]
+        return [(role, path, file_sha256(Path(path))) for role, path in inputs]
 
 
 def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_files: bool = True) -> LoadedJob:

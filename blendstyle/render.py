@@ -22,7 +22,7 @@ from . import __version__
 from .errors import BlendstyleError, Interrupted
 from .memory import out_of_memory
 from .frames import frame_count, open_image, pil_to_tensor, read_image, resize, tensor_to_pil, to_rgb, write_bytes, write_image
-from .job import Job, LoadedJob
+from .job import Job, LoadedJob, file_sha256
 from .layers import layer_index
 from .objective import Objective, extract
 from .optimize import NonFinite, Optimized, Step, optimize
@@ -114,14 +114,6 @@ def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
 
 def precision_name(dtype: torch.dtype | None) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def layer_plan(job: Job) -> tuple[dict[str, float], list[dict[str, float]]]:
@@ -281,17 +273,20 @@ class Stylizer:
         return contact_sheet(tensor_to_pil(content), labelled, tensor_to_pil(result))
 
 
-def run_record(loaded: LoadedJob, device: torch.device, started: datetime) -> dict[str, Any]:
-    """The part of run.json that describes what was asked for and on what."""
+def run_record(
+    loaded: LoadedJob, device: torch.device, started: datetime, key: str, precision: torch.dtype | None, status: str
+) -> dict[str, Any]:
+    """The part of run.json every run writes: what was asked for, on what, and how it ended."""
     job = loaded.job
     record = {
         "blendstyle": __version__,
         "name": job.name,
+        "status": status,
+        "key": key,
         "started": started.isoformat(timespec="seconds"),
         "job": job.model_dump(mode="json"),
-        "job_files": [{"path": str(path), "sha256": sha256(path)} for path in loaded.files],
-        "inputs": [{"role": "content", "path": job.content, "sha256": sha256(Path(job.content))}]
-        + [{"role": f"styles[{i}]", "path": s.path, "sha256": sha256(Path(s.path))} for i, s in enumerate(job.styles)],
+        "job_files": [{"path": str(path), "sha256": file_sha256(path)} for path in loaded.files],
+        "inputs": [{"role": role, "path": path, "sha256": digest} for role, path, digest in loaded.input_hashes],
         "versions": {
             "blendstyle": __version__,
             "torch": torch.__version__,
@@ -299,6 +294,7 @@ def run_record(loaded: LoadedJob, device: torch.device, started: datetime) -> di
             "platform": platform.platform(),
         },
         "device": str(device),
+        "precision": precision_name(precision),
         "threads": torch.get_num_threads(),
         "seed": job.seed,
     }
@@ -320,7 +316,7 @@ def job_key(loaded: LoadedJob, pixels_only: bool = False) -> str:
     """
     exclude: Any = {"output": True, "animation": {"formats", "dither"}, "name": True} if pixels_only else None
     job = loaded.job.model_dump(mode="json", exclude=exclude)
-    inputs = [sha256(Path(loaded.job.content))] + [sha256(Path(style.path)) for style in loaded.job.styles]
+    inputs = [digest for _, _, digest in loaded.input_hashes]
     text = json.dumps({"job": job, "inputs": inputs, "version": __version__}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -368,11 +364,12 @@ def render(
         if files and all(path.exists() for path in files):
             return RenderResult(loaded.job.name, folder, files[0], files + [folder / "run.json"], before, None, True)
     try:
-        if loaded.job.sweep and frame_count(loaded.job.content) == 1:
+        animated = frame_count(loaded.job.content) > 1
+        if loaded.job.sweep and not animated:
             from .sweep import render_sweep
 
             return render_sweep(loaded, out_root, reporter, key)
-        if frame_count(loaded.job.content) > 1:
+        if animated:
             from .animate import render_animation
 
             return render_animation(loaded, out_root, reporter, key)
@@ -446,8 +443,8 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
 
     def stopped(status: str, image: torch.Tensor, done: int) -> dict[str, Any]:
         write_image(stylizer.finish(image.clamp(0, 1), original), resume_path, "png")
-        record = run_record(loaded, device, started)
-        record.update(status=status, key=key, iterations={"requested": job.optimizer.iterations, "done": done})
+        record = run_record(loaded, device, started, key, stylizer.precision, status)
+        record.update(iterations={"requested": job.optimizer.iterations, "done": done})
         record["resume_from"] = str(resume_path.relative_to(folder))
         write_record(record, folder)
         return record
@@ -479,12 +476,9 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
     timings = dict(stylizer.timings, optimize=optimized.seconds, total=time.perf_counter() - clock)
 
     resume_path.unlink(missing_ok=True)
-    record = run_record(loaded, device, started)
+    record = run_record(loaded, device, started, key, stylizer.precision, "done")
     record.update(
         {
-            "status": "done",
-            "key": key,
-            "precision": precision_name(stylizer.precision),
             "size": {"width": width, "height": height},
             "scales": job.scales.sizes(job.size),
             "iterations": {

@@ -12,7 +12,7 @@ import torch
 
 from .frames import read_image, write_image
 from .job import LoadedJob
-from .render import RenderResult, Reporter, Stylizer, begin, initial_image, precision_name, run_record, write_record
+from .render import RenderResult, Reporter, Stylizer, begin, initial_image, run_record, write_record
 from .study import study_sheet
 
 
@@ -54,11 +54,8 @@ def render_sweep(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
         title = "" if row_value is None else f"{names[job.sweep[1].style]} {row_value:.2f}"
         rows.append((title, row))
     grid = write_image(study_sheet(rows), folder / f"{job.name}_sweep.png", "png")
-    record = run_record(loaded, device, started)
+    record = run_record(loaded, device, started, key, stylizer.precision, "done")
     record.update(
-        status="done",
-        key=key,
-        precision=precision_name(stylizer.precision),
         sweep=record_cells,
         timings=dict(stylizer.timings, total=round(time.perf_counter() - clock, 4)),
         outputs=[str(grid.relative_to(folder))] + [str(path.relative_to(folder)) for path in files],
