@@ -63,13 +63,44 @@ def flatten(features: torch.Tensor) -> torch.Tensor:
     return _wide(features)[0].flatten(1).t()
 
 
-def channel_mean(features: torch.Tensor) -> torch.Tensor:
-    return _wide(features).mean(dim=(2, 3))[0]
+def _position_weights(features: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
+    """A region's weight per position, ``(H*W,)`` summing to 1, from a ``(1, 1, H, W)`` map (None: uniform)."""
+    if weights is None:
+        return None
+    if weights.shape[-2:] != features.shape[-2:]:
+        raise ValueError(f"weights {tuple(weights.shape)} do not match features {tuple(features.shape)}")
+    flat = weights.reshape(-1).to(_wide(features).dtype)
+    return flat / flat.sum().clamp_min(1e-12)
 
 
-def channel_std(features: torch.Tensor) -> torch.Tensor:
+def weighted_gram(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    r""":math:`G = \sum_x a_x f_x f_x^T` with :math:`\sum_x a_x = 1`: the second moment of a region's features.
+
+    ``weights=None`` is the plain Gram matrix divided by the number of positions. See
+    :mod:`blendstyle.regions` for how this departs from Gatys et al.'s guided Gram matrix.
+    """
+    share = _position_weights(features, weights)
+    if share is None:
+        return gram_matrix(features)[0]
+    flat = _wide(features)[0].flatten(1)
+    return (flat * share) @ flat.t()
+
+
+def channel_mean(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    share = _position_weights(features, weights)
+    if share is None:
+        return _wide(features).mean(dim=(2, 3))[0]
+    return _wide(features)[0].flatten(1) @ share
+
+
+def channel_std(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     # Population spread with a floor inside the root: the gradient of sqrt at 0 would be infinite.
-    return (_wide(features).var(dim=(2, 3), unbiased=False)[0] + 1e-5).sqrt()
+    share = _position_weights(features, weights)
+    if share is None:
+        return (_wide(features).var(dim=(2, 3), unbiased=False)[0] + 1e-5).sqrt()
+    flat = _wide(features)[0].flatten(1)
+    mean = flat @ share
+    return ((flat - mean[:, None]).pow(2) @ share + 1e-5).sqrt()
 
 
 def linear_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -84,18 +115,32 @@ def gaussian_kernel(x: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor | floa
     return torch.exp(-(x - y).pow(2).sum(-1) / (2 * sigma**2))
 
 
-def linear_time_mmd2(x: torch.Tensor, y: torch.Tensor, kernel) -> torch.Tensor:
-    r"""Gretton et al.'s linear-time unbiased :math:`MMD^2` estimate from ``x``, ``y`` of shape ``(2n, C)``."""
+def linear_time_mmd2(x: torch.Tensor, y: torch.Tensor, kernel, weights: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Gretton et al.'s linear-time unbiased :math:`MMD^2` estimate from ``x``, ``y`` of shape ``(2n, C)``.
+
+    ``weights`` (one non-negative number per row of ``x``) make ``x`` a weighted sample, as for a soft
+    region: each kernel term is weighted by the weights of the ``x`` rows in it.
+    """
     n = min(x.shape[0], y.shape[0]) // 2
     if n < 1:
         raise ValueError("need at least two samples on each side")
     x1, x2, y1, y2 = x[0 : 2 * n : 2], x[1 : 2 * n : 2], y[0 : 2 * n : 2], y[1 : 2 * n : 2]
-    return (kernel(x1, x2) + kernel(y1, y2) - kernel(x1, y2) - kernel(x2, y1)).mean()
+    if weights is None:
+        return (kernel(x1, x2) + kernel(y1, y2) - kernel(x1, y2) - kernel(x2, y1)).mean()
+    a1, a2 = weights[0 : 2 * n : 2], weights[1 : 2 * n : 2]
+    within = (a1 * a2 * kernel(x1, x2)).sum() / (a1 * a2).sum().clamp_min(1e-12)
+    across = ((a1 * kernel(x1, y2)).sum() + (a2 * kernel(x2, y1)).sum()) / (a1.sum() + a2.sum()).clamp_min(1e-12)
+    return within + kernel(y1, y2).mean() - 2 * across
 
 
-def exact_mmd2(x: torch.Tensor, y: torch.Tensor, matrix_kernel) -> torch.Tensor:
-    """The biased quadratic-time :math:`MMD^2`; ``matrix_kernel(a, b)`` returns the ``(len(a), len(b))`` matrix."""
-    return matrix_kernel(x, x).mean() + matrix_kernel(y, y).mean() - 2 * matrix_kernel(x, y).mean()
+def exact_mmd2(x: torch.Tensor, y: torch.Tensor, matrix_kernel, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The biased quadratic-time :math:`MMD^2`; ``matrix_kernel(a, b)`` returns the ``(len(a), len(b))`` matrix.
+
+    ``weights`` (one per row of ``x``) make ``x`` a weighted sample."""
+    if weights is None:
+        return matrix_kernel(x, x).mean() + matrix_kernel(y, y).mean() - 2 * matrix_kernel(x, y).mean()
+    p = weights / weights.sum().clamp_min(1e-12)
+    return p @ matrix_kernel(x, x) @ p + matrix_kernel(y, y).mean() - 2 * (p @ matrix_kernel(x, y)).mean()
 
 
 class StyleKind:
@@ -109,7 +154,16 @@ class StyleKind:
     def blend(self, stats: Sequence[Stats], shares: Sequence[float], generator: torch.Generator) -> Stats:
         raise NotImplementedError
 
-    def loss(self, features: torch.Tensor, target: Stats) -> torch.Tensor:
+    def merge(self, stats: Sequence[Stats], shares: Sequence[float], generator: torch.Generator) -> Stats:
+        """The statistics of a whole image from those of its parts (tiles) covering ``shares`` of it.
+
+        The whole image's feature distribution is the mixture of its parts', the same mixture a blend
+        forms, so by default this is :meth:`blend` (whose extra ``norm`` is ignored downstream)."""
+        return self.blend(stats, shares, generator)
+
+    def loss(self, features: torch.Tensor, target: Stats, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """How far ``features`` ``(1, C, H, W)`` are from ``target``; ``weights`` ``(1, 1, H, W)`` restrict the
+        image's statistics to a (soft) region, as for a style with a mask."""
         raise NotImplementedError
 
 
@@ -127,8 +181,8 @@ class Gram(StyleKind):
         gram = _mean_of(stats, shares, "gram")
         return {"gram": gram, "norm": squared_norm(gram)}
 
-    def loss(self, features, target):
-        return (gram_matrix(features)[0] - target["gram"]).pow(2).sum() / target["norm"]
+    def loss(self, features, target, weights=None):
+        return (weighted_gram(features, weights) - target["gram"]).pow(2).sum() / target["norm"]
 
 
 class LinearMMD(StyleKind):
@@ -141,8 +195,8 @@ class LinearMMD(StyleKind):
         mean = _mean_of(stats, shares, "mean")
         return {"mean": mean, "norm": squared_norm(mean)}
 
-    def loss(self, features, target):
-        return (channel_mean(features) - target["mean"]).pow(2).sum() / target["norm"]
+    def loss(self, features, target, weights=None):
+        return (channel_mean(features, weights) - target["mean"]).pow(2).sum() / target["norm"]
 
 
 class Poly2MMD(StyleKind):
@@ -160,10 +214,10 @@ class Poly2MMD(StyleKind):
         norm = squared_norm(gram) + 2 * self.c * mean.pow(2).sum()
         return {"gram": gram, "mean": mean, "norm": norm}
 
-    def loss(self, features, target):
-        value = (gram_matrix(features)[0] - target["gram"]).pow(2).sum()
+    def loss(self, features, target, weights=None):
+        value = (weighted_gram(features, weights) - target["gram"]).pow(2).sum()
         if self.c:
-            value = value + 2 * self.c * (channel_mean(features) - target["mean"]).pow(2).sum()
+            value = value + 2 * self.c * (channel_mean(features, weights) - target["mean"]).pow(2).sum()
         return value / target["norm"]
 
 
@@ -179,8 +233,9 @@ class BatchNorm(StyleKind):
         std = (second - mean.pow(2)).clamp_min(1e-5).sqrt()
         return {"mean": mean, "std": std, "norm": (mean.pow(2) + std.pow(2)).mean().clamp_min(1e-8)}
 
-    def loss(self, features, target):
-        spread = (channel_mean(features) - target["mean"]).pow(2) + (channel_std(features) - target["std"]).pow(2)
+    def loss(self, features, target, weights=None):
+        mean, std = channel_mean(features, weights), channel_std(features, weights)
+        spread = (mean - target["mean"]).pow(2) + (std - target["std"]).pow(2)
         return spread.mean() / target["norm"]
 
 
@@ -201,6 +256,15 @@ class SampledMMD(StyleKind):
 
     def statistics(self, features):
         return {"vectors": flatten(features).detach()}
+
+    def merge(self, stats, shares, generator):
+        # A sample of the whole image: each part's vectors drawn in proportion to its share.
+        parts = []
+        for share, stat in zip(shares, stats):
+            vectors = stat["vectors"]
+            count = min(len(vectors), max(1, round(4 * self.samples * share)))
+            parts.append(vectors[torch.randperm(len(vectors), generator=generator)[:count]])
+        return {"vectors": torch.cat(parts)}
 
     def kernel(self, target: Stats):
         if self.kernel_name == "gaussian":
@@ -223,20 +287,26 @@ class SampledMMD(StyleKind):
         target["norm"] = self_similarity.clamp_min(1e-8)
         return target
 
-    def loss(self, features, target):
+    def loss(self, features, target, weights=None):
         x = flatten(features)
         key = (len(x), str(x.device))
         if key not in self._order:  # a fixed pairing of the image's positions: a deterministic objective
             generator = torch.Generator().manual_seed(len(x))
             self._order[key] = torch.randperm(len(x), generator=generator).to(x.device)
-        x = x[self._order[key]]
+        order = self._order[key]
+        a = None
+        if weights is not None:  # a region: only its positions, each counted by its weight
+            a = weights.reshape(-1).to(x.dtype)[order]
+            inside = a > 0
+            order, a = order[inside], a[inside]
+        x = x[order]
         pool = target["pool"]
         if self.kernel_name != "gaussian":
             n = self.QUADRATIC_SAMPLES
-            matrix = lambda a, b: (a @ b.t() + self.c).pow(self.degree)  # noqa: E731
-            return exact_mmd2(x[:n], pool[:n], matrix) / target["norm"]
+            matrix = lambda u, v: (u @ v.t() + self.c).pow(self.degree)  # noqa: E731
+            return exact_mmd2(x[:n], pool[:n], matrix, None if a is None else a[:n]) / target["norm"]
         y = pool[torch.arange(len(x), device=pool.device) % len(pool)]
-        return linear_time_mmd2(x, y, self.kernel(target)) / target["norm"]
+        return linear_time_mmd2(x, y, self.kernel(target), a) / target["norm"]
 
 
 def make_kind(kind: str, kernel: str = "poly", c: float = 0.0, degree: int = 2, sigma: float | None = None, samples: int = 4096) -> StyleKind:

@@ -14,6 +14,7 @@ from torch import nn
 
 from .kinds import StyleKind
 from .losses import ContentLoss, temporal_loss, total_variation
+from .regions import Region, areas, at_resolution
 from .targets import BlendedTarget
 
 
@@ -37,7 +38,7 @@ class Objective(nn.Module):
         network: nn.Module,
         content_targets: Mapping[str, torch.Tensor],
         content_weights: Mapping[str, float],
-        style_targets: Mapping[str, BlendedTarget],
+        style_targets: Mapping[str, BlendedTarget] | Sequence[Region],
         kinds: Sequence[tuple[StyleKind, float]],
         weights: Mapping[str, float],
         temporal: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
@@ -48,11 +49,14 @@ class Objective(nn.Module):
         self.network = network
         self.content = nn.ModuleDict({layer: ContentLoss(target) for layer, target in content_targets.items()})
         self.content_weights = dict(content_weights)
-        self.style_targets = dict(style_targets)
+        # Blended targets for the whole image, or per region (styles with masks, see blendstyle.regions).
+        self.regions = [Region(dict(style_targets))] if isinstance(style_targets, Mapping) else list(style_targets)
+        self.areas = [None if region.guide is None else areas(region.guide) for region in self.regions]
+        self._guides: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}
         total = sum(weight for _, weight in kinds)
         self.kinds = [(kind, weight / total) for kind, weight in kinds]  # fusion weights sum to 1
         self.weights = {"content": weights["content"], "style": weights["style"], "tv": weights["tv"]}
-        self.layers = sorted(set(self.content) | set(self.style_targets))
+        self.layers = sorted(set(self.content).union(*(region.targets for region in self.regions)))
         # (reference image, trust map) pairs from neighbouring frames, for animations.
         self.temporal = [(reference.detach(), trust.detach()) for reference, trust in temporal]
         self.temporal_weight = temporal_weight
@@ -62,23 +66,47 @@ class Objective(nn.Module):
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         return extract(self.network, image, self.layers, self.precision) if self.layers else {}
 
-    def style_loss(self, layer: str, features: torch.Tensor) -> torch.Tensor:
-        r""":math:`W_l \sum_k \omega_k L_k(F_l)`: the layer's weight times the fused kinds' losses."""
-        target = self.style_targets[layer]
+    def guide(self, index: int, size) -> torch.Tensor | None:
+        """Region ``index``'s guide at a layer's resolution (computed once per size)."""
+        guide = self.regions[index].guide
+        if guide is None:
+            return None
+        key = (index, tuple(size))
+        if key not in self._guides:
+            self._guides[key] = at_resolution(guide, size)
+        return self._guides[key]
+
+    def style_loss(self, index: int, layer: str, features: torch.Tensor) -> torch.Tensor:
+        r""":math:`A_r W_l \sum_k \omega_k L_k(F_l)`: region ``index``'s area times the layer's weight times the
+        fused kinds' losses, for each frame of the batch, averaged over the frames."""
+        target = self.regions[index].targets[layer]
+        guide = self.guide(index, features.shape[-2:])
         # Style statistics are per image: a batch of frames is scored frame by frame and averaged.
-        samples = [features[i : i + 1] for i in range(features.shape[0])]
-        fused = sum(
-            weight * sum(kind.loss(sample, stats) for sample in samples) / len(samples)
-            for (kind, weight), stats in zip(self.kinds, target.stats)
-        )
-        return target.weight * fused
+        total = features.new_zeros((), dtype=torch.float32)
+        for i in range(features.shape[0]):
+            sample, weights, area = features[i : i + 1], None, 1.0
+            if guide is not None:
+                area = self.areas[index][min(i, len(self.areas[index]) - 1)]
+                if area < 1e-6:  # this region is empty in this frame
+                    continue
+                weights = guide[min(i, guide.shape[0] - 1)][None]
+            fused = sum(weight * kind.loss(sample, stats, weights) for (kind, weight), stats in zip(self.kinds, target.stats))
+            total = total + area * fused
+        return target.weight * total / features.shape[0]
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms ``{"content", "style", "tv"}``; their sum is the objective."""
         features = self.features(image)
         zero = image.new_zeros(())
         content = sum((w * self.content[layer](features[layer]) for layer, w in self.content_weights.items()), zero)
-        style = sum((self.style_loss(layer, features[layer]) for layer in self.style_targets), zero)
+        style = sum(
+            (
+                self.style_loss(index, layer, features[layer])
+                for index, region in enumerate(self.regions)
+                for layer in region.targets
+            ),
+            zero,
+        )
         tv = total_variation(image) if self.weights["tv"] > 0 else zero
         terms = {
             "content": self.weights["content"] * content,
