@@ -127,7 +127,7 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
         indices = batch or [index]
         mark = time.perf_counter()
         content = torch.cat([contents[i] for i in indices])
-        optimized, final = stylizer.run(content, start, iterations, temporal, weight)
+        optimized, final = stylizer.run(content, start, iterations, temporal, weight, frames=[clip.indices[i] for i in indices])
         offset = history[-1].iteration if history else 0
         history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in optimized.history)
         seconds = (time.perf_counter() - mark) / len(indices)

@@ -86,6 +86,26 @@ def read_image(path: Path | str, long_side: int | None = None, max_pixels: int |
     return pil_to_tensor(image)
 
 
+def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | None = None) -> list[torch.Tensor]:
+    """Every frame of a mask image as ``(1, 1, H, W)`` uint8: its grey level times its opacity (a
+    transparent pixel is "not here"), resized so the long side is ``long_side``."""
+    image = _open_lazy(path, max_pixels)
+    masks = []
+    with image:
+        try:
+            for index in range(getattr(image, "n_frames", 1)):
+                image.seek(index)
+                frame = ImageOps.exif_transpose(image.convert("RGBA").convert("LA"))
+                if long_side is not None:
+                    frame = resize(frame, fit_long_side(*frame.size, long_side))
+                grey, alpha = (np.asarray(band, dtype=np.uint16) for band in frame.split())
+                value = ((grey * alpha + 127) // 255).astype(np.uint8)
+                masks.append(torch.from_numpy(value)[None, None])
+        except DECODE_ERRORS as exc:
+            raise BlendstyleError(f"cannot decode mask {path}: {exc}") from None
+    return masks
+
+
 def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     if image.size == size:
         return image

@@ -115,9 +115,14 @@ class Model(BaseModel):
 class Style(Model):
     """One style image and how much of the blend it gets."""
 
-    path_fields: ClassVar[tuple[str, ...]] = ("path",)
+    path_fields: ClassVar[tuple[str, ...]] = ("path", "mask")
 
     path: ImagePath
+    mask: ImagePath | None = Field(
+        None,
+        description="where this style applies (white: here, black: not, grey: partly), stretched to the content's "
+        "size; an animated mask gives one mask per content frame. Pixels no mask covers keep the global blend",
+    )
     weight: Positive = Field(1.0, description="blend weight; all styles' weights are normalised to sum 1")
     scale: Annotated[float, Field(gt=0, le=8, allow_inf_nan=False)] = Field(
         1.0, description="style image long side relative to the output's long side"
@@ -176,6 +181,30 @@ class Scales(Model):
     def sizes(self, size: int) -> list[int]:
         """Long sides from the smallest to ``size`` (never below 32 px)."""
         return [max(32, round(size / self.factor**step)) for step in range(self.count - 1, 0, -1)] + [size]
+
+
+class Tiles(Model):
+    """Tiled rendering of the last scale, for outputs larger than the device can optimise whole."""
+
+    mode: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="auto: tile only when the whole image would not fit in memory; always; "
+        "never (a size that does not fit stops before starting, saying what size fits)",
+    )
+    size: Annotated[int, Field(ge=64, le=8192)] = Field(512, description="tile side in pixels")
+    overlap: Annotated[int, Field(ge=16, le=1024)] = Field(64, description="pixels shared by neighbouring tiles")
+    iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="iterations per tile; default: optimizer.iterations"
+    )
+    memory: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        None, description="memory budget in GiB; default: what the device has free"
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_half(self) -> Tiles:
+        if 2 * self.overlap >= self.size:
+            raise ValueError(f"tiles.overlap ({self.overlap}) must be less than half of tiles.size ({self.size})")
+        return self
 
 
 class Sweep(Model):
@@ -331,6 +360,7 @@ class Job(Model):
     )
     size: Annotated[int, Field(ge=16, le=16384)] = Field(512, description="output long side in pixels")
     scales: Scales = Field(default_factory=Scales)
+    tiles: Tiles = Field(default_factory=Tiles)
     sweep: Annotated[list[Sweep], Field(max_length=2)] = Field(
         default_factory=list, description="render every combination of one or two swept style weights as a grid"
     )
@@ -668,6 +698,36 @@ def check_image(path: Path, max_pixels: int | None = None) -> str | None:
     return None
 
 
+def frames_in(path: Path | str) -> int:
+    """How many frames an image file holds (1 for a still); reads only the header."""
+    from PIL import Image
+
+    try:
+        with own_pixel_limit(), Image.open(path) as image:
+            return getattr(image, "n_frames", 1)
+    except (OSError, EOFError, ValueError, SyntaxError):  # damaged: reported when the frames are decoded
+        return 1
+
+
+def _mask_frame_problems(job: Job, layered: Layered) -> list[Problem]:
+    """An animated mask must have one frame per frame of the content."""
+    problems = []
+    for index, style in enumerate(job.styles):
+        if style.mask is None or (masks := frames_in(style.mask)) == 1:
+            continue
+        if masks != (frames := frames_in(job.content)):
+            key = ("styles", index, "mask")
+            problems.append(
+                Problem(
+                    f"the mask has {masks} frames but the content has {frames}: an animated mask needs one frame "
+                    "per content frame (or use a still mask for every frame)",
+                    layered.location(key),
+                    format_key(key),
+                )
+            )
+    return problems
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -692,6 +752,7 @@ class LoadedJob:
     def input_hashes(self) -> list[tuple[str, str, str]]:
         """(role, path, SHA-256) of the content and every style, read once per loaded job."""
         inputs = [("content", self.job.content)] + [(f"styles[{i}]", s.path) for i, s in enumerate(self.job.styles)]
+        inputs += [(f"styles[{i}].mask", s.mask) for i, s in enumerate(self.job.styles) if s.mask is not None]
         return [(role, path, file_sha256(Path(path))) for role, path in inputs]
 
 
@@ -726,6 +787,8 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
                 reason = check_image(file, job.max_input_pixels)
             if reason:
                 problems.append(Problem(reason, layered.location(key), format_key(key)))
+        if not problems:
+            problems = _mask_frame_problems(job, layered)
         if problems:
             raise BlendstyleError(problems)
     return LoadedJob(job, path.resolve(), layered.files, layered)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .errors import BlendstyleError
@@ -45,10 +47,72 @@ def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", his
 
 
 def free_bytes(device: torch.device) -> int | None:
+    """Memory free for a render on ``device``: the GPU's free memory, or on the CPU the system's
+    available memory (Linux); None where it cannot be told."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as handle:
+                for line in handle:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            return None
     return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Whether the last scale renders whole or in tiles, and the figures that decided it."""
+
+    tiled: bool
+    needed: int  # bytes to optimise the whole image at once
+    budget: int | None  # bytes available (None: unknown)
+    fits: int | None  # the largest long side that fits the budget
+
+    def describe(self, width: int, height: int) -> str:
+        text = f"{width}x{height} needs about {self.needed / 2**30:.1f} GiB"
+        if self.budget is not None:
+            text += f"; {self.budget / 2**30:.1f} GiB available, enough for about {self.fits} px"
+        return text + ("; rendering in tiles" if self.tiled else "")
+
+    def record(self) -> dict:
+        return {"needed_bytes": self.needed, "budget_bytes": self.budget, "fits_long_side": self.fits, "tiled": self.tiled}
+
+
+def plan(job, device: torch.device, width: int, height: int) -> Plan:
+    """Decide tiling for the last scale from the memory estimate (``job.tiles``).
+
+    The budget is ``tiles.memory`` GiB, or 85 % of what the device has free. A whole image that does not
+    fit with ``tiles.mode: never`` is refused here, before any work, with the size that would fit.
+    """
+    from .layers import deepest
+
+    last = deepest(list(job.layers.content) + list(job.layers.style))
+    needed = estimate_bytes(width, height, last, job.optimizer.history)
+    budget = int(job.tiles.memory * 2**30) if job.tiles.memory else free_bytes(device)
+    if budget is not None and not job.tiles.memory:
+        budget = int(budget * 0.85)
+    fits = None if budget is None else largest_fitting(budget, width / height, last, job.optimizer.history)
+    too_big = budget is not None and needed > budget
+    if job.tiles.mode == "never" and too_big:
+        raise BlendstyleError(
+            f"{width}x{height} needs about {needed / 2**30:.1f} GiB to optimise whole, more than the "
+            f"{budget / 2**30:.1f} GiB available on {device}",
+            hint=f"size: {fits} fits; or set tiles.mode: auto to render the last scale in tiles",
+        )
+    tiled = job.tiles.mode == "always" or (job.tiles.mode == "auto" and too_big)
+    if tiled and budget is not None:
+        tile_bytes = estimate_bytes(job.tiles.size, job.tiles.size, last, job.optimizer.history)
+        if tile_bytes > budget:
+            raise BlendstyleError(
+                f"one {job.tiles.size} px tile needs about {tile_bytes / 2**30:.1f} GiB, more than the "
+                f"{budget / 2**30:.1f} GiB available on {device}",
+                hint=f"tiles.size: {fits} fits",
+            )
+    return Plan(tiled, needed, budget, fits)
 
 
 def out_of_memory(job, device: torch.device, width: int, height: int) -> BlendstyleError:

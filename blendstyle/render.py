@@ -20,8 +20,19 @@ import torch
 
 from . import __version__
 from .errors import BlendstyleError, Interrupted
-from .memory import out_of_memory
-from .frames import frame_count, open_image, pil_to_tensor, read_image, resize, tensor_to_pil, to_rgb, write_bytes, write_image
+from .memory import out_of_memory, plan
+from .frames import (
+    frame_count,
+    open_image,
+    pil_to_tensor,
+    read_image,
+    read_mask,
+    resize,
+    tensor_to_pil,
+    to_rgb,
+    write_bytes,
+    write_image,
+)
 from .job import Job, LoadedJob, file_sha256
 from .layers import layer_index
 from .objective import Objective, extract
@@ -29,6 +40,8 @@ from .optimize import NonFinite, Optimized, Step, optimize
 from .report import contact_sheet, write_loss_plot
 from .color import luminance, match_histogram, match_luminance, with_content_colour
 from .kinds import make_kind
+from .regions import Region, guides
+from .tiles import Tile, grid, optimise_tiles, tiled_statistics
 from .targets import blend_coefficients, blend_targets, normalize, style_statistics
 from .vgg import load_vgg19
 
@@ -148,7 +161,10 @@ class Stylizer:
         reporter: Reporter,
         reference: torch.Tensor | None = None,
         network: torch.nn.Module | None = None,
+        tiles: tuple[int, int] | None = None,
     ):
+        """``tiles`` (size, overlap): style images larger than one tile are passed through the network
+        tile by tile (:func:`blendstyle.tiles.tiled_statistics`)."""
         self.job = job
         self.device = device
         self.reporter = reporter
@@ -185,10 +201,34 @@ class Stylizer:
             elif reference is not None and job.preserve_color == "luminance":
                 image = match_luminance(image, reference)
             self.style_images.append(image)
-            statistics.append(style_statistics(self.extract, image, list(style_layers), kinds))
+            if tiles is not None and max(image.shape[-2:]) > 2 * tiles[0]:
+                # A forward pass without gradients needs a fraction of an optimisation's memory: twice the
+                # tile size fits, and a wider overlap keeps the deepest layers' statistics exact
+                # (measured: relu5_1's Gram matrix within 2.5 % with 64 px, equal with 128 px).
+                generator = torch.Generator().manual_seed(job.seed)
+                size = 2 * tiles[0]
+                overlap = min(max(2 * tiles[1], 128), size // 2)
+                statistics.append(tiled_statistics(self.extract, image, list(style_layers), kinds, size, overlap, generator))
+            else:
+                statistics.append(style_statistics(self.extract, image, list(style_layers), kinds))
         self.statistics, self.style_layer_weights = statistics, style_layer_weights
-        self.style_targets = self.blend([style.weight for style in job.styles])
+        # Masks stay 8-bit at about the output's size until a frame needs them.
+        self.masks = [
+            None if style.mask is None else read_mask(style.mask, long_side, job.max_input_pixels) for style in job.styles
+        ]
+        self.set_weights([style.weight for style in job.styles])
         self.timings["targets"] = time.perf_counter() - mark
+
+    def set_weights(self, weights: list[float]) -> None:
+        """Blend the targets for these style weights (a sweep calls this once per cell)."""
+        self.weights = list(weights)
+        masked = [i for i, mask in enumerate(self.masks) if mask is not None and weights[i] > 0]
+        unmasked = [i for i, weight in enumerate(weights) if weight > 0 and i not in masked]
+        # Pixels no mask covers keep the blend of the unmasked styles, or of every style when all have masks.
+        self.style_targets = self.blend([w if (i in unmasked or not unmasked) else 0.0 for i, w in enumerate(weights)])
+        self.region_targets = {
+            i: self.blend([w if j == i else 0.0 for j, w in enumerate(weights)]) for i in masked
+        }
 
     def blend(self, weights: list[float]):
         """Blended targets for these style weights from the per-style statistics computed once
@@ -201,6 +241,30 @@ class Stylizer:
         kinds = [kind for kind, _ in self.kinds]
         return blend_targets([self.statistics[i] for i in used], coefficients, kinds, generator)
 
+    def mask(self, style: int, frames: list[int], size) -> torch.Tensor:
+        """Style ``style``'s mask for these source frames, ``(B, 1, H, W)`` in ``[0, 1]`` at ``size``."""
+        import torch.nn.functional as F
+
+        masks = self.masks[style]
+        picked = torch.cat([masks[frame if len(masks) > 1 else 0] for frame in frames]).to(self.device).float() / 255
+        return F.interpolate(picked, size=tuple(size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+    def regions(self, size, frames: list[int] | None = None, window: tuple[Any, Tile] | None = None) -> dict | list[Region]:
+        """The style targets to optimise against at image ``size``: one blend for the whole image, or
+        one region per masked style plus the rest (:mod:`blendstyle.regions`). ``window`` (the whole
+        image's size, a tile): the image is that tile of a larger one."""
+        if not self.region_targets:
+            return self.style_targets
+        frames = frames or [0]
+        masked = list(self.region_targets)
+        if window is None:
+            masks = [self.mask(i, frames, size) for i in masked]
+        else:
+            masks = [window[1].crop(self.mask(i, frames, window[0])) for i in masked]
+        style_guides, rest = guides(masks, [self.weights[i] for i in masked])
+        regions = [Region(self.region_targets[i], guide) for i, guide in zip(masked, style_guides)]
+        return regions + [Region(self.style_targets, rest)]
+
     def prepare(self, content: torch.Tensor) -> torch.Tensor:
         """What the optimiser works on: the content itself, or its luminance (``preserve_color: luminance``)."""
         return luminance(content) if self.job.preserve_color == "luminance" else content
@@ -212,14 +276,21 @@ class Stylizer:
     def extract(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         return extract(self.network, image, layers, self.precision)
 
-    def objective(self, content: torch.Tensor, temporal=(), temporal_weight: float = 0.0) -> Objective:
+    def objective(
+        self,
+        content: torch.Tensor,
+        temporal=(),
+        temporal_weight: float = 0.0,
+        frames: list[int] | None = None,
+        window: tuple[Any, Tile] | None = None,
+    ) -> Objective:
         with torch.no_grad():
             targets = {layer: value.float() for layer, value in self.extract(content, list(self.content_weights)).items()}
         objective = Objective(
             self.network,
             targets,
             self.content_weights,
-            self.style_targets,
+            self.regions(content.shape[-2:], frames, window),
             self.kinds,
             self.job.weights.model_dump(),
             temporal,
@@ -236,9 +307,12 @@ class Stylizer:
         temporal=(),
         temporal_weight: float = 0.0,
         on_step=None,
+        frames: list[int] | None = None,
+        window: tuple[Any, Tile] | None = None,
     ) -> tuple[Optimized, dict[str, float]]:
-        """Optimise one frame; returns the result and its final (weighted) loss terms."""
-        objective = self.objective(content, temporal, temporal_weight)
+        """Optimise one frame (or a batch of independent ones); returns the result and its final (weighted)
+        loss terms. ``frames`` are the source frame numbers, which pick the frames of animated masks."""
+        objective = self.objective(content, temporal, temporal_weight, frames, window)
         optimizer = self.job.optimizer
 
         def report(step: Step, image: torch.Tensor) -> None:
@@ -378,15 +452,18 @@ def render(
         reporter.close()
 
 
-def coarse_to_fine(job: Job, final: Stylizer, content: torch.Tensor, generator, reporter: Reporter) -> torch.Tensor:
-    """Run the smaller scales; return the last one's result upsampled to ``content``'s size.
+def coarse_to_fine(
+    job: Job, final: Stylizer, content: torch.Tensor, generator, reporter: Reporter, sizes: list[int] | None = None
+) -> torch.Tensor:
+    """Run the smaller scales (``sizes``, default the job's); return the last one's result upsampled to
+    ``content``'s size.
 
     Every scale computes its own style targets (once), from the styles resized for that scale.
     """
     import torch.nn.functional as F
 
     image = None
-    for long_side in job.scales.sizes(job.size)[:-1]:
+    for long_side in sizes or job.scales.sizes(job.size)[:-1]:
         reporter.stage(f"scale {long_side} px")
         small = read_image(job.content, long_side, job.max_input_pixels).to(content.device)
         stylizer = Stylizer(job, content.device, long_side, reporter, small, final.network)
@@ -412,7 +489,10 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
     reporter.stage("loading images")
     content = read_image(job.content, job.size, job.max_input_pixels).to(device)
     height, width = content.shape[-2:]
-    stylizer = Stylizer(job, device, max(height, width), reporter, content)
+    memory = plan(job, device, width, height)  # refuses, before any work, a size that cannot render
+    reporter.stage(memory.describe(width, height))
+    tiles = (job.tiles.size, job.tiles.overlap) if memory.tiled else None
+    stylizer = Stylizer(job, device, max(height, width), reporter, content, tiles=tiles)
     original, content = content, stylizer.prepare(content)
     folder = out_root / job.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -420,16 +500,25 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
     resume_path = folder / "snapshots" / f"{job.name}_resume.png"
     iterations = job.optimizer.iterations
     resumed = 0
+    progress: dict[str, Any] = {"tiles_done": 0}
     if before.get("status") == "interrupted" and before.get("key") == key and resume_path.is_file():
-        # An interrupted run of the same job: go on from its last image with the iterations it had left.
+        # An interrupted run of the same job: go on from its last image with the iterations (or tiles) it had left.
         start_image = stylizer.prepare(read_image(resume_path).to(device))
         resumed = int(before.get("iterations", {}).get("done", 0))
-        iterations = max(1, iterations - resumed)
-        reporter.stage(f"resuming after iteration {resumed}")
+        progress["tiles_done"] = int(before.get("tiles", {}).get("done", 0)) if tiles else 0
+        iterations = iterations if tiles else max(1, iterations - resumed)
+        reporter.stage(f"resuming after {progress['tiles_done']} tiles" if tiles else f"resuming after iteration {resumed}")
     else:
         start_image = stylizer.prepare(initial_image(job, content, generator))
         if job.scales.count > 1:
             start_image = coarse_to_fine(job, stylizer, original, generator, reporter)
+        elif tiles:
+            # Tiles refine a picture that is already styled everywhere: started from the content, the
+            # tiles optimised later would start from their finished neighbours' pixels on one side and
+            # from the bare content on the other, and show it. So a whole-image pass at a size that fits
+            # (half size, or less) comes first, as a one-step coarse-to-fine.
+            coarse = min(round(max(height, width) / job.scales.factor), memory.fits or job.size)
+            start_image = coarse_to_fine(job, stylizer, original, generator, reporter, [max(32, coarse)])
 
     snapshots: list[Path] = []
     every = job.output.snapshot_every
@@ -441,25 +530,47 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
             path = folder / "snapshots" / f"{job.name}_{step.iteration + resumed:05d}.{fmt}"
             snapshots.append(write_image(stylizer.finish(image.clamp(0, 1), original), path, fmt))
 
+    layout = grid(height, width, *tiles) if tiles else []
+
     def stopped(status: str, image: torch.Tensor, done: int) -> dict[str, Any]:
         write_image(stylizer.finish(image.clamp(0, 1), original), resume_path, "png")
         record = run_record(loaded, device, started, key, stylizer.precision, status)
         record.update(iterations={"requested": job.optimizer.iterations, "done": done})
+        if tiles:
+            record["tiles"] = {"count": len(layout), "done": progress["tiles_done"]}
         record["resume_from"] = str(resume_path.relative_to(folder))
         write_record(record, folder)
         return record
 
+    def optimise() -> tuple[Optimized, dict[str, float]]:
+        if not tiles:
+            return stylizer.run(content, start_image, iterations, on_step=on_step)
+        finals = []
+
+        def run_tile(part: torch.Tensor, start: torch.Tensor, tile: Tile) -> Optimized:
+            optimized, final = stylizer.run(part, start, job.tiles.iterations or iterations, window=((height, width), tile))
+            finals.append(final)
+            return optimized
+
+        mark = time.perf_counter()
+        history = optimise_tiles(run_tile, content, start_image, layout, progress, reporter.stage)
+        seconds = time.perf_counter() - mark
+        # The whole picture is too large to score at once: the final terms are the tiles' average.
+        final = {name: sum(f[name] for f in finals) / len(finals) for name in finals[0]} if finals else {}
+        return Optimized(progress["image"], history, False, seconds), final
+
     reporter.stage("optimising")
     try:
-        optimized, final = stylizer.run(content, start_image, iterations, on_step=on_step)
+        optimized, final = optimise()
     except KeyboardInterrupt as interrupt:
         done = resumed + latest["iteration"]
-        stopped("interrupted", latest["image"], done)
+        stopped("interrupted", progress.get("image", latest["image"]), done)
         code = getattr(interrupt, "exit_code", 130)
-        raise Interrupted(f"{job.name}: stopped at iteration {done} of {job.optimizer.iterations}; the image so far "
+        so_far = f"{progress['tiles_done']} of {len(layout)} tiles" if tiles else f"iteration {done} of {job.optimizer.iterations}"
+        raise Interrupted(f"{job.name}: stopped at {so_far}; the image so far "
                           f"is {resume_path}. Run the same command again to resume.", code) from None
     except NonFinite as error:
-        stopped("failed", error.image, resumed + latest["iteration"])
+        stopped("failed", error.image if not tiles else progress["image"], resumed + latest["iteration"])
         error.hint = f"{error.hint}; the last good image is {resume_path}"
         raise
     except torch.cuda.OutOfMemoryError:
@@ -481,6 +592,7 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
         {
             "size": {"width": width, "height": height},
             "scales": job.scales.sizes(job.size),
+            "memory": memory.record(),
             "iterations": {
                 "requested": job.optimizer.iterations,
                 "done": resumed + optimized.iterations,
@@ -489,11 +601,13 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
             },
             "timings": {key: round(value, 4) for key, value in timings.items()}
             | {"per_iteration": round(optimized.seconds / max(1, optimized.iterations), 4)},
-            "initial_loss": dict(optimized.history[0].terms, total=optimized.history[0].total),
+            "initial_loss": dict(optimized.history[0].terms, total=optimized.history[0].total) if optimized.history else {},
             "final_loss": final,
             "loss_history": [round(step.total, 6) for step in optimized.history],
             "outputs": [str(path.relative_to(folder)) for path in files],
         }
     )
+    if tiles:
+        record["tiles"] = {"size": tiles[0], "overlap": tiles[1], "count": len(layout), "done": len(layout)}
     record_path = write_record(record, folder)
     return RenderResult(job.name, folder, files[0], files + [record_path], record, optimized)

@@ -36,7 +36,7 @@ def render_sweep(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
             cells[combination] = torch.ones_like(original)  # nothing to blend: a blank cell
             continue
         reporter.stage(f"sweep cell {label}")
-        stylizer.style_targets = stylizer.blend(weights)
+        stylizer.set_weights(weights)
         start = stylizer.prepare(initial_image(job, content, generator))
         optimized, final = stylizer.run(content, start, job.optimizer.iterations)
         image = stylizer.finish(optimized.image, original)

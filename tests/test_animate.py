@@ -164,3 +164,33 @@ def test_independent_frames_in_batches(tmp_path):
     assert len(out) == 6 and out.durations == DURATIONS
     for a, b in zip(out.frames, source.frames):  # every frame of both batches is stylised
         assert (a - b).abs().mean().item() > 0.02
+
+
+def test_an_animated_mask_gives_each_frame_its_own_region(tmp_path):
+    """Mask frame k is white over the k-th third of the picture; the region each content frame is
+    optimised with follows it, and a coherent run with it finishes every frame."""
+    from blendstyle.job import load_job
+    from blendstyle.render import Reporter, Stylizer
+
+    content = moving_square(tmp_path / "move.gif", count=3)
+    thirds = []
+    for k in range(3):
+        array = np.zeros((36, 48), np.uint8)
+        array[:, 16 * k : 16 * (k + 1)] = 255
+        thirds.append(Image.fromarray(array))
+    thirds[0].save(tmp_path / "mask.gif", save_all=True, append_images=thirds[1:], duration=100)
+    path = job(tmp_path, content)
+    path.write_text(path.read_text().replace("styles:\n", "styles:\n  - path: style.png\n    mask: mask.gif\n"))
+    loaded = load_job(path)
+    stylizer = Stylizer(loaded.job, torch.device("cpu"), 48, Reporter())
+    regions = stylizer.regions((36, 48), [2, 0])
+    assert len(regions) == 2  # the masked style, and the rest keeping the unmasked style
+    guide = regions[0].guide
+    assert guide.shape == (2, 1, 36, 48)
+    assert guide[0, 0, :, 36:].mean() > 0.95 and guide[0, 0, :, :28].max() < 0.05  # frame 2: right third
+    assert guide[1, 0, :, :12].mean() > 0.95 and guide[1, 0, :, 20:].max() < 0.05  # frame 0: left third
+    assert torch.allclose(regions[0].guide + regions[1].guide, torch.ones_like(guide))
+
+    result = run(path, tmp_path)
+    assert result.record["animation"]["frames"] == 3
+    assert len(read_clip(result.image_path)) == 3

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -202,3 +203,36 @@ def test_blend_sweep_renders_every_cell_and_one_grid(tmp_path):
     # With style 0 at weight 0 only udnie counts; at weight 1 starry night takes half: different images.
     first, last = (read_image(result.folder / c["file"]) for c in (result.record["sweep"][0], result.record["sweep"][-1]))
     assert (first - last).abs().mean() > 0.01
+
+
+def test_a_mask_confines_its_style_to_its_region(tmp_path, vgg):
+    """Starry Night masked to the left half, The Scream everywhere else: each half ends nearer its own
+    style, and the left half nearer Starry Night than in the same run without the mask."""
+    from PIL import Image
+
+    left = np.zeros((64, 64), np.uint8)
+    left[:, :32] = 255
+    Image.fromarray(left).save(tmp_path / "left.png")
+    starry, scream = ASSETS / "styles" / "starry_night.jpg", ASSETS / "styles" / "the_scream.jpg"
+
+    def render(mask: str):
+        path = tmp_path / "regions.yaml"
+        path.write_text(
+            f"content: {ASSETS / 'content' / 'chelsea.png'}\nstyles:\n  - path: {starry}\n{mask}"
+            f"  - path: {scream}\nsize: 64\ndevice: cpu\noptimizer: {{iterations: 40}}\n"
+        )
+        result = blendstyle.run_job(path, out_root=tmp_path / "out", force=True)
+        image = read_image(result.image_path)
+        half = image.shape[-1] // 2
+        with torch.no_grad():
+            return {
+                side: (style_distance(vgg, part, [starry], [1], 64), style_distance(vgg, part, [scream], [1], 64))
+                for side, part in (("left", image[..., :half]), ("right", image[..., half:]))
+            }
+
+    masked = render("    mask: left.png\n")
+    assert masked["left"][0] < 0.5 * masked["left"][1], masked  # left: Starry Night
+    assert masked["right"][1] < 0.5 * masked["right"][0], masked  # right: The Scream
+    assert masked["right"][1] < masked["left"][1] and masked["left"][0] < masked["right"][0], masked
+    plain = render("")
+    assert masked["left"][0] < plain["left"][0] and masked["right"][1] < plain["right"][1], (masked, plain)
