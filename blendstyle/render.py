@@ -511,7 +511,9 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
     else:
         start_image = stylizer.prepare(initial_image(job, content, generator))
         if job.scales.count > 1:
-            start_image = coarse_to_fine(job, stylizer, original, generator, reporter)
+            # Smaller scales render whole: one too large for memory is held at the largest size that fits.
+            sizes = [min(size, memory.fits or size) for size in job.scales.sizes(job.size)[:-1]]
+            start_image = coarse_to_fine(job, stylizer, original, generator, reporter, sizes)
         elif tiles:
             # Tiles refine a picture that is already styled everywhere: started from the content, the
             # tiles optimised later would start from their finished neighbours' pixels on one side and

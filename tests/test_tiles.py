@@ -1,5 +1,7 @@
 """Tiled rendering: the tile grid, the blend ramps, tiled style statistics, and seamless output."""
 
+import json
+
 import pytest
 import torch
 
@@ -131,3 +133,32 @@ def test_auto_tiles_only_what_does_not_fit_and_never_refuses_before_starting(tmp
         plan(load_job(path, {"tiles.mode": "never"}).job, cpu, 512, 341)
     with pytest.raises(BlendstyleError, match="one 512 px tile"):
         plan(load_job(path, {"tiles.size": 512}).job, cpu, 512, 341)
+
+
+def test_an_interrupted_tiled_print_resumes_with_the_tiles_left(tmp_path, monkeypatch):
+    from blendstyle.errors import Interrupted
+    from blendstyle.render import Stylizer
+
+    path = write_tiled_job(tmp_path, "scales: {count: 2, iterations: 2}\n")
+    path.write_text(path.read_text().replace("iterations: 20", "iterations: 3"))
+    real_run, calls = Stylizer.run, []
+
+    def run(self, content, start, iterations, *args, window=None, **named):
+        if window is not None:
+            calls.append(window[1].index)
+            if len(calls) == 3 and not getattr(run, "resumed", False):
+                raise KeyboardInterrupt
+        return real_run(self, content, start, iterations, *args, window=window, **named)
+
+    monkeypatch.setattr(Stylizer, "run", run)
+    with pytest.raises(Interrupted, match="stopped at 2 of 6 tiles"):
+        blendstyle.run_job(path, out_root=tmp_path / "out")
+    folder = tmp_path / "out" / "print"
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["tiles"] == {"count": 6, "done": 2}
+    assert (folder / record["resume_from"]).is_file()
+
+    run.resumed, calls[:] = True, []
+    result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    assert calls == [2, 3, 4, 5] and result.record["tiles"]["done"] == 6
+    assert read_image(result.image_path).shape == (1, 3, 85, 128)
