@@ -29,6 +29,7 @@ from .render import (
     RenderResult,
     Reporter,
     Stylizer,
+    coarse_to_fine,
     begin,
     initial_image,
     job_key,
@@ -138,7 +139,14 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
             store.save(i, stylizer.finish(results[i], originals[i]))
 
     loops = clip.loop is not None and len(clip) >= 3
-    batch_size = frames_per_batch(settings.batch, device, width, height, job)
+    # Coarse-to-fine frames start from their own smaller scales: one frame at a time.
+    batch_size = 1 if job.scales.count > 1 else frames_per_batch(settings.batch, device, width, height, job)
+
+    def first_start(index: int) -> torch.Tensor:
+        """Where a frame that does not follow a neighbour starts: its init, or its own smaller scales."""
+        if job.scales.count > 1:
+            return coarse_to_fine(job, stylizer, originals[index], generator, reporter, frame=clip.indices[index])
+        return stylizer.prepare(initial_image(job, contents[index], generator))
 
     def work() -> int:
         """Render the frames that are not done yet, then close the loop; returns how many were skipped."""
@@ -164,7 +172,7 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
                 reporter.frame_done(index, skipped=True)
                 continue
             if index == 0 or settings.mode == "independent":
-                stylise(index, stylizer.prepare(initial_image(job, contents[index], generator)), first_iterations, ())
+                stylise(index, first_start(index), first_iterations, ())
             else:
                 moved, trust = reference(results[index - 1], contents[index], contents[index - 1], use_flow)
                 start = trust * moved + (1 - trust) * contents[index]
@@ -219,6 +227,7 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
     record.update(
         {
             "size": {"width": width, "height": height},
+            "scales": job.scales.sizes(job.size),
             "animation": {
                 "frames": len(clip),
                 "source_frames": clip.total,

@@ -22,6 +22,7 @@ from . import __version__
 from .errors import BlendstyleError, Interrupted
 from .memory import out_of_memory, plan
 from .frames import (
+    fit_long_side,
     frame_count,
     open_image,
     pil_to_tensor,
@@ -168,6 +169,7 @@ class Stylizer:
         self.job = job
         self.device = device
         self.reporter = reporter
+        self.coarse: dict[int, Stylizer] = {}  # the smaller scales' Stylizers, by long side
         self.timings: dict[str, float] = {}
         self.precision = pick_precision(job.precision, device)
         if device.type == "cuda":
@@ -453,26 +455,43 @@ def render(
 
 
 def coarse_to_fine(
-    job: Job, final: Stylizer, content: torch.Tensor, generator, reporter: Reporter, sizes: list[int] | None = None
+    job: Job,
+    final: Stylizer,
+    content: torch.Tensor,
+    generator,
+    reporter: Reporter,
+    sizes: list[int] | None = None,
+    frame: int | None = None,
 ) -> torch.Tensor:
     """Run the smaller scales (``sizes``, default the job's); return the last one's result upsampled to
-    ``content``'s size.
+    ``content``'s size (``content`` in its original colours).
 
-    Every scale computes its own style targets (once), from the styles resized for that scale.
+    Every scale's style targets are computed once, from the styles resized for that scale, and kept on
+    ``final`` for the next frame of an animation. A still's smaller scales are read from its file; an
+    animation ``frame`` (its number in the source, which picks the frame of an animated mask) is scaled
+    down from ``content``.
     """
     import torch.nn.functional as F
 
     image = None
     for long_side in sizes or job.scales.sizes(job.size)[:-1]:
         reporter.stage(f"scale {long_side} px")
-        small = read_image(job.content, long_side, job.max_input_pixels).to(content.device)
-        stylizer = Stylizer(job, content.device, long_side, reporter, small, final.network)
+        if frame is None:
+            small = read_image(job.content, long_side, job.max_input_pixels).to(content.device)
+        else:
+            width, height = fit_long_side(content.shape[-1], content.shape[-2], long_side)
+            small = F.interpolate(content, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+            small = small.clamp(0, 1)
+        if long_side not in final.coarse:
+            final.coarse[long_side] = Stylizer(job, content.device, long_side, reporter, small, final.network)
+        stylizer = final.coarse[long_side]
         small = stylizer.prepare(small)
         if image is None:
             start = stylizer.prepare(initial_image(job, small, generator))
         else:
             start = F.interpolate(image, size=small.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
-        image = stylizer.run(small, start, job.scales.iterations or job.optimizer.iterations)[0].image
+        frames = None if frame is None else [frame]
+        image = stylizer.run(small, start, job.scales.iterations or job.optimizer.iterations, frames=frames)[0].image
     return F.interpolate(image, size=content.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
 
 

@@ -194,3 +194,32 @@ def test_an_animated_mask_gives_each_frame_its_own_region(tmp_path):
     result = run(path, tmp_path)
     assert result.record["animation"]["frames"] == 3
     assert len(read_clip(result.image_path)) == 3
+
+
+@pytest.mark.parametrize("mode", ["coherent", "independent"])
+def test_coarse_to_fine_frames_share_each_scales_targets(tmp_path, monkeypatch, mode):
+    """With two scales, a coherent GIF runs its first frame small then full size and the others at full
+    size from their neighbour; independent frames each run small then full. Each scale's style targets
+    are built once for the whole clip."""
+    from blendstyle.render import Stylizer
+
+    content = moving_square(tmp_path / "move.gif", count=3)
+    path = job(tmp_path, content, f"scales: {{count: 2, iterations: 2}}\nanimation: {{mode: {mode}, batch: 4}}\n")
+    real_init, real_run, built, sizes = Stylizer.__init__, Stylizer.run, [], []
+
+    def init(self, job, device, long_side, *args, **named):
+        built.append(long_side)
+        real_init(self, job, device, long_side, *args, **named)
+
+    def run_spy(self, content, *args, **named):
+        sizes.append(tuple(content.shape[-2:]))
+        return real_run(self, content, *args, **named)
+
+    monkeypatch.setattr(Stylizer, "__init__", init)
+    monkeypatch.setattr(Stylizer, "run", run_spy)
+    result = run(path, tmp_path)
+    assert sorted(built) == [32, 48]  # scales stop at 32 px
+    small, full = (24, 32), (36, 48)
+    expected = [small, full, full, full] if mode == "coherent" else [small, full] * 3
+    assert sizes[: len(expected)] == expected
+    assert len(read_clip(result.image_path)) == 3
