@@ -205,8 +205,9 @@ class Stylizer:
             self.style_images.append(image)
             if tiles is not None and max(image.shape[-2:]) > 2 * tiles[0]:
                 # A forward pass without gradients needs a fraction of an optimisation's memory: twice the
-                # tile size fits, and a wider overlap keeps the deepest layers' statistics exact
-                # (measured: relu5_1's Gram matrix within 2.5 % with 64 px, equal with 128 px).
+                # tile size fits, and a wide overlap keeps the deepest layers' statistics exact (measured on
+                # a 768 px painting: relu5_1's Gram matrix 2.5 % off in 256 px tiles overlapping by 64 px,
+                # equal to the whole image's in 384 px tiles overlapping by 96 px).
                 generator = torch.Generator().manual_seed(job.seed)
                 size = 2 * tiles[0]
                 overlap = min(max(2 * tiles[1], 128), size // 2)
