@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .errors import BlendstyleError, Interrupted
-from .memory import estimate_bytes, free_bytes, out_of_memory
+from .memory import free_bytes, job_bytes, out_of_memory
 from .frames import read_clip, read_image, write_animation, write_bytes, write_image
 from .job import LoadedJob
 from .optimize import Step
@@ -48,11 +48,8 @@ def frames_per_batch(batch, device: torch.device, width: int, height: int, job) 
         return batch
     if device.type != "cuda":
         return 1  # a CPU gains nothing from batching: it is busy with one frame already
-    from .layers import deepest
-
     free = free_bytes(device) or 0
-    per_frame = estimate_bytes(width, height, deepest(list(job.layers.content) + list(job.layers.style)), job.optimizer.history)
-    return max(1, min(16, int(0.7 * free // per_frame)))
+    return max(1, min(16, int(0.7 * free // job_bytes(job, width, height))))
 
 
 class FrameStore:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import BlendstyleError
-from .layers import BLOCKS, LAYER_NAMES, layer_channels, layer_index, layer_stride
+from .layers import BLOCKS, LAYER_NAMES, deepest, layer_channels, layer_index, layer_stride
 
 FLOAT = 4  # bytes
 
@@ -31,6 +31,19 @@ def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history
             channels = out
     pixels = 3 * width * height
     return FLOAT * (3 * activations + weights + (2 * history + 6) * pixels)
+
+
+def deepest_layer(job) -> str:
+    """The deepest layer a job's network runs to: content layers, and each style's own layers or the job's."""
+    layers = list(job.layers.content)
+    for style in job.styles:
+        layers += list(style.layers if style.layers is not None else job.layers.style)
+    return deepest(layers)
+
+
+def job_bytes(job, width: int, height: int) -> int:
+    """:func:`estimate_bytes` for one ``width`` x ``height`` image of ``job``."""
+    return estimate_bytes(width, height, deepest_layer(job), job.optimizer.history)
 
 
 def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", history: int = 100) -> int:
@@ -88,10 +101,8 @@ def plan(job, device: torch.device, width: int, height: int) -> Plan:
     The budget is ``tiles.memory`` GiB, or 85 % of what the device has free. A whole image that does not
     fit with ``tiles.mode: never`` is refused here, before any work, with the size that would fit.
     """
-    from .layers import deepest
-
-    last = deepest(list(job.layers.content) + list(job.layers.style))
-    needed = estimate_bytes(width, height, last, job.optimizer.history)
+    last = deepest_layer(job)
+    needed = job_bytes(job, width, height)
     budget = int(job.tiles.memory * 2**30) if job.tiles.memory else free_bytes(device)
     if budget is not None and not job.tiles.memory:
         budget = int(budget * 0.85)
@@ -105,7 +116,7 @@ def plan(job, device: torch.device, width: int, height: int) -> Plan:
         )
     tiled = job.tiles.mode == "always" or (job.tiles.mode == "auto" and too_big)
     if tiled and budget is not None:
-        tile_bytes = estimate_bytes(job.tiles.size, job.tiles.size, last, job.optimizer.history)
+        tile_bytes = job_bytes(job, job.tiles.size, job.tiles.size)
         if tile_bytes > budget:
             raise BlendstyleError(
                 f"one {job.tiles.size} px tile needs about {tile_bytes / 2**30:.1f} GiB, more than the "
@@ -117,11 +128,8 @@ def plan(job, device: torch.device, width: int, height: int) -> Plan:
 
 def out_of_memory(job, device: torch.device, width: int, height: int) -> BlendstyleError:
     """The message for a GPU that ran out of memory: what was needed and what size would fit."""
-    from .layers import deepest
-
-    layers = list(job.layers.content) + list(job.layers.style)
-    last = deepest(layers)
-    needed = estimate_bytes(width, height, last, job.optimizer.history)
+    last = deepest_layer(job)
+    needed = job_bytes(job, width, height)
     try:
         total = torch.cuda.get_device_properties(device).total_memory
     except (RuntimeError, AssertionError, AttributeError):

@@ -171,6 +171,17 @@ def test_memory_estimate():
     assert 990 <= fits <= 1010
 
 
+def test_memory_estimate_counts_a_styles_own_deeper_layers(tiny_job):
+    from blendstyle.memory import deepest_layer, job_bytes
+
+    shallow = blendstyle.load_job(tiny_job("layers: {content: [relu2_2], style: [relu1_1]}\n")).job
+    assert deepest_layer(shallow) == "relu2_2"
+    deeper = shallow.model_copy(deep=True)
+    deeper.styles[0].layers = {"relu5_1": 1.0}
+    assert deepest_layer(deeper) == "relu5_1"
+    assert job_bytes(deeper, 64, 48) > job_bytes(shallow, 64, 48)
+
+
 def test_pixel_limit_refuses_huge_images(tiny_job, tmp_path):
     Image.new("RGB", (300, 200)).save(tmp_path / "big.png")
     assert blendstyle.load_job(tiny_job("max_input_pixels: 10000\n")).job.max_input_pixels == 10000  # 64x48 fits
