@@ -20,11 +20,13 @@ Terms = dict[str, torch.Tensor]
 
 
 class NonFinite(BlendstyleError):
-    """The loss became NaN or infinite; ``image`` is the best image seen before that."""
+    """The loss became NaN or infinite; ``image`` is the best image seen before that, after ``iterations``
+    finished iterations."""
 
-    def __init__(self, message: str, image: torch.Tensor, hint: str):
+    def __init__(self, message: str, image: torch.Tensor, hint: str, iterations: int = 0):
         super().__init__(message, hint=hint)
         self.image = image
+        self.iterations = iterations
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def optimize(
     """Minimise ``sum(objective(x).values())`` over the pixels ``x``, starting at ``image``.
 
     The result is clamped to ``[0, 1]``; the pixels are not clamped during the run, which would break
-    L-BFGS's curvature estimates.
+    L-BFGS's curvature estimates. A ``KeyboardInterrupt`` leaves with ``image`` (the best image so far)
+    and ``iterations`` (the iterations finished) set on it.
     """
     x = image.detach().clone().contiguous().requires_grad_(True)
     if method == "lbfgs":
@@ -90,33 +93,42 @@ def optimize(
     # Without a line search L-BFGS now and then steps uphill; the image returned is the best one seen.
     best: dict[str, object] = {"total": math.inf, "image": x.detach().clone()}
     start = time.perf_counter()
-    for iteration in range(1, iterations + 1):
-        seen: dict[str, float] = {}
+    try:
+        for iteration in range(1, iterations + 1):
+            seen: dict[str, float] = {}
 
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            terms = objective(x)
-            total = sum(terms.values())
-            total.backward()
-            if not seen:
-                seen.update({name: float(value.detach()) for name, value in terms.items()})
-                if sum(seen.values()) < best["total"]:
-                    best.update(total=sum(seen.values()), image=x.detach().clone())
-            return total
+            def closure() -> torch.Tensor:
+                optimizer.zero_grad(set_to_none=True)
+                terms = objective(x)
+                total = sum(terms.values())
+                total.backward()
+                if not seen:
+                    seen.update({name: float(value.detach()) for name, value in terms.items()})
+                    if sum(seen.values()) < best["total"]:
+                        best.update(total=sum(seen.values()), image=x.detach().clone())
+                return total
 
-        optimizer.step(closure)
-        total = sum(seen.values())
-        if not math.isfinite(total):
-            hint = "lower optimizer.learning_rate" if method == "adam" else "try optimizer.name: adam"
-            raise NonFinite(f"the loss became {total} at iteration {iteration}", best["image"].clamp(0, 1), hint)
-        step = Step(iteration, total, seen, time.perf_counter() - start)
-        result.history.append(step)
-        totals.append(total)
-        if on_step is not None:
-            on_step(step, x.detach())
-        if converged(totals, tolerance, window):
-            result.stopped_early = True
-            break
+            optimizer.step(closure)
+            total = sum(seen.values())
+            if not math.isfinite(total):
+                hint = "lower optimizer.learning_rate" if method == "adam" else "try optimizer.name: adam"
+                raise NonFinite(
+                    f"the loss became {total} at iteration {iteration}", best["image"].clamp(0, 1), hint, iteration - 1
+                )
+            step = Step(iteration, total, seen, time.perf_counter() - start)
+            result.history.append(step)
+            totals.append(total)
+            if on_step is not None:
+                on_step(step, x.detach())
+            if converged(totals, tolerance, window):
+                result.stopped_early = True
+                break
+    except KeyboardInterrupt as stop:
+        # Interrupted (Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the CLI): the caller saves the
+        # best image so far, so it is carried on the exception rather than copied out at every step.
+        stop.image = best["image"].clamp(0, 1)
+        stop.iterations = len(result.history)
+        raise
     with torch.no_grad():
         last = float(sum(objective(x).values()))
     result.image = (x.detach() if last <= best["total"] else best["image"]).clamp(0, 1)

@@ -544,11 +544,9 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
 
     snapshots: list[Path] = []
     every = job.output.snapshot_every
-    latest = {"image": start_image, "iteration": 0}
 
     def on_step(step: Step, image: torch.Tensor) -> None:
-        latest.update(image=image.clone(), iteration=step.iteration)
-        if every and step.iteration % every == 0:
+        if step.iteration % every == 0:
             path = folder / "snapshots" / f"{job.name}_{step.iteration + resumed:05d}.{fmt}"
             snapshots.append(write_image(stylizer.finish(image.clamp(0, 1), original), path, fmt))
 
@@ -566,7 +564,7 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
 
     def optimise() -> tuple[Optimized, dict[str, float]]:
         if not tiles:
-            return stylizer.run(content, start_image, iterations, on_step=on_step)
+            return stylizer.run(content, start_image, iterations, on_step=on_step if every else None)
         finals = []
 
         def run_tile(part: torch.Tensor, start: torch.Tensor, tile: Tile) -> Optimized:
@@ -585,14 +583,15 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
     try:
         optimized, final = optimise()
     except KeyboardInterrupt as interrupt:
-        done = resumed + latest["iteration"]
-        stopped("interrupted", progress.get("image", latest["image"]), done)
+        # optimize() hands over the best image so far; a tiled print keeps its picture in `progress`.
+        done = resumed + getattr(interrupt, "iterations", 0)
+        stopped("interrupted", progress.get("image", getattr(interrupt, "image", start_image)), done)
         code = getattr(interrupt, "exit_code", 130)
         so_far = f"{progress['tiles_done']} of {len(layout)} tiles" if tiles else f"iteration {done} of {job.optimizer.iterations}"
         raise Interrupted(f"{job.name}: stopped at {so_far}; the image so far "
                           f"is {resume_path}. Run the same command again to resume.", code) from None
     except NonFinite as error:
-        stopped("failed", error.image if not tiles else progress["image"], resumed + latest["iteration"])
+        stopped("failed", error.image if not tiles else progress["image"], resumed + error.iterations)
         error.hint = f"{error.hint}; the last good image is {resume_path}"
         raise
     except torch.cuda.OutOfMemoryError:

@@ -62,3 +62,21 @@ def test_returns_best_image_when_the_last_step_went_uphill():
     # A huge Adam step overshoots far past the target; the best image seen is the start.
     result = optimize(torch.full((1, 3, 4, 4), 0.4), objective, method="adam", lr=5.0, iterations=2)
     assert torch.allclose(result.image, torch.full((1, 3, 4, 4), 0.4))
+
+
+def test_an_interrupt_carries_the_best_image_and_the_iterations_done():
+    target = torch.rand(1, 3, 8, 8)
+    fit, calls = quadratic(target), []
+
+    def objective(x):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return fit(x)
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        optimize(torch.zeros(1, 3, 8, 8), objective, method="adam", lr=0.05, iterations=40)
+    assert info.value.iterations == 5
+    best = info.value.image
+    assert (best - target).pow(2).sum() < target.pow(2).sum()  # moved from the start towards the target
+    assert best.min() >= 0 and best.max() <= 1
