@@ -530,17 +530,17 @@ def render_still(loaded: LoadedJob, out_root: Path, reporter: Reporter, key: str
         reporter.stage(f"resuming after {progress['tiles_done']} tiles" if tiles else f"resuming after iteration {resumed}")
     else:
         start_image = stylizer.prepare(initial_image(job, content, generator))
-        if job.scales.count > 1:
-            # Smaller scales render whole: one too large for memory is held at the largest size that fits.
-            sizes = [min(size, memory.fits or size) for size in job.scales.sizes(job.size)[:-1]]
-            start_image = coarse_to_fine(job, stylizer, original, generator, reporter, sizes)
-        elif tiles:
+        sizes = job.scales.sizes(job.size)[:-1]
+        if tiles and not sizes:
             # Tiles refine a picture that is already styled everywhere: started from the content, the
             # tiles optimised later would start from their finished neighbours' pixels on one side and
-            # from the bare content on the other, and show it. So a whole-image pass at a size that fits
-            # (half size, or less) comes first, as a one-step coarse-to-fine.
-            coarse = min(round(max(height, width) / job.scales.factor), memory.fits or job.size)
-            start_image = coarse_to_fine(job, stylizer, original, generator, reporter, [max(32, coarse)])
+            # from the bare content on the other, and show it. So a whole-image pass comes first, as a
+            # one-step coarse-to-fine.
+            sizes = [max(32, round(max(height, width) / job.scales.factor))]
+        if sizes:
+            # Smaller scales render whole: one too large for memory is held at the largest size that fits.
+            sizes = [min(size, memory.fits or size) for size in sizes]
+            start_image = coarse_to_fine(job, stylizer, original, generator, reporter, sizes)
 
     snapshots: list[Path] = []
     every = job.output.snapshot_every
