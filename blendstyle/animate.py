@@ -147,27 +147,19 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
 
     def work() -> int:
         """Render the frames that are not done yet, then close the loop; returns how many were skipped."""
-        skipped = 0
         reporter.frames_start(len(clip))
+        for i in sorted(store.done):  # finished by an earlier run: read back, not rendered again
+            results[i] = stylizer.prepare(read_image(store.path(i)).to(device))
+            reporter.frame_done(i, skipped=True)
+        todo = [i for i in range(len(clip)) if i not in store.done]
         if settings.mode == "independent" and batch_size > 1:
-            todo = [i for i in range(len(clip)) if i not in store.done]
-            for i in sorted(store.done):
-                results[i] = stylizer.prepare(read_image(store.path(i)).to(device))
-                skipped += 1
-                reporter.frame_done(i, skipped=True)
             for first in range(0, len(todo), batch_size):
                 group = todo[first : first + batch_size]
-                start = torch.cat([stylizer.prepare(initial_image(job, contents[i], generator)) for i in group])
-                stylise(group[0], start, first_iterations, (), batch=group)
+                stylise(group[0], torch.cat([first_start(i) for i in group]), first_iterations, (), batch=group)
                 for i in group:
                     reporter.frame_done(i)
-            return skipped
-        for index in range(len(clip)):
-            if index in store.done:
-                results[index] = stylizer.prepare(read_image(store.path(index)).to(device))
-                skipped += 1
-                reporter.frame_done(index, skipped=True)
-                continue
+            return len(clip) - len(todo)
+        for index in todo:
             if index == 0 or settings.mode == "independent":
                 stylise(index, first_start(index), first_iterations, ())
             else:
@@ -185,7 +177,7 @@ def render_animation(loaded: LoadedJob, out_root: Path, reporter: Reporter, key:
                 ]
                 stylise(index, results[index], later_iterations, temporal)
             store.mark_closed()
-        return skipped
+        return len(clip) - len(todo)
 
     try:
         skipped = work()
