@@ -42,8 +42,8 @@ from .report import contact_sheet, write_loss_plot
 from .color import luminance, match_histogram, match_luminance, with_content_colour
 from .kinds import make_kind
 from .regions import Region, guides
-from .tiles import Tile, grid, optimise_tiles, tiled_statistics
-from .targets import blend_coefficients, blend_targets, normalize, style_statistics
+from .tiles import Tile, grid, optimise_tiles, statistics as tile_statistics
+from .targets import blend_coefficients, blend_targets, normalize
 from .vgg import load_vgg19
 
 
@@ -203,22 +203,13 @@ class Stylizer:
             elif reference is not None and job.preserve_color == "luminance":
                 image = match_luminance(image, reference)
             self.style_images.append(image)
-            if tiles is not None and max(image.shape[-2:]) > 2 * tiles[0]:
-                # A forward pass without gradients needs a fraction of an optimisation's memory: twice the
-                # tile size fits, and a wide overlap keeps the deepest layers' statistics exact (measured on
-                # a 768 px painting: relu5_1's Gram matrix 2.5 % off in 256 px tiles overlapping by 64 px,
-                # equal to the whole image's in 384 px tiles overlapping by 96 px).
-                generator = torch.Generator().manual_seed(job.seed)
-                size = 2 * tiles[0]
-                overlap = min(max(2 * tiles[1], 128), size // 2)
-                statistics.append(tiled_statistics(self.extract, image, list(style_layers), kinds, size, overlap, generator))
-            else:
-                statistics.append(style_statistics(self.extract, image, list(style_layers), kinds))
+            statistics.append(tile_statistics(self.extract, image, list(style_layers), kinds, tiles, job.seed))
         self.statistics, self.style_layer_weights = statistics, style_layer_weights
         # Masks stay 8-bit at about the output's size until a frame needs them.
         self.masks = [
             None if style.mask is None else read_mask(style.mask, long_side, job.max_input_pixels) for style in job.styles
         ]
+        self._resized: dict[int, tuple[tuple, torch.Tensor]] = {}  # the last size each mask was stretched to
         self.set_weights([style.weight for style in job.styles])
         self.timings["targets"] = time.perf_counter() - mark
 
@@ -248,9 +239,14 @@ class Stylizer:
         """Style ``style``'s mask for these source frames, ``(B, 1, H, W)`` in ``[0, 1]`` at ``size``."""
         import torch.nn.functional as F
 
+        key = (tuple(frames), tuple(size))
+        if style in self._resized and self._resized[style][0] == key:  # every tile of a print asks again
+            return self._resized[style][1]
         masks = self.masks[style]
         picked = torch.cat([masks[frame if len(masks) > 1 else 0] for frame in frames]).to(self.device).float() / 255
-        return F.interpolate(picked, size=tuple(size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+        mask = F.interpolate(picked, size=tuple(size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+        self._resized[style] = (key, mask)
+        return mask
 
     def regions(self, size, frames: list[int] | None = None, window: tuple[Any, Tile] | None = None) -> dict | list[Region]:
         """The style targets to optimise against at image ``size``: one blend for the whole image, or
