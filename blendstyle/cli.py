@@ -22,8 +22,10 @@ from rich.text import Text
 
 from . import __version__
 from .errors import BlendstyleError, Interrupted, Problem
-from .job import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, LoadedJob, job_schema, load_job
-from .layers import LAYER_NAMES, layer_channels, layer_stride
+from .config.fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from .config.layers import LAYER_NAMES, layer_channels, layer_stride
+from .config.load import LoadedJob, load_job
+from .config.models import job_schema
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -213,7 +215,7 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
     """
     import signal
 
-    from .render import render  # imports torch: only when something is rendered
+    from .pipeline.render import render  # imports torch: only when something is rendered
 
     overrides = _overrides(size, iterations, device, seed, settings)
     paths = expand_jobs(jobs)
@@ -285,7 +287,7 @@ def validate(jobs) -> None:
 def study(what, job, size, iterations, device, out_root, quiet) -> None:
     """Sheets of what the network keeps: CONTENT or STYLE reconstructed from noise layer by layer (one
     style row per style-loss kind), or the job rendered with each of its style-loss KINDS."""
-    from .study import study as run_study
+    from .pipeline.study import study as run_study
 
     loaded = load_job(job, _overrides(size, iterations, device, None, ()))
     path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet))

@@ -76,7 +76,7 @@ def main(which: list[str]) -> None:
         tiled = Image.open(result.image_path)
         marked = tiled.copy()
         draw = ImageDraw.Draw(marked)
-        from blendstyle.tiles import grid
+        from blendstyle.nst.tiles import grid
 
         for tile in grid(tiled.height, tiled.width, 256, 64):
             box = (tile.columns.start, tile.rows.start, tile.columns.stop - 1, tile.rows.stop - 1)

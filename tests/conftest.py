@@ -31,7 +31,7 @@ def in_root(monkeypatch):
 @pytest.fixture(scope="session")
 def vgg():
     """The default backbone with every style and content layer, built once for the whole session."""
-    from blendstyle.vgg import load_vgg19
+    from blendstyle.nst.vgg import load_vgg19
 
     return load_vgg19(["relu5_1", "relu4_2"])
 

@@ -1,0 +1,71 @@
+"""Checks of a job against its input files' headers, shared by ``validate`` and ``run``: whatever ``run``
+would refuse because of what the inputs are, ``validate`` refuses first, at the key's place in the file.
+
+* an animated mask needs one frame per content frame;
+* the frame range must select frames, and no more than ``animation.max_frames``;
+* every image must keep, at the size it is rendered, a short side the network can take at the job's
+  deepest layer (each pool halves it; ``relu5_1`` needs 16 px);
+* keys that do not apply to the content's mode are refused rather than silently ignored
+  (:data:`blendstyle.config.modes.MODES`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..errors import Problem
+from .inputs import display_path, frames_in, image_size
+from .layering import Layered, format_key
+from .models import Job
+from .modes import refused_keys
+
+
+def input_problems(job: Job, layered: Layered, job_file: Path) -> list[Problem]:
+    """Every problem of ``job`` with its (already readable) input files."""
+    problems = []
+
+    def problem(key: tuple, message: str) -> None:
+        problems.append(Problem(message, layered.location(key), format_key(key)))
+
+    content_frames = frames_in(job.content)
+    if content_frames is None:
+        problem(("content",), f"cannot count the frames of {display_path(Path(job.content))}: corrupt or truncated")
+        return problems
+
+    for index, style in enumerate(job.styles):
+        if style.mask is not None and (masks := frames_in(style.mask) or 1) != 1 and masks != content_frames:
+            problem(
+                ("styles", index, "mask"),
+                f"the mask has {masks} frames but the content has {content_frames}: an animated mask needs one "
+                "frame per content frame (or use a still mask for every frame)",
+            )
+    if content_frames > 1:
+        settings = job.animation
+        stop = content_frames if settings.stop is None else settings.stop
+        selected = len(range(settings.start, min(stop, content_frames), settings.step))
+        if settings.start >= content_frames:
+            problem(("animation", "start"), f"the content has {content_frames} frames; the range starts at {settings.start}")
+        elif stop > content_frames:
+            problem(("animation", "stop"), f"the content has {content_frames} frames; the range stops at {stop}")
+        elif selected > settings.max_frames:
+            problem(
+                ("animation", "max_frames"),
+                f"{selected} frames selected from the content, more than max_frames ({settings.max_frames}); raise "
+                "it, or pick fewer frames with animation.start/stop/step",
+            )
+    smallest = job.smallest_side()
+    deepest = job.deepest_layer()
+    size = image_size(job.content)
+    if size is not None:
+        short = round(min(size) * job.size / max(size))
+        if short < smallest:
+            fits = math.ceil(smallest * max(size) / min(size))
+            problem(
+                ("size",),
+                f"at size {job.size} the content ({size[0]}x{size[1]}) is {short} px on its short side, below the "
+                f"{smallest} px the network needs to reach {deepest}; the smallest size that works is {fits}",
+            )
+    for key, reason in refused_keys(job, layered, content_frames > 1, job_file):
+        problem(key, reason)
+    return problems

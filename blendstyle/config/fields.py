@@ -1,0 +1,102 @@
+"""Field types shared by the job models: layer names and weights, paths, bounded numbers, the model base.
+
+Each type carries its own check and the message a user sees, and its JSON Schema, so the schema editors use
+and the validation that runs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from .layers import LAYER_NAMES
+
+DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
+DEFAULT_STYLE_LAYERS = {name: 1.0 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
+#: Optimizer step sizes when the job gives none. L-BFGS takes full quasi-Newton steps; Adam works on
+#: pixels in 0-1, where 0.02 is about 5 grey levels per step.
+DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02}
+
+
+#: Every valid layer name, compactly (the list itself is LAYER_NAMES, so this cannot drift from it).
+LAYER_SUMMARY = "convB_I or reluB_I with B_I in {} or one of {} (see `blendstyle layers`)".format(
+    " ".join(name[4:] for name in LAYER_NAMES if name.startswith("conv")),
+    " ".join(name for name in LAYER_NAMES if name.startswith("pool")),
+)
+
+
+def _check_layer(name: str) -> str:
+    if name not in LAYER_NAMES:
+        close = difflib.get_close_matches(name, LAYER_NAMES, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ValueError(f"unknown layer '{name}'; {hint}expected {LAYER_SUMMARY}")
+    return name
+
+
+def _layer_mapping(value: Any) -> Any:
+    """``relu1_1`` or ``[relu1_1, relu2_1]`` are short for equal weights."""
+    if isinstance(value, str):
+        return {value: 1.0}
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return {item: 1.0 for item in value}
+    return value
+
+
+def _nonzero(weights: dict[str, float]) -> dict[str, float]:
+    if not any(weight > 0 for weight in weights.values()):
+        raise ValueError("at least one layer needs a weight above 0")
+    return weights
+
+
+def matching(pattern: str, expected: str) -> Any:
+    """A string constraint whose error says what is expected in words (the pattern stays in the schema)."""
+
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"expected {expected}")
+        return value
+
+    return [AfterValidator(check), WithJsonSchema({"type": "string", "pattern": pattern})]
+
+
+LayerName = Annotated[str, AfterValidator(_check_layer), WithJsonSchema({"enum": list(LAYER_NAMES)})]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+_LAYER_ENUM = {"enum": list(LAYER_NAMES)}
+LayerWeights = Annotated[
+    dict[LayerName, NonNegative],
+    BeforeValidator(_layer_mapping),
+    AfterValidator(_nonzero),
+    # The schema admits the shorthands too, so editors do not flag them.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "object", "propertyNames": _LAYER_ENUM, "additionalProperties": {"type": "number", "minimum": 0}},
+                {"type": "array", "items": _LAYER_ENUM, "minItems": 1},
+                _LAYER_ENUM,
+            ],
+            "description": "layer name -> weight (a list or one name means equal weights); normalised to sum 1",
+        }
+    ),
+]
+def _no_nul(path: str) -> str:
+    if "\x00" in path:  # the operating system cannot name such a file (and pathlib raises on it)
+        raise ValueError("a file path cannot contain a NUL character")
+    return path
+
+
+PathText = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+ImagePath = Annotated[PathText, Field(description="image file, relative to the job file that names it")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    #: Fields holding file paths, resolved against the directory of the file that wrote them.
+    path_fields: ClassVar[tuple[str, ...]] = ()
+    #: Values of those fields that are keywords, not paths.
+    path_keywords: ClassVar[tuple[str, ...]] = ()
+
+

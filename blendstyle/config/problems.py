@@ -1,0 +1,106 @@
+"""Pydantic's validation errors -> our located problems: ``file:line:column key: expected, found``."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import Location, Problem
+from .layering import Layered, format_key
+from .models import Job
+from .yamlfile import Key
+
+def _model_at(key: Key) -> type[BaseModel] | None:
+    """The model class that holds the mapping at ``key`` (following lists and optionals)."""
+    model: Any = Job
+    for part in key:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = _unwrap(model.model_fields[part].annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (list, Union) or str(origin) == "<class 'types.UnionType'>":
+            models = [arg for arg in get_args(annotation) if arg is not type(None)]
+            annotation = next((m for m in map(_unwrap, models) if isinstance(m, type) and issubclass(m, BaseModel)), models[0])
+            return annotation
+        else:
+            return annotation
+
+
+def _clean(loc: tuple[Any, ...], data: Any, missing: bool) -> tuple[Key, bool]:
+    """Pydantic's error location -> our key path; the flag says the error is about a mapping key."""
+    key: list[str | int] = []
+    node = data
+    for index, part in enumerate(loc):
+        if part == "[key]":
+            return tuple(key), True
+        if isinstance(node, dict) and part in node:
+            key.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            key.append(part)
+            node = node[part]
+        elif isinstance(node, list) and part in node:  # a list shorthand turned into a mapping
+            key.append(node.index(part))
+            node = part
+        elif missing and index == len(loc) - 1:
+            key.append(part)
+        # anything else is a tag pydantic adds for validators and unions: skip it
+    return tuple(key), False
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        kind = item["type"]
+        key, is_key = _clean(item["loc"], layered.data, kind == "missing")
+        message = item["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            parent = _model_at(key[:-1])
+            allowed = list(parent.model_fields) if parent else []
+            close = difflib.get_close_matches(str(key[-1]), allowed, n=1)
+            message = f"unknown key '{key[-1]}'"
+            if close:
+                message += f"; did you mean '{close[0]}'?"
+            if allowed:
+                message += f" Valid keys here: {', '.join(allowed)}"
+            location = layered.location(key, of_key=True)
+        elif kind == "missing":
+            message = f"required key '{key[-1]}' is missing"
+            location = layered.location(key[:-1])
+            key = key[:-1] + (key[-1],)
+        elif kind == "too_short":
+            message = f"expected at least {item['ctx']['min_length']} item(s), found {item['ctx']['actual_length']}"
+            location = layered.location(key)
+        else:
+            if is_key:
+                location = layered.keys.get(key) or layered.location(key)
+            else:
+                location = layered.location(key)
+                if "input" in item and not isinstance(item["input"], (dict, list)) and "found" not in message:
+                    message += f" (found {_short(item['input'])})"
+        problems.append(Problem(message, location, format_key(key) or None))
+    return sorted(problems, key=_order)
+
+
+def _order(problem: Problem) -> tuple[str, int, int]:
+    where = problem.location
+    return (where.file, where.line or 0, where.column or 0) if where else ("", 0, 0)
+
+

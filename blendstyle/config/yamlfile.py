@@ -1,0 +1,119 @@
+"""Read a YAML file into plain data plus the line and column of every key and value.
+
+Only PyYAML's safe loader is used. Marks let a validation error point at ``job.yaml:14:7``. Documents
+that would blow up when expanded (alias bombs), that nest absurdly deep or that are too large are
+refused before any of their data is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import BlendstyleError, Location, Problem
+
+#: Largest job file read, in bytes.
+MAX_BYTES = 1 << 20
+#: Most nodes a document may expand to (aliases count every time they are used).
+MAX_NODES = 100_000
+#: Deepest nesting of mappings and lists.
+MAX_DEPTH = 64
+
+Key = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDocument:
+    """Plain data with the location of each value (``values``) and of each mapping key (``keys``)."""
+
+    path: Path
+    data: Any
+    values: dict[Key, Location] = field(default_factory=dict)
+    keys: dict[Key, Location] = field(default_factory=dict)
+
+
+def _location(path: Path, mark: yaml.Mark | None) -> Location:
+    if mark is None:
+        return Location(str(path))
+    return Location(str(path), mark.line + 1, mark.column + 1)
+
+
+def read_yaml(path: Path | str, display: str | None = None) -> YamlDocument:
+    """Parse ``path`` with the safe loader; every failure is a :class:`BlendstyleError` naming the place."""
+    path = Path(path)
+    name = display or str(path)
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise BlendstyleError(Problem("is not a file", Location(name)))
+        if size > MAX_BYTES:
+            raise BlendstyleError(
+                Problem(f"is {size} bytes; a job file may be at most {MAX_BYTES} bytes", Location(name))
+            )
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BlendstyleError(Problem("file not found", Location(name))) from None
+    except UnicodeDecodeError as exc:
+        raise BlendstyleError(Problem(f"is not UTF-8 text ({exc.reason})", Location(name))) from None
+    except OSError as exc:
+        raise BlendstyleError(Problem(f"cannot be read ({exc.strerror})", Location(name))) from None
+    return parse_yaml(text, Path(name))
+
+
+def parse_yaml(text: str, path: Path) -> YamlDocument:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise BlendstyleError(Problem("is empty; expected a mapping of job keys", Location(str(path))))
+        document = YamlDocument(path, None)
+        _walk(node, (), document, depth=0, budget=[MAX_NODES])
+        document.data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "invalid YAML"
+        raise BlendstyleError(Problem(f"invalid YAML: {what}", _location(path, mark))) from None
+    except yaml.YAMLError as exc:
+        raise BlendstyleError(Problem(f"YAML error: {exc}", Location(str(path)))) from None
+    except RecursionError:
+        raise BlendstyleError(Problem(f"nests too deeply (the limit is {MAX_DEPTH})", Location(str(path)))) from None
+    finally:
+        loader.dispose()
+    if not isinstance(document.data, dict):
+        found = type(document.data).__name__
+        raise BlendstyleError(
+            Problem(f"expected a mapping of job keys at the top level, found {found}", _location(path, node.start_mark))
+        )
+    return document
+
+
+def _walk(node: yaml.Node, key: Key, doc: YamlDocument, depth: int, budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise BlendstyleError(
+            Problem(f"expands to more than {MAX_NODES} values (aliases of aliases?)", _location(doc.path, node.start_mark))
+        )
+    if depth > MAX_DEPTH:
+        raise BlendstyleError(Problem(f"nests deeper than {MAX_DEPTH} levels", _location(doc.path, node.start_mark)))
+    doc.values.setdefault(key, _location(doc.path, node.start_mark))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                _walk(value_node, key, doc, depth + 1, budget)
+                continue
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if name in seen:
+                first = _location(doc.path, seen[name].start_mark)
+                raise BlendstyleError(
+                    Problem(f"duplicate key {name!r} (first given at line {first.line})", _location(doc.path, key_node.start_mark))
+                )
+            seen[name] = key_node
+            doc.keys.setdefault(key + (name,), _location(doc.path, key_node.start_mark))
+            _walk(value_node, key + (name,), doc, depth + 1, budget)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, key + (index,), doc, depth + 1, budget)

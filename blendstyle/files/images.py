@@ -1,0 +1,153 @@
+"""Images in and out: any Pillow-readable file to an RGB tensor in ``[0, 1]``, and back, atomically.
+
+Tensors are ``(1, 3, H, W)`` float32, contiguous.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..config.inputs import DECODE_ERRORS, own_pixel_limit
+from ..errors import BlendstyleError
+from .atomic import atomic_path
+
+#: Pillow format names for our output formats.
+FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+SAVE_OPTIONS = {"png": {"optimize": False}, "jpg": {"quality": 95}, "webp": {"lossless": True}}
+
+
+def fit_long_side(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """Size with the longer side equal to ``long_side`` and the aspect ratio kept (at least 1 px)."""
+    scale = long_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB.
+
+    Transparent pixels are composited over white (a still's alpha carries no style and the colour
+    hidden under it is often garbage); 16-bit and float greys are scaled, not clipped.
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if values.max(initial=0) > 255 else 255.0
+        if image.mode == "F" and values.max(initial=0) <= 1.0:
+            top = 1.0
+        grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    array = np.array(to_rgb(image), dtype=np.float32) / 255.0  # a writable copy
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """``(1, 3, H, W)`` or ``(3, H, W)`` in ``[0, 1]`` -> 8-bit RGB (clamped and rounded)."""
+    if image.dim() == 4:
+        image = image[0]
+    array = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(array), "RGB")
+
+
+def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode ``path``, upright per its EXIF orientation; user errors for unreadable files
+    and for images of more than ``max_pixels`` pixels (checked from the header, before decoding)."""
+    image = _open_lazy(path, max_pixels)
+    try:
+        with image:
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except DECODE_ERRORS as exc:  # truncated or corrupt data
+        raise BlendstyleError(f"cannot decode image {path}: {exc}") from None
+
+
+def read_image(
+    path: Path | str, long_side: int | None = None, max_pixels: int | None = None, min_short: int = 1
+) -> torch.Tensor:
+    """Load ``path`` as ``(1, 3, H, W)`` RGB in ``[0, 1]``, resized so its long side is ``long_side`` (made
+    larger where the short side would fall below ``min_short`` px, which the network needs)."""
+    image = to_rgb(open_image(path, max_pixels))
+    if long_side is not None:
+        image = resize(image, fit_long_side(*image.size, max(long_side, long_side_for_short(*image.size, min_short))))
+    return pil_to_tensor(image)
+
+
+def long_side_for_short(width: int, height: int, short: int) -> int:
+    """The long side at which an image of this aspect has a short side of at least ``short`` px."""
+    return math.ceil(short * max(width, height) / min(width, height))
+
+
+def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | None = None) -> list[torch.Tensor]:
+    """Every frame of a mask image as ``(1, 1, H, W)`` uint8: its grey level times its opacity (a
+    transparent pixel is "not here"), resized so the long side is ``long_side``."""
+    image = _open_lazy(path, max_pixels)
+    masks = []
+    with image:
+        try:
+            for index in range(getattr(image, "n_frames", 1)):
+                image.seek(index)
+                frame = ImageOps.exif_transpose(image.convert("RGBA").convert("LA"))
+                if long_side is not None:
+                    frame = resize(frame, fit_long_side(*frame.size, long_side))
+                grey, alpha = (np.asarray(band, dtype=np.uint16) for band in frame.split())
+                value = ((grey * alpha + 127) // 255).astype(np.uint8)
+                masks.append(torch.from_numpy(value)[None, None])
+        except DECODE_ERRORS as exc:
+            raise BlendstyleError(f"cannot decode mask {path}: {exc}") from None
+    return masks
+
+
+def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+def write_image(image: torch.Tensor | Image.Image, path: Path | str, fmt: str | None = None) -> Path:
+    """Save atomically; ``fmt`` is ``png``, ``jpg`` or ``webp`` (default: from the suffix)."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".").lower().replace("jpeg", "jpg")
+    if fmt not in FORMATS:
+        raise ValueError(f"unsupported image format {fmt!r}")
+    picture = tensor_to_pil(image) if isinstance(image, torch.Tensor) else image
+    with atomic_path(path) as temporary:
+        picture.save(temporary, FORMATS[fmt], **SAVE_OPTIONS[fmt])
+    return path
+
+
+
+def _open_lazy(path: Path | str, max_pixels: int | None = None) -> Image.Image:
+    try:
+        with own_pixel_limit():
+            image = Image.open(path)
+    except FileNotFoundError:
+        raise BlendstyleError(f"image not found: {path}") from None
+    except UnidentifiedImageError:
+        raise BlendstyleError(f"not an image file (no image format recognised): {path}") from None
+    except Image.DecompressionBombError as exc:
+        raise BlendstyleError(f"image refused as too large: {path} ({exc})") from None
+    except DECODE_ERRORS as exc:  # a truncated or corrupt header
+        raise BlendstyleError(f"cannot decode image {path}: {exc}") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        image.close()
+        raise BlendstyleError(f"image has no pixels ({width}x{height}): {path}")
+    if max_pixels is not None and width * height > max_pixels:
+        image.close()
+        raise BlendstyleError(
+            f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}: {path}",
+            hint="raise max_input_pixels in the job if the file is trusted",
+        )
+    return image
+
+

@@ -1,0 +1,93 @@
+"""Pictures about a run: the contact sheet (content | styles with weights | result), labelled grids (sweeps,
+studies) and the loss curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..nst.optimize import Step
+from .atomic import atomic_path
+from .images import resize, tensor_to_pil
+
+TILE_HEIGHT = 256
+LABEL_HEIGHT = 28
+GAP = 8
+
+
+def contact_sheet(content: Image.Image, styles: Sequence[tuple[Image.Image, str]], result: Image.Image) -> Image.Image:
+    """One row of equal-height tiles with a caption under each, like the seeds' Content | Style | Result."""
+    tiles = [(content, "content")] + list(styles) + [(result, "result")]
+    height = min(TILE_HEIGHT, max(result.height, 128))
+    scaled = [(resize(image.convert("RGB"), (max(1, round(image.width * height / image.height)), height)), label)
+              for image, label in tiles]
+    width = sum(image.width for image, _ in scaled) + GAP * (len(scaled) + 1)
+    sheet = Image.new("RGB", (width, height + LABEL_HEIGHT + 2 * GAP), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=13)
+    x = GAP
+    for image, label in scaled:
+        sheet.paste(image, (x, GAP))
+        text = _fit(draw, label, font, image.width)
+        draw.text((x + image.width / 2, GAP + height + LABEL_HEIGHT / 2), text, fill="black", font=font, anchor="mm")
+        x += image.width + GAP
+    return sheet
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    while text and draw.textlength(text, font=font) > width:
+        text = text[:-2] + "…" if len(text) > 2 else ""
+    return text
+
+
+def write_loss_plot(history: Sequence[Step], path: Path) -> Path:
+    """Loss terms per iteration on a log scale, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    iterations = [step.iteration for step in history]
+    figure, axes = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    axes.plot(iterations, [step.total for step in history], label="total", color="black", linewidth=2)
+    for name in history[0].terms if history else ():
+        values = [step.terms[name] for step in history]
+        if any(value > 0 for value in values):
+            axes.plot(iterations, values, label=name)
+    axes.set_yscale("log")
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("weighted loss")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png")
+    plt.close(figure)
+    return path
+
+
+def grid_sheet(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]]) -> Image.Image:
+    """A labelled grid: one row per entry, a caption under every cell and the row's name on its left."""
+    font = ImageFont.load_default(size=13)
+    cells = [[(caption, tensor_to_pil(image)) for caption, image in row] for _, row in rows]
+    width, height = cells[0][0][1].size
+    scale = max(1, 160 // max(width, height))
+    width, height = width * scale, height * scale
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_width = max(130, 12 + max(int(measure.textlength(name, font=font)) for name, _ in rows))
+    caption, gap = 22, 6
+    columns = max(len(row) for row in cells)
+    sheet = Image.new("RGB", (label_width + columns * (width + gap) + gap, len(rows) * (height + caption + gap) + gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, ((name, _), row) in enumerate(zip(rows, cells)):
+        top = gap + r * (height + caption + gap)
+        draw.text((gap, top + height / 2), name, fill="black", font=font, anchor="lm")
+        for c, (text, picture) in enumerate(row):
+            left = label_width + gap + c * (width + gap)
+            sheet.paste(picture.resize((width, height), Image.Resampling.NEAREST), (left, top))
+            draw.text((left + width / 2, top + height + caption / 2), text, fill="black", font=font, anchor="mm")
+    return sheet

@@ -1,0 +1,48 @@
+"""Where and in which precision the network runs."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import BlendstyleError
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else Apple's MPS, else the CPU; an unavailable device is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BlendstyleError(f"device {name} was asked for, but this torch sees no CUDA GPU", hint="use device: auto or cpu")
+    if name.startswith("cuda") and ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise BlendstyleError(f"device {name} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise BlendstyleError("device mps was asked for, but it is not available", hint="use device: auto or cpu")
+    return torch.device(name)
+
+
+def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for the network, or None for plain fp32.
+
+    ``auto`` picks bf16 only where it is fast: CUDA GPUs that support it, and CPUs whose oneDNN has
+    native bf16 kernels (AVX512-BF16 or AMX); on other CPUs bf16 is emulated and slower than fp32.
+    """
+    if name == "fp32" or device.type == "mps":
+        return None
+    if name == "bf16":
+        return torch.bfloat16
+    if name == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    try:
+        fast = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        fast = False
+    return torch.bfloat16 if fast else None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]

@@ -1,0 +1,139 @@
+"""How much memory a render needs, what size fits, and a clear message instead of an out-of-memory crash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import BlendstyleError
+from ..config.layers import BLOCKS, LAYER_NAMES, layer_channels, layer_index, layer_stride
+
+FLOAT = 4  # bytes
+
+
+def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history: int = 100) -> int:
+    """Peak bytes of optimising one ``width`` x ``height`` image through VGG19 up to ``last_layer``.
+
+    Counted: every activation kept for the backward pass and its gradient (about three copies of each
+    layer's output, pools and ReLUs included), the network's weights, and L-BFGS's memory of
+    ``history`` past steps (two image-sized vectors each).
+    """
+    activations = 0
+    for name in LAYER_NAMES[: layer_index(last_layer) + 1]:
+        stride = layer_stride(name)
+        activations += layer_channels(name) * -(-height // stride) * -(-width // stride)
+    weights = 0
+    channels = 3
+    for block in BLOCKS:
+        for out in block:
+            weights += channels * out * 9 + out
+            channels = out
+    pixels = 3 * width * height
+    return FLOAT * (3 * activations + weights + (2 * history + 6) * pixels)
+
+
+def deepest_layer(job) -> str:
+    """The deepest layer a job's network runs to (see :meth:`Job.deepest_layer`)."""
+    return job.deepest_layer()
+
+
+def job_bytes(job, width: int, height: int) -> int:
+    """:func:`estimate_bytes` for one ``width`` x ``height`` image of ``job``."""
+    return estimate_bytes(width, height, deepest_layer(job), job.optimizer.history)
+
+
+def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", history: int = 100) -> int:
+    """The largest long side (px) whose estimate fits in ``budget`` bytes, for ``aspect`` = width / height."""
+    low, high = 16, 65536
+    while low < high:
+        middle = (low + high + 1) // 2
+        width, height = (middle, max(1, round(middle / aspect))) if aspect >= 1 else (max(1, round(middle * aspect)), middle)
+        if estimate_bytes(width, height, last_layer, history) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def free_bytes(device: torch.device) -> int | None:
+    """Memory free for a render on ``device``: the GPU's free memory, or on the CPU the system's
+    available memory (Linux); None where it cannot be told."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as handle:
+                for line in handle:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Whether the last scale renders whole or in tiles, and the figures that decided it."""
+
+    tiled: bool
+    needed: int  # bytes to optimise the whole image at once
+    budget: int | None  # bytes available (None: unknown)
+    fits: int | None  # the largest long side that fits the budget
+
+    def describe(self, width: int, height: int) -> str:
+        text = f"{width}x{height} needs about {self.needed / 2**30:.1f} GiB"
+        if self.budget is not None:
+            text += f"; {self.budget / 2**30:.1f} GiB available, enough for about {self.fits} px"
+        return text + ("; rendering in tiles" if self.tiled else "")
+
+    def record(self) -> dict:
+        return {"needed_bytes": self.needed, "budget_bytes": self.budget, "fits_long_side": self.fits, "tiled": self.tiled}
+
+
+def plan(job, device: torch.device, width: int, height: int) -> Plan:
+    """Decide tiling for the last scale from the memory estimate (``job.tiles``).
+
+    The budget is ``tiles.memory`` GiB, or 85 % of what the device has free. A whole image that does not
+    fit with ``tiles.mode: never`` is refused here, before any work, with the size that would fit.
+    """
+    last = deepest_layer(job)
+    needed = job_bytes(job, width, height)
+    budget = int(job.tiles.memory * 2**30) if job.tiles.memory else free_bytes(device)
+    if budget is not None and not job.tiles.memory:
+        budget = int(budget * 0.85)
+    fits = None if budget is None else largest_fitting(budget, width / height, last, job.optimizer.history)
+    too_big = budget is not None and needed > budget
+    if job.tiles.mode == "never" and too_big:
+        raise BlendstyleError(
+            f"{width}x{height} needs about {needed / 2**30:.1f} GiB to optimise whole, more than the "
+            f"{budget / 2**30:.1f} GiB available on {device}",
+            hint=f"size: {fits} fits; or set tiles.mode: auto to render the last scale in tiles",
+        )
+    tiled = job.tiles.mode == "always" or (job.tiles.mode == "auto" and too_big)
+    if tiled and budget is not None:
+        tile_bytes = job_bytes(job, job.tiles.size, job.tiles.size)
+        if tile_bytes > budget:
+            raise BlendstyleError(
+                f"one {job.tiles.size} px tile needs about {tile_bytes / 2**30:.1f} GiB, more than the "
+                f"{budget / 2**30:.1f} GiB available on {device}",
+                hint=f"tiles.size: {fits} fits",
+            )
+    return Plan(tiled, needed, budget, fits)
+
+
+def out_of_memory(job, device: torch.device, width: int, height: int) -> BlendstyleError:
+    """The message for a GPU that ran out of memory: what was needed and what size would fit."""
+    last = deepest_layer(job)
+    needed = job_bytes(job, width, height)
+    try:
+        total = torch.cuda.get_device_properties(device).total_memory
+    except (RuntimeError, AssertionError, AttributeError):
+        total = needed // 2
+    fits = largest_fitting(int(total * 0.85), width / height, last, job.optimizer.history)
+    return BlendstyleError(
+        f"out of memory on {device} rendering {width}x{height}: about {needed / 2**30:.1f} GiB needed, "
+        f"{total / 2**30:.1f} GiB on the device",
+        hint=f"size: {fits} should fit (or use device: cpu)",
+    )

@@ -1,0 +1,154 @@
+"""The optimisation loop over the image's pixels, reporting progress through a callback.
+
+L-BFGS (as in Gatys et al. and jcjohnson/neural-style: full steps, no line search, a long memory) or
+Adam. Stops after ``iterations`` or earlier when the loss fell by less than ``tolerance`` (relative)
+over the last ``window`` iterations, the criterion of Li et al. (2017), who used 0.5 %.
+
+A run that cannot finish (a stop was requested, Ctrl-C, or the loss became NaN or infinite) is not an
+exception here: :func:`optimize` returns an :class:`Optimized` whose ``halted`` says why, with the best
+image seen and the iterations finished, and the pipeline decides what to save.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+Terms = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Halt:
+    """Why an optimisation ended before its iterations: ``interrupted`` (a stop request or Ctrl-C) or
+    ``non-finite`` (the loss became NaN or infinite), with what to tell the user."""
+
+    reason: Literal["interrupted", "non-finite"]
+    message: str = ""
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    """Loss terms at one iteration (evaluated at the image the iteration started from)."""
+
+    iteration: int
+    total: float
+    terms: dict[str, float]
+    elapsed: float
+
+
+@dataclass
+class Optimized:
+    """The result: the best image seen (clamped to ``[0, 1]``), the loss history, whether the stop rule
+    ended it early, the seconds it took, and ``halted`` when it ended before its iterations."""
+
+    image: torch.Tensor
+    history: list[Step] = field(default_factory=list)
+    stopped_early: bool = False
+    seconds: float = 0.0
+    halted: Halt | None = None
+
+    @property
+    def iterations(self) -> int:
+        return len(self.history)
+
+
+@dataclass
+class _Best:
+    """The lowest loss seen so far and the image that had it."""
+
+    total: float
+    image: torch.Tensor
+
+
+def converged(totals: list[float], tolerance: float, window: int) -> bool:
+    """True when the loss fell by less than ``tolerance`` of its value ``window`` iterations ago."""
+    if tolerance <= 0 or len(totals) <= window:
+        return False
+    before, now = totals[-window - 1], totals[-1]
+    return (before - now) <= tolerance * abs(before)
+
+
+def optimize(
+    image: torch.Tensor,
+    objective: Callable[[torch.Tensor], Terms],
+    *,
+    method: str = "lbfgs",
+    iterations: int = 500,
+    lr: float = 1.0,
+    history_size: int = 100,
+    tolerance: float = 0.0,
+    window: int = 50,
+    on_step: Callable[[Step, torch.Tensor], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Optimized:
+    """Minimise ``sum(objective(x).values())`` over the pixels ``x``, starting at ``image``.
+
+    The result is clamped to ``[0, 1]``; the pixels are not clamped during the run, which would break
+    L-BFGS's curvature estimates. ``should_stop`` is asked after every iteration: when it says so, or on a
+    ``KeyboardInterrupt``, the result comes back with ``halted`` set and the best image so far.
+    """
+    x = image.detach().clone().contiguous().requires_grad_(True)
+    if method == "lbfgs":
+        # One iteration (one evaluation) per step() call; the optimiser keeps its memory between calls.
+        optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
+            [x], lr=lr, max_iter=1, history_size=history_size, tolerance_grad=0.0, tolerance_change=0.0
+        )
+    elif method == "adam":
+        optimizer = torch.optim.Adam([x], lr=lr)
+    else:
+        raise ValueError(f"unknown optimizer {method!r}")
+
+    result = Optimized(image)
+    totals: list[float] = []
+    # Without a line search L-BFGS now and then steps uphill; the image returned is the best one seen.
+    best = _Best(math.inf, x.detach().clone())
+    start = time.perf_counter()
+    try:
+        for iteration in range(1, iterations + 1):
+            seen: dict[str, float] = {}
+
+            def closure() -> torch.Tensor:
+                optimizer.zero_grad(set_to_none=True)
+                terms = objective(x)
+                total = sum(terms.values())
+                total.backward()
+                if not seen:
+                    seen.update({name: float(value.detach()) for name, value in terms.items()})
+                    if sum(seen.values()) < best.total:
+                        best.total, best.image = sum(seen.values()), x.detach().clone()
+                return total
+
+            optimizer.step(closure)
+            total = sum(seen.values())
+            if not math.isfinite(total):
+                hint = "lower optimizer.learning_rate" if method == "adam" else "try optimizer.name: adam"
+                result.halted = Halt("non-finite", f"the loss became {total} at iteration {iteration}", hint)
+                break
+            step = Step(iteration, total, seen, time.perf_counter() - start)
+            result.history.append(step)
+            totals.append(total)
+            if on_step is not None:
+                on_step(step, x.detach())
+            if converged(totals, tolerance, window):
+                result.stopped_early = True
+                break
+            if should_stop is not None and should_stop():
+                result.halted = Halt("interrupted")
+                break
+    except KeyboardInterrupt:
+        result.halted = Halt("interrupted")
+    result.seconds = time.perf_counter() - start
+    if result.halted is not None:
+        result.image = best.image.clamp(0, 1)
+        return result
+    with torch.no_grad():
+        last = float(sum(objective(x).values()))
+    result.image = (x.detach() if last <= best.total else best.image).clamp(0, 1)
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,217 @@
+"""The run context every mode shares: device, precision, seed, output folder, the run record, the stop
+request, and one guard that turns an interrupt, a non-finite loss or an out-of-memory into a saved
+state, a resumable record and the right exit code.
+
+A mode reads as a list of steps: open a :class:`Run`, set up, go through the schedule inside
+``run.guard(save)``, write the outputs, write the record. ``save`` is the mode's own: it keeps what the
+mode has finished (the image so far, finished frames, tiles or cells) and returns the record fields that
+let the next run resume, plus a few words saying where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..config.inputs import file_sha256
+from ..config.layering import format_key
+from ..config.load import LoadedJob
+from ..errors import BlendstyleError, Interrupted, Problem
+from ..files.records import read_json, write_record
+from ..nst.device import pick_device, pick_precision, precision_name
+from ..nst.memory import out_of_memory
+from ..nst.optimize import Optimized
+from .progress import Reporter
+from .stopping import StopRequest
+
+
+class Halted(Exception):
+    """Unwinds a mode when an optimisation ended early; ``result`` is the typed result (best image,
+    iterations done, why), or None when the stop came between optimisations."""
+
+    def __init__(self, result: Optimized | None = None):
+        super().__init__(result.halted.reason if result is not None and result.halted else "interrupted")
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What a mode's ``save`` kept: record fields for resuming, and where the run stopped, in words."""
+
+    fields: dict[str, Any]
+    where: str
+
+
+def job_key(loaded: LoadedJob, pixels_only: bool = False) -> str:
+    """A hash of everything a run's result depends on: the resolved job, the input files, the version.
+
+    ``pixels_only`` leaves out what changes only how results are saved (output options, animation file
+    formats), which is what a finished animation frame depends on.
+    """
+    exclude: Any = {"output": True, "animation": {"formats", "dither"}, "name": True} if pixels_only else None
+    job = loaded.job.model_dump(mode="json", exclude=exclude)
+    inputs = [digest for _, _, digest in loaded.input_hashes]
+    text = json.dumps({"job": job, "inputs": inputs, "version": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class Run:
+    """One run of one job (or one study of it), from opening its folder to writing its record."""
+
+    loaded: LoadedJob
+    folder: Path
+    reporter: Reporter
+    key: str
+    record_path: Path
+    before: dict[str, Any]
+    stop: StopRequest = field(default_factory=StopRequest)
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    clock: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        job = self.loaded.job
+        torch.manual_seed(job.seed)
+        self.device = pick_device(job.device)
+        self.precision = pick_precision(job.precision, self.device)
+        self.generator = torch.Generator().manual_seed(job.seed)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def job(self):
+        return self.loaded.job
+
+    def resumable(self) -> bool:
+        """Whether the last run of this same job was stopped part-way (and left a record to go on from)."""
+        return self.before.get("status") in ("interrupted", "failed") and self.before.get("key") == self.key
+
+    # ------------------------------------------------------------------------------------------ records
+
+    def record(self, status: str, **fields: Any) -> dict[str, Any]:
+        """The run record: what was asked for, on what, how it ended, and the mode's ``fields``."""
+        job, loaded = self.job, self.loaded
+        record = {
+            "blendstyle": __version__,
+            "name": job.name,
+            "status": status,
+            "key": self.key,
+            "started": self.started.isoformat(timespec="seconds"),
+            "job": job.model_dump(mode="json"),
+            "job_files": [{"path": str(path), "sha256": file_sha256(path)} for path in loaded.files],
+            "inputs": [{"role": role, "path": path, "sha256": digest} for role, path, digest in loaded.input_hashes],
+            "versions": {
+                "blendstyle": __version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "device": str(self.device),
+            "precision": precision_name(self.precision),
+            "threads": torch.get_num_threads(),
+            "seed": job.seed,
+        }
+        if "torchvision" in sys.modules:
+            record["versions"]["torchvision"] = sys.modules["torchvision"].__version__
+        record.update(fields)
+        return record
+
+    def write(self, record: dict[str, Any]) -> Path:
+        return write_record(record, self.record_path)
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.clock
+
+    # ------------------------------------------------------------------------------------ errors, stops
+
+    @contextmanager
+    def reading(self, key: tuple) -> Iterator[None]:
+        """Problems with the input file at job ``key`` (``("styles", 0, "path")``) carry that key's place in
+        the job file, as ``validate``'s do."""
+        try:
+            yield
+        except BlendstyleError as error:
+            where = self.loaded.location(key)
+            error.problems = [
+                problem if problem.location else Problem(problem.message, where, format_key(key))
+                for problem in error.problems
+            ]
+            raise
+
+    def check(self) -> None:
+        """Between optimisations (frames, tiles, scales, cells): stop here if a stop was requested."""
+        if self.stop:
+            raise Halted()
+
+    def should_stop(self) -> bool:
+        return bool(self.stop)
+
+    def halt_if(self, optimized: Optimized) -> Optimized:
+        """Unwind when an optimisation ended early; otherwise hand its result on."""
+        if optimized.halted is not None:
+            raise Halted(optimized)
+        return optimized
+
+    @contextmanager
+    def guard(self, save: Callable[[Optimized | None], Saved], size: tuple[int, int]) -> Iterator[None]:
+        """Run the block; on a stop, a non-finite loss or running out of memory, ``save`` keeps the work
+        (it receives the stopped optimisation's typed result, or None), the record says how the run ended
+        and how to go on, and the user gets one clear message and the right exit code.
+
+        ``size`` (width, height) is what the out-of-memory message sizes its advice for.
+        """
+        with self.stop.listening():
+            try:
+                yield
+                return
+            except Halted as halted:
+                result = halted.result
+            except KeyboardInterrupt:  # a second signal, or Ctrl-C where no handler could be installed
+                if not self.stop:
+                    self.stop.ask()
+                result = None
+            except torch.cuda.OutOfMemoryError:
+                saved = save(None)
+                self.write(self.record("failed", error="out of memory", **saved.fields))
+                raise out_of_memory(self.job, self.device, *size) from None
+        saved = save(result)
+        if result is not None and result.halted is not None and result.halted.reason == "non-finite":
+            self.write(self.record("failed", error=result.halted.message, **saved.fields))
+            raise BlendstyleError(f"{self.job.name}: {result.halted.message}", hint=f"{result.halted.hint}; {saved.where}")
+        self.write(self.record("interrupted", **saved.fields))
+        raise Interrupted(
+            f"{self.job.name}: stopped {saved.where}. Run the same command again to resume.", self.stop.exit_code
+        )
+
+
+def open_run(loaded: LoadedJob, out_root: Path, reporter: Reporter, record_name: str = "run.json", allow_outside: bool = False) -> Run:
+    """The run context for ``loaded`` writing to ``out_root/<name>/`` (stale temporary files removed)."""
+    folder = output_folder(out_root, loaded.job.name, allow_outside)
+    for stale in folder.glob("**/.*.tmp"):  # left by a run that was killed outright (SIGKILL, power loss)
+        stale.unlink(missing_ok=True)
+    key = job_key(loaded)
+    return Run(loaded, folder, reporter, key, folder / record_name, read_json(folder / record_name))
+
+
+def output_folder(out_root: Path, name: str, allow_outside: bool = False) -> Path:
+    """``out_root/name``, refused when it resolves outside ``out_root`` (a symbolic link pointing out)."""
+    folder = out_root / name
+    if not allow_outside and not folder.resolve().is_relative_to(out_root.resolve()):
+        raise BlendstyleError(
+            f"output folder {folder} resolves to {folder.resolve()}, outside the output root {out_root}",
+            hint="remove the link, or pass --allow-outside-output if this is intended",
+        )
+    return folder

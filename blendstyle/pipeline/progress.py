@@ -1,0 +1,30 @@
+"""Progress events of a run. The CLI draws bars from them; the Python API's default ignores them."""
+
+from __future__ import annotations
+
+from ..nst.optimize import Optimized, Step
+
+
+class Reporter:
+    """Receives progress; every method is optional to override."""
+
+    def stage(self, text: str) -> None:
+        """A named stage begins (loading, a scale, a tile, a sweep cell, writing)."""
+
+    def frames_start(self, total: int) -> None:
+        """An animation of ``total`` frames begins."""
+
+    def frame_done(self, index: int, skipped: bool = False) -> None:
+        """Frame ``index`` is finished (``skipped``: it was already done by an earlier run)."""
+
+    def start(self, total: int) -> None:
+        """An optimisation of at most ``total`` iterations begins (once per frame, scale, tile or cell)."""
+
+    def step(self, step: Step) -> None:
+        """One iteration is done."""
+
+    def finish(self, optimized: Optimized) -> None:
+        """The optimisation begun by :meth:`start` ended."""
+
+    def close(self) -> None:
+        """The job is done (or failed)."""

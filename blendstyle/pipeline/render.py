@@ -1,0 +1,53 @@
+"""A job -> its outputs: pick the mode (still, animation, sweep) and run it in one run context.
+
+A job whose last run finished with the same settings, inputs and version is not run again unless forced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config.inputs import frames_in
+from ..config.load import LoadedJob
+from ..errors import BlendstyleError, Problem
+from .context import open_run
+from .progress import Reporter
+from .result import RenderResult
+
+
+def render(
+    loaded: LoadedJob,
+    out_root: Path | str = "outputs",
+    reporter: Reporter | None = None,
+    force: bool = False,
+    allow_outside: bool = False,
+) -> RenderResult:
+    """Run the job and write its outputs under ``out_root/<name>/``.
+
+    Without ``force``, a job whose last run is up to date is not run again: the result then has
+    ``up_to_date`` set and the earlier record.
+    """
+    reporter = reporter or Reporter()
+    try:
+        run = open_run(loaded, Path(out_root), reporter, allow_outside=allow_outside)
+        before = run.before
+        if not force and before.get("status") == "done" and before.get("key") == run.key:
+            files = [run.folder / name for name in before.get("outputs", [])]
+            if files and all(path.exists() for path in files):
+                return RenderResult(loaded.job.name, run.folder, files[0], files + [run.record_path], before, None, True)
+        if loaded.job.sweep:
+            from .sweep import render_sweep
+
+            return render_sweep(run)
+        frames = frames_in(loaded.job.content)
+        if frames is None:
+            raise BlendstyleError(Problem("cannot count its frames: corrupt or truncated", loaded.location(("content",)), "content"))
+        if frames > 1:
+            from .animation import render_animation
+
+            return render_animation(run)
+        from .still import render_still
+
+        return render_still(run)
+    finally:
+        reporter.close()

@@ -1,0 +1,286 @@
+"""One schedule for every picture: coarse scales, then the last scale whole or in tiles.
+
+A still, each sweep cell, each study cell and every animation frame that starts afresh goes through
+:meth:`Schedule.render`, so ``scales``, ``tiles``, ``precision``, the stop rule, pixel limits and resumes
+mean the same in every mode. The stages are planned once per run:
+
+* the job's smaller scales (``scales``), none below the size the network can take and none twice, each
+  held to the largest size that fits in memory;
+* when the last scale is tiled and the job has no smaller scale, one whole-image pass at ``size /
+  scales.factor`` first: tiles refine a picture that is already styled everywhere (started from the bare
+  content, tiles optimised later would meet their finished neighbours' pixels on one side and the bare
+  content on the other, and show it);
+* the last scale, whole or in tiles (``tiles``, decided by the memory plan).
+
+Each scale has one :class:`~blendstyle.pipeline.stylizer.Stylizer`, built the first time the scale is
+reached and kept for every later picture (all frames of a clip, all cells of a sweep), on one network.
+A stop keeps a :class:`Progress` (stage, iterations done in it, tiles finished, the picture so far), from
+which the next run goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..config.models import Job
+from ..files.images import long_side_for_short, open_image, pil_to_tensor, read_image, read_mask, resize, to_rgb
+from ..nst.color import match_histogram, match_luminance
+from ..nst.memory import Plan
+from ..nst.optimize import Optimized, Step
+from ..nst.tiles import grid, optimise_tiles
+from ..nst.device import pick_precision
+from .context import Halted, Run
+from .progress import Reporter
+from .networks import network
+from .stylizer import Stylizer, layer_plan
+
+
+@contextmanager
+def _no_context(key):
+    yield
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pass of the schedule: the long side, the iterations, and whether it runs in tiles."""
+
+    long_side: int
+    iterations: int
+    tiled: bool = False
+
+
+def plan_stages(job: Job, width: int, height: int, memory: Plan) -> list[Stage]:
+    """The stages of a ``width`` x ``height`` picture at the job's size (see the module's docstring)."""
+    smallest = max(32, long_side_for_short(width, height, job.smallest_side()))
+    sizes = job.scales.sizes(job.size, smallest)[:-1]
+    if memory.tiled and not sizes:
+        sizes = [max(smallest, round(job.size / job.scales.factor))]
+    # Smaller scales render whole: one too large for memory is held at the largest size that fits.
+    sizes = sorted({min(size, memory.fits or size) for size in sizes if size < job.size})
+    coarse = job.scales.iterations or job.optimizer.iterations
+    last = (job.tiles.iterations or job.optimizer.iterations) if memory.tiled else job.optimizer.iterations
+    return [Stage(size, coarse) for size in sizes] + [Stage(job.size, last, memory.tiled)]
+
+
+@dataclass
+class Progress:
+    """Where one picture's schedule stands: the stage under way, the iterations (or tiles) finished in
+    it, and the picture so far at that stage's size (in the optimiser's colours)."""
+
+    stage: int = 0
+    done: int = 0
+    tiles_done: int = 0
+    image: torch.Tensor | None = None
+    original: torch.Tensor | None = None  # the content at that stage, to put colours back
+
+    def fields(self) -> dict[str, int]:
+        return {"stage": self.stage, "done": self.done, "tiles_done": self.tiles_done}
+
+
+def initial_image(job: Job, content: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Where the first stage starts: the content, noise, or an image, with ``init.noise`` blended in."""
+    source = job.init.source
+    noise = torch.rand(content.shape, generator=generator).to(content.device)
+    if source == "content":
+        start = content
+    elif source == "noise":
+        return noise
+    else:
+        picture = resize(to_rgb(open_image(source)), (content.shape[-1], content.shape[-2]))
+        start = pil_to_tensor(picture).to(content.device).expand_as(content)
+    ratio = job.init.noise
+    return start if ratio == 0 else (1 - ratio) * start + ratio * noise
+
+
+def upsample(image: torch.Tensor, size) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=tuple(size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def read_styles(
+    job: Job, long_side: int, device: torch.device, reference: torch.Tensor, reading: Callable = _no_context
+) -> list[torch.Tensor]:
+    """The style images for a scale of ``long_side`` px (each at its ``scale``, never too small for the
+    network), recoloured to ``reference`` for ``preserve_color``. ``reading(key)`` wraps each read (the run
+    gives problems the key's place in the job file)."""
+    styles = []
+    for index, style in enumerate(job.styles):
+        with reading(("styles", index, "path")):
+            image = read_image(style.path, round(style.scale * long_side), job.max_input_pixels, job.smallest_side())
+        image = image.to(device)
+        if job.preserve_color == "histogram":
+            image = match_histogram(image, reference)
+        elif job.preserve_color == "luminance":
+            image = match_luminance(image, reference)
+        styles.append(image)
+    return styles
+
+
+def read_masks(job: Job, reading: Callable = _no_context) -> list[list[torch.Tensor] | None]:
+    """Every style's mask frames, 8-bit at about the output's size (stretched per frame when needed)."""
+    masks = []
+    for index, style in enumerate(job.styles):
+        with reading(("styles", index, "mask")):
+            masks.append(None if style.mask is None else read_mask(style.mask, job.size, job.max_input_pixels))
+    return masks
+
+
+def stylizer_for(
+    job: Job, device: torch.device, long_side: int, reporter: Reporter | None = None, reference: torch.Tensor | None = None
+) -> Stylizer:
+    """A stylizer outside a run (benchmarks, notebooks, tests): the job's styles at ``long_side`` on the
+    shared network; ``reference`` is the content whose colours ``preserve_color`` keeps."""
+    content_layers, style_layers = layer_plan(job)
+    net = network(set(content_layers).union(*style_layers), job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
+    if reference is None and job.preserve_color != "none":
+        raise ValueError("preserve_color needs the content as reference")
+    styles = read_styles(job, long_side, device, reference)
+    return Stylizer(job, net, pick_precision(job.precision, device), styles, read_masks(job), reporter or Reporter())
+
+
+class Schedule:
+    def __init__(
+        self, run: Run, stages: list[Stage], reference_at: Callable[[int], torch.Tensor], job: Job | None = None
+    ):
+        """``reference_at(long_side)``: the content at that size, the colours ``preserve_color`` matches
+        the styles to (a still, or a clip's first frame). ``job``: a variant of the run's job (a study's
+        cells), by default the job itself."""
+        self.run = run
+        self.job = job or run.job
+        self.stages = stages
+        self.reference_at = reference_at
+        self.stylizers: dict[int, Stylizer] = {}
+        self.weights = [style.weight for style in self.job.styles]
+        self.progress = Progress()
+        self.timings = {"load_network": 0.0, "targets": 0.0}
+        job = self.job
+        content_layers, style_layers = layer_plan(job)
+        layers = set(content_layers).union(*style_layers) or {"relu1_1"}
+        run.reporter.stage(f"loading {job.backbone.name}")
+        mark = run.seconds()
+        net = network(layers, job.backbone.name, job.backbone.pooling, run.device, job.backbone.weights)
+        if job.compile:
+            # One graph per requested layer set and image size; dynamic=False keeps kernels specialised.
+            net = torch.compile(net, dynamic=False)
+        self.network = net
+        self.timings["load_network"] = run.seconds() - mark
+        self.masks = read_masks(job, run.reading)
+
+    @property
+    def final(self) -> Stylizer:
+        """The last scale's stylizer (built by the first :meth:`render`)."""
+        return self.stylizers[self.stages[-1].long_side]
+
+    def stylizer(self, stage: Stage) -> Stylizer:
+        """The stylizer of ``stage``'s scale: its style images read at that scale and its targets blended,
+        once per run."""
+        if stage.long_side in self.stylizers:
+            return self.stylizers[stage.long_side]
+        run, job = self.run, self.job
+        run.reporter.stage(f"style targets at {stage.long_side} px")
+        mark = run.seconds()
+        styles = read_styles(job, stage.long_side, run.device, self.reference_at(stage.long_side), run.reading)
+        tiles = (job.tiles.size, job.tiles.overlap) if stage.tiled else None
+        stylizer = Stylizer(job, self.network, run.precision, styles, self.masks, run.reporter, run.should_stop, tiles)
+        if self.weights != stylizer.weights:
+            stylizer.set_weights(self.weights)
+        self.stylizers[stage.long_side] = stylizer
+        self.timings["targets"] += run.seconds() - mark
+        return stylizer
+
+    def set_weights(self, weights: list[float]) -> None:
+        """Re-blend every scale's targets for these style weights (a sweep's cells)."""
+        self.weights = list(weights)
+        for stylizer in self.stylizers.values():
+            stylizer.set_weights(self.weights)
+
+    def picture_so_far(self) -> torch.Tensor | None:
+        """The picture a stop would keep, in the output's colours."""
+        progress = self.progress
+        if progress.image is None:
+            return None
+        stylizer = self.stylizer(self.stages[progress.stage])
+        return stylizer.finish(progress.image.clamp(0, 1), progress.original)
+
+    def render(
+        self,
+        content_at: Callable[[int], torch.Tensor],
+        frames: list[int] | None = None,
+        progress: Progress | None = None,
+        on_step: Callable[[Step, torch.Tensor], None] | None = None,
+    ) -> tuple[Optimized, dict[str, float]]:
+        """Render one picture (or a batch of independent frames) through every stage.
+
+        ``content_at(long_side)`` gives the content at a stage's size; ``progress`` resumes a stopped
+        render; ``on_step`` sees the last stage's iterations (numbered on from a resume). Returns the last
+        stage's result, its image in the output's colours, and its final loss terms; raises
+        :class:`Halted` with :attr:`progress` kept when stopped.
+        """
+        self.progress = progress = progress or Progress()
+        image = None
+        for index, stage in enumerate(self.stages):
+            if index < progress.stage:
+                continue
+            self.run.check()
+            original = content_at(stage.long_side)
+            stylizer = self.stylizer(stage)
+            content = stylizer.prepare(original)
+            if progress.image is not None:  # resuming this stage
+                start = upsample(progress.image, content.shape[-2:])
+            elif image is None:
+                start = stylizer.prepare(initial_image(self.job, content, self.run.generator))
+            else:
+                start = upsample(image, content.shape[-2:])
+            progress.original = original
+            progress.image = start
+            if stage.tiled:
+                optimized, final = self._tiles(stylizer, content, stage)
+            else:
+                resumed = progress.done
+                last = index == len(self.stages) - 1
+                report = (lambda step, x: on_step(Step(step.iteration + resumed, step.total, step.terms, step.elapsed), x)) if on_step and last else None
+                optimized, final = stylizer.run(content, start, max(1, stage.iterations - resumed), on_step=report, frames=frames)
+                if optimized.halted is not None:
+                    progress.image, progress.done = optimized.image, resumed + optimized.iterations
+                    raise Halted(optimized)
+            image = optimized.image
+            if index < len(self.stages) - 1:
+                self.progress = progress = Progress(stage=index + 1)
+        optimized.image = stylizer.finish(image, original)
+        return optimized, final
+
+    def _tiles(self, stylizer: Stylizer, content: torch.Tensor, stage: Stage) -> tuple[Optimized, dict[str, Any]]:
+        """The last stage in overlapping tiles against the global targets (:mod:`blendstyle.nst.tiles`)."""
+        progress, job = self.progress, self.job
+        height, width = content.shape[-2:]
+        layout = grid(height, width, job.tiles.size, job.tiles.overlap)
+        picture = progress.image = progress.image.clone()
+        finals: list[dict[str, float]] = []
+        history: list[Step] = []
+
+        def run_tile(part: torch.Tensor, start: torch.Tensor, tile) -> Optimized:
+            self.run.check()
+            optimized, final = stylizer.run(part, start, stage.iterations, window=((height, width), tile))
+            if optimized.halted is not None:
+                raise Halted(optimized)  # the tile under way starts again; finished tiles are kept
+            finals.append(final)
+            return optimized
+
+        mark = self.run.seconds()
+        for done, tile_history in optimise_tiles(run_tile, content, picture, layout, progress.tiles_done, self.run.reporter.stage):
+            progress.tiles_done = done
+            offset = history[-1].iteration if history else 0
+            history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in tile_history)
+        # The whole picture is too large to score at once: the final terms are the tiles' average.
+        final = {name: sum(f[name] for f in finals) / len(finals) for name in finals[0]} if finals else {}
+        return Optimized(picture, history, False, self.run.seconds() - mark), final
+
+    def tile_count(self, width: int, height: int) -> int:
+        return len(grid(height, width, self.job.tiles.size, self.job.tiles.overlap)) if self.stages[-1].tiled else 0

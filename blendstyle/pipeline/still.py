@@ -1,0 +1,134 @@
+"""A still: the content through the schedule, then the image, snapshots, contact sheet, loss plot and
+``run.json``. A stopped still keeps its picture so far and where the schedule stood; the same command
+goes on from there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..files.images import read_image, write_image
+from ..files.report import write_loss_plot
+from ..nst.memory import plan
+from ..nst.optimize import Step
+from .context import Run, Saved
+from .result import RenderResult
+from .schedule import Progress, Schedule, plan_stages
+
+
+class StillContent:
+    """The still's content at any stage's size, read from its file once per size (sharper than scaling
+    the full-size tensor down)."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.sizes: dict[int, torch.Tensor] = {}
+
+    def __call__(self, long_side: int) -> torch.Tensor:
+        if long_side not in self.sizes:
+            job = self.run.job
+            with self.run.reading(("content",)):
+                self.sizes[long_side] = read_image(job.content, long_side, job.max_input_pixels).to(self.run.device)
+        return self.sizes[long_side]
+
+
+def render_still(run: Run) -> RenderResult:
+    job, folder, reporter = run.job, run.folder, run.reporter
+    reporter.stage("loading images")
+    content_at = StillContent(run)
+    original = content_at(job.size)
+    height, width = original.shape[-2:]
+    memory = plan(job, run.device, width, height)  # refuses, before any work, a size that cannot render
+    reporter.stage(memory.describe(width, height))
+    stages = plan_stages(job, width, height, memory)
+    schedule = Schedule(run, stages, content_at)
+    fmt = job.output.format
+    resume_path = folder / "snapshots" / f"{job.name}_resume.png"
+    progress = resume(run, schedule, resume_path)
+    resumed = progress.done if progress.stage == len(stages) - 1 else 0
+
+    snapshots: list[Path] = []
+    every = job.output.snapshot_every
+
+    def on_step(step: Step, image: torch.Tensor) -> None:
+        if step.iteration % every == 0:
+            path = folder / "snapshots" / f"{job.name}_{step.iteration:05d}.{fmt}"
+            snapshots.append(write_image(schedule.final.finish(image.clamp(0, 1), original), path, fmt))
+
+    tiles = schedule.tile_count(width, height)
+
+    def save(result) -> Saved:
+        progress = schedule.progress
+        picture = schedule.picture_so_far()
+        fields = {
+            "iterations": {"requested": job.optimizer.iterations, "done": progress.done},
+            "schedule": {"sizes": [stage.long_side for stage in stages], **progress.fields()},
+        }
+        if tiles:
+            fields["tiles"] = {"count": tiles, "done": progress.tiles_done}
+        if picture is not None:
+            write_image(picture, resume_path, "png")
+            fields["resume_from"] = str(resume_path.relative_to(folder))
+        if progress.stage < len(stages) - 1:
+            where = f"at the {stages[progress.stage].long_side} px scale, iteration {progress.done}"
+        elif tiles:
+            where = f"at {progress.tiles_done} of {tiles} tiles"
+        else:
+            where = f"at iteration {progress.done} of {job.optimizer.iterations}"
+        if picture is None:
+            return Saved(fields, where)
+        kept = "the last good image" if result is not None and result.halted.reason == "non-finite" else "the image so far"
+        return Saved(fields, f"{where}; {kept} is {resume_path}")
+
+    reporter.stage("optimising")
+    with run.guard(save, (width, height)):
+        optimized, final = schedule.render(content_at, progress=progress, on_step=on_step if every else None)
+
+    reporter.stage("writing outputs")
+    files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt)]
+    if job.output.contact_sheet:
+        files.append(write_image(schedule.final.sheet(original, optimized.image), folder / f"{job.name}_sheet.png", "png"))
+    if job.output.loss_plot and optimized.history:
+        files.append(write_loss_plot(optimized.history, folder / f"{job.name}_loss.png"))
+    files += snapshots
+    resume_path.unlink(missing_ok=True)
+    timings = dict(schedule.timings, optimize=optimized.seconds, total=run.seconds())
+    record = run.record(
+        "done",
+        size={"width": width, "height": height},
+        scales=[stage.long_side for stage in stages],
+        memory=memory.record(),
+        iterations={
+            "requested": job.optimizer.iterations,
+            "done": resumed + optimized.iterations,
+            "resumed_after": resumed,
+            "stopped_early": optimized.stopped_early,
+        },
+        timings={key: round(value, 4) for key, value in timings.items()}
+        | {"per_iteration": round(optimized.seconds / max(1, optimized.iterations), 4)},
+        initial_loss=dict(optimized.history[0].terms, total=optimized.history[0].total) if optimized.history else {},
+        final_loss=final,
+        loss_history=[round(step.total, 6) for step in optimized.history],
+        outputs=[str(path.relative_to(folder)) for path in files],
+    )
+    if tiles:
+        record["tiles"] = {"size": job.tiles.size, "overlap": job.tiles.overlap, "count": tiles, "done": tiles}
+    return RenderResult(job.name, folder, files[0], files + [run.write(record)], record, optimized)
+
+
+def resume(run: Run, schedule: Schedule, resume_path: Path) -> Progress:
+    """Where an interrupted run of this same job stopped, with its picture so far; or a fresh start."""
+    before = run.before.get("schedule")
+    sizes = [stage.long_side for stage in schedule.stages]
+    if not (run.resumable() and isinstance(before, dict) and before.get("sizes") == sizes and resume_path.is_file()):
+        return Progress()
+    progress = Progress(int(before.get("stage", 0)), int(before.get("done", 0)), int(before.get("tiles_done", 0)))
+    stage = schedule.stages[progress.stage]
+    stylizer = schedule.stylizer(stage)
+    progress.image = stylizer.prepare(read_image(resume_path).to(run.device))
+    run.reporter.stage(
+        f"resuming after {progress.tiles_done} tiles" if stage.tiled else
+        f"resuming at {stage.long_side} px after iteration {progress.done}"
+    )
+    return progress

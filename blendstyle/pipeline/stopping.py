@@ -1,0 +1,55 @@
+"""Prompt, orderly stops. While a job renders, SIGINT (Ctrl-C) and SIGTERM only *request* a stop: the
+optimiser looks at the request after every iteration, and so do the loops over frames, tiles, scales and
+sweep cells, so a run stops within one iteration and saves what it has, however slow the machine. A
+second signal does not wait: it raises ``KeyboardInterrupt`` at once (the work so far is still saved by
+the run's guard, from what it last kept).
+
+Signal handlers can only be installed from the main thread; elsewhere (a notebook's worker thread, a
+server) nothing is installed and Ctrl-C keeps Python's default behaviour, which the guard handles too.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: The exit code of a run stopped by each signal (128 + the signal's number, as shells report it).
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class StopRequest:
+    """Whether a stop was asked for, and by which signal."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.signal, 130)
+
+    def ask(self, signum: int = signal.SIGINT) -> None:
+        """Request a stop (as the signal ``signum`` would)."""
+        self.signal = signum
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:  # the second signal: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    @contextmanager
+    def listening(self) -> Iterator[StopRequest]:
+        """Turn SIGINT and SIGTERM into stop requests for the duration of the block."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in EXIT_CODES}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -1,0 +1,87 @@
+"""Blend sweeps: the same still rendered for every combination of one or two swept style weights, and a
+labelled grid of the results, so a blend can be picked by eye.
+
+Every cell goes through the schedule (scales, tiles, the memory plan, the stop rule), re-blending each
+scale's targets from the style statistics computed once; nothing about the styles is recomputed across
+cells. Finished cells are written at once; a stopped sweep keeps them and the next run renders only the
+cells that are left. (A sweep needs a still content: ``validate`` refuses one on an animation.)
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import torch
+
+from ..files.images import read_image, write_image
+from ..files.report import grid_sheet
+from ..nst.memory import plan
+from .context import Run, Saved
+from .result import RenderResult
+from .schedule import Schedule, plan_stages
+from .still import StillContent
+
+
+def render_sweep(run: Run) -> RenderResult:
+    job, folder, reporter = run.job, run.folder, run.reporter
+    content_at = StillContent(run)
+    original = content_at(job.size)
+    height, width = original.shape[-2:]
+    memory = plan(job, run.device, width, height)
+    reporter.stage(memory.describe(width, height))
+    stages = plan_stages(job, width, height, memory)
+    schedule = Schedule(run, stages, content_at)
+    names = [Path(style.path).stem for style in job.styles]
+    axes = [sweep.values() for sweep in job.sweep]
+    earlier = {tuple(cell["weights"]): cell for cell in run.before.get("sweep", [])} if run.resumable() else {}
+    cells: dict[tuple[float, ...], torch.Tensor] = {}
+    files: list[Path] = []
+    done: list[dict] = []
+
+    def save(result) -> Saved:
+        return Saved({"sweep": done}, f"with {len(done)} of {len(list(itertools.product(*axes)))} sweep cells finished")
+
+    with run.guard(save, (width, height)):
+        for combination in itertools.product(*axes):
+            weights = [style.weight for style in job.styles]
+            for sweep, value in zip(job.sweep, combination):
+                weights[sweep.style] = value
+            label = "_".join(f"{names[s.style]}-{v:.2f}" for s, v in zip(job.sweep, combination))
+            if sum(weights) <= 0:
+                cells[combination] = torch.ones_like(original)  # nothing to blend: a blank cell
+                continue
+            path = folder / "sweep" / f"{job.name}_{label}.png"
+            if tuple(weights) in earlier and path.is_file():  # finished by the run that was stopped
+                cells[combination] = read_image(path).to(run.device)
+                done.append(earlier[tuple(weights)])
+                files.append(path)
+                continue
+            run.check()
+            reporter.stage(f"sweep cell {label}")
+            schedule.set_weights(weights)
+            optimized, final = schedule.render(content_at)
+            cells[combination] = optimized.image
+            files.append(write_image(optimized.image, path, "png"))
+            done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
+
+    first = job.sweep[0]
+    rows = []
+    for row_value in axes[1] if len(axes) > 1 else [None]:
+        row = []
+        for value in axes[0]:
+            combination = (value,) if row_value is None else (value, row_value)
+            row.append((f"{names[first.style]} {value:.2f}", cells[combination]))
+        title = "" if row_value is None else f"{names[job.sweep[1].style]} {row_value:.2f}"
+        rows.append((title, row))
+    grid = write_image(grid_sheet(rows), folder / f"{job.name}_sweep.png", "png")
+    record = run.record(
+        "done",
+        size={"width": width, "height": height},
+        scales=[stage.long_side for stage in stages],
+        memory=memory.record(),
+        sweep=done,
+        timings=dict(schedule.timings, total=round(run.seconds(), 4)),
+        outputs=[str(grid.relative_to(folder))] + [str(path.relative_to(folder)) for path in files],
+    )
+    return RenderResult(job.name, folder, grid, [grid, *files, run.write(record)], record, None)

@@ -1,0 +1,146 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from blendstyle.errors import BlendstyleError
+from blendstyle.config.fields import DEFAULT_STYLE_LAYERS
+from blendstyle.config.layering import format_key, parse_key
+from blendstyle.config.load import load_job
+from blendstyle.config.models import Job, job_schema
+
+from ..conftest import ROOT
+
+BAD = ROOT / "tests" / "bad_jobs"
+EXAMPLES = sorted((ROOT / "jobs").glob("*.yaml"))
+
+
+def test_defaults(tiny_job):
+    job = load_job(tiny_job()).job
+    assert job.name == "tiny"
+    assert job.layers.content == {"relu4_2": 1.0}
+    assert job.layers.style == DEFAULT_STYLE_LAYERS
+    assert job.optimizer.name == "lbfgs" and job.optimizer.lr == 1.0
+    assert job.init.source == "content" and job.init.noise == 0
+    assert job.device == "auto" and job.backbone.name == "vgg19-caffe"
+    assert Path(job.content).is_absolute() and Path(job.content).exists()
+
+
+def test_shorthands(tiny_job):
+    job = load_job(tiny_job("layers: {style: [relu1_1, relu2_1], content: relu3_1}\ninit: noise\n")).job
+    assert job.layers.style == {"relu1_1": 1.0, "relu2_1": 1.0}
+    assert job.layers.content == {"relu3_1": 1.0}
+    assert job.init.source == "noise"
+    adam = load_job(tiny_job("optimizer: {name: adam}\n")).job
+    assert adam.optimizer.lr == 0.02
+
+
+def test_extends_merges_and_resolves_paths_against_each_file(tmp_path, tiny_job):
+    tiny_job()  # writes the images
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "b.png").write_bytes((tmp_path / "style_b.png").read_bytes())
+    (tmp_path / "base" / "base.yaml").write_text(
+        "styles:\n  - path: b.png\n    weight: 3\noptimizer: {iterations: 9, name: adam}\nsize: 100\n"
+    )
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base/base.yaml\ncontent: content.png\noptimizer: {iterations: 4}\n")
+    loaded = load_job(child)
+    job = loaded.job
+    assert Path(job.styles[0].path) == tmp_path / "base" / "b.png"  # relative to the base file
+    assert Path(job.content) == tmp_path / "content.png"  # relative to the job file
+    assert job.optimizer.iterations == 4 and job.optimizer.name == "adam"  # mappings merge
+    assert job.size == 100
+    assert [p.name for p in loaded.files] == ["base.yaml", "child.yaml"]
+
+
+def test_lists_are_replaced_not_merged(tmp_path, tiny_job):
+    base = tiny_job("", name="base.yaml", body="content: content.png\nstyles:\n  - path: style_a.png\n  - path: style_b.png\n")
+    child = tiny_job("", name="child.yaml", body=f"extends: {base.name}\nstyles:\n  - path: style_b.png\n")
+    assert [Path(s.path).name for s in load_job(child).job.styles] == ["style_b.png"]
+
+
+def test_errors_in_a_base_file_point_into_it(tmp_path, tiny_job):
+    base = tiny_job("", name="base.yaml", body="size: -3\n")
+    child = tiny_job("", name="child.yaml", body=f"extends: {base.name}\ncontent: content.png\nstyles: [{{path: style_a.png}}]\n")
+    with pytest.raises(BlendstyleError) as info:
+        load_job(child)
+    assert str(info.value).startswith(f"{base}:1:7 size:")
+
+
+def test_overrides_take_precedence(tiny_job):
+    path = tiny_job("optimizer: {iterations: 50}\n")
+    job = load_job(path, {"optimizer.iterations": 3, "styles[0].weight": 2.5, "weights.tv": 0}).job
+    assert job.optimizer.iterations == 3 and job.styles[0].weight == 2.5 and job.weights.tv == 0
+
+
+def test_override_errors_name_the_command_line(tiny_job):
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job(), {"size": 0})
+    assert str(info.value) == "command line size: Input should be greater than or equal to 16 (found 0)"
+    with pytest.raises(BlendstyleError, match="there is no styles\\[5\\] to set"):
+        load_job(tiny_job(), {"styles[5].weight": 1})
+
+
+def test_key_paths_round_trip():
+    assert parse_key("styles[1].weight") == ("styles", 1, "weight")
+    assert format_key(("styles", 1, "weight")) == "styles[1].weight"
+    with pytest.raises(ValueError):
+        parse_key("styles..weight")
+
+
+@pytest.mark.parametrize("path", sorted(BAD.glob("*.yaml")), ids=lambda p: p.stem)
+def test_bad_job_gives_exact_message(path, in_root):
+    expected_file = path.with_suffix(".expected")
+    if not expected_file.exists():
+        pytest.skip("a helper file of another case")
+    with pytest.raises(BlendstyleError) as info:
+        load_job(path.relative_to(ROOT))
+    assert str(info.value) + "\n" == expected_file.read_text()
+
+
+def test_every_problem_is_reported_at_once(in_root):
+    with pytest.raises(BlendstyleError) as info:
+        load_job("tests/bad_jobs/bad_values.yaml")
+    assert len(info.value.problems) == 7
+
+
+def test_missing_job_file(in_root):
+    with pytest.raises(BlendstyleError) as info:
+        load_job("jobs/nope.yaml")
+    assert str(info.value) == "jobs/nope.yaml: file not found"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_jobs_are_valid(path):
+    job = load_job(path).job
+    assert job.styles and Path(job.content).exists()
+
+
+def test_examples_include_a_single_style_and_a_three_style_blend():
+    counts = sorted(len(load_job(path).job.styles) for path in EXAMPLES)
+    assert counts[0] == 1 and counts[-1] >= 3
+
+
+def test_published_schema_is_up_to_date():
+    published = json.loads((ROOT / "schema" / "job.schema.json").read_text())
+    assert published == job_schema(), "regenerate with: blendstyle schema > schema/job.schema.json"
+
+
+def test_schema_lists_layer_names_and_forbids_extra_keys():
+    schema = job_schema()
+    assert schema["additionalProperties"] is False
+    style = schema["$defs"]["Style"]
+    assert style["additionalProperties"] is False
+    assert "relu4_2" in json.dumps(schema["$defs"]["Layers"])
+    assert set(Job.model_fields) == set(schema["properties"])
+
+
+def test_a_nul_character_in_a_path_is_a_user_error(tmp_path):
+    """Found by the fuzz test: pathlib raises ValueError on a NUL byte; the loader must say where instead."""
+    job = tmp_path / "nul.yaml"
+    job.write_text('extends: "\\0"\ncontent: c.png\nstyles: [{path: s.png}]\n')
+    with pytest.raises(BlendstyleError, match=r"nul.yaml:1:10 extends: expected a file path"):
+        load_job(job)
+    job.write_text('content: "a\\0b"\nstyles: [{path: s.png}]\n')
+    with pytest.raises(BlendstyleError, match=r"nul.yaml:1:10 content: a file path cannot contain a NUL character"):
+        load_job(job)

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from blendstyle.errors import BlendstyleError
+from blendstyle.files.images import fit_long_side, read_image, tensor_to_pil, write_image
+
+from ..conftest import ASSETS
+
+
+def test_fit_long_side():
+    assert fit_long_side(400, 200, 100) == (100, 50)
+    assert fit_long_side(200, 400, 100) == (50, 100)
+    assert fit_long_side(1000, 1, 10) == (10, 1)
+
+
+def test_rgb_read_and_resize(tmp_path):
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(tmp_path / "red.png")
+    image = read_image(tmp_path / "red.png", 16)
+    assert image.shape == (1, 3, 8, 16) and image.is_contiguous()
+    assert torch.allclose(image[0, :, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_grayscale_becomes_three_equal_channels():
+    image = read_image(ASSETS / "content" / "camera.png")
+    assert image.shape[1] == 3
+    assert torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2])
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    array = np.full((4, 4), 32768, dtype=np.uint16)
+    Image.fromarray(array).save(tmp_path / "grey16.png")
+    value = read_image(tmp_path / "grey16.png")[0, 0, 0, 0].item()
+    assert value == pytest.approx(0.5, abs=0.01)
+
+
+def test_alpha_is_composited_over_white(tmp_path):
+    rgba = Image.new("RGBA", (4, 4), (0, 0, 0, 0))  # fully transparent black
+    rgba.putpixel((0, 0), (0, 0, 255, 255))
+    rgba.save(tmp_path / "alpha.png")
+    image = read_image(tmp_path / "alpha.png")
+    assert torch.allclose(image[0, :, 1, 1], torch.ones(3))
+    assert torch.allclose(image[0, :, 0, 0], torch.tensor([0.0, 0.0, 1.0]))
+
+
+def test_palette_and_cmyk(tmp_path):
+    Image.new("RGB", (8, 8), (10, 200, 30)).convert("P").save(tmp_path / "p.gif")
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(tmp_path / "c.jpg")
+    assert read_image(tmp_path / "p.gif").shape == (1, 3, 8, 8)
+    red = read_image(tmp_path / "c.jpg")[0, :, 4, 4]
+    assert red[0] > 0.9 and red[1] < 0.1
+
+
+def test_not_an_image(tmp_path):
+    (tmp_path / "x.png").write_text("hello")
+    with pytest.raises(BlendstyleError, match="not an image file"):
+        read_image(tmp_path / "x.png")
+
+
+def test_truncated_image(tmp_path):
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(tmp_path / "full.jpg")
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BlendstyleError, match="cannot decode"):
+        read_image(tmp_path / "cut.jpg")
+
+
+def test_round_trip(tmp_path):
+    image = torch.rand(1, 3, 6, 5)
+    write_image(image, tmp_path / "x.png")
+    again = read_image(tmp_path / "x.png")
+    assert (again - image).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "out.png"
+    write_image(torch.zeros(1, 3, 4, 4), target)
+    before = target.read_bytes()
+
+    def broken_save(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError):
+        write_image(torch.ones(1, 3, 4, 4), target)
+    assert target.read_bytes() == before  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temporary left behind
+
+
+def test_tensor_to_pil_clamps():
+    picture = tensor_to_pil(torch.tensor([[[[-1.0]], [[0.5]], [[2.0]]]]))
+    assert picture.getpixel((0, 0)) == (0, 128, 255)

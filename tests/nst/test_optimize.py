@@ -1,0 +1,92 @@
+import math
+
+import pytest
+import torch
+
+from blendstyle.errors import BlendstyleError
+from blendstyle.nst.optimize import converged, optimize
+
+
+def quadratic(target):
+    def objective(x):
+        return {"fit": (x - target).pow(2).sum(), "tv": 0.0 * x.sum()}
+
+    return objective
+
+
+@pytest.mark.parametrize("method,lr", [("lbfgs", 1.0), ("adam", 0.05)])
+def test_loss_goes_down(method, lr):
+    target = torch.rand(1, 3, 8, 8)
+    result = optimize(torch.zeros(1, 3, 8, 8), quadratic(target), method=method, lr=lr, iterations=40)
+    totals = [step.total for step in result.history]
+    assert totals[-1] < 0.05 * totals[0]
+    assert result.image.min() >= 0 and result.image.max() <= 1
+    assert set(result.history[0].terms) == {"fit", "tv"}
+
+
+def test_converged_rule():
+    assert not converged([10, 9, 8], 0.005, 5)  # too short to judge
+    assert converged([10.0] * 4 + [9.99], 0.005, 3)
+    assert not converged([10.0, 9.0, 8.0, 7.0], 0.005, 3)
+    assert not converged([10.0] * 10, 0.0, 3)  # tolerance 0 disables the rule
+
+
+def test_stops_early_when_flat():
+    target = torch.rand(1, 3, 4, 4)
+    result = optimize(target.clone(), quadratic(target), iterations=200, tolerance=0.01, window=5)
+    assert result.stopped_early and result.iterations < 20
+
+
+def test_callback_sees_every_iteration():
+    seen = []
+    optimize(torch.zeros(1, 3, 4, 4), quadratic(torch.rand(1, 3, 4, 4)), iterations=7, on_step=lambda s, x: seen.append(s.iteration))
+    assert seen == list(range(1, 8))
+
+
+def test_a_non_finite_loss_halts_with_the_reason_and_a_hint():
+    def objective(x):
+        return {"bad": x.sum() * math.nan}
+
+    result = optimize(torch.zeros(1, 3, 4, 4), objective, iterations=3)
+    assert result.halted.reason == "non-finite" and "became nan at iteration 1" in result.halted.message
+    assert "adam" in result.halted.hint and result.iterations == 0
+
+
+def test_returns_best_image_when_the_last_step_went_uphill():
+    calls = {"n": 0}
+    target = torch.full((1, 3, 4, 4), 0.5)
+
+    def objective(x):
+        calls["n"] += 1
+        return {"fit": (x - target).pow(2).sum()}
+
+    # A huge Adam step overshoots far past the target; the best image seen is the start.
+    result = optimize(torch.full((1, 3, 4, 4), 0.4), objective, method="adam", lr=5.0, iterations=2)
+    assert torch.allclose(result.image, torch.full((1, 3, 4, 4), 0.4))
+
+
+def test_an_interrupt_halts_with_the_best_image_and_the_iterations_done():
+    target = torch.rand(1, 3, 8, 8)
+    fit, calls = quadratic(target), []
+
+    def objective(x):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return fit(x)
+
+    result = optimize(torch.zeros(1, 3, 8, 8), objective, method="adam", lr=0.05, iterations=40)
+    assert result.halted.reason == "interrupted" and result.iterations == 5
+    best = result.image
+    assert (best - target).pow(2).sum() < target.pow(2).sum()  # moved from the start towards the target
+    assert best.min() >= 0 and best.max() <= 1
+
+
+def test_a_stop_request_is_honoured_after_the_iteration_under_way():
+    asked = []
+    result = optimize(
+        torch.zeros(1, 3, 8, 8), quadratic(torch.rand(1, 3, 8, 8)), iterations=40,
+        on_step=lambda step, x: asked.append(step.iteration) if step.iteration == 3 else None,
+        should_stop=lambda: bool(asked),
+    )
+    assert result.halted.reason == "interrupted" and result.iterations == 3

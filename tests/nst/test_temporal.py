@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from blendstyle.nst.losses import temporal_loss
+from blendstyle.nst.temporal import consistent, flicker, flow_available, reference, unchanged, warp
+
+
+def test_warp_with_zero_flow_is_identity():
+    image = torch.rand(1, 3, 6, 7)
+    assert torch.allclose(warp(image, torch.zeros(1, 2, 6, 7)), image, atol=1e-6)
+
+
+def test_warp_shifts_by_the_flow():
+    image = torch.arange(20.0).view(1, 1, 4, 5)
+    flow = torch.zeros(1, 2, 4, 5)
+    flow[:, 0] = 1.0  # sample one pixel to the right
+    moved = warp(image, flow)
+    assert torch.allclose(moved[..., :4], image[..., 1:])
+
+
+def test_unchanged_marks_static_pixels_and_dilates_changes():
+    a = torch.zeros(1, 3, 8, 8)
+    b = a.clone()
+    b[..., 4, 4] = 1.0
+    mask = unchanged(a, b)
+    assert mask[0, 0, 0, 0] == 1 and mask[0, 0, 4, 4] == 0 and mask[0, 0, 3, 5] == 0
+    assert mask.sum() == 64 - 9
+
+
+def test_consistent_flows():
+    zero = torch.zeros(1, 2, 5, 5)
+    assert consistent(zero, zero).all()
+    assert not consistent(zero + 3.0, zero + 3.0).any()  # +3 then +3 does not come back
+
+
+def test_temporal_loss_values_and_gradcheck():
+    image = torch.ones(1, 3, 2, 2)
+    ref = torch.zeros(1, 3, 2, 2)
+    mask = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    assert temporal_loss(image, ref, mask).item() == pytest.approx(1.0)  # averaged over the trusted pixel
+    assert temporal_loss(image, ref, torch.zeros_like(mask)).item() == 0
+    x = torch.rand(1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    r = torch.rand(1, 3, 3, 3, dtype=torch.float64)
+    m = torch.rand(1, 1, 3, 3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda t: temporal_loss(t, r, m), (x,))
+    with pytest.raises(ValueError):
+        temporal_loss(x, r[..., :2], m)
+
+
+def test_flicker_counts_only_static_pixels():
+    contents = [torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)]
+    contents[1][..., 0, 0] = 1.0  # one changed pixel (and its neighbours) are not static
+    results = [torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)]
+    results[1][..., 0, 0] = 1.0  # change only where the content changed: no flicker
+    assert flicker(results, contents) == 0
+    results[1][..., 3, 3] = 0.5  # change where the content is static
+    assert flicker(results, contents) == pytest.approx(255 * 0.5 / 12)
+
+
+@pytest.mark.skipif(not flow_available(), reason="needs opencv-python-headless")
+def test_reference_follows_motion_with_flow():
+    content = torch.zeros(1, 3, 32, 32)
+    content[..., 8:16, 8:16] = 1.0
+    moved = torch.roll(content, shifts=4, dims=-1)
+    stylised = content * torch.tensor([1.0, 0.5, 0.0]).view(1, 3, 1, 1)
+    warped, trust = reference(stylised, moved, content, use_flow=True)
+    inside = (trust[0, 0, 10:14, 14:18] > 0).all()
+    assert inside and torch.allclose(warped[0, :, 12, 15], torch.tensor([1.0, 0.5, 0.0]), atol=0.1)

@@ -1,0 +1,227 @@
+"""Animated GIFs end to end: timing, loop, transparency, resume, and flicker."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import blendstyle
+from blendstyle.errors import BlendstyleError
+from blendstyle.files.clips import read_clip, write_animation
+
+from ..conftest import stripes
+
+DURATIONS = [100, 0, 250, 100, 100, 1500]
+
+
+def square_frames(count, size=(48, 36)):
+    """A red square sliding over a static two-tone background."""
+    width, height = size
+    frames = []
+    for index in range(count):
+        array = np.zeros((height, width, 3), np.uint8)
+        array[...] = (40, 120, 60)
+        array[height // 3 :, :] = (200, 190, 170)
+        x = 4 + index * 6
+        array[12:22, x : x + 8] = (220, 30, 30)
+        frames.append(torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255)
+    return frames
+
+
+def moving_square(path, transparent=False, loop=2, count=6):
+    """Write the clip as a GIF with varied durations (zero included), a loop count, optional transparency."""
+    frames = square_frames(count)
+    alpha = None
+    if transparent:
+        mask = torch.ones(1, 1, *frames[0].shape[-2:])
+        mask[..., :6, :] = 0  # a transparent band along the top
+        alpha = [mask] * count
+    write_animation(frames, path, DURATIONS[:count], loop, alpha)
+    return path
+
+
+def job(tmp_path, content, extra=""):
+    stripes().save(tmp_path / "style.png")
+    path = tmp_path / "anim.yaml"
+    path.write_text(
+        f"content: {content.name}\nstyles:\n  - path: style.png\nsize: 48\ndevice: cpu\n"
+        "optimizer: {iterations: 6}\n" + extra
+    )
+    return path
+
+
+def run(path, tmp_path, overrides=None):
+    return blendstyle.run_job(path, overrides, out_root=tmp_path / "out")
+
+
+def test_timing_loop_and_frame_count_survive(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    result = run(job(tmp_path, content, "animation: {formats: [gif, webp, apng]}\n"), tmp_path)
+    out = read_clip(result.folder / "anim.gif")
+    source = read_clip(content)
+    assert len(out) == len(source) == 6
+    assert out.durations == DURATIONS
+    assert out.loop == 2
+    assert out.size == (48, 36)
+    assert {p.name for p in result.folder.iterdir()} >= {"anim.gif", "anim.webp", "anim.png", "run.json", "frames"}
+    assert len(list((result.folder / "frames").glob("frame_*.png"))) == 6
+    record = result.record["animation"]
+    assert record["frames"] == 6 and record["durations_ms"] == DURATIONS and record["loop"] == 2
+    # The output is stylised, not a copy.
+    assert max((a - b).abs().mean().item() for a, b in zip(out.frames, source.frames)) > 0.02
+
+
+def test_plays_once_when_the_source_has_no_loop(tmp_path):
+    content = moving_square(tmp_path / "once.gif", loop=None, count=3)
+    result = run(job(tmp_path, content), tmp_path)
+    assert read_clip(result.folder / "anim.gif").loop is None
+
+
+def test_transparent_pixels_survive(tmp_path):
+    content = tmp_path / "clear.gif"
+    moving_square(content, transparent=True)
+    source = read_clip(content)
+    assert source.alpha is not None
+    result = run(job(tmp_path, content), tmp_path)
+    out = read_clip(result.folder / "anim.gif")
+    assert out.alpha is not None
+    for a, b in zip(source.alpha, out.alpha):
+        assert torch.equal(a < 0.5, b < 0.5)
+
+
+def test_resume_skips_finished_frames_and_changed_settings_restart(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    path = job(tmp_path, content, "animation: {close_loop: false}\n")
+    first = run(path, tmp_path)
+    state_path = first.folder / "frames" / "state.json"
+    state = json.loads(state_path.read_text())
+    assert state["done"] == [0, 1, 2, 3, 4, 5]
+    # An interrupted run: frames 3-5 never finished.
+    state["done"], state["closed"] = [0, 1, 2], False
+    for index in (3, 4, 5):
+        (first.folder / "frames" / f"frame_{index:05d}.png").unlink()
+    state_path.write_text(json.dumps(state))
+    record = json.loads((first.folder / "run.json").read_text())
+    (first.folder / "run.json").write_text(json.dumps(dict(record, status="interrupted")))
+    before = (first.folder / "frames" / "frame_00001.png").stat().st_mtime_ns
+    second = run(path, tmp_path)
+    assert second.record["animation"]["frames_skipped"] == 3
+    assert (first.folder / "frames" / "frame_00001.png").stat().st_mtime_ns == before
+    assert len(read_clip(second.folder / "anim.gif")) == 6
+    # Different settings: nothing is reused.
+    third = run(path, tmp_path, {"weights.style": 20})
+    assert third.record["animation"]["frames_skipped"] == 0
+
+
+def test_coherent_mode_flickers_less_than_independent_frames(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    path = job(tmp_path, content, "animation: {iterations: 12, flow: none}\n")
+    path.write_text(path.read_text().replace("optimizer: {iterations: 6}", "optimizer: {iterations: 12}"))
+    coherent = run(path, tmp_path, {"name": "coherent"}).record["animation"]["flicker"]
+    independent = run(path, tmp_path, {"name": "independent", "animation.mode": "independent"}).record["animation"]["flicker"]
+    assert coherent < 0.5 * independent, (coherent, independent)
+
+
+def test_one_frame_gif_is_a_still(tmp_path):
+    Image.new("RGB", (40, 30), (10, 100, 200)).save(tmp_path / "one.gif")
+    result = run(job(tmp_path, tmp_path / "one.gif"), tmp_path)
+    assert result.image_path.name == "anim.png"
+    assert "animation" not in result.record
+
+
+def test_frame_range_and_limits(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    path = job(tmp_path, content)
+    result = run(path, tmp_path, {"animation.start": 1, "animation.step": 2})
+    out = read_clip(result.folder / "anim.gif")
+    assert len(out) == 3 and out.durations == [0 + 250, 100 + 100, 1500]  # skipped frames lend their time
+    # Refused when the job is loaded (so `validate` refuses them too), at the key.
+    with pytest.raises(BlendstyleError, match="animation.start: the content has 6 frames; the range starts at 9"):
+        run(path, tmp_path, {"animation.start": 9})
+    with pytest.raises(BlendstyleError, match=r"animation.max_frames: 6 frames selected from the content, more than max_frames \(4\)"):
+        run(path, tmp_path, {"animation.max_frames": 4})
+
+
+def test_corrupt_gif_is_a_user_error(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    data = content.read_bytes()
+    broken = tmp_path / "broken.gif"
+    broken.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(BlendstyleError, match="broken.gif"):
+        run(job(tmp_path, broken), tmp_path)
+    assert not (tmp_path / "out" / "anim" / "anim.gif").exists()
+
+
+def test_independent_frames_in_batches(tmp_path):
+    content = moving_square(tmp_path / "move.gif")
+    overrides = {"animation.mode": "independent", "animation.batch": 4, "optimizer.iterations": 15}
+    result = run(job(tmp_path, content), tmp_path, overrides)
+    assert result.record["animation"]["batch"] == 4
+    out = read_clip(result.folder / "anim.gif")
+    source = read_clip(content)
+    assert len(out) == 6 and out.durations == DURATIONS
+    for a, b in zip(out.frames, source.frames):  # every frame of both batches is stylised
+        assert (a - b).abs().mean().item() > 0.02
+
+
+def test_an_animated_mask_gives_each_frame_its_own_region(tmp_path):
+    """Mask frame k is white over the k-th third of the picture; the region each content frame is
+    optimised with follows it, and a coherent run with it finishes every frame."""
+    from blendstyle.config.load import load_job
+    from blendstyle.pipeline.schedule import stylizer_for
+
+    content = moving_square(tmp_path / "move.gif", count=3)
+    thirds = []
+    for k in range(3):
+        array = np.zeros((36, 48), np.uint8)
+        array[:, 16 * k : 16 * (k + 1)] = 255
+        thirds.append(Image.fromarray(array))
+    thirds[0].save(tmp_path / "mask.gif", save_all=True, append_images=thirds[1:], duration=100)
+    path = job(tmp_path, content)
+    path.write_text(path.read_text().replace("styles:\n", "styles:\n  - path: style.png\n    mask: mask.gif\n"))
+    loaded = load_job(path)
+    stylizer = stylizer_for(loaded.job, torch.device("cpu"), 48)
+    regions = stylizer.regions((36, 48), [2, 0])
+    assert len(regions) == 2  # the masked style, and the rest keeping the unmasked style
+    guide = regions[0].guide
+    assert guide.shape == (2, 1, 36, 48)
+    assert guide[0, 0, :, 36:].mean() > 0.95 and guide[0, 0, :, :28].max() < 0.05  # frame 2: right third
+    assert guide[1, 0, :, :12].mean() > 0.95 and guide[1, 0, :, 20:].max() < 0.05  # frame 0: left third
+    assert torch.allclose(regions[0].guide + regions[1].guide, torch.ones_like(guide))
+
+    result = run(path, tmp_path)
+    assert result.record["animation"]["frames"] == 3
+    assert len(read_clip(result.image_path)) == 3
+
+
+@pytest.mark.parametrize("mode", ["coherent", "independent"])
+def test_coarse_to_fine_frames_share_each_scales_targets(tmp_path, monkeypatch, mode):
+    """With two scales, a coherent GIF runs its first frame small then full size and the others at full
+    size from their neighbour; independent frames each run small then full. Each scale's style targets
+    are built once for the whole clip."""
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    content = moving_square(tmp_path / "move.gif", count=3)
+    path = job(tmp_path, content, f"scales: {{count: 2, iterations: 2}}\nanimation: {{mode: {mode}, batch: 4}}\n")
+    import blendstyle.pipeline.schedule as schedule
+
+    real_read, real_run, built, sizes = schedule.read_styles, Stylizer.run, [], []
+
+    def read_styles(job, long_side, *args, **named):  # once per scale that gets a stylizer
+        built.append(long_side)
+        return real_read(job, long_side, *args, **named)
+
+    def run_spy(self, content, *args, **named):
+        sizes.append(tuple(content.shape[-2:]))
+        return real_run(self, content, *args, **named)
+
+    monkeypatch.setattr(schedule, "read_styles", read_styles)
+    monkeypatch.setattr(Stylizer, "run", run_spy)
+    result = run(path, tmp_path)
+    assert sorted(built) == [32, 48]  # scales stop at 32 px
+    small, full = (24, 32), (36, 48)
+    expected = [small, full, full, full] if mode == "coherent" else [small, full] * 3
+    assert sizes[: len(expected)] == expected
+    assert len(read_clip(result.image_path)) == 3

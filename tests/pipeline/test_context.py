@@ -1,0 +1,235 @@
+"""Trustworthy runs: up-to-date skipping, folders of jobs, interruptions and kills, confinement, limits."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import blendstyle
+from blendstyle.cli import main
+from blendstyle.errors import BlendstyleError
+from blendstyle.nst.memory import estimate_bytes, largest_fitting
+
+
+BODY = "content: content.png\nstyles: [{path: style_a.png}]\n"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_unchanged_job_is_up_to_date_until_forced_or_changed(tiny_job, tmp_path):
+    job = tiny_job("optimizer: {iterations: 3}\n")
+    out = tmp_path / "out"
+    first = blendstyle.run_job(job, out_root=out)
+    assert not first.up_to_date and first.record["status"] == "done"
+    again = blendstyle.run_job(job, out_root=out)
+    assert again.up_to_date and again.record["key"] == first.record["key"]
+    result = invoke("run", job, "--out", out)
+    assert result.exit_code == 0 and "up to date" in result.output
+    assert not blendstyle.render_job(blendstyle.load_job(job), out, force=True).up_to_date
+    Image.new("RGB", (64, 48), (250, 0, 0)).save(tmp_path / "content.png")  # an input changed
+    assert not blendstyle.run_job(job, out_root=out).up_to_date
+
+
+def test_a_folder_of_jobs_goes_on_past_failures_with_a_summary(tiny_job, tmp_path):
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    good = tiny_job("optimizer: {iterations: 2}\nname: good\n")
+    (folder / "a_good.yaml").write_text(good.read_text().replace("content.png", "../content.png").replace("style_a.png", "../style_a.png"))
+    (folder / "b_bad.yaml").write_text("content: nothing.png\nstyles: []\n")
+    result = invoke("run", folder, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "1 of 2 jobs failed" in result.output
+    assert "rendered" in result.output and "failed" in result.output
+    assert (tmp_path / "out" / "good" / "good.png").is_file()
+
+
+def _start(job, out, *extra):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "blendstyle.cli", "run", str(job), "--out", str(out), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def _wait_for(path_glob, folder, process, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list(folder.glob(path_glob)):
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended early: {process.communicate()[1]}")
+        time.sleep(0.05)
+    raise AssertionError(f"nothing matched {path_glob} in {folder}")
+
+
+def _all_files_open(folder):
+    for path in folder.rglob("*"):
+        if path.is_dir() or (path.name.startswith(".") and path.name.endswith(".tmp")):
+            continue
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            with Image.open(path) as image:
+                image.load()
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_interrupt_keeps_the_image_and_resumes(tiny_job, tmp_path, sig, code):
+    job = tiny_job(body=BODY + "size: 48\noptimizer: {iterations: 150, stop: {tolerance: 0}}\noutput: {snapshot_every: 2}\n")
+    out = tmp_path / "out"
+    process = _start(job, out)
+    _wait_for("tiny/snapshots/tiny_*.png", out, process)
+    sent = time.monotonic()
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - sent < 5
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and "Run the same command again to resume" in stderr
+    record = json.loads((out / "tiny" / "run.json").read_text())
+    assert record["status"] == "interrupted" and 0 < record["iterations"]["done"] < 150
+    assert (out / "tiny" / record["resume_from"]).is_file()
+    _all_files_open(out)
+    # The same command resumes with the iterations that were left.
+    resumed = blendstyle.run_job(job, out_root=out)
+    assert resumed.record["iterations"]["resumed_after"] == record["iterations"]["done"]
+    assert resumed.record["iterations"]["done"] == 150
+    assert not (out / "tiny" / record["resume_from"]).exists()
+
+
+def test_killed_at_random_moments_leaves_no_torn_file(tiny_job, tmp_path):
+    job = tiny_job(body=BODY + "size: 64\noptimizer: {iterations: 300, stop: {tolerance: 0}}\noutput: {snapshot_every: 1}\n")
+    out = tmp_path / "out"
+    rng = random.Random(7)
+    for _ in range(2):
+        process = _start(job, out, "--force")
+        _wait_for("tiny/snapshots/tiny_*.png", out, process)
+        time.sleep(rng.uniform(0.0, 1.5))
+        process.kill()
+        process.wait(timeout=30)
+        _all_files_open(out)
+
+
+def test_output_folder_may_not_escape_through_a_link(tiny_job, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "tiny").symlink_to(elsewhere)
+    job = tiny_job("optimizer: {iterations: 1}\n")
+    with pytest.raises(BlendstyleError, match="outside the output root"):
+        blendstyle.run_job(job, out_root=out)
+    result = invoke("run", job, "--out", out, "--allow-outside-output", "-q")
+    assert result.exit_code == 0 and (elsewhere / "tiny.png").is_file()
+
+
+def test_non_finite_loss_keeps_the_last_good_image(tiny_job, tmp_path, monkeypatch):
+    from blendstyle.nst.objective import Objective
+
+    original = Objective.forward
+    calls = {"n": 0}
+
+    def poisoned(self, image):
+        calls["n"] += 1
+        terms = original(self, image)
+        if calls["n"] > 3:
+            terms["style"] = terms["style"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(Objective, "forward", poisoned)
+    with pytest.raises(BlendstyleError, match="the loss became nan at iteration 4") as info:
+        blendstyle.run_job(tiny_job("optimizer: {iterations: 10}\n"), out_root=tmp_path / "out")
+    assert "last good image" in info.value.hint
+    assert (tmp_path / "out" / "tiny" / "snapshots" / "tiny_resume.png").is_file()
+
+
+def test_out_of_memory_names_a_size_that_fits(tiny_job, tmp_path, monkeypatch):
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    def exhausted(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(Stylizer, "run", exhausted)
+    with pytest.raises(BlendstyleError, match="out of memory") as info:
+        blendstyle.run_job(tiny_job(), out_root=tmp_path / "out")
+    assert "should fit" in info.value.hint
+
+
+def test_memory_estimate():
+    assert estimate_bytes(512, 512) > 3.5 * estimate_bytes(256, 256) > 0
+    assert estimate_bytes(256, 256, "relu2_1") < estimate_bytes(256, 256, "relu5_1")
+    fits = largest_fitting(estimate_bytes(1000, 500), aspect=2.0)
+    assert 990 <= fits <= 1010
+
+
+def test_memory_estimate_counts_a_styles_own_deeper_layers(tiny_job):
+    from blendstyle.nst.memory import deepest_layer, job_bytes
+
+    shallow = blendstyle.load_job(tiny_job("layers: {content: [relu2_2], style: [relu1_1]}\n")).job
+    assert deepest_layer(shallow) == "relu2_2"
+    deeper = shallow.model_copy(deep=True)
+    deeper.styles[0].layers = {"relu5_1": 1.0}
+    assert deepest_layer(deeper) == "relu5_1"
+    assert job_bytes(deeper, 64, 48) > job_bytes(shallow, 64, 48)
+
+
+def test_pixel_limit_refuses_huge_images(tiny_job, tmp_path):
+    Image.new("RGB", (300, 200)).save(tmp_path / "big.png")
+    assert blendstyle.load_job(tiny_job("max_input_pixels: 10000\n")).job.max_input_pixels == 10000  # 64x48 fits
+    big = tiny_job("max_input_pixels: 10000\n", name="big.yaml", body="content: big.png\nstyles: [{path: style_a.png}]\n")
+    with pytest.raises(BlendstyleError, match="big.yaml:1:10 content: image is 300x200 = 60000 pixels"):
+        blendstyle.load_job(big)
+
+
+def test_bad_weights_file_is_a_clear_error(tiny_job, tmp_path):
+    (tmp_path / "weights.bin").write_text("not weights")
+    job = tiny_job("backbone: {weights: weights.bin}\n")
+    with pytest.raises(BlendstyleError, match="weights.bin is not a valid quantised VGG19 weights file"):
+        blendstyle.run_job(job, out_root=tmp_path / "out")
+    missing = tiny_job("backbone: {weights: nowhere.bin}\n", name="missing.yaml")
+    with pytest.raises(BlendstyleError, match="missing.yaml:5:21 backbone.weights: file not found"):
+        blendstyle.load_job(missing)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "P", "CMYK", "L", "LA", "1"])
+def test_unusual_image_modes_render(tiny_job, tmp_path, mode):
+    Image.new("RGB", (40, 30), (120, 60, 200)).convert(mode).save(tmp_path / f"odd.{'jpg' if mode == 'CMYK' else 'png'}")
+    name = f"odd.{'jpg' if mode == 'CMYK' else 'png'}"
+    job = tiny_job("optimizer: {iterations: 1}\n", name="odd.yaml", body=f"content: {name}\nstyles: [{{path: style_a.png}}]\nsize: 32\n")
+    assert blendstyle.run_job(job, out_root=tmp_path / "out").image.size == (32, 24)
+
+
+def test_interrupted_gif_keeps_finished_frames_and_resumes(tmp_path):
+    from ..conftest import stripes
+    from ..pipeline.test_animation import moving_square
+
+    moving_square(tmp_path / "move.gif", count=6)
+    stripes().save(tmp_path / "style.png")
+    job = tmp_path / "gif.yaml"
+    job.write_text(
+        "content: move.gif\nstyles: [{path: style.png}]\nsize: 48\n"
+        "optimizer: {iterations: 60, stop: {tolerance: 0}}\nanimation: {iterations: 60, close_loop: false}\n"
+    )
+    out = tmp_path / "out"
+    process = _start(job, out)
+    _wait_for("gif/frames/frame_00001.png", out, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143, stderr
+    assert "frames finished" in stderr
+    record = json.loads((out / "gif" / "run.json").read_text())
+    done = record["animation"]["frames_done"]
+    assert record["status"] == "interrupted" and 2 <= len(done) < 6
+    _all_files_open(out)
+    resumed = blendstyle.run_job(job, out_root=out)
+    assert resumed.record["animation"]["frames_skipped"] == len(done)
+    assert resumed.record["status"] == "done"

@@ -1,0 +1,241 @@
+"""End to end through the Python API: real paintings, tiny sizes, few iterations."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from click.testing import CliRunner
+
+import blendstyle
+from blendstyle.cli import main
+from blendstyle.errors import BlendstyleError
+from blendstyle.files.images import read_image
+from blendstyle.nst.losses import content_loss, gram_loss, gram_matrix
+from blendstyle.nst.targets import normalize
+
+from ..conftest import ASSETS
+
+STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+
+
+def write_blend_job(tmp_path, iterations=30, extra="", optimizer="lbfgs"):
+    path = tmp_path / "blend.yaml"
+    path.write_text(
+        f"content: {ASSETS / 'content' / 'chelsea.png'}\n"
+        "styles:\n"
+        f"  - path: {ASSETS / 'styles' / 'starry_night.jpg'}\n    weight: 3\n"
+        f"  - path: {ASSETS / 'styles' / 'udnie.jpg'}\n    weight: 1\n"
+        f"size: 64\ndevice: cpu\noptimizer: {{name: {optimizer}, iterations: {iterations}}}\n" + extra
+    )
+    return path
+
+
+def style_distance(vgg, image, styles, weights, size):
+    """Independent scorer: mean relative Gram error against the weighted-mean Gram matrices."""
+    shares = normalize(dict(enumerate(weights)))
+    features = vgg(image, STYLE_LAYERS)
+    total = 0.0
+    for layer in STYLE_LAYERS:
+        target = sum(shares[i] * gram_matrix(vgg(read_image(s, size), [layer])[layer])[0] for i, s in enumerate(styles))
+        total += gram_loss(features[layer], target).item() / len(STYLE_LAYERS)
+    return total
+
+
+def test_cli_result_moves_towards_the_blend_and_keeps_the_content(tmp_path, vgg):
+    """The CLI at 64 px: the result is much nearer the blend's Gram statistics than the content was,
+    and nearer the content than a style image is."""
+    run = CliRunner().invoke(main, ["run", str(write_blend_job(tmp_path)), "--out", str(tmp_path / "out")])
+    assert run.exit_code == 0, run.output
+    folder = tmp_path / "out" / "blend"
+    assert {p.name for p in folder.iterdir()} == {"blend.png", "blend_sheet.png", "blend_loss.png", "run.json"}
+    styles = [ASSETS / "styles" / "starry_night.jpg", ASSETS / "styles" / "udnie.jpg"]
+    content = read_image(ASSETS / "content" / "chelsea.png", 64)
+    output = read_image(folder / "blend.png")
+    assert output.shape == content.shape == (1, 3, 43, 64)
+    with torch.no_grad():
+        before = style_distance(vgg, content, styles, [3, 1], 64)
+        after = style_distance(vgg, output, styles, [3, 1], 64)
+        assert after < 0.5 * before, (before, after)
+        # Closer to the content than the style image is.
+        target = vgg(content, ["relu4_2"])["relu4_2"]
+        style_image = read_image(styles[0]).squeeze(0)
+        style_image = torch.nn.functional.interpolate(style_image[None], size=content.shape[-2:], mode="area")
+        ours = content_loss(vgg(output, ["relu4_2"])["relu4_2"], target).item()
+        theirs = content_loss(vgg(style_image, ["relu4_2"])["relu4_2"], target).item()
+        assert ours < theirs, (ours, theirs)
+
+
+def test_loss_goes_down_and_record_is_complete(tmp_path):
+    path = write_blend_job(tmp_path, iterations=12, extra="output: {snapshot_every: 5}\nseed: 7\n")
+    result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    record = json.loads((result.folder / "run.json").read_text())
+    history = record["loss_history"]
+    assert len(history) == 12 and history[-1] < history[0]
+    assert record["final_loss"]["total"] < history[0]
+    assert set(record["final_loss"]) == {"content", "style", "tv", "total"}
+    assert record["job"]["optimizer"]["stop"] == {"tolerance": 0.005, "window": 50}  # defaults filled in
+    assert record["job"]["seed"] == 7 and record["seed"] == 7
+    assert record["device"] == "cpu"
+    assert len(record["inputs"]) == 3 and all(len(i["sha256"]) == 64 for i in record["inputs"])
+    assert record["job_files"][0]["path"].endswith("blend.yaml")
+    assert record["versions"]["torch"] == torch.__version__
+    assert record["iterations"] == {"requested": 12, "done": 12, "resumed_after": 0, "stopped_early": False}
+    assert record["status"] == "done" and len(record["key"]) == 64
+    assert {"load_network", "targets", "optimize", "total", "per_iteration"} <= set(record["timings"])
+    names = {p.name for p in result.folder.rglob("*") if p.is_file()}
+    assert names == {
+        "blend.png", "blend_sheet.png", "blend_loss.png", "run.json", "blend_00005.png", "blend_00010.png"
+    }
+    assert not any(name.endswith(".tmp") for name in names)
+
+
+def test_same_seed_same_result(tmp_path):
+    path = write_blend_job(tmp_path, iterations=4, extra="init: {source: content, noise: 0.3}\n")
+    first = read_image(blendstyle.run_job(path, out_root=tmp_path / "a").image_path)
+    second = read_image(blendstyle.run_job(path, out_root=tmp_path / "b").image_path)
+    assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("init", ["noise", "{source: content, noise: 0.5}"])
+def test_other_inits_and_adam(tmp_path, init):
+    path = write_blend_job(tmp_path, iterations=8, extra=f"init: {init}\n", optimizer="adam")
+    result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    history = result.record["loss_history"]
+    assert history[-1] < history[0]
+
+
+def test_init_from_an_image_path(tmp_path):
+    path = write_blend_job(tmp_path, iterations=2, extra=f"init: {ASSETS / 'styles' / 'udnie.jpg'}\n")
+    result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    assert result.image.size == (64, 43)
+
+
+def test_unavailable_device_is_a_user_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(BlendstyleError, match="sees no CUDA GPU"):
+        blendstyle.run_job(write_blend_job(tmp_path), {"device": "cuda"}, out_root=tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "style_loss",
+    [
+        "gram",
+        "bn",
+        "{kind: mmd, kernel: linear}",
+        "{kind: mmd, kernel: poly, c: 1.0}",
+        "{kind: mmd, kernel: gaussian, samples: 512}",
+        "{kind: mmd, kernel: poly, degree: 3}",
+        "[{kind: bn, weight: 1}, {kind: mmd, kernel: poly, weight: 1}]",
+        "[{kind: mmd, kernel: linear}, {kind: mmd, kernel: gaussian, samples: 512}]",
+    ],
+)
+def test_every_style_loss_kind_runs_and_lowers_its_own_loss(tmp_path, style_loss):
+    path = write_blend_job(tmp_path, iterations=10, extra=f"style_loss: {style_loss}\n")
+    record = blendstyle.run_job(path, out_root=tmp_path / "out").record
+    assert record["final_loss"]["style"] < 0.8 * record["initial_loss"]["style"], record["final_loss"]
+
+
+def test_style_loss_shorthands(tiny_job):
+    from blendstyle.config.load import load_job
+
+    assert [s.kind for s in load_job(tiny_job("style_loss: bn\n")).job.style_loss] == ["bn"]
+    fused = load_job(tiny_job("style_loss: [{kind: bn, weight: 2}, {kind: mmd, kernel: gaussian}]\n")).job
+    assert [(s.kind, s.kernel, s.weight) for s in fused.style_loss] == [("bn", "poly", 2.0), ("mmd", "gaussian", 1.0)]
+    with pytest.raises(BlendstyleError, match="style_loss.kernel: Input should be 'linear', 'poly' or 'gaussian'"):
+        load_job(tiny_job("style_loss: {kind: mmd, kernel: rbf}\n"))
+
+
+def test_coarse_to_fine_reaches_the_requested_size(tmp_path):
+    path = write_blend_job(tmp_path, iterations=4, extra="scales: {count: 3, factor: 2, iterations: 3}\n")
+    calls = []
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    original = Stylizer.run
+
+    def spy(self, content, *args, **kwargs):
+        calls.append(tuple(content.shape[-2:]))
+        return original(self, content, *args, **kwargs)
+
+    Stylizer.run = spy
+    try:
+        result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    finally:
+        Stylizer.run = original
+    assert result.image.size == (64, 43)
+    # 16 px would be too small: scales stop at 32, and the 32 px pass runs once, not twice.
+    assert result.record["scales"] == [32, 64]
+    assert calls == [(21, 32), (43, 64)]  # chelsea is 451x300
+
+
+def test_scale_sizes():
+    from blendstyle.config.models import Scales
+
+    assert Scales(count=3, factor=2).sizes(512) == [128, 256, 512]
+    assert Scales().sizes(300) == [300]
+    assert Scales(count=4, factor=2).sizes(64) == [32, 64]  # never two identical passes
+    assert Scales(count=3, factor=2).sizes(64, smallest=48) == [48, 64]
+
+
+def test_blend_sweep_renders_every_cell_and_one_grid(tmp_path):
+    from PIL import Image
+
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    computed = []
+    original = Stylizer.__init__
+
+    def counting(self, *args, **kwargs):
+        computed.append(1)
+        original(self, *args, **kwargs)
+
+    Stylizer.__init__ = counting
+    try:
+        path = write_blend_job(tmp_path, iterations=12, extra="sweep: [{style: 0, start: 0, stop: 1, steps: 3}]\n")
+        result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    finally:
+        Stylizer.__init__ = original
+    assert len(computed) == 1  # style statistics computed once for all cells
+    cells = sorted(p.name for p in (result.folder / "sweep").iterdir())
+    assert len(cells) == 3 and len(result.record["sweep"]) == 3
+    assert [c["weights"][0] for c in result.record["sweep"]] == [0.0, 0.5, 1.0]
+    grid = Image.open(result.folder / "blend_sweep.png")
+    assert grid.width > 3 * 100
+    # With style 0 at weight 0 only udnie counts; at weight 1 starry night takes half: different images.
+    first, last = (read_image(result.folder / c["file"]) for c in (result.record["sweep"][0], result.record["sweep"][-1]))
+    assert (first - last).abs().mean() > 0.01
+
+
+def test_a_mask_confines_its_style_to_its_region(tmp_path, vgg):
+    """Starry Night masked to the left half, The Scream everywhere else: each half ends nearer its own
+    style, and the left half nearer Starry Night than in the same run without the mask."""
+    from PIL import Image
+
+    left = np.zeros((64, 64), np.uint8)
+    left[:, :32] = 255
+    Image.fromarray(left).save(tmp_path / "left.png")
+    starry, scream = ASSETS / "styles" / "starry_night.jpg", ASSETS / "styles" / "the_scream.jpg"
+
+    def render(mask: str):
+        path = tmp_path / "regions.yaml"
+        path.write_text(
+            f"content: {ASSETS / 'content' / 'chelsea.png'}\nstyles:\n  - path: {starry}\n{mask}"
+            f"  - path: {scream}\nsize: 64\ndevice: cpu\noptimizer: {{iterations: 40}}\n"
+        )
+        result = blendstyle.run_job(path, out_root=tmp_path / "out", force=True)
+        image = read_image(result.image_path)
+        half = image.shape[-1] // 2
+        with torch.no_grad():
+            return {
+                side: (style_distance(vgg, part, [starry], [1], 64), style_distance(vgg, part, [scream], [1], 64))
+                for side, part in (("left", image[..., :half]), ("right", image[..., half:]))
+            }
+
+    masked = render("    mask: left.png\n")
+    assert masked["left"][0] < 0.5 * masked["left"][1], masked  # left: Starry Night
+    assert masked["right"][1] < 0.5 * masked["right"][0], masked  # right: The Scream
+    assert masked["right"][1] < masked["left"][1] and masked["left"][0] < masked["right"][0], masked
+    plain = render("")
+    assert masked["left"][0] < plain["left"][0] and masked["right"][1] < plain["right"][1], (masked, plain)
