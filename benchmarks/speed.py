@@ -162,7 +162,7 @@ class Scorer:
         with torch.no_grad():
             features = self.network(image.detach().float().cpu(), STYLE_LAYERS)
             return sum(
-                float((self.gram(features[l])[0] - t).pow(2).sum() / t.pow(2).sum()) for l, t in self.targets.items()
+                float((self.gram(features[layer])[0] - t).pow(2).sum() / t.pow(2).sum()) for layer, t in self.targets.items()
             ) / len(self.targets)
 
 

@@ -21,11 +21,11 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .errors import BlendstyleError, Interrupted, Problem
 from .config.fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from .config.layers import LAYER_NAMES, layer_channels, layer_stride
 from .config.load import LoadedJob, load_job
 from .config.models import job_schema
+from .errors import BlendstyleError, Interrupted, Problem
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -110,7 +110,14 @@ class ConsoleReporter:
 
     def _bars(self):
         if self.progress is None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"),

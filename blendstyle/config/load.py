@@ -16,10 +16,11 @@ from pydantic import BaseModel, ValidationError
 from ..errors import BlendstyleError, Location, Problem
 from .checks import input_problems
 from .inputs import check_image, display_path, file_sha256
-from .layering import Layered, read_layered, format_key, parse_key
+from .layering import Layered, format_key, parse_key, read_layered
 from .models import NAME_PATTERN, Job
 from .problems import located_problems
 from .yamlfile import Key
+
 
 def _resolve_paths(model: BaseModel, key: Key, layered: Layered) -> list[tuple[Key, Path]]:
     """Make the model's relative paths absolute (against their file's folder); return every path's key."""

@@ -12,8 +12,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from .fields import (
-    DEFAULT_LEARNING_RATES,
     DEFAULT_CONTENT_LAYERS,
+    DEFAULT_LEARNING_RATES,
     DEFAULT_STYLE_LAYERS,
     ImagePath,
     LayerWeights,
@@ -24,6 +24,7 @@ from .fields import (
     matching,
 )
 from .layers import BACKBONES, deepest, smallest_side
+
 
 class Style(Model):
     """One style image and how much of the blend it gets."""

@@ -8,10 +8,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import Location, Problem
+from ..errors import Problem
 from .layering import Layered, format_key
 from .models import Job
 from .yamlfile import Key
+
 
 def _model_at(key: Key) -> type[BaseModel] | None:
     """The model class that holds the mapping at ``key`` (following lists and optionals)."""

@@ -16,6 +16,7 @@ from ..errors import BlendstyleError
 from .atomic import atomic_path
 from .images import DECODE_ERRORS, _open_lazy, fit_long_side, pil_to_tensor, resize, tensor_to_pil
 
+
 class Clip:
     """Frames of an animation (or one still), fully composited, with their timing.
 

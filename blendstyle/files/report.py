@@ -4,10 +4,9 @@ studies) and the loss curves."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import torch
 from pathlib import Path
 
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..nst.optimize import Step

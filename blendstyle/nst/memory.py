@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import BlendstyleError
 from ..config.layers import BLOCKS, LAYER_NAMES, layer_channels, layer_index, layer_stride
+from ..errors import BlendstyleError
 
 FLOAT = 4  # bytes
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import torch
 
 
-
 def normalize(weights: Mapping[str, float]) -> dict[str, float]:
     """Scale non-negative weights to sum 1 (dropping zeros)."""
     total = sum(weights.values())

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import BlendstyleError
 from ..config.layers import BACKBONES, BLOCKS, LAYER_NAMES, deepest, layer_index
+from ..errors import BlendstyleError
 
 # The mean pixel of the caffe VGG training set, in BGR order and 0-255 units.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)

@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from ..config.models import Job
 from ..files.images import long_side_for_short, open_image, pil_to_tensor, read_image, read_mask, resize, to_rgb
 from ..nst.color import match_histogram, match_luminance
+from ..nst.device import pick_precision
 from ..nst.memory import Plan
 from ..nst.optimize import Optimized, Step
 from ..nst.tiles import grid, optimise_tiles
-from ..nst.device import pick_precision
 from .context import Halted, Run
-from .progress import Reporter
 from .networks import network
+from .progress import Reporter
 from .stylizer import Stylizer, layer_plan
 
 

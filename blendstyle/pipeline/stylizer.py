@@ -23,7 +23,8 @@ from ..nst.objective import Objective, extract
 from ..nst.optimize import Optimized, Step, optimize
 from ..nst.regions import Region, guides
 from ..nst.targets import blend_coefficients, blend_targets, normalize
-from ..nst.tiles import Tile, statistics as tile_statistics
+from ..nst.tiles import Tile
+from ..nst.tiles import statistics as tile_statistics
 from .progress import Reporter
 
 

@@ -7,9 +7,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from blendstyle.errors import BlendstyleError
 from blendstyle.config.load import load_job
 from blendstyle.config.models import Job
+from blendstyle.errors import BlendstyleError
 
 KEYS = list(Job.model_fields) + ["wieght", "stlyes", "layers.style", ""]
 SCALARS = st.one_of(

@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 
-from blendstyle.errors import BlendstyleError
 from blendstyle.config.fields import DEFAULT_STYLE_LAYERS
 from blendstyle.config.layering import format_key, parse_key
 from blendstyle.config.load import load_job
 from blendstyle.config.models import Job, job_schema
+from blendstyle.errors import BlendstyleError
 
 from ..conftest import ROOT
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from blendstyle.errors import BlendstyleError
 from blendstyle.config.yamlfile import MAX_BYTES, parse_yaml, read_yaml
+from blendstyle.errors import BlendstyleError
 
 
 def parse(text):

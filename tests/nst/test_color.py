@@ -1,6 +1,7 @@
 import torch
 
 import blendstyle
+from blendstyle.files.images import read_image
 from blendstyle.nst.color import (
     colour_statistics,
     luminance,
@@ -10,7 +11,6 @@ from blendstyle.nst.color import (
     with_content_colour,
     yiq_to_rgb,
 )
-from blendstyle.files.images import read_image
 
 
 def soft(seed, shift):

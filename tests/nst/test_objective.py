@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from blendstyle.nst.device import pick_precision
 from blendstyle.nst.kinds import Gram
 from blendstyle.nst.objective import Objective, extract
-from blendstyle.nst.device import pick_precision
 from blendstyle.nst.targets import blend_coefficients, blend_targets, style_statistics
 
 from ..conftest import ASSETS
@@ -18,8 +18,8 @@ def objective(vgg, precision):
     style = read_image(ASSETS / "styles" / "starry_night.jpg", 64)
     with torch.no_grad():
         content_targets = {k: v.float() for k, v in extract(vgg, content, ["relu4_2"], precision).items()}
-        stats = [style_statistics(lambda i, l: extract(vgg, i, l, precision), style, LAYERS, [Gram()])]
-    targets = blend_targets(stats, blend_coefficients([1.0], [{l: 1.0 for l in LAYERS}]), [Gram()], torch.Generator())
+        stats = [style_statistics(lambda i, layers: extract(vgg, i, layers, precision), style, LAYERS, [Gram()])]
+    targets = blend_targets(stats, blend_coefficients([1.0], [{layer: 1.0 for layer in LAYERS}]), [Gram()], torch.Generator())
     weights = {"content": 1.0, "style": 10.0, "tv": 2.0}
     return Objective(vgg, content_targets, {"relu4_2": 1.0}, targets, [(Gram(), 1.0)], weights, precision=precision), content
 

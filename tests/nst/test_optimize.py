@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 
-from blendstyle.errors import BlendstyleError
 from blendstyle.nst.optimize import converged, optimize
 
 

@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from blendstyle.nst.kinds import BatchNorm, Gram, LinearMMD, Poly2MMD, SampledMMD, channel_mean, channel_std, weighted_gram
+from blendstyle.nst.kinds import (
+    BatchNorm,
+    Gram,
+    LinearMMD,
+    Poly2MMD,
+    SampledMMD,
+    channel_mean,
+    channel_std,
+    weighted_gram,
+)
 from blendstyle.nst.losses import gram_matrix
 from blendstyle.nst.regions import areas, at_resolution, guides
 

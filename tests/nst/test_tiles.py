@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import blendstyle
-import blendstyle.pipeline.still
 import blendstyle.nst.tiles
+import blendstyle.pipeline.still
 from blendstyle.errors import BlendstyleError
 from blendstyle.files.images import read_image
 from blendstyle.nst.kinds import BatchNorm, Gram, SampledMMD

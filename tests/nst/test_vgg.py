@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from blendstyle.errors import BlendstyleError
 from blendstyle.config.layers import LAYER_NAMES, layer_channels, layer_stride
+from blendstyle.errors import BlendstyleError
 from blendstyle.nst import vgg as vgg_module
 from blendstyle.nst.vgg import VGG19, conv_names, load_vgg19
 

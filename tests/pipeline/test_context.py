@@ -18,7 +18,6 @@ from blendstyle.cli import main
 from blendstyle.errors import BlendstyleError
 from blendstyle.nst.memory import estimate_bytes, largest_fitting
 
-
 BODY = "content: content.png\nstyles: [{path: style_a.png}]\n"
 
 
