@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,9 @@ class Group(click.Group):
     """Shows user errors without a traceback; lets real bugs through."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # Libraries' warnings (matplotlib, torch, Pillow) are not the user's business; our own problems
+        # arrive as BlendstyleError.
+        warnings.simplefilter("ignore")
         try:
             return super().invoke(ctx)
         except BlendstyleError as error:
@@ -231,6 +235,7 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
     try:
         for path in paths:
             started = time.perf_counter()
+            loaded: LoadedJob | None = None
             try:
                 loaded = load_job(path, overrides)
                 result = render(loaded, out_root, ConsoleReporter(loaded.job.name, quiet), force, allow_outside)
@@ -239,6 +244,14 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
                     raise
                 show_error(error, title=f"{path} failed")
                 rows.append((str(path), "failed", "", error.problems[0].message[:60]))
+                continue
+            except Exception as error:  # a bug: one job's failure, the folder goes on; the traceback is kept
+                if len(paths) == 1:
+                    raise
+                where = out_root / loaded.job.name / "run.json" if loaded is not None else "the output above"
+                err.print(f"[red]{path} failed[/]: internal error ({type(error).__name__}: {error}); "
+                          f"please report it with the traceback in {where}", soft_wrap=True, markup=False)
+                rows.append((str(path), "failed", "", f"internal error: {type(error).__name__}"))
                 continue
             seconds = time.perf_counter() - started
             if result.up_to_date:

@@ -52,6 +52,17 @@ def blobs(size=(64, 48), seed=0) -> Image.Image:
     return Image.fromarray(small, "RGB").resize(size, Image.Resampling.BICUBIC)
 
 
+def moving_gif(path, count=3, size=(48, 36)) -> Path:
+    """A small animated GIF: a bright square moving across blobs, 100 ms a frame."""
+    frames = []
+    for k in range(count):
+        frame = blobs(size, seed=1).copy()
+        frame.paste((250, 250, 250), (4 + 8 * k, 10, 16 + 8 * k, 22))
+        frames.append(frame)
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return path
+
+
 @pytest.fixture
 def tiny_job(tmp_path):
     """A small valid job in tmp_path with synthetic images; returns a writer taking extra YAML."""

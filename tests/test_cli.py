@@ -86,3 +86,53 @@ def test_study_sheets(tiny_job, tmp_path):
         sheet = Image.open(tmp_path / "out" / "tiny" / f"tiny_study_{what}.png")
         # 32x24 cells shown 5x larger (160x120) with a caption row, in `rows` x `columns`.
         assert sheet.size == (130 + columns * (160 + 6) + 6, rows * (120 + 22 + 6) + 6)
+
+
+def test_a_folder_run_isolates_an_internal_error(tiny_job, tmp_path, monkeypatch):
+    """A bug in one job is that job's failure: the folder goes on, the summary shows it, the traceback is
+    kept in its run.json, and nothing but one line reaches the screen."""
+    import json
+
+    import blendstyle.pipeline.still as still
+
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    for name in ("a_good", "b_bug"):
+        body = tiny_job(f"optimizer: {{iterations: 2}}\nname: {name}\n").read_text()
+        (folder / f"{name}.yaml").write_text(body.replace("content.png", "../content.png").replace("style_a.png", "../style_a.png"))
+    real = still.render_still
+
+    def buggy(run):
+        if run.job.name == "b_bug":
+            raise RuntimeError("an internal bug")
+        return real(run)
+
+    monkeypatch.setattr(still, "render_still", buggy)
+    result = CliRunner().invoke(main, ["run", str(folder), "--out", str(tmp_path / "out")], catch_exceptions=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "internal error (RuntimeError: an internal bug)" in result.output and "1 of 2 jobs failed" in result.output
+    assert (tmp_path / "out" / "a_good" / "a_good.png").is_file()
+    record = json.loads((tmp_path / "out" / "b_bug" / "run.json").read_text())
+    assert record["status"] == "failed" and "RuntimeError: an internal bug" in record["error"]["traceback"]
+
+
+def test_a_loss_that_is_zero_throughout_draws_a_plot_without_warnings(tmp_path):
+    """The style is the content and the start: every term is 0. No library warning reaches the user."""
+    import warnings
+
+    from blendstyle.files.report import write_loss_plot
+    from blendstyle.nst.optimize import Step
+
+    history = [Step(i, 0.0, {"content": 0.0, "style": 0.0, "tv": 0.0}, 0.1 * i) for i in range(1, 4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_loss_plot(history, tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").stat().st_size > 0
+
+    (tmp_path / "same.yaml").write_text(
+        f"content: {ROOT / 'assets/content/chelsea.png'}\nstyles:\n  - path: {ROOT / 'assets/content/chelsea.png'}\n"
+        "size: 32\nweights: {tv: 0}\noptimizer: {iterations: 2}\nprecision: fp32\n"
+    )
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "same.yaml"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.output and (tmp_path / "out" / "same" / "same_loss.png").is_file()

@@ -18,7 +18,7 @@ from .checks import input_problems
 from .inputs import check_image, display_path, file_sha256
 from .layering import Layered, format_key, parse_key, read_layered
 from .models import NAME_PATTERN, Job
-from .problems import located_problems
+from .problems import located_problems, problem_order
 from .yamlfile import Key
 
 
@@ -97,7 +97,7 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
             if reason:
                 problems.append(Problem(reason, layered.location(key), format_key(key)))
         if not problems:
-            problems = input_problems(job, layered, path.resolve())
+            problems = sorted(input_problems(job, layered, path.resolve()), key=problem_order)
         if problems:
             raise BlendstyleError(problems)
     return LoadedJob(job, path.resolve(), layered.files, layered)

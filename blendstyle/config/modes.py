@@ -26,7 +26,7 @@ TABLE: dict[str, dict[str, str]] = {
 }
 TABLE["sweep"] = {
     "still": USED,  # a still with a sweep *is* the sweep mode
-    "animation": "a blend sweep renders stills; sweep an animation's blend on one frame (animation.start/stop)",
+    "animation": "a blend sweep renders stills; to choose an animation's blend, sweep one of its frames saved as an image",
     "sweep": USED,
     "study": USED,  # the study command studies the job's own blend and ignores its cells (stated in its help)
 }
@@ -56,9 +56,9 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path) -> 
         reason = modes[mode]
         if reason == USED or key not in job.model_fields_set:
             continue
-        where = layered.location((key,))
-        if where is not None and where.line is not None and not _same_file(where.file, job_file):
-            continue  # from an extends base
+        given = [where for at, where in layered.values.items() if at[:1] == (key,)]
+        if given and all(where.line is not None and not _same_file(where.file, job_file) for where in given):
+            continue  # every value of it comes from an extends base
         if getattr(job, key) != getattr(defaults, key, None):
             refused.append(((key,), reason))
     for (key, field, value, value_mode), reason in VALUES.items():

@@ -97,10 +97,10 @@ def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
                 if "input" in item and not isinstance(item["input"], (dict, list)) and "found" not in message:
                     message += f" (found {_short(item['input'])})"
         problems.append(Problem(message, location, format_key(key) or None))
-    return sorted(problems, key=_order)
+    return sorted(problems, key=problem_order)
 
 
-def _order(problem: Problem) -> tuple[str, int, int]:
+def problem_order(problem: Problem) -> tuple[str, int, int]:
     where = problem.location
     return (where.file, where.line or 0, where.column or 0) if where else ("", 0, 0)
 

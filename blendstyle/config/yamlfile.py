@@ -64,7 +64,11 @@ def read_yaml(path: Path | str, display: str | None = None) -> YamlDocument:
 
 
 def parse_yaml(text: str, path: Path) -> YamlDocument:
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks every character when it is made: a control character raises here.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise BlendstyleError(Problem(_unprintable(exc), _offset_location(path, text, exc.position))) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -76,6 +80,8 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or exc.context or "invalid YAML"
         raise BlendstyleError(Problem(f"invalid YAML: {what}", _location(path, mark))) from None
+    except yaml.reader.ReaderError as exc:
+        raise BlendstyleError(Problem(_unprintable(exc), _offset_location(path, text, exc.position))) from None
     except yaml.YAMLError as exc:
         raise BlendstyleError(Problem(f"YAML error: {exc}", Location(str(path)))) from None
     except RecursionError:
@@ -88,6 +94,19 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
             Problem(f"expected a mapping of job keys at the top level, found {found}", _location(path, node.start_mark))
         )
     return document
+
+
+def _unprintable(error: yaml.reader.ReaderError) -> str:
+    character = error.character  # a code point (the text is already decoded)
+    code = f"U+{character:04X}" if isinstance(character, int) else repr(character)
+    return f"invalid YAML: a control character ({code}) cannot appear in a job file; delete it or write it as an escape in a double-quoted string"
+
+
+def _offset_location(path: Path, text: str, offset: int) -> Location:
+    """The line and column of character ``offset`` of ``text``."""
+    before = text[:offset]
+    line = before.count("\n")
+    return Location(str(path), line + 1, offset - (before.rfind("\n") + 1) + 1)
 
 
 def _walk(node: yaml.Node, key: Key, doc: YamlDocument, depth: int, budget: list[int]) -> None:

@@ -52,12 +52,17 @@ def write_loss_plot(history: Sequence[Step], path: Path) -> Path:
 
     iterations = [step.iteration for step in history]
     figure, axes = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    axes.plot(iterations, [step.total for step in history], label="total", color="black", linewidth=2)
-    for name in history[0].terms if history else ():
-        values = [step.terms[name] for step in history]
-        if any(value > 0 for value in values):
-            axes.plot(iterations, values, label=name)
-    axes.set_yscale("log")
+    curves = [("total", [step.total for step in history])]
+    curves += [(name, [step.terms[name] for step in history]) for name in (history[0].terms if history else ())]
+    # A log axis shows losses that fall by orders of magnitude; a loss that is 0 throughout (the style
+    # is the content) has no log, so then the axis is linear.
+    positive = any(value > 0 for _, values in curves for value in values)
+    for name, values in curves:
+        if name == "total" or any(value > 0 for value in values):
+            style = {"color": "black", "linewidth": 2} if name == "total" else {}
+            shown = [value if value > 0 or not positive else float("nan") for value in values]
+            axes.plot(iterations, shown, label=name, **style)
+    axes.set_yscale("log" if positive else "linear")
     axes.set_xlabel("iteration")
     axes.set_ylabel("weighted loss")
     axes.grid(True, which="both", alpha=0.3)

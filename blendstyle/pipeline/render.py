@@ -5,12 +5,14 @@ A job whose last run finished with the same settings, inputs and version is not 
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from ..config.inputs import frames_in
 from ..config.load import LoadedJob
-from ..errors import BlendstyleError, Problem
-from .context import open_run
+from ..errors import BlendstyleError, Interrupted, Problem
+from .context import Run, open_run
 from .progress import Reporter
 from .result import RenderResult
 
@@ -35,19 +37,31 @@ def render(
             files = [run.folder / name for name in before.get("outputs", [])]
             if files and all(path.exists() for path in files):
                 return RenderResult(loaded.job.name, run.folder, files[0], files + [run.record_path], before, None, True)
-        if loaded.job.sweep:
-            from .sweep import render_sweep
-
-            return render_sweep(run)
-        frames = frames_in(loaded.job.content)
-        if frames is None:
-            raise BlendstyleError(Problem("cannot count its frames: corrupt or truncated", loaded.location(("content",)), "content"))
-        if frames > 1:
-            from .animation import render_animation
-
-            return render_animation(run)
-        from .still import render_still
-
-        return render_still(run)
+        try:
+            return _mode(loaded)(run)
+        except (BlendstyleError, Interrupted):
+            raise
+        except Exception as error:  # a bug in blendstyle: its traceback goes into the record too
+            run.write(run.record("failed", error={"internal": True, "type": type(error).__name__, "message": str(error),
+                                                  "traceback": traceback.format_exc()}))
+            raise
     finally:
         reporter.close()
+
+
+def _mode(loaded: LoadedJob) -> Callable[[Run], RenderResult]:
+    """The mode that renders this job: a sweep, an animation or a still."""
+    if loaded.job.sweep:
+        from .sweep import render_sweep
+
+        return render_sweep
+    frames = frames_in(loaded.job.content)
+    if frames is None:
+        raise BlendstyleError(Problem("cannot count its frames: corrupt or truncated", loaded.location(("content",)), "content"))
+    if frames > 1:
+        from .animation import render_animation
+
+        return render_animation
+    from .still import render_still
+
+    return render_still
