@@ -67,6 +67,8 @@ def render_still(run: Run) -> RenderResult:
         }
         if tiles:
             fields["tiles"] = {"count": tiles, "done": progress.tiles_done}
+        if result is not None and result.iterations:
+            fields["timings"] = {"per_iteration": round(result.seconds / result.iterations, 4)}
         if picture is not None:
             write_image(picture, resume_path, "png")
             fields["resume_from"] = str(resume_path.relative_to(folder))
