@@ -7,6 +7,8 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Settings shared by the tests' jobs (see the tiny_job fixture).
+QUICK = "precision: fp32\noutput: {contact_sheet: false, loss_plot: false}\n"
 ASSETS = ROOT / "assets"
 
 
@@ -70,10 +72,15 @@ def tiny_job(tmp_path):
     stripes(colors=((20, 160, 60), (240, 220, 40)), period=4).save(tmp_path / "style_b.png")
     blobs().save(tmp_path / "content.png")
 
+    # What every test job shares unless it says otherwise: fp32 (``precision: auto`` would test bf16 on
+    # CPUs with native bf16 and fp32 elsewhere, so CI machines would differ; bf16 has its own test), and
+    # no contact sheet or loss plot (the tests that check them ask for them).
+    (tmp_path / "quick.yaml").write_text(QUICK)
+
     def write(extra: str = "", name: str = "tiny.yaml", body: str | None = None) -> Path:
-        """The default body plus ``extra`` lines, or ``body`` instead of the default."""
+        """The default body (over ``quick.yaml``) plus ``extra`` lines, or ``body`` instead of the default."""
         if body is None:
-            body = "content: content.png\nstyles:\n  - path: style_a.png\nsize: 48\n"
+            body = "extends: quick.yaml\ncontent: content.png\nstyles:\n  - path: style_a.png\nsize: 48\n"
         path = tmp_path / name
         path.write_text(body + extra)
         return path

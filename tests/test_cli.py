@@ -14,7 +14,7 @@ def invoke(*args):
 
 
 def test_run_writes_every_output(tiny_job, tmp_path):
-    job = tiny_job("output: {snapshot_every: 2}\n")
+    job = tiny_job("output: {snapshot_every: 2, contact_sheet: true, loss_plot: true}\n")
     result = invoke("run", job, "--out", tmp_path / "out", "--iterations", "4", "--size", "40", "--set", "weights.style=20")
     assert result.exit_code == 0, result.output
     folder = tmp_path / "out" / "tiny"
@@ -99,7 +99,7 @@ def test_a_folder_run_isolates_an_internal_error(tiny_job, tmp_path, monkeypatch
     folder.mkdir()
     for name in ("a_good", "b_bug"):
         body = tiny_job(f"optimizer: {{iterations: 2}}\nname: {name}\n").read_text()
-        (folder / f"{name}.yaml").write_text(body.replace("content.png", "../content.png").replace("style_a.png", "../style_a.png"))
+        (folder / f"{name}.yaml").write_text(body.replace("content.png", "../content.png").replace("style_a.png", "../style_a.png").replace("quick.yaml", "../quick.yaml"))
     real = still.render_still
 
     def buggy(run):

@@ -51,7 +51,7 @@ def test_a_refused_value_is_refused(tiny_job, tmp_path, entry):
 def test_shared_settings_from_a_base_file_are_not_refused(tiny_job, tmp_path):
     """A base file holds defaults for jobs of every mode: its animation settings do not stop a still."""
     (tmp_path / "base.yaml").write_text("animation: {mode: independent, formats: [webp]}\n")
-    still = tiny_job("extends: base.yaml\n")
+    still = tiny_job(body="extends: base.yaml\ncontent: content.png\nstyles: [{path: style_a.png}]\n")
     assert load_job(still).job.animation.mode == "independent"
     with pytest.raises(BlendstyleError, match="this content is a still"):
         load_job(still, {"animation.mode": "coherent"})  # given for this job: refused

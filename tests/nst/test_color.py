@@ -41,9 +41,10 @@ def test_luminance_matching_and_recombination():
     matched = match_luminance(style, content)
     y = rgb_to_yiq(content)[:, :1]
     assert abs(matched[:, 0].mean() - y.mean()) < 1e-4 and abs(matched[:, 0].std() - y.std()) < 1e-3
-    result = torch.rand(1, 3, 16, 16)
+    # Mid-grey luminances, so no pixel leaves the RGB cube and gets clipped: the chroma comes back exactly.
+    result = 0.4 + 0.2 * torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     joined = with_content_colour(luminance(result), content)
-    assert torch.allclose(rgb_to_yiq(joined)[:, 1:], rgb_to_yiq(content)[:, 1:], atol=0.02)
+    assert torch.allclose(rgb_to_yiq(joined)[:, 1:], rgb_to_yiq(content)[:, 1:], atol=1e-4)
 
 
 def _run(tiny_job, tmp_path, mode):

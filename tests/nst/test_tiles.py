@@ -13,7 +13,7 @@ from blendstyle.files.images import read_image
 from blendstyle.nst.kinds import BatchNorm, Gram, SampledMMD
 from blendstyle.nst.tiles import ALIGN, core_features, grid, ramp, spans, tiled_statistics
 
-from ..conftest import ASSETS
+from ..conftest import ASSETS, QUICK
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(128, 64, 16), (1000, 256, 32), (97, 48, 16), (300, 512, 64), (4000, 768, 96)])
@@ -86,7 +86,7 @@ def write_tiled_job(tmp_path, extra=""):
     path = tmp_path / "print.yaml"
     path.write_text(
         f"content: {ASSETS / 'content' / 'chelsea.png'}\nstyles:\n  - path: {ASSETS / 'styles' / 'starry_night.jpg'}\n"
-        "size: 128\ndevice: cpu\noptimizer: {iterations: 20}\ntiles: {mode: always, size: 64, overlap: 16}\n" + extra
+        "size: 128\ndevice: cpu\noptimizer: {iterations: 20}\ntiles: {mode: always, size: 64, overlap: 16}\n" + QUICK + extra
     )
     return path
 

@@ -11,7 +11,7 @@ import blendstyle
 from blendstyle.errors import BlendstyleError
 from blendstyle.files.clips import read_clip, write_animation
 
-from ..conftest import stripes
+from ..conftest import QUICK, stripes
 
 DURATIONS = [100, 0, 250, 100, 100, 1500]
 
@@ -46,7 +46,7 @@ def job(tmp_path, content, extra=""):
     stripes().save(tmp_path / "style.png")
     path = tmp_path / "anim.yaml"
     path.write_text(
-        f"content: {content.name}\nstyles:\n  - path: style.png\nsize: 48\ndevice: cpu\n"
+        f"content: {content.name}\nstyles:\n  - path: style.png\nsize: 48\ndevice: cpu\n{QUICK}"
         "optimizer: {iterations: 6}\n" + extra
     )
     return path

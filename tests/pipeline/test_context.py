@@ -19,7 +19,7 @@ from blendstyle.errors import BlendstyleError, Interrupted
 from blendstyle.pipeline.progress import Reporter
 from blendstyle.nst.memory import estimate_bytes, largest_fitting
 
-BODY = "content: content.png\nstyles: [{path: style_a.png}]\n"
+BODY = "extends: quick.yaml\ncontent: content.png\nstyles: [{path: style_a.png}]\n"
 
 
 def invoke(*args):
@@ -44,7 +44,7 @@ def test_a_folder_of_jobs_goes_on_past_failures_with_a_summary(tiny_job, tmp_pat
     folder = tmp_path / "jobs"
     folder.mkdir()
     good = tiny_job("optimizer: {iterations: 2}\nname: good\n")
-    (folder / "a_good.yaml").write_text(good.read_text().replace("content.png", "../content.png").replace("style_a.png", "../style_a.png"))
+    (folder / "a_good.yaml").write_text(good.read_text().replace("content.png", "../content.png").replace("style_a.png", "../style_a.png").replace("quick.yaml", "../quick.yaml"))
     (folder / "b_bad.yaml").write_text("content: nothing.png\nstyles: []\n")
     result = invoke("run", folder, "--out", tmp_path / "out")
     assert result.exit_code == 1
@@ -275,7 +275,7 @@ def test_bad_weights_file_is_a_clear_error(tiny_job, tmp_path):
     with pytest.raises(BlendstyleError, match="weights.bin is not a valid quantised VGG19 weights file"):
         blendstyle.run_job(job, out_root=tmp_path / "out")
     missing = tiny_job("backbone: {weights: nowhere.bin}\n", name="missing.yaml")
-    with pytest.raises(BlendstyleError, match="missing.yaml:5:21 backbone.weights: file not found"):
+    with pytest.raises(BlendstyleError, match="missing.yaml:6:21 backbone.weights: file not found"):
         blendstyle.load_job(missing)
 
 

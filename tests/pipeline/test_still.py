@@ -26,7 +26,7 @@ def write_blend_job(tmp_path, iterations=30, extra="", optimizer="lbfgs"):
         "styles:\n"
         f"  - path: {ASSETS / 'styles' / 'starry_night.jpg'}\n    weight: 3\n"
         f"  - path: {ASSETS / 'styles' / 'udnie.jpg'}\n    weight: 1\n"
-        f"size: 64\ndevice: cpu\noptimizer: {{name: {optimizer}, iterations: {iterations}}}\n" + extra
+        f"size: 64\ndevice: cpu\nprecision: fp32\noptimizer: {{name: {optimizer}, iterations: {iterations}}}\n" + extra
     )
     return path
 
@@ -238,3 +238,12 @@ def test_a_mask_confines_its_style_to_its_region(tmp_path, vgg):
     assert masked["right"][1] < masked["left"][1] and masked["left"][0] < masked["right"][0], masked
     plain = render("")
     assert masked["left"][0] < plain["left"][0] and masked["right"][1] < plain["right"][1], (masked, plain)
+
+
+def test_bf16_end_to_end(tiny_job, tmp_path):
+    """The one test of bf16 (every other test pins fp32): the network runs in bf16, the losses still
+    add up in fp32, and the picture moves towards the style as in fp32."""
+    result = blendstyle.run_job(tiny_job("precision: bf16\noptimizer: {iterations: 15}\n"), out_root=tmp_path / "out")
+    record = result.record
+    assert record["precision"] == "bf16" and record["job"]["precision"] == "bf16"
+    assert record["final_loss"]["style"] < 0.7 * record["initial_loss"]["style"], record["final_loss"]
