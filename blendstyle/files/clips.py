@@ -38,10 +38,6 @@ class Clip:
         return len(self.frames)
 
     @property
-    def animated(self) -> bool:
-        return self.total > 1
-
-    @property
     def size(self) -> tuple[int, int]:
         """(width, height)"""
         return self.frames[0].shape[-1], self.frames[0].shape[-2]

@@ -61,14 +61,18 @@ def squared_norm(target: torch.Tensor) -> torch.Tensor:
     return _wide(target).pow(2).sum().clamp_min(1e-8)
 
 
-def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    r"""Relative content error :math:`\|F - P\|^2 / \|P\|^2`."""
+def content_loss(features: torch.Tensor, target: torch.Tensor, norm: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Relative content error :math:`\|F - P\|^2 / \|P\|^2` (``norm`` overrides the divisor: one number,
+    or one per sample of a batch)."""
     _check_features(features)
-    return relative_squared_error(features, target, squared_norm(target))
+    return relative_squared_error(features, target, squared_norm(target) if norm is None else norm)
 
 
 def gram_loss(features: torch.Tensor, target: torch.Tensor, norm: torch.Tensor | None = None) -> torch.Tensor:
-    r"""Relative Gram error :math:`\|G(F) - T\|^2 / \|T\|^2` (``norm`` overrides the divisor)."""
+    r"""Relative Gram error :math:`\|G(F) - T\|^2 / \|T\|^2` (``norm`` overrides the divisor).
+
+    Runs score style through :class:`blendstyle.nst.kinds.Gram`, whose loss is this one with position
+    weights for regions; tests and benchmarks use this plain form as their independent Gram distance."""
     return relative_squared_error(gram_matrix(features), target, squared_norm(target) if norm is None else norm)
 
 
@@ -89,26 +93,7 @@ class ContentLoss(nn.Module):
         self.register_buffer("norm", _wide(target.detach()).pow(2).flatten(1).sum(1).clamp_min(1e-8))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return relative_squared_error(features, self.target, self.norm)
-
-
-class GramLoss(nn.Module):
-    """Relative Gram error against a fixed (possibly blended) target Gram matrix of shape ``(C, C)``."""
-
-    def __init__(self, target: torch.Tensor):
-        super().__init__()
-        if target.dim() != 2 or target.shape[0] != target.shape[1]:
-            raise ValueError(f"a Gram target must be square (C, C), got {tuple(target.shape)}")
-        self.register_buffer("target", target.detach())
-        self.register_buffer("norm", squared_norm(target.detach()))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return relative_squared_error(gram_matrix(features), self.target, self.norm)
-
-
-class TotalVariation(nn.Module):
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return total_variation(image)
+        return content_loss(features, self.target, self.norm)
 
 
 def temporal_loss(image: torch.Tensor, reference: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

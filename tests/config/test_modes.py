@@ -4,8 +4,8 @@ blendstyle.config.modes covers every top-level key, and each refusal it declares
 import pytest
 
 from blendstyle.config.load import load_job
-from blendstyle.config.modes import MODES, TABLE, USED, VALUES
 from blendstyle.config.models import Job
+from blendstyle.config.modes import MODES, TABLE, USED, VALUES
 from blendstyle.errors import BlendstyleError
 
 from ..conftest import moving_gif

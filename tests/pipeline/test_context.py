@@ -16,8 +16,8 @@ from PIL import Image
 import blendstyle
 from blendstyle.cli import main
 from blendstyle.errors import BlendstyleError, Interrupted
-from blendstyle.pipeline.progress import Reporter
 from blendstyle.nst.memory import estimate_bytes, largest_fitting
+from blendstyle.pipeline.progress import Reporter
 
 BODY = "extends: quick.yaml\ncontent: content.png\nstyles: [{path: style_a.png}]\n"
 
