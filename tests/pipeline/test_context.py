@@ -103,11 +103,6 @@ def test_sigterm_stops_within_a_step_keeps_the_image_and_resumes(tiny_job, tmp_p
     assert waited < 2.0 + 5 * step, (waited, step)
     assert (out / "tiny" / record["resume_from"]).is_file()
     _all_files_open(out)
-    # The same command resumes with the iterations that were left.
-    resumed = blendstyle.run_job(job, out_root=out)
-    assert resumed.record["iterations"]["resumed_after"] == record["iterations"]["done"]
-    assert resumed.record["iterations"]["done"] == 150
-    assert not (out / "tiny" / record["resume_from"]).exists()
 
 
 class SignalAt(Reporter):
@@ -127,6 +122,22 @@ def _interrupt(loaded, out, reporter):
     with pytest.raises(Interrupted) as info:
         blendstyle.render_job(loaded, out, reporter=reporter)
     return info.value
+
+
+def test_ctrl_c_keeps_the_image_and_the_same_command_resumes(tiny_job, tmp_path):
+    """A real SIGINT in this process: exit code 130 within the step under way; the same job then goes on
+    from the saved image with the iterations that were left."""
+    job = tiny_job("optimizer: {iterations: 12, stop: {tolerance: 0}}\n")
+    out = tmp_path / "out"
+    reporter = SignalAt(signal.SIGINT, steps=4)
+    stopped = _interrupt(blendstyle.load_job(job), out, reporter)
+    assert stopped.exit_code == 130 and "at iteration 4 of 12" in str(stopped)
+    record = json.loads((out / "tiny" / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["iterations"]["done"] == 4
+    resumed = blendstyle.run_job(job, out_root=out)
+    assert resumed.record["iterations"]["resumed_after"] == 4 and resumed.record["iterations"]["done"] == 12
+    assert len(resumed.record["loss_history"]) == 8
+    assert not (out / "tiny" / record["resume_from"]).exists()
 
 
 def test_ctrl_c_in_a_coarse_scale_leaves_a_resumable_record(tiny_job, tmp_path, monkeypatch):

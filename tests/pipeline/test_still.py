@@ -14,7 +14,7 @@ from blendstyle.files.images import read_image
 from blendstyle.nst.losses import content_loss, gram_loss, gram_matrix
 from blendstyle.nst.targets import normalize
 
-from ..conftest import ASSETS
+from ..conftest import ASSETS, QUICK
 
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 
@@ -221,7 +221,7 @@ def test_a_mask_confines_its_style_to_its_region(tmp_path, vgg):
         path = tmp_path / "regions.yaml"
         path.write_text(
             f"content: {ASSETS / 'content' / 'chelsea.png'}\nstyles:\n  - path: {starry}\n{mask}"
-            f"  - path: {scream}\nsize: 64\ndevice: cpu\noptimizer: {{iterations: 40}}\n"
+            f"  - path: {scream}\nsize: 64\ndevice: cpu\noptimizer: {{iterations: 40}}\n{QUICK}"
         )
         result = blendstyle.run_job(path, out_root=tmp_path / "out", force=True)
         image = read_image(result.image_path)
