@@ -10,12 +10,11 @@ The Python API, for notebooks and scripts (the CLI is a thin layer over it)::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 __all__ = ["BlendstyleError", "load_job", "render_job", "run_job", "__version__"]
 
 from .config.load import load_job
 from .errors import BlendstyleError
+from .version import __version__
 
 
 def render_job(loaded, out_root="outputs", reporter=None, force=False, allow_outside=False):

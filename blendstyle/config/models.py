@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from .animation import Animation
 from .fields import (
     DEFAULT_CONTENT_LAYERS,
     DEFAULT_LEARNING_RATES,
@@ -196,51 +197,6 @@ class Output(Model):
     snapshot_every: Annotated[int, Field(ge=0)] = Field(0, description="save the image every N iterations; 0: never")
     contact_sheet: bool = True
     loss_plot: bool = True
-
-
-class Animation(Model):
-    """How an animated content file (GIF, animated WebP or PNG) is rendered; ignored for stills."""
-
-    start: Annotated[int, Field(ge=0)] = Field(0, description="first frame (counting from 0)")
-    stop: Annotated[int, Field(ge=1)] | None = Field(None, description="frame to stop before; default: the end")
-    step: Annotated[int, Field(ge=1, le=1000)] = Field(1, description="render every step-th frame")
-    max_frames: Annotated[int, Field(ge=1, le=100_000)] = Field(
-        300, description="refuse clips with more frames than this (a guard against hour-long surprises)"
-    )
-    mode: Literal["coherent", "independent"] = Field(
-        "coherent",
-        description="coherent: frames start from and keep to their neighbours; independent: each frame alone, like a still",
-    )
-    iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
-        None, description="iterations for coherent frames after the first; default: a third of optimizer.iterations"
-    )
-    temporal_weight: NonNegative = Field(
-        50.0, description="how strongly a frame keeps to its neighbour where the content did not change"
-    )
-    flow: Literal["auto", "dis", "none"] = Field(
-        "auto", description="motion estimate: dis (OpenCV), none (static pixels only), auto (dis if installed)"
-    )
-    batch: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = Field(
-        "auto",
-        description="independent mode: frames optimised together; auto fits as many as GPU memory allows (1 on a CPU)",
-    )
-    close_loop: bool = Field(True, description="re-render the first frames against the last so a loop has no seam")
-    loop_frames: Annotated[int, Field(ge=1, le=1000)] = Field(
-        4, description="how many frames the loop-closing pass re-renders"
-    )
-    formats: Annotated[list[Literal["gif", "webp", "apng"]], Field(min_length=1)] = Field(
-        default_factory=lambda: ["gif"], description="animation files to write"
-    )
-    dither: bool = Field(False, description="Floyd-Steinberg dithering in the GIF (finer colour, some shimmer)")
-
-    @model_validator(mode="after")
-    def _range(self) -> Animation:
-        if self.stop is not None and self.stop <= self.start:
-            raise ValueError(f"stop ({self.stop}) must be greater than start ({self.start})")
-        return self
-
-    def later_iterations(self, first: int) -> int:
-        return self.iterations if self.iterations is not None else max(1, first // 3)
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"

@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 
-from .. import __version__
 from ..config.inputs import file_sha256
 from ..config.layering import format_key
 from ..config.load import LoadedJob
@@ -33,6 +32,7 @@ from ..files.records import read_json, write_record
 from ..nst.device import pick_device, pick_precision, precision_name
 from ..nst.memory import out_of_memory
 from ..nst.optimize import Optimized
+from ..version import __version__
 from .progress import Reporter
 from .stopping import StopRequest
 

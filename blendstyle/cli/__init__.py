@@ -1,6 +1,6 @@
-"""The command line: ``blendstyle run | validate | layers | schema``.
+"""The command line: ``blendstyle run | validate | study | layers | schema``.
 
-This is the only module that prints or exits. User errors (:class:`BlendstyleError`) are caught in one
+This package is the only place that prints or exits. User errors (:class:`BlendstyleError`) are caught in one
 place, :class:`Group`, and shown as a short panel with exit code 1; anything else is a bug and keeps its
 traceback.
 """
@@ -16,44 +16,15 @@ from typing import Any
 
 import click
 import yaml
-from rich.console import Console
-from rich.panel import Panel
 from rich.table import Table
-from rich.text import Text
 
-from . import __version__
-from .config.fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
-from .config.layers import LAYER_NAMES, layer_channels, layer_stride
-from .config.load import LoadedJob, load_job
-from .config.models import job_schema
-from .errors import BlendstyleError, Interrupted, Problem
-
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
-
-
-def show_error(error: BlendstyleError, title: str = "error") -> None:
-    """A panel on a terminal; plain, unwrapped lines in logs (so CI output stays greppable)."""
-    if not err.is_terminal:
-        err.print(f"{title}:", soft_wrap=True)
-        for problem in error.problems:
-            err.print(f"  {problem}", soft_wrap=True, markup=False)
-        if error.hint:
-            err.print(f"  hint: {error.hint}", soft_wrap=True, markup=False)
-        return
-    body = Text()
-    for index, problem in enumerate(error.problems):
-        if index:
-            body.append("\n")
-        head = " ".join(str(part) for part in (problem.location, problem.key) if part)
-        if head:
-            body.append(head, style="bold")
-            body.append(": ")
-        body.append(problem.message)
-    if error.hint:
-        body.append("\nhint: ", style="cyan")
-        body.append(error.hint)
-    err.print(Panel(body, title=title, title_align="left", border_style="red", expand=False))
+from ..config.fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from ..config.layers import LAYER_NAMES, layer_channels, layer_stride
+from ..config.load import LoadedJob, load_job
+from ..config.models import job_schema
+from ..errors import BlendstyleError, Interrupted, Problem
+from ..version import __version__
+from .console import ConsoleReporter, err, out, show_error
 
 
 class Group(click.Group):
@@ -96,91 +67,6 @@ def _overrides(size, iterations, device, seed, settings) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             raise BlendstyleError(Problem(f"value is not valid YAML ({exc})", key=f"--set {key}")) from None
     return overrides
-
-
-class ConsoleReporter:
-    """Progress for one job: rich bars on a terminal (frames, then iterations of the current frame),
-    a log line every 10 % otherwise, nothing if quiet."""
-
-    def __init__(self, name: str, quiet: bool):
-        self.name = name
-        self.quiet = quiet
-        self.live = err.is_terminal and not quiet
-        self.progress = None
-        self.frames_task = None
-        self.iterations_task = None
-        self.total = 0
-        self.frames = 0
-
-    def _bars(self):
-        if self.progress is None:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(bar_width=24),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[losses]}"),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                console=err,
-            )
-            self.progress.start()
-        return self.progress
-
-    def _log(self, text: str) -> None:
-        if not self.quiet and not self.live:
-            err.print(f"{self.name}: {text}", soft_wrap=True, markup=False)
-
-    def stage(self, text: str) -> None:
-        self._log(text)
-
-    def frames_start(self, total: int) -> None:
-        self.frames = total
-        if self.live:
-            self.frames_task = self._bars().add_task(f"{self.name} frames", total=total, losses="")
-
-    def frame_done(self, index: int, skipped: bool = False) -> None:
-        if self.frames_task is not None:
-            self.progress.advance(self.frames_task)
-        self._log(f"frame {index + 1}/{self.frames} {'already done' if skipped else 'done'}")
-
-    def start(self, total: int) -> None:
-        self.total = total
-        if self.live:
-            bars = self._bars()
-            if self.iterations_task is None:
-                self.iterations_task = bars.add_task(self.name, total=total, losses="")
-            else:
-                bars.reset(self.iterations_task, total=total, losses="")
-
-    def step(self, step) -> None:
-        if self.progress is not None and self.iterations_task is not None:
-            short = " ".join(f"{name[:2]} {value:.2g}" for name, value in step.terms.items())
-            self.progress.update(self.iterations_task, completed=step.iteration, losses=f"loss {step.total:.3g} ({short})")
-        elif step.iteration % max(1, self.total // 10) == 0 or step.iteration == 1:
-            losses = " ".join(f"{name} {value:.3g}" for name, value in step.terms.items())
-            rate = step.elapsed / step.iteration
-            self._log(f"iteration {step.iteration}/{self.total} loss {step.total:.4g} ({losses}) {rate:.2f} s/it")
-
-    def finish(self, optimized) -> None:
-        if self.progress is not None and self.iterations_task is not None:
-            self.progress.update(self.iterations_task, total=optimized.iterations, completed=optimized.iterations)
-        if optimized.stopped_early:
-            self._log(f"converged after {optimized.iterations} iterations (stop.tolerance reached)")
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
 
 
 def expand_jobs(paths) -> list[Path]:
@@ -226,7 +112,7 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
     """
     import signal
 
-    from .pipeline.render import render  # imports torch: only when something is rendered
+    from ..pipeline.render import render  # imports torch: only when something is rendered
 
     overrides = _overrides(size, iterations, device, seed, settings)
     paths = expand_jobs(jobs)
@@ -307,7 +193,7 @@ def validate(jobs) -> None:
 def study(what, job, size, iterations, device, out_root, quiet) -> None:
     """Sheets of what the network keeps: CONTENT or STYLE reconstructed from noise layer by layer (one
     style row per style-loss kind), or the job rendered with each of its style-loss KINDS."""
-    from .pipeline.study import study as run_study
+    from ..pipeline.study import study as run_study
 
     loaded = load_job(job, _overrides(size, iterations, device, None, ()))
     path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet))
@@ -329,7 +215,3 @@ def layers() -> None:
 def schema() -> None:
     """Print the JSON Schema of a job file (for editor completion and checks)."""
     click.echo(json.dumps(job_schema(), indent=2))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

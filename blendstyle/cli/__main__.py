@@ -1,0 +1,5 @@
+"""``python -m blendstyle.cli``."""
+
+from . import main
+
+main()

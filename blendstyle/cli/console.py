@@ -1,0 +1,126 @@
+"""What the command line shows while a job runs: rich bars on a terminal (frames, then the iterations of
+the current frame, scale, tile or cell), a log line every 10 % otherwise, nothing if quiet; and user
+errors as one short panel."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.text import Text
+
+from ..errors import BlendstyleError
+from ..pipeline.progress import Reporter
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def show_error(error: BlendstyleError, title: str = "error") -> None:
+    """A panel on a terminal; plain, unwrapped lines in logs (so CI output stays greppable)."""
+    if not err.is_terminal:
+        err.print(f"{title}:", soft_wrap=True)
+        for problem in error.problems:
+            err.print(f"  {problem}", soft_wrap=True, markup=False)
+        if error.hint:
+            err.print(f"  hint: {error.hint}", soft_wrap=True, markup=False)
+        return
+    body = Text()
+    for index, problem in enumerate(error.problems):
+        if index:
+            body.append("\n")
+        head = " ".join(str(part) for part in (problem.location, problem.key) if part)
+        if head:
+            body.append(head, style="bold")
+            body.append(": ")
+        body.append(problem.message)
+    if error.hint:
+        body.append("\nhint: ", style="cyan")
+        body.append(error.hint)
+    err.print(Panel(body, title=title, title_align="left", border_style="red", expand=False))
+
+
+class ConsoleReporter(Reporter):
+    """Progress for one job: rich bars on a terminal (frames, then iterations of the current frame),
+    a log line every 10 % otherwise, nothing if quiet."""
+
+    def __init__(self, name: str, quiet: bool):
+        self.name = name
+        self.quiet = quiet
+        self.live = err.is_terminal and not quiet
+        self.progress = None
+        self.frames_task = None
+        self.iterations_task = None
+        self.total = 0
+        self.frames = 0
+
+    def _bars(self):
+        if self.progress is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[losses]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=err,
+            )
+            self.progress.start()
+        return self.progress
+
+    def _log(self, text: str) -> None:
+        if not self.quiet and not self.live:
+            err.print(f"{self.name}: {text}", soft_wrap=True, markup=False)
+
+    def stage(self, text: str) -> None:
+        self._log(text)
+
+    def frames_start(self, total: int) -> None:
+        self.frames = total
+        if self.live:
+            self.frames_task = self._bars().add_task(f"{self.name} frames", total=total, losses="")
+
+    def frame_done(self, index: int, skipped: bool = False) -> None:
+        if self.frames_task is not None:
+            self.progress.advance(self.frames_task)
+        self._log(f"frame {index + 1}/{self.frames} {'already done' if skipped else 'done'}")
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self.live:
+            bars = self._bars()
+            if self.iterations_task is None:
+                self.iterations_task = bars.add_task(self.name, total=total, losses="")
+            else:
+                bars.reset(self.iterations_task, total=total, losses="")
+
+    def step(self, step) -> None:
+        if self.progress is not None and self.iterations_task is not None:
+            short = " ".join(f"{name[:2]} {value:.2g}" for name, value in step.terms.items())
+            self.progress.update(self.iterations_task, completed=step.iteration, losses=f"loss {step.total:.3g} ({short})")
+        elif step.iteration % max(1, self.total // 10) == 0 or step.iteration == 1:
+            losses = " ".join(f"{name} {value:.3g}" for name, value in step.terms.items())
+            rate = step.elapsed / step.iteration
+            self._log(f"iteration {step.iteration}/{self.total} loss {step.total:.4g} ({losses}) {rate:.2f} s/it")
+
+    def finish(self, optimized) -> None:
+        if self.progress is not None and self.iterations_task is not None:
+            self.progress.update(self.iterations_task, total=optimized.iterations, completed=optimized.iterations)
+        if optimized.stopped_early:
+            self._log(f"converged after {optimized.iterations} iterations (stop.tolerance reached)")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
