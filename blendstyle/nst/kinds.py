@@ -10,7 +10,7 @@ Notation: a layer's features are :math:`M` vectors :math:`f \in R^C`; :math:`\mu
 deviation. Blend shares :math:`w_i` sum to 1.
 
 ``gram``
-    :math:`\|G_F - T\|^2`, target :math:`T = \sum_i w_i G_i` (derivation in :mod:`blendstyle.targets`).
+    :math:`\|G_F - T\|^2`, target :math:`T = \sum_i w_i G_i` (derivation in :mod:`blendstyle.nst.targets`).
 ``mmd`` with kernel ``linear``, :math:`k = x^T y`
     :math:`MMD^2 = \|\mu_F - \mu_S\|^2`. A mixture's mean is :math:`\sum_i w_i \mu_i`, and
     :math:`\sum_i w_i \|\mu_F - \mu_i\|^2 = \|\mu_F - \sum_i w_i \mu_i\|^2 + const`: the blend is exact.
@@ -77,7 +77,7 @@ def weighted_gram(features: torch.Tensor, weights: torch.Tensor | None = None) -
     r""":math:`G = \sum_x a_x f_x f_x^T` with :math:`\sum_x a_x = 1`: the second moment of a region's features.
 
     ``weights=None`` is the plain Gram matrix divided by the number of positions. See
-    :mod:`blendstyle.regions` for how this departs from Gatys et al.'s guided Gram matrix.
+    :mod:`blendstyle.nst.regions` for how this departs from Gatys et al.'s guided Gram matrix.
     """
     share = _position_weights(features, weights)
     if share is None:

@@ -49,7 +49,7 @@ class Objective(nn.Module):
         self.network = network
         self.content = nn.ModuleDict({layer: ContentLoss(target) for layer, target in content_targets.items()})
         self.content_weights = dict(content_weights)
-        # Blended targets for the whole image, or per region (styles with masks, see blendstyle.regions).
+        # Blended targets for the whole image, or per region (styles with masks, see blendstyle.nst.regions).
         self.regions = [Region(dict(style_targets))] if isinstance(style_targets, Mapping) else list(style_targets)
         self.areas = [None if region.guide is None else areas(region.guide) for region in self.regions]
         self._guides: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}

@@ -72,7 +72,7 @@ def blend_targets(
     kinds,
     generator: torch.Generator,
 ) -> dict[str, BlendedTarget]:
-    """Blend each kind's statistics per layer with shares :math:`c_{i,l} / W_l` (see :mod:`blendstyle.kinds`)."""
+    """Blend each kind's statistics per layer with shares :math:`c_{i,l} / W_l` (see :mod:`blendstyle.nst.kinds`)."""
     totals: dict[str, float] = {}  # W_l
     for coefficient in coefficients:
         for layer, value in coefficient.items():
