@@ -67,11 +67,17 @@ class _Best:
 
 
 def converged(totals: list[float], tolerance: float, window: int) -> bool:
-    """True when the loss fell by less than ``tolerance`` of its value ``window`` iterations ago."""
+    """True when the best loss of the last ``window`` iterations is less than ``tolerance`` (relative) below
+    the best loss before them.
+
+    Departure from Li et al.'s rule, which compares the loss now with the loss ``window`` iterations ago:
+    L-BFGS without a line search is not monotone, and one uphill step would end a run that is still
+    improving. Best against best ignores such steps.
+    """
     if tolerance <= 0 or len(totals) <= window:
         return False
-    before, now = totals[-window - 1], totals[-1]
-    return (before - now) <= tolerance * abs(before)
+    before, recent = min(totals[:-window]), min(totals[-window:])
+    return (before - recent) <= tolerance * abs(before)
 
 
 def optimize(

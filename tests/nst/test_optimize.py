@@ -30,6 +30,13 @@ def test_converged_rule():
     assert not converged([10.0] * 10, 0.0, 3)  # tolerance 0 disables the rule
 
 
+def test_one_uphill_step_does_not_end_a_run_that_is_improving():
+    # L-BFGS without a line search is not monotone: the last step went up, but the window's best (7) is
+    # well below the best before it (10).
+    assert not converged([10, 9, 8, 7, 9.5], 0.005, 3)
+    assert converged([10, 9, 8, 7, 7.0, 7.01, 9.5, 7.0], 0.005, 3)  # no progress on the best for 3 steps
+
+
 def test_stops_early_when_flat():
     target = torch.rand(1, 3, 4, 4)
     result = optimize(target.clone(), quadratic(target), iterations=200, tolerance=0.01, window=5)
