@@ -67,17 +67,28 @@ def _style_loss_shorthand(value: Any) -> Any:
     return value
 
 
-class StyleLoss(Model):
-    """One style-loss kind (Li et al. 2017); several are fused by their relative weights."""
+STYLE_LOSS_KINDS = ("gram", "mmd", "bn", "histogram")
 
-    kind: Literal["gram", "mmd", "bn"] = "gram"
+
+class StyleLoss(Model):
+    """One style-loss kind (Li et al. 2017; histogram: Risser et al. 2017); several are fused by their
+    relative weights."""
+
+    kind: Literal[STYLE_LOSS_KINDS] = "gram"  # type: ignore[valid-type]
     weight: Positive = Field(1.0, description="share of this kind in a fusion; normalised to sum 1")
     kernel: Literal["linear", "poly", "gaussian"] = Field("poly", description="for kind mmd")
-    c: NonNegative = Field(0.0, description="poly kernel (x.y + c)^degree")
+    c: NonNegative = Field(
+        0.0,
+        description="poly kernel ((x/s).(y/s) + c)^degree, features in units of the style's RMS norm s at the "
+        "layer: c = 1 weighs the lower moments like a typical dot product; 0 with degree 2 is gram",
+    )
     degree: Annotated[int, Field(ge=1, le=6)] = 2
     sigma: Positive | None = Field(None, description="gaussian kernel width; default: median heuristic")
     samples: Annotated[int, Field(ge=64, le=1_000_000)] = Field(
-        4096, description="style feature vectors kept per layer for the gaussian (or poly, degree != 2) estimator"
+        4096, description="style feature vectors kept per layer for the gaussian and poly (degree != 2) kinds"
+    )
+    features: Annotated[int, Field(ge=16, le=16384)] = Field(
+        512, description="random Fourier features of the gaussian kernel (more: a closer kernel, slower steps)"
     )
 
 
@@ -278,9 +289,9 @@ def job_schema() -> dict[str, Any]:
     fused = schema["properties"]["style_loss"]  # its description is kept
     schema["properties"]["style_loss"] = {
         "anyOf": [
-            {"enum": ["gram", "mmd", "bn"]},
+            {"enum": list(STYLE_LOSS_KINDS)},
             {"$ref": "#/$defs/StyleLoss"},
-            {"type": "array", "items": {"anyOf": [{"enum": ["gram", "mmd", "bn"]}, {"$ref": "#/$defs/StyleLoss"}]}},
+            {"type": "array", "items": {"anyOf": [{"enum": list(STYLE_LOSS_KINDS)}, {"$ref": "#/$defs/StyleLoss"}]}},
         ],
         "description": fused.get("description", ""),
     }

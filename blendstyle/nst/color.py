@@ -51,9 +51,14 @@ def _sqrt_and_inverse_sqrt(covariance: torch.Tensor) -> tuple[torch.Tensor, torc
     return root, inverse
 
 
+def _precise(image: torch.Tensor) -> torch.Tensor:
+    """float64 for the colour statistics, where the device has it (Apple's MPS does not: float32 there)."""
+    return image.float() if image.device.type == "mps" else image.double()
+
+
 def colour_statistics(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean ``(3,)`` and covariance ``(3, 3)`` of an image's pixel colours."""
-    pixels = image.double().permute(1, 0, 2, 3).reshape(3, -1)
+    pixels = _precise(image).permute(1, 0, 2, 3).reshape(3, -1)
     mean = pixels.mean(1)
     centred = pixels - mean[:, None]
     return mean, centred @ centred.T / pixels.shape[1]
@@ -63,10 +68,11 @@ def match_histogram(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """The style with its colour mean and covariance moved to the content's (clamped to 0-1)."""
     mean_s, cov_s = colour_statistics(style)
     mean_c, cov_c = colour_statistics(content)
-    root_c, _ = _sqrt_and_inverse_sqrt(cov_c + 1e-5 * torch.eye(3, dtype=cov_c.dtype))
-    _, inverse_s = _sqrt_and_inverse_sqrt(cov_s + 1e-5 * torch.eye(3, dtype=cov_s.dtype))
+    ridge = 1e-5 * torch.eye(3, dtype=cov_c.dtype, device=cov_c.device)  # on the images' device
+    root_c, _ = _sqrt_and_inverse_sqrt(cov_c + ridge)
+    _, inverse_s = _sqrt_and_inverse_sqrt(cov_s + ridge)
     transform = root_c @ inverse_s
-    pixels = style.double().permute(1, 0, 2, 3).reshape(3, -1)
+    pixels = _precise(style).permute(1, 0, 2, 3).reshape(3, -1)
     moved = transform @ (pixels - mean_s[:, None]) + mean_c[:, None]
     b, _, h, w = style.shape
     return moved.reshape(3, b, h, w).permute(1, 0, 2, 3).to(style.dtype).clamp(0, 1)

@@ -77,7 +77,7 @@ def cells(job: Job, what: str) -> list[tuple[str, list[tuple[str, Job]]]]:
 
 
 def _kind_name(spec) -> str:
-    return make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples).name
+    return make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples, spec.features).name
 
 
 def study(loaded: LoadedJob, what: str, out_root: Path | str = "outputs", reporter: Reporter | None = None) -> Path:

@@ -41,7 +41,7 @@ def layer_plan(job: Job) -> tuple[dict[str, float], list[dict[str, float]]]:
 def make_kinds(job: Job) -> list[tuple]:
     """The job's style-loss kinds with their fusion weights."""
     return [
-        (make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples), spec.weight)
+        (make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples, spec.features), spec.weight)
         for spec in job.style_loss
     ]
 

@@ -3,13 +3,14 @@ import torch
 
 from blendstyle.nst.kinds import (
     BatchNorm,
+    GaussianMMD,
     Gram,
+    Histogram,
     LinearMMD,
     Poly2MMD,
-    SampledMMD,
+    PolyMMD,
     exact_mmd2,
     gaussian_kernel,
-    linear_time_mmd2,
     make_kind,
 )
 
@@ -34,9 +35,13 @@ ALL_KINDS = [
     Poly2MMD(0.0),
     Poly2MMD(1.5),
     BatchNorm(),
-    SampledMMD("gaussian", samples=64),
-    SampledMMD("poly", samples=64, degree=3),
+    GaussianMMD(samples=64, features=256),
+    PolyMMD(samples=64, degree=3),
+    PolyMMD(samples=64, c=1.0, degree=5),
+    Histogram(),
 ]
+#: Kinds estimated from samples or quantiles: near zero at their own target, not exactly.
+APPROXIMATE = (GaussianMMD, PolyMMD, Histogram)
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS, ids=lambda k: k.name)
@@ -45,8 +50,12 @@ def test_zero_at_own_target_and_positive_elsewhere(kind):
     target = target_for(kind, [style], [1.0])
     other = rand(*SHAPE, seed=2) * 3
     assert kind.loss(other, target).item() > 0.05
-    if not isinstance(kind, SampledMMD):  # sampled estimators are only zero in expectation
-        assert kind.loss(style, target).item() == pytest.approx(0.0, abs=1e-10)
+    own = kind.loss(style, target).item()
+    assert own >= 0
+    if isinstance(kind, APPROXIMATE):
+        assert own < 0.1 * kind.loss(other, target).item()
+    else:
+        assert own == pytest.approx(0.0, abs=1e-10)
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS, ids=lambda k: k.name)
@@ -67,14 +76,29 @@ def test_poly_c0_d2_is_gram():
 
 
 def test_poly_closed_form_equals_kernel_mmd():
-    """||G_F - G_S||^2 + 2c||mu_F - mu_S||^2 is the biased MMD^2 with k = (x.y + c)^2."""
-    f, s = rand(1, 3, 4, 4, seed=6), rand(1, 3, 3, 5, seed=7)
+    """||G_F - G_S||^2 + 2c s^2 ||mu_F - mu_S||^2 is s^4 times the biased MMD^2 with the kernel
+    ((x/s).(y/s) + c)^2, s^2 the style's mean squared feature norm."""
+    f, s = rand(1, 3, 4, 4, seed=6), rand(1, 3, 3, 5, seed=7) * 40
     kind = Poly2MMD(0.7)
     target = target_for(kind, [s], [1.0])
     closed = kind.loss(f, target) * target["norm"]
     x, y = f[0].flatten(1).t(), s[0].flatten(1).t()
-    direct = exact_mmd2(x, y, lambda a, b: (a @ b.t() + 0.7) ** 2)
+    s2 = y.pow(2).sum(1).mean()
+    direct = exact_mmd2(x / s2.sqrt(), y / s2.sqrt(), lambda a, b: (a @ b.t() + 0.7) ** 2) * s2**2
     assert closed.item() == pytest.approx(direct.item(), rel=1e-10)
+
+
+def test_c_means_the_same_at_any_feature_scale():
+    """The mean term's share of the loss does not depend on the features' magnitude (caffe's layers differ
+    by orders of magnitude): c is in units of the style's mean squared norm."""
+    shares = []
+    for scale in (1.0, 1e3):
+        style, image = rand(*SHAPE, seed=1) * scale, rand(*SHAPE, seed=2) * scale * 1.3
+        with_c, without = Poly2MMD(1.0), Poly2MMD(0.0)
+        total = with_c.loss(image, target_for(with_c, [style], [1.0])) * target_for(with_c, [style], [1.0])["norm"]
+        gram = without.loss(image, target_for(without, [style], [1.0])) * target_for(without, [style], [1.0])["norm"]
+        shares.append(((total - gram) / total).item())
+    assert shares[0] == pytest.approx(shares[1], rel=1e-6) and 0.05 < shares[0] < 0.95
 
 
 @pytest.mark.parametrize("kind", [Gram(), LinearMMD(), Poly2MMD(0.5)], ids=lambda k: k.name)
@@ -84,7 +108,9 @@ def test_blended_target_has_the_gradient_of_the_summed_losses(kind):
     blended = target_for(kind, styles, shares)
     norm = blended["norm"]
     features = rand(*SHAPE, seed=9).requires_grad_(True)
-    singles = [dict(target_for(kind, [style], [1.0]), norm=norm) for style in styles]  # one fixed divisor
+    # One fixed divisor, and (poly) one fixed kernel: c in the blend's units.
+    fixed = {"norm": norm, **({"c": blended["c"]} if "c" in blended else {})}
+    singles = [dict(target_for(kind, [style], [1.0]), **fixed) for style in styles]
     summed = sum(share * kind.loss(features, single) for share, single in zip(shares, singles))
     one = kind.loss(features, blended)
     assert torch.allclose(torch.autograd.grad(summed, features)[0], torch.autograd.grad(one, features)[0], atol=1e-12)
@@ -106,32 +132,106 @@ def test_bn_blend_is_the_mixture_and_its_mean_term_blends_exactly():
     assert torch.allclose(torch.autograd.grad(one, features)[0], torch.autograd.grad(summed, features)[0])
 
 
-def test_gaussian_pool_follows_the_shares():
-    a = torch.zeros(1, 2, 10, 10, dtype=torch.float64)
-    b = torch.ones(1, 2, 10, 10, dtype=torch.float64)
-    kind = SampledMMD("gaussian", samples=1000)
-    target = kind.blend([kind.statistics(a), kind.statistics(b)], [0.25, 0.75], generator())
-    share_of_b = (target["pool"][:, 0] == 1).double().mean().item()
-    assert share_of_b == pytest.approx(0.75, abs=0.01)
-    assert target["sigma"] > 0
+def test_gaussian_embedding_blends_as_the_mixture():
+    """The blended target is the mean embedding of the styles' mixture: equal to the embedding of the
+    pooled features when equal-size styles have equal shares."""
+    a, b = rand(1, 2, 10, 10, seed=1), rand(1, 2, 10, 10, seed=2) + 1
+    kind = GaussianMMD(samples=1000, sigma=0.7, features=64)
+    target = kind.blend([kind.statistics(a), kind.statistics(b)], [0.5, 0.5], generator())
+    pooled = torch.cat([a, b], dim=3)
+    assert torch.allclose(kind.loss(pooled, target), torch.zeros((), dtype=torch.float64), atol=1e-12)
+    assert kind.loss(a, target) > 0.05
 
 
-def test_linear_time_estimator_is_unbiased():
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(40, 3, generator=gen, dtype=torch.float64)
-    y = torch.randn(40, 3, generator=gen, dtype=torch.float64) + 0.5
-    kernel = lambda a, b: gaussian_kernel(a, b, 1.0)  # noqa: E731
-    n = len(x)
-    kxx, kyy, kxy = kernel(x[:, None], x[None]), kernel(y[:, None], y[None]), kernel(x[:, None], y[None])
-    unbiased = (kxx.sum() - kxx.diag().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diag().sum()) / (n * (n - 1)) - 2 * kxy.mean()
-    estimates = [
-        linear_time_mmd2(x[torch.randperm(n, generator=gen)], y[torch.randperm(n, generator=gen)], kernel)
-        for _ in range(3000)
-    ]
-    mean = torch.stack(estimates).mean()
-    spread = torch.stack(estimates).std() / len(estimates) ** 0.5
-    assert abs(mean - unbiased) < 4 * spread + 1e-3, (mean.item(), unbiased.item())
-    assert unbiased > 0.05  # the two sets really differ
+def _sample(n, shift=0.0, spread=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, generator=g, dtype=torch.float64) * spread + shift
+
+
+def _as_features(x):
+    return x.t().reshape(1, x.shape[1], 1, -1)
+
+
+def _exact_gaussian_mmd2(x, y, sigma):
+    return exact_mmd2(x, y, lambda a, b: gaussian_kernel(a[:, None], b[None], sigma))
+
+
+@pytest.mark.parametrize("start", ["same distribution", "shifted"])
+def test_optimising_the_gaussian_kind_lowers_the_true_mmd(start):
+    """Judged by an independent measure, the exact quadratic MMD^2: optimising the kind's loss moves free
+    feature vectors towards the style's distribution and never below zero. (The former fixed-pairing
+    estimator went negative while the true MMD^2 rose from 0.0003 to 0.06.)"""
+    y = _sample(256, seed=1)
+    x0 = _sample(256, seed=2) if start == "same distribution" else _sample(256, shift=1.5, spread=0.5, seed=2)
+    kind = GaussianMMD(samples=256, features=512)
+    target = kind.blend([kind.statistics(_as_features(y))], [1.0], generator())
+    sigma = target["sigma"]
+    x = x0.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([x], lr=0.02)
+    losses = []
+    for _ in range(150):
+        optimizer.zero_grad()
+        loss = kind.loss(_as_features(x), target)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    before, after = _exact_gaussian_mmd2(x0, y, sigma).item(), _exact_gaussian_mmd2(x.detach(), y, sigma).item()
+    assert min(losses) >= 0
+    if start == "shifted":
+        assert after < 0.3 * before, (before, after)
+    else:
+        assert after < before + 0.005, (before, after)
+        assert x.detach().std(0).mean() < 1.2 * x0.std(0).mean()  # the spread does not blow up
+
+
+def test_polynomial_kinds_give_every_position_a_finite_gradient_at_every_degree():
+    """At caffe's scale in float32 (64 channels of values up to 1000: raw dot products near 10^7, whose 6th
+    power overflows) and 1,600 positions (more than one block), every degree the schema allows stays
+    finite, and every position gets style gradient (the former estimator used the first 1,024)."""
+    style = rand(1, 64, 40, 40, seed=1).float() * 1000
+    image = (rand(1, 64, 40, 40, seed=2).float() * 1000).requires_grad_(True)
+    for degree in range(1, 7):
+        kind = make_kind("mmd", "poly", c=1.0, degree=degree, samples=4096)
+        loss = kind.loss(image, target_for(kind, [style], [1.0]))
+        (gradient,) = torch.autograd.grad(loss, image)
+        assert torch.isfinite(loss) and loss >= 0, degree
+        assert (gradient.abs().sum(1) > 0).all(), f"degree {degree}: positions without gradient"
+
+
+def test_poly_block_estimator_is_the_exact_mmd_for_one_block():
+    x, y = _sample(300, seed=3), _sample(200, shift=0.3, seed=4)
+    kind = PolyMMD(samples=200, c=0.5, degree=3)
+    target = kind.blend([kind.statistics(_as_features(y))], [1.0], generator())
+    s = target["scale"]
+    pool = target["pool"] * s
+    expected = exact_mmd2(x / s, pool / s, lambda a, b: (a @ b.t() + 0.5) ** 3) / target["norm"]
+    assert kind.loss(_as_features(x), target).item() == pytest.approx(expected.item(), rel=1e-9)
+
+
+def test_histogram_blend_is_the_histogram_of_the_mixture():
+    a = torch.zeros(1, 1, 20, 20, dtype=torch.float64)
+    b = torch.ones(1, 1, 20, 20, dtype=torch.float64)
+    kind = Histogram()
+    target = kind.blend([kind.statistics(a), kind.statistics(b)], [0.25, 0.75], generator())["quantiles"][:, 0]
+    # A quarter of the mixture is 0, three quarters are 1.
+    assert target[: int(0.2 * len(target))].max() < 0.01 and target[int(0.3 * len(target)) :].min() > 0.99
+
+
+def test_histogram_loss_matches_the_histogram_and_moves_towards_it():
+    """Optimised alone, the histogram loss makes the features' per-channel distribution the style's,
+    judged by the Wasserstein-1 distance between the sorted values (an independent measure)."""
+    style = rand(1, 3, 16, 16, seed=1) ** 3 * 5
+    kind = Histogram()
+    target = target_for(kind, [style], [1.0])
+    x = rand(1, 3, 16, 16, seed=2).requires_grad_(True)
+    w1 = lambda f: (f.detach()[0].flatten(1).sort(1).values - style[0].flatten(1).sort(1).values).abs().mean()  # noqa: E731
+    before = w1(x)
+    optimizer = torch.optim.SGD([x], lr=1000.0)  # the loss is a mean over 768 values, divided by ~3.6
+    for _ in range(30):
+        optimizer.zero_grad()
+        kind.loss(x, target).backward()
+        optimizer.step()
+    assert w1(x) < 0.05 * before, (before, w1(x))
 
 
 def test_make_kind_rejects_unknown():

@@ -5,10 +5,12 @@ import torch
 
 from blendstyle.nst.kinds import (
     BatchNorm,
+    GaussianMMD,
     Gram,
+    Histogram,
     LinearMMD,
     Poly2MMD,
-    SampledMMD,
+    PolyMMD,
     channel_mean,
     channel_std,
     weighted_gram,
@@ -76,7 +78,9 @@ def test_grey_regions_count_pixels_by_their_share():
     assert torch.allclose(weighted_gram(features, weights), expected)
 
 
-@pytest.mark.parametrize("kind", [Gram(), LinearMMD(), Poly2MMD(c=1.0), BatchNorm(), SampledMMD("poly", degree=3)])
+@pytest.mark.parametrize(
+    "kind", [Gram(), LinearMMD(), Poly2MMD(c=1.0), BatchNorm(), PolyMMD(degree=3), GaussianMMD(features=64), Histogram()]
+)
 def test_regional_loss_scores_the_region_only(kind):
     """With a hard mask, each kind's regional loss equals its loss on the region's pixels alone, and is
     zero when the region matches the target whatever the rest of the image holds (the sampled kind's
@@ -90,13 +94,13 @@ def test_regional_loss_scores_the_region_only(kind):
     assert kind.loss(image, target, left).item() == pytest.approx(kind.loss(image[..., :4], target).item(), rel=1e-9)
     image[..., :4] = style
     inside = kind.loss(image, target, left).item()
-    assert inside == pytest.approx(0.0, abs=0.05 if isinstance(kind, SampledMMD) else 1e-9)
+    assert inside == pytest.approx(0.0, abs=0.05 if isinstance(kind, (PolyMMD, Histogram)) else 1e-9)
     assert kind.loss(image, target).item() > max(1e-3, 3 * inside)
 
 
 def test_gaussian_mmd_with_a_full_region_equals_the_plain_estimate():
     torch.manual_seed(4)
-    kind = SampledMMD("gaussian", samples=256)
+    kind = GaussianMMD(samples=256, features=64)
     target = kind.blend([kind.statistics(torch.randn(1, 3, 8, 8))], [1.0], torch.Generator().manual_seed(0))
     image = torch.randn(1, 3, 8, 8)
     plain = kind.loss(image, target)

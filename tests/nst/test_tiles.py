@@ -10,7 +10,7 @@ import blendstyle.nst.tiles
 import blendstyle.pipeline.still
 from blendstyle.errors import BlendstyleError
 from blendstyle.files.images import read_image
-from blendstyle.nst.kinds import BatchNorm, Gram, SampledMMD
+from blendstyle.nst.kinds import BatchNorm, GaussianMMD, Gram
 from blendstyle.nst.tiles import ALIGN, core_features, grid, ramp, spans, tiled_statistics
 
 from ..conftest import ASSETS, QUICK
@@ -61,10 +61,11 @@ def test_tiled_statistics_match_the_whole_image(vgg):
 
 
 def test_sampled_kind_merges_tiles_into_one_sample():
-    kind = SampledMMD("gaussian", samples=64)
-    parts = [{"vectors": torch.randn(500, 4)}, {"vectors": torch.randn(100, 4)}]
-    merged = kind.merge(parts, [0.75, 0.25], torch.Generator().manual_seed(0))
-    assert merged["vectors"].shape == (round(4 * 64 * 0.75) + 64, 4)
+    """A whole image's sample from its tiles': each tile's vectors in proportion to its share."""
+    kind = GaussianMMD(samples=400)
+    parts = [{"vectors": torch.zeros(500, 4)}, {"vectors": torch.ones(100, 4)}]
+    merged = kind.merge(parts, [0.75, 0.25], torch.Generator().manual_seed(0))["vectors"]
+    assert merged.shape == (400, 4) and (merged[:, 0] == 1).sum().item() == 100
 
 
 def seam_energy_ratio(image: torch.Tensor, tiles, axis: int) -> float:
