@@ -58,6 +58,39 @@ class Optimized:
         return len(self.history)
 
 
+class LossScale:
+    r"""Dynamic loss scaling for a network run in fp16.
+
+    Style gradients at the layer outputs are around :math:`10^{-8}`, below fp16's smallest normal number
+    (:math:`6 \cdot 10^{-5}`), so in fp16 most of them flush to zero and the image gradient points
+    nowhere in particular (measured at 192 px with small loss weights: cosine -0.08 with fp32's). The
+    loss is multiplied by :math:`2^{16}` before the backward pass and the image gradient divided by the
+    same; an overflow (a non-finite gradient) halves the scale and redoes the pass, and after 200 clean
+    passes the scale doubles again, up to :math:`2^{24}`. Disabled, it is a plain backward pass.
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.value = 2.0**16 if enabled else 1.0
+        self.clean = 0
+
+    def backward(self, total: torch.Tensor, x: torch.Tensor) -> None:
+        if not self.enabled:
+            total.backward()
+            return
+        while True:
+            (total * self.value).backward(retain_graph=True)  # kept for a retry at a smaller scale
+            if torch.isfinite(x.grad).all() or self.value <= 1.0:
+                x.grad.div_(self.value)
+                self.clean += 1
+                if self.clean % 200 == 0 and self.value < 2.0**24:
+                    self.value *= 2
+                return
+            x.grad = None
+            self.value /= 2
+            self.clean = 0
+
+
 @dataclass
 class _Best:
     """The lowest loss seen so far and the image that had it."""
@@ -92,12 +125,14 @@ def optimize(
     window: int = 50,
     on_step: Callable[[Step, torch.Tensor], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    loss_scale: bool = False,
 ) -> Optimized:
     """Minimise ``sum(objective(x).values())`` over the pixels ``x``, starting at ``image``.
 
     The result is clamped to ``[0, 1]``; the pixels are not clamped during the run, which would break
     L-BFGS's curvature estimates. ``should_stop`` is asked after every iteration: when it says so, or on a
     ``KeyboardInterrupt``, the result comes back with ``halted`` set and the best image so far.
+    ``loss_scale``: scale the backward pass for a network in fp16 (:class:`LossScale`).
     """
     x = image.detach().clone().contiguous().requires_grad_(True)
     if method == "lbfgs":
@@ -114,6 +149,7 @@ def optimize(
     totals: list[float] = []
     # Without a line search L-BFGS now and then steps uphill; the image returned is the best one seen.
     best = _Best(math.inf, x.detach().clone())
+    scale = LossScale(loss_scale)
     start = time.perf_counter()
     try:
         for iteration in range(1, iterations + 1):
@@ -123,7 +159,7 @@ def optimize(
                 optimizer.zero_grad(set_to_none=True)
                 terms = objective(x)
                 total = sum(terms.values())
-                total.backward()
+                scale.backward(total, x)
                 if not seen:
                     seen.update({name: float(value.detach()) for name, value in terms.items()})
                     if sum(seen.values()) < best.total:

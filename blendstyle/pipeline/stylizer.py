@@ -188,6 +188,7 @@ class Stylizer:
             window=optimizer.stop.window,
             on_step=report,
             should_stop=self.should_stop,
+            loss_scale=self.precision == torch.float16,
         )
         self.reporter.finish(optimized)
         if optimized.halted is not None:
