@@ -91,3 +91,15 @@ def test_write_is_atomic(tmp_path, monkeypatch):
 def test_tensor_to_pil_clamps():
     picture = tensor_to_pil(torch.tensor([[[[-1.0]], [[0.5]], [[2.0]]]]))
     assert picture.getpixel((0, 0)) == (0, 128, 255)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through a private temporary file; the finished file is readable like any other."""
+    import os
+
+    from blendstyle.files.atomic import write_bytes
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = write_bytes(b"{}", tmp_path / "run.json")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
