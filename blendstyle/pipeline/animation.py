@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from ..errors import BlendstyleError, Problem
 from ..files.clips import read_clip, write_animation
 from ..files.framestore import FrameStore
-from ..files.images import fit_long_side, read_image, write_image
-from ..files.report import write_loss_plot
+from ..files.images import fit_long_side, read_image
 from ..nst.memory import free_bytes, job_bytes, plan
 from ..nst.optimize import Step
 from ..nst.temporal import flicker, flow_available, reference
@@ -176,16 +175,11 @@ def render_animation(run: Run) -> RenderResult:
         )
         for fmt in settings.formats
     ]
-    if job.output.contact_sheet:
-        files.append(write_image(stylizer.sheet(clip.frames[0], frames[0]), folder / f"{job.name}_sheet.png", "png"))
-    if job.output.loss_plot and history:
-        files.append(write_loss_plot(history, folder / f"{job.name}_loss.png"))
+    files += schedule.write_extras(clip.frames[0], frames[0], history)
     rendered = len(frame_seconds)
     record = run.record(
         "done",
-        size={"width": width, "height": height},
-        scales=[stage.long_side for stage in stages],
-        memory=memory.record(),
+        **schedule.record(width, height, memory),
         animation={
             "frames": len(clip),
             "source_frames": clip.total,

@@ -23,13 +23,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ..config.models import Job
-from ..files.images import long_side_for_short, open_image, pil_to_tensor, read_image, read_mask, resize, to_rgb
+from ..files.images import (
+    long_side_for_short,
+    open_image,
+    pil_to_tensor,
+    read_image,
+    read_mask,
+    resize,
+    to_rgb,
+    write_image,
+)
+from ..files.report import write_loss_plot
 from ..nst.color import match_histogram, match_luminance
 from ..nst.device import pick_precision
 from ..nst.memory import Plan
@@ -281,6 +292,23 @@ class Schedule:
         # The whole picture is too large to score at once: the final terms are the tiles' average.
         final = {name: sum(f[name] for f in finals) / len(finals) for name in finals[0]} if finals else {}
         return Optimized(picture, history, False, self.run.seconds() - mark), final
+
+    def record(self, width: int, height: int, memory: Plan) -> dict[str, Any]:
+        """What every mode's record says about the picture's size, its stages and the memory plan."""
+        return {
+            "size": {"width": width, "height": height},
+            "scales": [stage.long_side for stage in self.stages],
+            "memory": memory.record(),
+        }
+
+    def write_extras(self, content: torch.Tensor, result: torch.Tensor, history: list[Step]) -> list[Path]:
+        """The contact sheet and the loss plot, as the job's ``output`` asks."""
+        job, folder, files = self.job, self.run.folder, []
+        if job.output.contact_sheet:
+            files.append(write_image(self.final.sheet(content, result), folder / f"{job.name}_sheet.png", "png"))
+        if job.output.loss_plot and history:
+            files.append(write_loss_plot(history, folder / f"{job.name}_loss.png"))
+        return files
 
     def tile_count(self, width: int, height: int) -> int:
         return len(grid(height, width, self.job.tiles.size, self.job.tiles.overlap)) if self.stages[-1].tiled else 0

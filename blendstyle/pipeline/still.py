@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 
 from ..files.images import read_image, write_image
-from ..files.report import write_loss_plot
 from ..nst.memory import plan
 from ..nst.optimize import Step
 from .context import Run, Saved
@@ -89,18 +88,12 @@ def render_still(run: Run) -> RenderResult:
 
     reporter.stage("writing outputs")
     files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt)]
-    if job.output.contact_sheet:
-        files.append(write_image(schedule.final.sheet(original, optimized.image), folder / f"{job.name}_sheet.png", "png"))
-    if job.output.loss_plot and optimized.history:
-        files.append(write_loss_plot(optimized.history, folder / f"{job.name}_loss.png"))
-    files += snapshots
+    files += schedule.write_extras(original, optimized.image, optimized.history) + snapshots
     resume_path.unlink(missing_ok=True)
     timings = dict(schedule.timings, optimize=optimized.seconds, total=run.seconds())
     record = run.record(
         "done",
-        size={"width": width, "height": height},
-        scales=[stage.long_side for stage in stages],
-        memory=memory.record(),
+        **schedule.record(width, height, memory),
         iterations={
             "requested": job.optimizer.iterations,
             "done": resumed + optimized.iterations,

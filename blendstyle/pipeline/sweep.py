@@ -77,9 +77,7 @@ def render_sweep(run: Run) -> RenderResult:
     grid = write_image(grid_sheet(rows), folder / f"{job.name}_sweep.png", "png")
     record = run.record(
         "done",
-        size={"width": width, "height": height},
-        scales=[stage.long_side for stage in stages],
-        memory=memory.record(),
+        **schedule.record(width, height, memory),
         sweep=done,
         timings=dict(schedule.timings, total=round(run.seconds(), 4)),
         outputs=[str(grid.relative_to(folder))] + [str(path.relative_to(folder)) for path in files],
