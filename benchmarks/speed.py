@@ -44,7 +44,7 @@ def worker(task: str, impl: str, options: dict) -> dict:
         import blendstyle
         from blendstyle.files.images import read_image
         from blendstyle.pipeline.progress import Reporter
-        from blendstyle.pipeline.schedule import stylizer_for
+        from blendstyle.pipeline.styles import stylizer_for
 
         job_path = Path(options["tmp"]) / "bench.yaml"
         job_path.write_text(

@@ -98,6 +98,7 @@ def _study(run: Run, what: str) -> Path:
     rows = cells(job, what)
     earlier = set(run.before.get("cells_done", [])) if run.resumable() else set()
     done: list[str] = []
+    iterations: dict[str, int] = {}  # per cell rendered by this run: iterations at the last scale
     results = []
 
     def save(result) -> Saved:
@@ -116,11 +117,12 @@ def _study(run: Run, what: str) -> Path:
                 run.check()
                 run.reporter.stage(f"{name}: {caption}")
                 optimized, _ = Schedule(run, stages, content_at, variant).render(content_at)
+                iterations[cell] = optimized.iterations
                 write_image(optimized.image, folder / cell, "png")
                 pictures.append((caption, optimized.image))
                 done.append(cell)
             results.append((name, pictures))
     path = write_image(grid_sheet(results), folder / f"{job.name}_study_{what}.png", "png")
-    run.write(run.record("done", study=what, cells_done=done, scales=[s.long_side for s in stages],
+    run.write(run.record("done", study=what, cells_done=done, iterations=iterations, scales=[s.long_side for s in stages],
                          outputs=[str(path.relative_to(folder))], timings={"total": round(run.seconds(), 4)}))
     return path

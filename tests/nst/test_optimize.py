@@ -104,7 +104,7 @@ def test_fp16_gradients_keep_their_direction_with_loss_scaling(tmp_path):
     from blendstyle.config.load import load_job
     from blendstyle.files.images import read_image
     from blendstyle.nst.optimize import LossScale
-    from blendstyle.pipeline.schedule import stylizer_for
+    from blendstyle.pipeline.styles import stylizer_for
 
     from ..conftest import ASSETS
 

@@ -170,7 +170,7 @@ def test_an_animated_mask_gives_each_frame_its_own_region(tmp_path):
     """Mask frame k is white over the k-th third of the picture; the region each content frame is
     optimised with follows it, and a coherent run with it finishes every frame."""
     from blendstyle.config.load import load_job
-    from blendstyle.pipeline.schedule import stylizer_for
+    from blendstyle.pipeline.styles import stylizer_for
 
     content = moving_square(tmp_path / "move.gif", count=3)
     thirds = []

@@ -332,3 +332,18 @@ def test_a_file_that_fails_only_when_decoded_is_reported_at_its_key(tiny_job, tm
         blendstyle.render_job(loaded, tmp_path / "out")
     problem = info.value.problems[0]
     assert problem.key == "styles[0].path" and problem.location.line == 3 and "cut.png" in problem.message
+
+
+def test_a_study_honours_precision_the_stop_rule_and_the_pixel_limit(tiny_job, tmp_path):
+    """Studies render through the same schedule as a still, so the job's settings mean the same there."""
+    from blendstyle.pipeline import study
+
+    job = tiny_job("precision: bf16\noptimizer: {iterations: 40, stop: {tolerance: 0.9, window: 2}}\n")
+    study.study(blendstyle.load_job(job), "kinds", tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "tiny" / "tiny_study_kinds.json").read_text())
+    assert record["precision"] == "bf16"
+    assert all(2 < done < 40 for done in record["iterations"].values()), record["iterations"]  # stopped early
+    loaded = blendstyle.load_job(job)
+    loaded.job.max_input_pixels = 1000  # the files changed after validation: the study's reads check it too
+    with pytest.raises(BlendstyleError, match="above the limit of 1000"):
+        study.study(loaded, "content", tmp_path / "out2")

@@ -1,0 +1,62 @@
+"""A job's style images and masks, read for a scale and handed to its stylizer (which reads no files)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import torch
+
+from ..config.models import Job
+from ..files.images import read_image, read_mask
+from ..nst.color import match_histogram, match_luminance
+from ..nst.device import pick_precision
+from .networks import network
+from .progress import Reporter
+from .stylizer import Stylizer, layer_plan
+
+
+@contextmanager
+def _no_context(key):
+    yield
+
+
+def read_styles(
+    job: Job, long_side: int, device: torch.device, reference: torch.Tensor, reading: Callable = _no_context
+) -> list[torch.Tensor]:
+    """The style images for a scale of ``long_side`` px (each at its ``scale``, never too small for the
+    network), recoloured to ``reference`` for ``preserve_color``. ``reading(key)`` wraps each read (the run
+    gives problems the key's place in the job file)."""
+    styles = []
+    for index, style in enumerate(job.styles):
+        with reading(("styles", index, "path")):
+            image = read_image(style.path, round(style.scale * long_side), job.max_input_pixels, job.smallest_side())
+        image = image.to(device)
+        if job.preserve_color == "histogram":
+            image = match_histogram(image, reference)
+        elif job.preserve_color == "luminance":
+            image = match_luminance(image, reference)
+        styles.append(image)
+    return styles
+
+
+def read_masks(job: Job, reading: Callable = _no_context) -> list[list[torch.Tensor] | None]:
+    """Every style's mask frames, 8-bit at about the output's size (stretched per frame when needed)."""
+    masks = []
+    for index, style in enumerate(job.styles):
+        with reading(("styles", index, "mask")):
+            masks.append(None if style.mask is None else read_mask(style.mask, job.size, job.max_input_pixels))
+    return masks
+
+
+def stylizer_for(
+    job: Job, device: torch.device, long_side: int, reporter: Reporter | None = None, reference: torch.Tensor | None = None
+) -> Stylizer:
+    """A stylizer outside a run (benchmarks, notebooks, tests): the job's styles at ``long_side`` on the
+    shared network; ``reference`` is the content whose colours ``preserve_color`` keeps."""
+    content_layers, style_layers = layer_plan(job)
+    net = network(set(content_layers).union(*style_layers), job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
+    if reference is None and job.preserve_color != "none":
+        raise ValueError("preserve_color needs the content as reference")
+    styles = read_styles(job, long_side, device, reference)
+    return Stylizer(job, net, pick_precision(job.precision, device), styles, read_masks(job), reporter or Reporter())
