@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 import blendstyle
+from blendstyle.config.inputs import frames_in
 from blendstyle.files.clips import read_clip
 from blendstyle.files.images import read_image
 from blendstyle.nst.losses import gram_loss, gram_matrix
@@ -42,39 +43,52 @@ def style_distance(frames, size):
     return sum(scores) / len(scores)
 
 
+def shared_gifs() -> list[Path]:
+    """Every GIF of the shared asset folder beside the repository (where there is one), else the example."""
+    shared = ROOT.parent / "shared" / "assets" / "gifs"
+    found = sorted(shared.glob("*.gif")) if shared.is_dir() else []
+    return found or [DEFAULT_GIF]
+
+
+def compare(gif: Path, frames: int, size: int, iterations: int, work: Path) -> list[tuple]:
+    """Independent and coherent renders of ``gif``: (mode, flicker, style distance, seconds) each."""
+    frames = min(frames, frames_in(gif) or 1)
+    job = work / f"{gif.stem}.yaml"
+    job.write_text(
+        f"content: {gif.resolve()}\nstyles:\n  - path: {STYLE}\nsize: {size}\ndevice: cpu\nprecision: fp32\n"
+        f"optimizer: {{iterations: {iterations}}}\nanimation: {{stop: {frames}}}\n"
+        "output: {contact_sheet: false, loss_plot: false}\n"
+    )
+    content = read_clip(gif, size, 0, frames)
+    rows = []
+    for mode in ("independent", "coherent"):
+        started = time.perf_counter()
+        result = blendstyle.run_job(job, {"animation.mode": mode, "name": f"{gif.stem}-{mode}"}, out_root=work, force=True)
+        seconds = time.perf_counter() - started
+        rendered = read_clip(result.image_path).frames
+        rows.append((mode, flicker(rendered, content.frames, cyclic=True), style_distance(rendered, size), seconds))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gif", type=Path, default=DEFAULT_GIF)
+    parser.add_argument("--gif", type=Path, action="append", help="a GIF to compare on (repeatable); default: every shared GIF")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=90)
     args = parser.parse_args()
-
     work = Path(tempfile.mkdtemp(prefix="blendstyle-gif-bench-"))
-    job = work / "bench.yaml"
-    job.write_text(
-        f"content: {args.gif.resolve()}\nstyles:\n  - path: {STYLE}\nsize: {args.size}\ndevice: cpu\n"
-        f"optimizer: {{iterations: {args.iterations}}}\nanimation: {{stop: {args.frames}}}\n"
-        "output: {contact_sheet: false, loss_plot: false}\n"
-    )
-    content = read_clip(args.gif, args.size, 0, args.frames)
-    rows = []
-    for mode in ("independent", "coherent"):
-        started = time.perf_counter()
-        result = blendstyle.run_job(job, {"animation.mode": mode, "name": mode}, out_root=work)
-        seconds = time.perf_counter() - started
-        frames = read_clip(result.folder / f"{mode}.gif").frames
-        rows.append((mode, flicker(frames, content.frames, cyclic=True), style_distance(frames, args.size), seconds))
-
-    print(f"GIF benchmark: {args.gif.name}, {len(content)} frames at {args.size} px, {args.iterations} iterations "
+    print(f"GIF benchmark: first {args.frames} frames at {args.size} px, fp32, {args.iterations} iterations "
           f"(coherent: {args.iterations} for the first frame, {max(1, args.iterations // 3)} after), "
-          f"{torch.get_num_threads()} threads")
-    print(f"{'mode':<12} {'flicker':>8} {'style':>8} {'seconds':>8}")
-    for mode, flick, style, seconds in rows:
-        print(f"{mode:<12} {flick:8.2f} {style:8.4f} {seconds:8.1f}")
-    (_, f0, s0, t0), (_, f1, s1, t1) = rows
-    print(f"coherent / independent: flicker {f1 / f0:.2f} (target <= 0.30), style distance {s1 / s0:.2f} "
-          f"(target <= 1.00), time {t1 / t0:.2f} (target <= 1.00)")
+          f"{torch.get_num_threads()} threads. Flicker: mean change (0-255) between consecutive frames where the "
+          "content is static, loop seam included; style: mean relative Gram error to the style.\n")
+    print("| GIF | flicker independent | flicker coherent | ratio (target <= 0.30) | style independent | style coherent "
+          "| ratio (target <= 1.00) | seconds independent | seconds coherent |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for gif in args.gif or shared_gifs():
+        (_, f0, s0, t0), (_, f1, s1, t1) = compare(gif, args.frames, args.size, args.iterations, work)
+        print(f"| {gif.name} | {f0:.2f} | {f1:.2f} | {f1 / f0:.2f} | {s0:.4f} | {s1:.4f} | {s1 / s0:.2f} | {t0:.0f} | {t1:.0f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,11 @@ class Animation(Model):
     temporal_weight: NonNegative = Field(
         50.0, description="how strongly a frame keeps to its neighbour where the content did not change"
     )
+    scene_cut: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        0.2,
+        description="a coherent frame where less than this share of the pixels can be trusted from its "
+        "predecessor is a new shot: it starts afresh, like the first frame; 0: never",
+    )
     flow: Literal["auto", "dis", "none"] = Field(
         "auto", description="motion estimate: dis (OpenCV), none (static pixels only), auto (dis if installed)"
     )

@@ -97,15 +97,17 @@ class ContentLoss(nn.Module):
 
 
 def temporal_loss(image: torch.Tensor, reference: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    r"""Ruder et al.'s short-term temporal loss, averaged over the weighted pixels:
-    :math:`\sum c \odot (x - \omega)^2 / (3 \sum c)`, where :math:`\omega` is the reference (a neighbouring
-    frame's result moved onto this one) and ``weights`` :math:`c` is ``(B, 1, H, W)`` in ``[0, 1]``.
+    r"""Ruder et al.'s short-term temporal loss: :math:`\frac{1}{D}\sum c \odot (x - \omega)^2` over all
+    :math:`D` values of the image, where :math:`\omega` is the reference (a neighbouring frame's result
+    moved onto this one) and ``weights`` :math:`c` is ``(B, 1, H, W)`` in ``[0, 1]``: how far each pixel
+    can be trusted.
 
-    Departure: Ruder et al. divide by the pixel count D; dividing by the weighted count keeps the
-    term's scale the same whether much or little of the frame is constrained.
+    Divided by all pixels, as Ruder et al. do, not by the trusted ones: then each trusted pixel is held
+    equally firmly whether 1 % or 100 % of the frame can be trusted (divided by the trusted count, a
+    frame after a large motion pulled its few trusted pixels a hundred times harder).
     """
     _check_features(image, "image")
     if reference.shape != image.shape or weights.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"reference {tuple(reference.shape)} and weights {tuple(weights.shape)} must match image {tuple(image.shape)}")
     diff = (_wide(image) - _wide(reference)).pow(2) * weights
-    return diff.sum() / (weights.sum() * image.shape[1]).clamp_min(1.0)
+    return diff.sum() / image.numel()

@@ -86,14 +86,19 @@ def reference(
     """The neighbour's stylised image moved onto this frame, and the map of where it can be trusted.
 
     ``stylised`` and ``neighbour_content`` belong to the neighbouring frame, ``content`` to this one.
+    Where the content did not change at the same pixel, the neighbour's pixel itself is the reference and
+    fully trusted: optical flow is ill-defined on flat, static areas (a grey backdrop), and its
+    forward-backward check would otherwise leave them free to boil. Elsewhere the flow moves the
+    neighbour's result, trusted where the flow is consistent and the moved colours match.
     """
+    static = unchanged(content, neighbour_content)
     if not use_flow:
-        return stylised, unchanged(content, neighbour_content)
+        return stylised, static
     backward = dis_flow(content, neighbour_content)  # content(p) ~ neighbour(p + backward(p))
     forward = dis_flow(neighbour_content, content)
     moved = warp(stylised, backward)
     trust = consistent(backward, forward) * unchanged(content, warp(neighbour_content, backward))
-    return moved, trust
+    return static * stylised + (1 - static) * moved, torch.maximum(static, trust)
 
 
 def flicker(results: list[torch.Tensor], contents: list[torch.Tensor], cyclic: bool = False) -> float:

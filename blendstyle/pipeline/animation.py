@@ -2,10 +2,13 @@
 
 * Frames that start afresh (the first frame of a coherent clip, every frame of an independent one) go
   through the schedule like a still: the job's smaller scales, then the full size.
-* Every later coherent frame starts from its predecessor's result, moved along the content's motion
-  where that can be trusted (the content frame elsewhere), and needs fewer iterations
-  (``animation.iterations``). A temporal loss (Ruder et al. 2016, see :mod:`blendstyle.nst.temporal`)
-  keeps it close to that reference where the content did not change, so static backgrounds do not boil.
+* Every later coherent frame starts from its predecessor's result, moved along the content's motion, and
+  needs fewer iterations (``animation.iterations``). A temporal loss (Ruder et al. 2016, see
+  :mod:`blendstyle.nst.temporal`) keeps it close to that reference where it can be trusted, so static
+  backgrounds do not boil; elsewhere the content and style losses re-style it.
+* A frame where little can be trusted from its predecessor (``animation.scene_cut``) begins a new shot
+  and is rendered afresh, like the first frame: a cut gets the full treatment, not a third of the
+  iterations started from the wrong picture.
 * For a looping clip, a closing pass re-renders the first ``loop_frames`` frames against both neighbours,
   the last frame included, so the jump from the last frame back to the first disappears (a light form of
   Ruder et al.'s multi-pass scheme).
@@ -93,6 +96,7 @@ def render_animation(run: Run) -> RenderResult:
     history: list[Step] = []
     finals: list[dict[str, float]] = []
     frame_seconds: list[float] = []
+    cuts: list[int] = []  # frames that began a new shot (rendered afresh) in this run
     loops = clip.loop is not None and len(clip) >= 3
     # Frames with smaller scales start from their own small versions: one frame at a time.
     batch_size = 1 if len(stages) > 1 else frames_per_batch(settings.batch, device, width, height, job)
@@ -145,7 +149,13 @@ def render_animation(run: Run) -> RenderResult:
                 afresh([index])
             else:
                 moved, trust = reference(results[index - 1], contents[index], contents[index - 1], use_flow)
-                follow(index, trust * moved + (1 - trust) * contents[index], [(moved, trust)])
+                if float(trust.mean()) < settings.scene_cut:  # a new shot: nothing to keep to
+                    cuts.append(index)
+                    afresh([index])
+                else:
+                    # Every pixel starts from the neighbour's result (moved along the motion); the temporal
+                    # loss holds the trusted ones, the content and style losses re-style the rest.
+                    follow(index, moved, [(moved, trust)])
             reporter.frame_done(index)
         if settings.close_loop and loops and not store.closed:
             reporter.stage("closing the loop")
@@ -190,6 +200,7 @@ def render_animation(run: Run) -> RenderResult:
             "flow": "dis" if use_flow else "none",
             "batch": batch_size,
             "frames_skipped": skipped,
+            "scene_cuts": cuts,
             "loop_closed": store.closed,
             "flicker": round(flicker(frames, [c.cpu() for c in originals], cyclic=loops), 4),
         },

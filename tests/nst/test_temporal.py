@@ -37,7 +37,9 @@ def test_temporal_loss_values_and_gradcheck():
     image = torch.ones(1, 3, 2, 2)
     ref = torch.zeros(1, 3, 2, 2)
     mask = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
-    assert temporal_loss(image, ref, mask).item() == pytest.approx(1.0)  # averaged over the trusted pixel
+    # Divided by all pixels (Ruder et al.): one trusted pixel of four weighs a quarter of four.
+    assert temporal_loss(image, ref, mask).item() == pytest.approx(0.25)
+    assert temporal_loss(image, ref, torch.ones_like(mask)).item() == pytest.approx(1.0)
     assert temporal_loss(image, ref, torch.zeros_like(mask)).item() == 0
     x = torch.rand(1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
     r = torch.rand(1, 3, 3, 3, dtype=torch.float64)
@@ -66,3 +68,19 @@ def test_reference_follows_motion_with_flow():
     warped, trust = reference(stylised, moved, content, use_flow=True)
     inside = (trust[0, 0, 10:14, 14:18] > 0).all()
     assert inside and torch.allclose(warped[0, :, 12, 15], torch.tensor([1.0, 0.5, 0.0]), atol=0.1)
+
+
+@pytest.mark.skipif(not flow_available(), reason="needs opencv-python-headless")
+def test_static_flat_areas_are_trusted_even_where_the_flow_is_not():
+    """A flat grey backdrop that does not change: the flow's forward-backward check is unreliable there,
+    but the pixel itself is the same, so the neighbour's result is kept there exactly and fully trusted."""
+    content = torch.full((1, 3, 32, 32), 0.5)
+    content[..., 8:16, 8:16] = 1.0
+    moved = torch.full((1, 3, 32, 32), 0.5)
+    moved[..., 8:16, 12:20] = 1.0
+    stylised = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    reference_image, trust = reference(stylised, moved, content, use_flow=True)
+    static = unchanged(moved, content)
+    assert static.mean() > 0.7
+    assert (trust[static.bool()] == 1).all()
+    assert torch.equal(reference_image * static, stylised * static)

@@ -225,3 +225,29 @@ def test_coarse_to_fine_frames_share_each_scales_targets(tmp_path, monkeypatch, 
     expected = [small, full, full, full] if mode == "coherent" else [small, full] * 3
     assert sizes[: len(expected)] == expected
     assert len(read_clip(result.image_path)) == 3
+
+
+def test_a_hard_cut_starts_the_new_shot_afresh(tmp_path):
+    """Frames 0-2 show one scene, 3-5 another: frame 3 is rendered like a first frame (the cut is
+    recorded) and comes out as styled as frame 0, by a Gram distance to the style (not the loss run)."""
+    from blendstyle.files.images import read_image
+    from blendstyle.nst.losses import gram_loss, gram_matrix
+    from blendstyle.pipeline.networks import network
+
+    from ..conftest import blobs
+
+    pictures = []
+    for k in range(6):
+        frame = blobs((48, 36), seed=1 if k < 3 else 7).copy()
+        frame.paste((250, 250, 250), (4 + 4 * (k % 3), 10, 14 + 4 * (k % 3), 20))
+        pictures.append(frame)
+    pictures[0].save(tmp_path / "cut.gif", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    path = job(tmp_path, tmp_path / "cut.gif", "animation: {flow: none, close_loop: false}\n")
+    path.write_text(path.read_text().replace("optimizer: {iterations: 6}", "optimizer: {iterations: 30}"))
+    result = run(path, tmp_path)
+    assert result.record["animation"]["scene_cuts"] == [3]
+    frames = read_clip(result.image_path).frames
+    vgg = network(["relu3_1"], "vgg19-caffe", "max", torch.device("cpu"))
+    style = gram_matrix(vgg(read_image(tmp_path / "style.png", 48), ["relu2_1"])["relu2_1"])[0]
+    distance = [gram_loss(vgg(f, ["relu2_1"])["relu2_1"], style).item() for f in frames]
+    assert distance[3] < 1.5 * distance[0], distance
