@@ -1,11 +1,12 @@
-"""GIF benchmark: coherent mode versus independent per-frame stylisation of a real GIF.
+"""GIF benchmark: coherent mode versus independent per-frame stylisation of real clips (every GIF and
+video of the shared example set; videos through PyAV when it is installed).
 
 Prints, for each mode, the flicker (mean absolute change, 0-255, between consecutive stylised frames
 where the content is static, the loop seam included), the style distance (mean relative Gram error of
 the frames against the style, scored independently of either run), and the wall time.
 Targets (issue 3): flicker at most 30 % of the independent runs', no worse style distance, no more time.
 
-    python -m benchmarks.gif [--gif PATH] [--frames 12] [--size 128] [--iterations 90]
+    python -m benchmarks.gif [--gif PATH ...] [--frames 12] [--size 128] [--iterations 90]
 """
 
 from __future__ import annotations
@@ -43,11 +44,36 @@ def style_distance(frames, size):
     return sum(scores) / len(scores)
 
 
-def shared_gifs() -> list[Path]:
-    """Every GIF of the shared asset folder beside the repository (where there is one), else the example."""
-    shared = ROOT.parent / "shared" / "assets" / "gifs"
-    found = sorted(shared.glob("*.gif")) if shared.is_dir() else []
+def shared_clips() -> list[Path]:
+    """Every GIF and video of the shared asset folder beside the repository (where there is one), else the
+    example GIF."""
+    shared = ROOT.parent / "shared" / "assets"
+    found = sorted((shared / "gifs").glob("*.gif")) + sorted((shared / "videos").glob("*.mp4"))
     return found or [DEFAULT_GIF]
+
+
+def as_animation(clip: Path, frames: int, work: Path) -> Path | None:
+    """``clip`` itself, or for a video its first ``frames`` frames as a lossless APNG (decoded with PyAV;
+    None when PyAV is not installed). Until blendstyle reads video itself, this is how the benchmark
+    covers the example video."""
+    if clip.suffix.lower() in (".gif", ".webp", ".png"):
+        return clip
+    try:
+        import av
+    except ImportError:
+        print(f"(skipped {clip.name}: decoding video here needs PyAV, pip install av)")
+        return None
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or 30)
+        pictures = []
+        for frame in container.decode(stream):
+            pictures.append(frame.to_image())
+            if len(pictures) == frames:
+                break
+    path = work / f"{clip.stem}.png"
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=round(1000 / rate), loop=0)
+    return path
 
 
 def compare(gif: Path, frames: int, size: int, iterations: int, work: Path) -> list[tuple]:
@@ -72,7 +98,9 @@ def compare(gif: Path, frames: int, size: int, iterations: int, work: Path) -> l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gif", type=Path, action="append", help="a GIF to compare on (repeatable); default: every shared GIF")
+    parser.add_argument(
+        "--gif", type=Path, action="append", help="a GIF or video to compare on (repeatable); default: every shared one"
+    )
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=90)
@@ -85,9 +113,12 @@ def main() -> None:
     print("| GIF | flicker independent | flicker coherent | ratio (target <= 0.30) | style independent | style coherent "
           "| ratio (target <= 1.00) | seconds independent | seconds coherent |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for gif in args.gif or shared_gifs():
+    for clip in args.gif or shared_clips():
+        gif = as_animation(clip, args.frames, work)
+        if gif is None:
+            continue
         (_, f0, s0, t0), (_, f1, s1, t1) = compare(gif, args.frames, args.size, args.iterations, work)
-        print(f"| {gif.name} | {f0:.2f} | {f1:.2f} | {f1 / f0:.2f} | {s0:.4f} | {s1:.4f} | {s1 / s0:.2f} | {t0:.0f} | {t1:.0f} |",
+        print(f"| {clip.name} | {f0:.2f} | {f1:.2f} | {f1 / f0:.2f} | {s0:.4f} | {s1:.4f} | {s1 / s0:.2f} | {t0:.0f} | {t1:.0f} |",
               flush=True)
 
 

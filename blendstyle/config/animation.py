@@ -49,6 +49,11 @@ class Animation(Model):
         default_factory=lambda: ["gif"], description="animation files to write"
     )
     dither: bool = Field(False, description="Floyd-Steinberg dithering in the GIF (finer colour, some shimmer)")
+    steady: Annotated[int, Field(ge=0, le=32)] = Field(
+        3,
+        description="GIF: a pixel whose colour changed by at most this (0-255, every channel) since the previous "
+        "frame keeps its palette entry, so invisible changes do not shimmer; 0: every frame on its own",
+    )
 
     @model_validator(mode="after")
     def _range(self) -> Animation:

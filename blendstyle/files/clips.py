@@ -126,24 +126,36 @@ def encode_gif(
     loop: int | None,
     alpha: list[np.ndarray] | None = None,
     dither: bool = False,
+    steady: int = 0,
 ) -> bytes:
     """A GIF with one shared palette (no palette flicker) that keeps every frame, even repeated ones.
 
     Pillow's own multi-frame writer merges identical consecutive frames, which would change the frame
     count; so frames are encoded one by one with Pillow's GIF primitives and assembled here.
+
+    ``steady`` (0-255): a pixel whose colour changed by at most this much on every channel since the
+    previous frame keeps that frame's palette entry. Mapping each frame to the nearest palette colour on
+    its own flips entries back and forth for changes too small to see, which shows as shimmer, most of
+    all in the static areas a coherent animation holds still.
     """
     from PIL import GifImagePlugin
 
     palette = _palette(frames)
     mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
     indexed = []
+    previous: tuple[np.ndarray, np.ndarray] | None = None  # the last frame's colours and palette entries
     for position, frame in enumerate(frames):
-        quantized = frame.quantize(palette=palette, dither=mode)
+        codes = np.array(frame.quantize(palette=palette, dither=mode))
+        colours = np.asarray(frame, dtype=np.int16)
+        if steady and previous is not None:
+            still = (np.abs(colours - previous[0]).max(axis=2) <= steady) & (previous[1] != 255)
+            codes[still] = previous[1][still]
+            colours = np.where(still[..., None], previous[0], colours)  # what this frame now shows there
         if alpha is not None:
-            codes = np.array(quantized)
             codes[alpha[position] < 0.5] = 255
-            quantized = Image.fromarray(codes, "P")
-            quantized.putpalette(palette.getpalette())
+        previous = (colours, codes)
+        quantized = Image.fromarray(codes, "P")
+        quantized.putpalette(palette.getpalette())
         indexed.append(quantized)
     info = {"transparency": 255} if alpha is not None else {}
     indexed[0].info["version"] = b"89a"  # frame delays need GIF89a
@@ -165,13 +177,14 @@ def write_animation(
     alpha: list[torch.Tensor] | None = None,
     fmt: str = "gif",
     dither: bool = False,
+    steady: int = 0,
 ) -> Path:
     """Write frames as ``gif``, lossless animated ``webp`` or ``apng``, atomically, keeping timing and loop."""
     pictures = [tensor_to_pil(frame) for frame in frames]
     masks = None if alpha is None else [a[0, 0].cpu().numpy() for a in alpha]
     with atomic_path(path) as temporary:
         if fmt == "gif":
-            temporary.write_bytes(encode_gif(pictures, durations, loop, masks, dither))
+            temporary.write_bytes(encode_gif(pictures, durations, loop, masks, dither, steady))
         elif fmt in ("webp", "apng"):
             if masks is not None:
                 pictures = [

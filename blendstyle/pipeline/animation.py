@@ -181,7 +181,8 @@ def render_animation(run: Run) -> RenderResult:
     frames = [stylizer.finish(result, original).cpu() for result, original in zip(results, originals)]
     files = [
         write_animation(
-            frames, folder / f"{job.name}.{ANIMATION_SUFFIX[fmt]}", clip.durations, clip.loop, clip.alpha, fmt, settings.dither
+            frames, folder / f"{job.name}.{ANIMATION_SUFFIX[fmt]}", clip.durations, clip.loop, clip.alpha, fmt,
+            settings.dither, settings.steady,
         )
         for fmt in settings.formats
     ]

@@ -60,7 +60,7 @@ def job_key(loaded: LoadedJob, pixels_only: bool = False) -> str:
     ``pixels_only`` leaves out what changes only how results are saved (output options, animation file
     formats), which is what a finished animation frame depends on.
     """
-    exclude: Any = {"output": True, "animation": {"formats", "dither"}, "name": True} if pixels_only else None
+    exclude: Any = {"output": True, "animation": {"formats", "dither", "steady"}, "name": True} if pixels_only else None
     job = loaded.job.model_dump(mode="json", exclude=exclude)
     inputs = [digest for _, _, digest in loaded.input_hashes]
     text = json.dumps({"job": job, "inputs": inputs, "version": __version__}, sort_keys=True)
