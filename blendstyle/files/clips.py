@@ -43,16 +43,6 @@ class Clip:
         return self.frames[0].shape[-1], self.frames[0].shape[-2]
 
 
-def frame_count(path: Path | str) -> int:
-    """How many frames the file holds (1 for a still); user errors for unreadable files."""
-    image = _open_lazy(path)
-    with image:
-        try:
-            return getattr(image, "n_frames", 1)
-        except DECODE_ERRORS as exc:
-            raise BlendstyleError(f"cannot decode {path}: corrupt or truncated ({type(exc).__name__}: {exc})") from None
-
-
 def read_clip(
     path: Path | str,
     long_side: int | None = None,

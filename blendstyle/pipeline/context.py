@@ -96,8 +96,9 @@ class Run:
         return self.loaded.job
 
     def resumable(self) -> bool:
-        """Whether the last run of this same job was stopped part-way (and left a record to go on from)."""
-        return self.before.get("status") in ("interrupted", "failed") and self.before.get("key") == self.key
+        """Whether the last run of this same job was interrupted part-way (and left a record to go on from).
+        A run that failed (a non-finite loss, out of memory) starts afresh: going on would fail again."""
+        return self.before.get("status") == "interrupted" and self.before.get("key") == self.key
 
     # ------------------------------------------------------------------------------------------ records
 

@@ -32,7 +32,3 @@ def network(
     _cache[key] = model
     return model
 
-
-def forget() -> None:
-    """Drop every cached network (tests that count loads; freeing GPU memory)."""
-    _cache.clear()
