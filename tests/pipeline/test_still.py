@@ -269,3 +269,22 @@ def test_the_histogram_kind_works_in_every_mode(tiny_job, tmp_path):
         path = tiny_job(body=f"extends: quick.yaml\n{content}{body}{common}name: {name}\n", name=f"{name}.yaml")
         record = blendstyle.run_job(path, out_root=tmp_path / "out").record
         assert record["status"] == "done" and record["job"]["style_loss"][1]["kind"] == "histogram", name
+
+
+def test_sweep_cells_go_through_scales_and_tiles(tiny_job, tmp_path, monkeypatch):
+    """A sweep's cells take the same schedule as a still: the smaller scale first, then tiles."""
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    calls = []
+    real = Stylizer.run
+    monkeypatch.setattr(Stylizer, "run", lambda self, content, *a, **k: calls.append((tuple(content.shape[-2:]), k.get("window") is not None)) or real(self, content, *a, **k))
+    job = tiny_job("styles: [{path: style_a.png}, {path: style_b.png}]\nsweep: [{style: 1, steps: 2}]\nsize: 96\n"
+                   "scales: {count: 2, iterations: 2}\ntiles: {mode: always, size: 64, overlap: 16}\noptimizer: {iterations: 2}\n",
+                   body="extends: quick.yaml\ncontent: content.png\n")
+    record = blendstyle.run_job(job, out_root=tmp_path / "out").record
+    assert record["status"] == "done" and record["scales"] == [48, 96] and len(record["sweep"]) == 2
+    # Per cell: the 48 px scale whole, then the tiles of the 96x72 picture.
+    from blendstyle.nst.tiles import grid
+
+    tiles = [((t.rows.stop - t.rows.start, t.columns.stop - t.columns.start), True) for t in grid(72, 96, 64, 16)]
+    assert len(tiles) == 4 and calls == ([((36, 48), False)] + tiles) * 2
