@@ -279,7 +279,7 @@ def test_sweep_cells_go_through_scales_and_tiles(tiny_job, tmp_path, monkeypatch
     real = Stylizer.run
     monkeypatch.setattr(Stylizer, "run", lambda self, content, *a, **k: calls.append((tuple(content.shape[-2:]), k.get("window") is not None)) or real(self, content, *a, **k))
     job = tiny_job("styles: [{path: style_a.png}, {path: style_b.png}]\nsweep: [{style: 1, steps: 2}]\nsize: 96\n"
-                   "scales: {count: 2, iterations: 2}\ntiles: {mode: always, size: 64, overlap: 16}\noptimizer: {iterations: 2}\n",
+                   "scales: {count: 2, iterations: 1}\ntiles: {mode: always, size: 64, overlap: 16}\noptimizer: {iterations: 1}\n",
                    body="extends: quick.yaml\ncontent: content.png\n")
     record = blendstyle.run_job(job, out_root=tmp_path / "out").record
     assert record["status"] == "done" and record["scales"] == [48, 96] and len(record["sweep"]) == 2
