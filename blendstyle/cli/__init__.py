@@ -192,7 +192,8 @@ def validate(jobs) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def study(what, job, size, iterations, device, out_root, quiet) -> None:
     """Sheets of what the network keeps: CONTENT or STYLE reconstructed from noise layer by layer (one
-    style row per style-loss kind), or the job rendered with each of its style-loss KINDS."""
+    style row per style-loss kind), or the job rendered with each of its style-loss KINDS. A study uses the
+    job's own blend (a sweep's cells are not studied) and, for an animation, its first selected frame."""
     from ..pipeline.study import study as run_study
 
     loaded = load_job(job, _overrides(size, iterations, device, None, ()))

@@ -59,9 +59,15 @@ class LoadedJob:
 
     @functools.cached_property
     def input_hashes(self) -> list[tuple[str, str, str]]:
-        """(role, path, SHA-256) of the content and every style, read once per loaded job."""
-        inputs = [("content", self.job.content)] + [(f"styles[{i}]", s.path) for i, s in enumerate(self.job.styles)]
-        inputs += [(f"styles[{i}].mask", s.mask) for i, s in enumerate(self.job.styles) if s.mask is not None]
+        """(role, path, SHA-256) of every file the result depends on, read once per loaded job: the content,
+        the styles and masks, an init image and a weights file."""
+        job = self.job
+        inputs = [("content", job.content)] + [(f"styles[{i}]", s.path) for i, s in enumerate(job.styles)]
+        inputs += [(f"styles[{i}].mask", s.mask) for i, s in enumerate(job.styles) if s.mask is not None]
+        if job.init.source not in type(job.init).path_keywords:
+            inputs.append(("init.source", job.init.source))
+        if job.backbone.weights is not None:
+            inputs.append(("backbone.weights", job.backbone.weights))
         return [(role, path, file_sha256(Path(path))) for role, path in inputs]
 
 

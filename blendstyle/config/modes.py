@@ -28,7 +28,7 @@ TABLE["sweep"] = {
     "still": USED,  # a still with a sweep *is* the sweep mode
     "animation": "a blend sweep renders stills; to choose an animation's blend, sweep one of its frames saved as an image",
     "sweep": USED,
-    "study": USED,  # the study command studies the job's own blend and ignores its cells (stated in its help)
+    "study": USED,  # the study command studies the job's own blend (its --help says so)
 }
 TABLE["animation"] = {
     "still": "animation settings apply to animated content (GIF, WebP, APNG); this content is a still",
@@ -36,8 +36,14 @@ TABLE["animation"] = {
     "sweep": "animation settings apply to animated content; a sweep renders a still",
     "study": USED,  # a study of an animation studies its first selected frame
 }
+#: Keys a shared ``extends`` base may set for every mode.
+SHARED = ("animation",)
 #: Values refused in a mode although the key itself is used there.
 VALUES = {("tiles", "mode", "always", "animation"): "animation frames render whole; tiles apply to stills and sweeps"}
+#: Sub-keys that only one mode uses, refused elsewhere when set to something other than their default.
+ONLY_IN = {
+    ("output", "snapshot_every"): ("still", "snapshots of the image under way are saved for stills only"),
+}
 
 
 def mode_of(job: Job, animated: bool) -> str:
@@ -47,8 +53,8 @@ def mode_of(job: Job, animated: bool) -> str:
 def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path) -> list[tuple[tuple, str]]:
     """(key, reason) for every key set to something other than its default that the job's mode refuses.
 
-    Values that come from an ``extends`` base are not refused: a base file holds defaults shared by jobs
-    of every mode (``animation`` settings for the GIF jobs beside the still ones)."""
+    ``animation`` settings that come from an ``extends`` base are not refused: a base file holds defaults
+    shared by jobs of every mode (the GIF jobs beside the still ones)."""
     mode = mode_of(job, animated)
     defaults = Job.model_construct()
     refused = []
@@ -57,12 +63,17 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path) -> 
         if reason == USED or key not in job.model_fields_set:
             continue
         given = [where for at, where in layered.values.items() if at[:1] == (key,)]
-        if given and all(where.line is not None and not _same_file(where.file, job_file) for where in given):
-            continue  # every value of it comes from an extends base
+        from_base = given and all(where.line is not None and not _same_file(where.file, job_file) for where in given)
+        if key in SHARED and from_base:
+            continue  # a base file's defaults for jobs of every mode
         if getattr(job, key) != getattr(defaults, key, None):
             refused.append(((key,), reason))
     for (key, field, value, value_mode), reason in VALUES.items():
         if mode == value_mode and getattr(getattr(job, key), field) == value:
+            refused.append(((key, field), reason))
+    for (key, field), (only, reason) in ONLY_IN.items():
+        section = getattr(job, key)
+        if mode != only and getattr(section, field) != type(section).model_fields[field].default:
             refused.append(((key, field), reason))
     return refused
 

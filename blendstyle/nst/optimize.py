@@ -180,7 +180,7 @@ def optimize(
             if converged(totals, tolerance, window):
                 result.stopped_early = True
                 break
-            if should_stop is not None and should_stop():
+            if should_stop is not None and iteration < iterations and should_stop():
                 result.halted = Halt("interrupted")
                 break
     except KeyboardInterrupt:

@@ -117,7 +117,11 @@ def render_animation(run: Run) -> RenderResult:
         """Frames that follow no neighbour: through the schedule, like a still."""
         mark = run.seconds()
         batch = torch.cat([originals[i] for i in indices])
-        optimized, final = schedule.render(lambda long_side: scaled(batch, long_side), frames=[clip.indices[i] for i in indices])
+        # Each group's start noise comes from the seed and its first frame: a resumed clip draws the same.
+        generator = torch.Generator().manual_seed(job.seed + indices[0])
+        optimized, final = schedule.render(
+            lambda long_side: scaled(batch, long_side), frames=[clip.indices[i] for i in indices], generator=generator
+        )
         keep(indices, optimized, final, run.seconds() - mark)
 
     def follow(index: int, start: torch.Tensor, temporal) -> None:

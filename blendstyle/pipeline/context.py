@@ -169,7 +169,8 @@ class Run:
     @contextmanager
     def guard(self, save: Callable[[Optimized | None], Saved], size: tuple[int, int]) -> Iterator[None]:
         """Run the block; on a stop, a non-finite loss or running out of memory, ``save`` keeps the work
-        (it receives the stopped optimisation's typed result, or None), the record says how the run ended
+        (with further signals held off while it does)
+        (it receives the stopped optimisation's typed result, or None); the record says how the run ended
         and how to go on, and the user gets one clear message and the right exit code.
 
         ``size`` (width, height) is what the out-of-memory message sizes its advice for.
@@ -185,14 +186,18 @@ class Run:
                     self.stop.ask()
                 result = None
             except torch.cuda.OutOfMemoryError:
-                saved = save(None)
-                self.write(self.record("failed", error="out of memory", **saved.fields))
+                with self.stop.shielded():
+                    saved = save(None)
+                    self.write(self.record("failed", error="out of memory", **saved.fields))
                 raise out_of_memory(self.job, self.device, *size) from None
-        saved = save(result)
-        if result is not None and result.halted is not None and result.halted.reason == "non-finite":
-            self.write(self.record("failed", error=result.halted.message, **saved.fields))
-            raise BlendstyleError(f"{self.job.name}: {result.halted.message}", hint=f"{result.halted.hint}; {saved.where}")
-        self.write(self.record("interrupted", **saved.fields))
+            with self.stop.shielded():  # more signals now would only tear what is being saved
+                saved = save(result)
+                if result is not None and result.halted is not None and result.halted.reason == "non-finite":
+                    self.write(self.record("failed", error=result.halted.message, **saved.fields))
+                    raise BlendstyleError(
+                        f"{self.job.name}: {result.halted.message}", hint=f"{result.halted.hint}; {saved.where}"
+                    )
+                self.write(self.record("interrupted", **saved.fields))
         raise Interrupted(
             f"{self.job.name}: stopped {saved.where}. Run the same command again to resume.", self.stop.exit_code
         )

@@ -38,7 +38,12 @@ def render(
             if files and all(path.exists() for path in files):
                 return RenderResult(loaded.job.name, run.folder, files[0], files + [run.record_path], before, None, True)
         try:
-            return _mode(loaded)(run)
+            with run.stop.listening():
+                result = _mode(loaded)(run)
+            if run.stop:  # the stop came as the job finished: it is complete, but no more jobs start
+                raise Interrupted(f"{loaded.job.name}: finished just as the stop came; {result.image_path} is complete.",
+                                  run.stop.exit_code)
+            return result
         except (BlendstyleError, Interrupted):
             raise
         except Exception as error:  # a bug in blendstyle: its traceback goes into the record too
@@ -50,11 +55,8 @@ def render(
 
 
 def _mode(loaded: LoadedJob) -> Callable[[Run], RenderResult]:
-    """The mode that renders this job: a sweep, an animation or a still."""
-    if loaded.job.sweep:
-        from .sweep import render_sweep
-
-        return render_sweep
+    """The mode that renders this job: an animation, a sweep or a still (``validate`` refuses a sweep of
+    an animation)."""
     frames = frames_in(loaded.job.content)
     if frames is None:
         raise BlendstyleError(Problem("cannot count its frames: corrupt or truncated", loaded.location(("content",)), "content"))
@@ -62,6 +64,10 @@ def _mode(loaded: LoadedJob) -> Callable[[Run], RenderResult]:
         from .animation import render_animation
 
         return render_animation
+    if loaded.job.sweep:
+        from .sweep import render_sweep
+
+        return render_sweep
     from .still import render_still
 
     return render_still

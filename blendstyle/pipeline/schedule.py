@@ -175,13 +175,16 @@ class Schedule:
         frames: list[int] | None = None,
         progress: Progress | None = None,
         on_step: Callable[[Step, torch.Tensor], None] | None = None,
+        generator: torch.Generator | None = None,
     ) -> tuple[Optimized, dict[str, float]]:
         """Render one picture (or a batch of independent frames) through every stage.
 
         ``content_at(long_side)`` gives the content at a stage's size; ``progress`` resumes a stopped
         render; ``on_step`` sees the last stage's iterations (numbered on from a resume). Returns the last
         stage's result, its image in the output's colours, and its final loss terms; raises
-        :class:`Halted` with :attr:`progress` kept when stopped.
+        :class:`Halted` with :attr:`progress` kept when stopped. ``generator`` draws the start's noise
+        (default: the run's); modes that render many pictures give each its own, seeded by the job's seed
+        and the picture's number, so a resumed run draws what an uninterrupted one would.
         """
         self.progress = progress = progress or Progress()
         image = None
@@ -195,7 +198,7 @@ class Schedule:
             if progress.image is not None:  # resuming this stage
                 start = upsample(progress.image, content.shape[-2:])
             elif image is None:
-                start = stylizer.prepare(initial_image(self.job, content, self.run.generator))
+                start = stylizer.prepare(initial_image(self.job, content, generator or self.run.generator))
             else:
                 start = upsample(image, content.shape[-2:])
             progress.original = original
@@ -212,7 +215,8 @@ class Schedule:
                     raise Halted(optimized)
             image = optimized.image
             if index < len(self.stages) - 1:
-                self.progress = progress = Progress(stage=index + 1)
+                # The finished picture is where the next stage starts, and what a stop before it keeps.
+                self.progress = progress = Progress(stage=index + 1, image=image, original=original)
         optimized.image = stylizer.finish(image, original)
         return optimized, final
 

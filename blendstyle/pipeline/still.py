@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..files.clips import read_clip
 from ..files.images import read_image, write_image
 from ..nst.memory import plan
 from ..nst.optimize import Step
@@ -18,17 +19,22 @@ from .schedule import Progress, Schedule, plan_stages
 
 class StillContent:
     """The still's content at any stage's size, read from its file once per size (sharper than scaling
-    the full-size tensor down)."""
+    the full-size tensor down); ``frame``: that frame of an animated file (a study of an animation)."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, frame: int | None = None):
         self.run = run
+        self.frame = frame
         self.sizes: dict[int, torch.Tensor] = {}
 
     def __call__(self, long_side: int) -> torch.Tensor:
         if long_side not in self.sizes:
             job = self.run.job
             with self.run.reading(("content",)):
-                self.sizes[long_side] = read_image(job.content, long_side, job.max_input_pixels).to(self.run.device)
+                if self.frame is None:
+                    image = read_image(job.content, long_side, job.max_input_pixels)
+                else:
+                    image = read_clip(job.content, long_side, self.frame, self.frame + 1, 1, None, job.max_input_pixels).frames[0]
+            self.sizes[long_side] = image.to(self.run.device)
         return self.sizes[long_side]
 
 

@@ -24,6 +24,8 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self._shielded = False
+        self._listening = False
 
     def __bool__(self) -> bool:
         return self.signal is not None
@@ -37,19 +39,30 @@ class StopRequest:
         self.signal = signum
 
     def _handle(self, signum, frame) -> None:
-        if self.signal is not None:  # the second signal: stop now
+        if self.signal is not None and not self._shielded:  # the second signal: stop now
             raise KeyboardInterrupt
-        self.signal = signum
+        self.signal = self.signal or signum
+
+    @contextmanager
+    def shielded(self) -> Iterator[None]:
+        """While the work is being saved, further signals are noted, not raised."""
+        self._shielded = True
+        try:
+            yield
+        finally:
+            self._shielded = False
 
     @contextmanager
     def listening(self) -> Iterator[StopRequest]:
         """Turn SIGINT and SIGTERM into stop requests for the duration of the block."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
+        if threading.current_thread() is not threading.main_thread() or self._listening:
+            yield self  # elsewhere, or already listening (the run's guard inside a mode)
             return
+        self._listening = True
         previous = {sig: signal.signal(sig, self._handle) for sig in EXIT_CODES}
         try:
             yield self
         finally:
+            self._listening = False
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

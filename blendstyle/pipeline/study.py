@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from ..config.inputs import frames_in
 from ..config.layers import layer_index
 from ..config.load import LoadedJob
 from ..config.models import Init, Job, Layers, Weights
@@ -91,7 +94,7 @@ def study(loaded: LoadedJob, what: str, out_root: Path | str = "outputs", report
 
 def _study(run: Run, what: str) -> Path:
     job, folder = run.job, run.folder
-    content_at = StillContent(run)
+    content_at = StillContent(run, frame=job.animation.start if (frames_in(job.content) or 1) > 1 else None)
     height, width = content_at(job.size).shape[-2:]
     memory = plan(job, run.device, width, height)
     stages = plan_stages(job, width, height, memory)
@@ -105,10 +108,12 @@ def _study(run: Run, what: str) -> Path:
         total = sum(len(row) for _, row in rows)
         return Saved({"study": what, "cells_done": done}, f"with {len(done)} of {total} study cells finished")
 
+    number = 0
     with run.guard(save, (width, height)):
         for r, (name, row) in enumerate(rows):
             pictures = []
             for c, (caption, variant) in enumerate(row):
+                number += 1
                 cell = f"study_{what}/cell_{r}_{c}.png"
                 if cell in earlier and (folder / cell).is_file():
                     pictures.append((caption, read_image(folder / cell)))
@@ -116,7 +121,8 @@ def _study(run: Run, what: str) -> Path:
                     continue
                 run.check()
                 run.reporter.stage(f"{name}: {caption}")
-                optimized, _ = Schedule(run, stages, content_at, variant).render(content_at)
+                generator = torch.Generator().manual_seed(job.seed + number)
+                optimized, _ = Schedule(run, stages, content_at, variant).render(content_at, generator=generator)
                 iterations[cell] = optimized.iterations
                 write_image(optimized.image, folder / cell, "png")
                 pictures.append((caption, optimized.image))

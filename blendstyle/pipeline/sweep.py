@@ -43,7 +43,7 @@ def render_sweep(run: Run) -> RenderResult:
         return Saved({"sweep": done}, f"with {len(done)} of {len(list(itertools.product(*axes)))} sweep cells finished")
 
     with run.guard(save, (width, height)):
-        for combination in itertools.product(*axes):
+        for number, combination in enumerate(itertools.product(*axes)):
             weights = [style.weight for style in job.styles]
             for sweep, value in zip(job.sweep, combination):
                 weights[sweep.style] = value
@@ -51,7 +51,8 @@ def render_sweep(run: Run) -> RenderResult:
             if sum(weights) <= 0:
                 cells[combination] = torch.ones_like(original)  # nothing to blend: a blank cell
                 continue
-            path = folder / "sweep" / f"{job.name}_{label}.png"
+            # The cell's number keeps names apart where two values print alike.
+            path = folder / "sweep" / f"{job.name}_{number:02d}_{label}.{job.output.format}"
             if tuple(weights) in earlier and path.is_file():  # finished by the run that was stopped
                 cells[combination] = read_image(path).to(run.device)
                 done.append(earlier[tuple(weights)])
@@ -60,9 +61,9 @@ def render_sweep(run: Run) -> RenderResult:
             run.check()
             reporter.stage(f"sweep cell {label}")
             schedule.set_weights(weights)
-            optimized, final = schedule.render(content_at)
+            optimized, final = schedule.render(content_at, generator=torch.Generator().manual_seed(job.seed + number))
             cells[combination] = optimized.image
-            files.append(write_image(optimized.image, path, "png"))
+            files.append(write_image(optimized.image, path, job.output.format))
             done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
 
     first = job.sweep[0]

@@ -5,7 +5,7 @@ import pytest
 
 from blendstyle.config.load import load_job
 from blendstyle.config.models import Job
-from blendstyle.config.modes import MODES, TABLE, USED, VALUES
+from blendstyle.config.modes import MODES, ONLY_IN, TABLE, USED, VALUES
 from blendstyle.errors import BlendstyleError
 
 from ..conftest import moving_gif
@@ -55,3 +55,22 @@ def test_shared_settings_from_a_base_file_are_not_refused(tiny_job, tmp_path):
     assert load_job(still).job.animation.mode == "independent"
     with pytest.raises(BlendstyleError, match="this content is a still"):
         load_job(still, {"animation.mode": "coherent"})  # given for this job: refused
+
+
+def test_a_sweep_from_a_base_file_is_refused_on_an_animation(tiny_job, tmp_path):
+    """Only animation settings may come from a shared base unrefused: a base's sweep would otherwise turn
+    a GIF job into a sweep of one frame."""
+    (tmp_path / "base.yaml").write_text("sweep: [{style: 0, steps: 2}]\n")
+    moving_gif(tmp_path / "clip.gif")
+    job = tiny_job(body="extends: base.yaml\ncontent: clip.gif\nstyles: [{path: style_a.png}]\n")
+    with pytest.raises(BlendstyleError, match="sweep: a blend sweep renders stills"):
+        load_job(job)
+
+
+@pytest.mark.parametrize("entry", list(ONLY_IN))
+def test_a_sub_key_of_one_mode_is_refused_in_the_others(tiny_job, tmp_path, entry):
+    key, field = entry
+    moving_gif(tmp_path / "clip.gif")
+    job = tiny_job(body=f"content: clip.gif\nstyles: [{{path: style_a.png}}]\n{key}: {{{field}: 5}}\n")
+    with pytest.raises(BlendstyleError, match=f"{key}.{field}: {ONLY_IN[entry][1]}"):
+        load_job(job)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -158,6 +159,37 @@ def test_ctrl_c_in_a_coarse_scale_leaves_a_resumable_record(tiny_job, tmp_path, 
     monkeypatch.setattr(Stylizer, "run", lambda self, content, start, iterations, *a, **k: runs.append((max(content.shape[-2:]), iterations)) or real_run(self, content, start, iterations, *a, **k))
     resumed = blendstyle.run_job(job, out_root=out)
     assert runs == [(32, 5), (48, 6)] and resumed.record["status"] == "done"
+
+
+def test_a_stop_between_two_scales_keeps_the_finished_scale(tiny_job, tmp_path, monkeypatch):
+    """The signal comes during the first scale's last iteration: that scale finishes, the stop is taken
+    before the next one starts, and its picture is kept, so the next run goes straight to full size."""
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    job = tiny_job("scales: {count: 2, iterations: 5}\noptimizer: {iterations: 6, stop: {tolerance: 0}}\n")
+    out = tmp_path / "out"
+    _interrupt(blendstyle.load_job(job), out, SignalAt(signal.SIGINT, steps=5))
+    record = json.loads((out / "tiny" / "run.json").read_text())
+    assert record["schedule"] == {"sizes": [32, 48], "stage": 1, "done": 0, "tiles_done": 0}
+    with Image.open(out / "tiny" / record["resume_from"]) as kept:
+        assert max(kept.size) == 32  # the finished small scale
+    real_run, runs = Stylizer.run, []
+    monkeypatch.setattr(Stylizer, "run", lambda self, content, start, iterations, *a, **k: runs.append((max(content.shape[-2:]), iterations)) or real_run(self, content, start, iterations, *a, **k))
+    assert blendstyle.run_job(job, out_root=out).record["status"] == "done"
+    assert runs == [(48, 6)]
+
+
+def test_a_resumed_sweep_draws_the_noise_an_uninterrupted_one_would(tiny_job, tmp_path):
+    body = ("content: content.png\nstyles: [{path: style_a.png}, {path: style_b.png}]\nsize: 32\ninit: {source: content, noise: 0.5}\n"
+            "sweep: [{style: 1, start: 0.5, stop: 1, steps: 3}]\noptimizer: {iterations: 3, stop: {tolerance: 0}}\n")
+    whole = blendstyle.run_job(tiny_job(body=body, name="whole.yaml"), out_root=tmp_path / "a")
+    job = tiny_job(body=body, name="parts.yaml")
+    _interrupt(blendstyle.load_job(job), tmp_path / "b", SignalAt(signal.SIGTERM, steps=4))
+    parts = blendstyle.run_job(job, out_root=tmp_path / "b")
+    for first, second in zip(whole.record["sweep"], parts.record["sweep"]):
+        a = np.asarray(Image.open(whole.folder / first["file"]))
+        b = np.asarray(Image.open(parts.folder / second["file"]))
+        assert np.array_equal(a, b), first["file"]
 
 
 def test_an_interrupted_sweep_keeps_its_cells_and_resumes(tiny_job, tmp_path, monkeypatch):
