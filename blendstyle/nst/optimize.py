@@ -45,13 +45,15 @@ class Step:
 @dataclass
 class Optimized:
     """The result: the best image seen (clamped to ``[0, 1]``), the loss history, whether the stop rule
-    ended it early, the seconds it took, and ``halted`` when it ended before its iterations."""
+    ended it early, the seconds it took, ``halted`` when it ended before its iterations, and ``final``:
+    the loss terms of the image handed back (when it was not halted)."""
 
     image: torch.Tensor
     history: list[Step] = field(default_factory=list)
     stopped_early: bool = False
     seconds: float = 0.0
     halted: Halt | None = None
+    final: dict[str, float] = field(default_factory=dict)
 
     @property
     def iterations(self) -> int:
@@ -189,8 +191,14 @@ def optimize(
     if result.halted is not None:
         result.image = best.image.clamp(0, 1)
         return result
+    # One evaluation of the picture handed back (clamped to [0, 1]) both picks it and gives its final terms.
     with torch.no_grad():
-        last = float(sum(objective(x).values()))
-    result.image = (x.detach() if last <= best.total else best.image).clamp(0, 1)
+        candidate = x.detach().clamp(0, 1)
+        terms = objective(candidate)
+        if float(sum(terms.values())) > best.total:  # the last step went uphill: the best image seen
+            candidate = best.image.clamp(0, 1)
+            terms = objective(candidate)
+    result.image = candidate
+    result.final = {name: float(value) for name, value in terms.items()}
     result.seconds = time.perf_counter() - start
     return result

@@ -193,8 +193,7 @@ class Stylizer:
         self.reporter.finish(optimized)
         if optimized.halted is not None:
             return optimized, {}
-        with torch.no_grad():
-            final = {name: float(value) for name, value in objective(optimized.image).items()}
+        final = dict(optimized.final)
         final["total"] = sum(final.values())
         return optimized, final
 

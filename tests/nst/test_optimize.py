@@ -125,3 +125,10 @@ def test_fp16_gradients_keep_their_direction_with_loss_scaling(tmp_path):
     cosine = torch.nn.functional.cosine_similarity
     assert cosine(reference, gradient("fp16", True), dim=0) > 0.99
     assert cosine(reference, gradient("fp16", False), dim=0) < 0.9  # what the scaling prevents
+
+
+def test_the_final_terms_are_those_of_the_image_handed_back():
+    target = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+    fit = quadratic(target)
+    result = optimize(torch.zeros(1, 3, 6, 6), fit, iterations=5)
+    assert result.final == pytest.approx({name: float(value) for name, value in fit(result.image).items()})
