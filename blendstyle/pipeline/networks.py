@@ -14,6 +14,7 @@ import torch
 
 from ..config.layers import deepest, layer_index
 from ..nst.vgg import VGG19, load_vgg19
+from .stylizer import layer_plan
 
 _cache: dict[tuple, VGG19] = {}
 
@@ -32,3 +33,10 @@ def network(
     _cache[key] = model
     return model
 
+
+def job_network(job, device: torch.device) -> VGG19:
+    """The shared network for every layer ``job`` scores (``relu1_1`` when it scores none: a job with
+    every loss weight 0 still runs)."""
+    content_layers, style_layers = layer_plan(job)
+    layers = set(content_layers).union(*style_layers) or {"relu1_1"}
+    return network(layers, job.backbone.name, job.backbone.pooling, device, job.backbone.weights)

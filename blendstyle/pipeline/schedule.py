@@ -42,9 +42,9 @@ from ..nst.memory import Plan
 from ..nst.optimize import Optimized, Step
 from ..nst.tiles import grid, optimise_tiles
 from .context import Halted, Run
-from .networks import network
+from .networks import job_network
 from .styles import read_masks, read_styles
-from .stylizer import Stylizer, layer_plan
+from .stylizer import Stylizer
 
 
 @dataclass(frozen=True)
@@ -121,11 +121,9 @@ class Schedule:
         self.progress = Progress()
         self.timings = {"load_network": 0.0, "targets": 0.0}
         job = self.job
-        content_layers, style_layers = layer_plan(job)
-        layers = set(content_layers).union(*style_layers) or {"relu1_1"}
         run.reporter.stage(f"loading {job.backbone.name}")
         mark = run.seconds()
-        net = network(layers, job.backbone.name, job.backbone.pooling, run.device, job.backbone.weights)
+        net = job_network(job, run.device)
         if job.compile:
             # One graph per requested layer set and image size; dynamic=False keeps kernels specialised.
             net = torch.compile(net, dynamic=False)

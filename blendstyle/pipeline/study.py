@@ -27,12 +27,12 @@ from ..config.load import LoadedJob
 from ..config.models import Init, Job, Layers, Weights
 from ..files.images import read_image, write_image
 from ..files.report import grid_sheet
-from ..nst.kinds import make_kind
 from ..nst.memory import plan
 from .context import Run, Saved, open_run
 from .progress import Reporter
 from .schedule import Schedule, plan_stages
 from .still import StillContent
+from .stylizer import kind_of
 
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
 STUDIES = ("content", "style", "kinds")
@@ -67,20 +67,16 @@ def cells(job: Job, what: str) -> list[tuple[str, list[tuple[str, Job]]]]:
                     style_loss=[spec],
                 )
                 row.append((caption, variant))
-            rows.append((_kind_name(spec), row))
+            rows.append((kind_of(spec).name, row))
         return rows
     if what == "kinds":
         variants = [[spec] for spec in job.style_loss] + ([list(job.style_loss)] if len(job.style_loss) > 1 else [])
         row = [
-            (_kind_name(specs[0]) if len(specs) == 1 else "fused", job.model_copy(update={"style_loss": specs}))
+            (kind_of(specs[0]).name if len(specs) == 1 else "fused", job.model_copy(update={"style_loss": specs}))
             for specs in variants
         ]
         return [("style loss", row)]
     raise ValueError(f"unknown study {what!r}")
-
-
-def _kind_name(spec) -> str:
-    return make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples, spec.features).name
 
 
 def study(loaded: LoadedJob, what: str, out_root: Path | str = "outputs", reporter: Reporter | None = None) -> Path:

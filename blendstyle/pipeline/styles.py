@@ -11,9 +11,9 @@ from ..config.models import Job
 from ..files.images import read_image, read_mask
 from ..nst.color import match_histogram, match_luminance
 from ..nst.device import pick_precision
-from .networks import network
+from .networks import job_network
 from .progress import Reporter
-from .stylizer import Stylizer, layer_plan
+from .stylizer import Stylizer
 
 
 @contextmanager
@@ -54,8 +54,7 @@ def stylizer_for(
 ) -> Stylizer:
     """A stylizer outside a run (benchmarks, notebooks, tests): the job's styles at ``long_side`` on the
     shared network; ``reference`` is the content whose colours ``preserve_color`` keeps."""
-    content_layers, style_layers = layer_plan(job)
-    net = network(set(content_layers).union(*style_layers), job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
+    net = job_network(job, device)
     if reference is None and job.preserve_color != "none":
         raise ValueError("preserve_color needs the content as reference")
     styles = read_styles(job, long_side, device, reference)

@@ -18,7 +18,7 @@ from ..errors import BlendstyleError
 from ..files.images import tensor_to_pil
 from ..files.report import contact_sheet
 from ..nst.color import luminance, with_content_colour
-from ..nst.kinds import make_kind
+from ..nst.kinds import StyleKind, make_kind
 from ..nst.objective import Objective, extract
 from ..nst.optimize import Optimized, Step, optimize
 from ..nst.regions import Region, guides
@@ -38,12 +38,14 @@ def layer_plan(job: Job) -> tuple[dict[str, float], list[dict[str, float]]]:
     return content, styles
 
 
+def kind_of(spec) -> StyleKind:
+    """The loss object for one ``style_loss`` entry."""
+    return make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples, spec.features)
+
+
 def make_kinds(job: Job) -> list[tuple]:
     """The job's style-loss kinds with their fusion weights."""
-    return [
-        (make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples, spec.features), spec.weight)
-        for spec in job.style_loss
-    ]
+    return [(kind_of(spec), spec.weight) for spec in job.style_loss]
 
 
 class Stylizer:
