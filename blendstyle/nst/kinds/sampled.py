@@ -107,6 +107,15 @@ class PolyMMD(_Sampled):
         self.c = c
         self.degree = degree
         self.name = f"mmd-poly(c={c:g},d={degree})"
+        self._orders: dict[tuple[int, str], torch.Tensor] = {}  # the fixed block order, per map size
+
+    def order(self, count: int, device: torch.device) -> torch.Tensor:
+        """A fixed permutation of ``count`` positions (seeded by the count), made once, not every step."""
+        key = (count, str(device))
+        if key not in self._orders:
+            generator = torch.Generator().manual_seed(count)
+            self._orders[key] = torch.randperm(count, generator=generator, device="cpu").to(device)
+        return self._orders[key]
 
     def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a @ b.t() + self.c).pow(self.degree)
@@ -120,7 +129,7 @@ class PolyMMD(_Sampled):
 
     def loss(self, features, target, weights=None):
         x = flatten(features) / target["scale"]
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(len(x)), device="cpu").to(x.device)
+        order = self.order(len(x), x.device)
         x = x[order]
         share = _position_weights(features, weights)
         share = None if share is None else share[order]
