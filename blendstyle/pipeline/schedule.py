@@ -43,7 +43,7 @@ from ..nst.optimize import Optimized, Step
 from ..nst.tiles import grid, optimise_tiles
 from .context import Halted, Run
 from .networks import job_network
-from .styles import read_masks, read_styles
+from .styles import StyleImages
 from .stylizer import Stylizer
 
 
@@ -107,11 +107,16 @@ def upsample(image: torch.Tensor, size) -> torch.Tensor:
 
 class Schedule:
     def __init__(
-        self, run: Run, stages: list[Stage], reference_at: Callable[[int], torch.Tensor], job: Job | None = None
+        self,
+        run: Run,
+        stages: list[Stage],
+        reference_at: Callable[[int], torch.Tensor],
+        job: Job | None = None,
+        images: StyleImages | None = None,
     ):
         """``reference_at(long_side)``: the content at that size, the colours ``preserve_color`` matches
         the styles to (a still, or a clip's first frame). ``job``: a variant of the run's job (a study's
-        cells), by default the job itself."""
+        cells), by default the job itself; ``images``: style images already read for the run."""
         self.run = run
         self.job = job or run.job
         self.stages = stages
@@ -129,7 +134,8 @@ class Schedule:
             net = torch.compile(net, dynamic=False)
         self.network = net
         self.timings["load_network"] = run.seconds() - mark
-        self.masks = read_masks(job, run.reading)
+        self.images = images or StyleImages(run)
+        self.masks = self.images.masks(job)
 
     @property
     def final(self) -> Stylizer:
@@ -144,7 +150,7 @@ class Schedule:
         run, job = self.run, self.job
         run.reporter.stage(f"style targets at {stage.long_side} px")
         mark = run.seconds()
-        styles = read_styles(job, stage.long_side, run.device, self.reference_at(stage.long_side), run.reading)
+        styles = self.images.styles(job, stage.long_side, self.reference_at(stage.long_side))
         tiles = (job.tiles.size, job.tiles.overlap) if stage.tiled else None
         stylizer = Stylizer(job, self.network, run.precision, styles, self.masks, run.reporter, run.should_stop, tiles)
         if self.weights != stylizer.weights:

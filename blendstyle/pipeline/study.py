@@ -32,6 +32,7 @@ from .context import Run, Saved, open_run
 from .progress import Reporter
 from .schedule import Schedule, plan_stages
 from .still import StillContent
+from .styles import StyleImages
 from .stylizer import kind_of
 
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
@@ -105,6 +106,7 @@ def _study(run: Run, what: str) -> Path:
         return Saved({"study": what, "cells_done": done}, f"with {len(done)} of {total} study cells finished")
 
     number = 0
+    images = StyleImages(run)  # every cell scores the same style images
     with run.guard(save, (width, height)):
         for r, (name, row) in enumerate(rows):
             pictures = []
@@ -118,7 +120,8 @@ def _study(run: Run, what: str) -> Path:
                 run.check()
                 run.reporter.stage(f"{name}: {caption}")
                 generator = torch.Generator().manual_seed(job.seed + number)
-                optimized, _ = Schedule(run, stages, content_at, variant).render(content_at, generator=generator)
+                schedule = Schedule(run, stages, content_at, variant, images)
+                optimized, _ = schedule.render(content_at, generator=generator)
                 iterations[cell] = optimized.iterations
                 write_image(optimized.image, folder / cell, "png")
                 pictures.append((caption, optimized.image))

@@ -49,6 +49,27 @@ def read_masks(job: Job, reading: Callable = _no_context) -> list[list[torch.Ten
     return masks
 
 
+class StyleImages:
+    """A run's style images, per scale, and its masks: read once and shared by every schedule of the run
+    (a study's cells differ in layers and kinds, not in their images)."""
+
+    def __init__(self, run):
+        self.run = run
+        self._styles: dict[tuple[int, int], list[torch.Tensor]] = {}
+        self._masks: list[list[torch.Tensor] | None] | None = None
+
+    def styles(self, job: Job, long_side: int, reference: torch.Tensor) -> list[torch.Tensor]:
+        key = (long_side, job.smallest_side())
+        if key not in self._styles:
+            self._styles[key] = read_styles(job, long_side, self.run.device, reference, self.run.reading)
+        return self._styles[key]
+
+    def masks(self, job: Job) -> list[list[torch.Tensor] | None]:
+        if self._masks is None:
+            self._masks = read_masks(job, self.run.reading)
+        return self._masks
+
+
 def stylizer_for(
     job: Job, device: torch.device, long_side: int, reporter: Reporter | None = None, reference: torch.Tensor | None = None
 ) -> Stylizer:

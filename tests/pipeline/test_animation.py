@@ -205,9 +205,9 @@ def test_coarse_to_fine_frames_share_each_scales_targets(tmp_path, monkeypatch, 
 
     content = moving_square(tmp_path / "move.gif", count=3)
     path = job(tmp_path, content, f"scales: {{count: 2, iterations: 2}}\nanimation: {{mode: {mode}, batch: 4}}\n")
-    import blendstyle.pipeline.schedule as schedule
+    import blendstyle.pipeline.styles as styles
 
-    real_read, real_run, built, sizes = schedule.read_styles, Stylizer.run, [], []
+    real_read, real_run, built, sizes = styles.read_styles, Stylizer.run, [], []
 
     def read_styles(job, long_side, *args, **named):  # once per scale that gets a stylizer
         built.append(long_side)
@@ -217,7 +217,7 @@ def test_coarse_to_fine_frames_share_each_scales_targets(tmp_path, monkeypatch, 
         sizes.append(tuple(content.shape[-2:]))
         return real_run(self, content, *args, **named)
 
-    monkeypatch.setattr(schedule, "read_styles", read_styles)
+    monkeypatch.setattr(styles, "read_styles", read_styles)
     monkeypatch.setattr(Stylizer, "run", run_spy)
     result = run(path, tmp_path)
     assert sorted(built) == [32, 48]  # scales stop at 32 px

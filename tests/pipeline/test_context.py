@@ -379,3 +379,14 @@ def test_a_study_honours_precision_the_stop_rule_and_the_pixel_limit(tiny_job, t
     loaded.job.max_input_pixels = 1000  # the files changed after validation: the study's reads check it too
     with pytest.raises(BlendstyleError, match="above the limit of 1000"):
         study.study(loaded, "content", tmp_path / "out2")
+
+
+def test_a_study_reads_each_style_image_once(tiny_job, tmp_path, monkeypatch):
+    """Cells differ in layers and kinds, not in their images: one read per scale for the whole study."""
+    import blendstyle.pipeline.styles as styles
+    from blendstyle.pipeline import study
+
+    reads, real = [], styles.read_styles
+    monkeypatch.setattr(styles, "read_styles", lambda job, long_side, *a, **k: reads.append(long_side) or real(job, long_side, *a, **k))
+    study.study(blendstyle.load_job(tiny_job("optimizer: {iterations: 1}\n")), "content", tmp_path / "out")
+    assert reads == [48]  # five cells
