@@ -119,6 +119,20 @@ class SignalAt(Reporter):
             os.kill(os.getpid(), self.sig)
 
 
+def _record_runs(monkeypatch) -> list[tuple[int, int]]:
+    """From now on, (long side, iterations) of every optimisation the stylizer runs."""
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    real_run, runs = Stylizer.run, []
+
+    def run(self, content, start, iterations, *args, **named):
+        runs.append((max(content.shape[-2:]), iterations))
+        return real_run(self, content, start, iterations, *args, **named)
+
+    monkeypatch.setattr(Stylizer, "run", run)
+    return runs
+
+
 def _interrupt(loaded, out, reporter):
     with pytest.raises(Interrupted) as info:
         blendstyle.render_job(loaded, out, reporter=reporter)
@@ -144,8 +158,6 @@ def test_ctrl_c_keeps_the_image_and_the_same_command_resumes(tiny_job, tmp_path)
 def test_ctrl_c_in_a_coarse_scale_leaves_a_resumable_record(tiny_job, tmp_path, monkeypatch):
     """SIGINT during the first of two scales: exit code 130, the small picture kept with the stage it
     belongs to; the next run finishes that scale's iterations, then the full size."""
-    from blendstyle.pipeline.stylizer import Stylizer
-
     job = tiny_job("scales: {count: 2, iterations: 8}\noptimizer: {iterations: 6, stop: {tolerance: 0}}\n")
     out = tmp_path / "out"
     reporter = SignalAt(signal.SIGINT, steps=3)
@@ -155,8 +167,7 @@ def test_ctrl_c_in_a_coarse_scale_leaves_a_resumable_record(tiny_job, tmp_path, 
     assert record["status"] == "interrupted" and record["schedule"] == {"sizes": [32, 48], "stage": 0, "done": 3, "tiles_done": 0}
     with Image.open(out / "tiny" / record["resume_from"]) as kept:
         assert max(kept.size) == 32
-    real_run, runs = Stylizer.run, []
-    monkeypatch.setattr(Stylizer, "run", lambda self, content, start, iterations, *a, **k: runs.append((max(content.shape[-2:]), iterations)) or real_run(self, content, start, iterations, *a, **k))
+    runs = _record_runs(monkeypatch)
     resumed = blendstyle.run_job(job, out_root=out)
     assert runs == [(32, 5), (48, 6)] and resumed.record["status"] == "done"
 
@@ -164,8 +175,6 @@ def test_ctrl_c_in_a_coarse_scale_leaves_a_resumable_record(tiny_job, tmp_path, 
 def test_a_stop_between_two_scales_keeps_the_finished_scale(tiny_job, tmp_path, monkeypatch):
     """The signal comes during the first scale's last iteration: that scale finishes, the stop is taken
     before the next one starts, and its picture is kept, so the next run goes straight to full size."""
-    from blendstyle.pipeline.stylizer import Stylizer
-
     job = tiny_job("scales: {count: 2, iterations: 5}\noptimizer: {iterations: 6, stop: {tolerance: 0}}\n")
     out = tmp_path / "out"
     _interrupt(blendstyle.load_job(job), out, SignalAt(signal.SIGINT, steps=5))
@@ -173,8 +182,7 @@ def test_a_stop_between_two_scales_keeps_the_finished_scale(tiny_job, tmp_path, 
     assert record["schedule"] == {"sizes": [32, 48], "stage": 1, "done": 0, "tiles_done": 0}
     with Image.open(out / "tiny" / record["resume_from"]) as kept:
         assert max(kept.size) == 32  # the finished small scale
-    real_run, runs = Stylizer.run, []
-    monkeypatch.setattr(Stylizer, "run", lambda self, content, start, iterations, *a, **k: runs.append((max(content.shape[-2:]), iterations)) or real_run(self, content, start, iterations, *a, **k))
+    runs = _record_runs(monkeypatch)
     assert blendstyle.run_job(job, out_root=out).record["status"] == "done"
     assert runs == [(48, 6)]
 
