@@ -24,7 +24,7 @@ from blendstyle.files.clips import read_clip
 from blendstyle.files.images import read_image
 from blendstyle.nst.losses import gram_loss, gram_matrix
 from blendstyle.nst.temporal import flicker
-from blendstyle.nst.vgg import load_vgg19
+from blendstyle.pipeline.networks import network as shared_network
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GIF = ROOT.parent / "shared" / "assets" / "gifs" / "newtons_cradle.gif"
@@ -33,7 +33,7 @@ LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 
 
 def style_distance(frames, size):
-    network = load_vgg19(LAYERS)
+    network = shared_network(LAYERS, "vgg19-caffe", "max", torch.device("cpu"))  # loaded once
     with torch.no_grad():
         targets = network(read_image(STYLE, size), LAYERS)
         grams = {layer: gram_matrix(targets[layer])[0] for layer in LAYERS}
