@@ -136,3 +136,9 @@ def test_a_loss_that_is_zero_throughout_draws_a_plot_without_warnings(tmp_path):
     result = CliRunner().invoke(main, ["run", str(tmp_path / "same.yaml"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "Warning" not in result.output and (tmp_path / "out" / "same" / "same_loss.png").is_file()
+
+
+def test_the_command_line_starts_without_torch():
+    """validate, schema and layers must answer at once: importing the CLI does not import torch."""
+    code = "import sys, blendstyle.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ..nst.optimize import Optimized, Step
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the CLI imports this module, and `validate` must not wait for torch
+    from ..nst.optimize import Optimized, Step
 
 
 class Reporter:
