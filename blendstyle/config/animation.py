@@ -1,20 +1,42 @@
-"""How animated content (a GIF, animated WebP or PNG) is rendered: which frames, coherent or
+"""How animated content (a GIF, animated WebP or PNG, or a video) is rendered: which frames, coherent or
 independent, the temporal loss, loop closing and the files written."""
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .fields import Model, NonNegative
+from .fields import Model, NonNegative, matching
+
+#: A point in a clip: a frame number, or a time such as ``2.5s`` (the first frame shown at or after it).
+SECONDS = r"[0-9]+(\.[0-9]+)?s"
+Seconds = Annotated[str, *matching(SECONDS, "a frame number or a time in seconds such as 2.5s")]
+#: Output formats, and the file suffix each is written with.
+SUFFIX = {"gif": "gif", "webp": "webp", "apng": "png", "mp4": "mp4", "webm": "webm"}
+VIDEO_FORMATS = ("mp4", "webm")
+
+
+def frame_at(point: int | str, times: Sequence[float]) -> int:
+    """The frame a range point names: a frame number as given, a time as the first frame shown at or
+    after it (``len(times)`` when the clip ends before it). ``times`` are the frames' start times in
+    seconds; half a millisecond of slack absorbs timestamps rounded by the container."""
+    if isinstance(point, int):
+        return point
+    return bisect.bisect_left(times, float(point[:-1]) - 0.0005)
 
 
 class Animation(Model):
-    """How an animated content file (GIF, animated WebP or PNG) is rendered; ignored for stills."""
+    """How an animated content file (GIF, animated WebP or PNG) or a video is rendered; refused for stills."""
 
-    start: Annotated[int, Field(ge=0)] = Field(0, description="first frame (counting from 0)")
-    stop: Annotated[int, Field(ge=1)] | None = Field(None, description="frame to stop before; default: the end")
+    start: Annotated[int, Field(ge=0)] | Seconds = Field(
+        0, description="first frame (counting from 0), or a time such as 2.5s: the first frame shown at or after it"
+    )
+    stop: Annotated[int, Field(ge=1)] | Seconds | None = Field(
+        None, description="frame (or time, such as 10s) to stop before; default: the end"
+    )
     step: Annotated[int, Field(ge=1, le=1000)] = Field(1, description="render every step-th frame")
     max_frames: Annotated[int, Field(ge=1, le=100_000)] = Field(
         300, description="refuse clips with more frames than this (a guard against hour-long surprises)"
@@ -45,8 +67,13 @@ class Animation(Model):
     loop_frames: Annotated[int, Field(ge=1, le=1000)] = Field(
         4, description="how many frames the loop-closing pass re-renders"
     )
-    formats: Annotated[list[Literal["gif", "webp", "apng"]], Field(min_length=1)] = Field(
-        default_factory=lambda: ["gif"], description="animation files to write"
+    formats: Annotated[list[Literal["gif", "webp", "apng", "mp4", "webm"]], Field(min_length=1)] | None = Field(
+        None,
+        description="files to write: gif, webp, apng (animations), mp4 (H.264) or webm (VP9) with the input's "
+        "sound; default: mp4 for a video, gif otherwise",
+    )
+    crf: Annotated[int, Field(ge=0, le=51)] = Field(
+        18, description="mp4/webm quality (constant rate factor): lower is better and larger; 18 looks lossless"
     )
     dither: bool = Field(False, description="Floyd-Steinberg dithering in the GIF (finer colour, some shimmer)")
     steady: Annotated[int, Field(ge=0, le=32)] = Field(
@@ -57,9 +84,18 @@ class Animation(Model):
 
     @model_validator(mode="after")
     def _range(self) -> Animation:
-        if self.stop is not None and self.stop <= self.start:
+        numbers = isinstance(self.start, int) and isinstance(self.stop, int)
+        if numbers and self.stop <= self.start:
             raise ValueError(f"stop ({self.stop}) must be greater than start ({self.start})")
         return self
+
+    def output_formats(self, video: bool) -> list[str]:
+        return list(self.formats) if self.formats else ["mp4" if video else "gif"]
+
+    def frame_range(self, times: Sequence[float]) -> tuple[int, int]:
+        """(start, stop) frame numbers for a clip whose frames start at ``times`` seconds."""
+        stop = len(times) if self.stop is None else frame_at(self.stop, times)
+        return frame_at(self.start, times), stop
 
     def later_iterations(self, first: int) -> int:
         return self.iterations if self.iterations is not None else max(1, first // 3)

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from ..errors import Problem
-from .inputs import display_path, frames_in, image_size
+from .inputs import display_path, frame_times, frames_in, image_size, is_video
 from .layering import Layered, format_key
 from .models import Job
 from .modes import refused_keys
@@ -42,12 +42,16 @@ def input_problems(job: Job, layered: Layered, job_file: Path) -> list[Problem]:
             )
     if content_frames > 1:
         settings = job.animation
-        stop = content_frames if settings.stop is None else settings.stop
-        selected = len(range(settings.start, min(stop, content_frames), settings.step))
-        if settings.start >= content_frames:
-            problem(("animation", "start"), f"the content has {content_frames} frames; the range starts at {settings.start}")
+        timed = isinstance(settings.start, str) or isinstance(settings.stop, str)
+        times = frame_times(job.content) if timed else None
+        start, stop = settings.frame_range(times) if times is not None else (settings.start, settings.stop or content_frames)
+        selected = len(range(start, min(stop, content_frames), settings.step))
+        if start >= content_frames:
+            problem(("animation", "start"), f"the content has {_frames(content_frames, times)}; the range starts at {settings.start}")
         elif stop > content_frames:
-            problem(("animation", "stop"), f"the content has {content_frames} frames; the range stops at {stop}")
+            problem(("animation", "stop"), f"the content has {_frames(content_frames, times)}; the range stops at {settings.stop}")
+        elif stop <= start:
+            problem(("animation", "stop"), f"the range {settings.start} to {settings.stop} selects no frame")
         elif selected > settings.max_frames:
             problem(
                 ("animation", "max_frames"),
@@ -66,6 +70,11 @@ def input_problems(job: Job, layered: Layered, job_file: Path) -> list[Problem]:
                 f"at size {job.size} the content ({size[0]}x{size[1]}) is {short} px on its short side, below the "
                 f"{smallest} px the network needs to reach {deepest}; the smallest size that works is {fits}",
             )
-    for key, reason in refused_keys(job, layered, content_frames > 1, job_file):
+    for key, reason in refused_keys(job, layered, content_frames > 1 or is_video(job.content), job_file):
         problem(key, reason)
     return problems
+
+
+def _frames(count: int, times: list[float] | None) -> str:
+    """``36 frames`` or, when the range is given in seconds, ``36 frames (0 to 1.17s)``."""
+    return f"{count} frames" + (f" (0 to {times[-1]:.3g}s)" if times else "")

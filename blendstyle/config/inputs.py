@@ -4,6 +4,7 @@ image at all, its size and frame count, and the checks ``validate`` shares with 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import struct
 from pathlib import Path
@@ -33,14 +34,26 @@ def own_pixel_limit():
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def check_image(path: Path, max_pixels: int | None = None) -> str | None:
-    """Why ``path`` cannot be used as an image, or None when it can (reads only the header)."""
+def check_image(path: Path, max_pixels: int | None = None, video: bool = False) -> str | None:
+    """Why ``path`` cannot be used as an image (or, with ``video``, as a video), or None when it can (reads
+    only the header, or a video's packets)."""
     from PIL import Image, UnidentifiedImageError
 
     if not path.exists():
         return f"file not found: {display_path(path)}"
     if not path.is_file():
         return f"not a file: {display_path(path)}"
+    if is_video(path):
+        if not video:
+            return f"a video cannot serve here, only an image: {display_path(path)}"
+        try:
+            probe = probe_video(path)
+        except ValueError as exc:
+            return str(exc)
+        width, height = probe.width, probe.height
+        if max_pixels is not None and width * height > max_pixels:
+            return f"video frames are {width}x{height} = {width * height} pixels, above max_input_pixels ({max_pixels}): {display_path(path)}"
+        return None
     try:
         with own_pixel_limit(), Image.open(path) as image:
             width, height = image.size
@@ -58,9 +71,15 @@ def check_image(path: Path, max_pixels: int | None = None) -> str | None:
 
 
 def frames_in(path: Path | str) -> int | None:
-    """How many frames an image file holds (1 for a still), or None when they cannot be counted (a
-    truncated or corrupt animation); reads only what counting needs."""
+    """How many frames an image or video file holds (1 for a still), or None when they cannot be counted
+    (a truncated or corrupt file); reads only what counting needs."""
     from PIL import Image
+
+    if is_video(path):
+        try:
+            return len(probe_video(path).pts)
+        except (ValueError, OSError):
+            return None
 
     try:
         with own_pixel_limit(), Image.open(path) as image:
@@ -70,8 +89,15 @@ def frames_in(path: Path | str) -> int | None:
 
 
 def image_size(path: Path | str) -> tuple[int, int] | None:
-    """(width, height) from the header, or None when it cannot be read (reported elsewhere)."""
+    """(width, height) as shown, from the header, or None when it cannot be read (reported elsewhere)."""
     from PIL import Image
+
+    if is_video(path):
+        try:
+            probe = probe_video(path)
+        except (ValueError, OSError):
+            return None
+        return probe.width, probe.height
 
     try:
         with own_pixel_limit(), Image.open(path) as image:
@@ -88,3 +114,99 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+
+
+#: Content files read as video (PyAV, FFmpeg inside its wheel); everything else is read as an image.
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
+
+
+def is_video(path: Path | str) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+class VideoProbe:
+    """What a video file holds, read by demuxing (its packets' timestamps, no picture decoded) and by
+    decoding its first frame (for the rotation a player applies).
+
+    ``width``/``height`` are as shown (after the rotation), ``rotation`` is counter-clockwise degrees
+    (FFmpeg's display matrix), ``pts`` are every frame's presentation timestamps in ``time_base`` units in
+    display order, and ``end`` the timestamp at which the last frame stops showing.
+    """
+
+    def __init__(self, width, height, rotation, pts, time_base, end, audio):
+        self.width, self.height, self.rotation = width, height, rotation
+        self.pts: list[int] = pts
+        self.time_base = time_base
+        self.end: int = end
+        self.audio: str | None = audio  # the audio codec's name, or None
+
+    @property
+    def times(self) -> list[float]:
+        """Each frame's time in seconds from the first frame."""
+        return [float((pts - self.pts[0]) * self.time_base) for pts in self.pts]
+
+
+def probe_video(path: Path | str) -> VideoProbe:
+    """Read a video's layout; ValueError with the reason a user sees when it cannot serve as content.
+    Kept per file, size and modification time: ``validate`` and ``run`` ask several times."""
+    path = Path(path)
+    stat = path.stat()
+    return _probe(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{display_path(Path(path))} has no video stream")
+            stream = container.streams.video[0]
+            time_base = stream.time_base
+            audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+            pts, durations = [], {}
+            for packet in container.demux(stream):
+                if packet.size and packet.pts is not None:
+                    pts.append(packet.pts)
+                    durations[packet.pts] = packet.duration or 0
+            if not pts:
+                raise ValueError(f"{display_path(Path(path))} has a video stream with no frames")
+            pts.sort()
+            container.seek(0, stream=stream)
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise ValueError(f"cannot decode any frame of {display_path(Path(path))}")
+            rotation = int(round(first.rotation or 0)) % 360
+            width, height = first.width, first.height
+    except av.FFmpegError as exc:
+        raise ValueError(f"cannot read video {display_path(Path(path))}: {exc}") from None
+    if rotation not in (0, 90, 180, 270):
+        raise ValueError(f"{display_path(Path(path))} asks for a {rotation} degree rotation; only quarter turns are supported")
+    if rotation in (90, 270):
+        width, height = height, width
+    # The last frame shows for its packet's duration, or as long as the one before it.
+    tail = durations.get(pts[-1]) or (pts[-1] - pts[-2] if len(pts) > 1 else 1)
+    return VideoProbe(width, height, rotation, pts, time_base, pts[-1] + tail, audio)
+
+
+def frame_times(path: Path | str) -> list[float] | None:
+    """When each frame of an animation or video starts showing, in seconds from the first; None when the
+    file cannot be read (reported elsewhere)."""
+    from PIL import Image
+
+    if is_video(path):
+        try:
+            return probe_video(path).times
+        except (ValueError, OSError):
+            return None
+    try:
+        with own_pixel_limit(), Image.open(path) as image:
+            times, clock = [], 0
+            for index in range(getattr(image, "n_frames", 1)):
+                image.seek(index)
+                times.append(clock / 1000)
+                clock += int(image.info.get("duration", 0) or 0)
+            return times
+    except DECODE_ERRORS:
+        return None

@@ -99,7 +99,7 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
             if key == ("backbone", "weights"):
                 reason = None if file.is_file() else f"file not found: {display_path(file)}"
             else:
-                reason = check_image(file, job.max_input_pixels)
+                reason = check_image(file, job.max_input_pixels, video=key == ("content",))
             if reason:
                 problems.append(Problem(reason, layered.location(key), format_key(key)))
         if not problems:

@@ -1,6 +1,6 @@
 """Which job keys each mode uses: a job key either works in a mode or ``validate`` refuses it there.
 
-Modes: ``still`` (one image), ``animation`` (GIF, animated WebP or PNG content), ``sweep`` (a still
+Modes: ``still`` (one image), ``animation`` (GIF, animated WebP or PNG, or video content), ``sweep`` (a still
 rendered once per blend), ``study`` (``blendstyle study``: reconstruction sheets of the job). Every
 top-level key of :class:`~blendstyle.config.models.Job` has an entry per mode (a test keeps this table
 complete): ``USED``, or a reason for refusing a value other than the default there.
@@ -31,7 +31,7 @@ TABLE["sweep"] = {
     "study": USED,  # the study command studies the job's own blend (its --help says so)
 }
 TABLE["animation"] = {
-    "still": "animation settings apply to animated content (GIF, WebP, APNG); this content is a still",
+    "still": "animation settings apply to animated content (GIF, WebP, APNG, video); this content is a still",
     "animation": USED,
     "sweep": "animation settings apply to animated content; a sweep renders a still",
     "study": USED,  # a study of an animation studies its first selected frame

@@ -66,9 +66,20 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _one_per_union(items: list[dict]) -> list[dict]:
+    """A value that fits no branch of a union (``start: 3`` or ``start: 2.5s``) gets one error per branch;
+    where one branch explains itself (our own value error), the others' type complaints are noise."""
+    explained = {tuple(item["loc"][:-1]) for item in items if item["type"] == "value_error" and len(item["loc"]) > 1}
+    return [
+        item
+        for item in items
+        if not (item["type"].endswith(("_parsing", "_type")) and tuple(item["loc"][:-1]) in explained)
+    ]
+
+
 def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
     problems = []
-    for item in error.errors(include_url=False):
+    for item in _one_per_union(error.errors(include_url=False)):
         kind = item["type"]
         key, is_key = _clean(item["loc"], layered.data, kind == "missing")
         message = item["msg"].removeprefix("Value error, ")

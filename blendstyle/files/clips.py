@@ -1,38 +1,185 @@
-"""Animated content (GIF, animated WebP or PNG): frames with their timing, read and written.
+"""Animated content (GIF, animated WebP or PNG) and video: opened, then read one frame at a time.
+
+:func:`open_clip` reads what a run needs before any picture (frame count, the selected frames, their
+timing, size, rotation, transparency, sound) and :meth:`ClipFile.frames` then decodes the selected
+frames one by one, so a clip of any length is read in constant memory. :func:`read_clip` loads every
+selected frame at once (tests, benchmarks, one frame of a study).
 
 Written animations keep every frame (even repeated ones), every duration, the loop count and the
-transparent pixels; a GIF gets one palette for the whole clip, so colours do not flicker.
+transparent pixels; a GIF gets one palette for the whole clip, so colours do not flicker, and is written
+frame by frame from a sequence that may be read lazily from disk.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from ..config.inputs import display_path, is_video, probe_video
 from ..errors import BlendstyleError
 from .atomic import atomic_path
 from .images import DECODE_ERRORS, _open_lazy, fit_long_side, pil_to_tensor, resize, tensor_to_pil
+from .video import Sound, Timeline, decode
+
+
+@dataclass
+class ClipFile:
+    """An opened animation or video: what its selected frames are, before any is decoded.
+
+    ``indices`` are the selected frame numbers in the file, ``timeline`` when each shows (a selected frame
+    shows until the next selected one, so ``step`` keeps the clip's length), ``size`` the (width, height)
+    they are read at (upright), ``loop`` the GIF/WebP loop count (0 = forever; None: plays once, as every
+    video), ``transparent`` whether any selected frame has see-through pixels, ``rotation`` a video's
+    display rotation and ``sound`` its audio for the selected stretch (None without one).
+    """
+
+    path: Path
+    indices: list[int]
+    total: int
+    size: tuple[int, int]
+    timeline: Timeline
+    loop: int | None
+    transparent: bool
+    video: bool
+    rotation: int = 0
+    sound: Sound | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def frames(self) -> Iterator[torch.Tensor]:
+        """The selected frames in order, each ``(1, 3, H, W)`` RGB in ``[0, 1]`` (transparent pixels over white)."""
+        for picture, _ in self._pictures(alpha=False):
+            yield picture
+
+    def alphas(self) -> Iterator[np.ndarray]:
+        """Each selected frame's opacity, ``(H, W)`` float32 in ``[0, 1]`` (all ones for a video)."""
+        for _, alpha in self._pictures(alpha=True):
+            yield alpha
+
+    def _pictures(self, alpha: bool) -> Iterator[tuple[torch.Tensor | None, np.ndarray | None]]:
+        width, height = self.size
+        if self.video:
+            for _, picture in decode(self.path, self.indices, self.rotation):
+                image = resize(Image.fromarray(picture, "RGB"), (width, height))
+                yield (None, np.ones((height, width), np.float32)) if alpha else (pil_to_tensor(image), None)
+            return
+        image = _open_lazy(self.path)
+        with image:
+            index = self.indices[0]
+            try:
+                for index in self.indices:
+                    image.seek(index)
+                    rgba = resize(image.convert("RGBA"), (width, height))
+                    if alpha:
+                        yield None, np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
+                    else:
+                        yield pil_to_tensor(rgba), None
+            except DECODE_ERRORS as exc:
+                raise BlendstyleError(f"cannot decode frame {index} of {display_path(self.path)}: {exc}") from None
+
+
+def open_clip(
+    path: Path | str,
+    long_side: int | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    step: int = 1,
+    max_frames: int | None = None,
+    max_pixels: int | None = None,
+) -> ClipFile:
+    """Open frames ``start:stop:step`` of an animated GIF/WebP/PNG, a video, or a still (one frame).
+
+    Reads no picture of a video (its packet index and first frame only); an animation's frames are
+    visited once for their durations and transparency."""
+    path = Path(path)
+    if is_video(path):
+        try:
+            probe = probe_video(path)
+        except ValueError as exc:
+            raise BlendstyleError(str(exc)) from None
+        if max_pixels is not None and probe.width * probe.height > max_pixels:
+            raise BlendstyleError(
+                f"video frames are {probe.width}x{probe.height} = {probe.width * probe.height} pixels, above the limit "
+                f"of {max_pixels}: {display_path(path)}",
+                hint="raise max_input_pixels in the job if the file is trusted",
+            )
+        total = len(probe.pts)
+        indices = _selection(path, total, start, stop, step, max_frames)
+        stop = total if stop is None else stop
+        end = probe.pts[stop] if stop < total else probe.end
+        shift = probe.pts[indices[0]] - probe.pts[0]  # the output starts where the first selected frame is
+        timeline = Timeline([probe.pts[i] - shift for i in indices], probe.time_base, end - shift)
+        sound = None
+        if probe.audio:
+            seconds = float(probe.pts[indices[0]] * probe.time_base)
+            until = float(end * probe.time_base) if stop < total else None
+            sound = Sound(path, seconds if indices[0] else float("-inf"), until, float(shift * probe.time_base))
+        size = (probe.width, probe.height) if long_side is None else _even(*fit_long_side(probe.width, probe.height, long_side))
+        return ClipFile(path, indices, total, size, timeline, None, False, True, probe.rotation, sound)
+
+    image = _open_lazy(path, max_pixels)
+    with image:
+        total = getattr(image, "n_frames", 1)
+        indices = _selection(path, total, start, stop, step, max_frames)
+        stop = total if stop is None else stop
+        loop = image.info.get("loop") if total > 1 else None
+        size = image.size if long_side is None else fit_long_side(*image.size, long_side)
+        durations, opaque = [], True
+        index = indices[0]
+        try:
+            for position, index in enumerate(indices):
+                # Frames dropped by step lend their display time to the frame shown before them.
+                shown = indices[position + 1] if position + 1 < len(indices) else stop
+                duration = 0
+                for covered in range(index, shown):
+                    image.seek(covered)
+                    duration += int(image.info.get("duration", 0) or 0)
+                image.seek(index)
+                if opaque and image.mode in ("RGBA", "LA", "PA", "P"):
+                    opaque = image.convert("RGBA").getextrema()[3][0] == 255
+                durations.append(duration)
+        except DECODE_ERRORS as exc:
+            raise BlendstyleError(f"cannot decode frame {index} of {display_path(path)}: {exc}") from None
+    return ClipFile(path, indices, total, size, Timeline.from_durations(durations), loop, not opaque, False)
+
+
+def _even(width: int, height: int) -> tuple[int, int]:
+    """Video frames keep even sides (4:2:0 video needs them), off by at most one pixel from the aspect."""
+    return max(2, width + width % 2), max(2, height + height % 2)
+
+
+def _selection(path: Path, total: int, start: int, stop: int | None, step: int, max_frames: int | None) -> list[int]:
+    stop = total if stop is None else stop
+    if start >= total:
+        raise BlendstyleError(f"{display_path(path)} has {total} frame(s); the frame range starts at {start}")
+    if stop > total:
+        raise BlendstyleError(f"{display_path(path)} has {total} frame(s); the frame range stops at {stop}")
+    indices = list(range(start, stop, step))
+    if not indices:
+        raise BlendstyleError(f"the frame range {start}:{stop}:{step} of {display_path(path)} selects no frame")
+    if max_frames is not None and len(indices) > max_frames:
+        raise BlendstyleError(
+            f"{display_path(path)}: {len(indices)} frames selected, more than the limit of {max_frames}",
+            hint="raise animation.max_frames, or pick fewer with animation.start/stop/step",
+        )
+    return indices
 
 
 class Clip:
-    """Frames of an animation (or one still), fully composited, with their timing.
+    """Every selected frame of a clip, loaded: ``frames[i]`` is ``(1, 3, H, W)``, ``alpha[i]`` ``(1, 1, H, W)``
+    (None when the clip is opaque), ``durations`` milliseconds."""
 
-    ``frames[i]`` is ``(1, 3, H, W)`` RGB in ``[0, 1]`` (transparent pixels composited over white),
-    ``alpha[i]`` is ``(1, 1, H, W)`` in ``[0, 1]`` or None when the whole clip is opaque, ``durations``
-    are milliseconds, ``loop`` is the GIF/WebP loop count (0 = forever) or None when the file plays once,
-    and ``indices`` are the frame numbers in the source file.
-    """
-
-    def __init__(self, frames, alpha, durations, loop, indices, total):
-        self.frames: list[torch.Tensor] = frames
-        self.alpha: list[torch.Tensor] | None = alpha
-        self.durations: list[int] = durations
-        self.loop: int | None = loop
-        self.indices: list[int] = indices
-        self.total = total  # frames in the source file
+    def __init__(self, opened: ClipFile):
+        self.frames: list[torch.Tensor] = list(opened.frames())
+        self.alpha = [torch.from_numpy(a.copy())[None, None] for a in opened.alphas()] if opened.transparent else None
+        self.durations: list[int] = opened.timeline.durations_ms()
+        self.loop, self.indices, self.total = opened.loop, opened.indices, opened.total
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -43,61 +190,16 @@ class Clip:
         return self.frames[0].shape[-1], self.frames[0].shape[-2]
 
 
-def read_clip(
-    path: Path | str,
-    long_side: int | None = None,
-    start: int = 0,
-    stop: int | None = None,
-    step: int = 1,
-    max_frames: int | None = None,
-    max_pixels: int | None = None,
-) -> Clip:
-    """Read frames ``start:stop:step`` of an animated GIF/WebP/PNG (or a still as one frame), composited."""
-    image = _open_lazy(path, max_pixels)
-    with image:
-        total = getattr(image, "n_frames", 1)
-        stop = total if stop is None else stop
-        if start >= total:
-            raise BlendstyleError(f"{path} has {total} frame(s); the frame range starts at {start}")
-        if stop > total:
-            raise BlendstyleError(f"{path} has {total} frame(s); the frame range stops at {stop}")
-        indices = list(range(start, stop, step))
-        if not indices:
-            raise BlendstyleError(f"the frame range {start}:{stop}:{step} of {path} selects no frame")
-        if max_frames is not None and len(indices) > max_frames:
-            raise BlendstyleError(
-                f"{path}: {len(indices)} frames selected, more than the limit of {max_frames}",
-                hint="raise animation.max_frames, or pick fewer with animation.start/stop/step",
-            )
-        loop = image.info.get("loop") if total > 1 else None
-        frames, alphas, durations = [], [], []
-        opaque = True
-        try:
-            for position, index in enumerate(indices):
-                image.seek(index)
-                # Frames dropped by step lend their display time to the frame shown before them.
-                shown = indices[position + 1] if position + 1 < len(indices) else stop
-                duration = 0
-                for covered in range(index, shown):
-                    image.seek(covered)
-                    duration += int(image.info.get("duration", 0) or 0)
-                image.seek(index)
-                rgba = image.convert("RGBA")
-                if long_side is not None:
-                    rgba = resize(rgba, fit_long_side(*rgba.size, long_side))
-                alpha = np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
-                opaque = opaque and bool((alpha >= 1.0).all())
-                frames.append(pil_to_tensor(rgba))
-                alphas.append(torch.from_numpy(alpha.copy())[None, None])
-                durations.append(duration)
-        except DECODE_ERRORS as exc:
-            raise BlendstyleError(f"cannot decode frame {index} of {path}: {exc}") from None
-    return Clip(frames, None if opaque else alphas, durations, loop, indices, total)
+def read_clip(path: Path | str, long_side: int | None = None, start: int = 0, stop: int | None = None, step: int = 1,
+              max_frames: int | None = None, max_pixels: int | None = None) -> Clip:
+    """Every selected frame of an animation, video or still at once (see :func:`open_clip`)."""
+    return Clip(open_clip(path, long_side, start, stop, step, max_frames, max_pixels))
 
 
-def _palette(frames: list[Image.Image]) -> Image.Image:
-    """One 255-colour palette for the whole animation (index 255 stays free for transparency)."""
-    sample = frames[:: max(1, len(frames) // 16)][:16]
+def _palette(frames: Sequence[Image.Image]) -> Image.Image:
+    """One 255-colour palette for the whole animation (index 255 stays free for transparency), from up to
+    16 frames spread over the clip."""
+    sample = [frames[index] for index in range(0, len(frames), max(1, len(frames) // 16))][:16]
     width = max(frame.width for frame in sample)
     mosaic = Image.new("RGB", (width, sum(frame.height for frame in sample)))
     top = 0
@@ -110,15 +212,16 @@ def _palette(frames: list[Image.Image]) -> Image.Image:
     return palette
 
 
-def encode_gif(
-    frames: list[Image.Image],
+def gif_chunks(
+    frames: Sequence[Image.Image],
     durations: list[int],
     loop: int | None,
-    alpha: list[np.ndarray] | None = None,
+    alpha: Iterable[np.ndarray] | None = None,
     dither: bool = False,
     steady: int = 0,
-) -> bytes:
-    """A GIF with one shared palette (no palette flicker) that keeps every frame, even repeated ones.
+) -> Iterator[bytes]:
+    """A GIF with one shared palette (no palette flicker) that keeps every frame, even repeated ones, as
+    the bytes to write in order (one frame in memory at a time; ``frames`` may read lazily from disk).
 
     Pillow's own multi-frame writer merges identical consecutive frames, which would change the frame
     count; so frames are encoded one by one with Pillow's GIF primitives and assembled here.
@@ -132,62 +235,90 @@ def encode_gif(
 
     palette = _palette(frames)
     mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
-    indexed = []
+    info = {"transparency": 255} if alpha is not None else {}
     previous: tuple[np.ndarray, np.ndarray] | None = None  # the last frame's colours and palette entries
-    for position, frame in enumerate(frames):
+    masks = None if alpha is None else iter(alpha)  # read in step with the frames
+    for position in range(len(frames)):
+        frame = frames[position]
         codes = np.array(frame.quantize(palette=palette, dither=mode))
         colours = np.asarray(frame, dtype=np.int16)
         if steady and previous is not None:
             still = (np.abs(colours - previous[0]).max(axis=2) <= steady) & (previous[1] != 255)
             codes[still] = previous[1][still]
             colours = np.where(still[..., None], previous[0], colours)  # what this frame now shows there
-        if alpha is not None:
-            codes[alpha[position] < 0.5] = 255
+        if masks is not None:
+            codes[next(masks) < 0.5] = 255
         previous = (colours, codes)
         quantized = Image.fromarray(codes, "P")
         quantized.putpalette(palette.getpalette())
-        indexed.append(quantized)
-    info = {"transparency": 255} if alpha is not None else {}
-    indexed[0].info["version"] = b"89a"  # frame delays need GIF89a
-    header_info = {**info, "loop": loop} if loop is not None else info  # the NETSCAPE loop block
-    header, _ = GifImagePlugin.getheader(indexed[0], palette.getpalette(), header_info)
-    chunks = list(header)
-    for position, frame in enumerate(indexed):
+        if position == 0:
+            quantized.info["version"] = b"89a"  # frame delays need GIF89a
+            header_info = {**info, "loop": loop} if loop is not None else info  # the NETSCAPE loop block
+            header, _ = GifImagePlugin.getheader(quantized, palette.getpalette(), header_info)
+            yield from header
         params: dict = {"duration": durations[position], "disposal": 2 if alpha is not None else 1, **info}
-        chunks += GifImagePlugin.getdata(frame, offset=(0, 0), **params)
-    chunks.append(b";")
-    return b"".join(chunks)
+        yield from GifImagePlugin.getdata(quantized, offset=(0, 0), **params)
+    yield b";"
+
+
+def encode_gif(frames, durations, loop, alpha=None, dither=False, steady=0) -> bytes:
+    """:func:`gif_chunks` as one byte string (small clips, tests)."""
+    return b"".join(gif_chunks(frames, durations, loop, alpha, dither, steady))
+
+
+class Pictures(Sequence):
+    """Tensors (or anything :func:`tensor_to_pil` takes) seen as 8-bit pictures, converted when read."""
+
+    def __init__(self, frames: Sequence):
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index):
+        frame = self.frames[index]
+        return frame if isinstance(frame, Image.Image) else tensor_to_pil(frame)
 
 
 def write_animation(
-    frames: list[torch.Tensor],
+    frames: Sequence,
     path: Path | str,
     durations: list[int],
     loop: int | None,
-    alpha: list[torch.Tensor] | None = None,
+    alpha: Iterable | None = None,
     fmt: str = "gif",
     dither: bool = False,
     steady: int = 0,
 ) -> Path:
-    """Write frames as ``gif``, lossless animated ``webp`` or ``apng``, atomically, keeping timing and loop."""
-    pictures = [tensor_to_pil(frame) for frame in frames]
-    masks = None if alpha is None else [a[0, 0].cpu().numpy() for a in alpha]
+    """Write frames (tensors or pictures, possibly read lazily) as ``gif``, lossless animated ``webp`` or
+    ``apng``, atomically, keeping timing and loop. A GIF is written frame by frame; Pillow's WebP and APNG
+    writers hold the clip's 8-bit frames in memory (fine for the GIF-sized clips those formats serve)."""
+    pictures = Pictures(frames)
+    masks = None if alpha is None else (_mask(a) for a in alpha)
     with atomic_path(path) as temporary:
         if fmt == "gif":
-            temporary.write_bytes(encode_gif(pictures, durations, loop, masks, dither, steady))
+            with open(temporary, "wb") as handle:
+                for chunk in gif_chunks(pictures, durations, loop, masks, dither, steady):
+                    handle.write(chunk)
         elif fmt in ("webp", "apng"):
+            images = [pictures[i] for i in range(len(pictures))]
             if masks is not None:
-                pictures = [
+                images = [
                     Image.merge("RGBA", (*p.split(), Image.fromarray((m * 255).round().astype(np.uint8), "L")))
-                    for p, m in zip(pictures, masks)
+                    for p, m in zip(images, masks)
                 ]
-            options: dict = {"save_all": True, "append_images": pictures[1:], "duration": durations}
+            options: dict = {"save_all": True, "append_images": images[1:], "duration": durations}
             if loop is not None:
                 options["loop"] = loop
             if fmt == "webp":
-                pictures[0].save(temporary, "WEBP", lossless=True, **options)
+                images[0].save(temporary, "WEBP", lossless=True, **options)
             else:
-                pictures[0].save(temporary, "PNG", **options)
+                images[0].save(temporary, "PNG", **options)
         else:
             raise ValueError(f"unsupported animation format {fmt!r}")
     return Path(path)
+
+
+def _mask(mask) -> np.ndarray:
+    """An opacity mask as an ``(H, W)`` array, from a ``(1, 1, H, W)`` tensor or an array."""
+    return mask[0, 0].cpu().numpy() if isinstance(mask, torch.Tensor) else mask

@@ -4,9 +4,11 @@ finished frames, and changed settings start over."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from .images import write_image
 from .records import read_json, write_json
@@ -37,9 +39,27 @@ class FrameStore:
         self.done.add(index)
         self._write_state()
 
+    def pictures(self) -> Pictures:
+        """The finished frames as a sequence of 8-bit pictures, each read from disk when asked for."""
+        return Pictures(self)
+
     def mark_closed(self) -> None:
         self.closed = True
         self._write_state()
 
     def _write_state(self) -> None:
         write_json({"key": self.key, "count": self.count, "done": sorted(self.done), "closed": self.closed}, self.state_path)
+
+
+class Pictures(Sequence):
+    """A :class:`FrameStore`'s frames, read one at a time (writers stream a clip of any length)."""
+
+    def __init__(self, store: FrameStore):
+        self.store = store
+
+    def __len__(self) -> int:
+        return self.store.count
+
+    def __getitem__(self, index: int) -> Image.Image:
+        with Image.open(self.store.path(index)) as picture:
+            return picture.convert("RGB")

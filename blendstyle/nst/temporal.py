@@ -101,17 +101,43 @@ def reference(
     return static * stylised + (1 - static) * moved, torch.maximum(static, trust)
 
 
-def flicker(results: list[torch.Tensor], contents: list[torch.Tensor], cyclic: bool = False) -> float:
-    """Mean absolute change (0-255) between consecutive results where the content did not change.
+class Flicker:
+    """Mean absolute change (0-255) between consecutive results where the content did not change,
+    accumulated one frame at a time (a clip of any length in constant memory).
 
-    With ``cyclic`` the pair (last, first) counts too: the seam a looping GIF shows.
-    """
-    pairs = list(zip(range(len(results) - 1), range(1, len(results))))
-    if cyclic and len(results) > 2:
-        pairs.append((len(results) - 1, 0))
-    total, count = 0.0, 0.0
-    for a, b in pairs:
-        static = unchanged(contents[a], contents[b])
-        total += float(((results[a] - results[b]).abs() * static).sum()) / 3
-        count += float(static.sum())
-    return 255.0 * total / count if count else 0.0
+    ``add(result, content)`` in frame order; :meth:`value` with ``cyclic`` counts the pair (last, first)
+    too: the seam a looping GIF shows."""
+
+    def __init__(self):
+        self.first: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.frames = 0
+        self.total = self.count = 0.0
+
+    def add(self, result: torch.Tensor, content: torch.Tensor) -> None:
+        if self.last is not None:
+            self._pair(self.last, (result, content))
+        else:
+            self.first = (result, content)
+        self.last = (result, content)
+        self.frames += 1
+
+    def _pair(self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> None:
+        static = unchanged(a[1], b[1])
+        self.total += float(((a[0] - b[0]).abs() * static).sum()) / 3
+        self.count += float(static.sum())
+
+    def value(self, cyclic: bool = False) -> float:
+        total, count = self.total, self.count
+        if cyclic and self.frames > 2:
+            self._pair(self.last, self.first)
+            total, count, self.total, self.count = self.total, self.count, total, count
+        return 255.0 * total / count if count else 0.0
+
+
+def flicker(results: list[torch.Tensor], contents: list[torch.Tensor], cyclic: bool = False) -> float:
+    """:class:`Flicker` of whole lists of frames."""
+    meter = Flicker()
+    for result, content in zip(results, contents):
+        meter.add(result, content)
+    return meter.value(cyclic)

@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config.inputs import frames_in
+from ..config.inputs import frames_in, is_video
 from ..config.load import LoadedJob
 from ..errors import BlendstyleError, Interrupted, Problem
 from .context import Run, open_run
@@ -55,12 +55,12 @@ def render(
 
 
 def _mode(loaded: LoadedJob) -> Callable[[Run], RenderResult]:
-    """The mode that renders this job: an animation, a sweep or a still (``validate`` refuses a sweep of
+    """The mode that renders this job: an animation (a video is one, even of one frame), a sweep or a still (``validate`` refuses a sweep of
     an animation)."""
     frames = frames_in(loaded.job.content)
     if frames is None:
         raise BlendstyleError(Problem("cannot count its frames: corrupt or truncated", loaded.location(("content",)), "content"))
-    if frames > 1:
+    if frames > 1 or is_video(loaded.job.content):
         from .animation import render_animation
 
         return render_animation

@@ -1,0 +1,251 @@
+"""Video in and out with PyAV (FFmpeg's libraries, inside the ``av`` wheel): frames decoded one at a time
+in display order and turned upright, frames encoded one at a time with their own timestamps, and the
+sound carried over.
+
+* **Timing.** Every output frame keeps its input frame's presentation timestamp, in the input stream's
+  own time base (the encoder and the muxer are given that time base, so nothing is rounded to a frame
+  rate): a variable-frame-rate phone clip comes back with the same timestamps.
+* **Rotation.** Phones store portrait video as landscape pictures plus a display matrix. Frames are
+  stylised upright (the network sees what a person sees) and written back in the stored orientation with
+  the same display matrix, so the output plays, and is laid out, like the input.
+* **Sound.** The first audio stream's packets are copied, not decoded: the sound is bit-identical. A
+  container that cannot hold the codec (webm holds only Opus or Vorbis) gets it re-encoded (Opus for
+  webm, AAC for mp4), and the run record says so. Audio packets are interleaved with the video as it is
+  written, so the muxer buffers nothing for long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..config.inputs import display_path
+from ..errors import BlendstyleError
+
+#: Encoder, pixel format and the audio codecs each container takes as they are (others are re-encoded).
+CODECS = {"mp4": ("libx264", "yuv420p"), "webm": ("libvpx-vp9", "yuv420p")}
+AUDIO_KEPT = {"mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}, "webm": {"opus", "vorbis"}}
+AUDIO_MADE = {"mp4": "aac", "webm": "libopus"}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """When each frame shows: ``pts[i]`` in ``time_base`` units; the last frame shows until ``end``."""
+
+    pts: list[int]
+    time_base: Fraction
+    end: int
+
+    def durations_ms(self) -> list[int]:
+        """Each frame's display time in whole milliseconds, rounded so their sum keeps the clip's length
+        (what a GIF or WebP stores)."""
+        edges = [round(float((pts - self.pts[0]) * self.time_base) * 1000) for pts in [*self.pts, self.end]]
+        return [max(0, b - a) for a, b in zip(edges, edges[1:])]
+
+    @classmethod
+    def from_durations(cls, durations_ms: list[int]) -> Timeline:
+        pts, clock = [], 0
+        for duration in durations_ms:
+            pts.append(clock)
+            clock += duration
+        return cls(pts, Fraction(1, 1000), clock if clock > pts[-1] else pts[-1] + 1)
+
+    def seconds(self, pts: int) -> float:
+        return float(pts * self.time_base)
+
+
+def upright(picture: np.ndarray, rotation: int) -> np.ndarray:
+    """The stored picture turned as a player turns it (``rotation``: counter-clockwise degrees)."""
+    return np.ascontiguousarray(np.rot90(picture, rotation // 90)) if rotation else picture
+
+
+def stored(picture: np.ndarray, rotation: int) -> np.ndarray:
+    """An upright picture turned back to the orientation the file stores."""
+    return np.ascontiguousarray(np.rot90(picture, -(rotation // 90))) if rotation else picture
+
+
+def decode(path: Path | str, wanted: list[int], rotation: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, upright RGB uint8 picture)`` for the frames ``wanted`` (ascending display-order numbers)."""
+    import av
+
+    if not wanted:
+        return
+    chosen, last, index = set(wanted), wanted[-1], -1
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                index += 1
+                if index in chosen:
+                    yield index, upright(frame.to_ndarray(format="rgb24"), rotation)
+                if index == last:
+                    return
+    except av.FFmpegError as exc:
+        raise BlendstyleError(f"cannot decode frame {index + 1} of {display_path(Path(path))}: {exc}") from None
+    raise BlendstyleError(
+        f"{display_path(Path(path))} ends after {index + 1} decodable frame(s), but its index lists more: truncated or corrupt",
+    )
+
+
+@dataclass(frozen=True)
+class Sound:
+    """The part of a file's first audio stream that goes with the frames written: packets whose time lies
+    in ``[start, stop)`` seconds (source clock), moved earlier by ``shift`` seconds."""
+
+    path: Path
+    start: float
+    stop: float | None
+    shift: float
+
+
+def write_video(
+    pictures: Iterable[np.ndarray],
+    path: Path,
+    fmt: str,
+    timeline: Timeline,
+    rotation: int = 0,
+    sound: Sound | None = None,
+    crf: int = 18,
+) -> str:
+    """Encode upright RGB uint8 pictures at ``timeline``'s timestamps into ``path`` (mp4 or webm); returns
+    what became of the sound (``copied``, ``re-encoded (aac -> opus)``, ``none``)."""
+    import av
+
+    codec, pixel_format = CODECS[fmt]
+    options = {"movflags": "+faststart"} if fmt == "mp4" else {}
+    with av.open(str(path), "w", format=fmt, options=options) as container:
+        duration = timeline.seconds(timeline.end - timeline.pts[0]) or 1.0
+        rate = Fraction(len(timeline.pts) / duration).limit_denominator(1001)
+        video = container.add_stream(codec, rate=rate or 1)
+        video.time_base = video.codec_context.time_base = timeline.time_base
+        video.options = {"crf": str(crf)} | ({"b:v": "0", "row-mt": "1"} if fmt == "webm" else {"preset": "medium"})
+        if rotation:
+            video.set_display_rotation(rotation)
+        audio, note = _sound_streams(container, fmt, sound)
+        try:
+            _encode(container, video, audio, pictures, timeline, rotation, pixel_format)
+        finally:
+            if audio:
+                audio.close()
+    return note
+
+
+def _encode(container, video, audio, pictures, timeline: Timeline, rotation: int, pixel_format: str) -> None:
+    import av
+
+    size_set = False
+    for pts, picture in zip(timeline.pts, pictures):
+        picture = _even(stored(picture, rotation))
+        if not size_set:
+            video.height, video.width = picture.shape[:2]
+            video.pix_fmt = pixel_format
+            size_set = True
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        frame.pts, frame.time_base = pts, timeline.time_base
+        for packet in video.encode(frame):
+            if audio:
+                audio.until(float(packet.pts * packet.time_base) if packet.pts is not None else None)
+            container.mux(packet)
+    for packet in video.encode():
+        container.mux(packet)
+    if audio:
+        audio.until(None)
+
+
+def _even(picture: np.ndarray) -> np.ndarray:
+    """4:2:0 video needs even sides: an odd side gets its last row or column repeated."""
+    height, width = picture.shape[:2]
+    if height % 2 or width % 2:
+        picture = np.pad(picture, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    return picture
+
+
+def _sound_streams(container, fmt: str, sound: Sound | None):
+    """The audio writer for ``sound`` in ``container`` and what it does, or (None, "none")."""
+    import av
+
+    if sound is None:
+        return None, "none"
+    source = av.open(str(sound.path))
+    if not source.streams.audio:
+        source.close()
+        return None, "none"
+    stream = source.streams.audio[0]
+    name = stream.codec_context.name
+    if name in AUDIO_KEPT[fmt]:
+        return _Copy(container, source, stream, sound), "copied"
+    made = AUDIO_MADE[fmt]
+    return _Reencode(container, source, stream, sound, made), f"re-encoded ({name} -> {made.removeprefix('lib')})"
+
+
+class _Copy:
+    """Audio packets copied as they are, in step with the video written so far."""
+
+    def __init__(self, container, source, stream, sound: Sound):
+        self.container, self.source, self.input, self.sound = container, source, stream, sound
+        self.output = container.add_stream_from_template(stream)
+        self.shift = round(sound.shift / stream.time_base)
+        self.packets = (packet for packet in source.demux(stream) if packet.pts is not None and packet.size)
+
+    def keep(self, seconds: float) -> bool:
+        return seconds >= self.sound.start - 1e-6 and (self.sound.stop is None or seconds < self.sound.stop - 1e-6)
+
+    def until(self, seconds: float | None) -> None:
+        """Mux the sound up to ``seconds`` of output time (None: all that is left), then stop reading."""
+        for packet in self.packets:
+            at = float(packet.pts * self.input.time_base)
+            if self.keep(at):
+                self.put(packet)
+            if seconds is not None and at - self.sound.shift >= seconds:
+                return
+        self.close()
+
+    def put(self, packet) -> None:
+        packet.pts -= self.shift
+        if packet.dts is not None:
+            packet.dts -= self.shift
+        packet.stream = self.output
+        self.container.mux(packet)
+
+    def close(self) -> None:
+        self.source.close()  # closing twice is harmless
+        self.packets = iter(())
+
+
+class _Reencode(_Copy):
+    """Audio decoded and encoded into a codec the container takes (webm: Opus)."""
+
+    def __init__(self, container, source, stream, sound: Sound, codec: str):
+        import av
+
+        self.container, self.source, self.input, self.sound = container, source, stream, sound
+        rate = 48000 if codec == "libopus" else stream.codec_context.sample_rate
+        self.output = container.add_stream(codec, rate=rate)
+        self.output.layout = stream.codec_context.layout.name if stream.codec_context.layout else "stereo"
+        self.resampler = av.AudioResampler(format=self.output.codec_context.codec.audio_formats[0].name,
+                                           layout=self.output.layout, rate=rate)
+        self.packets = (packet for packet in source.demux(stream) if packet.pts is not None and packet.size)
+
+    def put(self, packet) -> None:
+        for frame in packet.decode():
+            for resampled in self.resampler.resample(frame):
+                self.encode(resampled)
+
+    def encode(self, frame) -> None:
+        if frame is not None:
+            frame.pts = None  # the encoder numbers samples from the first kept one
+        for packet in self.output.encode(frame):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        if self.resampler is not None:  # flushed once: the encoder takes no frame after its last
+            for resampled in self.resampler.resample(None):
+                self.encode(resampled)
+            self.encode(None)
+            self.resampler = None
+        super().close()
