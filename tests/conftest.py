@@ -86,3 +86,61 @@ def tiny_job(tmp_path):
         return path
 
     return write
+
+
+def make_video(
+    path,
+    pts_ms=(0, 40, 80, 120, 160, 200),
+    size=(64, 48),
+    rotation=0,
+    audio=True,
+    fmt="mp4",
+    pictures=None,
+) -> Path:
+    """A short video made with PyAV: a bright square moving right across blobs (or ``pictures``, upright
+    RGB arrays), frames at ``pts_ms`` milliseconds (variable frame rate when they are uneven), stored turned
+    so that a player showing it with the display ``rotation`` (counter-clockwise degrees) sees it upright,
+    and with ``audio`` a 440 Hz AAC tone as long as the clip."""
+    from fractions import Fraction
+
+    import av
+
+    width, height = size
+    if pictures is None:
+        pictures = []
+        for k in range(len(pts_ms)):
+            frame = blobs(size, seed=1).copy()
+            frame.paste((250, 250, 250), (4 + 6 * k, height // 3, 14 + 6 * k, height // 3 + 10))
+            pictures.append(np.asarray(frame))
+    time_base = Fraction(1, 1000)
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream("libx264" if fmt == "mp4" else "libvpx-vp9", rate=25)
+        stored = [np.ascontiguousarray(np.rot90(p, -(rotation // 90))) for p in pictures]
+        stream.height, stream.width = stored[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = time_base
+        stream.options = {"crf": "10"}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        sound = None
+        if audio:
+            sound = container.add_stream("aac" if fmt == "mp4" else "libopus", rate=48000)
+            sound.layout = "mono"
+        for pts, picture in zip(pts_ms, stored):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts, frame.time_base = pts, time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if sound is not None:
+            seconds = (pts_ms[-1] + 40) / 1000
+            t = np.arange(int(48000 * seconds)) / 48000
+            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, 0
+            for packet in sound.encode(frame):
+                container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
+    return Path(path)

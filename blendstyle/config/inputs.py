@@ -179,8 +179,11 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
                 raise ValueError(f"cannot decode any frame of {display_path(Path(path))}")
             rotation = int(round(first.rotation or 0)) % 360
             width, height = first.width, first.height
+    except av.error.EOFError:
+        raise ValueError(f"{display_path(Path(path))} ends before its first frame: empty or cut short") from None
     except av.FFmpegError as exc:
-        raise ValueError(f"cannot read video {display_path(Path(path))}: {exc}") from None
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"cannot read video {display_path(Path(path))}: {reason} (corrupt or cut short?)") from None
     if rotation not in (0, 90, 180, 270):
         raise ValueError(f"{display_path(Path(path))} asks for a {rotation} degree rotation; only quarter turns are supported")
     if rotation in (90, 270):

@@ -234,6 +234,7 @@ def gif_chunks(
     from PIL import GifImagePlugin
 
     palette = _palette(frames)
+    durations = _centiseconds(durations)
     mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
     info = {"transparency": 255} if alpha is not None else {}
     previous: tuple[np.ndarray, np.ndarray] | None = None  # the last frame's colours and palette entries
@@ -259,6 +260,16 @@ def gif_chunks(
         params: dict = {"duration": durations[position], "disposal": 2 if alpha is not None else 1, **info}
         yield from GifImagePlugin.getdata(quantized, offset=(0, 0), **params)
     yield b";"
+
+
+def _centiseconds(durations: list[int]) -> list[int]:
+    """GIF delays count hundredths of a second: round where each frame starts, not each delay, so a
+    clip's length survives (33 + 17 ms become 30 + 20, not 30 + 10)."""
+    edges = [0]
+    for duration in durations:
+        edges.append(edges[-1] + duration)
+    rounded = [10 * round(edge / 10) for edge in edges]
+    return [b - a for a, b in zip(rounded, rounded[1:])]
 
 
 def encode_gif(frames, durations, loop, alpha=None, dither=False, steady=0) -> bytes:

@@ -139,7 +139,7 @@ def _encode(container, video, audio, pictures, timeline: Timeline, rotation: int
     import av
 
     size_set = False
-    for pts, picture in zip(timeline.pts, pictures):
+    for pts, picture in zip(_increasing(timeline.pts), pictures):
         picture = _even(stored(picture, rotation))
         if not size_set:
             video.height, video.width = picture.shape[:2]
@@ -155,6 +155,15 @@ def _encode(container, video, audio, pictures, timeline: Timeline, rotation: int
         container.mux(packet)
     if audio:
         audio.until(None)
+
+
+def _increasing(pts: list[int]) -> list[int]:
+    """A video shows every frame for some time: a frame with its predecessor's timestamp (a GIF frame of
+    0 ms) is moved one tick later, so the frame count is kept."""
+    out: list[int] = []
+    for value in pts:
+        out.append(value if not out or value > out[-1] else out[-1] + 1)
+    return out
 
 
 def _even(picture: np.ndarray) -> np.ndarray:

@@ -1,0 +1,122 @@
+"""Video files: probing, decoding upright, and writing with the input's timestamps, rotation and sound.
+
+Every check reads the written file back with PyAV itself, not through blendstyle's reader."""
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from blendstyle.config.inputs import probe_video
+from blendstyle.errors import BlendstyleError
+from blendstyle.files.clips import open_clip
+from blendstyle.files.video import Sound, Timeline, decode, write_video
+
+from ..conftest import blobs, make_video
+
+UNEVEN = (0, 33, 50, 120, 130, 200)  # a variable frame rate, in milliseconds
+
+
+def _marked(size=(64, 48)) -> list[np.ndarray]:
+    """Upright pictures with a white block in the top-left corner only."""
+    picture = np.asarray(blobs(size, seed=2)).copy() // 2
+    picture[:8, :8] = 255
+    return [picture] * 3
+
+
+def _video_packets(path) -> list[tuple[int, bytes]]:
+    with av.open(str(path)) as container:
+        return [(p.pts, bytes(p)) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+def _frame_times(path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(frame.time) for frame in container.decode(video=0)]
+
+
+def test_probe_reads_count_times_rotation_and_sound(tmp_path):
+    probe = probe_video(make_video(tmp_path / "v.mp4", pts_ms=UNEVEN, rotation=270))
+    assert len(probe.pts) == len(UNEVEN)
+    assert probe.times == pytest.approx([t / 1000 for t in UNEVEN], abs=5e-4)
+    assert (probe.width, probe.height, probe.rotation) == (64, 48, 270)  # as shown: the stored picture is 48x64
+    assert probe.audio == "aac"
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_frames_come_out_upright(tmp_path, rotation):
+    """The file stores the picture turned; decoding turns it back as a player does (the white corner)."""
+    path = make_video(tmp_path / "v.mp4", pts_ms=(0, 40, 80), rotation=rotation, pictures=_marked(), audio=False)
+    (_, picture), *_ = decode(path, [0, 1, 2], probe_video(path).rotation)
+    assert picture.shape == (48, 64, 3)
+    assert picture[:6, :6].mean() > 230 and picture[-6:, -6:].mean() < 200
+
+
+def test_written_video_keeps_timestamps_rotation_and_the_sound_bit_for_bit(tmp_path):
+    source = make_video(tmp_path / "v.mp4", pts_ms=UNEVEN, rotation=90)
+    probe = probe_video(source)
+    pictures = (255 - picture for _, picture in decode(source, list(range(len(UNEVEN))), probe.rotation))
+    timeline = Timeline(probe.pts, probe.time_base, probe.end)
+    note = write_video(pictures, tmp_path / "out.mp4", "mp4", timeline, probe.rotation, Sound(source, float("-inf"), None, 0.0))
+    assert note == "copied"
+    out = probe_video(tmp_path / "out.mp4")
+    assert _frame_times(tmp_path / "out.mp4") == pytest.approx(_frame_times(source), abs=5e-4)
+    assert (out.rotation, out.width, out.height) == (90, 64, 48)
+    assert _video_packets(tmp_path / "out.mp4") == _video_packets(source)
+
+
+def test_webm_takes_opus_so_aac_is_re_encoded_and_said(tmp_path):
+    source = make_video(tmp_path / "v.mp4")
+    probe = probe_video(source)
+    pictures = (picture for _, picture in decode(source, list(range(6)), 0))
+    note = write_video(pictures, tmp_path / "out.webm", "webm", Timeline(probe.pts, probe.time_base, probe.end),
+                       sound=Sound(source, float("-inf"), None, 0.0))
+    assert note == "re-encoded (aac -> opus)"
+    with av.open(str(tmp_path / "out.webm")) as container:
+        assert container.streams.audio[0].codec_context.name == "opus"
+        assert float(container.duration / 1e6) == pytest.approx(0.24, abs=0.05)  # Opus adds its pre-skip
+
+
+def test_odd_sides_are_padded_for_4_2_0(tmp_path):
+    pictures = [np.full((33, 47, 3), 128, np.uint8)] * 2
+    write_video(iter(pictures), tmp_path / "odd.mp4", "mp4", Timeline([0, 100], Fraction(1, 1000), 200))
+    with av.open(str(tmp_path / "odd.mp4")) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height) == (48, 34)
+
+
+def test_timeline_durations_keep_the_length():
+    timeline = Timeline([0, 3003, 4500, 10800], Fraction(1, 90000), 18000)
+    assert timeline.durations_ms() == [33, 17, 70, 80]
+    assert sum(timeline.durations_ms()) == 200
+
+
+def test_a_clip_opened_from_a_time_range_cuts_its_sound_to_match(tmp_path):
+    source = make_video(tmp_path / "v.mp4", pts_ms=(0, 40, 80, 120, 160, 200))
+    clip = open_clip(source, None, 2, 5)
+    assert clip.indices == [2, 3, 4] and clip.video and not clip.transparent
+    assert clip.timeline.durations_ms() == [40, 40, 40]
+    assert clip.sound.start == pytest.approx(0.08) and clip.sound.stop == pytest.approx(0.2)
+    assert clip.sound.shift == pytest.approx(0.08)
+    assert [tuple(frame.shape) for frame in clip.frames()] == [(1, 3, 48, 64)] * 3
+
+
+def test_broken_videos_get_clear_errors(tmp_path):
+    good = make_video(tmp_path / "good.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(good[: len(good) // 2])
+    audio_only = tmp_path / "sound.mp4"
+    with av.open(str(audio_only), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 4800), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    empty = tmp_path / "empty.mkv"
+    with av.open(str(empty), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()  # the header, and no frame
+    for path, message in [(tmp_path / "cut.mp4", "cut.mp4: Invalid data found.*corrupt or cut short"),
+                          (audio_only, "sound.mp4 has no video stream"), (empty, "empty.mkv ends before its first frame")]:
+        with pytest.raises(BlendstyleError, match=message):
+            open_clip(path)
