@@ -4,6 +4,8 @@ errors as one short panel."""
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
@@ -86,13 +88,24 @@ class ConsoleReporter(Reporter):
 
     def frames_start(self, total: int) -> None:
         self.frames = total
+        self.rendered, self.finished, self.began = 0, 0, time.perf_counter()
         if self.live:
             self.frames_task = self._bars().add_task(f"{self.name} frames", total=total, losses="")
 
     def frame_done(self, index: int, skipped: bool = False) -> None:
+        """Frames per second and the time left count rendered frames only (skipped ones cost nothing)."""
+        self.finished += 1
+        if skipped:
+            self.began = time.perf_counter()  # the rate starts with the first frame rendered in this run
+            rate = ""
+        else:
+            self.rendered += 1
+            per_second = self.rendered / max(time.perf_counter() - self.began, 1e-9)
+            left = (self.frames - self.finished) / per_second
+            rate = f"{per_second:.2f} frames/s, {_clock(left)} left"
         if self.frames_task is not None:
-            self.progress.advance(self.frames_task)
-        self._log(f"frame {index + 1}/{self.frames} {'already done' if skipped else 'done'}")
+            self.progress.update(self.frames_task, advance=1, losses=rate)
+        self._log(f"frame {index + 1}/{self.frames} {'already done' if skipped else 'done'}" + (f" ({rate})" if rate else ""))
 
     def start(self, total: int) -> None:
         self.total = total
@@ -124,3 +137,10 @@ class ConsoleReporter(Reporter):
             self.progress = None
 
 
+
+
+def _clock(seconds: float) -> str:
+    """``1:02:03`` or ``2:03``."""
+    minutes, second = divmod(int(round(seconds)), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute}:{second:02d}"

@@ -12,6 +12,11 @@ sound carried over.
   container that cannot hold the codec (webm holds only Opus or Vorbis) gets it re-encoded (Opus for
   webm, AAC for mp4), and the run record says so. Audio packets are interleaved with the video as it is
   written, so the muxer buffers nothing for long.
+
+PyAV is used directly rather than through imageio's ``pyav`` plugin: timestamps, the display matrix and
+packet-level audio copying are below what imageio's image API exposes, and one library keeps one code
+path. GIFs stay with Pillow's primitives (:mod:`blendstyle.files.clips`): imageio's GIF writing goes
+through Pillow's multi-frame writer, which merges identical consecutive frames.
 """
 
 from __future__ import annotations

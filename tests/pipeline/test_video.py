@@ -4,6 +4,7 @@ sound; time ranges; GIF <-> video; resume; errors; and memory that does not grow
 Written files are read back with PyAV itself."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -178,3 +179,14 @@ def test_memory_does_not_grow_with_the_clip(tmp_path):
         assert report["frames"] == count
         peaks[count] = report["peak"]
     assert peaks[600] <= 1.10 * peaks[60], {count: f"{peak / 2**20:.0f} MiB" for count, peak in peaks.items()}
+
+
+def test_the_command_line_shows_frames_per_second_and_time_left(tmp_path, monkeypatch, capsys):
+    make_video(tmp_path / "clip.mp4", pts_ms=(0, 40, 80))
+    job(tmp_path, "clip.mp4")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["run", "video.yaml"])
+    assert info.value.code == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "frame 3/3 done" in line]
+    assert lines and re.search(r"\(\d+\.\d\d frames/s, 0:00 left\)", lines[0]), lines
