@@ -87,7 +87,7 @@ def main() -> None:
     print(f"GIF benchmark: first {args.frames} frames at {args.size} px, fp32, {args.iterations} iterations "
           f"(coherent: {args.iterations} for the first frame, {max(1, args.iterations // 3)} after), "
           f"{torch.get_num_threads()} threads. Flicker: mean change (0-255) between consecutive frames where the "
-          "content is static, loop seam included; style: mean relative Gram error to the style.\n")
+          "content is static, a looping GIF's seam included; style: mean relative Gram error to the style.\n")
     print("| clip | flicker independent | flicker coherent | ratio (target <= 0.30) | style independent | style coherent "
           "| ratio (target <= 1.00) | seconds independent | seconds coherent |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
