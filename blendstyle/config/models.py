@@ -51,7 +51,8 @@ class Layers(Model):
 
 
 class Weights(Model):
-    """Loss weights. Each loss is a relative error (about 1 for an unrelated image), so they carry across sizes."""
+    """Loss weights. The content and style losses are relative errors (about 1 for an unrelated image) and
+    TV a per-pixel mean of the texture's roughness, so the weights carry across sizes."""
 
     content: NonNegative = 1.0
     style: NonNegative = 10.0

@@ -288,3 +288,29 @@ def test_sweep_cells_go_through_scales_and_tiles(tiny_job, tmp_path, monkeypatch
 
     tiles = [((t.rows.stop - t.rows.start, t.columns.stop - t.columns.start), True) for t in grid(72, 96, 64, 16)]
     assert len(tiles) == 4 and calls == ([((36, 48), False)] + tiles) * 2
+
+
+@pytest.mark.slow
+def test_the_tv_weight_smooths_alike_at_every_size(tmp_path):
+    """``tv`` is a per-pixel mean, not divided by the content's TV: the same weight leaves the result
+    about as rough (relative to ``tv: 0``) at 96 and 384 px, while the content photo's own TV falls by
+    three; dividing by it (the weight scaled by that fall) would smooth the large render much harder."""
+    from blendstyle.nst.losses import total_variation
+
+    path = tmp_path / "tv.yaml"
+    path.write_text(
+        f"content: {ASSETS / 'content' / 'chelsea.png'}\nstyles: [{{path: {ASSETS / 'styles' / 'starry_night.jpg'}}}]\n"
+        f"{QUICK}optimizer: {{iterations: 60}}\n"
+    )
+
+    def roughness(size: int, weight: float) -> float:
+        result = blendstyle.run_job(path, {"size": size, "weights.tv": weight, "name": f"s{size}w{weight:.0f}"},
+                                    out_root=tmp_path / "out")
+        return total_variation(read_image(result.image_path)).item()
+
+    content = {size: total_variation(read_image(ASSETS / "content" / "chelsea.png", size)).item() for size in (96, 384)}
+    assert content[96] / content[384] > 2.5  # the photo's TV does fall with size
+    plain = {size: roughness(size, 20) / roughness(size, 0) for size in (96, 384)}
+    divided = roughness(384, 20 * content[96] / content[384]) / roughness(384, 0)
+    assert abs(plain[384] - plain[96]) < 0.08, plain  # measured 0.56 and 0.60
+    assert plain[96] - divided > 2 * abs(plain[384] - plain[96]), (plain, divided)  # measured 0.40
