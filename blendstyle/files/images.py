@@ -83,6 +83,22 @@ def read_image(
     return pil_to_tensor(image)
 
 
+def read_alpha(
+    path: Path | str, long_side: int | None = None, max_pixels: int | None = None, min_short: int = 1
+) -> torch.Tensor | None:
+    """The opacity of ``path`` as ``(1, 1, H, W)`` in ``[0, 1]`` at the size :func:`read_image` gives, or
+    None when every pixel is opaque (or the format has no alpha)."""
+    image = open_image(path, max_pixels)
+    if not (image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info)):
+        return None
+    alpha = image.convert("RGBA").getchannel("A")
+    if alpha.getextrema()[0] == 255:
+        return None
+    if long_side is not None:
+        alpha = resize(alpha, fit_long_side(*alpha.size, max(long_side, long_side_for_short(*alpha.size, min_short))))
+    return torch.from_numpy(np.asarray(alpha, dtype=np.float32) / 255.0).reshape(1, 1, alpha.height, alpha.width)
+
+
 def long_side_for_short(width: int, height: int, short: int) -> int:
     """The long side at which an image of this aspect has a short side of at least ``short`` px."""
     return math.ceil(short * max(width, height) / min(width, height))
@@ -113,13 +129,19 @@ def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
         return image
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
-def write_image(image: torch.Tensor | Image.Image, path: Path | str, fmt: str | None = None) -> Path:
-    """Save atomically; ``fmt`` is ``png``, ``jpg`` or ``webp`` (default: from the suffix)."""
+def write_image(
+    image: torch.Tensor | Image.Image, path: Path | str, fmt: str | None = None, alpha: torch.Tensor | None = None
+) -> Path:
+    """Save atomically; ``fmt`` is ``png``, ``jpg`` or ``webp`` (default: from the suffix). ``alpha``
+    (``(1, 1, H, W)`` in ``[0, 1]``) is kept by png and webp; jpg has no alpha and gets the colours only."""
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".").lower().replace("jpeg", "jpg")
     if fmt not in FORMATS:
         raise ValueError(f"unsupported image format {fmt!r}")
     picture = tensor_to_pil(image) if isinstance(image, torch.Tensor) else image
+    if alpha is not None and fmt != "jpg":
+        opacity = alpha[0, 0].detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+        picture = Image.merge("RGBA", (*picture.convert("RGB").split(), Image.fromarray(opacity, "L")))
     with atomic_path(path) as temporary:
         picture.save(temporary, FORMATS[fmt], **SAVE_OPTIONS[fmt])
     return path

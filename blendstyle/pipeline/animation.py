@@ -150,23 +150,27 @@ def render_animation(run: Run) -> RenderResult:
 
     def independent() -> None:
         group: list[tuple[int, torch.Tensor]] = []
-        for index, original in enumerate(_frames(run, clip, device, first_original)):
+        for index, (original, alpha) in enumerate(_frames(run, clip, device, first_original)):
             if index in store.done:
                 reporter.frame_done(index, skipped=True)
             else:
-                group.append((index, original))
+                group.append((index, original, alpha))
             if group and (len(group) == batch_size or index == len(clip) - 1):
                 run.check()
-                afresh([i for i, _ in group], [o for _, o in group])
-                for i, _ in group:
+                if clip.transparent:
+                    schedule.set_visible(torch.cat([a for _, _, a in group]))
+                afresh([i for i, _, _ in group], [o for _, o, _ in group])
+                for i, _, _ in group:
                     reporter.frame_done(i)
                 group = []
 
     def coherent() -> torch.Tensor | None:
         """Every frame after the first starts from its predecessor; returns the last frame's content."""
         previous: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (result or None if on disk, content)
-        for index, original in enumerate(_frames(run, clip, device, first_original)):
+        for index, (original, alpha) in enumerate(_frames(run, clip, device, first_original)):
             content = stylizer.prepare(original)
+            if clip.transparent:  # style statistics over this frame's visible pixels
+                schedule.set_visible(alpha)
             if index in store.done:  # finished by an earlier run: not rendered again
                 previous = (None, content)
                 reporter.frame_done(index, skipped=True)
@@ -193,14 +197,16 @@ def render_animation(run: Run) -> RenderResult:
         reporter.stage("closing the loop")
         count = min(settings.loop_frames, len(clip) - 2)
         head = [stylizer.prepare(frame.to(device)) for _, frame in zip(range(count + 1), clip.frames())]
-        originals = [frame.to(device) for _, frame in zip(range(count), clip.frames())]
+        originals = [frame for _, frame in zip(range(count), _frames(run, clip, device, None))]
         for index in range(count):
             run.check()
+            if clip.transparent:
+                schedule.set_visible(originals[index][1])
             before = (stored(index - 1), head[index - 1]) if index else (stored(len(clip) - 1), last_content)
             after = (stored(index + 1), head[index + 1])
             temporal = [reference(before[0], head[index], before[1], use_flow),
                         reference(after[0], head[index], after[1], use_flow)]
-            follow(index, originals[index], stored(index), temporal)
+            follow(index, originals[index][0], stored(index), temporal)
         store.mark_closed()
 
     def work() -> int:
@@ -285,14 +291,15 @@ def _frame_range(job) -> tuple[int, int | None]:
     return settings.frame_range(times)
 
 
-def _frames(run: Run, clip: ClipFile, device, first: torch.Tensor):
-    """The clip's frames on the device, decoded one at a time (the first is already read)."""
+def _frames(run: Run, clip: ClipFile, device, first: torch.Tensor | None):
+    """``(frame, opacity)`` on the device, decoded one at a time; the opacity is ``(1, 1, H, W)`` for a
+    transparent clip, None otherwise. ``first``: the first frame, already read."""
     frames = clip.frames()
+    alphas = clip.alphas() if clip.transparent else None
     with run.reading(("content",)):
-        next(frames)
-        yield first
-        for frame in frames:
-            yield frame.to(device)
+        for index, frame in enumerate(frames):
+            alpha = None if alphas is None else torch.from_numpy(next(alphas).copy())[None, None].to(device)
+            yield (first if index == 0 and first is not None else frame.to(device)), alpha
 
 
 def _last(clip: ClipFile) -> torch.Tensor:

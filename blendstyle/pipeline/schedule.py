@@ -136,6 +136,7 @@ class Schedule:
         self.timings["load_network"] = run.seconds() - mark
         self.images = images or StyleImages(run)
         self.masks = self.images.masks(job)
+        self.visible: torch.Tensor | None = None
 
     @property
     def final(self) -> Stylizer:
@@ -155,9 +156,17 @@ class Schedule:
         stylizer = Stylizer(job, self.network, run.precision, styles, self.masks, run.reporter, run.should_stop, tiles)
         if self.weights != stylizer.weights:
             stylizer.set_weights(self.weights)
+        stylizer.visible = self.visible
         self.stylizers[stage.long_side] = stylizer
         self.timings["targets"] += run.seconds() - mark
         return stylizer
+
+    def set_visible(self, alpha: torch.Tensor | None) -> None:
+        """The content's opacity (``(B, 1, H, W)``, any size; None: opaque) for every scale's stylizer: the
+        result's style statistics count each pixel by it."""
+        self.visible = alpha
+        for stylizer in self.stylizers.values():
+            stylizer.visible = alpha
 
     def set_weights(self, weights: list[float]) -> None:
         """Re-blend every scale's targets for these style weights (a sweep's cells)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..files.clips import read_clip
-from ..files.images import read_image, write_image
+from ..files.images import read_alpha, read_image, write_image
 from ..nst.memory import plan
 from ..nst.optimize import Step
 from .context import Run, Saved
@@ -37,6 +37,15 @@ class StillContent:
             self.sizes[long_side] = image.to(self.run.device)
         return self.sizes[long_side]
 
+    def alpha(self) -> torch.Tensor | None:
+        """The still's opacity at the job's size, or None when it is opaque (an animation's frame: None)."""
+        if self.frame is not None:
+            return None
+        job = self.run.job
+        with self.run.reading(("content",)):
+            alpha = read_alpha(job.content, job.size, job.max_input_pixels)
+        return None if alpha is None else alpha.to(self.run.device)
+
 
 def render_still(run: Run) -> RenderResult:
     job, folder, reporter = run.job, run.folder, run.reporter
@@ -48,6 +57,8 @@ def render_still(run: Run) -> RenderResult:
     reporter.stage(memory.describe(width, height))
     stages = plan_stages(job, width, height, memory)
     schedule = Schedule(run, stages, content_at)
+    alpha = content_at.alpha()
+    schedule.set_visible(alpha)
     fmt = job.output.format
     resume_path = folder / "snapshots" / f"{job.name}_resume.png"
     progress = resume(run, schedule, resume_path)
@@ -59,7 +70,7 @@ def render_still(run: Run) -> RenderResult:
     def on_step(step: Step, image: torch.Tensor) -> None:
         if step.iteration % every == 0:
             path = folder / "snapshots" / f"{job.name}_{step.iteration:05d}.{fmt}"
-            snapshots.append(write_image(schedule.final.finish(image.clamp(0, 1), original), path, fmt))
+            snapshots.append(write_image(schedule.final.finish(image.clamp(0, 1), original), path, fmt, alpha))
 
     tiles = schedule.tile_count(width, height)
 
@@ -93,7 +104,7 @@ def render_still(run: Run) -> RenderResult:
         optimized, final = schedule.render(content_at, progress=progress, on_step=on_step if every else None)
 
     reporter.stage("writing outputs")
-    files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt)]
+    files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt, alpha)]
     files += schedule.write_extras(original, optimized.image, optimized.history) + snapshots
     resume_path.unlink(missing_ok=True)
     timings = dict(schedule.timings, optimize=optimized.seconds, total=run.seconds())
@@ -112,6 +123,7 @@ def render_still(run: Run) -> RenderResult:
         final_loss=final,
         loss_history=[round(step.total, 6) for step in optimized.history],
         outputs=[str(path.relative_to(folder)) for path in files],
+        transparent=None if alpha is None else ("kept" if fmt != "jpg" else "dropped: jpg has no alpha"),
     )
     if tiles:
         record["tiles"] = {"size": job.tiles.size, "overlap": job.tiles.overlap, "count": tiles, "done": tiles}

@@ -93,6 +93,7 @@ def _study(run: Run, what: str) -> Path:
     job, folder = run.job, run.folder
     content_at = StillContent(run, frame=job.animation.start if (frames_in(job.content) or 1) > 1 else None)
     height, width = content_at(job.size).shape[-2:]
+    alpha = content_at.alpha()  # a transparent still is studied over its visible pixels, as it renders
     memory = plan(job, run.device, width, height)
     stages = plan_stages(job, width, height, memory)
     rows = cells(job, what)
@@ -121,9 +122,10 @@ def _study(run: Run, what: str) -> Path:
                 run.reporter.stage(f"{name}: {caption}")
                 generator = torch.Generator().manual_seed(job.seed + number)
                 schedule = Schedule(run, stages, content_at, variant, images)
+                schedule.set_visible(alpha)
                 optimized, _ = schedule.render(content_at, generator=generator)
                 iterations[cell] = optimized.iterations
-                write_image(optimized.image, folder / cell, "png")
+                write_image(optimized.image, folder / cell, "png", alpha)
                 pictures.append((caption, optimized.image))
                 done.append(cell)
             results.append((name, pictures))

@@ -76,6 +76,9 @@ class Stylizer:
             for image, layers in zip(self.style_images, self.style_layer_weights)
         ]
         self.masks = list(masks)  # 8-bit at about the output's size until a frame needs them
+        #: The content's opacity, ``(B, 1, H, W)`` in ``[0, 1]`` at any size, or None when it is opaque: the
+        #: style statistics of the result count each position by it (see :meth:`regions`).
+        self.visible: torch.Tensor | None = None
         self._resized: dict[int, tuple[tuple, torch.Tensor]] = {}  # the last size each mask was stretched to
         self.set_weights([style.weight for style in job.styles])
 
@@ -118,8 +121,11 @@ class Stylizer:
         """The style targets to optimise against at image ``size``: one blend for the whole image, or
         one region per masked style plus the rest (:mod:`blendstyle.nst.regions`). ``window`` (the whole
         image's size, a tile): the image is that tile of a larger one."""
+        visible = None if self.visible is None else self._visible(size, window)
         if not self.region_targets:
-            return self.style_targets
+            # A transparent content is one region, its visible pixels: transparent ones neither carry
+            # style statistics nor draw on them (the alpha weights positions as a grey mask would).
+            return self.style_targets if visible is None else [Region(self.style_targets, visible)]
         frames = frames or [0]
         masked = list(self.region_targets)
         if window is None:
@@ -127,8 +133,18 @@ class Stylizer:
         else:
             masks = [window[1].crop(self.mask(i, frames, window[0])) for i in masked]
         style_guides, rest = guides(masks, [self.weights[i] for i in masked])
+        if visible is not None:
+            style_guides, rest = [guide * visible for guide in style_guides], rest * visible
         regions = [Region(self.region_targets[i], guide) for i, guide in zip(masked, style_guides)]
         return regions + [Region(self.style_targets, rest)]
+
+    def _visible(self, size, window: tuple[tuple, Tile] | None) -> torch.Tensor:
+        """The opacity at ``size`` (or, for a tile, at the whole image's size and cut to the tile)."""
+        whole = tuple(size) if window is None else tuple(window[0])
+        visible = self.visible.to(self.style_images[0].device)
+        if tuple(visible.shape[-2:]) != whole:
+            visible = F.interpolate(visible, size=whole, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+        return visible if window is None else window[1].crop(visible)
 
     def prepare(self, content: torch.Tensor) -> torch.Tensor:
         """What the optimiser works on: the content itself, or its luminance (``preserve_color: luminance``)."""

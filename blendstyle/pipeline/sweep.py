@@ -32,6 +32,8 @@ def render_sweep(run: Run) -> RenderResult:
     reporter.stage(memory.describe(width, height))
     stages = plan_stages(job, width, height, memory)
     schedule = Schedule(run, stages, content_at)
+    alpha = content_at.alpha()  # a transparent still: every cell styles its visible pixels and keeps its alpha
+    schedule.set_visible(alpha)
     names = [Path(style.path).stem for style in job.styles]
     axes = [sweep.values() for sweep in job.sweep]
     earlier = {tuple(cell["weights"]): cell for cell in run.before.get("sweep", [])} if run.resumable() else {}
@@ -63,7 +65,7 @@ def render_sweep(run: Run) -> RenderResult:
             schedule.set_weights(weights)
             optimized, final = schedule.render(content_at, generator=torch.Generator().manual_seed(job.seed + number))
             cells[combination] = optimized.image
-            files.append(write_image(optimized.image, path, job.output.format))
+            files.append(write_image(optimized.image, path, job.output.format, alpha))
             done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
 
     first = job.sweep[0]

@@ -314,3 +314,72 @@ def test_the_tv_weight_smooths_alike_at_every_size(tmp_path):
     divided = roughness(384, 20 * content[96] / content[384]) / roughness(384, 0)
     assert abs(plain[384] - plain[96]) < 0.08, plain  # measured 0.56 and 0.60
     assert plain[96] - divided > 2 * abs(plain[384] - plain[96]), (plain, divided)  # measured 0.40
+
+
+def _half_transparent(path, size=(64, 48)):
+    """Blobs on the left half, see-through on the right, with loud stripes hidden under the alpha."""
+    from ..conftest import blobs, stripes
+
+    picture = np.asarray(blobs(size)).copy()
+    picture[:, size[0] // 2 :] = np.asarray(stripes(size, period=2))[:, size[0] // 2 :]
+    alpha = np.zeros(size[::-1], np.uint8)
+    alpha[:, : size[0] // 2] = 255
+    from PIL import Image
+
+    Image.fromarray(np.dstack([picture, alpha]), "RGBA").save(path)
+    return alpha
+
+
+def test_transparent_pixels_carry_no_style_statistics(tiny_job, tmp_path):
+    """With the content's alpha, changing pixels far inside the transparent half (beyond the receptive
+    fields of the style layers' visible positions) leaves the style loss exactly as it was; without it,
+    they count."""
+    from blendstyle.config.load import load_job
+    from blendstyle.pipeline.styles import stylizer_for
+
+    job = load_job(tiny_job("layers: {style: [relu1_1, relu2_1]}\n")).job
+    stylizer = stylizer_for(job, torch.device("cpu"), 64)
+    image = read_image(tmp_path / "content.png", 64)
+    changed = image.clone()
+    changed[..., 44:] = torch.rand_like(changed[..., 44:])
+
+    def style(x):
+        with torch.no_grad():
+            return stylizer.objective(image)(x)["style"].item()
+
+    assert style(changed) != pytest.approx(style(image), rel=1e-3)
+    visible = torch.zeros(1, 1, *image.shape[-2:])
+    visible[..., :32] = 1
+    stylizer.visible = visible
+    assert style(changed) == pytest.approx(style(image), rel=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp", "jpg"])
+def test_a_transparent_still_keeps_its_alpha(tmp_path, tiny_job, fmt):
+    alpha = _half_transparent(tmp_path / "see_through.png")
+    job = tiny_job(f"output: {{format: {fmt}}}\n", body="extends: quick.yaml\ncontent: see_through.png\n"
+                   "styles:\n  - path: style_a.png\nsize: 64\noptimizer: {iterations: 5}\n")
+    result = blendstyle.run_job(job, out_root=tmp_path / "out")
+    from PIL import Image
+
+    with Image.open(result.image_path) as written:
+        if fmt == "jpg":
+            assert written.mode == "RGB" and result.record["transparent"] == "dropped: jpg has no alpha"
+        else:
+            assert written.mode == "RGBA" and result.record["transparent"] == "kept"
+            assert np.array_equal(np.asarray(written.getchannel("A")), alpha)
+
+
+def test_a_transparent_sweep_keeps_alpha_in_every_cell(tmp_path, tiny_job):
+    alpha = _half_transparent(tmp_path / "see_through.png")
+    job = tiny_job(body="extends: quick.yaml\ncontent: see_through.png\nstyles:\n  - path: style_a.png\n"
+                   "  - path: style_b.png\nsize: 64\noptimizer: {iterations: 3}\n"
+                   "sweep: [{style: 0, start: 0.5, stop: 1, steps: 2}]\n")
+    result = blendstyle.run_job(job, out_root=tmp_path / "out")
+    from PIL import Image
+
+    cells = sorted((result.folder / "sweep").glob("*.png"))
+    assert len(cells) == 2
+    for cell in cells:
+        with Image.open(cell) as written:
+            assert np.array_equal(np.asarray(written.getchannel("A")), alpha)
