@@ -205,10 +205,45 @@ class Backbone(Model):
 
 
 class Output(Model):
-    format: Literal["png", "jpg", "webp"] = "png"
+    format: Literal["png", "jpg", "webp", "tiff"] = "png"
+    depth: Literal[8, 16] = Field(
+        8, description="bits per channel: 16 (png, tiff) keeps smooth gradients free of banding on large prints"
+    )
+    dpi: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+        None, description="resolution stored in the file (png, jpg, tiff); default: the size's dpi when given in print units"
+    )
     snapshot_every: Annotated[int, Field(ge=0)] = Field(0, description="save the image every N iterations; 0: never")
     contact_sheet: bool = True
     loss_plot: bool = True
+
+    @model_validator(mode="after")
+    def _deep_formats(self) -> Output:
+        if self.depth == 16 and self.format not in ("png", "tiff"):
+            raise ValueError(f"depth 16 needs format png or tiff, not {self.format}")
+        return self
+
+
+#: Millimetres per print unit.
+UNITS = {"mm": 1.0, "cm": 10.0, "in": 25.4}
+
+
+class PrintSize(Model):
+    """The output's long side in print units at a printer's resolution: ``{long_side: 40cm, dpi: 300}`` is
+    4724 px, and the file is marked 300 dpi (unless ``output.dpi`` says otherwise)."""
+
+    long_side: Annotated[str, *matching(r"^[0-9]+(\.[0-9]+)?(mm|cm|in)$", "a length such as 40cm, 400mm or 16in")]
+    dpi: Annotated[int, Field(ge=1, le=10_000)]
+
+    @property
+    def pixels(self) -> int:
+        millimetres = float(self.long_side[:-2]) * UNITS[self.long_side[-2:]]
+        return round(millimetres / 25.4 * self.dpi)
+
+    @model_validator(mode="after")
+    def _in_range(self) -> PrintSize:
+        if not 16 <= self.pixels <= 16384:
+            raise ValueError(f"{self.long_side} at {self.dpi} dpi is {self.pixels} px; sizes run from 16 to 16384 px")
+        return self
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -218,6 +253,16 @@ Device = Annotated[str, *matching(r"^(auto|cpu|mps|cuda(:\d+)?)$", "auto, cpu, c
 
 class Job(Model):
     """A blendstyle job: one content input rendered in a weighted blend of styles."""
+
+    @model_validator(mode="after")
+    def _print_size_in_pixels(self) -> Job:
+        """A size in print units becomes pixels (everything downstream counts pixels), and its dpi the
+        file's resolution unless ``output.dpi`` is given."""
+        if isinstance(self.size, PrintSize):
+            if self.output.dpi is None:
+                object.__setattr__(self.output, "dpi", self.size.dpi)
+            object.__setattr__(self, "size", self.size.pixels)
+        return self
 
     @model_validator(mode="after")
     def _sweeps_name_styles(self) -> Job:
@@ -242,7 +287,9 @@ class Job(Model):
     preserve_color: Literal["none", "luminance", "histogram"] = Field(
         "none", description="keep the content's colours: luminance-only transfer, or styles recoloured to the content's"
     )
-    size: Annotated[int, Field(ge=16, le=16384)] = Field(512, description="output long side in pixels")
+    size: Annotated[int, Field(ge=16, le=16384)] | PrintSize = Field(
+        512, description="output long side in pixels, or in print units: {long_side: 40cm, dpi: 300}"
+    )
     scales: Scales = Field(default_factory=Scales)
     tiles: Tiles = Field(default_factory=Tiles)
     sweep: Annotated[list[Sweep], Field(max_length=2)] = Field(

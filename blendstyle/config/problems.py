@@ -67,14 +67,34 @@ def _short(value: Any) -> str:
 
 
 def _one_per_union(items: list[dict]) -> list[dict]:
-    """A value that fits no branch of a union (``start: 3`` or ``start: 2.5s``) gets one error per branch;
-    where one branch explains itself (our own value error), the others' type complaints are noise."""
-    explained = {tuple(item["loc"][:-1]) for item in items if item["type"] == "value_error" and len(item["loc"]) > 1}
-    return [
+    """A value that fits no branch of a union (``start: 2.5 s``, ``size: {long_side: 2 cm}``) gets one
+    error per branch; where one branch explains itself (an error that is not about the value's type, at
+    the union's place or inside it), the other branches' type complaints are noise."""
+
+    def typed(item: dict) -> bool:
+        return item["type"].endswith(("_parsing", "_type"))
+
+    explained = [tuple(item["loc"]) for item in items if not typed(item)]
+    kept = [
         item
         for item in items
-        if not (item["type"].endswith(("_parsing", "_type")) and tuple(item["loc"][:-1]) in explained)
+        if not (typed(item) and len(item["loc"]) > 1
+                and any(loc[: len(item["loc"]) - 1] == tuple(item["loc"][:-1]) and loc != tuple(item["loc"])
+                        for loc in explained))
     ]
+    # Every branch refused the value's type (``size: large``): one problem that says what the key takes.
+    places: dict[tuple, list[dict]] = {}
+    for item in kept:
+        if typed(item) and len(item["loc"]) > 1:
+            places.setdefault(tuple(item["loc"][:-1]), []).append(item)
+    merged = []
+    for item in kept:
+        group = places.get(tuple(item["loc"][:-1]), []) if typed(item) and len(item["loc"]) > 1 else []
+        if len(group) < 2:
+            merged.append(item)
+        elif item is group[0]:
+            merged.append({**item, "type": "union_type", "loc": item["loc"][:-1]})
+    return merged
 
 
 def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
@@ -97,6 +117,12 @@ def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
             message = f"required key '{key[-1]}' is missing"
             location = layered.location(key[:-1])
             key = key[:-1] + (key[-1],)
+        elif kind == "union_type":
+            parent = _model_at(key[:-1])
+            field = parent.model_fields.get(str(key[-1])) if parent else None
+            message = f"expected {field.description}" if field and field.description else message
+            message += f" (found {_short(item['input'])})"
+            location = layered.location(key)
         elif kind == "too_short":
             message = f"expected at least {item['ctx']['min_length']} item(s), found {item['ctx']['actual_length']}"
             location = layered.location(key)

@@ -15,9 +15,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..config.inputs import DECODE_ERRORS, own_pixel_limit
 from ..errors import BlendstyleError
 from .atomic import atomic_path
+from .prints import srgb_profile, to_srgb, write_png16, write_tiff
 
-#: Pillow format names for our output formats.
-FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+#: Pillow format names for our output formats (TIFF and 16-bit PNG: :mod:`blendstyle.files.prints`).
+FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
 SAVE_OPTIONS = {"png": {"optimize": False}, "jpg": {"quality": 95}, "webp": {"lossless": True}}
 
 
@@ -67,7 +68,8 @@ def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
     try:
         with image:
             image.load()
-            return ImageOps.exif_transpose(image)
+            upright = ImageOps.exif_transpose(image)
+        return to_srgb(upright)[0]  # an embedded colour profile is applied once, here
     except DECODE_ERRORS as exc:  # truncated or corrupt data
         raise BlendstyleError(f"cannot decode image {path}: {exc}") from None
 
@@ -130,21 +132,51 @@ def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 def write_image(
-    image: torch.Tensor | Image.Image, path: Path | str, fmt: str | None = None, alpha: torch.Tensor | None = None
+    image: torch.Tensor | Image.Image,
+    path: Path | str,
+    fmt: str | None = None,
+    alpha: torch.Tensor | None = None,
+    depth: int = 8,
+    dpi: int | None = None,
 ) -> Path:
-    """Save atomically; ``fmt`` is ``png``, ``jpg`` or ``webp`` (default: from the suffix). ``alpha``
-    (``(1, 1, H, W)`` in ``[0, 1]``) is kept by png and webp; jpg has no alpha and gets the colours only."""
+    """Save atomically with the sRGB profile; ``fmt`` is ``png``, ``jpg``, ``webp`` or ``tiff`` (default:
+    from the suffix). ``alpha`` (``(1, 1, H, W)`` in ``[0, 1]``) is kept by every format but jpg;
+    ``depth`` 16 (png, tiff) keeps 65,536 levels per channel; ``dpi`` is stored where the format can
+    (all but webp)."""
     path = Path(path)
-    fmt = fmt or path.suffix.lstrip(".").lower().replace("jpeg", "jpg")
+    suffix = path.suffix.lstrip(".").lower()
+    fmt = fmt or {"jpeg": "jpg", "tif": "tiff"}.get(suffix, suffix)
     if fmt not in FORMATS:
         raise ValueError(f"unsupported image format {fmt!r}")
+    if fmt == "tiff" or depth == 16:
+        levels = 65535 if depth == 16 else 255
+        kind = np.uint16 if depth == 16 else np.uint8
+        rgb = _levels(image, levels).astype(kind)
+        opacity = None if alpha is None else _levels(alpha, levels)[..., 0].astype(kind)
+        with atomic_path(path) as temporary:
+            if fmt == "tiff":
+                write_tiff(temporary, rgb if opacity is None else np.dstack([rgb, opacity]), dpi)
+            else:
+                write_png16(temporary, rgb, opacity, dpi)
+        return path
     picture = tensor_to_pil(image) if isinstance(image, torch.Tensor) else image
     if alpha is not None and fmt != "jpg":
         opacity = alpha[0, 0].detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
         picture = Image.merge("RGBA", (*picture.convert("RGB").split(), Image.fromarray(opacity, "L")))
+    options = dict(SAVE_OPTIONS[fmt], icc_profile=srgb_profile())
+    if dpi and fmt != "webp":
+        options["dpi"] = (dpi, dpi)
     with atomic_path(path) as temporary:
-        picture.save(temporary, FORMATS[fmt], **SAVE_OPTIONS[fmt])
+        picture.save(temporary, FORMATS[fmt], **options)
     return path
+
+
+def _levels(image: torch.Tensor | Image.Image, levels: int) -> np.ndarray:
+    """``(H, W, C)`` values in ``0..levels``, rounded, from a ``(1, C, H, W)`` tensor in ``[0, 1]`` or a picture."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"), dtype=np.float64) * (levels / 255)
+    values = image.detach().float().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy().astype(np.float64)
+    return np.round(values * levels)
 
 
 

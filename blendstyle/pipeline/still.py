@@ -60,6 +60,7 @@ def render_still(run: Run) -> RenderResult:
     alpha = content_at.alpha()
     schedule.set_visible(alpha)
     fmt = job.output.format
+    print_options = {"depth": job.output.depth, "dpi": job.output.dpi}
     resume_path = folder / "snapshots" / f"{job.name}_resume.png"
     progress = resume(run, schedule, resume_path)
     resumed = progress.done if progress.stage == len(stages) - 1 else 0
@@ -70,7 +71,7 @@ def render_still(run: Run) -> RenderResult:
     def on_step(step: Step, image: torch.Tensor) -> None:
         if step.iteration % every == 0:
             path = folder / "snapshots" / f"{job.name}_{step.iteration:05d}.{fmt}"
-            snapshots.append(write_image(schedule.final.finish(image.clamp(0, 1), original), path, fmt, alpha))
+            snapshots.append(write_image(schedule.final.finish(image.clamp(0, 1), original), path, fmt, alpha, **print_options))
 
     tiles = schedule.tile_count(width, height)
 
@@ -104,7 +105,7 @@ def render_still(run: Run) -> RenderResult:
         optimized, final = schedule.render(content_at, progress=progress, on_step=on_step if every else None)
 
     reporter.stage("writing outputs")
-    files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt, alpha)]
+    files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt, alpha, **print_options)]
     files += schedule.write_extras(original, optimized.image, optimized.history) + snapshots
     resume_path.unlink(missing_ok=True)
     timings = dict(schedule.timings, optimize=optimized.seconds, total=run.seconds())

@@ -65,7 +65,7 @@ def render_sweep(run: Run) -> RenderResult:
             schedule.set_weights(weights)
             optimized, final = schedule.render(content_at, generator=torch.Generator().manual_seed(job.seed + number))
             cells[combination] = optimized.image
-            files.append(write_image(optimized.image, path, job.output.format, alpha))
+            files.append(write_image(optimized.image, path, job.output.format, alpha, job.output.depth, job.output.dpi))
             done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
 
     first = job.sweep[0]
