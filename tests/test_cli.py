@@ -142,3 +142,47 @@ def test_the_command_line_starts_without_torch():
     """validate, schema and layers must answer at once: importing the CLI does not import torch."""
     code = "import sys, blendstyle.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_new_writes_a_commented_job_that_validates_and_runs(tmp_path, monkeypatch):
+    from .conftest import blobs, stripes
+
+    (tmp_path / "photos").mkdir()
+    blobs().save(tmp_path / "photos" / "cat.png")
+    stripes().save(tmp_path / "painting.png")
+    stripes(colors=((20, 160, 60), (240, 220, 40))).save(tmp_path / "other.png")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jobs").mkdir()
+    result = invoke("new", "jobs/cat.yaml", "--content", "photos/cat.png", "--style", "painting.png:3",
+                    "--style", "other.png", "--size", "48")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "jobs" / "cat.yaml").read_text()
+    assert "content: ../photos/cat.png" in text and "path: ../painting.png\n    weight: 3" in text  # relative to the job
+    assert "# how strongly to paint it" in text
+    assert invoke("validate", "jobs/cat.yaml").exit_code == 0
+    ran = invoke("run", "jobs/cat.yaml", "--iterations", "2", "-q", "--set", "precision=fp32")
+    assert ran.exit_code == 0 and (tmp_path / "outputs" / "cat" / "cat.png").is_file()
+    again = invoke("new", "jobs/cat.yaml", "--content", "photos/cat.png", "--style", "painting.png")
+    assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_new_refuses_missing_inputs_and_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("new", "job.yaml", "--content", "nothere.png", "--style", "x.jpg")
+    assert result.exit_code == 1
+    assert "job.yaml:3:10 content: file not found: nothere.png" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shell_completion_completes_commands_and_options():
+    """click's completion, as README.md tells a user to enable it."""
+    import os
+    from pathlib import Path
+
+    script = str(Path(sys.executable).parent / "blendstyle")  # the command pip installed beside this Python
+    env = dict(os.environ, _BLENDSTYLE_COMPLETE="bash_complete", COMP_WORDS="blendstyle ru", COMP_CWORD="1")
+    done = subprocess.run([script], env=env, capture_output=True, text=True)
+    assert "plain,run" in done.stdout.split()
+    env.update(COMP_WORDS="blendstyle new --st", COMP_CWORD="2")
+    done = subprocess.run([script], env=env, capture_output=True, text=True)
+    assert "plain,--style" in done.stdout.split()
