@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -105,7 +106,10 @@ def _on_sigterm(signum, frame):
 @click.option("--force", is_flag=True, help="Render even when the last run of the same job is up to date.")
 @click.option("--allow-outside-output", "allow_outside", is_flag=True, help="Allow an output folder that a link takes outside OUT.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_outside, quiet) -> None:
+@click.option("--serve", type=int, is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
+              help="Show the render live on a local web page (port 8765 unless given); it stays until Ctrl-C.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the --serve page listens on.")
+def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_outside, quiet, serve, host) -> None:
     """Render each JOB file (a folder: every job file in it).
 
     Ctrl-C or SIGTERM stops within seconds, keeping finished frames and the image so far; running the
@@ -117,6 +121,7 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
 
     overrides = _overrides(size, iterations, device, seed, settings)
     paths = expand_jobs(jobs)
+    preview = _start_preview(serve, host)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     rows: list[tuple[str, str, str, str]] = []
     try:
@@ -125,10 +130,21 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
             loaded: LoadedJob | None = None
             try:
                 loaded = load_job(path, overrides)
-                result = render(loaded, out_root, ConsoleReporter(loaded.job.name, quiet), force, allow_outside)
+                reporter = ConsoleReporter(loaded.job.name, quiet)
+                if preview is not None:
+                    reporter = _watched(preview, loaded, out_root, reporter)
+                result = render(loaded, out_root, reporter, force, allow_outside)
+                if preview is not None:
+                    _announce(preview, result, time.perf_counter() - started)
             except BlendstyleError as error:
-                if len(paths) == 1:
+                if preview is not None:
+                    preview.publish("failed", {"message": str(error.problems[0]) if error.problems else str(error)})
+                if len(paths) == 1 and preview is None:
                     raise
+                if len(paths) == 1:
+                    show_error(error)
+                    rows.append((str(path), "failed", "", error.problems[0].message[:60]))
+                    continue
                 show_error(error, title=f"{path} failed")
                 rows.append((str(path), "failed", "", error.problems[0].message[:60]))
                 continue
@@ -152,9 +168,13 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
                 err.print(f"[green]wrote[/] {result.image_path} ({others}) in {seconds:.1f} s", soft_wrap=True)
     except Interrupted as stop:
         err.print(f"[yellow]interrupted[/]: {stop}", soft_wrap=True)
+        if preview is not None:
+            preview.close()
         sys.exit(stop.exit_code)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if preview is not None:
+        _linger(preview)
     failed = sum(1 for row in rows if row[1] == "failed")
     if len(paths) > 1 and not quiet:
         table = Table("job", "status", "seconds", "output / problem", title=f"{len(paths)} jobs")
@@ -201,6 +221,53 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
     path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet))
     if not quiet:
         err.print(f"[green]wrote[/] {path}", soft_wrap=True)
+
+
+def _start_preview(port: int | None, host: str):
+    """The live page's server for ``--serve``, or None."""
+    if port is None:
+        return None
+    from .preview import Preview
+
+    try:
+        preview = Preview(host, port)
+    except OSError as exc:
+        raise BlendstyleError(Problem(f"cannot listen on {host}:{port}: {exc.strerror or exc}", key="--serve"),
+                              hint="give another port: --serve 8766") from None
+    err.print(f"[cyan]preview[/] at {preview.url}", soft_wrap=True)
+    return preview
+
+
+def _watched(preview, loaded: LoadedJob, out_root: Path, reporter):
+    """``reporter`` that also feeds the page, which now shows this job."""
+    from .preview import PreviewReporter
+
+    job = loaded.job
+    preview.begin_job(job.name, job.model_dump(mode="json"), out_root / job.name)
+    return PreviewReporter(reporter, preview, job.output.preview_every)
+
+
+def _announce(preview, result, seconds: float) -> None:
+    folder = result.folder
+    sheet = next((p for p in result.files if p.name.endswith("_sheet.png")), None)
+    preview.publish("done", {"image": str(result.image_path.relative_to(folder)), "seconds": seconds,
+                             "sheet": str(sheet.relative_to(folder)) if sheet else None})
+
+
+def _linger(preview) -> None:
+    """Keep the page up after the render until Ctrl-C or SIGTERM."""
+    import signal
+
+    err.print(f"[cyan]done[/]; the preview stays at {preview.url} until Ctrl-C", soft_wrap=True)
+    stopped = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopped.wait(0.5):  # short waits: the signal handler runs between them
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        preview.close()
 
 
 def _style_argument(text: str) -> tuple[Path, float]:

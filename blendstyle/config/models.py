@@ -215,6 +215,9 @@ class Output(Model):
     snapshot_every: Annotated[int, Field(ge=0)] = Field(0, description="save the image every N iterations; 0: never")
     contact_sheet: bool = True
     loss_plot: bool = True
+    preview_every: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="with run --serve: send the picture under way every N iterations; default: about every 2 s"
+    )
 
     @model_validator(mode="after")
     def _deep_formats(self) -> Output:

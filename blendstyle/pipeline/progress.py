@@ -26,6 +26,13 @@ class Reporter:
     def step(self, step: Step) -> None:
         """One iteration is done."""
 
+    def picture_due(self, iteration: int) -> bool:
+        """Whether :meth:`picture` wants the image of this iteration (a live preview asks now and then)."""
+        return False
+
+    def picture(self, image) -> None:
+        """The whole picture under way, ``(1, 3, H, W)`` in the optimiser's colours (when :meth:`picture_due`)."""
+
     def finish(self, optimized: Optimized) -> None:
         """The optimisation begun by :meth:`start` ended."""
 

@@ -191,6 +191,8 @@ class Stylizer:
 
         def report(step: Step, image: torch.Tensor) -> None:
             self.reporter.step(step)
+            if window is None and self.reporter.picture_due(step.iteration):  # a tile is not the picture
+                self.reporter.picture(image[:1].detach())
             if on_step is not None:
                 on_step(step, image)
 

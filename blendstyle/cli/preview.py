@@ -1,0 +1,229 @@
+"""The live preview page of ``blendstyle run --serve``: a small HTTP server beside the render.
+
+Why the standard library's :class:`~http.server.ThreadingHTTPServer` and server-sent events: the page
+only listens (the render pushes, the browser never sends anything back), which is exactly what SSE is
+for, with the browser's ``EventSource`` reconnecting by itself; one thread per open page costs nothing
+next to a render, and no web framework joins the dependencies. Nothing is polled: the page opens one
+event stream and fetches an image only when an event says a new one exists.
+
+Routes: ``/`` the page (one static file in the package, no CDN), ``/events`` the event stream (every
+event so far, then new ones as they come; ``Last-Event-ID`` resumes), ``/image`` the latest picture
+(PNG), ``/job`` the job as resolved, ``/stats`` what the server has cost, and ``/files/PATH`` a file of
+the current job's output folder, never anything outside it (resolved paths are checked, links
+included). It listens on 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ..pipeline.progress import Reporter
+
+TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif", ".json": "application/json",
+         ".mp4": "video/mp4", ".webm": "video/webm", ".tiff": "image/tiff"}
+#: Step events kept for a page opened late (the curve's history); other events are all kept.
+STEPS_KEPT = 5000
+
+
+class Preview:
+    """The server and what it shows: the events so far, the latest picture, the job and its folder."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8765):
+        self.events: list[tuple[int, str]] = []  # (id, "event: kind\ndata: json")
+        self.next_id = 1
+        self.steps = 0
+        self.changed = threading.Condition()
+        self.image: bytes | None = None
+        self.job: dict = {}
+        self.folder: Path | None = None
+        self.closed = False
+        self.cost = {"encode_seconds": 0.0, "publish_seconds": 0.0, "serve_seconds": 0.0, "images": 0, "events": 0}
+        self.server = ThreadingHTTPServer((host, port), _handler(self))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="blendstyle-preview", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def publish(self, kind: str, data: dict) -> None:
+        mark = time.thread_time()
+        text = f"event: {kind}\ndata: {json.dumps(dict(data, sent=time.time()))}"
+        with self.changed:
+            self.events.append((self.next_id, text))
+            self.next_id += 1
+            if kind == "step":
+                self.steps += 1
+                if self.steps > STEPS_KEPT:  # drop the oldest step (the curve keeps its shape from the rest)
+                    first = next(i for i, (_, t) in enumerate(self.events) if t.startswith("event: step"))
+                    del self.events[first]
+                    self.steps -= 1
+            self.changed.notify_all()
+        self.cost["events"] += 1
+        self.cost["publish_seconds"] += time.thread_time() - mark
+
+    def show(self, image) -> None:
+        """A new picture (``(1, 3, H, W)`` tensor in ``[0, 1]``), encoded once for every page."""
+        from ..files.images import tensor_to_pil
+
+        mark = time.thread_time()
+        buffer = io.BytesIO()
+        tensor_to_pil(image.float().clamp(0, 1)).save(buffer, "PNG", compress_level=1)
+        self.image = buffer.getvalue()
+        self.cost["images"] += 1
+        self.cost["encode_seconds"] += time.thread_time() - mark
+        self.publish("image", {"version": self.cost["images"]})
+
+    def begin_job(self, name: str, job: dict, folder: Path) -> None:
+        self.job, self.folder = job, folder
+        self.publish("job", {"name": name})
+
+    def close(self) -> None:
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def file(self, raw: str) -> Path | None:
+        """The output file a ``/files/`` path names, or None when it names nothing inside the job's folder."""
+        if self.folder is None:
+            return None
+        relative = unquote(raw)
+        if not relative or relative.startswith(("/", "\\")) or "\x00" in relative:
+            return None
+        root = self.folder.resolve()
+        try:
+            path = (root / relative).resolve()
+            path.relative_to(root)
+        except (ValueError, OSError):
+            return None
+        return path if path.is_file() else None
+
+
+def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "blendstyle-preview"
+
+        def log_message(self, format, *args) -> None:  # the terminal shows the render, not requests
+            pass
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            if path == "/":
+                page = resources.files("blendstyle.cli").joinpath("preview.html").read_bytes()
+                self._send(200, page, "text/html; charset=utf-8")
+            elif path == "/events":
+                self._events()
+            elif path == "/image":
+                self._send(200, preview.image, "image/png") if preview.image else self._send(404, b"no picture yet")
+            elif path == "/job":
+                self._send(200, json.dumps(preview.job, indent=2).encode(), "application/json")
+            elif path == "/stats":
+                self._send(200, json.dumps(preview.cost).encode(), "application/json")
+            elif path.startswith("/files/"):
+                found = preview.file(path[len("/files/"):])
+                if found is None:
+                    self._send(404, b"not found")
+                else:
+                    self._send(200, found.read_bytes(), TYPES.get(found.suffix.lower(), "application/octet-stream"))
+            else:
+                self._send(404, b"not found")
+
+        def _send(self, status: int, body: bytes, kind: str = "text/plain") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _events(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            seen = int(self.headers.get("Last-Event-ID") or 0)
+            try:
+                while True:
+                    mark = time.thread_time()  # this thread's CPU, not its waiting
+                    with preview.changed:
+                        fresh = [(i, text) for i, text in preview.events if i > seen]
+                        if not fresh and not preview.closed:
+                            preview.changed.wait(timeout=15)
+                            fresh = [(i, text) for i, text in preview.events if i > seen]
+                        closed = preview.closed
+                    if fresh:
+                        self.wfile.write("".join(f"id: {i}\n{text}\n\n" for i, text in fresh).encode())
+                        seen = fresh[-1][0]
+                    else:
+                        self.wfile.write(b": still here\n\n")  # keeps proxies from closing an idle stream
+                    self.wfile.flush()
+                    preview.cost["serve_seconds"] += time.thread_time() - mark
+                    if closed:
+                        return
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the page was closed
+
+    return Handler
+
+
+class PreviewReporter(Reporter):
+    """Progress for the terminal (``inner``) and for the page: every event goes to both; the picture under
+    way goes to the page every ``every`` iterations, or about every ``seconds`` when ``every`` is None."""
+
+    def __init__(self, inner: Reporter, preview: Preview, every: int | None = None, seconds: float = 2.0):
+        self.inner, self.preview, self.every, self.seconds = inner, preview, every, seconds
+        self.last_picture = 0.0
+        self.frames_began = time.perf_counter()
+        self.frames_rendered = 0
+
+    def stage(self, text: str) -> None:
+        self.inner.stage(text)
+        self.preview.publish("stage", {"text": text})
+
+    def frames_start(self, total: int) -> None:
+        self.inner.frames_start(total)
+        self.frames_began, self.frames_rendered = time.perf_counter(), 0
+        self.preview.publish("frames", {"total": total})
+
+    def frame_done(self, index: int, skipped: bool = False) -> None:
+        self.inner.frame_done(index, skipped)
+        if not skipped:
+            self.frames_rendered += 1
+        rate = self.frames_rendered / max(time.perf_counter() - self.frames_began, 1e-9)
+        self.preview.publish("frame", {"index": index, "skipped": skipped, "per_second": rate})
+
+    def start(self, total: int) -> None:
+        self.inner.start(total)
+        self.preview.publish("start", {"total": total})
+
+    def step(self, step) -> None:
+        self.inner.step(step)
+        self.preview.publish("step", {"iteration": step.iteration, "total": step.total, "elapsed": step.elapsed,
+                                      "terms": step.terms})
+
+    def picture_due(self, iteration: int) -> bool:
+        if self.every is not None:
+            return iteration % self.every == 0
+        return time.perf_counter() - self.last_picture >= self.seconds
+
+    def picture(self, image) -> None:
+        self.last_picture = time.perf_counter()
+        self.preview.show(image)
+
+    def finish(self, optimized) -> None:
+        self.inner.finish(optimized)
+        self.preview.publish("finish", {"iterations": optimized.iterations})
+
+    def close(self) -> None:
+        self.inner.close()
