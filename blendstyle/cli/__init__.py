@@ -1,4 +1,4 @@
-"""The command line: ``blendstyle run | validate | new | study | layers | schema``.
+"""The command line: ``blendstyle run | watch | validate | new | study | layers | schema``.
 
 This package is the only place that prints or exits. User errors (:class:`BlendstyleError`) are caught in one
 place, :class:`Group`, and shown as a short panel with exit code 1; anything else is a bug and keeps its
@@ -268,6 +268,33 @@ def _linger(preview) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         preview.close()
+
+
+@main.command("watch")
+@click.argument("job", type=click.Path(path_type=Path))
+@click.option("--preview-size", type=int, default=256, show_default=True, help="Long side of the previews in pixels.")
+@click.option("--iterations", type=int, default=100, show_default=True, help="Iterations per preview.")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True,
+              help="Previews go to OUT/<name>-preview/, a full render to OUT/<name>/.")
+@click.option("--serve", type=int, is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
+              help="Also show the previews live on a local web page (port 8765 unless given).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the --serve page listens on.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only what changed, and errors.")
+def watch_command(job, preview_size, iterations, out_root, serve, host, quiet) -> None:
+    """Re-render a quick preview of JOB whenever it, a file it extends or an input image changes,
+    cancelling a preview under way; an edit that does not validate shows its problems and keeps the last
+    good preview. Enter renders the job in full; Ctrl-C quits."""
+    from .watch import watch
+
+    preview = _start_preview(serve, host)
+    try:
+        watch(job, preview_size, iterations, out_root, quiet, preview)
+    except KeyboardInterrupt:  # a second Ctrl-C during a render
+        pass
+    finally:
+        err.print("[cyan]stopped watching[/]")
+        if preview is not None:
+            preview.close()
 
 
 def _style_argument(text: str) -> tuple[Path, float]:

@@ -15,6 +15,7 @@ from ..errors import BlendstyleError, Interrupted, Problem
 from .context import Run, open_run
 from .progress import Reporter
 from .result import RenderResult
+from .stopping import StopRequest
 
 
 def render(
@@ -23,15 +24,19 @@ def render(
     reporter: Reporter | None = None,
     force: bool = False,
     allow_outside: bool = False,
+    stop: StopRequest | None = None,
 ) -> RenderResult:
     """Run the job and write its outputs under ``out_root/<name>/``.
 
     Without ``force``, a job whose last run is up to date is not run again: the result then has
-    ``up_to_date`` set and the earlier record.
+    ``up_to_date`` set and the earlier record. ``stop``: a stop request the caller can set (it behaves as a
+    Ctrl-C would: the work so far is kept and :class:`Interrupted` raised).
     """
     reporter = reporter or Reporter()
     try:
         run = open_run(loaded, Path(out_root), reporter, allow_outside=allow_outside)
+        if stop is not None:  # the caller may ask for a stop from another thread (watch mode: a newer edit)
+            run.stop = stop
         before = run.before
         if not force and before.get("status") == "done" and before.get("key") == run.key:
             files = [run.folder / name for name in before.get("outputs", [])]

@@ -1,0 +1,188 @@
+"""``blendstyle watch``: a quick preview re-rendered whenever the job or anything it reads changes.
+
+The files watched are the job file, every file it ``extends``, and every input it names (content,
+styles, masks, an init image); they are taken again from each valid version of the job, so a new style
+is watched as soon as it is added. A change while a preview renders cancels it (a stop request, as
+Ctrl-C would make, so the run ends cleanly within an iteration) and the newest version is rendered
+instead. An edit that does not validate shows its located problems and leaves the last good preview in
+place. Previews go to ``OUT/<name>-preview/`` (a smaller size, fewer iterations), never over the full
+render's files; Enter renders the job in full to ``OUT/<name>/``, as ``blendstyle run`` would.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..config.load import LoadedJob, load_job
+from ..errors import BlendstyleError, Interrupted
+from ..pipeline.stopping import StopRequest
+from .console import ConsoleReporter, err, show_error
+
+#: What arrives on the watcher's queue besides changed paths.
+FULL, QUIT = "full render", "quit"
+
+
+def inputs_of(loaded: LoadedJob) -> set[Path]:
+    """Every file a valid job reads: itself, its bases and its inputs."""
+    job = loaded.job
+    paths = {loaded.path, *loaded.files, Path(job.content)}
+    for style in job.styles:
+        paths.add(Path(style.path))
+        if style.mask:
+            paths.add(Path(style.mask))
+    if job.init.source not in ("content", "noise"):
+        paths.add(Path(job.init.source))
+    return {path.resolve() for path in paths}
+
+
+class Watcher:
+    """Watches the folders of the files of interest (so editors that replace files are seen) and queues
+    the changed paths among them."""
+
+    def __init__(self, events: queue.Queue):
+        import watchfiles  # noqa: F401  (a clear ImportError here, not in the thread)
+
+        self.events = events
+        self.files: set[Path] = set()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def follow(self, files: set[Path]) -> None:
+        """Watch these files (restarting the watch when the set of folders changes)."""
+        folders = {path.parent for path in self.files}
+        self.files = set(files)
+        if self.thread is not None and {path.parent for path in files} == folders:
+            return
+        self.close()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, args=(sorted({p.parent for p in files}), self.stop),
+                                       name="blendstyle-watch", daemon=True)
+        self.thread.start()
+
+    def _watch(self, folders: list[Path], stop: threading.Event) -> None:
+        import watchfiles
+
+        for changes in watchfiles.watch(*folders, stop_event=stop, debounce=200, step=50, recursive=False):
+            changed = {Path(path).resolve() for _, path in changes} & self.files
+            if changed:
+                self.events.put(changed)
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.stop.set()
+            self.thread.join(timeout=5)
+            self.thread = None
+
+
+def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet: bool, preview=None) -> None:
+    """Render previews of the job at ``path`` until Ctrl-C (see the module's docstring)."""
+    from ..pipeline.render import render
+
+    events: queue.Queue = queue.Queue()
+    watcher = Watcher(events)
+    if sys.stdin is not None and sys.stdin.isatty():
+        threading.Thread(target=_keys, args=(events,), daemon=True).start()
+    quick = {"size": preview_size, "optimizer.iterations": iterations}
+    err.print(f"[cyan]watching[/] {path}: a {preview_size} px preview on every change"
+              + ("; Enter renders in full, Ctrl-C quits" if sys.stdin is not None and sys.stdin.isatty() else ""),
+              soft_wrap=True)
+    pending: set | str | None = {path.resolve()}  # render once at the start
+    good: LoadedJob | None = None
+    # Ctrl-C or SIGTERM between renders: a quiet quit through the queue (a KeyboardInterrupt raised inside
+    # the queue's wait would leave its lock broken); during a render the run handles them as usual.
+    quit_on = {sig: signal.signal(sig, lambda *_: events.put(QUIT)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            while pending is None:
+                try:
+                    pending = events.get(timeout=0.5)  # short waits: Ctrl-C is seen between them
+                except queue.Empty:
+                    pass
+            if pending == QUIT:
+                return
+            full, pending = pending == FULL, None
+            try:
+                loaded = load_job(path) if full else load_job(path, quick)
+            except BlendstyleError as error:  # an edit that does not validate: say where; keep the last preview
+                show_error(error, title=f"{path}: {len(error.problems)} problem(s); the last good preview stays")
+                watcher.follow((inputs_of(good) if good else set()) | {path.resolve()})
+                continue
+            if not full:
+                loaded.job.name = f"{loaded.job.name}-preview"
+            good = loaded
+            watcher.follow(inputs_of(loaded))
+            pending = _render(render, loaded, out_root, quiet, preview, events, full)
+    except Interrupted:  # Ctrl-C during a render: its work is saved, and watching ends
+        return
+    finally:
+        for sig, handler in quit_on.items():
+            signal.signal(sig, handler)
+        watcher.close()
+
+
+def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, events: queue.Queue, full: bool):
+    """Render one preview (or the full job); returns what arrived meanwhile that cancelled it, or None."""
+    stop = StopRequest()
+    cancelled: list = []
+
+    def on_change() -> None:  # a newer edit (or Enter) during a preview stops it; a full render runs on
+        while not stop:
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                if done.is_set():
+                    return
+                continue
+            if full and event != QUIT:
+                cancelled.append(event)
+                continue
+            cancelled.append(event)
+            stop.ask()
+
+    done = threading.Event()
+    listener = threading.Thread(target=on_change, daemon=True)
+    listener.start()
+    reporter = ConsoleReporter(loaded.job.name, quiet)
+    if preview is not None:
+        from . import _watched
+
+        reporter = _watched(preview, loaded, out_root, reporter)
+    started = time.perf_counter()
+    try:
+        result = render(loaded, out_root, reporter, force=True, stop=stop)
+        err.print(f"[green]{'rendered' if full else 'preview'}[/] {result.image_path} in "
+                  f"{time.perf_counter() - started:.1f} s", soft_wrap=True)
+        if preview is not None:
+            from . import _announce
+
+            _announce(preview, result, time.perf_counter() - started)
+    except Interrupted:
+        if not cancelled:  # Ctrl-C
+            raise
+        err.print(f"[yellow]cancelled[/] after {time.perf_counter() - started:.1f} s: the job changed", soft_wrap=True)
+    except BlendstyleError as error:
+        show_error(error, title=f"{loaded.path}: the preview failed")
+    finally:
+        done.set()
+        listener.join()
+    return _merge(cancelled)
+
+
+def _merge(events: list):
+    """What arrived during a render, as the next thing to do: quit, a full render, or a change."""
+    if QUIT in events:
+        return QUIT
+    if FULL in events:
+        return FULL
+    return {path for event in events for path in event} or None
+
+
+def _keys(events: queue.Queue) -> None:
+    """Enter asks for a full render (one keypress on a terminal; the line buffer needs Enter)."""
+    for _ in sys.stdin:
+        events.put(FULL)

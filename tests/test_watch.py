@@ -1,0 +1,93 @@
+"""``blendstyle watch`` in its own process: previews on every edit of the job or an input, located
+problems for a bad edit with the last good preview kept, and a preview under way cancelled by a newer edit."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .conftest import blobs, stripes
+
+
+class Watching:
+    def __init__(self, folder: Path, *arguments: str):
+        script = str(Path(sys.executable).parent / "blendstyle")
+        self.process = subprocess.Popen([script, "watch", "job.yaml", "--preview-size", "48", *arguments], cwd=folder,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout], daemon=True).start()
+
+    def wait_for(self, text: str, limit: float = 60) -> str:
+        deadline = time.time() + limit
+        while time.time() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no {text!r} in:\n" + "".join(self.seen))
+
+    def quit(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=30)
+
+
+def setup(folder: Path) -> Path:
+    blobs().save(folder / "content.png")
+    stripes().save(folder / "style.png")
+    job = folder / "job.yaml"
+    job.write_text("content: content.png\nstyles:\n  - path: style.png\n    weight: 1\nprecision: fp32\n")
+    return job
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    time.sleep(0.3)  # past the watcher's debounce, so each edit is its own change
+    path.write_text(path.read_text().replace(old, new))
+
+
+def test_previews_follow_edits_and_a_bad_edit_keeps_the_last_good_one(tmp_path):
+    job = setup(tmp_path)
+    preview = tmp_path / "outputs" / "job-preview" / "job-preview.png"
+    watching = Watching(tmp_path, "--iterations", "3")
+    try:
+        watching.wait_for("preview outputs/job-preview/job-preview.png")
+        first = preview.read_bytes()
+        edit(job, "weight: 1", "weight: 1\n    scale: 0.5")  # the job changed
+        watching.wait_for("preview outputs/job-preview/job-preview.png")
+        second = preview.read_bytes()
+        assert second != first
+        edit(job, "scale: 0.5", "scael: 0.5")  # does not validate
+        watching.wait_for("the last good preview stays")
+        assert "job.yaml:5:5 styles[0].scael: unknown key 'scael'" in watching.wait_for("scael")
+        assert preview.read_bytes() == second
+        edit(job, "scael: 0.5", "scale: 0.5")
+        watching.wait_for("preview outputs/job-preview/job-preview.png")
+        time.sleep(0.3)
+        stripes(colors=((20, 160, 60), (240, 220, 40))).save(tmp_path / "style.png")  # an input changed
+        watching.wait_for("preview outputs/job-preview/job-preview.png")
+        assert preview.read_bytes() != second
+        assert not (tmp_path / "outputs" / "job").exists()  # previews never touch the full render's folder
+    finally:
+        assert watching.quit() == 0
+
+
+def test_a_newer_edit_cancels_the_preview_under_way(tmp_path):
+    job = setup(tmp_path)
+    watching = Watching(tmp_path, "--iterations", "2000")
+    try:
+        watching.wait_for("iteration 1/2000")
+        started = time.time()
+        edit(job, "weight: 1", "weight: 2")
+        watching.wait_for("cancelled after")
+        assert time.time() - started < 10  # not the 2000 iterations
+        watching.wait_for("iteration 1/2000")  # the newer version renders
+    finally:
+        assert watching.quit() == 0
