@@ -42,7 +42,9 @@ SHARED = ("animation",)
 VALUES = {("tiles", "mode", "always", "animation"): "animation frames render whole; tiles apply to stills and sweeps"}
 #: Sub-keys that only one mode uses, refused elsewhere when set to something other than their default.
 ONLY_IN = {
-    ("output", "snapshot_every"): ("still", "snapshots of the image under way are saved for stills only"),
+    ("output", "snapshot_every"): (("still",), "snapshots of the image under way are saved for stills only"),
+    ("output", "depth"): (("still", "sweep"), "16-bit files are written for stills and sweep cells; animation "
+                          "frames and videos are 8-bit"),
 }
 
 
@@ -73,7 +75,7 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path) -> 
             refused.append(((key, field), reason))
     for (key, field), (only, reason) in ONLY_IN.items():
         section = getattr(job, key)
-        if mode != only and getattr(section, field) != type(section).model_fields[field].default:
+        if mode not in only and getattr(section, field) != type(section).model_fields[field].default:
             refused.append(((key, field), reason))
     return refused
 
