@@ -130,6 +130,9 @@ def test_nothing_outside_the_output_folder_is_served(tmp_path):
             assert response.status == 404 and b"styles" not in response.read(), path
             connection.close()
         assert get(port, "/files/run.json")[0] == 200
+        rebound = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # DNS rebinding: another site's name
+        rebound.request("GET", "/job", headers={"Host": f"attacker.example:{port}"})
+        assert rebound.getresponse().status == 403
     finally:
         stop(process)
 

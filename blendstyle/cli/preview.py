@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,7 +58,7 @@ class Preview:
 
     def publish(self, kind: str, data: dict) -> None:
         mark = time.thread_time()
-        text = f"event: {kind}\ndata: {json.dumps(dict(data, sent=time.time()))}"
+        text = f"event: {kind}\ndata: {json.dumps(_finite(dict(data, sent=time.time())))}"
         with self.changed:
             self.events.append((self.next_id, text))
             self.next_id += 1
@@ -94,6 +95,20 @@ class Preview:
         self.server.shutdown()
         self.server.server_close()
 
+    def host_allowed(self, host: str) -> bool:
+        """Served on a loopback address, the page answers only requests addressed to it by that name: a
+        web page elsewhere could otherwise point its own domain at 127.0.0.1 (DNS rebinding) and read the
+        job and its files."""
+        address, port = self.server.server_address[:2]
+        if not address.startswith("127.") and address not in ("::1", "localhost"):
+            return True  # --host: the user chose who may connect
+        asked = urlsplit("//" + host)
+        try:
+            given = asked.port
+        except ValueError:
+            return False
+        return asked.hostname in ("127.0.0.1", "localhost", "::1", address) and given in (None, port)
+
     def file(self, raw: str) -> Path | None:
         """The output file a ``/files/`` path names, or None when it names nothing inside the job's folder."""
         if self.folder is None:
@@ -118,6 +133,9 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
+            if not preview.host_allowed(self.headers.get("Host", "")):
+                self._send(403, b"this page answers only to the address it was opened on")
+                return
             path = urlsplit(self.path).path
             if path == "/":
                 page = resources.files("blendstyle.cli").joinpath("preview.html").read_bytes()
@@ -152,7 +170,8 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            seen = int(self.headers.get("Last-Event-ID") or 0)
+            last = self.headers.get("Last-Event-ID") or "0"
+            seen = int(last) if last.isdigit() else 0
             try:
                 while True:
                     mark = time.thread_time()  # this thread's CPU, not its waiting
@@ -227,3 +246,14 @@ class PreviewReporter(Reporter):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _finite(value):
+    """JSON the browser can parse: a non-finite number (a loss gone NaN) becomes null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

@@ -129,6 +129,7 @@ def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, eve
     """Render one preview (or the full job); returns what arrived meanwhile that cancelled it, or None."""
     stop = StopRequest()
     cancelled: list = []
+    asked: list[bool] = []  # set when this watcher, not a signal, asked the render to stop
 
     def on_change() -> None:  # a newer edit (or Enter) during a preview stops it; a full render runs on
         while not stop:
@@ -142,6 +143,7 @@ def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, eve
                 cancelled.append(event)
                 continue
             cancelled.append(event)
+            asked.append(True)
             stop.ask()
 
     done = threading.Event()
@@ -162,7 +164,7 @@ def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, eve
 
             _announce(preview, result, time.perf_counter() - started)
     except Interrupted:
-        if not cancelled:  # Ctrl-C
+        if not asked:  # Ctrl-C or SIGTERM, not a newer edit
             raise
         err.print(f"[yellow]cancelled[/] after {time.perf_counter() - started:.1f} s: the job changed", soft_wrap=True)
     except BlendstyleError as error:

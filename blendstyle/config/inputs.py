@@ -167,7 +167,8 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
             audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
             pts, durations = [], {}
             for packet in container.demux(stream):
-                if packet.size and packet.pts is not None:
+                # Packets an edit list discards (a clip trimmed without re-encoding) decode to no frame.
+                if packet.size and packet.pts is not None and not packet.is_discard:
                     pts.append(packet.pts)
                     durations[packet.pts] = packet.duration or 0
             if not pts:

@@ -48,6 +48,7 @@ class ClipFile:
     video: bool
     rotation: int = 0
     sound: Sound | None = None
+    source_pts: list[int] | None = None  # a video's selected frames' timestamps in the file
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -65,7 +66,7 @@ class ClipFile:
     def _pictures(self, alpha: bool) -> Iterator[tuple[torch.Tensor | None, np.ndarray | None]]:
         width, height = self.size
         if self.video:
-            for _, picture in decode(self.path, self.indices, self.rotation):
+            for _, picture in decode(self.path, self.source_pts, self.rotation):
                 image = resize(Image.fromarray(picture, "RGB"), (width, height))
                 yield (None, np.ones((height, width), np.float32)) if alpha else (pil_to_tensor(image), None)
             return
@@ -120,8 +121,10 @@ def open_clip(
             seconds = float(probe.pts[indices[0]] * probe.time_base)
             until = float(end * probe.time_base) if stop < total else None
             sound = Sound(path, seconds if indices[0] else float("-inf"), until, float(shift * probe.time_base))
-        size = (probe.width, probe.height) if long_side is None else _even(*fit_long_side(probe.width, probe.height, long_side))
-        return ClipFile(path, indices, total, size, timeline, None, False, True, probe.rotation, sound)
+        # Odd sides are fine here: the video writer pads them for 4:2:0 (see files.video).
+        size = (probe.width, probe.height) if long_side is None else fit_long_side(probe.width, probe.height, long_side)
+        return ClipFile(path, indices, total, size, timeline, None, False, True, probe.rotation, sound,
+                        [probe.pts[i] for i in indices])
 
     image = _open_lazy(path, max_pixels)
     with image:
@@ -134,24 +137,19 @@ def open_clip(
         index = indices[0]
         try:
             for position, index in enumerate(indices):
-                # Frames dropped by step lend their display time to the frame shown before them.
-                shown = indices[position + 1] if position + 1 < len(indices) else stop
-                duration = 0
-                for covered in range(index, shown):
-                    image.seek(covered)
-                    duration += int(image.info.get("duration", 0) or 0)
-                image.seek(index)
+                image.seek(index)  # forward only: Pillow re-decodes from the start to seek back
                 if opaque and image.mode in ("RGBA", "LA", "PA", "P"):
                     opaque = image.convert("RGBA").getextrema()[3][0] == 255
+                # Frames dropped by step lend their display time to the frame shown before them.
+                shown = indices[position + 1] if position + 1 < len(indices) else stop
+                duration = int(image.info.get("duration", 0) or 0)
+                for covered in range(index + 1, shown):
+                    image.seek(covered)
+                    duration += int(image.info.get("duration", 0) or 0)
                 durations.append(duration)
         except DECODE_ERRORS as exc:
             raise BlendstyleError(f"cannot decode frame {index} of {display_path(path)}: {exc}") from None
     return ClipFile(path, indices, total, size, Timeline.from_durations(durations), loop, not opaque, False)
-
-
-def _even(width: int, height: int) -> tuple[int, int]:
-    """Video frames keep even sides (4:2:0 video needs them), off by at most one pixel from the aspect."""
-    return max(2, width + width % 2), max(2, height + height % 2)
 
 
 def _selection(path: Path, total: int, start: int, stop: int | None, step: int, max_frames: int | None) -> list[int]:

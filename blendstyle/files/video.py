@@ -74,26 +74,29 @@ def stored(picture: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def decode(path: Path | str, wanted: list[int], rotation: int) -> Iterator[tuple[int, np.ndarray]]:
-    """``(index, upright RGB uint8 picture)`` for the frames ``wanted`` (ascending display-order numbers)."""
+    """``(pts, upright RGB uint8 picture)`` for the frames whose presentation timestamps are ``wanted``
+    (ascending). Frames are matched by timestamp, not counted: a decoder drops the frames an edit list
+    discards (a clip trimmed without re-encoding), and counting would shift every later frame."""
     import av
 
     if not wanted:
         return
-    chosen, last, index = set(wanted), wanted[-1], -1
+    chosen, last, found, pts = set(wanted), wanted[-1], 0, None
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
-                index += 1
-                if index in chosen:
-                    yield index, upright(frame.to_ndarray(format="rgb24"), rotation)
-                if index == last:
+                pts = frame.pts
+                if pts in chosen:
+                    found += 1
+                    yield pts, upright(frame.to_ndarray(format="rgb24"), rotation)
+                if pts is not None and pts >= last:
                     return
     except av.FFmpegError as exc:
-        raise BlendstyleError(f"cannot decode frame {index + 1} of {display_path(Path(path))}: {exc}") from None
+        raise BlendstyleError(f"cannot decode the frame after {found} of {display_path(Path(path))}: {exc}") from None
     raise BlendstyleError(
-        f"{display_path(Path(path))} ends after {index + 1} decodable frame(s), but its index lists more: truncated or corrupt",
+        f"{display_path(Path(path))} ends after {found} of the {len(wanted)} frame(s) its index lists: truncated or corrupt",
     )
 
 
@@ -213,6 +216,8 @@ class _Copy:
         """Mux the sound up to ``seconds`` of output time (None: all that is left), then stop reading."""
         for packet in self.packets:
             at = float(packet.pts * self.input.time_base)
+            if self.sound.stop is not None and at >= self.sound.stop - 1e-6:
+                break  # past the frames written: the rest of the file is not read
             if self.keep(at):
                 self.put(packet)
             if seconds is not None and at - self.sound.shift >= seconds:

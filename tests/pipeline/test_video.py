@@ -69,6 +69,15 @@ def test_a_phone_clip_comes_back_with_its_frames_timestamps_rotation_and_sound(t
     assert result.record["timings"]["frames_per_second"] > 0
 
 
+def test_an_odd_size_renders_and_the_video_is_padded_to_even_sides(tmp_path):
+    make_video(tmp_path / "clip.mp4", pts_ms=(0, 40, 80))
+    path = job(tmp_path, "clip.mp4")
+    path.write_text(path.read_text().replace("size: 64", "size: 63"))
+    result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    assert result.record["size"] == {"width": 63, "height": 47}
+    assert [picture.shape for _, picture in frames_of(result.folder / "video.mp4")] == [(48, 64, 3)] * 3
+
+
 def test_a_time_range_selects_frames_and_cuts_the_sound_with_them(tmp_path):
     source = make_video(tmp_path / "clip.mp4", pts_ms=(0, 40, 80, 120, 160, 200, 240))
     path = job(tmp_path, "clip.mp4", "iterations: 3, start: 0.08s, stop: 0.2s")
