@@ -10,7 +10,8 @@ Routes: ``/`` the page (one static file in the package, no CDN), ``/events`` the
 event so far, then new ones as they come; ``Last-Event-ID`` resumes), ``/image`` the latest picture
 (PNG), ``/job`` the job as resolved, ``/stats`` what the server has cost, and ``/files/PATH`` a file of
 the current job's output folder, never anything outside it (resolved paths are checked, links
-included). It listens on 127.0.0.1 unless told otherwise.
+included). It listens on 127.0.0.1 unless told otherwise, and there answers only requests addressed to
+a loopback name (a page elsewhere cannot reach it through DNS rebinding).
 """
 
 from __future__ import annotations
