@@ -196,8 +196,8 @@ def render_animation(run: Run) -> RenderResult:
         """Re-render the first frames against both neighbours, the last frame included."""
         reporter.stage("closing the loop")
         count = min(settings.loop_frames, len(clip) - 2)
-        head = [stylizer.prepare(frame.to(device)) for _, frame in zip(range(count + 1), clip.frames())]
-        originals = [frame for _, frame in zip(range(count), _frames(run, clip, device, None))]
+        originals = [frame for _, frame in zip(range(count + 1), _frames(run, clip, device, None))]  # (frame, alpha)
+        head = [stylizer.prepare(original) for original, _ in originals]
         for index in range(count):
             run.check()
             if clip.transparent:
