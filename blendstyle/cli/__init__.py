@@ -132,20 +132,16 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
                 loaded = load_job(path, overrides)
                 reporter = ConsoleReporter(loaded.job.name, quiet)
                 if preview is not None:
-                    reporter = _watched(preview, loaded, out_root, reporter)
+                    reporter = preview.follow(loaded, out_root, reporter)
                 result = render(loaded, out_root, reporter, force, allow_outside)
                 if preview is not None:
-                    _announce(preview, result, time.perf_counter() - started)
+                    preview.announce(result, time.perf_counter() - started)
             except BlendstyleError as error:
                 if preview is not None:
                     preview.publish("failed", {"message": str(error.problems[0]) if error.problems else str(error)})
                 if len(paths) == 1 and preview is None:
                     raise
-                if len(paths) == 1:
-                    show_error(error)
-                    rows.append((str(path), "failed", "", error.problems[0].message[:60]))
-                    continue
-                show_error(error, title=f"{path} failed")
+                show_error(error, title=f"{path} failed" if len(paths) > 1 else "error")  # the page stays up
                 rows.append((str(path), "failed", "", error.problems[0].message[:60]))
                 continue
             except Exception as error:  # a bug: one job's failure, the folder goes on; the traceback is kept
@@ -236,22 +232,6 @@ def _start_preview(port: int | None, host: str):
                               hint="give another port: --serve 8766") from None
     err.print(f"[cyan]preview[/] at {preview.url}", soft_wrap=True)
     return preview
-
-
-def _watched(preview, loaded: LoadedJob, out_root: Path, reporter):
-    """``reporter`` that also feeds the page, which now shows this job."""
-    from .preview import PreviewReporter
-
-    job = loaded.job
-    preview.begin_job(job.name, job.model_dump(mode="json"), out_root / job.name)
-    return PreviewReporter(reporter, preview, job.output.preview_every)
-
-
-def _announce(preview, result, seconds: float) -> None:
-    folder = result.folder
-    sheet = next((p for p in result.files if p.name.endswith("_sheet.png")), None)
-    preview.publish("done", {"image": str(result.image_path.relative_to(folder)), "seconds": seconds,
-                             "sheet": str(sheet.relative_to(folder)) if sheet else None})
 
 
 def _linger(preview) -> None:

@@ -85,9 +85,18 @@ class Preview:
         self.cost["encode_seconds"] += time.thread_time() - mark
         self.publish("image", {"version": self.cost["images"]})
 
-    def begin_job(self, name: str, job: dict, folder: Path) -> None:
-        self.job, self.folder = job, folder
-        self.publish("job", {"name": name})
+    def follow(self, loaded, out_root: Path, inner: Reporter) -> PreviewReporter:
+        """Show this job from now on; returns ``inner`` extended to feed the page."""
+        job = loaded.job
+        self.job, self.folder = job.model_dump(mode="json"), out_root / job.name
+        self.publish("job", {"name": job.name})
+        return PreviewReporter(inner, self, job.output.preview_every)
+
+    def announce(self, result, seconds: float) -> None:
+        """The job is done: its picture and contact sheet, as paths inside its folder."""
+        sheet = next((p for p in result.files if p.name.endswith("_sheet.png")), None)
+        self.publish("done", {"image": str(result.image_path.relative_to(result.folder)), "seconds": seconds,
+                              "sheet": str(sheet.relative_to(result.folder)) if sheet else None})
 
     def close(self) -> None:
         with self.changed:

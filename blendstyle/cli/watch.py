@@ -151,18 +151,14 @@ def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, eve
     listener.start()
     reporter = ConsoleReporter(loaded.job.name, quiet)
     if preview is not None:
-        from . import _watched
-
-        reporter = _watched(preview, loaded, out_root, reporter)
+        reporter = preview.follow(loaded, out_root, reporter)
     started = time.perf_counter()
     try:
         result = render(loaded, out_root, reporter, force=True, stop=stop)
         err.print(f"[green]{'rendered' if full else 'preview'}[/] {result.image_path} in "
                   f"{time.perf_counter() - started:.1f} s", soft_wrap=True)
         if preview is not None:
-            from . import _announce
-
-            _announce(preview, result, time.perf_counter() - started)
+            preview.announce(result, time.perf_counter() - started)
     except Interrupted:
         if not asked:  # Ctrl-C or SIGTERM, not a newer edit
             raise

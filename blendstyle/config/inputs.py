@@ -76,10 +76,8 @@ def frames_in(path: Path | str) -> int | None:
     from PIL import Image
 
     if is_video(path):
-        try:
-            return len(probe_video(path).pts)
-        except (ValueError, OSError):
-            return None
+        probe = _readable_video(path)
+        return None if probe is None else len(probe.pts)
 
     try:
         with own_pixel_limit(), Image.open(path) as image:
@@ -93,11 +91,8 @@ def image_size(path: Path | str) -> tuple[int, int] | None:
     from PIL import Image
 
     if is_video(path):
-        try:
-            probe = probe_video(path)
-        except (ValueError, OSError):
-            return None
-        return probe.width, probe.height
+        probe = _readable_video(path)
+        return None if probe is None else (probe.width, probe.height)
 
     try:
         with own_pixel_limit(), Image.open(path) as image:
@@ -200,10 +195,8 @@ def frame_times(path: Path | str) -> list[float] | None:
     from PIL import Image
 
     if is_video(path):
-        try:
-            return probe_video(path).times
-        except (ValueError, OSError):
-            return None
+        probe = _readable_video(path)
+        return None if probe is None else probe.times
     try:
         with own_pixel_limit(), Image.open(path) as image:
             times, clock = [], 0
@@ -213,4 +206,12 @@ def frame_times(path: Path | str) -> list[float] | None:
                 clock += int(image.info.get("duration", 0) or 0)
             return times
     except DECODE_ERRORS:
+        return None
+
+
+def _readable_video(path: Path | str) -> VideoProbe | None:
+    """The video's probe, or None when it cannot be read (``check_image`` reports why)."""
+    try:
+        return probe_video(path)
+    except (ValueError, OSError):
         return None

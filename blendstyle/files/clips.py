@@ -275,7 +275,7 @@ def encode_gif(frames, durations, loop, alpha=None, dither=False, steady=0) -> b
     return b"".join(gif_chunks(frames, durations, loop, alpha, dither, steady))
 
 
-class Pictures(Sequence):
+class _AsPictures(Sequence):
     """Tensors (or anything :func:`tensor_to_pil` takes) seen as 8-bit pictures, converted when read."""
 
     def __init__(self, frames: Sequence):
@@ -302,7 +302,7 @@ def write_animation(
     """Write frames (tensors or pictures, possibly read lazily) as ``gif``, lossless animated ``webp`` or
     ``apng``, atomically, keeping timing and loop. A GIF is written frame by frame; Pillow's WebP and APNG
     writers hold the clip's 8-bit frames in memory (fine for the GIF-sized clips those formats serve)."""
-    pictures = Pictures(frames)
+    pictures = _AsPictures(frames)
     masks = None if alpha is None else (_mask(a) for a in alpha)
     with atomic_path(path) as temporary:
         if fmt == "gif":

@@ -161,7 +161,7 @@ def write_image(
         return path
     picture = tensor_to_pil(image) if isinstance(image, torch.Tensor) else image
     if alpha is not None and fmt != "jpg":
-        opacity = alpha[0, 0].detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+        opacity = _levels(alpha, 255)[..., 0].astype(np.uint8)
         picture = Image.merge("RGBA", (*picture.convert("RGB").split(), Image.fromarray(opacity, "L")))
     options = dict(SAVE_OPTIONS[fmt], icc_profile=srgb_profile())
     if dpi and fmt != "webp":

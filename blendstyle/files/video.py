@@ -203,9 +203,9 @@ def _sound_streams(container, fmt: str, sound: Sound | None):
 class _Copy:
     """Audio packets copied as they are, in step with the video written so far."""
 
-    def __init__(self, container, source, stream, sound: Sound):
+    def __init__(self, container, source, stream, sound: Sound, output=None):
         self.container, self.source, self.input, self.sound = container, source, stream, sound
-        self.output = container.add_stream_from_template(stream)
+        self.output = output if output is not None else container.add_stream_from_template(stream)
         self.shift = round(sound.shift / stream.time_base)
         self.packets = (packet for packet in source.demux(stream) if packet.pts is not None and packet.size)
 
@@ -242,13 +242,12 @@ class _Reencode(_Copy):
     def __init__(self, container, source, stream, sound: Sound, codec: str):
         import av
 
-        self.container, self.source, self.input, self.sound = container, source, stream, sound
         rate = 48000 if codec == "libopus" else stream.codec_context.sample_rate
-        self.output = container.add_stream(codec, rate=rate)
-        self.output.layout = stream.codec_context.layout.name if stream.codec_context.layout else "stereo"
-        self.resampler = av.AudioResampler(format=self.output.codec_context.codec.audio_formats[0].name,
-                                           layout=self.output.layout, rate=rate)
-        self.packets = (packet for packet in source.demux(stream) if packet.pts is not None and packet.size)
+        output = container.add_stream(codec, rate=rate)
+        output.layout = stream.codec_context.layout.name if stream.codec_context.layout else "stereo"
+        super().__init__(container, source, stream, sound, output)
+        self.resampler = av.AudioResampler(format=output.codec_context.codec.audio_formats[0].name,
+                                           layout=output.layout, rate=rate)
 
     def put(self, packet) -> None:
         for frame in packet.decode():

@@ -116,23 +116,25 @@ class Flicker:
 
     def add(self, result: torch.Tensor, content: torch.Tensor) -> None:
         if self.last is not None:
-            self._pair(self.last, (result, content))
+            total, count = _pair(self.last, (result, content))
+            self.total, self.count = self.total + total, self.count + count
         else:
             self.first = (result, content)
         self.last = (result, content)
         self.frames += 1
 
-    def _pair(self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> None:
-        static = unchanged(a[1], b[1])
-        self.total += float(((a[0] - b[0]).abs() * static).sum()) / 3
-        self.count += float(static.sum())
-
     def value(self, cyclic: bool = False) -> float:
         total, count = self.total, self.count
         if cyclic and self.frames > 2:
-            self._pair(self.last, self.first)
-            total, count, self.total, self.count = self.total, self.count, total, count
+            seam = _pair(self.last, self.first)
+            total, count = total + seam[0], count + seam[1]
         return 255.0 * total / count if count else 0.0
+
+
+def _pair(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
+    """Summed change of two (result, content) frames where the content held still, and that area."""
+    static = unchanged(a[1], b[1])
+    return float(((a[0] - b[0]).abs() * static).sum()) / 3, float(static.sum())
 
 
 def flicker(results: list[torch.Tensor], contents: list[torch.Tensor], cyclic: bool = False) -> float:
