@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,27 +23,36 @@ from .problems import located_problems, problem_order
 from .yamlfile import Key
 
 
-def _resolve_paths(model: BaseModel, key: Key, layered: Layered) -> list[tuple[Key, Path]]:
-    """Make the model's relative paths absolute (against their file's folder); return every path's key."""
+def map_paths(model: BaseModel, change: Callable[[Key, str], str], key: Key = ()) -> list[tuple[Key, Path]]:
+    """Replace every file path in the model (recursively) by ``change(key, path)``; return each path's key
+    and new value. Keywords that stand where a path may (``init: content``) are left alone."""
     found = []
     for name in model.path_fields:
         value = getattr(model, name)
         if value is None or value in model.path_keywords:
             continue
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = layered.directory(key + (name,)) / path
-        object.__setattr__(model, name, str(path))
-        found.append((key + (name,), path))
+        path = change(key + (name,), value)
+        object.__setattr__(model, name, path)
+        found.append((key + (name,), Path(path)))
     for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, BaseModel):
-            found += _resolve_paths(value, key + (name,), layered)
+            found += map_paths(value, change, key + (name,))
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 if isinstance(item, BaseModel):
-                    found += _resolve_paths(item, key + (name, index), layered)
+                    found += map_paths(item, change, key + (name, index))
     return found
+
+
+def _resolve_paths(model: BaseModel, layered: Layered) -> list[tuple[Key, Path]]:
+    """Make the model's relative paths absolute (against their file's folder); return every path's key."""
+
+    def resolve(key: Key, value: str) -> str:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else layered.directory(key) / path)
+
+    return map_paths(model, resolve)
 
 
 @dataclass
@@ -92,7 +102,7 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
         raise BlendstyleError(located_problems(exc, layered)) from None
     if job.name is None:
         job.name = path.stem if re.fullmatch(NAME_PATTERN, path.stem) else "job"
-    paths = _resolve_paths(job, (), layered)
+    paths = _resolve_paths(job, layered)
     if check_files:
         problems = []
         for key, file in paths:

@@ -137,6 +137,12 @@ def _pair(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Ten
     return float(((a[0] - b[0]).abs() * static).sum()) / 3, float(static.sum())
 
 
+def pair_flicker(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """The flicker (0-255) between two (result, content) frames alone: a seam between chunks, say."""
+    total, count = _pair(a, b)
+    return 255.0 * total / count if count else 0.0
+
+
 def flicker(results: list[torch.Tensor], contents: list[torch.Tensor], cyclic: bool = False) -> float:
     """:class:`Flicker` of whole lists of frames."""
     meter = Flicker()

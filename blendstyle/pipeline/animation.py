@@ -28,129 +28,69 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config.animation import SUFFIX, VIDEO_FORMATS
-from ..config.inputs import frame_times
-from ..errors import BlendstyleError, Problem
 from ..files.atomic import atomic_path
-from ..files.clips import ClipFile, open_clip, write_animation
+from ..files.clips import ClipFile, write_animation
 from ..files.framestore import FrameStore
-from ..files.images import fit_long_side, pil_to_tensor, read_image
+from ..files.images import pil_to_tensor, read_image
 from ..files.video import write_video
-from ..nst.memory import free_bytes, job_bytes, plan
 from ..nst.optimize import Step
-from ..nst.temporal import Flicker, flow_available, reference
-from .context import Run, Saved, job_key
+from ..nst.temporal import Flicker, reference
+from .clip import ClipRenderer, Keyframe, Previous, Rendered, last_frame
+from .context import Run, Saved
+from .farm import find_cuts, needed_frames, plan_chunks
 from .result import RenderResult
-from .schedule import Schedule, plan_stages
 
 #: The loss plot shows at most this many iterations: a long clip's history would otherwise grow with it.
 HISTORY_LIMIT = 20_000
 
 
-def frames_per_batch(batch, device: torch.device, width: int, height: int, job) -> int:
-    """How many independent frames to optimise at once: as asked, or (auto) as many as fit on the GPU."""
-    if batch != "auto":
-        return batch
-    if device.type != "cuda":
-        return 1  # a CPU gains nothing from batching: it is busy with one frame already
-    free = free_bytes(device) or 0
-    return max(1, min(16, int(0.7 * free // job_bytes(job, width, height))))
-
-
-def scaled(frame: torch.Tensor, long_side: int) -> torch.Tensor:
-    """A frame (or a batch of frames) at ``long_side``."""
-    if max(frame.shape[-2:]) == long_side:
-        return frame
-    width, height = fit_long_side(frame.shape[-1], frame.shape[-2], long_side)
-    return F.interpolate(frame, size=(height, width), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-
-
 def render_animation(run: Run) -> RenderResult:
     job, folder, reporter, device = run.job, run.folder, run.reporter, run.device
     settings = job.animation
-    if settings.flow == "dis" and not flow_available():
-        raise BlendstyleError(
-            Problem("dis needs OpenCV", run.loaded.location(("animation", "flow")), "animation.flow"),
-            hint="pip install opencv-python-headless, or use flow: none",
-        )
-    use_flow = settings.flow == "dis" or (settings.flow == "auto" and flow_available())
-
     reporter.stage("reading frames")
-    with run.reading(("content",)):
-        clip = open_clip(job.content, job.size, *_frame_range(job), settings.step, settings.max_frames, job.max_input_pixels)
-        first_original = next(clip.frames()).to(device)
+    renderer = ClipRenderer(run)
+    clip, schedule, stylizer, memory = renderer.clip, renderer.schedule, renderer.stylizer, renderer.memory
     width, height = clip.size
-    memory = plan(job, device, width, height)
-    if memory.tiled:
-        raise BlendstyleError(
-            Problem(
-                f"animation frames render whole, and a {width}x{height} frame needs about {memory.needed / 2**30:.1f} GiB, "
-                f"more than the {memory.budget / 2**30:.1f} GiB available",
-                run.loaded.location(("size",)),
-                "size",
-            ),
-            hint=f"size: {memory.fits} fits",
-        )
-    stages = plan_stages(job, width, height, memory)
-    schedule = Schedule(run, stages, lambda long_side: scaled(first_original, long_side))
-    stylizer = schedule.stylizer(stages[-1])
+    first_original = renderer.first
 
-    store = FrameStore(folder / "frames", job_key(run.loaded, pixels_only=True), len(clip))
-    first_iterations = job.optimizer.iterations
-    later_iterations = settings.later_iterations(first_iterations) if settings.mode == "coherent" else first_iterations
-    weight = settings.temporal_weight
+    store = FrameStore(folder / "frames", run.identity.pixels_key, len(clip))
     history: list[Step] = []
     finals: list[dict[str, float]] = []
     frame_seconds: list[float] = []
     cuts: list[int] = []  # frames that began a new shot (rendered afresh) in this run
     loops = clip.loop is not None and len(clip) >= 3
-    # Frames with smaller scales start from their own small versions: one frame at a time.
-    batch_size = 1 if len(stages) > 1 else frames_per_batch(settings.batch, device, width, height, job)
+    batch_size = renderer.batch_size
+    farm = run.farm
 
     def stored(index: int) -> torch.Tensor:
-        """A finished frame read back from ``frames/``, in the optimiser's colours."""
-        return stylizer.prepare(read_image(store.path(index)).to(device))
+        """A finished frame read back from ``frames/``, in the output's colours."""
+        return read_image(store.path(index)).to(device)
 
-    def keep(indices: list[int], optimized, final, seconds: float) -> list[torch.Tensor]:
-        """Record and save finished frames ``indices`` (a batch is one optimisation; its image is in the
-        output's colours); returns them in the optimiser's colours, which their neighbours follow."""
+    def keep(rendered: Rendered, announce: bool = True) -> list[torch.Tensor]:
+        """Record and save finished frames (a batch is one optimisation); returns them in the optimiser's
+        colours, which their neighbours follow. ``announce``: tell the reporter (not for the loop's
+        second pass over frames it has counted)."""
         offset = history[-1].iteration if history else 0
         if len(history) < HISTORY_LIMIT:
-            history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in optimized.history)
+            history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in rendered.history)
+        if rendered.cut:
+            cuts.extend(rendered.indices)
         kept = []
-        for position, i in enumerate(indices):
-            finals.append(final)
-            frame_seconds.append(seconds / len(indices))
-            picture = optimized.image[position : position + 1]
+        for position, i in enumerate(rendered.indices):
+            finals.append(rendered.final)
+            frame_seconds.append(rendered.seconds / len(rendered.indices))
+            picture = rendered.image[position : position + 1].to(device)
             store.save(i, picture)
+            if announce:
+                reporter.frame_done(i)
             kept.append(stylizer.prepare(picture))
         return kept
 
-    def afresh(indices: list[int], originals: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Frames that follow no neighbour: through the schedule, like a still."""
-        mark = run.seconds()
-        batch = torch.cat(originals)
-        # Each group's start noise comes from the seed and its first frame: a resumed clip draws the same.
-        generator = torch.Generator().manual_seed(job.seed + indices[0])
-        optimized, final = schedule.render(
-            lambda long_side: scaled(batch, long_side), frames=[clip.indices[i] for i in indices], generator=generator
-        )
-        return keep(indices, optimized, final, run.seconds() - mark)
-
-    def follow(index: int, original: torch.Tensor, start: torch.Tensor, temporal) -> torch.Tensor:
-        """A frame that starts from its neighbours, at full size, held to them by the temporal loss."""
-        mark = run.seconds()
-        optimized, final = stylizer.run(stylizer.prepare(original), start, later_iterations, temporal, weight,
-                                        frames=[clip.indices[index]])
-        run.halt_if(optimized)
-        optimized.image = stylizer.finish(optimized.image, original)
-        return keep([index], optimized, final, run.seconds() - mark)[0]
-
     def independent() -> None:
-        group: list[tuple[int, torch.Tensor]] = []
-        for index, (original, alpha) in enumerate(_frames(run, clip, device, first_original)):
+        group: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
+        for index, (original, alpha) in enumerate(renderer.frames()):
             if index in store.done:
                 reporter.frame_done(index, skipped=True)
             else:
@@ -159,15 +99,13 @@ def render_animation(run: Run) -> RenderResult:
                 run.check()
                 if clip.transparent:
                     schedule.set_visible(torch.cat([a for _, _, a in group]))
-                afresh([i for i, _, _ in group], [o for _, o, _ in group])
-                for i, _, _ in group:
-                    reporter.frame_done(i)
+                keep(renderer.afresh([i for i, _, _ in group], [o for _, o, _ in group]))
                 group = []
 
     def coherent() -> torch.Tensor | None:
         """Every frame after the first starts from its predecessor; returns the last frame's content."""
         previous: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (result or None if on disk, content)
-        for index, (original, alpha) in enumerate(_frames(run, clip, device, first_original)):
+        for index, (original, alpha) in enumerate(renderer.frames()):
             content = stylizer.prepare(original)
             if clip.transparent:  # style statistics over this frame's visible pixels
                 schedule.set_visible(alpha)
@@ -176,50 +114,68 @@ def render_animation(run: Run) -> RenderResult:
                 reporter.frame_done(index, skipped=True)
                 continue
             run.check()
-            if index == 0:
-                result = afresh([index], [original])[0]
-            else:
-                before = previous[0] if previous[0] is not None else stored(index - 1)
-                moved, trust = reference(before, content, previous[1], use_flow)
-                if float(trust.mean()) < settings.scene_cut:  # a new shot: nothing to keep to
-                    cuts.append(index)
-                    result = afresh([index], [original])[0]
-                else:
-                    # Every pixel starts from the neighbour's result (moved along the motion); the temporal
-                    # loss holds the trusted ones, the content and style losses re-style the rest.
-                    result = follow(index, original, moved, [(moved, trust)])
-            previous = (result, content)
-            reporter.frame_done(index)
+            before = None
+            if previous is not None:
+                result = previous[0] if previous[0] is not None else stylizer.prepare(stored(index - 1))
+                before = Previous(result, previous[1])
+            previous = (keep(renderer.next_frame(index, original, before))[0], content)
         return previous[1] if previous else None
+
+    def spread() -> None:
+        """The frames not done yet, rendered by the farm's workers and saved here as they arrive."""
+        for index in sorted(store.done):
+            reporter.frame_done(index, skipped=True)
+        if settings.mode == "independent":
+            todo = [index for index in range(len(clip)) if index not in store.done]
+            groups = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+            finished = farm.independent(renderer, groups)
+        else:
+            reporter.stage("finding scene cuts")
+            chunks = plan_chunks(len(clip), find_cuts(renderer), farm.workers, store.done)
+            needed = needed_frames(chunks) & store.done
+            given = {index: Keyframe(index, stored(index), frame) for index, (frame, _) in enumerate(renderer.frames())
+                     if index in needed}
+            finished = farm.coherent(renderer, chunks, given)
+        for rendered in finished:
+            keep(rendered)
+            run.check()
 
     def close_loop(last_content: torch.Tensor) -> None:
         """Re-render the first frames against both neighbours, the last frame included."""
         reporter.stage("closing the loop")
         count = min(settings.loop_frames, len(clip) - 2)
-        originals = [frame for _, frame in zip(range(count + 1), _frames(run, clip, device, None))]  # (frame, alpha)
+        originals = [frame for _, frame in zip(range(count + 1), renderer.frames())]  # (frame, alpha)
         head = [stylizer.prepare(original) for original, _ in originals]
+
+        def result(index: int) -> torch.Tensor:
+            return stylizer.prepare(stored(index))
+
         for index in range(count):
             run.check()
             if clip.transparent:
                 schedule.set_visible(originals[index][1])
-            before = (stored(index - 1), head[index - 1]) if index else (stored(len(clip) - 1), last_content)
-            after = (stored(index + 1), head[index + 1])
-            temporal = [reference(before[0], head[index], before[1], use_flow),
-                        reference(after[0], head[index], after[1], use_flow)]
-            follow(index, originals[index][0], stored(index), temporal)
+            before = (result(index - 1), head[index - 1]) if index else (result(len(clip) - 1), last_content)
+            after = (result(index + 1), head[index + 1])
+            temporal = [reference(before[0], head[index], before[1], renderer.use_flow),
+                        reference(after[0], head[index], after[1], renderer.use_flow)]
+            keep(renderer.follow(index, originals[index][0], result(index), temporal), announce=False)
         store.mark_closed()
 
     def work() -> int:
         """Render the frames that are not done yet, then close the loop; returns how many were skipped."""
         skipped = len(store.done)
         reporter.frames_start(len(clip))
-        if settings.mode == "independent":
+        if farm is not None and len(store.done) < len(clip):
+            spread()
+            last_content = None
+        elif settings.mode == "independent":
             independent()
             return skipped
-        last_content = coherent()
-        if settings.close_loop and loops and not store.closed:
+        else:
+            last_content = coherent()
+        if settings.mode == "coherent" and settings.close_loop and loops and not store.closed:
             if last_content is None:
-                last_content = stylizer.prepare(_last(clip).to(device))
+                last_content = stylizer.prepare(last_frame(clip).to(device))
             close_loop(last_content)
         return skipped
 
@@ -227,8 +183,11 @@ def render_animation(run: Run) -> RenderResult:
         fields = {"animation": {"frames": len(clip), "frames_done": sorted(store.done)}}
         return Saved(fields, f"with {len(store.done)} of {len(clip)} frames finished (kept in {store.folder})")
 
+    mark = run.seconds()
     with run.guard(save, (width, height)):
         skipped = work()
+    # With a farm, frames render side by side: the rate is frames per second of the clock, not of a worker.
+    busy = run.seconds() - mark if farm is not None else sum(frame_seconds)
 
     reporter.stage("writing outputs")
     formats = settings.output_formats(clip.video)
@@ -258,19 +217,21 @@ def render_animation(run: Run) -> RenderResult:
             "transparent": clip.transparent,
             "video": {"rotation": clip.rotation, "sound": sound} if clip.video else None,
             "formats": formats,
-            "flow": "dis" if use_flow else "none",
+            "flow": "dis" if renderer.use_flow else "none",
             "batch": batch_size,
+            "workers": farm.workers if farm is not None else 1,
             "frames_skipped": skipped,
             "scene_cuts": cuts,
             "loop_closed": store.closed,
             "flicker": round(_flicker(store, clip, loops), 4),
         },
-        iterations={"first_frame": first_iterations, "later_frames": later_iterations, "done": len(history)},
+        iterations={"first_frame": renderer.first_iterations, "later_frames": renderer.later_iterations,
+                    "done": len(history)},
         timings={key: round(value, 4) for key, value in schedule.timings.items()}
         | {
             "frames": round(sum(frame_seconds), 4),
             "per_frame": round(sum(frame_seconds) / max(1, rendered), 4),
-            "frames_per_second": round(rendered / max(sum(frame_seconds), 1e-9), 4),
+            "frames_per_second": round(rendered / max(busy, 1e-9), 4),
             "total": round(run.seconds(), 4),
         },
         final_loss=finals[-1] if finals else {},
@@ -278,34 +239,6 @@ def render_animation(run: Run) -> RenderResult:
         outputs=[str(path.relative_to(folder)) for path in files] + ["frames/"],
     )
     return RenderResult(job.name, folder, files[0], files + [run.write(record)], record, None)
-
-
-def _frame_range(job) -> tuple[int, int | None]:
-    """The job's frame range in frame numbers (times such as ``2.5s`` are looked up in the file)."""
-    settings = job.animation
-    if isinstance(settings.start, int) and not isinstance(settings.stop, str):
-        return settings.start, settings.stop
-    times = frame_times(job.content)
-    if times is None:
-        raise BlendstyleError(f"cannot read the frame times of {job.content}")
-    return settings.frame_range(times)
-
-
-def _frames(run: Run, clip: ClipFile, device, first: torch.Tensor | None):
-    """``(frame, opacity)`` on the device, decoded one at a time; the opacity is ``(1, 1, H, W)`` for a
-    transparent clip, None otherwise. ``first``: the first frame, already read."""
-    frames = clip.frames()
-    alphas = clip.alphas() if clip.transparent else None
-    with run.reading(("content",)):
-        for index, frame in enumerate(frames):
-            alpha = None if alphas is None else torch.from_numpy(next(alphas).copy())[None, None].to(device)
-            yield (first if index == 0 and first is not None else frame.to(device)), alpha
-
-
-def _last(clip: ClipFile) -> torch.Tensor:
-    for frame in clip.frames():
-        last = frame
-    return last
 
 
 def _flicker(store: FrameStore, clip: ClipFile, cyclic: bool) -> float:

@@ -67,6 +67,32 @@ def job_key(loaded: LoadedJob, pixels_only: bool = False) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What a run's record says was run and the key it is known by, taken where the job was loaded.
+
+    A worker of a cluster renders a copy of the job whose input files were shipped to it and live under
+    other paths; its record still names the job as the user wrote it, with the same key, so the output
+    folder it sends back is up to date for a local run, and the other way round.
+    """
+
+    key: str
+    pixels_key: str  # what finished animation frames depend on (:func:`job_key` with ``pixels_only``)
+    job: dict[str, Any]
+    job_files: list[dict[str, str]]
+    inputs: list[dict[str, str]]
+
+    @classmethod
+    def of(cls, loaded: LoadedJob) -> Identity:
+        return cls(
+            job_key(loaded),
+            job_key(loaded, pixels_only=True),
+            loaded.job.model_dump(mode="json"),
+            [{"path": str(path), "sha256": file_sha256(path)} for path in loaded.files],
+            [{"role": role, "path": path, "sha256": digest} for role, path, digest in loaded.input_hashes],
+        )
+
+
 @dataclass
 class Run:
     """One run of one job (or one study of it), from opening its folder to writing its record."""
@@ -74,10 +100,12 @@ class Run:
     loaded: LoadedJob
     folder: Path
     reporter: Reporter
-    key: str
+    identity: Identity
     record_path: Path
     before: dict[str, Any]
     stop: StopRequest = field(default_factory=StopRequest)
+    #: Renders a clip's frames on other processes (:class:`~blendstyle.pipeline.farm.Farm`); None: here.
+    farm: Any = None
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     clock: float = field(default_factory=time.perf_counter)
 
@@ -95,6 +123,10 @@ class Run:
     def job(self):
         return self.loaded.job
 
+    @property
+    def key(self) -> str:
+        return self.identity.key
+
     def resumable(self) -> bool:
         """Whether the last run of this same job was interrupted part-way (and left a record to go on from).
         A run that failed (a non-finite loss, out of memory) starts afresh: going on would fail again."""
@@ -104,16 +136,16 @@ class Run:
 
     def record(self, status: str, **fields: Any) -> dict[str, Any]:
         """The run record: what was asked for, on what, how it ended, and the mode's ``fields``."""
-        job, loaded = self.job, self.loaded
+        job, identity = self.job, self.identity
         record = {
             "blendstyle": __version__,
             "name": job.name,
             "status": status,
-            "key": self.key,
+            "key": identity.key,
             "started": self.started.isoformat(timespec="seconds"),
-            "job": job.model_dump(mode="json"),
-            "job_files": [{"path": str(path), "sha256": file_sha256(path)} for path in loaded.files],
-            "inputs": [{"role": role, "path": path, "sha256": digest} for role, path, digest in loaded.input_hashes],
+            "job": identity.job,
+            "job_files": identity.job_files,
+            "inputs": identity.inputs,
             "versions": {
                 "blendstyle": __version__,
                 "torch": torch.__version__,
@@ -203,13 +235,21 @@ class Run:
         )
 
 
-def open_run(loaded: LoadedJob, out_root: Path, reporter: Reporter, record_name: str = "run.json", allow_outside: bool = False) -> Run:
-    """The run context for ``loaded`` writing to ``out_root/<name>/`` (stale temporary files removed)."""
+def open_run(
+    loaded: LoadedJob,
+    out_root: Path,
+    reporter: Reporter,
+    record_name: str = "run.json",
+    allow_outside: bool = False,
+    identity: Identity | None = None,
+) -> Run:
+    """The run context for ``loaded`` writing to ``out_root/<name>/`` (stale temporary files removed);
+    ``identity``: what the record names (default: ``loaded`` itself; a worker gets the user's job's)."""
     folder = output_folder(out_root, loaded.job.name, allow_outside)
     for stale in folder.glob("**/.*.tmp"):  # left by a run that was killed outright (SIGKILL, power loss)
         stale.unlink(missing_ok=True)
-    key = job_key(loaded)
-    return Run(loaded, folder, reporter, key, folder / record_name, read_json(folder / record_name))
+    identity = identity or Identity.of(loaded)
+    return Run(loaded, folder, reporter, identity, folder / record_name, read_json(folder / record_name))
 
 
 def output_folder(out_root: Path, name: str, allow_outside: bool = False) -> Path:

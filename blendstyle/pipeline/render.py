@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config.inputs import frames_in, is_video
 from ..config.load import LoadedJob
 from ..errors import BlendstyleError, Interrupted, Problem
-from .context import Run, open_run
+from .context import Identity, Run, open_run
 from .progress import Reporter
 from .result import RenderResult
 from .stopping import StopRequest
@@ -25,18 +25,23 @@ def render(
     force: bool = False,
     allow_outside: bool = False,
     stop: StopRequest | None = None,
+    farm=None,
+    identity: Identity | None = None,
 ) -> RenderResult:
     """Run the job and write its outputs under ``out_root/<name>/``.
 
     Without ``force``, a job whose last run is up to date is not run again: the result then has
     ``up_to_date`` set and the earlier record. ``stop``: a stop request the caller can set (it behaves as a
-    Ctrl-C would: the work so far is kept and :class:`Interrupted` raised).
+    Ctrl-C would: the work so far is kept and :class:`Interrupted` raised). ``farm``: renders a clip's
+    frames on other processes (:class:`~blendstyle.pipeline.farm.Farm`); ``identity``: what the record
+    names and the key it is known by (a cluster's worker renders a copy of the user's job).
     """
     reporter = reporter or Reporter()
     try:
-        run = open_run(loaded, Path(out_root), reporter, allow_outside=allow_outside)
+        run = open_run(loaded, Path(out_root), reporter, allow_outside=allow_outside, identity=identity)
         if stop is not None:  # the caller may ask for a stop from another thread (watch mode: a newer edit)
             run.stop = stop
+        run.farm = farm
         before = run.before
         if not force and before.get("status") == "done" and before.get("key") == run.key:
             files = [run.folder / name for name in before.get("outputs", [])]

@@ -113,10 +113,13 @@ class Schedule:
         reference_at: Callable[[int], torch.Tensor],
         job: Job | None = None,
         images: StyleImages | None = None,
+        statistics: dict[int, list] | None = None,
     ):
         """``reference_at(long_side)``: the content at that size, the colours ``preserve_color`` matches
         the styles to (a still, or a clip's first frame). ``job``: a variant of the run's job (a study's
-        cells), by default the job itself; ``images``: style images already read for the run."""
+        cells), by default the job itself; ``images``: style images already read for the run;
+        ``statistics``: per stage's long side, the styles' statistics computed elsewhere (a cluster's
+        worker gets them from the driver instead of reading and measuring the style images again)."""
         self.run = run
         self.job = job or run.job
         self.stages = stages
@@ -136,6 +139,7 @@ class Schedule:
         self.timings["load_network"] = run.seconds() - mark
         self.images = images or StyleImages(run)
         self.masks = self.images.masks(job)
+        self.shipped = statistics or {}
         self.visible: torch.Tensor | None = None
 
     @property
@@ -151,15 +155,21 @@ class Schedule:
         run, job = self.run, self.job
         run.reporter.stage(f"style targets at {stage.long_side} px")
         mark = run.seconds()
-        styles = self.images.styles(job, stage.long_side, self.reference_at(stage.long_side))
         tiles = (job.tiles.size, job.tiles.overlap) if stage.tiled else None
-        stylizer = Stylizer(job, self.network, run.precision, styles, self.masks, run.reporter, run.should_stop, tiles)
+        shipped = self.shipped.get(stage.long_side)
+        styles = [] if shipped is not None else self.images.styles(job, stage.long_side, self.reference_at(stage.long_side))
+        stylizer = Stylizer(job, self.network, run.precision, styles, self.masks, run.reporter, run.should_stop, tiles,
+                            shipped)
         if self.weights != stylizer.weights:
             stylizer.set_weights(self.weights)
         stylizer.visible = self.visible
         self.stylizers[stage.long_side] = stylizer
         self.timings["targets"] += run.seconds() - mark
         return stylizer
+
+    def statistics(self) -> dict[int, list]:
+        """Every stage's style statistics (each stage's stylizer built if it was not yet), to ship."""
+        return {stage.long_side: self.stylizer(stage).statistics for stage in self.stages}
 
     def set_visible(self, alpha: torch.Tensor | None) -> None:
         """The content's opacity (``(B, 1, H, W)``, any size; None: opaque) for every scale's stylizer: the

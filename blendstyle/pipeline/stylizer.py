@@ -59,22 +59,29 @@ class Stylizer:
         reporter: Reporter,
         should_stop: Callable[[], bool] | None = None,
         tiles: tuple[int, int] | None = None,
+        statistics: list | None = None,
     ):
         """``styles``: one image per style; ``masks``: per style None or its 8-bit mask frames; ``tiles``
-        (size, overlap): style images larger than two tiles get their statistics tile by tile."""
+        (size, overlap): style images larger than two tiles get their statistics tile by tile.
+        ``statistics``: the styles' statistics computed elsewhere (a cluster's driver computes them once
+        and ships them to every worker; ``styles`` may then be empty)."""
         self.job = job
         self.network = network
         self.precision = precision
         self.reporter = reporter
         self.should_stop = should_stop
+        self.device = next(network.parameters()).device
         self.content_weights, self.style_layer_weights = layer_plan(job)
         self.kinds = make_kinds(job)
         kinds = [kind for kind, _ in self.kinds]
         self.style_images = list(styles)
-        self.statistics = [
-            tile_statistics(self.extract, image, list(layers), kinds, tiles, job.seed)
-            for image, layers in zip(self.style_images, self.style_layer_weights)
-        ]
+        if statistics is not None:
+            self.statistics = _to_device(statistics, self.device)
+        else:
+            self.statistics = [
+                tile_statistics(self.extract, image, list(layers), kinds, tiles, job.seed)
+                for image, layers in zip(self.style_images, self.style_layer_weights)
+            ]
         self.masks = list(masks)  # 8-bit at about the output's size until a frame needs them
         #: The content's opacity, ``(B, 1, H, W)`` in ``[0, 1]`` at any size, or None when it is opaque: the
         #: style statistics of the result count each position by it (see :meth:`regions`).
@@ -111,8 +118,7 @@ class Stylizer:
         if style in self._resized and self._resized[style][0] == key:  # every tile of a print asks again
             return self._resized[style][1]
         masks = self.masks[style]
-        device = self.style_images[style].device
-        picked = torch.cat([masks[frame if len(masks) > 1 else 0] for frame in frames]).to(device).float() / 255
+        picked = torch.cat([masks[frame if len(masks) > 1 else 0] for frame in frames]).to(self.device).float() / 255
         mask = F.interpolate(picked, size=tuple(size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
         self._resized[style] = (key, mask)
         return mask
@@ -141,7 +147,7 @@ class Stylizer:
     def _visible(self, size, window: tuple[tuple, Tile] | None) -> torch.Tensor:
         """The opacity at ``size`` (or, for a tile, at the whole image's size and cut to the tile)."""
         whole = tuple(size) if window is None else tuple(window[0])
-        visible = self.visible.to(self.style_images[0].device)
+        visible = self.visible.to(self.device)
         if tuple(visible.shape[-2:]) != whole:
             visible = F.interpolate(visible, size=whole, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
         return visible if window is None else window[1].crop(visible)
@@ -224,3 +230,14 @@ class Stylizer:
             for i, (style, image) in enumerate(zip(self.job.styles, self.style_images))
         ]
         return contact_sheet(tensor_to_pil(content), labelled, tensor_to_pil(result))
+
+
+def _to_device(value, device: torch.device):
+    """Statistics (lists and dicts of tensors) moved to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(item, device) for item in value)
+    return value

@@ -1,0 +1,207 @@
+"""What renders a clip's frames: the clip opened, its schedule and stylizer set up, and the two ways a
+frame is made, afresh or following its predecessor. The same object does it in the driver's process
+and in a cluster's worker (:mod:`blendstyle.cluster`), so a frame comes out the same wherever it is made.
+
+* :meth:`ClipRenderer.afresh`: frames that follow no neighbour (the first frame of a shot, every frame
+  of an independent clip) go through the schedule like a still: the smaller scales, then the full size.
+* :meth:`ClipRenderer.next_frame`: a later coherent frame starts from its predecessor's result moved along
+  the content's motion, held to it by the temporal loss where it can be trusted (Ruder et al. 2016,
+  :mod:`blendstyle.nst.temporal`); a frame where little can be trusted begins a new shot and is
+  rendered afresh. A frame may also be pulled towards a *keyframe ahead* (a chunk's seam, see
+  :mod:`blendstyle.pipeline.chunks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..config.inputs import frame_times
+from ..errors import BlendstyleError, Problem
+from ..files.clips import ClipFile, open_clip
+from ..files.images import fit_long_side
+from ..nst.memory import free_bytes, job_bytes, plan
+from ..nst.optimize import Step
+from ..nst.temporal import flow_available, reference
+from .context import Run
+from .schedule import Schedule, plan_stages
+
+
+def frames_per_batch(batch, device: torch.device, width: int, height: int, job) -> int:
+    """How many independent frames to optimise at once: as asked, or (auto) as many as fit on the GPU."""
+    if batch != "auto":
+        return batch
+    if device.type != "cuda":
+        return 1  # a CPU gains nothing from batching: it is busy with one frame already
+    free = free_bytes(device) or 0
+    return max(1, min(16, int(0.7 * free // job_bytes(job, width, height))))
+
+
+def scaled(frame: torch.Tensor, long_side: int) -> torch.Tensor:
+    """A frame (or a batch of frames) at ``long_side``."""
+    if max(frame.shape[-2:]) == long_side:
+        return frame
+    width, height = fit_long_side(frame.shape[-1], frame.shape[-2], long_side)
+    return F.interpolate(frame, size=(height, width), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+@dataclass
+class Rendered:
+    """One optimisation's finished frames: ``image`` in the output's colours (a batch: one row per frame
+    of ``indices``), its loss history and final terms, its seconds, and whether the frame began a new
+    shot (``cut``)."""
+
+    indices: list[int]
+    image: torch.Tensor
+    history: list[Step]
+    final: dict[str, float]
+    seconds: float
+    cut: bool = False
+
+
+@dataclass
+class Keyframe:
+    """A finished frame that frames before it are pulled towards (the first frame of the next chunk):
+    its picture in the output's colours and its content, both at full size."""
+
+    index: int
+    image: torch.Tensor
+    content: torch.Tensor
+
+
+@dataclass
+class Previous:
+    """The frame before the one to render: its result and content in the optimiser's colours."""
+
+    result: torch.Tensor
+    content: torch.Tensor
+
+
+class ClipRenderer:
+    """A clip opened and its schedule planned, with what renders its frames.
+
+    ``statistics``: the style statistics per stage, computed by a cluster's driver (a worker then reads
+    no style image); None computes them here.
+    """
+
+    def __init__(self, run: Run, statistics: dict[int, list] | None = None):
+        job, device = run.job, run.device
+        settings = job.animation
+        if settings.flow == "dis" and not flow_available():
+            raise BlendstyleError(
+                Problem("dis needs OpenCV", run.loaded.location(("animation", "flow")), "animation.flow"),
+                hint="pip install opencv-python-headless, or use flow: none",
+            )
+        self.run = run
+        self.settings = settings
+        self.use_flow = settings.flow == "dis" or (settings.flow == "auto" and flow_available())
+        with run.reading(("content",)):
+            clip = open_clip(job.content, job.size, *frame_range(job), settings.step, settings.max_frames, job.max_input_pixels)
+            self.first = next(clip.frames()).to(device)
+        self.clip = clip
+        width, height = clip.size
+        self.memory = memory = plan(job, device, width, height)
+        if memory.tiled:
+            raise BlendstyleError(
+                Problem(
+                    f"animation frames render whole, and a {width}x{height} frame needs about {memory.needed / 2**30:.1f} GiB, "
+                    f"more than the {memory.budget / 2**30:.1f} GiB available",
+                    run.loaded.location(("size",)),
+                    "size",
+                ),
+                hint=f"size: {memory.fits} fits",
+            )
+        self.stages = stages = plan_stages(job, width, height, memory)
+        self.schedule = Schedule(run, stages, lambda long_side: scaled(self.first, long_side), statistics=statistics)
+        self.stylizer = self.schedule.stylizer(stages[-1])
+        self.first_iterations = job.optimizer.iterations
+        coherent = settings.mode == "coherent"
+        self.later_iterations = settings.later_iterations(self.first_iterations) if coherent else self.first_iterations
+        # Frames with smaller scales start from their own small versions: one frame at a time.
+        self.batch_size = 1 if len(stages) > 1 else frames_per_batch(settings.batch, device, width, height, job)
+
+    def frames(self, first: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """``(frame, opacity)`` on the device, decoded one at a time; the opacity is ``(1, 1, H, W)`` for a
+        transparent clip, None otherwise."""
+        run, clip = self.run, self.clip
+        frames = clip.frames()
+        alphas = clip.alphas() if clip.transparent else None
+        with run.reading(("content",)):
+            for index, frame in enumerate(frames):
+                alpha = None if alphas is None else torch.from_numpy(next(alphas).copy())[None, None].to(run.device)
+                yield (self.first if index == 0 else frame.to(run.device)), alpha
+
+    def afresh(self, indices: list[int], originals: list[torch.Tensor]) -> Rendered:
+        """Frames that follow no neighbour: through the schedule, like a still."""
+        run = self.run
+        mark = run.seconds()
+        batch = torch.cat(originals)
+        # Each group's start noise comes from the seed and its first frame: a resumed clip, or a worker
+        # given this group, draws the same.
+        generator = torch.Generator().manual_seed(run.job.seed + indices[0])
+        optimized, final = self.schedule.render(
+            lambda long_side: scaled(batch, long_side), frames=[self.clip.indices[i] for i in indices], generator=generator
+        )
+        return Rendered(indices, optimized.image, optimized.history, final, run.seconds() - mark)
+
+    def follow(self, index: int, original: torch.Tensor, start: torch.Tensor, temporal, iterations: int | None = None) -> Rendered:
+        """A frame that starts from ``start`` at full size, held to ``temporal`` references, for
+        ``iterations`` (default: a later frame's)."""
+        run, stylizer = self.run, self.stylizer
+        mark = run.seconds()
+        optimized, final = stylizer.run(stylizer.prepare(original), start, iterations or self.later_iterations, temporal,
+                                        self.settings.temporal_weight, frames=[self.clip.indices[index]])
+        run.halt_if(optimized)
+        image = stylizer.finish(optimized.image, original)
+        return Rendered([index], image, optimized.history, final, run.seconds() - mark)
+
+    def next_frame(self, index: int, original: torch.Tensor, previous: Previous | None,
+                   holds: list[tuple[Keyframe, float]] = (), iterations: int | None = None) -> Rendered:
+        """Frame ``index`` of a coherent clip after ``previous`` (None: the first of a shot).
+
+        ``holds`` (keyframe, share): other finished frames of the shot this frame is also held to, moved
+        onto it, each with that share of the temporal pull and of the start (the predecessor keeps the
+        rest). A chunk of a clip split over workers is held to its shot's first keyframe, so that static
+        areas do not drift from chunk to chunk, and its last frames to the next chunk's keyframe, so they
+        ease into it (:mod:`blendstyle.pipeline.farm`). ``iterations``: default a later frame's.
+        """
+        if previous is None:
+            return self.afresh([index], [original])
+        content = self.stylizer.prepare(original)
+        moved, trust = reference(previous.result, content, previous.content, self.use_flow)
+        if float(trust.mean()) < self.settings.scene_cut:  # a new shot: nothing to keep to
+            rendered = self.afresh([index], [original])
+            rendered.cut = True
+            return rendered
+        # Every pixel starts from the neighbour's result (moved along the motion); the temporal loss holds
+        # the trusted ones, the content and style losses re-style the rest.
+        temporal, start = [(moved, trust)], moved
+        if holds:
+            prepare, rest = self.stylizer.prepare, 1.0 - sum(share for _, share in holds)
+            # The loss averages its references: weights n x share keep the total pull as it was.
+            temporal = [(moved, (len(holds) + 1) * rest * trust)]
+            for keyframe, share in holds:
+                later, sure = reference(prepare(keyframe.image), content, prepare(keyframe.content), self.use_flow)
+                temporal.append((later, (len(holds) + 1) * share * sure))
+                start = start + share * sure * (later - start)
+        return self.follow(index, original, start, temporal, iterations)
+
+
+def frame_range(job) -> tuple[int, int | None]:
+    """The job's frame range in frame numbers (times such as ``2.5s`` are looked up in the file)."""
+    settings = job.animation
+    if isinstance(settings.start, int) and not isinstance(settings.stop, str):
+        return settings.start, settings.stop
+    times = frame_times(job.content)
+    if times is None:
+        raise BlendstyleError(f"cannot read the frame times of {job.content}")
+    return settings.frame_range(times)
+
+
+def last_frame(clip: ClipFile) -> torch.Tensor:
+    for frame in clip.frames():
+        last = frame
+    return last
