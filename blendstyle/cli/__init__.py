@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import threading
 import time
@@ -109,11 +110,22 @@ def _on_sigterm(signum, frame):
 @click.option("--serve", type=int, is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
               help="Show the render live on a local web page (port 8765 unless given); it stays until Ctrl-C.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the --serve page listens on.")
-def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_outside, quiet, serve, host) -> None:
+@click.option("--workers", type=click.IntRange(1), help="Spread the jobs, or one clip's frames, over N workers on "
+              "this machine (an embedded Ray; needs the cluster extra).")
+@click.option("--cluster", "address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Run on an existing Ray cluster: auto (default: RAY_ADDRESS if set) or ray://HEAD:10001.")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads per worker (default: cores / workers), or of "
+              "this process without workers. The same --threads gives the same pictures with and without workers.")
+@click.option("--gpus-per-task", type=click.FloatRange(0, 1, min_open=True), help="GPUs per worker where the "
+              "cluster has GPUs (default 1).")
+def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_outside, quiet, serve, host,
+        workers, address, threads, gpus_per_task) -> None:
     """Render each JOB file (a folder: every job file in it).
 
     Ctrl-C or SIGTERM stops within seconds, keeping finished frames and the image so far; running the
-    same command again resumes. A job whose last run is up to date is skipped unless --force.
+    same command again resumes. A job whose last run is up to date is skipped unless --force. With
+    --workers or --cluster, several jobs run side by side, one per worker; a single clip's frames are
+    spread over the workers instead.
     """
     import signal
 
@@ -121,10 +133,30 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
 
     overrides = _overrides(size, iterations, device, seed, settings)
     paths = expand_jobs(jobs)
+    cluster = _cluster(workers, address, threads, gpus_per_task)
+    if cluster is not None and serve is not None and len(paths) > 1:
+        raise BlendstyleError(Problem("the live page follows one render; several jobs on workers have none to show",
+                                      key="--serve"), hint="serve one job at a time, or drop --serve")
     preview = _start_preview(serve, host)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     rows: list[tuple[str, str, str, str]] = []
     try:
+        if cluster is not None:
+            cluster.__enter__()
+        if threads is not None or cluster is not None:
+            # The driver measures the styles once for every worker with the workers' thread count: float
+            # sums are split by thread, so the same --threads gives the same pictures here and on workers.
+            import torch
+
+            torch.set_num_threads(cluster.threads if cluster is not None else threads)
+        if cluster is not None and len(paths) > 1:
+            rows = _run_jobs_on_cluster(cluster, paths, overrides, out_root, force, allow_outside, quiet)
+            paths = []
+        farm = None
+        if cluster is not None:
+            from ..cluster.frames import RayFarm
+
+            farm = RayFarm(cluster)
         for path in paths:
             started = time.perf_counter()
             loaded: LoadedJob | None = None
@@ -133,7 +165,7 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
                 reporter = ConsoleReporter(loaded.job.name, quiet)
                 if preview is not None:
                     reporter = preview.follow(loaded, out_root, reporter)
-                result = render(loaded, out_root, reporter, force, allow_outside)
+                result = render(loaded, out_root, reporter, force, allow_outside, farm=farm)
                 if preview is not None:
                     preview.announce(result, time.perf_counter() - started)
             except BlendstyleError as error:
@@ -169,16 +201,18 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
         sys.exit(stop.exit_code)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if cluster is not None:
+            cluster.__exit__(None, None, None)
     if preview is not None:
         _linger(preview)
     failed = sum(1 for row in rows if row[1] == "failed")
-    if len(paths) > 1 and not quiet:
-        table = Table("job", "status", "seconds", "output / problem", title=f"{len(paths)} jobs")
+    if len(rows) > 1 and not quiet:
+        table = Table("job", "status", "seconds", "output / problem", title=f"{len(rows)} jobs")
         for row in rows:
             table.add_row(*row, style="red" if row[1] == "failed" else None)
         err.print(table)
     if failed:
-        err.print(f"[red]{failed} of {len(paths)} jobs failed[/]")
+        err.print(f"[red]{failed} of {len(rows)} jobs failed[/]")
         sys.exit(1)
 
 
@@ -217,6 +251,61 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
     path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet))
     if not quiet:
         err.print(f"[green]wrote[/] {path}", soft_wrap=True)
+
+
+def _cluster(workers, address, threads, gpus_per_task):
+    """The Ray session ``--workers``/``--cluster`` ask for (not started yet), or None."""
+    if workers is None and address is None:
+        if gpus_per_task is not None:
+            raise BlendstyleError(Problem("only means something with --workers or --cluster", key="--gpus-per-task"))
+        return None
+    from ..cluster.engine import Cluster
+
+    if address is not None:
+        address = address or os.environ.get("RAY_ADDRESS") or "auto"
+    return Cluster(workers, threads, address, gpus_per_task, "--cluster" if address is not None else "--workers")
+
+
+def _run_jobs_on_cluster(cluster, paths, overrides, out_root, force, allow_outside, quiet) -> list[tuple[str, str, str, str]]:
+    """Several jobs, one task each on the cluster: rows for the summary table, failures included."""
+    from ..cluster.jobs import render_jobs
+    from ..pipeline.stopping import StopRequest
+
+    rows: list[tuple[str, str, str, str]] = []
+    loaded_jobs = []
+    for path in paths:
+        try:
+            loaded_jobs.append((path, load_job(path, overrides)))
+        except BlendstyleError as error:
+            show_error(error, title=f"{path} failed")
+            rows.append((str(path), "failed", "", error.problems[0].message[:60]))
+    stop = StopRequest()
+    started = time.perf_counter()
+    with stop.listening():
+        if not quiet:
+            err.print(f"[cyan]{len(loaded_jobs)} jobs[/] on {cluster.workers} workers", soft_wrap=True)
+        for finished in render_jobs(cluster, loaded_jobs, out_root, force, allow_outside, stop):
+            outcome, image = finished.outcome, str(finished.files[0]) if finished.files else ""
+            if outcome is None:
+                rows.append((str(finished.path), "up to date", "", image))
+            elif outcome.error is not None:
+                show_error(outcome.error, title=f"{finished.path} failed")
+                rows.append((str(finished.path), "failed", "", outcome.error.problems[0].message[:60]))
+            elif outcome.failure is not None:
+                err.print(f"[red]{finished.path} failed[/]: internal error; please report it with this traceback:\n"
+                          f"{outcome.failure}", soft_wrap=True, markup=False)
+                rows.append((str(finished.path), "failed", "", f"internal error: {outcome.failure.splitlines()[0][:40]}"))
+            else:
+                rows.append((str(finished.path), "rendered", f"{outcome.seconds:.1f}", image))
+                if not quiet:
+                    err.print(f"[green]wrote[/] {image} on a worker ({outcome.seconds:.1f} s)", soft_wrap=True)
+    if stop:
+        done = sum(1 for row in rows if row[1] in ("rendered", "up to date"))
+        raise Interrupted(f"{done} of {len(paths)} jobs finished and kept; the same command renders the rest.",
+                          stop.exit_code)
+    if not quiet:
+        err.print(f"{len(paths)} jobs in {time.perf_counter() - started:.1f} s", soft_wrap=True)
+    return rows
 
 
 def _start_preview(port: int | None, host: str):

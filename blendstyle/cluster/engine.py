@@ -1,0 +1,104 @@
+"""Ray, started here or joined: how many workers, how many threads or GPUs each, and the options every
+worker is created with.
+
+* ``--workers N`` starts an embedded Ray on this machine (``address="local"``: a new one even when
+  ``RAY_ADDRESS`` names another) with N CPUs, and stops it at the end. Each worker gets
+  ``cores / N`` threads (``--threads``), so N workers on N cores do not fight over them.
+* ``--cluster [ADDRESS]`` joins a running cluster: ``auto`` (the default, or ``RAY_ADDRESS`` when set)
+  or ``ray://head:10001`` (Ray Client). Workers ask for a GPU each (``--gpus-per-task`` for a
+  fraction) where the cluster has GPUs, and for ``--threads`` CPUs otherwise; there are as many as the
+  cluster can hold at once, or ``--workers``.
+
+Every worker is a Ray actor that Ray restarts when its process dies (a node lost, the out-of-memory
+killer, a signal), and each call on it is retried on the restarted actor, so a lost worker costs the
+task it was doing, not the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import BlendstyleError, Problem
+
+#: How the cluster extra is installed; named by every error about a missing Ray.
+INSTALL_HINT = "pip install -e '.[cluster]' (from a clone) or pip install 'blendstyle[cluster]'"
+
+#: Times Ray restarts a dead worker, and retries a call that was running on it.
+RESTARTS = 4
+
+
+def import_ray(option: str):
+    """The ``ray`` module, or a clear error naming the extra that installs it."""
+    try:
+        import ray
+    except ImportError:
+        raise BlendstyleError(Problem("needs Ray, which is not installed", key=option), hint=INSTALL_HINT) from None
+    # Ray logs to the terminal (a token notice at start, a line per worker death it recovers from);
+    # blendstyle reports what matters itself, and Ray's own logs stay in its session folder.
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    return ray
+
+
+@dataclass
+class Cluster:
+    """A Ray session for one ``blendstyle run``: started (``address`` None) or joined, and left at the end."""
+
+    workers: int | None = None
+    threads: int | None = None
+    address: str | None = None
+    gpus_per_task: float | None = None
+    option: str = "--workers"
+    started: bool = field(default=False, init=False)
+    ray: Any = field(default=None, init=False)
+
+    def __enter__(self) -> Cluster:
+        ray = self.ray = import_ray(self.option)
+        if ray.is_initialized():  # a session already open in this process (tests, notebooks): use it
+            return self._size()
+        try:
+            if self.address is None:
+                cores = os.cpu_count() or 1
+                workers = self.workers or cores
+                ray.init(address="local", num_cpus=workers * (self.threads or max(1, cores // workers)),
+                         include_dashboard=False, log_to_driver=False, configure_logging=False)
+            else:
+                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            where = self.address or "this machine"
+            raise BlendstyleError(Problem(f"cannot start or reach Ray at {where}: {error}", key=self.option),
+                                  hint="check the address, or that `ray status` works there") from None
+        self.started = True
+        return self._size()
+
+    def __exit__(self, *exc) -> None:
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+
+    def _size(self) -> Cluster:
+        """How many workers and threads: as asked, or what the cluster's resources hold."""
+        resources = self.ray.cluster_resources()
+        cpus, gpus = int(resources.get("CPU", 1)), resources.get("GPU", 0)
+        if self.gpus and self.gpus_per_task is None:
+            self.gpus_per_task = 1.0
+        if self.threads is None:
+            self.threads = 1 if gpus else max(1, cpus // (self.workers or cpus))
+        fits = int(gpus / self.gpus_per_task) if gpus else max(1, cpus // self.threads)
+        self.workers = min(self.workers or fits, fits) if self.address is not None else (self.workers or fits)
+        return self
+
+    @property
+    def gpus(self) -> bool:
+        return bool(self.ray.cluster_resources().get("GPU", 0))
+
+    def actor_options(self) -> dict[str, Any]:
+        """Resources and fault tolerance of every worker."""
+        options: dict[str, Any] = {"max_restarts": RESTARTS, "max_task_retries": RESTARTS}
+        if self.gpus:
+            options.update(num_gpus=self.gpus_per_task, num_cpus=1)
+        else:
+            options.update(num_cpus=self.threads)
+        return options

@@ -1,0 +1,102 @@
+"""The frames of one clip spread over Ray workers (:class:`~blendstyle.pipeline.farm.Farm` on Ray).
+
+One actor per worker loads the network and the shipped style statistics once. Independent frames are
+dealt out in contiguous runs (worker 1 gets the first run, worker 2 the next...), one call per frame, so
+a worker decodes its run of the clip forward once and a lost worker costs one frame. A coherent clip
+goes in three waves (see :mod:`blendstyle.pipeline.farm`): the shots' first keyframes, the other
+keyframes, then each chunk's chain, streamed back frame by frame. Finished frames come back to the driver
+in whatever order they finish; the driver saves them. A stop request on the driver cancels what is
+under way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..pipeline.clip import ClipRenderer, Keyframe, Rendered
+from ..pipeline.context import Halted
+from ..pipeline.farm import Chunk
+from .engine import Cluster
+from .shipping import pack
+from .workers import FrameWorker
+
+#: Seconds between looks at the driver's stop request while waiting for frames.
+POLL = 0.25
+
+
+class RayFarm:
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.workers = cluster.workers or 1
+        self.actors: list = []
+
+    def _start(self, renderer: ClipRenderer, count: int) -> list:
+        """One actor per worker (at most ``count``), each given the job and the statistics once."""
+        ray = self.cluster.ray
+        self.shipped = [ray.put(pack(renderer.run.loaded)), ray.put(renderer.schedule.statistics())]
+        remote = ray.remote(**self.cluster.actor_options())(FrameWorker)
+        self.actors = [remote.remote(self.cluster.threads) for _ in range(max(1, min(count, self.workers)))]
+        return self.actors
+
+    def _stop(self) -> None:
+        for actor in self.actors:
+            self.cluster.ray.kill(actor)
+        self.actors = []
+
+    def _gather(self, renderer: ClipRenderer, refs: list, streams: list) -> Iterator[Rendered]:
+        """Finished frames from plain calls (``refs``) and streamed chains (``streams``), as they finish;
+        a stop request on the driver cancels the rest."""
+        ray = self.cluster.ray
+        pending = list(refs)
+        streams = list(streams)
+        try:
+            while pending or streams:
+                if renderer.run.stop:
+                    raise Halted()
+                ready, _ = ray.wait(pending + streams, num_returns=1, timeout=POLL)
+                for item in ready:
+                    if isinstance(item, ray.ObjectRefGenerator):
+                        try:
+                            ref = next(item)  # a chain's next frame is ready (or the chain has ended)
+                        except StopIteration:
+                            streams.remove(item)
+                            continue
+                    else:
+                        ref = item
+                        pending.remove(item)
+                    yield ray.get(ref)
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            self._stop()
+
+    def independent(self, renderer: ClipRenderer, groups: list[list[int]]) -> Iterator[Rendered]:
+        actors = self._start(renderer, len(groups))
+        per = -(-len(groups) // len(actors))  # contiguous runs of groups, one run per worker
+        refs = [actors[number // per].afresh.remote(self.shipped, group) for number, group in enumerate(groups)]
+        yield from self._gather(renderer, refs, [])
+
+    def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Iterator[Rendered]:
+        ray = self.cluster.ray
+        todo = [chunk for chunk in chunks if chunk.first < chunk.stop]
+        actors = self._start(renderer, len(todo))
+        keys: dict[int, object] = {index: ray.put(frame) for index, frame in given.items()}
+        refs = []
+        # Wave 1 and 2: keyframes not done yet; a shot's first before the keyframes that follow it.
+        ordered = sorted((c for c in todo if c.first == c.start), key=lambda c: c.anchor is not None)
+        for number, chunk in enumerate(ordered):
+            actor = actors[number % len(actors)]
+            anchor = keys.get(chunk.anchor) if chunk.anchor is not None else None
+            rendered, keys[chunk.start] = actor.keyframe.options(num_returns=2).remote(self.shipped, chunk.start, anchor)
+            refs.append(rendered)
+        # Wave 3: each chunk's chain from its keyframe (or from its last finished frame, resuming).
+        streams = []
+        for number, chunk in enumerate(todo):
+            previous = keys[chunk.start] if chunk.first == chunk.start else keys[chunk.first - 1]
+            if chunk.first == chunk.start and chunk.start + 1 >= chunk.stop:
+                continue  # a chunk of one frame: its keyframe is all of it
+            anchor = keys[chunk.start if chunk.anchor is None else chunk.anchor]
+            ahead = [keys[chunk.ahead]] if chunk.ahead is not None and chunk.ahead in keys else None
+            streams.append(actors[number % len(actors)].chain.options(num_returns="streaming")
+                           .remote(self.shipped, chunk, previous, anchor, ahead))
+        yield from self._gather(renderer, refs, streams)

@@ -1,0 +1,124 @@
+"""What runs in a worker process: a whole job, or the frames of one clip.
+
+Both unpack the shipped job into a temporary folder of the worker's own and render with the pipeline
+used locally; nothing here writes to the user's output folder. A frame worker is a Ray actor: it
+unpacks the job, opens the clip and sets up its schedule once (the style statistics come from the
+driver), then renders the frames it is handed, one call each.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import BlendstyleError
+from ..pipeline.clip import ClipRenderer, Keyframe, Rendered
+from ..pipeline.context import open_run
+from ..pipeline.farm import Chunk, FrameCursor, chain, keyframe
+from ..pipeline.progress import Reporter
+from ..pipeline.render import render
+from .shipping import Shipment, unpack
+
+
+@dataclass
+class JobOutcome:
+    """A job rendered on a worker: its output folder's files (relative path -> bytes) and record, or the
+    user error (``error``) or internal failure (``failure``, with its traceback) that ended it."""
+
+    name: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    record: dict[str, Any] | None = None
+    error: BlendstyleError | None = None
+    failure: str | None = None
+    seconds: float = 0.0
+
+
+def render_job(shipment: Shipment, threads: int) -> JobOutcome:
+    """Render a shipped job from scratch in a temporary folder and send back everything it wrote."""
+    torch.set_num_threads(threads)
+    folder = Path(tempfile.mkdtemp(prefix="blendstyle-job-"))
+    name = shipment.loaded.job.name
+    try:
+        loaded = unpack(shipment, folder / "inputs")
+        result = render(loaded, folder / "outputs", Reporter(), force=True, identity=shipment.identity)
+        out = result.folder
+        files = {str(path.relative_to(out)): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
+        return JobOutcome(name, files, result.record, seconds=result.record.get("timings", {}).get("total", 0.0))
+    except BlendstyleError as error:
+        return JobOutcome(name, error=error)
+    except Exception as error:  # a bug: the driver shows it with its traceback
+        return JobOutcome(name, failure=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cpu(rendered: Rendered) -> Rendered:
+    rendered.image = rendered.image.detach().cpu()
+    return rendered
+
+
+class FrameWorker:
+    """One worker's share of a clip (a Ray actor: :class:`blendstyle.cluster.frames.RayFarm` makes it one).
+
+    Every call brings ``shipped``: ``[shipment, statistics]`` as references into Ray's object store (in a
+    list, so Ray hands them over unresolved; the driver holds them). The first call sets the worker up
+    from them; so does the first call after Ray restarts a worker that died, which is why they are not
+    the constructor's arguments.
+    """
+
+    def __init__(self, threads: int):
+        torch.set_num_threads(threads)
+        self.folder = Path(tempfile.mkdtemp(prefix="blendstyle-frames-"))
+        self.renderer: ClipRenderer | None = None
+
+    def _setup(self, shipped: list) -> ClipRenderer:
+        if self.renderer is None:
+            import ray
+
+            shipment, statistics = ray.get(shipped)
+            loaded = unpack(shipment, self.folder / "inputs")
+            run = open_run(loaded, self.folder / "outputs", Reporter(), identity=shipment.identity)
+            self.renderer = ClipRenderer(run, statistics)
+            self.frames = FrameCursor(self.renderer)
+        return self.renderer
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def afresh(self, shipped: list, indices: list[int]) -> Rendered:
+        """Frames that follow nothing (an independent clip's), rendered as one optimisation."""
+        renderer = self._setup(shipped)
+        pairs = [self.frames(index) for index in indices]
+        if renderer.clip.transparent:
+            renderer.schedule.set_visible(torch.cat([alpha for _, alpha in pairs]))
+        return _cpu(renderer.afresh(indices, [frame for frame, _ in pairs]))
+
+    def keyframe(self, shipped: list, index: int, anchor: Keyframe | None) -> tuple[Rendered, Keyframe]:
+        rendered, key = keyframe(self._setup(shipped), self.frames, index, anchor)
+        return _cpu(rendered), Keyframe(key.index, key.image.cpu(), key.content.cpu())
+
+    def chain(self, shipped: list, chunk: Chunk, previous: Keyframe, anchor: Keyframe, ahead: list | None) -> Iterator[Rendered]:
+        """A chunk's frames after ``previous``; ``ahead``: ``[reference]`` to the next chunk's keyframe, in
+        a list so Ray hands it over unresolved: it is fetched only when the chunk's last frames need it."""
+        fetch = None
+        if ahead is not None:
+            import ray
+
+            def fetch() -> Keyframe:
+                value = ahead[0]
+                return ray.get(value) if isinstance(value, ray.ObjectRef) else value
+
+        for rendered in chain(self._setup(shipped), chunk, previous, anchor, fetch):
+            yield _cpu(rendered)
+
+    def __del__(self):
+        shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
