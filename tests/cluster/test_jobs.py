@@ -1,0 +1,67 @@
+"""A folder of jobs on Ray workers: the same outputs as a local run, written by the driver, a failing job
+leaving the others alone, and a clear error without Ray."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blendstyle.config.load import load_job
+from blendstyle.pipeline.render import render
+
+from ..conftest import ROOT
+
+
+def test_jobs_on_workers_equal_local_runs_and_a_failure_stops_none(tiny_job, tmp_path, cluster, one_thread):
+    from blendstyle.cluster.jobs import render_jobs
+
+    first = tiny_job("name: first\n", name="first.yaml")
+    second = tiny_job("name: second\nseed: 3\n", name="second.yaml")
+    broken = tiny_job("name: broken\nbackbone: {weights: weights.pt}\n", name="broken.yaml")
+    (tmp_path / "weights.pt").write_bytes(b"not a checkpoint")
+    jobs = [(path, load_job(path)) for path in (first, second, broken)]
+    finished = {f.path.name: f for f in render_jobs(cluster, jobs, tmp_path / "spread")}
+    assert finished["broken.yaml"].outcome.error is not None and not (tmp_path / "spread" / "broken").exists()
+    for name in ("first", "second"):
+        local = render(load_job(tmp_path / f"{name}.yaml"), tmp_path / "local")
+        spread = tmp_path / "spread" / name
+        assert np.array_equal(np.asarray(Image.open(local.image_path)), np.asarray(Image.open(spread / f"{name}.png")))
+        assert finished[f"{name}.yaml"].outcome.record["key"] == local.record["key"]
+    # What the workers sent back is up to date for the same jobs run here, and the other way round.
+    again = list(render_jobs(cluster, jobs[:2], tmp_path / "spread"))
+    assert all(f.outcome is None for f in again)
+    assert render(load_job(first), tmp_path / "spread").up_to_date
+
+
+def test_without_ray_the_error_names_the_extra(tiny_job, monkeypatch):
+    from click.testing import CliRunner
+
+    from blendstyle.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    result = CliRunner().invoke(main, ["run", str(tiny_job()), "--workers", "2"])
+    assert result.exit_code == 1
+    assert "--workers" in result.output and "needs Ray" in result.output and ".[cluster]" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(pytest.importorskip("ray") is None, reason="needs Ray")
+def test_the_cli_spreads_a_folder_and_prints_the_summary(tiny_job, tmp_path):
+    """`blendstyle run FOLDER --workers 2` in a process of its own (its own embedded Ray), quiet on stderr
+    but for blendstyle's own lines."""
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    for name in ("one", "two"):
+        (folder / f"{name}.yaml").write_text(tiny_job(f"name: {name}\n", name=f"{name}.yaml").read_text()
+                                             .replace("extends: quick.yaml", "extends: ../quick.yaml")
+                                             .replace("content.png", "../content.png").replace("style_a.png", "../style_a.png"))
+    done = subprocess.run([sys.executable, "-m", "blendstyle.cli", "run", str(folder), "--workers", "2", "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "one" / "one.png").is_file() and (tmp_path / "out" / "two" / "two.png").is_file()
+    assert "2 jobs on 2 workers" in done.stderr and "rendered" in done.stderr
+    assert "raylet" not in done.stderr and "WARNING" not in done.stderr
