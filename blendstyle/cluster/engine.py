@@ -36,10 +36,36 @@ def import_ray(option: str):
         import ray
     except ImportError:
         raise BlendstyleError(Problem("needs Ray, which is not installed", key=option), hint=INSTALL_HINT) from None
-    # Ray logs to the terminal (a token notice at start, a line per worker death it recovers from);
-    # blendstyle reports what matters itself, and Ray's own logs stay in its session folder.
+    # Ray logs to the terminal (a token notice at start) and prints the cluster's error messages to
+    # stdout from a thread of its own, "(raylet) Task ... failed. There are 4 retries remaining", for
+    # every worker it restarts. blendstyle says what matters itself (a lost worker costs its task, which
+    # Ray retries); both go to Ray's logger instead, which is quiet below errors.
     logging.getLogger("ray").setLevel(logging.ERROR)
+    _quiet_error_messages()
     return ray
+
+
+def _quiet_error_messages() -> None:
+    """Send what Ray's driver would print of the cluster's error messages to the ``ray`` logger.
+
+    Ray has no setting for this (``log_to_driver=False`` silences the workers' output, not these), so
+    the one printing function its listener calls is wrapped; messages of the workers' own output, which
+    Ray routes through the same function when ``log_to_driver`` is on, still print.
+    """
+    import ray._private.worker as ray_worker
+
+    printer = ray_worker.print_to_stdstream
+    if getattr(printer, "blendstyle", False):
+        return
+
+    def to_logger(data, ignore_prefix: bool) -> None:
+        if data.get("pid") == "raylet":
+            logging.getLogger("ray").warning("\n".join(data.get("lines", [])))
+        else:
+            printer(data, ignore_prefix)
+
+    to_logger.blendstyle = True
+    ray_worker.print_to_stdstream = to_logger
 
 
 @dataclass

@@ -6,7 +6,7 @@ a worker decodes its run of the clip forward once and a lost worker costs one fr
 goes in three waves (see :mod:`blendstyle.pipeline.farm`): the shots' first keyframes, the other
 keyframes, then each chunk's chain, streamed back frame by frame. Finished frames come back to the driver
 in whatever order they finish; the driver saves them. A stop request on the driver cancels what is
-under way.
+under way. Sweep cells are dealt out round the workers, one call per cell.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from ..pipeline.clip import ClipRenderer, Keyframe, Rendered
 from ..pipeline.context import Halted
 from ..pipeline.farm import Chunk
+from ..pipeline.schedule import Schedule
 from .engine import Cluster
 from .shipping import pack
-from .workers import FrameWorker
+from .workers import FrameWorker, StillWorker
 
 #: Seconds between looks at the driver's stop request while waiting for frames.
 POLL = 0.25
@@ -29,31 +30,40 @@ class RayFarm:
         self.cluster = cluster
         self.workers = cluster.workers or 1
         self.actors: list = []
+        self.kind: type | None = None
+        self.shipped: list = []
 
-    def _start(self, renderer: ClipRenderer, count: int) -> list:
-        """One actor per worker (at most ``count``), each given the job and the statistics once."""
+    def _start(self, worker: type, shipped, count: int) -> list:
+        """One actor per worker (at most ``count``); ``shipped()`` (the job, its statistics...) goes into
+        the object store once and every call names it. A print's later waves find their workers ready."""
         ray = self.cluster.ray
-        self.shipped = [ray.put(pack(renderer.run.loaded)), ray.put(renderer.schedule.statistics())]
-        remote = ray.remote(**self.cluster.actor_options())(FrameWorker)
-        self.actors = [remote.remote(self.cluster.threads) for _ in range(max(1, min(count, self.workers)))]
+        if self.kind is not worker or len(self.actors) < min(count, self.workers):
+            self.close()
+            self.kind = worker
+            self.shipped = [ray.put(item) for item in shipped()]
+            remote = ray.remote(**self.cluster.actor_options())(worker)
+            self.actors = [remote.remote(self.cluster.threads) for _ in range(max(1, min(count, self.workers)))]
         return self.actors
 
-    def _stop(self) -> None:
+    def close(self) -> None:
         for actor in self.actors:
             self.cluster.ray.kill(actor)
-        self.actors = []
+        self.actors, self.kind = [], None
 
-    def _gather(self, renderer: ClipRenderer, refs: list, streams: list) -> Iterator[Rendered]:
-        """Finished frames from plain calls (``refs``) and streamed chains (``streams``), as they finish;
-        a stop request on the driver cancels the rest."""
+    def _gather(self, run, refs: list, streams: list, ordered: bool = False) -> Iterator[Rendered]:
+        """Finished frames from plain calls (``refs``) and streamed chains (``streams``), as they finish
+        (``ordered``: in the order of ``refs``); a stop request on the driver cancels the rest."""
         ray = self.cluster.ray
         pending = list(refs)
         streams = list(streams)
         try:
             while pending or streams:
-                if renderer.run.stop:
+                if run.stop:
                     raise Halted()
-                ready, _ = ray.wait(pending + streams, num_returns=1, timeout=POLL)
+                if ordered:
+                    ready, _ = ray.wait(pending[:1], timeout=POLL)
+                else:
+                    ready, _ = ray.wait(pending + streams, num_returns=1, timeout=POLL)
                 for item in ready:
                     if isinstance(item, ray.ObjectRefGenerator):
                         try:
@@ -65,21 +75,20 @@ class RayFarm:
                         ref = item
                         pending.remove(item)
                     yield ray.get(ref)
-        finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            self._stop()
+        except BaseException:  # a stop, or a failure: the workers go (which ends their calls under way)
+            self.close()
+            raise
 
     def independent(self, renderer: ClipRenderer, groups: list[list[int]]) -> Iterator[Rendered]:
-        actors = self._start(renderer, len(groups))
+        actors = self._start(FrameWorker, lambda: [pack(renderer.run.loaded), renderer.schedule.statistics(), renderer.stages], len(groups))
         per = -(-len(groups) // len(actors))  # contiguous runs of groups, one run per worker
         refs = [actors[number // per].afresh.remote(self.shipped, group) for number, group in enumerate(groups)]
-        yield from self._gather(renderer, refs, [])
+        yield from self._gather(renderer.run, refs, [])
 
     def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Iterator[Rendered]:
         ray = self.cluster.ray
         todo = [chunk for chunk in chunks if chunk.first < chunk.stop]
-        actors = self._start(renderer, len(todo))
+        actors = self._start(FrameWorker, lambda: [pack(renderer.run.loaded), renderer.schedule.statistics(), renderer.stages], len(todo))
         keys: dict[int, object] = {index: ray.put(frame) for index, frame in given.items()}
         refs = []
         # Wave 1 and 2: keyframes not done yet; a shot's first before the keyframes that follow it.
@@ -99,4 +108,20 @@ class RayFarm:
             ahead = [keys[chunk.ahead]] if chunk.ahead is not None and chunk.ahead in keys else None
             streams.append(actors[number % len(actors)].chain.options(num_returns="streaming")
                            .remote(self.shipped, chunk, previous, anchor, ahead))
-        yield from self._gather(renderer, refs, streams)
+        yield from self._gather(renderer.run, refs, streams)
+
+    def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
+        actors = self._start(StillWorker, lambda: _still(schedule), len(cells))
+        refs = [actors[k % len(actors)].cell.remote(self.shipped, number, weights) for k, (number, weights) in enumerate(cells)]
+        yield from self._gather(schedule.run, refs, [])
+
+    def tiles(self, schedule: Schedule, stage: int, size: tuple[int, int], parts: list) -> Iterator[Rendered]:
+        actors = self._start(StillWorker, lambda: _still(schedule), self.workers)
+        refs = [actors[k % len(actors)].tile.remote(self.shipped, stage, size, content, start, tile)
+                for k, (content, start, tile) in enumerate(parts)]
+        yield from self._gather(schedule.run, refs, [], ordered=True)
+
+
+def _still(schedule: Schedule) -> list:
+    """What a still's worker needs: the job with its files, every stage's style statistics, the stages."""
+    return [pack(schedule.run.loaded), schedule.statistics(), schedule.stages]
