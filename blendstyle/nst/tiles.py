@@ -1,12 +1,12 @@
 """Tiled rendering, for outputs larger than the device can optimise whole.
 
-At the last scale the image is split into overlapping tiles, optimised one after another in reading
-order against the *global* style targets (computed from the whole style images, blended once), so no
+At the last scale the image is split into overlapping tiles, optimised wave by wave (tiles of a wave do
+not overlap: :func:`waves`) against the *global* style targets (computed from the whole style images, blended once), so no
 tile drifts towards its own idea of the style (the tile-by-tile style shift users of neural-style's
 tiling scripts complain about). Each tile starts from the current picture, which already holds the
-finished neighbours' pixels in the overlap, and is blended back with a linear ramp across the overlap
-on the sides facing finished tiles: at the tile's outer edge, where its features saw padding, the
-neighbour's pixels are kept; by the inner end of the overlap, the tile's own.
+finished neighbours' pixels in the overlap, and is blended back with a ramp across the overlap on the
+sides facing finished tiles: at the tile's outer edge, where its features saw padding, the neighbour's
+pixels are kept; by the inner end of the overlap, the tile's own.
 
 Tile origins are multiples of 16 px, the stride of ``relu5_1``, so every tile's feature grid lines up
 with the whole image's. The same grid computes style statistics of style images too large to pass
@@ -91,17 +91,49 @@ def _rise(length: int) -> torch.Tensor:
 
 def ramp(tile: Tile, finished: Sequence[Tile]) -> torch.Tensor:
     """``(1, 1, h, w)`` weights of a tile's pixels when it is blended into the picture: rising from 0 to 1
-    across each overlap with a finished tile above or to the left (:func:`_rise`), 1 elsewhere."""
+    across each overlap with a finished tile beside it in its row or column, on any side (:func:`_rise`,
+    mirrored for a finished tile to the right or below), 1 elsewhere."""
     h, w = tile.rows.stop - tile.rows.start, tile.columns.stop - tile.columns.start
     vertical, horizontal = torch.ones(h), torch.ones(w)
     for other in finished:
         if other.rows == tile.rows and other.columns.start < tile.columns.start < other.columns.stop:
             width = other.columns.stop - tile.columns.start
             horizontal[:width] = torch.minimum(horizontal[:width], _rise(width))
+        if other.rows == tile.rows and tile.columns.start < other.columns.start < tile.columns.stop:
+            width = tile.columns.stop - other.columns.start
+            horizontal[w - width :] = torch.minimum(horizontal[w - width :], _rise(width).flip(0))
         if other.columns == tile.columns and other.rows.start < tile.rows.start < other.rows.stop:
             height = other.rows.stop - tile.rows.start
             vertical[:height] = torch.minimum(vertical[:height], _rise(height))
+        if other.columns == tile.columns and tile.rows.start < other.rows.start < tile.rows.stop:
+            height = tile.rows.stop - other.rows.start
+            vertical[h - height :] = torch.minimum(vertical[h - height :], _rise(height).flip(0))
     return (vertical[:, None] * horizontal[None, :])[None, None]
+
+
+def _overlap(a: Tile, b: Tile) -> bool:
+    return (a.rows.start < b.rows.stop and b.rows.start < a.rows.stop
+            and a.columns.start < b.columns.stop and b.columns.start < a.columns.stop)
+
+
+def waves(tiles: Sequence[Tile]) -> list[list[Tile]]:
+    """The tiles in waves of tiles that do not overlap one another (on the usual grid, a checkerboard of
+    four colours: even rows' even columns, even rows' odd columns, odd rows' even, odd rows' odd).
+
+    Tiles are optimised wave by wave. Within a wave no tile sees another's pixels, so they may be
+    optimised in any order, or side by side on several workers, with the same result; each starts from
+    the picture as the earlier waves left it, and blends into every finished neighbour across its
+    overlap. (Neural-style's tiling scripts, and blendstyle before waves, went in reading order: a tile
+    then met finished pixels above and to its left only.)"""
+    placed: list[list[Tile]] = []
+    for tile in tiles:
+        for wave in placed:
+            if not any(_overlap(tile, other) for other in wave):
+                wave.append(tile)
+                break
+        else:
+            placed.append([tile])
+    return placed
 
 
 def core_features(features: torch.Tensor, tile: Tile, layer: str) -> torch.Tensor:
@@ -157,19 +189,23 @@ def statistics(
 
 
 def optimise_tiles(
-    run: Callable, content: torch.Tensor, image: torch.Tensor, tiles: Sequence[Tile], done: int, stage: Callable
+    run_wave: Callable, content: torch.Tensor, image: torch.Tensor, tiles: Sequence[Tile], done: int, stage: Callable
 ) -> Iterator[tuple[int, list]]:
-    """Optimise ``image`` tile by tile, in place, skipping the first ``done`` tiles (finished by an earlier
-    run); ``run(content_tile, start_tile, tile)`` optimises one tile and returns an
-    :class:`~blendstyle.nst.optimize.Optimized`. Yields, after each tile, how many tiles are finished and
-    that tile's loss history, so the caller always knows what a stop would keep."""
-    finished = [tile for tile in tiles if tile.index < done]
-    for tile in tiles:
-        if tile.index < done:
+    """Optimise ``image`` wave by wave (:func:`waves`), in place, skipping the first ``done`` tiles of
+    that order (finished by an earlier run). ``run_wave(parts)`` optimises a wave's ``(content_tile,
+    start_tile, tile)`` parts and yields, in their order, objects with the optimised ``image`` and its
+    loss ``history`` (one after another here, or side by side on workers). Yields, after each tile, how
+    many tiles are finished and that tile's loss history, so the caller always knows what a stop would keep."""
+    order = [tile for wave in waves(tiles) for tile in wave]
+    finished = order[:done]
+    for wave in waves(tiles):
+        todo = [tile for tile in wave if tile not in finished]
+        if not todo:
             continue
-        stage(f"tile {tile.index + 1} of {len(tiles)}")
-        optimized = run(tile.crop(content), tile.crop(image).clone(), tile)
-        weight = ramp(tile, finished).to(image)
-        tile.crop(image).mul_(1 - weight).add_(weight * optimized.image.detach().clamp(0, 1))  # a view: in place
-        finished.append(tile)
-        yield tile.index + 1, optimized.history
+        stage(f"tiles {', '.join(str(tile.index + 1) for tile in todo)} of {len(tiles)}")
+        parts = [(tile.crop(content), tile.crop(image).clone(), tile) for tile in todo]
+        for tile, optimized in zip(todo, run_wave(parts)):
+            weight = ramp(tile, finished).to(image)
+            tile.crop(image).mul_(1 - weight).add_(weight * optimized.image.detach().to(image).clamp(0, 1))  # a view
+            finished.append(tile)
+            yield len(finished), optimized.history

@@ -10,7 +10,8 @@ mean the same in every mode. The stages are planned once per run:
   scales.factor`` first: tiles refine a picture that is already styled everywhere (started from the bare
   content, tiles optimised later would meet their finished neighbours' pixels on one side and the bare
   content on the other, and show it);
-* the last scale, whole or in tiles (``tiles``, decided by the memory plan).
+* the last scale, whole or in tiles (``tiles``, decided by the memory plan), tiles wave by wave (a
+  farm's workers take a wave's tiles side by side).
 
 Each scale has one :class:`~blendstyle.pipeline.stylizer.Stylizer`, built the first time the scale is
 reached and kept for every later picture (all frames of a clip, all cells of a sweep), on one network.
@@ -260,8 +261,18 @@ class Schedule:
             finals.append(final)
             return optimized
 
+        def run_wave(parts):
+            """A wave's tiles, here one after another, or side by side on the farm's workers."""
+            if self.run.farm is not None and len(parts) > 1:
+                for rendered in self.run.farm.tiles(self, self.stages.index(stage), (height, width), parts):
+                    finals.append(rendered.final)
+                    yield rendered
+            else:
+                for part in parts:
+                    yield run_tile(*part)
+
         mark = self.run.seconds()
-        for done, tile_history in optimise_tiles(run_tile, content, picture, layout, progress.tiles_done, self.run.reporter.stage):
+        for done, tile_history in optimise_tiles(run_wave, content, picture, layout, progress.tiles_done, self.run.reporter.stage):
             progress.tiles_done = done
             offset = history[-1].iteration if history else 0
             history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in tile_history)

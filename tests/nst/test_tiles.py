@@ -11,7 +11,7 @@ import blendstyle.pipeline.still
 from blendstyle.errors import BlendstyleError
 from blendstyle.files.images import read_image
 from blendstyle.nst.kinds import BatchNorm, GaussianMMD, Gram
-from blendstyle.nst.tiles import ALIGN, core_features, grid, ramp, spans, tiled_statistics
+from blendstyle.nst.tiles import ALIGN, core_features, grid, ramp, spans, tiled_statistics, waves
 
 from ..conftest import ASSETS, QUICK
 
@@ -162,5 +162,22 @@ def test_an_interrupted_tiled_print_resumes_with_the_tiles_left(tmp_path, monkey
 
     run.resumed, calls[:] = True, []
     result = blendstyle.run_job(path, out_root=tmp_path / "out")
-    assert calls == [2, 3, 4, 5] and result.record["tiles"]["done"] == 6
+    order = [tile.index for wave in waves(grid(85, 128, 64, 16)) for tile in wave]  # wave by wave
+    assert order[:2] == [0, 2] and calls == order[2:] and result.record["tiles"]["done"] == 6
     assert read_image(result.image_path).shape == (1, 3, 85, 128)
+
+
+def test_waves_hold_no_two_overlapping_tiles_and_a_tile_blends_into_finished_ones_on_every_side():
+    tiles = grid(160, 160, 64, 16)  # 3 x 3
+    found = waves(tiles)
+    assert [[tile.index for tile in wave] for wave in found] == [[0, 2, 6, 8], [1, 7], [3, 5], [4]]
+    for wave in found:
+        for a in wave:
+            for b in wave:
+                assert a is b or a.rows.stop <= b.rows.start or b.rows.stop <= a.rows.start \
+                    or a.columns.stop <= b.columns.start or b.columns.stop <= a.columns.start
+    middle = tiles[4]  # the last wave: finished neighbours above, below, left and right
+    weights = ramp(middle, [tiles[1], tiles[3], tiles[5], tiles[7]])[0, 0]
+    assert weights[0].max() == 0 and weights[-1].max() == 0 and weights[:, 0].max() == 0 and weights[:, -1].max() == 0
+    assert weights[weights.shape[0] // 2, weights.shape[1] // 2] == 1
+    assert torch.equal(weights, weights.flip(0)) and torch.equal(weights, weights.flip(1))  # the same on both sides
