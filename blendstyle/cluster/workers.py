@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from ..pipeline.context import open_run
 from ..pipeline.farm import Chunk, FrameCursor, chain, keyframe
 from ..pipeline.progress import Reporter
 from ..pipeline.render import render
+from ..pipeline.schedule import Schedule
+from ..pipeline.still import StillContent
+from ..pipeline.sweep import render_cell
 from .shipping import Shipment, unpack
 
 
@@ -64,10 +68,53 @@ def _cpu(rendered: Rendered) -> Rendered:
     return rendered
 
 
+class StillWorker:
+    """Sweep cells or print tiles of one still (a Ray actor, set up on its first call as
+    :class:`FrameWorker` is): the still's content, the driver's stages and style statistics, and one
+    schedule, re-blended per cell."""
+
+    def __init__(self, threads: int):
+        torch.set_num_threads(threads)
+        self.folder = Path(tempfile.mkdtemp(prefix="blendstyle-still-"))
+        self.schedule: Schedule | None = None
+
+    def _setup(self, shipped: list) -> Schedule:
+        if self.schedule is None:
+            import ray
+
+            shipment, statistics, stages = ray.get(shipped)
+            run = open_run(unpack(shipment, self.folder / "inputs"), self.folder / "outputs", Reporter(),
+                           identity=shipment.identity)
+            self.content_at = StillContent(run)
+            self.schedule = Schedule(run, stages, self.content_at, statistics=statistics)
+            self.schedule.set_visible(self.content_at.alpha())
+        return self.schedule
+
+    def cell(self, shipped: list, number: int, weights: list[float]) -> Rendered:
+        schedule = self._setup(shipped)
+        mark = time.perf_counter()
+        image, final = render_cell(schedule, self.content_at, number, weights)
+        return Rendered([number], image.detach().cpu(), [], final, time.perf_counter() - mark)
+
+    def tile(self, shipped: list, stage: int, size: tuple[int, int], content: torch.Tensor, start: torch.Tensor,
+             tile) -> Rendered:
+        """One tile of a print, optimised as :meth:`Schedule._tiles` does it here."""
+        schedule = self._setup(shipped)
+        stylizer = schedule.stylizer(schedule.stages[stage])
+        device = schedule.run.device
+        mark = time.perf_counter()
+        optimized, final = stylizer.run(content.to(device), start.to(device), schedule.stages[stage].iterations,
+                                        window=(size, tile))
+        return Rendered([tile.index], optimized.image.detach().cpu(), optimized.history, final, time.perf_counter() - mark)
+
+    def __del__(self):
+        shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
+
+
 class FrameWorker:
     """One worker's share of a clip (a Ray actor: :class:`blendstyle.cluster.frames.RayFarm` makes it one).
 
-    Every call brings ``shipped``: ``[shipment, statistics]`` as references into Ray's object store (in a
+    Every call brings ``shipped``: ``[shipment, statistics, stages]`` as references into Ray's object store (in a
     list, so Ray hands them over unresolved; the driver holds them). The first call sets the worker up
     from them; so does the first call after Ray restarts a worker that died, which is why they are not
     the constructor's arguments.
@@ -82,10 +129,10 @@ class FrameWorker:
         if self.renderer is None:
             import ray
 
-            shipment, statistics = ray.get(shipped)
+            shipment, statistics, stages = ray.get(shipped)
             loaded = unpack(shipment, self.folder / "inputs")
             run = open_run(loaded, self.folder / "outputs", Reporter(), identity=shipment.identity)
-            self.renderer = ClipRenderer(run, statistics)
+            self.renderer = ClipRenderer(run, statistics, stages)
             self.frames = FrameCursor(self.renderer)
         return self.renderer
 

@@ -84,10 +84,11 @@ class ClipRenderer:
     """A clip opened and its schedule planned, with what renders its frames.
 
     ``statistics``: the style statistics per stage, computed by a cluster's driver (a worker then reads
-    no style image); None computes them here.
+    no style image), and ``stages`` the driver's plan (a worker with other memory must not plan other
+    scales); None computes them here.
     """
 
-    def __init__(self, run: Run, statistics: dict[int, list] | None = None):
+    def __init__(self, run: Run, statistics: dict[int, list] | None = None, stages: list | None = None):
         job, device = run.job, run.device
         settings = job.animation
         if settings.flow == "dis" and not flow_available():
@@ -114,7 +115,7 @@ class ClipRenderer:
                 ),
                 hint=f"size: {memory.fits} fits",
             )
-        self.stages = stages = plan_stages(job, width, height, memory)
+        self.stages = stages = stages or plan_stages(job, width, height, memory)
         self.schedule = Schedule(run, stages, lambda long_side: scaled(self.first, long_side), statistics=statistics)
         self.stylizer = self.schedule.stylizer(stages[-1])
         self.first_iterations = job.optimizer.iterations

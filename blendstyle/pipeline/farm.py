@@ -8,6 +8,10 @@ encodes the outputs, exactly as a local run does.
 **Independent frames** need no plan: every frame is its own task, rendered as locally (the same
 seed per frame), so a farm's frames equal a local run's.
 
+**Sweep cells** are independent too: each is the still rendered with its own style weights, as locally.
+**A print's tiles** go in waves of tiles that do not overlap (:func:`blendstyle.nst.tiles.waves`); a
+wave's tiles do not see one another, so side by side they come out as one after another.
+
 **Coherent clips** are a chain: each frame starts from its predecessor. A chain cannot be split without
 a seam, so the split is designed around one:
 
@@ -41,6 +45,7 @@ from typing import Protocol
 
 from ..nst.temporal import reference
 from .clip import ClipRenderer, Keyframe, Previous, Rendered
+from .schedule import Schedule
 
 #: The frames before a seam that ease into the next chunk's keyframe.
 SEAM_FRAMES = 4
@@ -211,3 +216,14 @@ class Farm(Protocol):
 
     def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Iterator[Rendered]:
         """The chunks' keyframes, then their chains; ``given``: finished frames a resumed plan starts from."""
+
+    def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
+        """Sweep cells (number, style weights) of a still, each through ``schedule``'s stages; a result's
+        ``indices`` holds its cell's number."""
+
+    def tiles(self, schedule: Schedule, stage: int, size: tuple[int, int], parts: list) -> Iterator[Rendered]:
+        """One wave of a print's tiles at stage number ``stage`` of a picture of ``size`` (height, width):
+        ``(content_tile, start_tile, tile)`` parts, optimised side by side, yielded in their order."""
+
+    def close(self) -> None:
+        """The run is over: let the workers go."""

@@ -61,6 +61,8 @@ def render(
                                                   "traceback": traceback.format_exc()}))
             raise
     finally:
+        if farm is not None:
+            farm.close()  # its workers hold cores (or GPUs) that the next job's may need
         reporter.close()
 
 

@@ -3,7 +3,7 @@ labelled grid of the results, so a blend can be picked by eye.
 
 Every cell goes through the schedule (scales, tiles, the memory plan, the stop rule), re-blending each
 scale's targets from the style statistics computed once; nothing about the styles is recomputed across
-cells. Finished cells are written at once; a stopped sweep keeps them and the next run renders only the
+cells. With a farm (``--workers``), cells render side by side on its workers from the same statistics. Finished cells are written at once; a stopped sweep keeps them and the next run renders only the
 cells that are left. (A sweep needs a still content: ``validate`` refuses one on an animation.)
 """
 
@@ -21,6 +21,14 @@ from .context import Run, Saved
 from .result import RenderResult
 from .schedule import Schedule, plan_stages
 from .still import StillContent
+
+
+def render_cell(schedule: Schedule, content_at, number: int, weights: list[float]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sweep cell ``number``: the still through the schedule with these style weights (its start noise
+    from the seed and the cell's number, so a resumed sweep or a worker draws the same)."""
+    schedule.set_weights(weights)
+    optimized, final = schedule.render(content_at, generator=torch.Generator().manual_seed(schedule.job.seed + number))
+    return optimized.image, final
 
 
 def render_sweep(run: Run) -> RenderResult:
@@ -44,29 +52,42 @@ def render_sweep(run: Run) -> RenderResult:
     def save(result) -> Saved:
         return Saved({"sweep": done}, f"with {len(done)} of {len(list(itertools.product(*axes)))} sweep cells finished")
 
+    todo: list[tuple[int, tuple[float, ...], list[float], Path, str]] = []
+    for number, combination in enumerate(itertools.product(*axes)):
+        weights = [style.weight for style in job.styles]
+        for sweep, value in zip(job.sweep, combination):
+            weights[sweep.style] = value
+        label = "_".join(f"{names[s.style]}-{v:.2f}" for s, v in zip(job.sweep, combination))
+        if sum(weights) <= 0:
+            cells[combination] = torch.ones_like(original)  # nothing to blend: a blank cell
+            continue
+        # The cell's number keeps names apart where two values print alike.
+        path = folder / "sweep" / f"{job.name}_{number:02d}_{label}.{job.output.format}"
+        if tuple(weights) in earlier and path.is_file():  # finished by the run that was stopped
+            cells[combination] = read_image(path).to(run.device)
+            done.append(earlier[tuple(weights)])
+            files.append(path)
+        else:
+            todo.append((number, combination, weights, path, label))
+
+    def keep(number: int, image: torch.Tensor, final: dict[str, float]) -> None:
+        _, combination, weights, path, _ = next(cell for cell in todo if cell[0] == number)
+        cells[combination] = image.to(run.device)
+        files.append(write_image(image, path, job.output.format, alpha, job.output.depth, job.output.dpi))
+        done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
+
     with run.guard(save, (width, height)):
-        for number, combination in enumerate(itertools.product(*axes)):
-            weights = [style.weight for style in job.styles]
-            for sweep, value in zip(job.sweep, combination):
-                weights[sweep.style] = value
-            label = "_".join(f"{names[s.style]}-{v:.2f}" for s, v in zip(job.sweep, combination))
-            if sum(weights) <= 0:
-                cells[combination] = torch.ones_like(original)  # nothing to blend: a blank cell
-                continue
-            # The cell's number keeps names apart where two values print alike.
-            path = folder / "sweep" / f"{job.name}_{number:02d}_{label}.{job.output.format}"
-            if tuple(weights) in earlier and path.is_file():  # finished by the run that was stopped
-                cells[combination] = read_image(path).to(run.device)
-                done.append(earlier[tuple(weights)])
-                files.append(path)
+        if run.farm is not None and todo:  # cells side by side on the farm's workers, kept as they come
+            reporter.stage(f"{len(todo)} sweep cells on {run.farm.workers} workers")
+            for rendered in run.farm.cells(schedule, [(number, weights) for number, _, weights, _, _ in todo]):
+                keep(rendered.indices[0], rendered.image, rendered.final)
+                run.check()
+        for number, combination, weights, _, label in todo:
+            if combination in cells:
                 continue
             run.check()
             reporter.stage(f"sweep cell {label}")
-            schedule.set_weights(weights)
-            optimized, final = schedule.render(content_at, generator=torch.Generator().manual_seed(job.seed + number))
-            cells[combination] = optimized.image
-            files.append(write_image(optimized.image, path, job.output.format, alpha, job.output.depth, job.output.dpi))
-            done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
+            keep(number, *render_cell(schedule, content_at, number, weights))
 
     first = job.sweep[0]
     rows = []
@@ -83,6 +104,6 @@ def render_sweep(run: Run) -> RenderResult:
         **schedule.record(width, height, memory),
         sweep=done,
         timings=dict(schedule.timings, total=round(run.seconds(), 4)),
-        outputs=[str(grid.relative_to(folder))] + [str(path.relative_to(folder)) for path in files],
+        outputs=[str(grid.relative_to(folder))] + sorted(str(path.relative_to(folder)) for path in files),
     )
     return RenderResult(job.name, folder, grid, [grid, *files, run.write(record)], record, None)

@@ -65,3 +65,61 @@ def test_the_cli_spreads_a_folder_and_prints_the_summary(tiny_job, tmp_path):
     assert (tmp_path / "out" / "one" / "one.png").is_file() and (tmp_path / "out" / "two" / "two.png").is_file()
     assert "2 jobs on 2 workers" in done.stderr and "rendered" in done.stderr
     assert "raylet" not in done.stderr and "WARNING" not in done.stderr
+
+
+def test_sweep_cells_on_workers_equal_a_local_sweep(tiny_job, tmp_path, cluster, one_thread):
+    from blendstyle.cluster.frames import RayFarm
+
+    body = ("extends: quick.yaml\ncontent: content.png\nstyles: [{path: style_a.png}, {path: style_b.png}]\n"
+            "size: 48\nsweep: [{style: 1, start: 0, stop: 1, steps: 3}]\noptimizer: {iterations: 8}\n")
+    path = tiny_job(body=body)
+    local = render(load_job(path), tmp_path / "local")
+    spread = render(load_job(path), tmp_path / "spread", farm=RayFarm(cluster))
+    cells = sorted((local.folder / "sweep").iterdir())
+    assert len(cells) == 3 and [p.name for p in cells] == sorted(p.name for p in (spread.folder / "sweep").iterdir())
+    for cell in cells:
+        assert np.array_equal(np.asarray(Image.open(cell)), np.asarray(Image.open(spread.folder / "sweep" / cell.name)))
+    assert local.record["outputs"] == spread.record["outputs"]
+
+
+def test_ctrl_c_on_the_driver_keeps_finished_frames_and_the_rerun_resumes(tmp_path):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the driver cancels the workers'
+    calls, keeps the frames that came back, exits 130; the same command finishes the rest."""
+    import os
+    import signal
+    import time
+
+    from .test_frames import clip_job
+
+    path = clip_job(tmp_path, frames=10, iterations=40)
+    command = [sys.executable, "-m", "blendstyle.cli", "run", str(path), "--workers", "2", "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    frames = tmp_path / "out" / "clip" / "frames"
+    deadline = time.monotonic() + 120
+    while not list(frames.glob("frame_*.png")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    kept = {p.name: p.read_bytes() for p in frames.glob("frame_*.png")}
+    assert 1 <= len(kept) < 10
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert len(list(frames.glob("frame_*.png"))) == 10
+    assert all((frames / name).read_bytes() == data for name, data in kept.items())  # kept, not redone
+
+
+def test_a_print_s_tiles_on_workers_wave_by_wave_equal_one_after_another(tiny_job, tmp_path, cluster, one_thread):
+    """Tiles of a wave do not overlap, so side by side on two workers they come out as one after another."""
+    from blendstyle.cluster.frames import RayFarm
+    from blendstyle.nst.tiles import grid, waves
+
+    body = "extends: quick.yaml\ncontent: content.png\nstyles: [{path: style_a.png}]\nsize: 176\n"
+    path = tiny_job("tiles: {mode: always, size: 64, overlap: 16}\noptimizer: {iterations: 5}\n", body=body)
+    layout = grid(132, 176, 64, 16)
+    assert max(len(wave) for wave in waves(layout)) >= 2
+    local = render(load_job(path), tmp_path / "local")
+    spread = render(load_job(path), tmp_path / "spread", farm=RayFarm(cluster))
+    assert local.record["tiles"]["count"] == len(layout)
+    assert np.array_equal(np.asarray(Image.open(local.image_path)), np.asarray(Image.open(spread.image_path)))
