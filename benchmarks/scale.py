@@ -9,7 +9,7 @@ boundary against the flicker between the other frames (target: at most 1.5x), wi
 before the seam, where the first chunk eases into the second, shown too. Ray's start-up and the
 workers' set-up are inside the times.
 
-    python -m benchmarks.scale [--size 96] [--iterations 40] [--frames 48]
+    python -m benchmarks.scale [--size 128] [--iterations 60] [--frames 48]
 """
 
 from __future__ import annotations
@@ -107,15 +107,15 @@ def seam(path: Path, out: Path) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=96)
-    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--frames", type=int, default=48)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         jobs = write_jobs(folder, args.size, args.iterations)
         clip = long_clip(folder, args.frames, args.size)
-        frames = clip_job(folder, clip, "frames", "independent", args.size // 2, args.iterations // 2, args.frames)
+        frames = clip_job(folder, clip, "frames", "independent", args.size, args.iterations // 2, args.frames)
         coherent = clip_job(folder, clip, "coherent", "coherent", args.size, args.iterations, 24)
         rows = []
         for label, run in (("8 jobs", lambda w: timed_jobs(jobs, w, folder / f"jobs{w}")),

@@ -68,23 +68,38 @@ def _cpu(rendered: Rendered) -> Rendered:
     return rendered
 
 
-class StillWorker:
-    """Sweep cells or print tiles of one still (a Ray actor, set up on its first call as
-    :class:`FrameWorker` is): the still's content, the driver's stages and style statistics, and one
-    schedule, re-blended per cell."""
+class _Worker:
+    """What every worker actor shares: its thread count, a folder of its own, and the run it sets up on
+    its first call from ``shipped``: ``[shipment, statistics, stages]`` as references into Ray's object
+    store, in a list so that Ray hands them over unresolved (the driver holds them). Every call brings
+    them, so the first call after Ray restarts a worker that died sets it up again; that is why they are
+    not the constructor's arguments."""
 
     def __init__(self, threads: int):
         torch.set_num_threads(threads)
-        self.folder = Path(tempfile.mkdtemp(prefix="blendstyle-still-"))
-        self.schedule: Schedule | None = None
+        self.folder = Path(tempfile.mkdtemp(prefix="blendstyle-worker-"))
+
+    def _open(self, shipped: list):
+        """The shipped job's run in this worker's folder, with the driver's statistics and stages."""
+        import ray
+
+        shipment, statistics, stages = ray.get(shipped)
+        run = open_run(unpack(shipment, self.folder / "inputs"), self.folder / "outputs", Reporter(),
+                       identity=shipment.identity)
+        return run, statistics, stages
+
+    def __del__(self):
+        shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
+
+
+class StillWorker(_Worker):
+    """Sweep cells or print tiles of one still: its content and one schedule, re-blended per cell."""
+
+    schedule: Schedule | None = None
 
     def _setup(self, shipped: list) -> Schedule:
         if self.schedule is None:
-            import ray
-
-            shipment, statistics, stages = ray.get(shipped)
-            run = open_run(unpack(shipment, self.folder / "inputs"), self.folder / "outputs", Reporter(),
-                           identity=shipment.identity)
+            run, statistics, stages = self._open(shipped)
             self.content_at = StillContent(run)
             self.schedule = Schedule(run, stages, self.content_at, statistics=statistics)
             self.schedule.set_visible(self.content_at.alpha())
@@ -94,7 +109,7 @@ class StillWorker:
         schedule = self._setup(shipped)
         mark = time.perf_counter()
         image, final = render_cell(schedule, self.content_at, number, weights)
-        return Rendered([number], image.detach().cpu(), [], final, time.perf_counter() - mark)
+        return _cpu(Rendered([number], image, [], final, time.perf_counter() - mark))
 
     def tile(self, shipped: list, stage: int, size: tuple[int, int], content: torch.Tensor, start: torch.Tensor,
              tile) -> Rendered:
@@ -105,41 +120,20 @@ class StillWorker:
         mark = time.perf_counter()
         optimized, final = stylizer.run(content.to(device), start.to(device), schedule.stages[stage].iterations,
                                         window=(size, tile))
-        return Rendered([tile.index], optimized.image.detach().cpu(), optimized.history, final, time.perf_counter() - mark)
-
-    def __del__(self):
-        shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
+        return _cpu(Rendered([tile.index], optimized.image, optimized.history, final, time.perf_counter() - mark))
 
 
-class FrameWorker:
-    """One worker's share of a clip (a Ray actor: :class:`blendstyle.cluster.frames.RayFarm` makes it one).
+class FrameWorker(_Worker):
+    """One worker's share of a clip: the clip opened and its schedule set up once."""
 
-    Every call brings ``shipped``: ``[shipment, statistics, stages]`` as references into Ray's object store (in a
-    list, so Ray hands them over unresolved; the driver holds them). The first call sets the worker up
-    from them; so does the first call after Ray restarts a worker that died, which is why they are not
-    the constructor's arguments.
-    """
-
-    def __init__(self, threads: int):
-        torch.set_num_threads(threads)
-        self.folder = Path(tempfile.mkdtemp(prefix="blendstyle-frames-"))
-        self.renderer: ClipRenderer | None = None
+    renderer: ClipRenderer | None = None
 
     def _setup(self, shipped: list) -> ClipRenderer:
         if self.renderer is None:
-            import ray
-
-            shipment, statistics, stages = ray.get(shipped)
-            loaded = unpack(shipment, self.folder / "inputs")
-            run = open_run(loaded, self.folder / "outputs", Reporter(), identity=shipment.identity)
+            run, statistics, stages = self._open(shipped)
             self.renderer = ClipRenderer(run, statistics, stages)
             self.frames = FrameCursor(self.renderer)
         return self.renderer
-
-    def pid(self) -> int:
-        import os
-
-        return os.getpid()
 
     def afresh(self, shipped: list, indices: list[int]) -> Rendered:
         """Frames that follow nothing (an independent clip's), rendered as one optimisation."""
@@ -161,11 +155,7 @@ class FrameWorker:
             import ray
 
             def fetch() -> Keyframe:
-                value = ahead[0]
-                return ray.get(value) if isinstance(value, ray.ObjectRef) else value
+                return ray.get(ahead[0])
 
         for rendered in chain(self._setup(shipped), chunk, previous, anchor, fetch):
             yield _cpu(rendered)
-
-    def __del__(self):
-        shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)

@@ -160,14 +160,16 @@ class ClipRenderer:
         return Rendered([index], image, optimized.history, final, run.seconds() - mark)
 
     def next_frame(self, index: int, original: torch.Tensor, previous: Previous | None,
-                   holds: list[tuple[Keyframe, float]] = (), iterations: int | None = None) -> Rendered:
+                   holds: list[tuple[Keyframe, float]] = (), iterations: int | None = None,
+                   strength: float = 1.0) -> Rendered:
         """Frame ``index`` of a coherent clip after ``previous`` (None: the first of a shot).
 
         ``holds`` (keyframe, share): other finished frames of the shot this frame is also held to, moved
         onto it, each with that share of the temporal pull and of the start (the predecessor keeps the
         rest). A chunk of a clip split over workers is held to its shot's first keyframe, so that static
         areas do not drift from chunk to chunk, and its last frames to the next chunk's keyframe, so they
-        ease into it (:mod:`blendstyle.pipeline.farm`). ``iterations``: default a later frame's.
+        ease into it (:mod:`blendstyle.pipeline.farm`). ``iterations``: default a later frame's;
+        ``strength`` multiplies the temporal weight.
         """
         if previous is None:
             return self.afresh([index], [original])
@@ -183,10 +185,11 @@ class ClipRenderer:
         if holds:
             prepare, rest = self.stylizer.prepare, 1.0 - sum(share for _, share in holds)
             # The loss averages its references: weights n x share keep the total pull as it was.
-            temporal = [(moved, (len(holds) + 1) * rest * trust)]
+            count = (len(holds) + 1) * strength
+            temporal = [(moved, count * rest * trust)]
             for keyframe, share in holds:
                 later, sure = reference(prepare(keyframe.image), content, prepare(keyframe.content), self.use_flow)
-                temporal.append((later, (len(holds) + 1) * share * sure))
+                temporal.append((later, count * share * sure))
                 start = start + share * sure * (later - start)
         return self.follow(index, original, start, temporal, iterations)
 

@@ -103,13 +103,14 @@ def plan_chunks(count: int, cuts: Sequence[int], workers: int, done: set[int] = 
 
 
 def seam_share(index: int, ahead: int) -> float:
-    """How much of frame ``index``'s temporal pull goes to the keyframe ``ahead``: 0 before the last
-    :data:`SEAM_FRAMES` frames, then rising by equal steps (the step to the keyframe is as large as the
-    others: ``1/(SEAM_FRAMES + 1)`` of what still separates the two chunks)."""
+    """How much of frame ``index``'s temporal pull (and start) goes to the keyframe ``ahead``: 0 before the
+    last :data:`SEAM_FRAMES` frames, then rising by equal steps to 1 at the frame just before it, which
+    is held to the keyframe alone: what separates the two chunks is spread over the easing frames instead
+    of left to the seam."""
     distance = ahead - index
     if distance > SEAM_FRAMES or distance < 1:
         return 0.0
-    return (SEAM_FRAMES + 1 - distance) / (SEAM_FRAMES + 1)
+    return (SEAM_FRAMES + 1 - distance) / SEAM_FRAMES
 
 
 def needed_frames(chunks: Sequence[Chunk]) -> set[int]:
@@ -176,7 +177,9 @@ def chain(renderer: ClipRenderer, chunk: Chunk, previous: Keyframe, anchor: Keyf
         if share > 0 and target is None:
             target = ahead()
         holds = [(anchor, ANCHOR_SHARE * (1 - share))] + ([(target, share)] if share > 0 else [])
-        rendered = renderer.next_frame(index, original, before, holds)
+        # Easing frames are held more firmly, up to twice at the frame before the seam: its successor is
+        # already decided, so it has one thing to match where the content holds still.
+        rendered = renderer.next_frame(index, original, before, holds, strength=1 + share)
         yield rendered
         before = Previous(prepare(rendered.image), prepare(original))
 
