@@ -112,8 +112,9 @@ class Cluster:
             self.gpus_per_task = 1.0
         if self.threads is None:
             self.threads = 1 if gpus else max(1, cpus // (self.workers or cpus))
-        fits = int(gpus / self.gpus_per_task) if gpus else max(1, cpus // self.threads)
-        self.workers = min(self.workers or fits, fits) if self.address is not None else (self.workers or fits)
+        fits = max(1, int(gpus / self.gpus_per_task) if gpus else cpus // self.threads)
+        # No more workers than the resources hold at once: Ray would leave the others waiting for ever.
+        self.workers = min(self.workers or fits, fits)
         return self
 
     @property

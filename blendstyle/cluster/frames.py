@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..errors import BlendstyleError, Problem
 from ..pipeline.clip import ClipRenderer, Keyframe, Rendered
 from ..pipeline.context import Halted
 from ..pipeline.farm import Chunk
 from ..pipeline.schedule import Schedule
 from .engine import Cluster
 from .shipping import pack
-from .workers import FrameWorker, StillWorker
+from .workers import FrameWorker, StillWorker, lost, to_cpu
 
 #: Seconds between looks at the driver's stop request while waiting for frames.
 POLL = 0.25
@@ -40,14 +41,22 @@ class RayFarm:
         if self.kind is not worker or len(self.actors) < min(count, self.workers):
             self.close()
             self.kind = worker
-            self.shipped = [ray.put(item) for item in shipped()]
+            self.shipped = [ray.put(to_cpu(item)) for item in shipped()]  # a worker may have no GPU, or another
             remote = ray.remote(**self.cluster.actor_options())(worker)
             self.actors = [remote.remote(self.cluster.threads) for _ in range(max(1, min(count, self.workers)))]
         return self.actors
 
-    def close(self) -> None:
+    def close(self, release: bool = True) -> None:
+        """Let the workers go; ``release``: first have each remove its folder (idle workers only: a stop
+        kills them at once, and their folders stay in the node's temporary directory)."""
+        ray = self.cluster.ray
+        if release and self.actors:
+            try:
+                ray.get([actor.release.remote() for actor in self.actors], timeout=30)
+            except ray.exceptions.RayError:
+                pass
         for actor in self.actors:
-            self.cluster.ray.kill(actor)
+            ray.kill(actor)
         self.actors, self.kind = [], None
 
     def _gather(self, run, refs: list, streams: list, ordered: bool = False) -> Iterator[Rendered]:
@@ -75,8 +84,10 @@ class RayFarm:
                         ref = item
                         pending.remove(item)
                     yield ray.get(ref)
-        except BaseException:  # a stop, or a failure: the workers go (which ends their calls under way)
-            self.close()
+        except (Exception, KeyboardInterrupt) as error:  # a stop or a failure: the workers go, ending their calls
+            self.close(release=False)
+            if isinstance(error, ray.exceptions.RayError) and not isinstance(error, (BlendstyleError, Halted)):
+                raise lost(error) from None
             raise
 
     def independent(self, renderer: ClipRenderer, groups: list[list[int]]) -> Iterator[Rendered]:
@@ -87,9 +98,15 @@ class RayFarm:
 
     def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Iterator[Rendered]:
         ray = self.cluster.ray
+        if (self.cluster.address or "").startswith("ray://"):
+            raise BlendstyleError(
+                Problem("a coherent clip streams its chunks' frames back, which Ray Client (ray://) cannot do",
+                        key="--cluster"),
+                hint="run blendstyle on the cluster's head node with --cluster auto, or use animation.mode: independent",
+            )
         todo = [chunk for chunk in chunks if chunk.first < chunk.stop]
         actors = self._start(FrameWorker, lambda: [pack(renderer.run.loaded), renderer.schedule.statistics(), renderer.stages], len(todo))
-        keys: dict[int, object] = {index: ray.put(frame) for index, frame in given.items()}
+        keys: dict[int, object] = {index: ray.put(to_cpu(frame)) for index, frame in given.items()}
         refs = []
         # Wave 1 and 2: keyframes not done yet; a shot's first before the keyframes that follow it.
         ordered = sorted((c for c in todo if c.first == c.start), key=lambda c: c.anchor is not None)
@@ -117,7 +134,7 @@ class RayFarm:
 
     def tiles(self, schedule: Schedule, stage: int, size: tuple[int, int], parts: list) -> Iterator[Rendered]:
         actors = self._start(StillWorker, lambda: _still(schedule), self.workers)
-        refs = [actors[k % len(actors)].tile.remote(self.shipped, stage, size, content, start, tile)
+        refs = [actors[k % len(actors)].tile.remote(self.shipped, stage, size, content.cpu(), start.cpu(), tile)
                 for k, (content, start, tile) in enumerate(parts)]
         yield from self._gather(schedule.run, refs, [], ordered=True)
 

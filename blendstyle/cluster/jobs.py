@@ -3,9 +3,10 @@
 The driver decides what to run exactly as a local ``blendstyle run`` does (a job whose last run is up to
 date is skipped unless ``--force``), ships each job with its input files, and writes the files a worker
 sends back into ``outputs/<name>/`` one by one, atomically, the record last: a folder holds either the
-last complete run or this one. A failing job does not stop the others. A stop request (Ctrl-C,
-SIGTERM) cancels the jobs under way and keeps those finished; the same command then renders only what
-is left.
+last complete run or this one. A failing job does not stop the others, nor does a worker Ray cannot
+replace. A stop request (Ctrl-C, SIGTERM) cancels the jobs under way and keeps those finished; the
+same command then renders only what is left (a job stopped on a worker starts again from the beginning:
+its frames or picture so far stay in the worker's temporary folder).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..pipeline.context import Identity, output_folder
 from ..pipeline.stopping import StopRequest
 from .engine import RESTARTS, Cluster
 from .shipping import pack
-from .workers import JobOutcome, render_job
+from .workers import JobOutcome, lost, render_job
 
 #: Seconds between looks at the stop request while waiting for jobs.
 POLL = 0.25
@@ -62,7 +63,10 @@ def render_jobs(cluster: Cluster, jobs: list[tuple[Path, LoadedJob]], out_root: 
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL)
             for ref in ready:
                 path, folder = pending.pop(ref)
-                outcome = ray.get(ref)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayError as error:  # Ray's own failure: this job's, not the folder's
+                    outcome = JobOutcome(path.stem, error=lost(error))
                 yield Finished(path, folder, outcome, _write(outcome, folder))
     finally:
         for ref in pending:

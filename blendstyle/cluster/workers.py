@@ -8,6 +8,7 @@ driver), then renders the frames it is handed, one call each.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -68,6 +69,30 @@ def _cpu(rendered: Rendered) -> Rendered:
     return rendered
 
 
+def to_cpu(value):
+    """Tensors (in lists, tuples, dicts and dataclasses such as a keyframe) on the CPU, to be shipped: a
+    worker may have no GPU, or see its own as ``cuda:0``."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: to_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: to_cpu(getattr(value, f.name)) for f in dataclasses.fields(value)
+                                             if f.init})
+    return value
+
+
+def lost(error: Exception) -> BlendstyleError:
+    """A failure of Ray itself (a worker lost after every retry, a node gone, blendstyle missing on a
+    node), told as a user error: nothing in blendstyle went wrong, and the work so far is kept."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return BlendstyleError(f"a worker was lost and could not be replaced ({type(error).__name__}: {first[:200]})",
+                           hint="check the cluster (`ray status`), and that every node has blendstyle installed; "
+                                "the same command resumes")
+
+
 class _Worker:
     """What every worker actor shares: its thread count, a folder of its own, and the run it sets up on
     its first call from ``shipped``: ``[shipment, statistics, stages]`` as references into Ray's object
@@ -88,8 +113,9 @@ class _Worker:
                        identity=shipment.identity)
         return run, statistics, stages
 
-    def __del__(self):
-        shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
+    def release(self) -> None:
+        """Remove this worker's folder (its copies of the inputs) before it is let go."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class StillWorker(_Worker):
@@ -120,6 +146,7 @@ class StillWorker(_Worker):
         mark = time.perf_counter()
         optimized, final = stylizer.run(content.to(device), start.to(device), schedule.stages[stage].iterations,
                                         window=(size, tile))
+        schedule.run.halt_if(optimized)  # a stopped or non-finite tile is not blended in; the driver's guard says why
         return _cpu(Rendered([tile.index], optimized.image, optimized.history, final, time.perf_counter() - mark))
 
 

@@ -57,7 +57,7 @@ def render_animation(run: Run) -> RenderResult:
 
     store = FrameStore(folder / "frames", run.identity.pixels_key, len(clip))
     history: list[Step] = []
-    finals: list[dict[str, float]] = []
+    finals: dict[int, dict[str, float]] = {}  # per frame, its last render's (a farm's come in any order)
     frame_seconds: list[float] = []
     cuts: list[int] = []  # frames that began a new shot (rendered afresh) in this run
     loops = clip.loop is not None and len(clip) >= 3
@@ -79,7 +79,7 @@ def render_animation(run: Run) -> RenderResult:
             cuts.extend(rendered.indices)
         kept = []
         for position, i in enumerate(rendered.indices):
-            finals.append(rendered.final)
+            finals[i] = rendered.final
             frame_seconds.append(rendered.seconds / len(rendered.indices))
             picture = rendered.image[position : position + 1].to(device)
             store.save(i, picture)
@@ -234,8 +234,8 @@ def render_animation(run: Run) -> RenderResult:
             "frames_per_second": round(rendered / max(busy, 1e-9), 4),
             "total": round(run.seconds(), 4),
         },
-        final_loss=finals[-1] if finals else {},
-        frame_losses=[round(final["total"], 6) for final in finals],
+        final_loss=finals[max(finals)] if finals else {},
+        frame_losses={str(i): round(finals[i]["total"], 6) for i in sorted(finals)},
         outputs=[str(path.relative_to(folder)) for path in files] + ["frames/"],
     )
     return RenderResult(job.name, folder, files[0], files + [run.write(record)], record, None)

@@ -79,7 +79,8 @@ def plan_chunks(count: int, cuts: Sequence[int], workers: int, done: set[int] = 
 
     Every shot gets chunks in proportion to its length (at least one; none shorter than twice the seam,
     where the easing would cover the whole chunk); ``done`` frames (an earlier run's) are not rendered
-    again: each chunk resumes at its first frame not done.
+    again: a chunk with finished frames becomes one chunk per run of unfinished ones, each starting from
+    the finished frame before it (``resume``) and easing into the finished frame after it (``ahead``).
     """
     bounds = [0, *sorted(set(c for c in cuts if 0 < c < count)), count]
     target = max(1, math.ceil(count / max(1, workers)))
@@ -97,8 +98,19 @@ def plan_chunks(count: int, cuts: Sequence[int], workers: int, done: set[int] = 
             ))
     planned = []
     for chunk in chunks:
-        resume = next((i for i in range(chunk.start, chunk.stop) if i not in done), chunk.stop)
-        planned.append(Chunk(chunk.start, chunk.stop, chunk.anchor, chunk.ahead, resume))
+        # Each run of frames not done is rendered from the finished frame before it, easing into the finished
+        # frame after it (frames done by an earlier run, with another plan perhaps, are not rendered again).
+        index, runs = chunk.start, 0
+        while index < chunk.stop:
+            if index in done:
+                index += 1
+                continue
+            end = next((i for i in range(index, chunk.stop) if i in done), chunk.stop)
+            ahead = end if end < chunk.stop else chunk.ahead
+            planned.append(Chunk(chunk.start, end, chunk.anchor, ahead, index))
+            index, runs = end, runs + 1
+        if not runs:
+            planned.append(Chunk(chunk.start, chunk.stop, chunk.anchor, chunk.ahead, chunk.stop))
     return planned
 
 
@@ -138,7 +150,9 @@ def keyframe(renderer: ClipRenderer, frames: FrameCursor, index: int, anchor: Ke
     # A jump from the shot's first frame leaves more to re-style than a step from the frame before: a
     # keyframe gets a first frame's iterations.
     rendered = renderer.next_frame(index, original, previous, iterations=renderer.first_iterations)
-    rendered.cut = rendered.cut and anchor is None  # too far from its anchor to follow it is not a cut
+    # A shot's first keyframe after the clip's first frame begins at a scene cut; a later keyframe that is
+    # too far from its anchor to follow it is rendered afresh, but is no cut.
+    rendered.cut = anchor is None and index > 0
     return rendered, Keyframe(index, rendered.image, original)
 
 

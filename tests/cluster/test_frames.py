@@ -15,7 +15,7 @@ from blendstyle.config.load import load_job
 from blendstyle.files.clips import read_clip
 from blendstyle.files.images import read_image
 from blendstyle.nst.temporal import pair_flicker
-from blendstyle.pipeline.farm import SEAM_FRAMES, plan_chunks
+from blendstyle.pipeline.farm import SEAM_FRAMES, needed_frames, plan_chunks
 from blendstyle.pipeline.render import render
 
 from ..conftest import QUICK, moving_gif, stripes
@@ -87,6 +87,11 @@ def test_chunks_split_at_cuts_and_resume_where_frames_are_missing():
     chunks = plan_chunks(48, cuts=[], workers=2, done=set(range(10)))
     assert [(c.start, c.stop, c.anchor, c.ahead, c.first) for c in chunks] == [(0, 24, None, 24, 10), (24, 48, 0, None, 24)]
     assert all(c.stop - c.start >= 2 * SEAM_FRAMES for c in plan_chunks(10, [], workers=8))
+    # Frames an earlier run finished (with another plan) split a chunk: each gap eases into the frame after it.
+    chunks = plan_chunks(24, cuts=[], workers=2, done={3, 12, 13, 14})
+    assert [(c.start, c.stop, c.anchor, c.ahead, c.first) for c in chunks] == [
+        (0, 3, None, 3, 0), (0, 12, None, 12, 4), (12, 24, 0, None, 15)]
+    assert needed_frames(chunks) == {3, 0, 12, 14}
 
 
 def test_coherent_chunks_meet_at_their_seam(tmp_path, cluster, one_thread):
