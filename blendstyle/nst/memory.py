@@ -12,12 +12,25 @@ from ..errors import BlendstyleError
 FLOAT = 4  # bytes
 
 
-def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history: int = 100) -> int:
-    """Peak bytes of optimising one ``width`` x ``height`` image through VGG19 up to ``last_layer``.
+#: On the CPU: memory a render takes beyond its tensors (oneDNN's scratch space and primitive caches, the
+#: allocator's slack), measured as the intercept below.
+CPU_OVERHEAD = 192 * 2**20
 
-    Counted: every activation kept for the backward pass and its gradient (about three copies of each
-    layer's output, pools and ReLUs included), the network's weights, and L-BFGS's memory of
-    ``history`` past steps (two image-sized vectors each).
+
+def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history: int = 100, device: str = "cpu") -> int:
+    """Peak bytes of optimising one ``width`` x ``height`` image through VGG19 up to ``last_layer`` on a
+    ``device`` of that type.
+
+    Counted: the activations autograd keeps for the backward pass, the network's weights, and L-BFGS's
+    memory of ``history`` past steps (two image-sized vectors each, exact).
+
+    On the CPU the activations are counted 1.1 times plus a fixed :data:`CPU_OVERHEAD`, fitted to peak
+    resident memory measured in fresh processes (fp32, 1 style, L-BFGS with history 3 so that its part
+    is known exactly): beyond the loaded network, 389, 645 and 1861 MiB at 384, 512 and 1024 px, which is
+    186 MiB + 1.03 x one copy of the activations (228, 408 and 1627 MiB); the style count does not
+    matter (4 styles at 512 px: 556 MiB). ``python -m benchmarks.memory`` measures it again and prints
+    the estimate's error. Elsewhere (CUDA, MPS: not measured here) every activation is counted three
+    times, the conservative figure used before, which leaves room for cuDNN's workspaces.
     """
     activations = 0
     for name in LAYER_NAMES[: layer_index(last_layer) + 1]:
@@ -30,7 +43,10 @@ def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history
             weights += channels * out * 9 + out
             channels = out
     pixels = 3 * width * height
-    return FLOAT * (3 * activations + weights + (2 * history + 6) * pixels)
+    tensors = weights + (2 * history + 6) * pixels
+    if device == "cpu":
+        return int(FLOAT * (1.1 * activations + tensors)) + CPU_OVERHEAD
+    return FLOAT * (3 * activations + tensors)
 
 
 def deepest_layer(job) -> str:
@@ -38,18 +54,18 @@ def deepest_layer(job) -> str:
     return job.deepest_layer()
 
 
-def job_bytes(job, width: int, height: int) -> int:
-    """:func:`estimate_bytes` for one ``width`` x ``height`` image of ``job``."""
-    return estimate_bytes(width, height, deepest_layer(job), job.optimizer.history)
+def job_bytes(job, width: int, height: int, device: str = "cpu") -> int:
+    """:func:`estimate_bytes` for one ``width`` x ``height`` image of ``job`` on a ``device`` of that type."""
+    return estimate_bytes(width, height, deepest_layer(job), job.optimizer.history, device)
 
 
-def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", history: int = 100) -> int:
+def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", history: int = 100, device: str = "cpu") -> int:
     """The largest long side (px) whose estimate fits in ``budget`` bytes, for ``aspect`` = width / height."""
     low, high = 16, 65536
     while low < high:
         middle = (low + high + 1) // 2
         width, height = (middle, max(1, round(middle / aspect))) if aspect >= 1 else (max(1, round(middle * aspect)), middle)
-        if estimate_bytes(width, height, last_layer, history) <= budget:
+        if estimate_bytes(width, height, last_layer, history, device) <= budget:
             low = middle
         else:
             high = middle - 1
@@ -98,12 +114,12 @@ def plan(job, device: torch.device, width: int, height: int) -> Plan:
     The budget is ``tiles.memory`` GiB, or 85 % of what the device has free. A whole image that does not
     fit with ``tiles.mode: never`` is refused here, before any work, with the size that would fit.
     """
-    last = deepest_layer(job)
-    needed = job_bytes(job, width, height)
+    last, kind = deepest_layer(job), device.type
+    needed = job_bytes(job, width, height, kind)
     budget = int(job.tiles.memory * 2**30) if job.tiles.memory else free_bytes(device)
     if budget is not None and not job.tiles.memory:
         budget = int(budget * 0.85)
-    fits = None if budget is None else largest_fitting(budget, width / height, last, job.optimizer.history)
+    fits = None if budget is None else largest_fitting(budget, width / height, last, job.optimizer.history, kind)
     too_big = budget is not None and needed > budget
     if job.tiles.mode == "never" and too_big:
         raise BlendstyleError(
@@ -113,7 +129,7 @@ def plan(job, device: torch.device, width: int, height: int) -> Plan:
         )
     tiled = job.tiles.mode == "always" or (job.tiles.mode == "auto" and too_big)
     if tiled and budget is not None:
-        tile_bytes = job_bytes(job, job.tiles.size, job.tiles.size)
+        tile_bytes = job_bytes(job, job.tiles.size, job.tiles.size, kind)
         if tile_bytes > budget:
             raise BlendstyleError(
                 f"one {job.tiles.size} px tile needs about {tile_bytes / 2**30:.1f} GiB, more than the "
@@ -126,12 +142,12 @@ def plan(job, device: torch.device, width: int, height: int) -> Plan:
 def out_of_memory(job, device: torch.device, width: int, height: int) -> BlendstyleError:
     """The message for a GPU that ran out of memory: what was needed and what size would fit."""
     last = deepest_layer(job)
-    needed = job_bytes(job, width, height)
+    needed = job_bytes(job, width, height, device.type)
     try:
         total = torch.cuda.get_device_properties(device).total_memory
     except (RuntimeError, AssertionError, AttributeError):
         total = needed // 2
-    fits = largest_fitting(int(total * 0.85), width / height, last, job.optimizer.history)
+    fits = largest_fitting(int(total * 0.85), width / height, last, job.optimizer.history, device.type)
     return BlendstyleError(
         f"out of memory on {device} rendering {width}x{height}: about {needed / 2**30:.1f} GiB needed, "
         f"{total / 2**30:.1f} GiB on the device",

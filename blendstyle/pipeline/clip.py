@@ -37,7 +37,7 @@ def frames_per_batch(batch, device: torch.device, width: int, height: int, job) 
     if device.type != "cuda":
         return 1  # a CPU gains nothing from batching: it is busy with one frame already
     free = free_bytes(device) or 0
-    return max(1, min(16, int(0.7 * free // job_bytes(job, width, height))))
+    return max(1, min(16, int(0.7 * free // job_bytes(job, width, height, device.type))))
 
 
 def scaled(frame: torch.Tensor, long_side: int) -> torch.Tensor:
