@@ -6,7 +6,8 @@ a worker decodes its run of the clip forward once and a lost worker costs one fr
 goes in three waves (see :mod:`blendstyle.pipeline.farm`): the shots' first keyframes, the other
 keyframes, then each chunk's chain, streamed back frame by frame. Finished frames come back to the driver
 in whatever order they finish; the driver saves them. A stop request on the driver cancels what is
-under way. Sweep cells are dealt out round the workers, one call per cell.
+under way. Sweep cells are dealt out round the workers, one call per cell, and a print's tiles one
+wave at a time (the same workers for every wave), handed back in the wave's order.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class RayFarm:
             raise
 
     def independent(self, renderer: ClipRenderer, groups: list[list[int]]) -> Iterator[Rendered]:
-        actors = self._start(FrameWorker, lambda: [pack(renderer.run.loaded), renderer.schedule.statistics(), renderer.stages], len(groups))
+        actors = self._start(FrameWorker, lambda: _clip(renderer), len(groups))
         per = -(-len(groups) // len(actors))  # contiguous runs of groups, one run per worker
         refs = [actors[number // per].afresh.remote(self.shipped, group) for number, group in enumerate(groups)]
         yield from self._gather(renderer.run, refs, [])
@@ -105,7 +106,7 @@ class RayFarm:
                 hint="run blendstyle on the cluster's head node with --cluster auto, or use animation.mode: independent",
             )
         todo = [chunk for chunk in chunks if chunk.first < chunk.stop]
-        actors = self._start(FrameWorker, lambda: [pack(renderer.run.loaded), renderer.schedule.statistics(), renderer.stages], len(todo))
+        actors = self._start(FrameWorker, lambda: _clip(renderer), len(todo))
         keys: dict[int, object] = {index: ray.put(to_cpu(frame)) for index, frame in given.items()}
         refs = []
         # Wave 1 and 2: keyframes not done yet; a shot's first before the keyframes that follow it.
@@ -129,7 +130,8 @@ class RayFarm:
 
     def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
         actors = self._start(StillWorker, lambda: _still(schedule), len(cells))
-        refs = [actors[k % len(actors)].cell.remote(self.shipped, number, weights) for k, (number, weights) in enumerate(cells)]
+        refs = [actors[k % len(actors)].cell.remote(self.shipped, number, weights)
+                for k, (number, weights) in enumerate(cells)]
         yield from self._gather(schedule.run, refs, [])
 
     def tiles(self, schedule: Schedule, stage: int, size: tuple[int, int], parts: list) -> Iterator[Rendered]:
@@ -137,6 +139,11 @@ class RayFarm:
         refs = [actors[k % len(actors)].tile.remote(self.shipped, stage, size, content.cpu(), start.cpu(), tile)
                 for k, (content, start, tile) in enumerate(parts)]
         yield from self._gather(schedule.run, refs, [], ordered=True)
+
+
+def _clip(renderer: ClipRenderer) -> list:
+    """What a clip's worker needs: the job with its files, every stage's style statistics, the stages."""
+    return [pack(renderer.run.loaded), renderer.schedule.statistics(), renderer.stages]
 
 
 def _still(schedule: Schedule) -> list:

@@ -14,6 +14,9 @@ clip's length.
 * For a looping clip, a closing pass re-renders the first ``loop_frames`` frames against both neighbours,
   the last frame included, so the jump from the last frame back to the first disappears (a light form of
   Ruder et al.'s multi-pass scheme).
+* With a farm (``run --workers``, :mod:`blendstyle.pipeline.farm`), the frames not done yet are rendered
+  by its workers, a coherent clip in chunks that meet at keyframes, and each is saved here as it arrives;
+  the loop is closed here afterwards.
 * Every finished frame is written to ``frames/`` at once (:class:`~blendstyle.files.framestore.FrameStore`);
   a stopped run keeps them and the next one goes on after the last.
 * The output files are encoded when every frame is done, from ``frames/``, one frame in memory at a
