@@ -26,7 +26,9 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ..errors import BlendstyleError, Problem
 from ..pipeline.progress import Reporter
+from .console import err
 
 TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif", ".json": "application/json",
          ".mp4": "video/mp4", ".webm": "video/webm", ".tiff": "image/tiff"}
@@ -267,3 +269,32 @@ def _finite(value):
     if isinstance(value, list):
         return [_finite(item) for item in value]
     return value
+
+
+def start_preview(port: int | None, host: str):
+    """The live page's server for ``--serve``, or None."""
+    if port is None:
+        return None
+    try:
+        preview = Preview(host, port)
+    except OSError as exc:
+        raise BlendstyleError(Problem(f"cannot listen on {host}:{port}: {exc.strerror or exc}", key="--serve"),
+                              hint="give another port: --serve 8766") from None
+    err.print(f"[cyan]preview[/] at {preview.url}", soft_wrap=True)
+    return preview
+
+
+def linger(preview) -> None:
+    """Keep the page up after the render until Ctrl-C or SIGTERM."""
+    import signal
+
+    err.print(f"[cyan]done[/]; the preview stays at {preview.url} until Ctrl-C", soft_wrap=True)
+    stopped = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopped.wait(0.5):  # short waits: the signal handler runs between them
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        preview.close()

@@ -1,0 +1,155 @@
+"""``blendstyle run``: render job files here, or spread them (or one clip's frames) over Ray workers, with
+an optional live page; one summary table for a folder; Ctrl-C and SIGTERM stop in order."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from ..config.load import LoadedJob, load_job
+from ..errors import BlendstyleError, Interrupted, Problem
+from .console import ConsoleReporter, err, show_error
+from .options import expand_jobs, overrides
+from .preview import linger, start_preview
+from .spread import Row, cluster_for, run_jobs_on_cluster
+
+
+class TerminationRequested(KeyboardInterrupt):
+    """SIGTERM, turned into the same orderly stop as Ctrl-C (exit code 143)."""
+
+    exit_code = 143
+
+
+def _on_sigterm(signum, frame):
+    raise TerminationRequested()
+
+
+@click.command()
+@click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--size", type=int, help="Output long side in pixels (overrides the job's size).")
+@click.option("--iterations", type=int, help="Optimizer iterations (overrides optimizer.iterations).")
+@click.option("--device", help="auto, cpu, cuda, cuda:N or mps (overrides device).")
+@click.option("--seed", type=int, help="Random seed (overrides seed).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override any key, e.g. --set weights.style=20 --set styles[0].weight=2.")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True, help="Output root; each job writes to OUT/<name>/.")
+@click.option("--force", is_flag=True, help="Render even when the last run of the same job is up to date.")
+@click.option("--allow-outside-output", "allow_outside", is_flag=True, help="Allow an output folder that a link takes outside OUT.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--serve", type=int, is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
+              help="Show the render live on a local web page (port 8765 unless given); it stays until Ctrl-C.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the --serve page listens on.")
+@click.option("--workers", type=click.IntRange(1), help="Spread the jobs, or one clip's frames, over N workers on "
+              "this machine (an embedded Ray; needs the cluster extra).")
+@click.option("--cluster", "address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Run on an existing Ray cluster: auto (default: RAY_ADDRESS if set) or ray://HEAD:10001.")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads per worker (default: cores / workers), or of "
+              "this process without workers. The same --threads gives the same pictures with and without workers.")
+@click.option("--gpus-per-task", type=click.FloatRange(0, 1, min_open=True), help="GPUs per worker where the "
+              "cluster has GPUs (default 1).")
+def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_outside, quiet, serve, host,
+        workers, address, threads, gpus_per_task) -> None:
+    """Render each JOB file (a folder: every job file in it).
+
+    Ctrl-C or SIGTERM stops within seconds, keeping finished frames and the image so far; running the
+    same command again resumes. A job whose last run is up to date is skipped unless --force. With
+    --workers or --cluster, several jobs run side by side, one per worker; a single clip's frames are
+    spread over the workers instead.
+    """
+    import signal
+    from contextlib import ExitStack
+
+    changes = overrides(size, iterations, device, seed, settings)
+    paths = expand_jobs(jobs)
+    cluster = cluster_for(workers, address, threads, gpus_per_task)
+    if cluster is not None and serve is not None and len(paths) > 1:
+        raise BlendstyleError(Problem("the live page follows one render; several jobs on workers have none to show",
+                                      key="--serve"), hint="serve one job at a time, or drop --serve")
+    preview = start_preview(serve, host)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with ExitStack() as stack:
+            if cluster is not None:
+                stack.enter_context(cluster)
+            if threads is not None or cluster is not None:
+                # The driver measures the styles once for every worker with the workers' thread count: float
+                # sums are split by thread, so the same --threads gives the same pictures here and on workers.
+                import torch
+
+                torch.set_num_threads(cluster.threads if cluster is not None else threads)
+            if cluster is not None and len(paths) > 1:
+                rows = run_jobs_on_cluster(cluster, paths, changes, out_root, force, allow_outside, quiet)
+            else:
+                rows = _render_here(paths, changes, out_root, force, allow_outside, quiet, preview, cluster)
+    except Interrupted as stop:
+        err.print(f"[yellow]interrupted[/]: {stop}", soft_wrap=True)
+        if preview is not None:
+            preview.close()
+        sys.exit(stop.exit_code)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if preview is not None:
+        linger(preview)
+    failed = sum(1 for row in rows if row[1] == "failed")
+    if len(rows) > 1 and not quiet:
+        table = Table("job", "status", "seconds", "output / problem", title=f"{len(rows)} jobs")
+        for row in rows:
+            table.add_row(*row, style="red" if row[1] == "failed" else None)
+        err.print(table)
+    if failed:
+        err.print(f"[red]{failed} of {len(rows)} jobs failed[/]")
+        sys.exit(1)
+
+
+def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview, cluster) -> list[Row]:
+    """The jobs one after another in this process (a clip's frames on the cluster's workers, if there is
+    one): rows for the summary; a single job's error is raised, a folder's is shown and the folder goes on."""
+    from ..pipeline.render import render  # imports torch: only when something is rendered
+
+    farm = None
+    if cluster is not None:
+        from ..cluster.frames import RayFarm
+
+        farm = RayFarm(cluster)
+    rows: list[Row] = []
+    for path in paths:
+        started = time.perf_counter()
+        loaded: LoadedJob | None = None
+        try:
+            loaded = load_job(path, changes)
+            reporter = ConsoleReporter(loaded.job.name, quiet)
+            if preview is not None:
+                reporter = preview.follow(loaded, out_root, reporter)
+            result = render(loaded, out_root, reporter, force, allow_outside, farm=farm)
+            if preview is not None:
+                preview.announce(result, time.perf_counter() - started)
+        except BlendstyleError as error:
+            if preview is not None:
+                preview.publish("failed", {"message": str(error.problems[0]) if error.problems else str(error)})
+            if len(paths) == 1 and preview is None:
+                raise
+            show_error(error, title=f"{path} failed" if len(paths) > 1 else "error")  # the page stays up
+            rows.append((str(path), "failed", "", error.problems[0].message[:60]))
+            continue
+        except Exception as error:  # a bug: one job's failure, the folder goes on; the traceback is kept
+            if len(paths) == 1:
+                raise
+            where = out_root / loaded.job.name / "run.json" if loaded is not None else "the output above"
+            err.print(f"[red]{path} failed[/]: internal error ({type(error).__name__}: {error}); "
+                      f"please report it with the traceback in {where}", soft_wrap=True, markup=False)
+            rows.append((str(path), "failed", "", f"internal error: {type(error).__name__}"))
+            continue
+        seconds = time.perf_counter() - started
+        if result.up_to_date:
+            rows.append((str(path), "up to date", "", str(result.image_path)))
+            if not quiet:
+                err.print(f"[cyan]up to date[/] {result.image_path} (--force renders it again)", soft_wrap=True)
+            continue
+        rows.append((str(path), "rendered", f"{seconds:.1f}", str(result.image_path)))
+        if not quiet:
+            others = ", ".join(p.name for p in result.files[1:])
+            err.print(f"[green]wrote[/] {result.image_path} ({others}) in {seconds:.1f} s", soft_wrap=True)
+    return rows
