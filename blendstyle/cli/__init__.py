@@ -25,7 +25,6 @@ from ..version import __version__
 from .console import ConsoleReporter, err, out, show_error
 from .new import new
 from .options import overrides
-from .preview import start_preview
 from .run import run
 
 
@@ -106,6 +105,7 @@ def watch_command(job, preview_size, iterations, out_root, serve, host, quiet) -
     """Re-render a quick preview of JOB whenever it, a file it extends or an input image changes,
     cancelling a preview under way; an edit that does not validate shows its problems and keeps the last
     good preview. Enter renders the job in full; Ctrl-C quits."""
+    from .preview import start_preview
     from .watch import watch
 
     preview = start_preview(serve, host)

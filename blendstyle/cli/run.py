@@ -14,7 +14,6 @@ from ..config.load import LoadedJob, load_job
 from ..errors import BlendstyleError, Interrupted, Problem
 from .console import ConsoleReporter, err, show_error
 from .options import expand_jobs, overrides
-from .preview import linger, start_preview
 from .spread import Row, cluster_for, run_jobs_on_cluster
 
 
@@ -61,6 +60,8 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
     """
     import signal
     from contextlib import ExitStack
+
+    from .preview import linger, start_preview  # the page's server: only for a run that asks for it
 
     changes = overrides(size, iterations, device, seed, settings)
     paths = expand_jobs(jobs)

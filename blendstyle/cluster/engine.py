@@ -79,6 +79,7 @@ class Cluster:
     option: str = "--workers"
     started: bool = field(default=False, init=False)
     ray: Any = field(default=None, init=False)
+    gpus: bool = field(default=False, init=False)  # whether the cluster has GPUs (workers then take one each)
 
     def __enter__(self) -> Cluster:
         ray = self.ray = import_ray(self.option)
@@ -108,6 +109,7 @@ class Cluster:
         """How many workers and threads: as asked, or what the cluster's resources hold."""
         resources = self.ray.cluster_resources()
         cpus, gpus = int(resources.get("CPU", 1)), resources.get("GPU", 0)
+        self.gpus = bool(gpus)
         if self.gpus and self.gpus_per_task is None:
             self.gpus_per_task = 1.0
         if self.threads is None:
@@ -117,15 +119,10 @@ class Cluster:
         self.workers = min(self.workers or fits, fits)
         return self
 
-    @property
-    def gpus(self) -> bool:
-        return bool(self.ray.cluster_resources().get("GPU", 0))
+    def resources(self) -> dict[str, Any]:
+        """What every worker asks Ray for: a GPU (or ``gpus_per_task``) where there are GPUs, else its threads."""
+        return {"num_gpus": self.gpus_per_task, "num_cpus": 1} if self.gpus else {"num_cpus": self.threads}
 
     def actor_options(self) -> dict[str, Any]:
-        """Resources and fault tolerance of every worker."""
-        options: dict[str, Any] = {"max_restarts": RESTARTS, "max_task_retries": RESTARTS}
-        if self.gpus:
-            options.update(num_gpus=self.gpus_per_task, num_cpus=1)
-        else:
-            options.update(num_cpus=self.threads)
-        return options
+        """Resources and fault tolerance of every worker that is an actor."""
+        return {"max_restarts": RESTARTS, "max_task_retries": RESTARTS, **self.resources()}

@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..errors import BlendstyleError, Problem
+from ..nst.device import to_device
 from ..pipeline.clip import ClipRenderer, Keyframe, Rendered
 from ..pipeline.context import Halted
 from ..pipeline.farm import Chunk
 from ..pipeline.schedule import Schedule
 from .engine import Cluster
 from .shipping import pack
-from .workers import FrameWorker, StillWorker, lost, to_cpu
+from .workers import FrameWorker, StillWorker, lost
 
 #: Seconds between looks at the driver's stop request while waiting for frames.
 POLL = 0.25
@@ -42,7 +43,7 @@ class RayFarm:
         if self.kind is not worker or len(self.actors) < min(count, self.workers):
             self.close()
             self.kind = worker
-            self.shipped = [ray.put(to_cpu(item)) for item in shipped()]  # a worker may have no GPU, or another
+            self.shipped = [ray.put(to_device(item, "cpu")) for item in shipped()]  # a worker may have no GPU, or another
             remote = ray.remote(**self.cluster.actor_options())(worker)
             self.actors = [remote.remote(self.cluster.threads) for _ in range(max(1, min(count, self.workers)))]
         return self.actors
@@ -107,7 +108,7 @@ class RayFarm:
             )
         todo = [chunk for chunk in chunks if chunk.first < chunk.stop]
         actors = self._start(FrameWorker, lambda: _clip(renderer), len(todo))
-        keys: dict[int, object] = {index: ray.put(to_cpu(frame)) for index, frame in given.items()}
+        keys: dict[int, object] = {index: ray.put(to_device(frame, "cpu")) for index, frame in given.items()}
         refs = []
         # Wave 1 and 2: keyframes not done yet; a shot's first before the keyframes that follow it.
         ordered = sorted((c for c in todo if c.first == c.start), key=lambda c: c.anchor is not None)

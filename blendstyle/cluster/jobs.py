@@ -42,9 +42,7 @@ def render_jobs(cluster: Cluster, jobs: list[tuple[Path, LoadedJob]], out_root: 
                 allow_outside: bool = False, stop: StopRequest | None = None) -> Iterator[Finished]:
     """Render ``jobs`` (path, loaded job) on the cluster's workers; yields each as it finishes."""
     ray, stop = cluster.ray, stop or StopRequest()
-    options = {"max_retries": RESTARTS}
-    options.update({"num_gpus": cluster.gpus_per_task, "num_cpus": 1} if cluster.gpus else {"num_cpus": cluster.threads})
-    task = ray.remote(**options)(render_job)
+    task = ray.remote(max_retries=RESTARTS, **cluster.resources())(render_job)
     pending: dict = {}
     for path, loaded in jobs:
         folder = output_folder(out_root, loaded.job.name, allow_outside)
@@ -55,7 +53,7 @@ def render_jobs(cluster: Cluster, jobs: list[tuple[Path, LoadedJob]], out_root: 
             if files and all(file.exists() for file in files):
                 yield Finished(path, folder, None, files)
                 continue
-        pending[task.remote(ray.put(pack(loaded)), cluster.threads)] = (path, folder)
+        pending[task.remote(ray.put(pack(loaded, identity)), cluster.threads)] = (path, folder)
     try:
         while pending:
             if stop:

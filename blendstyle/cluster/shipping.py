@@ -23,9 +23,9 @@ class Shipment:
     files: dict[str, bytes]
 
 
-def pack(loaded: LoadedJob) -> Shipment:
-    """The job, its identity and its input files' bytes (read once, here)."""
-    identity = Identity.of(loaded)
+def pack(loaded: LoadedJob, identity: Identity | None = None) -> Shipment:
+    """The job, its identity (computed here unless given) and its input files' bytes (read once, here)."""
+    identity = identity or Identity.of(loaded)
     files = {path: Path(path).read_bytes() for _, path, _ in loaded.input_hashes}
     return Shipment(loaded, identity, files)
 

@@ -8,7 +8,6 @@ driver), then renders the frames it is handed, one call each.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import BlendstyleError
+from ..nst.device import to_device
 from ..pipeline.clip import ClipRenderer, Keyframe, Rendered
 from ..pipeline.context import open_run
 from ..pipeline.farm import Chunk, FrameCursor, chain, keyframe
@@ -62,26 +62,6 @@ def render_job(shipment: Shipment, threads: int) -> JobOutcome:
         return JobOutcome(name, failure=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _cpu(rendered: Rendered) -> Rendered:
-    rendered.image = rendered.image.detach().cpu()
-    return rendered
-
-
-def to_cpu(value):
-    """Tensors (in lists, tuples, dicts and dataclasses such as a keyframe) on the CPU, to be shipped: a
-    worker may have no GPU, or see its own as ``cuda:0``."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {key: to_cpu(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_cpu(item) for item in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(value, **{f.name: to_cpu(getattr(value, f.name)) for f in dataclasses.fields(value)
-                                             if f.init})
-    return value
 
 
 def lost(error: Exception) -> BlendstyleError:
@@ -135,19 +115,16 @@ class StillWorker(_Worker):
         schedule = self._setup(shipped)
         mark = time.perf_counter()
         image, final = render_cell(schedule, self.content_at, number, weights)
-        return _cpu(Rendered([number], image, [], final, time.perf_counter() - mark))
+        return to_device(Rendered([number], image, [], final, time.perf_counter() - mark), "cpu")
 
     def tile(self, shipped: list, stage: int, size: tuple[int, int], content: torch.Tensor, start: torch.Tensor,
              tile) -> Rendered:
         """One tile of a print, optimised as :meth:`Schedule._tiles` does it here."""
         schedule = self._setup(shipped)
-        stylizer = schedule.stylizer(schedule.stages[stage])
         device = schedule.run.device
         mark = time.perf_counter()
-        optimized, final = stylizer.run(content.to(device), start.to(device), schedule.stages[stage].iterations,
-                                        window=(size, tile))
-        schedule.run.halt_if(optimized)  # a stopped or non-finite tile is not blended in; the driver's guard says why
-        return _cpu(Rendered([tile.index], optimized.image, optimized.history, final, time.perf_counter() - mark))
+        optimized, final = schedule.tile(schedule.stages[stage], size, content.to(device), start.to(device), tile)
+        return to_device(Rendered([tile.index], optimized.image, optimized.history, final, time.perf_counter() - mark), "cpu")
 
 
 class FrameWorker(_Worker):
@@ -168,11 +145,11 @@ class FrameWorker(_Worker):
         pairs = [self.frames(index) for index in indices]
         if renderer.clip.transparent:
             renderer.schedule.set_visible(torch.cat([alpha for _, alpha in pairs]))
-        return _cpu(renderer.afresh(indices, [frame for frame, _ in pairs]))
+        return to_device(renderer.afresh(indices, [frame for frame, _ in pairs]), "cpu")
 
     def keyframe(self, shipped: list, index: int, anchor: Keyframe | None) -> tuple[Rendered, Keyframe]:
         rendered, key = keyframe(self._setup(shipped), self.frames, index, anchor)
-        return _cpu(rendered), Keyframe(key.index, key.image.cpu(), key.content.cpu())
+        return to_device(rendered, "cpu"), to_device(key, "cpu")
 
     def chain(self, shipped: list, chunk: Chunk, previous: Keyframe, anchor: Keyframe, ahead: list | None) -> Iterator[Rendered]:
         """A chunk's frames after ``previous``; ``ahead``: ``[reference]`` to the next chunk's keyframe, in
@@ -184,5 +161,5 @@ class FrameWorker(_Worker):
             def fetch() -> Keyframe:
                 return ray.get(ahead[0])
 
-        for rendered in chain(self._setup(shipped), chunk, previous, anchor, fetch):
-            yield _cpu(rendered)
+        for rendered in chain(self._setup(shipped), self.frames, chunk, previous, anchor, fetch):
+            yield to_device(rendered, "cpu")

@@ -42,7 +42,7 @@ from ..nst.optimize import Step
 from ..nst.temporal import Flicker, reference
 from .clip import ClipRenderer, Keyframe, Previous, Rendered, last_frame
 from .context import Run, Saved
-from .farm import find_cuts, needed_frames, plan_chunks
+from .farm import FrameCursor, find_cuts, needed_frames, plan_chunks
 from .result import RenderResult
 
 #: The loss plot shows at most this many iterations: a long clip's history would otherwise grow with it.
@@ -135,9 +135,9 @@ def render_animation(run: Run) -> RenderResult:
         else:
             reporter.stage("finding scene cuts")
             chunks = plan_chunks(len(clip), find_cuts(renderer), farm.workers, store.done)
-            needed = needed_frames(chunks) & store.done
-            given = {index: Keyframe(index, stored(index), frame) for index, (frame, _) in enumerate(renderer.frames())
-                     if index in needed}
+            frames = FrameCursor(renderer)  # decodes only as far as the last finished frame the plan needs
+            given = {index: Keyframe(index, stored(index), frames(index)[0])
+                     for index in sorted(needed_frames(chunks) & store.done)}
             finished = farm.coherent(renderer, chunks, given)
         for rendered in finished:
             keep(rendered)

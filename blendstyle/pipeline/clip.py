@@ -124,7 +124,7 @@ class ClipRenderer:
         # Frames with smaller scales start from their own small versions: one frame at a time.
         self.batch_size = 1 if len(stages) > 1 else frames_per_batch(settings.batch, device, width, height, job)
 
-    def frames(self, first: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    def frames(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """``(frame, opacity)`` on the device, decoded one at a time; the opacity is ``(1, 1, H, W)`` for a
         transparent clip, None otherwise."""
         run, clip = self.run, self.clip

@@ -175,19 +175,17 @@ def find_cuts(renderer: ClipRenderer) -> list[int]:
     return cuts
 
 
-def chain(renderer: ClipRenderer, chunk: Chunk, previous: Keyframe, anchor: Keyframe,
+def chain(renderer: ClipRenderer, frames: FrameCursor, chunk: Chunk, previous: Keyframe, anchor: Keyframe,
           ahead: Callable[[], Keyframe] | None) -> Iterator[Rendered]:
-    """Frames ``previous.index + 1`` .. ``chunk.stop - 1`` in order, each following the one before and
-    held to the shot's first keyframe ``anchor``; ``ahead()`` gives the next chunk's keyframe when the
-    last frames first need it."""
+    """Frames ``previous.index + 1`` .. ``chunk.stop - 1`` in order (decoded by ``frames``, which the
+    keyframe before left at the chunk's start), each following the one before and held to the shot's
+    first keyframe ``anchor``; ``ahead()`` gives the next chunk's keyframe when the last frames first
+    need it."""
     before = _previous(renderer, previous)
     prepare = renderer.stylizer.prepare
     target: Keyframe | None = None
-    for index, (original, alpha) in enumerate(renderer.frames()):
-        if index <= previous.index:
-            continue
-        if index >= chunk.stop:
-            break
+    for index in range(previous.index + 1, chunk.stop):
+        original, alpha = frames(index)
         renderer.run.check()
         if renderer.clip.transparent:
             renderer.schedule.set_visible(alpha)

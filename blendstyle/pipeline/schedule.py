@@ -41,7 +41,7 @@ from ..files.images import (
 from ..files.report import write_loss_plot
 from ..nst.memory import Plan
 from ..nst.optimize import Optimized, Step
-from ..nst.tiles import grid, optimise_tiles
+from ..nst.tiles import Tile, grid, optimise_tiles
 from .context import Halted, Run
 from .networks import job_network
 from .styles import StyleImages
@@ -254,10 +254,7 @@ class Schedule:
         history: list[Step] = []
 
         def run_tile(part: torch.Tensor, start: torch.Tensor, tile) -> Optimized:
-            self.run.check()
-            optimized, final = stylizer.run(part, start, stage.iterations, window=((height, width), tile))
-            if optimized.halted is not None:
-                raise Halted(optimized)  # the tile under way starts again; finished tiles are kept
+            optimized, final = self.tile(stage, (height, width), part, start, tile)
             finals.append(final)
             return optimized
 
@@ -279,6 +276,15 @@ class Schedule:
         # The whole picture is too large to score at once: the final terms are the tiles' average.
         final = {name: sum(f[name] for f in finals) / len(finals) for name in finals[0]} if finals else {}
         return Optimized(picture, history, False, self.run.seconds() - mark), final
+
+    def tile(self, stage: Stage, size: tuple[int, int], part: torch.Tensor, start: torch.Tensor, tile: Tile
+             ) -> tuple[Optimized, dict[str, float]]:
+        """One tile of ``stage`` in a picture of ``size`` (height, width), here or on a farm's worker; a stop
+        or a non-finite loss raises :class:`Halted` (the tile under way starts again, finished ones are kept)."""
+        self.run.check()
+        optimized, final = self.stylizer(stage).run(part, start, stage.iterations, window=(size, tile))
+        self.run.halt_if(optimized)
+        return optimized, final
 
     def record(self, width: int, height: int, memory: Plan) -> dict[str, Any]:
         """What every mode's record says about the picture's size, its stages and the memory plan."""

@@ -18,6 +18,7 @@ from ..errors import BlendstyleError
 from ..files.images import tensor_to_pil
 from ..files.report import contact_sheet
 from ..nst.color import luminance, with_content_colour
+from ..nst.device import to_device
 from ..nst.kinds import StyleKind, make_kind
 from ..nst.objective import Objective, extract
 from ..nst.optimize import Optimized, Step, optimize
@@ -76,7 +77,7 @@ class Stylizer:
         kinds = [kind for kind, _ in self.kinds]
         self.style_images = list(styles)
         if statistics is not None:
-            self.statistics = _to_device(statistics, self.device)
+            self.statistics = to_device(statistics, self.device)
         else:
             self.statistics = [
                 tile_statistics(self.extract, image, list(layers), kinds, tiles, job.seed)
@@ -230,14 +231,3 @@ class Stylizer:
             for i, (style, image) in enumerate(zip(self.job.styles, self.style_images))
         ]
         return contact_sheet(tensor_to_pil(content), labelled, tensor_to_pil(result))
-
-
-def _to_device(value, device: torch.device):
-    """Statistics (lists and dicts of tensors) moved to ``device``."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {key: _to_device(item, device) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_device(item, device) for item in value)
-    return value

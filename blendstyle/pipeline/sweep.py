@@ -52,7 +52,7 @@ def render_sweep(run: Run) -> RenderResult:
     def save(result) -> Saved:
         return Saved({"sweep": done}, f"with {len(done)} of {len(list(itertools.product(*axes)))} sweep cells finished")
 
-    todo: list[tuple[int, tuple[float, ...], list[float], Path, str]] = []
+    todo: dict[int, tuple[tuple[float, ...], list[float], Path, str]] = {}  # cell number -> what it is
     for number, combination in enumerate(itertools.product(*axes)):
         weights = [style.weight for style in job.styles]
         for sweep, value in zip(job.sweep, combination):
@@ -68,10 +68,10 @@ def render_sweep(run: Run) -> RenderResult:
             done.append(earlier[tuple(weights)])
             files.append(path)
         else:
-            todo.append((number, combination, weights, path, label))
+            todo[number] = (combination, weights, path, label)
 
     def keep(number: int, image: torch.Tensor, final: dict[str, float]) -> None:
-        _, combination, weights, path, _ = next(cell for cell in todo if cell[0] == number)
+        combination, weights, path, _ = todo[number]
         cells[combination] = image.to(run.device)
         files.append(write_image(image, path, job.output.format, alpha, job.output.depth, job.output.dpi))
         done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
@@ -79,10 +79,10 @@ def render_sweep(run: Run) -> RenderResult:
     with run.guard(save, (width, height)):
         if run.farm is not None and todo:  # cells side by side on the farm's workers, kept as they come
             reporter.stage(f"{len(todo)} sweep cells on {run.farm.workers} workers")
-            for rendered in run.farm.cells(schedule, [(number, weights) for number, _, weights, _, _ in todo]):
+            for rendered in run.farm.cells(schedule, [(number, cell[1]) for number, cell in todo.items()]):
                 keep(rendered.indices[0], rendered.image, rendered.final)
                 run.check()
-        for number, combination, weights, _, label in todo:
+        for number, (combination, weights, _, label) in todo.items():
             if combination in cells:
                 continue
             run.check()
