@@ -28,7 +28,7 @@ def network(
     if cached is not None and layer_index(cached.last_layer) >= layer_index(deepest(layers)):
         return cached
     model = load_vgg19(layers, backbone, pooling, device, weights)
-    if device.type == "cuda":
+    if device.type in ("cpu", "cuda"):  # weights in the layout of the features (see nst.objective.extract)
         model = model.to(memory_format=torch.channels_last)
     _cache[key] = model
     return model

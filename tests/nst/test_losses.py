@@ -26,6 +26,18 @@ class TestGramMatrix:
         tile = torch.randn(1, 4, 3, 3)
         assert torch.allclose(gram_matrix(tile), gram_matrix(tile.repeat(1, 1, 4, 4)), atol=1e-5)
 
+    @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+    def test_gradient_in_either_layout(self, layout):
+        # The one-product backward pass (and the channels-last view) against autograd's own bmm(F, F^T).
+        features = torch.randn(2, 4, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        features = features.contiguous(memory_format=layout).requires_grad_()
+        assert torch.autograd.gradcheck(gram_matrix, (features,))
+        weights = torch.randn(2, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+        (grad,) = torch.autograd.grad((gram_matrix(features) * weights).sum(), features)
+        flat = features.reshape(2, 4, 15)
+        (expected,) = torch.autograd.grad((torch.bmm(flat, flat.transpose(1, 2)) / 15 * weights).sum(), features)
+        assert torch.allclose(grad, expected)
+
     def test_half_precision_accumulates_in_float32(self):
         assert gram_matrix(torch.randn(1, 3, 4, 4).bfloat16()).dtype == torch.float32
 

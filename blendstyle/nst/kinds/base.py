@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..losses import _wide, gram_matrix
+from ..losses import _wide, gram_matrix, positions
 
 Stats = dict[str, torch.Tensor]
 
@@ -16,7 +16,7 @@ def flatten(features: torch.Tensor) -> torch.Tensor:
     """``(1, C, H, W)`` -> ``(H*W, C)`` feature vectors, one per position."""
     if features.dim() != 4 or features.shape[0] != 1:
         raise ValueError(f"features must have shape (1, C, H, W), got {tuple(features.shape)}")
-    return _wide(features)[0].flatten(1).t()
+    return _wide(positions(features))[0]
 
 
 def _position_weights(features: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
