@@ -96,19 +96,46 @@ class StyleLoss(Model):
 StyleLosses = Annotated[list[StyleLoss], BeforeValidator(_style_loss_shorthand), Field(min_length=1, max_length=8)]
 
 
+#: ``scales.count: auto`` adds smaller scales down to this long side, no further (px).
+AUTO_SCALES_DOWN_TO = 256
+
+
+def _scale_count(value: Any) -> Any:
+    """One message for both forms, instead of one per member of the union."""
+    if value == "auto" or (type(value) is int and 1 <= value <= 8):
+        return value
+    raise ValueError("expected auto or a whole number from 1 (one size: coarse-to-fine off) to 8")
+
+
 class Scales(Model):
     """Coarse-to-fine: optimise at smaller sizes first, each result upsampled as the next one's start."""
 
-    count: Annotated[int, Field(ge=1, le=8)] = Field(1, description="number of sizes; 1 = off")
+    count: Annotated[Literal["auto"] | Annotated[int, Field(ge=1, le=8)], BeforeValidator(_scale_count)] = Field(
+        "auto",
+        description=f"number of sizes; 1 = off; auto: smaller sizes by factor down to {AUTO_SCALES_DOWN_TO} px "
+        "(512 px: 256, 512; 1024 px: 256, 512, 1024; below 512 px: one)",
+    )
     factor: Annotated[float, Field(gt=1, le=4, allow_inf_nan=False)] = Field(2.0, description="size ratio between scales")
     iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
-        None, description="iterations at each smaller scale; default: optimizer.iterations"
+        None, description="iterations at each smaller scale; default: a tenth of optimizer.iterations "
+        "(all of them when the last scale is tiled)"
     )
+
+    def resolved_count(self, size: int) -> int:
+        """The number of sizes for an output of long side ``size``: ``count``, or for ``auto`` one more for
+        each division by ``factor`` that stays at or above :data:`AUTO_SCALES_DOWN_TO`."""
+        if self.count != "auto":
+            return self.count
+        count = 1
+        while count < 8 and size / self.factor**count >= AUTO_SCALES_DOWN_TO:
+            count += 1
+        return count
 
     def sizes(self, size: int, smallest: int = 32) -> list[int]:
         """Long sides from the smallest to ``size``, none below ``smallest`` and none twice: scales that
         would fall below ``smallest`` run at it, once."""
-        sizes = [max(smallest, round(size / self.factor**step)) for step in range(self.count - 1, 0, -1)]
+        count = self.resolved_count(size)
+        sizes = [max(smallest, round(size / self.factor**step)) for step in range(count - 1, 0, -1)]
         return sorted({s for s in sizes if s < size}) + [size]
 
 

@@ -4,8 +4,9 @@ A still, each sweep cell, each study cell and every animation frame that starts 
 :meth:`Schedule.render`, so ``scales``, ``tiles``, ``precision``, the stop rule, pixel limits and resumes
 mean the same in every mode. The stages are planned once per run:
 
-* the job's smaller scales (``scales``), none below the size the network can take and none twice, each
-  held to the largest size that fits in memory;
+* the job's smaller scales (``scales``; by default halving down to 256 px, each with a tenth of the
+  iterations), none below the size the network can take and none twice, each held to the largest size
+  that fits in memory;
 * when the last scale is tiled and the job has no smaller scale, one whole-image pass at ``size /
   scales.factor`` first: tiles refine a picture that is already styled everywhere (started from the bare
   content, tiles optimised later would meet their finished neighbours' pixels on one side and the bare
@@ -65,7 +66,13 @@ def plan_stages(job: Job, width: int, height: int, memory: Plan) -> list[Stage]:
         sizes = [max(smallest, round(job.size / job.scales.factor))]
     # Smaller scales render whole: one too large for memory is held at the largest size that fits.
     sizes = sorted({min(size, memory.fits or size) for size in sizes if size < job.size})
-    coarse = job.scales.iterations or job.optimizer.iterations
+    # A smaller scale only lays out the large structure the last one refines: a tenth of the iterations
+    # (at 512 px, 50 iterations at 256 px before the stop rule's run at 512 px ended with a style distance
+    # 15 % below one scale's, the content distance 1 % above, in 9 % less time; running the smaller scale
+    # to its own stop rule took 13 s more and gained 6 % of style distance).
+    # Tiles refine only locally, so before a tiled last scale the smaller ones keep every iteration: the
+    # picture's large structure is theirs alone.
+    coarse = job.scales.iterations or (job.optimizer.iterations if memory.tiled else max(1, job.optimizer.iterations // 10))
     last = (job.tiles.iterations or job.optimizer.iterations) if memory.tiled else job.optimizer.iterations
     return [Stage(size, coarse) for size in sizes] + [Stage(job.size, last, memory.tiled)]
 

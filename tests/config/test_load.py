@@ -101,7 +101,7 @@ def test_bad_job_gives_exact_message(path, in_root):
 def test_every_problem_is_reported_at_once(in_root):
     with pytest.raises(BlendstyleError) as info:
         load_job("tests/bad_jobs/bad_values.yaml")
-    assert len(info.value.problems) == 7
+    assert len(info.value.problems) == 8
 
 
 def test_missing_job_file(in_root):

@@ -178,6 +178,12 @@ def test_scale_sizes():
     assert Scales().sizes(300) == [300]
     assert Scales(count=4, factor=2).sizes(64) == [32, 64]  # never two identical passes
     assert Scales(count=3, factor=2).sizes(64, smallest=48) == [48, 64]
+    # auto, the default: smaller sizes by the factor, none below 256 px
+    assert Scales().sizes(511) == [511]
+    assert Scales().sizes(512) == [256, 512]
+    assert Scales().sizes(1024) == [256, 512, 1024]
+    assert Scales(factor=3).sizes(1024) == [341, 1024]
+    assert Scales().sizes(1024, smallest=300) == [300, 512, 1024]
 
 
 def test_blend_sweep_renders_every_cell_and_one_grid(tmp_path):
