@@ -20,7 +20,6 @@ it improved every measure it claims against that start. Not a test: a table for 
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +30,8 @@ import blendstyle
 from blendstyle.files.images import read_image
 from blendstyle.nst.kinds import exact_mmd2
 from blendstyle.nst.vgg import load_vgg19
+
+from . import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "assets" / "content" / "chelsea.png"
@@ -91,16 +92,6 @@ def score(result: dict[str, torch.Tensor], style: dict[str, torch.Tensor], conte
     return scores
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=160)
@@ -129,7 +120,7 @@ def main() -> None:
             rows.append((name, score(features(network, image), style, content), claims, seconds))
     start = rows[0][1]
     print(f"Style-loss kinds judged independently: {CONTENT.name} in {STYLE.name}, {options.size} px, "
-          f"{options.iterations} L-BFGS iterations, fp32, {options.device} ({cpu_name()}, {torch.get_num_threads()} threads), "
+          f"{options.iterations} L-BFGS iterations, fp32, {options.device} ({machine.cpu()}, {torch.get_num_threads()} threads), "
           f"torch {torch.__version__}\n")
     print("| kind | " + " | ".join(MEASURES) + " | content | seconds | improves what it claims |")
     print("| --- | " + " | ".join("---" for _ in MEASURES) + " | --- | --- | --- |")

@@ -15,8 +15,6 @@ workers' set-up are inside the times.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +31,8 @@ from blendstyle.files.images import read_image
 from blendstyle.nst.temporal import pair_flicker
 from blendstyle.pipeline.farm import SEAM_FRAMES, plan_chunks
 from blendstyle.pipeline.render import render
+
+from . import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 GIF = ROOT / "assets" / "gifs" / "newtons_cradle.gif"
@@ -106,16 +106,6 @@ def seam(path: Path, out: Path) -> tuple[float, float, float]:
     return float(np.mean([pairs[i] for i in at])), float(np.mean([pairs[i] for i in easing])), float(np.mean(rest))
 
 
-def cpu() -> str:
-    """The processor's name, its core count, and whether it has native bf16 (which this benchmark leaves off)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    return f"{name}, {os.cpu_count()} cores, {'AVX512-BF16' if 'avx512_bf16' in info else 'no native bf16'}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=128)
@@ -134,7 +124,7 @@ def main() -> None:
             one, two = run(1), run(2)
             rows.append((label, one, two))
         at, easing, rest = seam(coherent, folder / "seam")
-    print(f"CPU: {cpu()}, torch {torch.__version__}, fp32, 1 thread per worker\n")
+    print(f"CPU: {machine.cpu()}, torch {torch.__version__}, fp32, 1 thread per worker\n")
     print("| work | 1 worker | 2 workers | speed-up (target >= 1.7x) |")
     print("| --- | --- | --- | --- |")
     for label, one, two in rows:

@@ -22,9 +22,10 @@ def extract(network: nn.Module, image: torch.Tensor, layers, precision: torch.dt
     """The network's features at ``layers``, under autocast to ``precision`` when one is given.
 
     On the CPU and CUDA the image is handed over channels-last (a differentiable copy), the layout oneDNN's
-    and cuDNN's fastest convolutions want (on the CPU a 512 px step's convolutions took 0.76 s channel-first
-    and about 0.5 s channels-last: the first layers, with few channels, spent most of their time reordering
-    between layouts); the optimised pixels themselves stay contiguous, as L-BFGS needs.
+    and cuDNN's fastest convolutions want (on a 2-core CPU at 512 px the first four convolutions, forward and
+    backward, took 310 ms channel-first and 194 ms channels-last, most of the difference spent converting
+    few-channel layers between layouts; a whole fp32 step went from 0.94 s to 0.80 s, a bf16 one from
+    0.66 s to 0.27 s); the optimised pixels themselves stay contiguous, as L-BFGS needs.
     """
     if image.device.type in ("cpu", "cuda"):
         image = image.contiguous(memory_format=torch.channels_last)
