@@ -69,7 +69,7 @@ def plan_stages(job: Job, width: int, height: int, memory: Plan) -> list[Stage]:
     # A smaller scale only lays out the large structure the last one refines: a tenth of the iterations
     # (at 512 px, 50 iterations at 256 px before the stop rule's run at 512 px ended with a style distance
     # 15 % below one scale's, the content distance 1 % above, in 9 % less time; running the smaller scale
-    # to its own stop rule took 13 s more and gained 6 % of style distance).
+    # to its own stop rule took 13 s more and gained 5 % of style distance).
     # Tiles refine only locally, so before a tiled last scale the smaller ones keep every iteration: the
     # picture's large structure is theirs alone.
     coarse = job.scales.iterations or (job.optimizer.iterations if memory.tiled else max(1, job.optimizer.iterations // 10))
