@@ -17,7 +17,7 @@ FLOAT = 4  # bytes
 CPU_OVERHEAD = 192 * 2**20
 
 
-def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history: int = 100, device: str = "cpu") -> int:
+def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history: int = 20, device: str = "cpu") -> int:
     """Peak bytes of optimising one ``width`` x ``height`` image through VGG19 up to ``last_layer`` on a
     ``device`` of that type.
 
@@ -59,7 +59,7 @@ def job_bytes(job, width: int, height: int, device: str = "cpu") -> int:
     return estimate_bytes(width, height, deepest_layer(job), job.optimizer.history, device)
 
 
-def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", history: int = 100, device: str = "cpu") -> int:
+def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", history: int = 20, device: str = "cpu") -> int:
     """The largest long side (px) whose estimate fits in ``budget`` bytes, for ``aspect`` = width / height."""
     low, high = 16, 65536
     while low < high:

@@ -122,7 +122,7 @@ def optimize(
     method: str = "lbfgs",
     iterations: int = 500,
     lr: float = 1.0,
-    history_size: int = 100,
+    history_size: int = 20,
     tolerance: float = 0.0,
     window: int = 50,
     on_step: Callable[[Step, torch.Tensor], None] | None = None,
