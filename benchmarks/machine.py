@@ -12,17 +12,18 @@ FLAGS = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_bf16": "AVX
 
 
 def cpu() -> str:
-    """``"<model name>, <n> cores, flags: AVX2 FMA AVX-512 AVX512-BF16"`` (the listed flags it has)."""
+    """``"<model name>, <n> logical CPUs, flags: AVX2 FMA AVX-512 AVX512-BF16"`` (the listed flags it has)."""
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs"
     lines = info.splitlines()
     name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
     flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
     present = [label for flag, label in FLAGS.items() if flag in flags]
-    return f"{name}, {os.cpu_count()} cores, flags: {' '.join(present) or 'none of ' + ' '.join(FLAGS.values())}"
+    return f"{name}, {os.cpu_count()} logical CPUs, flags: {' '.join(present) or 'none of ' + ' '.join(FLAGS.values())}"
 
 
 def describe(torch) -> str:
-    return f"{cpu()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    gpu = f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu()}{gpu}; torch {torch.__version__}, {torch.get_num_threads()} threads"

@@ -102,8 +102,10 @@ AUTO_SCALES_DOWN_TO = 256
 
 def _scale_count(value: Any) -> Any:
     """One message for both forms, instead of one per member of the union."""
-    if value == "auto" or (type(value) is int and 1 <= value <= 8):
+    if value == "auto":
         return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value) and 1 <= value <= 8:
+        return int(value)  # 2.0 is 2, as for every other whole-number key
     raise ValueError("expected auto or a whole number from 1 (one size: coarse-to-fine off) to 8")
 
 
@@ -118,7 +120,7 @@ class Scales(Model):
     factor: Annotated[float, Field(gt=1, le=4, allow_inf_nan=False)] = Field(2.0, description="size ratio between scales")
     iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
         None, description="iterations at each smaller scale; default: a tenth of optimizer.iterations "
-        "(all of them when the last scale is tiled)"
+        "(all of them for the one before a tiled last scale)"
     )
 
     def resolved_count(self, size: int) -> int:

@@ -28,8 +28,10 @@ def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history
     resident memory measured in fresh processes (fp32, 1 style, L-BFGS with history 3 so that its part
     is known exactly): beyond the loaded network, 389, 645 and 1861 MiB at 384, 512 and 1024 px, which is
     186 MiB + 1.03 x one copy of the activations (228, 408 and 1627 MiB); the style count does not
-    matter (4 styles at 512 px: 556 MiB). ``python -m benchmarks.memory`` measures it again and prints
-    the estimate's error. Elsewhere (CUDA, MPS: not measured here) every activation is counted three
+    matter (4 styles at 512 px: 556 MiB). Measured again with channels-last features and the style
+    statistics' set-up counted: 476, 635, 1164 and 1985 MiB at 384, 512, 768 and 1024 px, 693 MiB with 4
+    styles at 512 px, so the fit still holds (estimate / measured 1.07-1.17). ``python -m
+    benchmarks.memory`` measures it again and prints the estimate's error. Elsewhere (CUDA, MPS: not measured here) every activation is counted three
     times, the conservative figure used before, which leaves room for cuDNN's workspaces.
     """
     activations = 0

@@ -13,6 +13,7 @@ from collections.abc import Collection
 import torch
 
 from ..config.layers import deepest, layer_index
+from ..nst.objective import channels_last
 from ..nst.vgg import VGG19, load_vgg19
 from .stylizer import layer_plan
 
@@ -28,7 +29,7 @@ def network(
     if cached is not None and layer_index(cached.last_layer) >= layer_index(deepest(layers)):
         return cached
     model = load_vgg19(layers, backbone, pooling, device, weights)
-    if device.type in ("cpu", "cuda"):  # weights in the layout of the features (see nst.objective.extract)
+    if channels_last(device):  # weights in the layout of the features (see nst.objective.extract)
         model = model.to(memory_format=torch.channels_last)
     _cache[key] = model
     return model

@@ -5,8 +5,8 @@ A still, each sweep cell, each study cell and every animation frame that starts 
 mean the same in every mode. The stages are planned once per run:
 
 * the job's smaller scales (``scales``; by default halving down to 256 px, each with a tenth of the
-  iterations), none below the size the network can take and none twice, each held to the largest size
-  that fits in memory;
+  iterations, except the last before a tiled scale, which keeps them all), none below the size the
+  network can take and none twice, each held to the largest size that fits in memory;
 * when the last scale is tiled and the job has no smaller scale, one whole-image pass at ``size /
   scales.factor`` first: tiles refine a picture that is already styled everywhere (started from the bare
   content, tiles optimised later would meet their finished neighbours' pixels on one side and the bare
@@ -70,11 +70,13 @@ def plan_stages(job: Job, width: int, height: int, memory: Plan) -> list[Stage]:
     # (at 512 px, 50 iterations at 256 px before the stop rule's run at 512 px ended with a style distance
     # 15 % below one scale's, the content distance 1 % above, in 9 % less time; running the smaller scale
     # to its own stop rule took 13 s more and gained 5 % of style distance).
-    # Tiles refine only locally, so before a tiled last scale the smaller ones keep every iteration: the
-    # picture's large structure is theirs alone.
-    coarse = job.scales.iterations or (job.optimizer.iterations if memory.tiled else max(1, job.optimizer.iterations // 10))
+    # Tiles refine only locally, so before a tiled last scale the largest smaller one, the picture the tiles
+    # refine, keeps every iteration: the picture's large structure is its alone.
+    coarse = job.scales.iterations or max(1, job.optimizer.iterations // 10)
+    whole = job.scales.iterations or job.optimizer.iterations
     last = (job.tiles.iterations or job.optimizer.iterations) if memory.tiled else job.optimizer.iterations
-    return [Stage(size, coarse) for size in sizes] + [Stage(job.size, last, memory.tiled)]
+    stages = [Stage(size, whole if memory.tiled and size == sizes[-1] else coarse) for size in sizes]
+    return stages + [Stage(job.size, last, memory.tiled)]
 
 
 @dataclass

@@ -186,6 +186,21 @@ def test_scale_sizes():
     assert Scales().sizes(1024, smallest=300) == [300, 512, 1024]
 
 
+def test_smaller_scales_run_a_tenth_of_the_iterations_and_all_before_tiles():
+    from blendstyle.config.models import Job
+    from blendstyle.nst.memory import Plan
+    from blendstyle.pipeline.schedule import Stage, plan_stages
+
+    job = Job.model_validate({"content": "a.png", "styles": [{"path": "b.png"}], "size": 1024})
+    whole, tiled = Plan(False, 1, None, None), Plan(True, 1, 1, 2048)
+    assert plan_stages(job, 1024, 683, whole) == [Stage(256, 50), Stage(512, 50), Stage(1024, 500)]
+    # Tiles refine locally: the picture they refine, the largest smaller scale, keeps every iteration.
+    assert plan_stages(job, 1024, 683, tiled) == [Stage(256, 50), Stage(512, 500), Stage(1024, 500, True)]
+    one = job.model_copy(update={"scales": job.scales.model_copy(update={"count": 1})})
+    assert plan_stages(one, 1024, 683, tiled) == [Stage(512, 500), Stage(1024, 500, True)]
+    assert plan_stages(one, 1024, 683, whole) == [Stage(1024, 500)]
+
+
 def test_blend_sweep_renders_every_cell_and_one_grid(tmp_path):
     from PIL import Image
 
