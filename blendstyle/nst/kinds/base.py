@@ -38,15 +38,15 @@ def weighted_gram(features: torch.Tensor, weights: torch.Tensor | None = None) -
     share = _position_weights(features, weights)
     if share is None:
         return gram_matrix(features)[0]
-    flat = _wide(features)[0].flatten(1)
-    return (flat * share) @ flat.t()
+    rows = flatten(features)
+    return rows.t() @ (rows * share[:, None])
 
 
 def channel_mean(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     share = _position_weights(features, weights)
     if share is None:
         return _wide(features).mean(dim=(2, 3))[0]
-    return _wide(features)[0].flatten(1) @ share
+    return flatten(features).t() @ share
 
 
 def channel_std(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -54,9 +54,9 @@ def channel_std(features: torch.Tensor, weights: torch.Tensor | None = None) -> 
     share = _position_weights(features, weights)
     if share is None:
         return (_wide(features).var(dim=(2, 3), unbiased=False)[0] + 1e-5).sqrt()
-    flat = _wide(features)[0].flatten(1)
-    mean = flat @ share
-    return ((flat - mean[:, None]).pow(2) @ share + 1e-5).sqrt()
+    rows = flatten(features)
+    mean = rows.t() @ share
+    return ((rows - mean).pow(2).t() @ share + 1e-5).sqrt()
 
 
 def linear_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
