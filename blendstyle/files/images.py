@@ -14,6 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config.inputs import DECODE_ERRORS, own_pixel_limit
 from ..errors import BlendstyleError
+from ..nst.regions import over_white
 from .atomic import atomic_path
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
 
@@ -140,14 +141,17 @@ def write_image(
     dpi: int | None = None,
 ) -> Path:
     """Save atomically with the sRGB profile; ``fmt`` is ``png``, ``jpg``, ``webp`` or ``tiff`` (default:
-    from the suffix). ``alpha`` (``(1, 1, H, W)`` in ``[0, 1]``) is kept by every format but jpg;
-    ``depth`` 16 (png, tiff) keeps 65,536 levels per channel; ``dpi`` is stored where the format can
-    (all but webp)."""
+    from the suffix). ``alpha`` (``(1, 1, H, W)`` in ``[0, 1]``) is kept by every format but jpg, which
+    gets the picture over white instead, as it was optimised; ``depth`` 16 (png, tiff) keeps 65,536
+    levels per channel; ``dpi`` is stored where the format can (all but webp)."""
     path = Path(path)
     suffix = path.suffix.lstrip(".").lower()
     fmt = fmt or {"jpeg": "jpg", "tif": "tiff"}.get(suffix, suffix)
     if fmt not in FORMATS:
         raise ValueError(f"unsupported image format {fmt!r}")
+    if alpha is not None and fmt == "jpg":
+        picture = image if isinstance(image, torch.Tensor) else pil_to_tensor(image)
+        image, alpha = over_white(picture, alpha.to(picture.device)), None
     if fmt == "tiff" or depth == 16:
         levels = 65535 if depth == 16 else 255
         kind = np.uint16 if depth == 16 else np.uint8
@@ -160,7 +164,7 @@ def write_image(
                 write_png16(temporary, rgb, opacity, dpi)
         return path
     picture = tensor_to_pil(image) if isinstance(image, torch.Tensor) else image
-    if alpha is not None and fmt != "jpg":
+    if alpha is not None:
         opacity = _levels(alpha, 255)[..., 0].astype(np.uint8)
         picture = Image.merge("RGBA", (*picture.convert("RGB").split(), Image.fromarray(opacity, "L")))
     options = dict(SAVE_OPTIONS[fmt], icc_profile=srgb_profile())

@@ -3,6 +3,15 @@
 ``alpha * content + beta * style + tv * total_variation`` (Gatys et al. 2016, eq. 7, plus the TV term of
 Johnson et al.), plus for animation frames a temporal term (Ruder et al. 2016), every term reported on
 its own.
+
+A transparent content (``opacity``) is scored as it is seen: the network reads the image over a white
+page, as the content itself was read, so see-through pixels can neither carry style nor be painted to
+serve their visible neighbours. Without this the optimiser did paint them: the deeper layers' receptive
+fields reach across the alpha edge, and on a transparent GIF (``rotating_squares``, 12 frames at 128
+px, independent frames) the visible squares' style statistics, measured on the written GIF over white
+as a viewer sees it, were 4.7 times further from the style's than in the picture the optimiser saw
+(relative Gram error of the visible positions 0.79 against 0.17), and every further iteration of a
+coherent frame made that worse; read over white, the written GIF measures 0.35.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from torch import nn
 
 from .kinds import StyleKind
 from .losses import ContentLoss, temporal_loss, total_variation
-from .regions import Region, areas, at_resolution
+from .regions import Region, areas, at_resolution, over_white
 from .targets import BlendedTarget
 
 
@@ -53,6 +62,7 @@ class Objective(nn.Module):
         temporal: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
         temporal_weight: float = 0.0,
         precision: torch.dtype | None = None,
+        opacity: torch.Tensor | None = None,
     ):
         super().__init__()
         self.network = network
@@ -71,9 +81,14 @@ class Objective(nn.Module):
         self.temporal_weight = temporal_weight
         # The network may run in bf16/fp16 (autocast); every loss reduction below runs in float32.
         self.precision = precision
+        # A transparent content's opacity at the image's size, (B, 1, H, W); None: opaque.
+        self.opacity = None if opacity is None else opacity.detach()
 
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        return extract(self.network, image, self.layers, self.precision) if self.layers else {}
+        if not self.layers:
+            return {}
+        seen = image if self.opacity is None else over_white(image, self.opacity)
+        return extract(self.network, seen, self.layers, self.precision)
 
     def guide(self, index: int, size) -> torch.Tensor | None:
         """Region ``index``'s guide at a layer's resolution (computed once per size)."""

@@ -73,6 +73,13 @@ def at_resolution(guide: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(guide, tuple(size))
 
 
+def over_white(image: torch.Tensor, opacity: torch.Tensor) -> torch.Tensor:
+    r"""The image as a viewer sees it over a white page, :math:`\alpha x + (1 - \alpha)`: how a transparent
+    content is read (:func:`blendstyle.files.images.to_rgb`) and how a result is shown where its format
+    keeps no alpha. ``opacity`` is ``(B, 1, H, W)`` in ``[0, 1]``, ``B`` 1 or one per image."""
+    return image * opacity + (1 - opacity)
+
+
 def areas(guide: torch.Tensor) -> list[float]:
     """Each frame's region area as a fraction of the image, :math:`\\overline{g}`."""
     return [float(value) for value in guide.flatten(1).mean(dim=1)]

@@ -36,9 +36,10 @@ from ..config.animation import SUFFIX, VIDEO_FORMATS
 from ..files.atomic import atomic_path
 from ..files.clips import ClipFile, write_animation
 from ..files.framestore import FrameStore
-from ..files.images import pil_to_tensor, read_image
+from ..files.images import pil_to_tensor, read_image, tensor_to_pil
 from ..files.video import write_video
 from ..nst.optimize import Step
+from ..nst.regions import over_white
 from ..nst.temporal import Flicker, reference
 from .clip import ClipRenderer, Keyframe, Previous, Rendered, last_frame
 from .context import Run, Saved
@@ -47,6 +48,17 @@ from .result import RenderResult
 
 #: The loss plot shows at most this many iterations: a long clip's history would otherwise grow with it.
 HISTORY_LIMIT = 20_000
+
+
+def shown(pictures, clip: ClipFile):
+    """The finished frames as a format without alpha (a video) shows them: a transparent clip's over
+    white, as they were optimised (:mod:`blendstyle.nst.objective`), the rest as they are."""
+    if not clip.transparent:
+        yield from pictures
+        return
+    for picture, alpha in zip(pictures, clip.alphas()):
+        opacity = torch.from_numpy(np.ascontiguousarray(alpha))[None, None]
+        yield tensor_to_pil(over_white(pil_to_tensor(picture), opacity))
 
 
 def render_animation(run: Run) -> RenderResult:
@@ -199,7 +211,7 @@ def render_animation(run: Run) -> RenderResult:
         path = folder / f"{job.name}.{SUFFIX[fmt]}"
         if fmt in VIDEO_FORMATS:
             with run.reading(("content",)), atomic_path(path) as temporary:
-                pictures = (np.asarray(picture) for picture in store.pictures())
+                pictures = (np.asarray(picture) for picture in shown(store.pictures(), clip))
                 sound = write_video(pictures, temporary, fmt, clip.timeline, clip.rotation, clip.sound, settings.crf)
         else:
             alpha = clip.alphas() if clip.transparent else None

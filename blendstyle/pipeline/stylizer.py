@@ -177,6 +177,7 @@ class Stylizer:
             temporal,
             temporal_weight,
             self.precision,
+            None if self.visible is None else self._visible(content.shape[-2:], window),
         )
 
     def run(

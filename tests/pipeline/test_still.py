@@ -375,10 +375,36 @@ def test_transparent_pixels_carry_no_style_statistics(tiny_job, tmp_path):
     assert style(changed) == pytest.approx(style(image), rel=1e-6)
 
 
+def test_transparent_pixels_are_scored_as_seen_over_white(tiny_job, tmp_path):
+    """The network reads a transparent content's result over white, as a viewer sees it: no pixel of the
+    see-through half, not even one beside the visible half within its receptive fields, moves the content
+    or style loss, or gets any gradient from them; the visible ones do."""
+    from blendstyle.config.load import load_job
+    from blendstyle.pipeline.styles import stylizer_for
+
+    job = load_job(tiny_job("layers: {style: [relu1_1, relu2_1, relu3_1]}\n")).job
+    stylizer = stylizer_for(job, torch.device("cpu"), 64)
+    image = read_image(tmp_path / "content.png", 64)
+    visible = torch.zeros(1, 1, *image.shape[-2:])
+    visible[..., :32] = 1
+    stylizer.visible = visible
+    objective = stylizer.objective(image)
+    start = image.clone()
+    start[..., 32:] = torch.rand_like(start[..., 32:])
+    start.requires_grad_(True)
+    terms = objective(start)
+    (terms["content"] + terms["style"]).backward()
+    assert start.grad[..., 32:].abs().max() == 0 and start.grad[..., :32].abs().max() > 0
+    with torch.no_grad():
+        again = objective(image)
+    for term in ("content", "style"):
+        assert again[term].item() == pytest.approx(terms[term].item(), rel=1e-6)
+
+
 @pytest.mark.parametrize("fmt", ["png", "webp", "jpg"])
 def test_a_transparent_still_keeps_its_alpha(tmp_path, tiny_job, fmt):
     alpha = _half_transparent(tmp_path / "see_through.png")
-    job = tiny_job(f"output: {{format: {fmt}}}\n", body="extends: quick.yaml\ncontent: see_through.png\n"
+    job = tiny_job(f"output: {{format: {fmt}}}\ninit: noise\n", body="extends: quick.yaml\ncontent: see_through.png\n"
                    "styles:\n  - path: style_a.png\nsize: 64\noptimizer: {iterations: 5}\n")
     result = blendstyle.run_job(job, out_root=tmp_path / "out")
     from PIL import Image
@@ -386,6 +412,8 @@ def test_a_transparent_still_keeps_its_alpha(tmp_path, tiny_job, fmt):
     with Image.open(result.image_path) as written:
         if fmt == "jpg":
             assert written.mode == "RGB" and result.record["transparent"] == "dropped: jpg has no alpha"
+            # Without alpha the picture is shown over white, as it was optimised (not the start's noise).
+            assert np.asarray(written)[:, 40:].min() > 240
         else:
             assert written.mode == "RGBA" and result.record["transparent"] == "kept"
             assert np.array_equal(np.asarray(written.getchannel("A")), alpha)

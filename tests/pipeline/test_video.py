@@ -113,6 +113,19 @@ def test_a_gif_becomes_a_video_and_a_video_a_gif_with_the_same_timing(tmp_path):
     assert result.record["animation"]["video"]["sound"] == "none"
 
 
+def test_a_transparent_gif_becomes_a_video_shown_over_white(tmp_path):
+    """A video keeps no alpha: a transparent clip's frames are written over white, as they were optimised,
+    not with whatever lies under the alpha (here the start's noise)."""
+    moving_square(tmp_path / "clear.gif", transparent=True, count=3)  # the top 6 of 36 rows see-through
+    path = job(tmp_path, "clear.gif", "formats: [mp4], close_loop: false")
+    path.write_text(path.read_text() + "init: noise\n")
+    result = blendstyle.run_job(path, out_root=tmp_path / "out")
+    pictures = [picture for _, picture in frames_of(result.folder / "video.mp4")]
+    assert len(pictures) == 3
+    for picture in pictures:  # 64 x 48: the band is the top 8 rows
+        assert picture[:5].min() > 225 and picture[12:].mean() < 200
+
+
 def test_an_interrupted_video_keeps_its_frames_and_the_rerun_encodes_them_all(tmp_path):
     make_video(tmp_path / "clip.mp4")
     path = job(tmp_path, "clip.mp4", "iterations: 6", "iterations: 6, stop: {tolerance: 0}")
