@@ -4,9 +4,10 @@
 Johnson et al.), plus for animation frames a temporal term (Ruder et al. 2016), every term reported on
 its own.
 
-A transparent content (``opacity``) is scored as it is seen: the network reads the image over a white
-page, as the content itself was read, so see-through pixels can neither carry style nor be painted to
-serve their visible neighbours. Without this the optimiser did paint them: the deeper layers' receptive
+A transparent content (``opacity``) is scored as it is seen: the network and the TV term read the image
+over a white page, as the content itself was read, so see-through pixels can neither carry style nor be
+painted to serve their visible neighbours, and a fully see-through pixel gets no gradient at all (the
+stylizer starts it white: every picture of the result, with or without alpha, shows white there). Without this the optimiser did paint them: the deeper layers' receptive
 fields reach across the alpha edge, and on a transparent GIF (``rotating_squares``, 12 frames at 128
 px, independent frames) the visible squares' style statistics, measured on the written GIF over white
 as a viewer sees it, were 4.7 times further from the style's than in the picture the optimiser saw
@@ -84,11 +85,12 @@ class Objective(nn.Module):
         # A transparent content's opacity at the image's size, (B, 1, H, W); None: opaque.
         self.opacity = None if opacity is None else opacity.detach()
 
+    def seen(self, image: torch.Tensor) -> torch.Tensor:
+        """The image as the losses read it: over white where the content is see-through."""
+        return image if self.opacity is None else over_white(image, self.opacity)
+
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        if not self.layers:
-            return {}
-        seen = image if self.opacity is None else over_white(image, self.opacity)
-        return extract(self.network, seen, self.layers, self.precision)
+        return extract(self.network, image, self.layers, self.precision) if self.layers else {}
 
     def guide(self, index: int, size) -> torch.Tensor | None:
         """Region ``index``'s guide at a layer's resolution (computed once per size)."""
@@ -122,7 +124,8 @@ class Objective(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms ``{"content", "style", "tv"}``; their sum is the objective."""
-        features = self.features(image)
+        seen = self.seen(image)
+        features = self.features(seen)
         zero = image.new_zeros(())
         content = sum((w * self.content[layer](features[layer]) for layer, w in self.content_weights.items()), zero)
         style = sum(
@@ -133,13 +136,15 @@ class Objective(nn.Module):
             ),
             zero,
         )
-        tv = total_variation(image) if self.weights["tv"] > 0 else zero
+        tv = total_variation(seen) if self.weights["tv"] > 0 else zero
         terms = {
             "content": self.weights["content"] * content,
             "style": self.weights["style"] * style,
             "tv": self.weights["tv"] * tv,
         }
         if self.temporal and self.temporal_weight > 0:
+            # On the image itself: the neighbour's result it is held to is one too, and a see-through pixel
+            # is white in both (it starts white and no term moves it).
             pairs = [temporal_loss(image, reference, trust) for reference, trust in self.temporal]
             terms["temporal"] = self.temporal_weight * sum(pairs, zero) / len(pairs)
         return terms

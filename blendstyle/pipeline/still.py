@@ -124,7 +124,7 @@ def render_still(run: Run) -> RenderResult:
         final_loss=final,
         loss_history=[round(step.total, 6) for step in optimized.history],
         outputs=[str(path.relative_to(folder)) for path in files],
-        transparent=None if alpha is None else ("kept" if fmt != "jpg" else "dropped: jpg has no alpha"),
+        transparent=None if alpha is None else ("kept" if fmt != "jpg" else "dropped: jpg has no alpha, shown over white"),
     )
     if tiles:
         record["tiles"] = {"size": job.tiles.size, "overlap": job.tiles.overlap, "count": tiles, "done": tiles}

@@ -28,6 +28,7 @@ from ..config.models import Init, Job, Layers, Weights
 from ..files.images import read_image, write_image
 from ..files.report import grid_sheet
 from ..nst.memory import plan
+from ..nst.regions import over_white
 from .context import Run, Saved, open_run
 from .progress import Reporter
 from .schedule import Schedule, plan_stages
@@ -126,7 +127,8 @@ def _study(run: Run, what: str) -> Path:
                 optimized, _ = schedule.render(content_at, generator=generator)
                 iterations[cell] = optimized.iterations
                 write_image(optimized.image, folder / cell, "png", alpha)
-                pictures.append((caption, optimized.image))
+                # As the cell's file reads back (over white where see-through), like a resumed one.
+                pictures.append((caption, optimized.image if alpha is None else over_white(optimized.image, alpha)))
                 done.append(cell)
             results.append((name, pictures))
     path = write_image(grid_sheet(results), folder / f"{job.name}_study_{what}.png", "png")

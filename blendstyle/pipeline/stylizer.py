@@ -196,11 +196,12 @@ class Stylizer:
         pick the frames of animated masks."""
         objective = self.objective(content, temporal, temporal_weight, frames, window)
         optimizer = self.job.optimizer
+        start = objective.seen(start)  # see-through pixels start white: no loss moves them
 
         def report(step: Step, image: torch.Tensor) -> None:
             self.reporter.step(step)
             if window is None and self.reporter.picture_due(step.iteration):  # a tile is not the picture
-                self.reporter.picture(image[:1].detach())
+                self.reporter.picture(objective.seen(image)[:1].detach())
             if on_step is not None:
                 on_step(step, image)
 

@@ -17,6 +17,7 @@ import torch
 from ..files.images import read_image, write_image
 from ..files.report import grid_sheet
 from ..nst.memory import plan
+from ..nst.regions import over_white
 from .context import Run, Saved
 from .result import RenderResult
 from .schedule import Schedule, plan_stages
@@ -72,7 +73,8 @@ def render_sweep(run: Run) -> RenderResult:
 
     def keep(number: int, image: torch.Tensor, final: dict[str, float]) -> None:
         combination, weights, path, _ = todo[number]
-        cells[combination] = image.to(run.device)
+        # The grid shows a cell as its file reads back (over white where it is see-through), resumed or not.
+        cells[combination] = image.to(run.device) if alpha is None else over_white(image.to(run.device), alpha)
         files.append(write_image(image, path, job.output.format, alpha, job.output.depth, job.output.dpi))
         done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
 

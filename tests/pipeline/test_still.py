@@ -352,33 +352,34 @@ def _half_transparent(path, size=(64, 48)):
 
 
 def test_transparent_pixels_carry_no_style_statistics(tiny_job, tmp_path):
-    """With the content's alpha, changing pixels far inside the transparent half (beyond the receptive
-    fields of the style layers' visible positions) leaves the style loss exactly as it was; without it,
-    they count."""
+    """With the content's alpha the style statistics count only the visible positions: the style loss
+    differs from that of the same picture, over white, scored as an opaque image (whose white half
+    would count as part of the picture's texture)."""
     from blendstyle.config.load import load_job
+    from blendstyle.nst.regions import over_white
     from blendstyle.pipeline.styles import stylizer_for
 
     job = load_job(tiny_job("layers: {style: [relu1_1, relu2_1]}\n")).job
     stylizer = stylizer_for(job, torch.device("cpu"), 64)
     image = read_image(tmp_path / "content.png", 64)
-    changed = image.clone()
-    changed[..., 44:] = torch.rand_like(changed[..., 44:])
+    visible = torch.zeros(1, 1, *image.shape[-2:])
+    visible[..., :32] = 1
+    seen = over_white(image, visible)
 
     def style(x):
         with torch.no_grad():
-            return stylizer.objective(image)(x)["style"].item()
+            return stylizer.objective(seen)(x)["style"].item()
 
-    assert style(changed) != pytest.approx(style(image), rel=1e-3)
-    visible = torch.zeros(1, 1, *image.shape[-2:])
-    visible[..., :32] = 1
+    opaque = style(seen)
     stylizer.visible = visible
-    assert style(changed) == pytest.approx(style(image), rel=1e-6)
+    assert style(image) == pytest.approx(style(seen), rel=1e-6)  # the same picture as seen
+    assert style(image) != pytest.approx(opaque, rel=0.05)
 
 
 def test_transparent_pixels_are_scored_as_seen_over_white(tiny_job, tmp_path):
-    """The network reads a transparent content's result over white, as a viewer sees it: no pixel of the
-    see-through half, not even one beside the visible half within its receptive fields, moves the content
-    or style loss, or gets any gradient from them; the visible ones do."""
+    """The network and the TV term read a transparent content's result over white, as a viewer sees it:
+    no pixel of the see-through half, not even one beside the visible half within its receptive fields,
+    moves the content, style or TV term, or gets any gradient from them; the visible ones do."""
     from blendstyle.config.load import load_job
     from blendstyle.pipeline.styles import stylizer_for
 
@@ -393,11 +394,12 @@ def test_transparent_pixels_are_scored_as_seen_over_white(tiny_job, tmp_path):
     start[..., 32:] = torch.rand_like(start[..., 32:])
     start.requires_grad_(True)
     terms = objective(start)
-    (terms["content"] + terms["style"]).backward()
+    assert terms["tv"] > 0
+    (terms["content"] + terms["style"] + terms["tv"]).backward()
     assert start.grad[..., 32:].abs().max() == 0 and start.grad[..., :32].abs().max() > 0
     with torch.no_grad():
         again = objective(image)
-    for term in ("content", "style"):
+    for term in ("content", "style", "tv"):
         assert again[term].item() == pytest.approx(terms[term].item(), rel=1e-6)
 
 
@@ -411,12 +413,14 @@ def test_a_transparent_still_keeps_its_alpha(tmp_path, tiny_job, fmt):
 
     with Image.open(result.image_path) as written:
         if fmt == "jpg":
-            assert written.mode == "RGB" and result.record["transparent"] == "dropped: jpg has no alpha"
+            assert written.mode == "RGB" and result.record["transparent"] == "dropped: jpg has no alpha, shown over white"
             # Without alpha the picture is shown over white, as it was optimised (not the start's noise).
             assert np.asarray(written)[:, 40:].min() > 240
         else:
             assert written.mode == "RGBA" and result.record["transparent"] == "kept"
             assert np.array_equal(np.asarray(written.getchannel("A")), alpha)
+            if fmt == "png":  # the see-through pixels start white and no loss moves them
+                assert np.asarray(written)[:, 40:, :3].min() == 255
 
 
 def test_a_transparent_sweep_keeps_alpha_in_every_cell(tmp_path, tiny_job):
