@@ -196,7 +196,8 @@ class Stylizer:
         pick the frames of animated masks."""
         objective = self.objective(content, temporal, temporal_weight, frames, window)
         optimizer = self.job.optimizer
-        start = objective.seen(start)  # see-through pixels start white: no loss moves them
+        if objective.opacity is not None:  # fully see-through pixels start white: no loss moves them
+            start = start.masked_fill(objective.opacity == 0, 1.0)
 
         def report(step: Step, image: torch.Tensor) -> None:
             self.reporter.step(step)
