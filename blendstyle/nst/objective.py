@@ -85,6 +85,8 @@ class Objective(nn.Module):
         self.precision = precision
         # A transparent content's opacity at the image's size, (B, 1, H, W); None: opaque.
         self.opacity = None if opacity is None else opacity.detach()
+        if self.opacity is not None:  # a fully see-through pixel is held to nothing either
+            self.temporal = [(reference, trust * (self.opacity > 0)) for reference, trust in self.temporal]
 
     def seen(self, image: torch.Tensor) -> torch.Tensor:
         """The image as the losses read it: over white where the content is see-through."""
@@ -144,8 +146,8 @@ class Objective(nn.Module):
             "tv": self.weights["tv"] * tv,
         }
         if self.temporal and self.temporal_weight > 0:
-            # On the image itself, as the neighbour's result it is held to is: a fully see-through pixel is
-            # white in both (it starts white and no term moves it).
+            # On the image itself, as the neighbour's result it is held to is (fully see-through pixels
+            # are not held: their trust is 0).
             pairs = [temporal_loss(image, reference, trust) for reference, trust in self.temporal]
             terms["temporal"] = self.temporal_weight * sum(pairs, zero) / len(pairs)
         return terms

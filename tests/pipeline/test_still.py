@@ -379,7 +379,8 @@ def test_transparent_pixels_carry_no_style_statistics(tiny_job, tmp_path):
 def test_transparent_pixels_are_scored_as_seen_over_white(tiny_job, tmp_path):
     """The network and the TV term read a transparent content's result over white, as a viewer sees it:
     no pixel of the see-through half, not even one beside the visible half within its receptive fields,
-    moves the content, style or TV term, or gets any gradient from them; the visible ones do."""
+    moves the content, style or TV term, or gets any gradient from them or from a temporal reference that
+    is not white there; the visible ones do."""
     from blendstyle.config.load import load_job
     from blendstyle.pipeline.styles import stylizer_for
 
@@ -389,13 +390,13 @@ def test_transparent_pixels_are_scored_as_seen_over_white(tiny_job, tmp_path):
     visible = torch.zeros(1, 1, *image.shape[-2:])
     visible[..., :32] = 1
     stylizer.visible = visible
-    objective = stylizer.objective(image)
+    objective = stylizer.objective(image, [(torch.rand_like(image), torch.ones_like(visible))], 50.0)
     start = image.clone()
     start[..., 32:] = torch.rand_like(start[..., 32:])
     start.requires_grad_(True)
     terms = objective(start)
-    assert terms["tv"] > 0
-    (terms["content"] + terms["style"] + terms["tv"]).backward()
+    assert terms["tv"] > 0 and terms["temporal"] > 0
+    sum(terms.values()).backward()
     assert start.grad[..., 32:].abs().max() == 0 and start.grad[..., :32].abs().max() > 0
     with torch.no_grad():
         again = objective(image)
