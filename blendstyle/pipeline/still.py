@@ -38,12 +38,14 @@ class StillContent:
         return self.sizes[long_side]
 
     def alpha(self) -> torch.Tensor | None:
-        """The still's opacity at the job's size, or None when it is opaque (an animation's frame: None)."""
-        if self.frame is not None:
-            return None
+        """The still's (or the studied frame's) opacity at the job's size, or None when it is opaque."""
         job = self.run.job
         with self.run.reading(("content",)):
-            alpha = read_alpha(job.content, job.size, job.max_input_pixels)
+            if self.frame is None:
+                alpha = read_alpha(job.content, job.size, job.max_input_pixels)
+            else:
+                clip = read_clip(job.content, job.size, self.frame, self.frame + 1, 1, None, job.max_input_pixels)
+                alpha = None if clip.alpha is None else clip.alpha[0]
         return None if alpha is None else alpha.to(self.run.device)
 
 

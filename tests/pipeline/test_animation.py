@@ -251,3 +251,19 @@ def test_a_hard_cut_starts_the_new_shot_afresh(tmp_path):
     style = gram_matrix(vgg(read_image(tmp_path / "style.png", 48), ["relu2_1"])["relu2_1"])[0]
     distance = [gram_loss(vgg(f, ["relu2_1"])["relu2_1"], style).item() for f in frames]
     assert distance[3] < 1.5 * distance[0], distance
+
+
+def test_a_study_of_a_transparent_clip_styles_its_frame_as_a_transparent_still(tmp_path):
+    """A study of an animation renders its first frame; a transparent one keeps that frame's alpha in
+    every cell, as a transparent still does."""
+    from blendstyle.pipeline import study
+
+    content = moving_square(tmp_path / "clear.gif", transparent=True, count=3)
+    source = read_clip(content).alpha[0]
+    study.study(blendstyle.load_job(job(tmp_path, content)), "content", tmp_path / "out")
+    cells = sorted((tmp_path / "out" / "anim" / "study_content").glob("cell_*.png"))
+    assert cells
+    for cell in cells:
+        with Image.open(cell) as written:
+            assert written.mode == "RGBA"
+            assert np.array_equal(np.asarray(written.getchannel("A")) > 127, source[0, 0].numpy() > 0.5)
