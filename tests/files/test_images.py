@@ -103,3 +103,16 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     os.umask(umask)
     path = write_bytes(b"{}", tmp_path / "run.json")
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_jpg_of_a_transparent_picture_shows_it_over_white(tmp_path):
+    """jpg keeps no alpha: the picture is written over white, as a reader of the transparent file sees it
+    (opaque pixels as they are, half see-through ones blended, see-through ones white)."""
+    image = torch.full((1, 3, 8, 12), 0.2)
+    alpha = torch.ones(1, 1, 8, 12)
+    alpha[..., 4:8], alpha[..., 8:] = 0.5, 0.0
+    with Image.open(write_image(image, tmp_path / "a.jpg", alpha=alpha)) as written:
+        shown = np.asarray(written, dtype=np.int16)
+    assert written.mode == "RGB"
+    assert np.abs(shown[:, :3] - 51).max() <= 4 and np.abs(shown[:, 5:7] - 153).max() <= 6
+    assert shown[:, 9:].min() >= 250

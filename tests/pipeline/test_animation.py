@@ -267,3 +267,20 @@ def test_a_study_of_a_transparent_clip_styles_its_frame_as_a_transparent_still(t
         with Image.open(cell) as written:
             assert written.mode == "RGBA"
             assert np.array_equal(np.asarray(written.getchannel("A")) > 127, source[0, 0].numpy() > 0.5)
+
+
+def test_a_video_shows_a_transparent_clips_frames_over_white():
+    """What a format without alpha is given: a transparent clip's frames over white, an opaque clip's as
+    they are."""
+    from types import SimpleNamespace
+
+    from blendstyle.pipeline.animation import shown
+
+    dark = Image.new("RGB", (4, 2), (20, 40, 60))
+    alpha = np.array([[1, 1, 0, 0], [1, 1, 0, 0]], np.float32)
+    clear = SimpleNamespace(transparent=True, alphas=lambda: iter([alpha, alpha]))
+    for picture in shown([dark, dark], clear):
+        values = np.asarray(picture)
+        assert (values[:, :2] == (20, 40, 60)).all() and (values[:, 2:] == 255).all()
+    opaque = SimpleNamespace(transparent=False, alphas=None)
+    assert [np.asarray(p).tolist() for p in shown([dark], opaque)] == [np.asarray(dark).tolist()]
