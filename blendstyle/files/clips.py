@@ -23,7 +23,7 @@ from PIL import Image
 from ..config.inputs import display_path, is_video, probe_video
 from ..errors import BlendstyleError
 from .atomic import atomic_path
-from .images import DECODE_ERRORS, _open_lazy, fit_long_side, pil_to_tensor, resize, tensor_to_pil
+from .images import DECODE_ERRORS, _open_lazy, fit_long_side, pil_to_tensor, resize, tensor_to_pil, with_alpha
 from .video import Sound, Timeline, decode
 
 
@@ -312,10 +312,7 @@ def write_animation(
         elif fmt in ("webp", "apng"):
             images = [pictures[i] for i in range(len(pictures))]
             if masks is not None:
-                images = [
-                    Image.merge("RGBA", (*p.split(), Image.fromarray((m * 255).round().astype(np.uint8), "L")))
-                    for p, m in zip(images, masks)
-                ]
+                images = [with_alpha(p, m) for p, m in zip(images, masks)]
             options: dict = {"save_all": True, "append_images": images[1:], "duration": durations}
             if loop is not None:
                 options["loop"] = loop

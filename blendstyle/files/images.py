@@ -14,7 +14,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config.inputs import DECODE_ERRORS, own_pixel_limit
 from ..errors import BlendstyleError
-from ..nst.regions import over_white
 from .atomic import atomic_path
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
 
@@ -47,6 +46,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def with_alpha(picture: Image.Image, opacity: np.ndarray | torch.Tensor) -> Image.Image:
+    """``picture`` as RGBA with ``opacity`` as its alpha: ``(H, W)`` or ``(1, 1, H, W)``, in ``[0, 1]``
+    (:func:`to_rgb` shows the result over white)."""
+    values = opacity[0, 0].cpu().numpy() if isinstance(opacity, torch.Tensor) else np.asarray(opacity)
+    alpha = Image.fromarray(np.round(values.astype(np.float64) * 255).astype(np.uint8), "L")
+    return Image.merge("RGBA", (*picture.convert("RGB").split(), alpha))
 
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
@@ -142,16 +149,13 @@ def write_image(
 ) -> Path:
     """Save atomically with the sRGB profile; ``fmt`` is ``png``, ``jpg``, ``webp`` or ``tiff`` (default:
     from the suffix). ``alpha`` (``(1, 1, H, W)`` in ``[0, 1]``) is kept by every format but jpg, which
-    gets the picture over white instead, as it was optimised; ``depth`` 16 (png, tiff) keeps 65,536
-    levels per channel; ``dpi`` is stored where the format can (all but webp)."""
+    shows the picture over white instead, as it is read back and as it was optimised; ``depth`` 16 (png,
+    tiff) keeps 65,536 levels per channel; ``dpi`` is stored where the format can (all but webp)."""
     path = Path(path)
     suffix = path.suffix.lstrip(".").lower()
     fmt = fmt or {"jpeg": "jpg", "tif": "tiff"}.get(suffix, suffix)
     if fmt not in FORMATS:
         raise ValueError(f"unsupported image format {fmt!r}")
-    if alpha is not None and fmt == "jpg":
-        picture = image if isinstance(image, torch.Tensor) else pil_to_tensor(image)
-        image, alpha = over_white(picture, alpha.to(picture.device)), None
     if fmt == "tiff" or depth == 16:
         levels = 65535 if depth == 16 else 255
         kind = np.uint16 if depth == 16 else np.uint8
@@ -165,8 +169,9 @@ def write_image(
         return path
     picture = tensor_to_pil(image) if isinstance(image, torch.Tensor) else image
     if alpha is not None:
-        opacity = _levels(alpha, 255)[..., 0].astype(np.uint8)
-        picture = Image.merge("RGBA", (*picture.convert("RGB").split(), Image.fromarray(opacity, "L")))
+        picture = with_alpha(picture, alpha)
+        if fmt == "jpg":
+            picture = to_rgb(picture)
     options = dict(SAVE_OPTIONS[fmt], icc_profile=srgb_profile())
     if dpi and fmt != "webp":
         options["dpi"] = (dpi, dpi)

@@ -27,9 +27,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ..config.inputs import display_path
 from ..errors import BlendstyleError
+from .images import to_rgb, with_alpha
 
 #: Encoder, pixel format and the audio codecs each container takes as they are (others are re-encoded).
 CODECS = {"mp4": ("libx264", "yuv420p"), "webm": ("libvpx-vp9", "yuv420p")}
@@ -119,10 +121,16 @@ def write_video(
     rotation: int = 0,
     sound: Sound | None = None,
     crf: int = 18,
+    alpha: Iterable[np.ndarray] | None = None,
 ) -> str:
     """Encode upright RGB uint8 pictures at ``timeline``'s timestamps into ``path`` (mp4 or webm); returns
-    what became of the sound (``copied``, ``re-encoded (aac -> opus)``, ``none``)."""
+    what became of the sound (``copied``, ``re-encoded (aac -> opus)``, ``none``). A video keeps no
+    alpha: with ``alpha`` (one ``(H, W)`` opacity in ``[0, 1]`` per picture) the pictures are shown over
+    white, as a transparent clip is read and was optimised."""
     import av
+
+    if alpha is not None:
+        pictures = (np.asarray(to_rgb(with_alpha(Image.fromarray(p), a))) for p, a in zip(pictures, alpha))
 
     codec, pixel_format = CODECS[fmt]
     options = {"movflags": "+faststart"} if fmt == "mp4" else {}

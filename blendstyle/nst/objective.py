@@ -78,19 +78,19 @@ class Objective(nn.Module):
         self.kinds = [(kind, weight / total) for kind, weight in kinds]  # fusion weights sum to 1
         self.weights = {"content": weights["content"], "style": weights["style"], "tv": weights["tv"]}
         self.layers = sorted(set(self.content).union(*(region.targets for region in self.regions)))
-        # (reference image, trust map) pairs from neighbouring frames, for animations.
-        self.temporal = [(reference.detach(), trust.detach()) for reference, trust in temporal]
+        # A transparent content's opacity at the image's size, (B, 1, H, W); None: opaque.
+        self.opacity = None if opacity is None else opacity.detach()
+        # (reference image, trust map) pairs from neighbouring frames, for animations; a fully see-through
+        # pixel is held to nothing.
+        held = 1.0 if self.opacity is None else (self.opacity > 0).float()
+        self.temporal = [(reference.detach(), trust.detach() * held) for reference, trust in temporal]
         self.temporal_weight = temporal_weight
         # The network may run in bf16/fp16 (autocast); every loss reduction below runs in float32.
         self.precision = precision
-        # A transparent content's opacity at the image's size, (B, 1, H, W); None: opaque.
-        self.opacity = None if opacity is None else opacity.detach()
-        if self.opacity is not None:  # a fully see-through pixel is held to nothing either
-            self.temporal = [(reference, trust * (self.opacity > 0)) for reference, trust in self.temporal]
 
     def seen(self, image: torch.Tensor) -> torch.Tensor:
         """The image as the losses read it: over white where the content is see-through."""
-        return image if self.opacity is None else over_white(image, self.opacity)
+        return over_white(image, self.opacity)
 
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         return extract(self.network, image, self.layers, self.precision) if self.layers else {}

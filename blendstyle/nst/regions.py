@@ -73,11 +73,12 @@ def at_resolution(guide: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(guide, tuple(size))
 
 
-def over_white(image: torch.Tensor, opacity: torch.Tensor) -> torch.Tensor:
+def over_white(image: torch.Tensor, opacity: torch.Tensor | None) -> torch.Tensor:
     r"""The image as a viewer sees it over a white page, :math:`\alpha x + (1 - \alpha)`: how a transparent
-    content is read (:func:`blendstyle.files.images.to_rgb`) and how a result is shown where its format
-    keeps no alpha. ``opacity`` is ``(B, 1, H, W)`` in ``[0, 1]``, ``B`` 1 or one per image."""
-    return image * opacity + (1 - opacity)
+    content is read and how a result is shown where its format keeps no alpha
+    (:func:`blendstyle.files.images.to_rgb` does the same to 8-bit pictures). ``opacity`` is
+    ``(B, 1, H, W)`` in ``[0, 1]``, ``B`` 1 or one per image; None (opaque) leaves the image as it is."""
+    return image if opacity is None else image * opacity + (1 - opacity)
 
 
 def areas(guide: torch.Tensor) -> list[float]:

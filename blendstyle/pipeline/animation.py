@@ -36,10 +36,9 @@ from ..config.animation import SUFFIX, VIDEO_FORMATS
 from ..files.atomic import atomic_path
 from ..files.clips import ClipFile, write_animation
 from ..files.framestore import FrameStore
-from ..files.images import pil_to_tensor, read_image, tensor_to_pil
+from ..files.images import pil_to_tensor, read_image
 from ..files.video import write_video
 from ..nst.optimize import Step
-from ..nst.regions import over_white
 from ..nst.temporal import Flicker, reference
 from .clip import ClipRenderer, Keyframe, Previous, Rendered, last_frame
 from .context import Run, Saved
@@ -48,17 +47,6 @@ from .result import RenderResult
 
 #: The loss plot shows at most this many iterations: a long clip's history would otherwise grow with it.
 HISTORY_LIMIT = 20_000
-
-
-def shown(pictures, clip: ClipFile):
-    """The finished frames as a format without alpha (a video) shows them: a transparent clip's over
-    white, as they were optimised (:mod:`blendstyle.nst.objective`), the rest as they are."""
-    if not clip.transparent:
-        yield from pictures
-        return
-    for picture, alpha in zip(pictures, clip.alphas()):
-        opacity = torch.from_numpy(np.ascontiguousarray(alpha))[None, None]
-        yield tensor_to_pil(over_white(pil_to_tensor(picture), opacity))
 
 
 def render_animation(run: Run) -> RenderResult:
@@ -209,12 +197,13 @@ def render_animation(run: Run) -> RenderResult:
     files, sound = [], "none"
     for fmt in formats:
         path = folder / f"{job.name}.{SUFFIX[fmt]}"
+        alpha = clip.alphas() if clip.transparent else None  # a video shows the frames over white
         if fmt in VIDEO_FORMATS:
             with run.reading(("content",)), atomic_path(path) as temporary:
-                pictures = (np.asarray(picture) for picture in shown(store.pictures(), clip))
-                sound = write_video(pictures, temporary, fmt, clip.timeline, clip.rotation, clip.sound, settings.crf)
+                pictures = (np.asarray(picture) for picture in store.pictures())
+                sound = write_video(pictures, temporary, fmt, clip.timeline, clip.rotation, clip.sound, settings.crf,
+                                    alpha)
         else:
-            alpha = clip.alphas() if clip.transparent else None
             write_animation(store.pictures(), path, clip.timeline.durations_ms(), clip.loop, alpha, fmt,
                             settings.dither, settings.steady)
         files.append(path)

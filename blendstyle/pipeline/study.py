@@ -128,7 +128,7 @@ def _study(run: Run, what: str) -> Path:
                 iterations[cell] = optimized.iterations
                 write_image(optimized.image, folder / cell, "png", alpha)
                 # As the cell's file reads back (over white where see-through), like a resumed one.
-                pictures.append((caption, optimized.image if alpha is None else over_white(optimized.image, alpha)))
+                pictures.append((caption, over_white(optimized.image, alpha)))
                 done.append(cell)
             results.append((name, pictures))
     path = write_image(grid_sheet(results), folder / f"{job.name}_study_{what}.png", "png")

@@ -124,11 +124,12 @@ class Stylizer:
         self._resized[style] = (key, mask)
         return mask
 
-    def regions(self, size, frames: list[int] | None = None, window: tuple[tuple, Tile] | None = None):
+    def regions(self, size, visible: torch.Tensor | None, frames: list[int] | None = None,
+                window: tuple[tuple, Tile] | None = None):
         """The style targets to optimise against at image ``size``: one blend for the whole image, or
-        one region per masked style plus the rest (:mod:`blendstyle.nst.regions`). ``window`` (the whole
-        image's size, a tile): the image is that tile of a larger one."""
-        visible = None if self.visible is None else self._visible(size, window)
+        one region per masked style plus the rest (:mod:`blendstyle.nst.regions`). ``visible``: the
+        content's opacity at ``size`` (None: opaque); ``window`` (the whole image's size, a tile): the
+        image is that tile of a larger one."""
         if not self.region_targets:
             # A transparent content is one region, its visible pixels: transparent ones neither carry
             # style statistics nor draw on them (the alpha weights positions as a grey mask would).
@@ -165,19 +166,21 @@ class Stylizer:
         return extract(self.network, image, layers, self.precision)
 
     def objective(self, content: torch.Tensor, temporal=(), temporal_weight: float = 0.0, frames=None, window=None) -> Objective:
+        size = content.shape[-2:]
+        visible = None if self.visible is None else self._visible(size, window)
         with torch.no_grad():
             targets = {layer: value.float() for layer, value in self.extract(content, list(self.content_weights)).items()}
         return Objective(
             self.network,
             targets,
             self.content_weights,
-            self.regions(content.shape[-2:], frames, window),
+            self.regions(size, visible, frames, window),
             self.kinds,
             self.job.weights.model_dump(),
             temporal,
             temporal_weight,
             self.precision,
-            None if self.visible is None else self._visible(content.shape[-2:], window),
+            visible,
         )
 
     def run(

@@ -74,7 +74,7 @@ def render_sweep(run: Run) -> RenderResult:
     def keep(number: int, image: torch.Tensor, final: dict[str, float]) -> None:
         combination, weights, path, _ = todo[number]
         # The grid shows a cell as its file reads back (over white where it is see-through), resumed or not.
-        cells[combination] = image.to(run.device) if alpha is None else over_white(image.to(run.device), alpha)
+        cells[combination] = over_white(image.to(run.device), alpha)
         files.append(write_image(image, path, job.output.format, alpha, job.output.depth, job.output.dpi))
         done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
 

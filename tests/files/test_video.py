@@ -86,6 +86,23 @@ def test_odd_sides_are_padded_for_4_2_0(tmp_path):
         assert (frame.width, frame.height) == (48, 34)
 
 
+def test_a_video_of_transparent_pictures_shows_them_over_white(tmp_path):
+    """A video keeps no alpha: with opacities the pictures are written over white (an opaque one as it is,
+    see-through pixels white); without, as they are."""
+    dark = np.full((32, 32, 3), (20, 40, 60), np.uint8)
+    alpha = np.zeros((32, 32), np.float32)
+    alpha[:, :16] = 1
+    timeline = Timeline([0, 100], Fraction(1, 1000), 200)
+    for name, opacity in (("clear.mp4", [alpha, alpha]), ("opaque.mp4", None)):
+        write_video(iter([dark, dark]), tmp_path / name, "mp4", timeline, alpha=opacity)
+        with av.open(str(tmp_path / name)) as container:
+            for frame in container.decode(video=0):
+                shown = frame.to_ndarray(format="rgb24").astype(np.int16)
+                assert np.abs(shown[:, :12] - (20, 40, 60)).max() <= 8
+                right = shown[:, 20:]
+                assert np.abs(right - 255).max() <= 8 if opacity else np.abs(right - (20, 40, 60)).max() <= 8
+
+
 def test_timeline_durations_keep_the_length():
     timeline = Timeline([0, 3003, 4500, 10800], Fraction(1, 90000), 18000)
     assert timeline.durations_ms() == [33, 17, 70, 80]

@@ -183,7 +183,7 @@ def test_an_animated_mask_gives_each_frame_its_own_region(tmp_path):
     path.write_text(path.read_text().replace("styles:\n", "styles:\n  - path: style.png\n    mask: mask.gif\n"))
     loaded = load_job(path)
     stylizer = stylizer_for(loaded.job, torch.device("cpu"), 48)
-    regions = stylizer.regions((36, 48), [2, 0])
+    regions = stylizer.regions((36, 48), None, [2, 0])
     assert len(regions) == 2  # the masked style, and the rest keeping the unmasked style
     guide = regions[0].guide
     assert guide.shape == (2, 1, 36, 48)
@@ -268,19 +268,3 @@ def test_a_study_of_a_transparent_clip_styles_its_frame_as_a_transparent_still(t
             assert written.mode == "RGBA"
             assert np.array_equal(np.asarray(written.getchannel("A")) > 127, source[0, 0].numpy() > 0.5)
 
-
-def test_a_video_shows_a_transparent_clips_frames_over_white():
-    """What a format without alpha is given: a transparent clip's frames over white, an opaque clip's as
-    they are."""
-    from types import SimpleNamespace
-
-    from blendstyle.pipeline.animation import shown
-
-    dark = Image.new("RGB", (4, 2), (20, 40, 60))
-    alpha = np.array([[1, 1, 0, 0], [1, 1, 0, 0]], np.float32)
-    clear = SimpleNamespace(transparent=True, alphas=lambda: iter([alpha, alpha]))
-    for picture in shown([dark, dark], clear):
-        values = np.asarray(picture)
-        assert (values[:, :2] == (20, 40, 60)).all() and (values[:, 2:] == 255).all()
-    opaque = SimpleNamespace(transparent=False, alphas=None)
-    assert [np.asarray(p).tolist() for p in shown([dark], opaque)] == [np.asarray(dark).tolist()]
