@@ -1,7 +1,10 @@
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from blendstyle.cli import main
@@ -186,3 +189,105 @@ def test_shell_completion_completes_commands_and_options():
     env.update(COMP_WORDS="blendstyle new --st", COMP_CWORD="2")
     done = subprocess.run([script], env=env, capture_output=True, text=True)
     assert "plain,--style" in done.stdout.split()
+
+
+# --- paths that are not what they seem: one located user error, nothing made, no traceback
+
+def _not_a_folder(tmp_path, what):
+    """An --out that cannot be a folder: a file, a place under a file, a link to nothing."""
+    (tmp_path / "plain.txt").write_text("not a folder")
+    if what == "link":
+        (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+        return tmp_path / "dangling", "dangling is a link to nothing"
+    if what == "under":
+        return tmp_path / "plain.txt" / "out", "plain.txt is a file, so"
+    return tmp_path / "plain.txt", "plain.txt is a file"
+
+
+@pytest.mark.parametrize("what", ["file", "under", "link"])
+@pytest.mark.parametrize("command", ["run", "study", "watch"])
+def test_an_output_root_that_cannot_be_a_folder_is_a_located_user_error(tiny_job, tmp_path, monkeypatch, command, what):
+    import blendstyle.cli.watch
+
+    def must_not_start(*args, **kwargs):
+        raise AssertionError("watching started with an unusable --out")
+
+    monkeypatch.setattr(blendstyle.cli.watch, "watch", must_not_start)
+    out, says = _not_a_folder(tmp_path, what)
+    args = {"run": ["run"], "study": ["study", "content"], "watch": ["watch"]}[command]
+    result = invoke(*args, tiny_job(), "--out", out, "--iterations", "1")
+    assert result.exit_code == 1, result.output
+    assert "--out: expected a folder to write the outputs in" in result.output and says in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_output_root_that_cannot_be_made_is_refused_before_rendering(tiny_job):
+    result = invoke("run", tiny_job(), "--out", "/proc/nodir/out")
+    assert result.exit_code == 1
+    assert "--out: cannot make the folder /proc/nodir/out: No such file or directory" in result.output
+
+
+def test_a_missing_output_root_is_made_only_by_a_job_that_renders(tiny_job, tmp_path):
+    """Checking --out makes nothing that stays: a refused job leaves no empty output root."""
+    bad = tiny_job("size: 0\n", name="bad.yaml")
+    result = invoke("run", bad, "--out", tmp_path / "new" / "root")
+    assert result.exit_code == 1 and not (tmp_path / "new").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
+def test_an_output_root_without_write_permission_is_refused(tiny_job, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    result = invoke("run", tiny_job(), "--out", locked / "out")
+    assert result.exit_code == 1 and "--out: cannot make the folder" in result.output
+
+
+def _images(tmp_path):
+    from .conftest import blobs, stripes
+
+    blobs().save(tmp_path / "cat.png")
+    stripes().save(tmp_path / "painting.png")
+    return ["--content", tmp_path / "cat.png", "--style", tmp_path / "painting.png"]
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_new_refuses_a_folder_as_the_job_file(tmp_path, force):
+    (tmp_path / "adir").mkdir()
+    result = invoke("new", tmp_path / "adir", *_images(tmp_path), *force)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"JOB: {tmp_path / 'adir'} is a folder; JOB names the file to write, such as" in result.output
+    assert list((tmp_path / "adir").iterdir()) == []
+
+
+def test_new_refuses_a_job_under_a_file_and_makes_nothing(tmp_path):
+    (tmp_path / "plain.txt").write_text("x")
+    result = invoke("new", tmp_path / "plain.txt" / "sub" / "job.yaml", *_images(tmp_path))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{tmp_path / 'plain.txt'} is a file, not a folder" in result.output
+    assert (tmp_path / "plain.txt").read_text() == "x"
+
+
+def test_new_refuses_to_replace_what_is_not_a_file(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    result = invoke("new", tmp_path / "pipe", *_images(tmp_path), "--force")
+    assert result.exit_code == 1 and "exists and is not a regular file" in result.output
+    assert not (tmp_path / "pipe").is_file()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_new_in_a_folder_that_cannot_be_made(tmp_path):
+    result = invoke("new", "/proc/nodir/job.yaml", *_images(tmp_path))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "JOB: cannot make the folder /proc/nodir: No such file or directory" in result.output
+
+
+def test_a_refused_new_leaves_no_folder_behind_and_an_accepted_one_makes_its_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    images = _images(tmp_path)
+    refused = invoke("new", "jobs/deep/job.yaml", "--content", "missing.png", "--style", "painting.png")
+    assert refused.exit_code == 1 and "jobs/deep/job.yaml:3:10 content: file not found: missing.png" in refused.output
+    assert not (tmp_path / "jobs").exists()
+    written = invoke("new", "jobs/deep/job.yaml", *images)
+    assert written.exit_code == 0, written.output
+    assert "content: ../../cat.png" in (tmp_path / "jobs" / "deep" / "job.yaml").read_text()

@@ -24,7 +24,7 @@ from ..errors import BlendstyleError, Interrupted
 from ..version import __version__
 from .console import ConsoleReporter, err, out, show_error
 from .new import new
-from .options import overrides
+from .options import output_root, overrides
 from .run import run
 
 
@@ -85,6 +85,7 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
     job's own blend (a sweep's cells are not studied) and, for an animation, its first selected frame."""
     from ..pipeline.study import study as run_study
 
+    out_root = output_root(out_root)
     loaded = load_job(job, overrides(size, iterations, device, None, ()))
     path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet))
     if not quiet:
@@ -108,6 +109,7 @@ def watch_command(job, preview_size, iterations, out_root, serve, host, quiet) -
     from .preview import start_preview
     from .watch import watch
 
+    out_root = output_root(out_root)
     preview = start_preview(serve, host)
     try:
         watch(job, preview_size, iterations, out_root, quiet, preview)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import click
@@ -38,21 +39,53 @@ def new(job, content, styles, size, force) -> None:
     and say how to run it."""
     from ..config.inputs import frames_in, is_video
     from ..config.starter import starter_job
-    from ..files.atomic import atomic_path
 
-    if job.exists() and not force:
-        raise BlendstyleError(Problem(f"{job} exists; choose another name or add --force", key="JOB"))
+    _check_destination(job, force)
     parsed = [_style_argument(text) for text in styles]
     animated = is_video(content) or (frames_in(content) or 1) > 1
-    text = starter_job(job, content, parsed, size, animated)
-    with atomic_path(job) as temporary:  # checked before it takes the name: a file that fails never appears
-        temporary.write_text(text)
-        try:
-            load_job(temporary)
-        except BlendstyleError as error:  # shown at the name the user gave
-            error.problems = [
-                Problem(p.message, dataclasses.replace(p.location, file=str(job)) if p.location else None, p.key)
-                for p in error.problems
-            ]
-            raise
+    _write_checked(job, starter_job(job, content, parsed, size, animated))
     out.print(f"[green]wrote[/] {job}; render it with: blendstyle run {job}")
+
+
+def _check_destination(job: Path, force: bool) -> None:
+    """Refuse a JOB that names a folder, something other than a file, an existing file without --force, or a
+    place under a file: before anything is made."""
+    if job.is_dir():
+        raise BlendstyleError(Problem(f"{job} is a folder; JOB names the file to write, such as {job / 'job.yaml'}",
+                                      key="JOB"))
+    if os.path.lexists(job) and not job.is_file():
+        raise BlendstyleError(Problem(f"{job} exists and is not a regular file; choose another name", key="JOB"))
+    if job.exists() and not force:
+        raise BlendstyleError(Problem(f"{job} exists; choose another name or add --force", key="JOB"))
+    blocker = next((place for place in job.parents if os.path.lexists(place)), None)
+    if blocker is not None and not blocker.is_dir():
+        raise BlendstyleError(Problem(f"cannot write {job}: {blocker} is a file, not a folder", key="JOB"))
+
+
+def _write_checked(job: Path, text: str) -> None:
+    """Write ``text`` at ``job`` if it loads as ``validate`` loads it; the folders it needed are made, and taken
+    away again when the job is refused or cannot be written, so a refused ``new`` leaves nothing behind."""
+    from ..files.atomic import atomic_path, make_folders, remove_folders
+
+    try:
+        made = make_folders(job.parent)
+    except OSError as exc:
+        raise BlendstyleError(Problem(f"cannot make the folder {exc.filename or job.parent}: {exc.strerror or exc}",
+                                      key="JOB")) from None
+    try:
+        with atomic_path(job) as temporary:  # checked before it takes the name: a file that fails never appears
+            temporary.write_text(text)
+            try:
+                load_job(temporary)
+            except BlendstyleError as error:  # shown at the name the user gave
+                error.problems = [
+                    Problem(p.message, dataclasses.replace(p.location, file=str(job)) if p.location else None, p.key)
+                    for p in error.problems
+                ]
+                raise
+    except OSError as exc:  # the folder takes no file: read-only, full, or a pseudo file system
+        remove_folders(made)
+        raise BlendstyleError(Problem(f"cannot write {job}: {exc.strerror or exc}", key="JOB")) from None
+    except BaseException:
+        remove_folders(made)
+        raise

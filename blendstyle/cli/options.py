@@ -1,7 +1,9 @@
-"""What several commands read from their arguments: overrides of a job's keys, and job files from folders."""
+"""What several commands read from their arguments: overrides of a job's keys, job files from folders, and
+the output root."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,29 @@ def expand_jobs(paths) -> list[Path]:
         else:
             jobs.append(path)
     return jobs
+
+
+def output_root(path: Path, option: str = "--out") -> Path:
+    """``path`` when output folders can be made in it; otherwise a user error naming it and saying why. Checked
+    before anything renders: a file or a link to nowhere in its place would otherwise surface as an
+    OSError deep in a render."""
+    from ..files.atomic import make_folders, remove_folders
+
+    expected = "a folder to write the outputs in"
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise BlendstyleError(Problem(f"expected {expected}, but {path} is not writable", key=option))
+        return path
+    if os.path.lexists(path):
+        found = "a link to nothing" if path.is_symlink() else "a file" if path.is_file() else "not a folder"
+        raise BlendstyleError(Problem(f"expected {expected}, but {path} is {found}", key=option))
+    blocker = next((place for place in path.parents if os.path.lexists(place)), None)
+    if blocker is not None and not blocker.is_dir():
+        raise BlendstyleError(Problem(f"expected {expected}, but {blocker} is a file, so {path} cannot be made", key=option))
+    # Whether a missing root can be made, only making it tells (a read-only or pseudo file system such as
+    # /proc passes os.access); it is removed again, so a job refused later leaves no empty folder behind.
+    try:
+        remove_folders(make_folders(path))
+    except OSError as exc:
+        raise BlendstyleError(Problem(f"cannot make the folder {path}: {exc.strerror or exc}", key=option)) from None
+    return path

@@ -13,7 +13,7 @@ from rich.table import Table
 from ..config.load import LoadedJob, load_job
 from ..errors import BlendstyleError, Interrupted, Problem
 from .console import ConsoleReporter, err, show_error
-from .options import expand_jobs, overrides
+from .options import expand_jobs, output_root, overrides
 from .spread import Row, cluster_for, run_jobs_on_cluster
 
 
@@ -65,6 +65,7 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
 
     changes = overrides(size, iterations, device, seed, settings)
     paths = expand_jobs(jobs)
+    out_root = output_root(out_root)
     cluster = cluster_for(workers, address, threads, gpus_per_task)
     if cluster is not None and serve is not None and len(paths) > 1:
         raise BlendstyleError(Problem("the live page follows one render; several jobs on workers have none to show",

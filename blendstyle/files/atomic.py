@@ -30,6 +30,32 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def make_folders(folder: Path | str) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the folders made, outermost first, so that a caller
+    that fails later can take them away again (:func:`remove_folders`). On an OSError nothing made stays."""
+    folder = Path(folder)
+    missing = []
+    for place in (folder, *folder.parents):
+        if os.path.lexists(place):
+            break
+        missing.append(place)
+    made: list[Path] = []
+    try:
+        for place in reversed(missing):
+            place.mkdir()
+            made.append(place)
+    except OSError:
+        remove_folders(made)
+        raise
+    return made
+
+
+def remove_folders(made: list[Path]) -> None:
+    """Remove folders :func:`make_folders` made, innermost first, each only while it is still empty."""
+    for place in reversed(made):
+        with contextlib.suppress(OSError):
+            place.rmdir()
+
 
 def write_bytes(data: bytes, path: Path | str) -> Path:
     """Write a small file (a run record) atomically."""

@@ -1,0 +1,49 @@
+import pytest
+
+from blendstyle.files.atomic import atomic_path, make_folders, remove_folders
+
+
+def test_make_folders_returns_what_it_made_and_remove_folders_takes_only_that_away(tmp_path):
+    (tmp_path / "kept").mkdir()
+    made = make_folders(tmp_path / "kept" / "a" / "b")
+    assert made == [tmp_path / "kept" / "a", tmp_path / "kept" / "a" / "b"]
+    assert make_folders(tmp_path / "kept" / "a" / "b") == []  # already there: nothing made
+    remove_folders(made)
+    assert (tmp_path / "kept").is_dir() and not (tmp_path / "kept" / "a").exists()
+
+
+def test_remove_folders_keeps_a_folder_that_holds_something(tmp_path):
+    made = make_folders(tmp_path / "a" / "b")
+    (tmp_path / "a" / "b" / "file").write_text("x")
+    remove_folders(made)
+    assert (tmp_path / "a" / "b" / "file").is_file()
+
+
+def test_make_folders_under_a_file_raises_and_leaves_nothing(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(OSError):
+        make_folders(tmp_path / "plain" / "a" / "b")
+    assert (tmp_path / "plain").read_text() == "x"
+
+
+def test_make_folders_that_fail_half_way_take_back_what_they_made(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    real = Path.mkdir
+
+    def full_disk(self, *args, **kwargs):  # the first folder is made, the second fails
+        if self.name == "b":
+            raise OSError(28, "No space left on device")
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", full_disk)
+    with pytest.raises(OSError):
+        make_folders(tmp_path / "a" / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_writes_only_when_the_block_succeeds(tmp_path):
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "out.txt") as temporary:
+        temporary.write_text("half")
+        raise RuntimeError
+    assert list(tmp_path.iterdir()) == []
