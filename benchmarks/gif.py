@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 import blendstyle
-from blendstyle.config.inputs import frames_in
 from blendstyle.files.clips import read_clip
 from blendstyle.files.images import read_image
+from blendstyle.media.probe import frames_in
 from blendstyle.nst.losses import gram_loss, gram_matrix
 from blendstyle.nst.temporal import flicker
 from blendstyle.pipeline.networks import network as shared_network

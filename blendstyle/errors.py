@@ -6,6 +6,7 @@ Anything else that escapes is a bug in blendstyle and keeps its traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,11 @@ class Interrupted(Exception):
     def __init__(self, message: str, exit_code: int = 130):
         self.exit_code = exit_code
         super().__init__(message)
+
+
+def display_path(path: Path) -> str:
+    """Paths in messages: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

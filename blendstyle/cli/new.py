@@ -37,8 +37,9 @@ def _style_argument(text: str) -> tuple[Path, float]:
 def new(job, content, styles, size, force) -> None:
     """Write a commented starter JOB file for CONTENT in the given styles, check it as `validate` does,
     and say how to run it."""
-    from ..config.inputs import frames_in, is_video
     from ..config.starter import starter_job
+    from ..media.formats import is_video
+    from ..media.probe import frames_in
 
     _check_destination(job, force)
     parsed = [_style_argument(text) for text in styles]

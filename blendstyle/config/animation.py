@@ -9,14 +9,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from ..media.formats import CLIPS, ClipName, names
 from .fields import Model, NonNegative, matching
 
 #: A point in a clip: a frame number, or a time such as ``2.5s`` (the first frame shown at or after it).
 SECONDS = r"[0-9]+(\.[0-9]+)?s"
 Seconds = Annotated[str, *matching(SECONDS, "a frame number or a time in seconds such as 2.5s")]
-#: Output formats, and the file suffix each is written with.
-SUFFIX = {"gif": "gif", "webp": "webp", "apng": "png", "mp4": "mp4", "webm": "webm"}
-VIDEO_FORMATS = ("mp4", "webm")
 
 
 def frame_at(point: int | str, times: Sequence[float]) -> int:
@@ -67,10 +65,10 @@ class Animation(Model):
     loop_frames: Annotated[int, Field(ge=1, le=1000)] = Field(
         4, description="how many frames the loop-closing pass re-renders"
     )
-    formats: Annotated[list[Literal["gif", "webp", "apng", "mp4", "webm"]], Field(min_length=1)] | None = Field(
+    formats: Annotated[list[ClipName], Field(min_length=1)] | None = Field(
         None,
-        description="files to write: gif, webp, apng (animations), mp4 (H.264) or webm (VP9) with the input's "
-        "sound; default: mp4 for a video, gif otherwise",
+        description=f"files to write: {', '.join(names(CLIPS, 'animation'))} (animations) or "
+        f"{', '.join(names(CLIPS, 'video'))} (videos, with the input's sound); default: mp4 for a video, gif otherwise",
     )
     crf: Annotated[int, Field(ge=0, le=51)] = Field(
         18, description="mp4/webm quality (constant rate factor): lower is better and larger; 18 looks lossless"

@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..errors import Problem
-from .inputs import display_path, frame_times, frames_in, image_size, is_video
+from ..errors import Problem, display_path
+from ..media.formats import is_video
+from ..media.probe import frame_times, frames_in, image_size
 from .layering import Layered, format_key
 from .models import Job
 from .modes import refused_keys

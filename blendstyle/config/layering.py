@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BlendstyleError, Location, Problem
-from .inputs import display_path
+from ..errors import BlendstyleError, Location, Problem, display_path
 from .yamlfile import Key, YamlDocument, read_yaml
 
 MAX_EXTENDS_DEPTH = 16

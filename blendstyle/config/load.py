@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import BlendstyleError, Location, Problem
+from ..errors import BlendstyleError, Location, Problem, display_path
 from .checks import input_problems
-from .inputs import check_image, display_path, file_sha256
+from .inputs import check_image, file_sha256
 from .layering import Layered, format_key, parse_key, read_layered
 from .models import NAME_PATTERN, Job
 from .problems import located_problems, problem_order

@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from ..media.formats import StillName
 from .animation import Animation
 from .fields import (
     DEFAULT_CONTENT_LAYERS,
@@ -240,7 +241,7 @@ class Backbone(Model):
 
 
 class Output(Model):
-    format: Literal["png", "jpg", "webp", "tiff"] = "png"
+    format: StillName = "png"
     depth: Literal[8, 16] = Field(
         8, description="bits per channel: 16 (png, tiff) keeps smooth gradients free of banding on large prints"
     )

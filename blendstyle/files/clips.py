@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..config.inputs import display_path, is_video, probe_video
-from ..errors import BlendstyleError
+from ..errors import BlendstyleError, display_path
+from ..media.formats import CLIPS, is_video
+from ..media.probe import probe_video
 from .atomic import atomic_path
 from .images import DECODE_ERRORS, _open_lazy, fit_long_side, pil_to_tensor, resize, tensor_to_pil, with_alpha
 from .video import Sound, Timeline, decode
@@ -302,6 +303,8 @@ def write_animation(
     """Write frames (tensors or pictures, possibly read lazily) as ``gif``, lossless animated ``webp`` or
     ``apng``, atomically, keeping timing and loop. A GIF is written frame by frame; Pillow's WebP and APNG
     writers hold the clip's 8-bit frames in memory (fine for the GIF-sized clips those formats serve)."""
+    if fmt not in CLIPS or CLIPS[fmt].kind != "animation":
+        raise ValueError(f"unsupported animation format {fmt!r}")
     pictures = _AsPictures(frames)
     masks = None if alpha is None else (_mask(a) for a in alpha)
     with atomic_path(path) as temporary:
@@ -309,7 +312,7 @@ def write_animation(
             with open(temporary, "wb") as handle:
                 for chunk in gif_chunks(pictures, durations, loop, masks, dither, steady):
                     handle.write(chunk)
-        elif fmt in ("webp", "apng"):
+        else:
             images = [pictures[i] for i in range(len(pictures))]
             if masks is not None:
                 images = [with_alpha(p, m) for p, m in zip(images, masks)]
@@ -317,11 +320,8 @@ def write_animation(
             if loop is not None:
                 options["loop"] = loop
             if fmt == "webp":
-                images[0].save(temporary, "WEBP", lossless=True, **options)
-            else:
-                images[0].save(temporary, "PNG", **options)
-        else:
-            raise ValueError(f"unsupported animation format {fmt!r}")
+                options["lossless"] = True
+            images[0].save(temporary, CLIPS[fmt].pillow, **options)
     return Path(path)
 
 

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..config.inputs import DECODE_ERRORS, own_pixel_limit
 from ..errors import BlendstyleError
+from ..media.formats import STILLS
+from ..media.probe import DECODE_ERRORS, own_pixel_limit
 from .atomic import atomic_path
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
 
-#: Pillow format names for our output formats (TIFF and 16-bit PNG: :mod:`blendstyle.files.prints`).
-FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
+#: Pillow's options per output format (TIFF and 16-bit PNG: :mod:`blendstyle.files.prints`).
 SAVE_OPTIONS = {"png": {"optimize": False}, "jpg": {"quality": 95}, "webp": {"lossless": True}}
 
 
@@ -147,14 +147,14 @@ def write_image(
     depth: int = 8,
     dpi: int | None = None,
 ) -> Path:
-    """Save atomically with the sRGB profile; ``fmt`` is ``png``, ``jpg``, ``webp`` or ``tiff`` (default:
-    from the suffix). ``alpha`` (``(1, 1, H, W)`` in ``[0, 1]``) is kept by every format but jpg, which
-    shows the picture over white instead, as it is read back and as it was optimised; ``depth`` 16 (png,
+    """Save atomically with the sRGB profile; ``fmt`` is one of :data:`~blendstyle.media.formats.STILLS`
+    (default: from the suffix). ``alpha`` (``(1, 1, H, W)`` in ``[0, 1]``) is kept by every format that
+    has one; jpg shows the picture over white instead, as it is read back and as it was optimised; ``depth`` 16 (png,
     tiff) keeps 65,536 levels per channel; ``dpi`` is stored where the format can (all but webp)."""
     path = Path(path)
     suffix = path.suffix.lstrip(".").lower()
     fmt = fmt or {"jpeg": "jpg", "tif": "tiff"}.get(suffix, suffix)
-    if fmt not in FORMATS:
+    if fmt not in STILLS:
         raise ValueError(f"unsupported image format {fmt!r}")
     if fmt == "tiff" or depth == 16:
         levels = 65535 if depth == 16 else 255
@@ -170,13 +170,13 @@ def write_image(
     picture = tensor_to_pil(image) if isinstance(image, torch.Tensor) else image
     if alpha is not None:
         picture = with_alpha(picture, alpha)
-        if fmt == "jpg":
+        if not STILLS[fmt].alpha:
             picture = to_rgb(picture)
     options = dict(SAVE_OPTIONS[fmt], icc_profile=srgb_profile())
     if dpi and fmt != "webp":
         options["dpi"] = (dpi, dpi)
     with atomic_path(path) as temporary:
-        picture.save(temporary, FORMATS[fmt], **options)
+        picture.save(temporary, STILLS[fmt].pillow, **options)
     return path
 
 

@@ -29,14 +29,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..config.inputs import display_path
-from ..errors import BlendstyleError
+from ..errors import BlendstyleError, display_path
+from ..media.formats import CLIPS
 from .images import to_rgb, with_alpha
-
-#: Encoder, pixel format and the audio codecs each container takes as they are (others are re-encoded).
-CODECS = {"mp4": ("libx264", "yuv420p"), "webm": ("libvpx-vp9", "yuv420p")}
-AUDIO_KEPT = {"mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}, "webm": {"opus", "vorbis"}}
-AUDIO_MADE = {"mp4": "aac", "webm": "libopus"}
 
 
 @dataclass(frozen=True)
@@ -132,7 +127,8 @@ def write_video(
     if alpha is not None:
         pictures = (np.asarray(to_rgb(with_alpha(Image.fromarray(p), a))) for p, a in zip(pictures, alpha))
 
-    codec, pixel_format = CODECS[fmt]
+    spec = CLIPS[fmt]  # encoder, pixel format and the sound the container takes: the media table's
+    codec, pixel_format = spec.codec, spec.pixel_format
     options = {"movflags": "+faststart"} if fmt == "mp4" else {}
     with av.open(str(path), "w", format=fmt, options=options) as container:
         duration = timeline.seconds(timeline.end - timeline.pts[0]) or 1.0
@@ -202,9 +198,9 @@ def _sound_streams(container, fmt: str, sound: Sound | None):
         return None, "none"
     stream = source.streams.audio[0]
     name = stream.codec_context.name
-    if name in AUDIO_KEPT[fmt]:
+    if name in CLIPS[fmt].sound_kept:
         return _Copy(container, source, stream, sound), "copied"
-    made = AUDIO_MADE[fmt]
+    made = CLIPS[fmt].sound_made
     return _Reencode(container, source, stream, sound, made), f"re-encoded ({name} -> {made.removeprefix('lib')})"
 
 

@@ -32,12 +32,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..config.animation import SUFFIX, VIDEO_FORMATS
 from ..files.atomic import atomic_path
 from ..files.clips import ClipFile, write_animation
 from ..files.framestore import FrameStore
 from ..files.images import pil_to_tensor, read_image
 from ..files.video import write_video
+from ..media.formats import CLIPS
 from ..nst.optimize import Step
 from ..nst.temporal import Flicker, reference
 from .clip import ClipRenderer, Keyframe, Previous, Rendered, last_frame
@@ -196,9 +196,9 @@ def render_animation(run: Run) -> RenderResult:
     formats = settings.output_formats(clip.video)
     files, sound = [], "none"
     for fmt in formats:
-        path = folder / f"{job.name}.{SUFFIX[fmt]}"
+        path = folder / f"{job.name}.{CLIPS[fmt].suffix}"
         alpha = clip.alphas() if clip.transparent else None  # a video shows the frames over white
-        if fmt in VIDEO_FORMATS:
+        if CLIPS[fmt].kind == "video":
             with run.reading(("content",)), atomic_path(path) as temporary:
                 pictures = (np.asarray(picture) for picture in store.pictures())
                 sound = write_video(pictures, temporary, fmt, clip.timeline, clip.rotation, clip.sound, settings.crf,

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config.inputs import frame_times
 from ..errors import BlendstyleError, Problem
 from ..files.clips import ClipFile, open_clip
 from ..files.images import fit_long_side
+from ..media.probe import frame_times
 from ..nst.memory import free_bytes, job_bytes, plan
 from ..nst.optimize import Step
 from ..nst.temporal import flow_available, reference

@@ -9,9 +9,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config.inputs import frames_in, is_video
 from ..config.load import LoadedJob
 from ..errors import BlendstyleError, Interrupted, Problem
+from ..media.formats import is_video
+from ..media.probe import frames_in
 from .context import Identity, Run, open_run
 from .progress import Reporter
 from .result import RenderResult

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from ..config.inputs import frames_in
 from ..config.layers import layer_index
 from ..config.load import LoadedJob
 from ..config.models import Init, Job, Layers, Weights
 from ..files.images import read_image, write_image
 from ..files.report import grid_sheet
+from ..media.probe import frames_in
 from ..nst.memory import plan
 from ..nst.regions import over_white
 from .context import Run, Saved, open_run

@@ -8,10 +8,10 @@ import av
 import numpy as np
 import pytest
 
-from blendstyle.config.inputs import probe_video
 from blendstyle.errors import BlendstyleError
 from blendstyle.files.clips import open_clip
 from blendstyle.files.video import Sound, Timeline, decode, write_video
+from blendstyle.media.probe import probe_video
 
 from ..conftest import blobs, make_video
 

@@ -1,0 +1,160 @@
+"""What a media file holds, read from its header (Pillow) or its packets (PyAV), decoding no more than one
+frame: whether it is an image at all, its size, its frame count and frame times, and a video's layout
+(timestamps, rotation, sound). The one place a file is probed: ``validate``'s checks, the mode a run
+picks and the clip reader all ask here, and a video's probe is kept per file, size and modification time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import struct
+from pathlib import Path
+
+from ..errors import display_path
+from .formats import is_video
+
+#: What Pillow raises on truncated or malformed image data.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+
+
+@contextlib.contextmanager
+def own_pixel_limit():
+    """Lift Pillow's fixed decompression-bomb limit while opening: the job's ``max_input_pixels`` is
+    checked from the header instead, so the limit can be raised for trusted files and its message is ours."""
+    from PIL import Image
+
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def frames_in(path: Path | str) -> int | None:
+    """How many frames an image or video file holds (1 for a still), or None when they cannot be counted
+    (a truncated or corrupt file); reads only what counting needs."""
+    from PIL import Image
+
+    if is_video(path):
+        probe = _readable_video(path)
+        return None if probe is None else len(probe.pts)
+
+    try:
+        with own_pixel_limit(), Image.open(path) as image:
+            return getattr(image, "n_frames", 1)
+    except DECODE_ERRORS:
+        return None
+
+
+def image_size(path: Path | str) -> tuple[int, int] | None:
+    """(width, height) as shown, from the header, or None when it cannot be read (reported elsewhere)."""
+    from PIL import Image
+
+    if is_video(path):
+        probe = _readable_video(path)
+        return None if probe is None else (probe.width, probe.height)
+
+    try:
+        with own_pixel_limit(), Image.open(path) as image:
+            return image.size
+    except DECODE_ERRORS:
+        return None
+
+
+class VideoProbe:
+    """What a video file holds, read by demuxing (its packets' timestamps, no picture decoded) and by
+    decoding its first frame (for the rotation a player applies).
+
+    ``width``/``height`` are as shown (after the rotation), ``rotation`` is counter-clockwise degrees
+    (FFmpeg's display matrix), ``pts`` are every frame's presentation timestamps in ``time_base`` units in
+    display order, and ``end`` the timestamp at which the last frame stops showing.
+    """
+
+    def __init__(self, width, height, rotation, pts, time_base, end, audio):
+        self.width, self.height, self.rotation = width, height, rotation
+        self.pts: list[int] = pts
+        self.time_base = time_base
+        self.end: int = end
+        self.audio: str | None = audio  # the audio codec's name, or None
+
+    @property
+    def times(self) -> list[float]:
+        """Each frame's time in seconds from the first frame."""
+        return [float((pts - self.pts[0]) * self.time_base) for pts in self.pts]
+
+
+def probe_video(path: Path | str) -> VideoProbe:
+    """Read a video's layout; ValueError with the reason a user sees when it cannot serve as content.
+    Kept per file, size and modification time: ``validate`` and ``run`` ask several times."""
+    path = Path(path)
+    stat = path.stat()
+    return _probe(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{display_path(Path(path))} has no video stream")
+            stream = container.streams.video[0]
+            time_base = stream.time_base
+            audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+            pts, durations = [], {}
+            for packet in container.demux(stream):
+                # Packets an edit list discards (a clip trimmed without re-encoding) decode to no frame.
+                if packet.size and packet.pts is not None and not packet.is_discard:
+                    pts.append(packet.pts)
+                    durations[packet.pts] = packet.duration or 0
+            if not pts:
+                raise ValueError(f"{display_path(Path(path))} has a video stream with no frames")
+            pts.sort()
+            container.seek(0, stream=stream)
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise ValueError(f"cannot decode any frame of {display_path(Path(path))}")
+            rotation = int(round(first.rotation or 0)) % 360
+            width, height = first.width, first.height
+    except av.error.EOFError:
+        raise ValueError(f"{display_path(Path(path))} ends before its first frame: empty or cut short") from None
+    except av.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"cannot read video {display_path(Path(path))}: {reason} (corrupt or cut short?)") from None
+    if rotation not in (0, 90, 180, 270):
+        raise ValueError(f"{display_path(Path(path))} asks for a {rotation} degree rotation; only quarter turns are supported")
+    if rotation in (90, 270):
+        width, height = height, width
+    # The last frame shows for its packet's duration, or as long as the one before it.
+    tail = durations.get(pts[-1]) or (pts[-1] - pts[-2] if len(pts) > 1 else 1)
+    return VideoProbe(width, height, rotation, pts, time_base, pts[-1] + tail, audio)
+
+
+def frame_times(path: Path | str) -> list[float] | None:
+    """When each frame of an animation or video starts showing, in seconds from the first; None when the
+    file cannot be read (reported elsewhere)."""
+    from PIL import Image
+
+    if is_video(path):
+        probe = _readable_video(path)
+        return None if probe is None else probe.times
+    try:
+        with own_pixel_limit(), Image.open(path) as image:
+            times, clock = [], 0
+            for index in range(getattr(image, "n_frames", 1)):
+                image.seek(index)
+                times.append(clock / 1000)
+                clock += int(image.info.get("duration", 0) or 0)
+            return times
+    except DECODE_ERRORS:
+        return None
+
+
+def _readable_video(path: Path | str) -> VideoProbe | None:
+    """The video's probe, or None when it cannot be read (``check_image`` reports why)."""
+    try:
+        return probe_video(path)
+    except (ValueError, OSError):
+        return None
