@@ -114,6 +114,7 @@ def test_a_folder_run_isolates_an_internal_error(tiny_job, tmp_path, monkeypatch
     result = CliRunner().invoke(main, ["run", str(folder), "--out", str(tmp_path / "out")], catch_exceptions=False)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "internal error (RuntimeError: an internal bug)" in result.output and "1 of 2 jobs failed" in result.output
+    assert f"{folder / 'b_bug.yaml'} failed: internal error" in result.output  # styled, not "[red]...[/]"
     assert (tmp_path / "out" / "a_good" / "a_good.png").is_file()
     record = json.loads((tmp_path / "out" / "b_bug" / "run.json").read_text())
     assert record["status"] == "failed" and "RuntimeError: an internal bug" in record["error"]["traceback"]
@@ -291,3 +292,94 @@ def test_a_refused_new_leaves_no_folder_behind_and_an_accepted_one_makes_its_fol
     written = invoke("new", "jobs/deep/job.yaml", *images)
     assert written.exit_code == 0, written.output
     assert "content: ../../cat.png" in (tmp_path / "jobs" / "deep" / "job.yaml").read_text()
+
+
+# --- user text reaches the terminal as it was typed: no rich markup, no emoji codes
+
+def _terminal(monkeypatch):
+    """Every console of the command line replaced by a terminal with rich's defaults (markup and emoji codes
+    on), writing into one buffer without colour codes; returns the buffer."""
+    import importlib
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    terminal = Console(file=buffer, force_terminal=True, color_system=None, width=200)
+    for name in ("", ".console", ".new", ".run", ".spread", ".watch", ".preview"):
+        module = importlib.import_module(f"blendstyle.cli{name}")
+        for console in ("err", "out"):
+            if hasattr(module, console):
+                monkeypatch.setattr(module, console, terminal)
+    return buffer
+
+
+def test_a_style_weight_is_shown_as_typed_not_as_an_emoji(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path)
+    result = invoke("new", "c.yaml", "--content", "cat.png", "--style", "cat.png:-1")
+    assert result.exit_code == 1
+    assert "--style cat.png:-1: a style's weight must be a number above 0, found -1" in result.output
+    assert "\N{THUMBS DOWN SIGN}" not in result.output
+    shown = _terminal(monkeypatch)
+    result = invoke("new", "c.yaml", "--content", "cat.png", "--style", "cat.png:-1:")
+    assert result.exit_code == 1 and "--style cat.png:-1:" in shown.getvalue()
+    assert "\N{THUMBS DOWN SIGN}" not in shown.getvalue() and "╭─ error" in shown.getvalue()  # the panel
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_markup_in_paths_is_printed_as_it_is(tmp_path, monkeypatch, terminal):
+    """A job named ``[/]...`` (rich would raise on it), in a folder ``[red]`` (rich would swallow it)."""
+    from .conftest import blobs, stripes
+
+    shown = _terminal(monkeypatch) if terminal else None
+    monkeypatch.chdir(tmp_path)
+    missing = invoke("validate", "[/]odd.yaml")
+    (tmp_path / "[red]x").mkdir()
+    blobs().save(tmp_path / "[red]x" / "cat.png")
+    stripes().save(tmp_path / "[red]x" / ":smile:.png")
+    (tmp_path / "[red]x" / "job.yaml").write_text("content: cat.png\nstyles: [{path: ':smile:.png'}]\nsize: 32\n")
+    (tmp_path / "[red]x" / "bad.yaml").write_text("content: '[b]gone[/b].png'\nstyles: [{path: ':smile:.png'}]\n")
+    found = invoke("validate", "[red]x/job.yaml", "[red]x/bad.yaml")
+    assert missing.exit_code == 1 and found.exit_code == 1
+    text = shown.getvalue() if terminal else missing.output + found.output
+    assert "[/]odd.yaml: 1 problem(s)" in text and "ok [red]x/job.yaml (job: 1 style(s), 32 px)" in text
+    assert "[red]x/bad.yaml:1:10 content: file not found: [red]x/[b]gone[/b].png" in text
+    assert "\N{SMILING FACE WITH SMILING EYES}" not in text and "Traceback" not in text
+
+
+def test_a_render_names_its_files_as_they_are(tiny_job, tmp_path):
+    out = tmp_path / ":thumbs_up:[bold]out"
+    result = invoke("run", tiny_job(), "--out", out, "--iterations", "1", "--size", "32")
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out / 'tiny' / 'tiny.png'} (run.json)" in result.output
+
+
+@pytest.mark.parametrize("given, says", [
+    ("cat.png:abc", "--style cat.png:abc: expected a weight (a number above 0) after the last ':', found 'abc'; "
+                    "nor is there a file named cat.png:abc"),
+    ("cat.png:", "found ''"),
+    ("cat.png:0", "a style's weight must be a number above 0, found 0"),
+    ("cat.png:nan", "a style's weight must be a number above 0, found nan"),
+    ("cat.png:1e999", "a style's weight must be a number above 0, found 1e999"),
+    ("shelf:1/cat.png", "styles[0].path: file not found: shelf:1/cat.png"),  # a separator after the colon: a path
+    ("C:\\paintings\\cat.png", "styles[0].path: file not found: C:\\paintings\\cat.png"),
+])
+def test_a_bad_style_argument_says_what_is_wrong(tmp_path, monkeypatch, given, says):
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path)
+    result = invoke("new", "c.yaml", "--content", "cat.png", "--style", given)
+    assert result.exit_code == 1 and says in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "c.yaml").exists()
+
+
+def test_a_style_file_with_a_colon_in_its_name_is_a_path(tmp_path, monkeypatch):
+    from .conftest import stripes
+
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path)
+    stripes().save(tmp_path / "a:b.png")
+    result = invoke("new", "c.yaml", "--content", "cat.png", "--style", "a:b.png", "--style", "a:b.png:2.5")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "c.yaml").read_text()
+    assert "path: a:b.png\n    weight: 1\n" in text and "path: a:b.png\n    weight: 2.5\n" in text

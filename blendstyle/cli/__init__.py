@@ -22,7 +22,7 @@ from ..config.load import LoadedJob, load_job
 from ..config.models import job_schema
 from ..errors import BlendstyleError, Interrupted
 from ..version import __version__
-from .console import ConsoleReporter, err, out, show_error
+from .console import ConsoleReporter, err, note, out, show_error
 from .new import new
 from .options import output_root, overrides
 from .run import run
@@ -41,7 +41,7 @@ class Group(click.Group):
             show_error(error)
             ctx.exit(1)
         except Interrupted as stop:
-            err.print(f"[yellow]interrupted[/]: {stop}", soft_wrap=True)
+            err.print(note("interrupted", "yellow", f": {stop}"), soft_wrap=True)
             ctx.exit(stop.exit_code)
         except KeyboardInterrupt as stop:  # outside a render: nothing to save
             err.print("[yellow]interrupted[/]")
@@ -66,7 +66,7 @@ def validate(jobs) -> None:
             show_error(error, title=f"{path}: {len(error.problems)} problem(s)")
             bad += 1
             continue
-        out.print(f"[green]ok[/] {path} ({loaded.job.name}: {len(loaded.job.styles)} style(s), {loaded.job.size} px)")
+        out.print(note("ok", "green", f" {path} ({loaded.job.name}: {len(loaded.job.styles)} style(s), {loaded.job.size} px)"))
     if bad:
         sys.exit(1)
 
@@ -89,7 +89,7 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
     loaded = load_job(job, overrides(size, iterations, device, None, ()))
     path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet))
     if not quiet:
-        err.print(f"[green]wrote[/] {path}", soft_wrap=True)
+        err.print(note("wrote", "green", f" {path}"), soft_wrap=True)
 
 
 @main.command("watch")

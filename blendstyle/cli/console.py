@@ -13,18 +13,26 @@ from rich.text import Text
 from ..errors import BlendstyleError
 from ..pipeline.progress import Reporter
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Paths, keys, values and messages come from files and the command line: none of it may be read as rich
+# markup (``[/]`` would raise, ``[red]`` vanish) or as an emoji code (``ok.png:-1:`` became a thumbs-down).
+# Emoji codes are off everywhere; user text reaches the consoles as Text (see :func:`note`), never markup.
+err = Console(stderr=True, highlight=False, emoji=False)
+out = Console(highlight=False, emoji=False)
+
+
+def note(label: str, style: str, text: str = "") -> Text:
+    """A line to print: our ``label`` in ``style``, then ``text`` exactly as given (user text, never markup)."""
+    return Text.assemble((label, style), text)
 
 
 def show_error(error: BlendstyleError, title: str = "error") -> None:
     """A panel on a terminal; plain, unwrapped lines in logs (so CI output stays greppable)."""
     if not err.is_terminal:
-        err.print(f"{title}:", soft_wrap=True)
+        err.print(Text(f"{title}:"), soft_wrap=True)
         for problem in error.problems:
-            err.print(f"  {problem}", soft_wrap=True, markup=False)
+            err.print(Text(f"  {problem}"), soft_wrap=True)
         if error.hint:
-            err.print(f"  hint: {error.hint}", soft_wrap=True, markup=False)
+            err.print(Text(f"  hint: {error.hint}"), soft_wrap=True)
         return
     body = Text()
     for index, problem in enumerate(error.problems):
@@ -38,7 +46,7 @@ def show_error(error: BlendstyleError, title: str = "error") -> None:
     if error.hint:
         body.append("\nhint: ", style="cyan")
         body.append(error.hint)
-    err.print(Panel(body, title=title, title_align="left", border_style="red", expand=False))
+    err.print(Panel(body, title=Text(title), title_align="left", border_style="red", expand=False))
 
 
 class ConsoleReporter(Reporter):
@@ -67,10 +75,10 @@ class ConsoleReporter(Reporter):
             )
 
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"),
+                TextColumn("{task.description}", style="bold", markup=False),
                 BarColumn(bar_width=24),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[losses]}"),
+                TextColumn("{task.fields[losses]}", markup=False),
                 TimeElapsedColumn(),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
@@ -81,7 +89,7 @@ class ConsoleReporter(Reporter):
 
     def _log(self, text: str) -> None:
         if not self.quiet and not self.live:
-            err.print(f"{self.name}: {text}", soft_wrap=True, markup=False)
+            err.print(Text(f"{self.name}: {text}"), soft_wrap=True)
 
     def stage(self, text: str) -> None:
         self._log(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 
@@ -10,21 +11,25 @@ import click
 
 from ..config.load import load_job
 from ..errors import BlendstyleError, Problem
-from .console import out
+from .console import note, out
 
 
 def _style_argument(text: str) -> tuple[Path, float]:
-    """``PAINTING`` or ``PAINTING:WEIGHT`` (a trailing ``:number``; any other colon belongs to the path)."""
+    """``PAINTING`` or ``PAINTING:WEIGHT``. A text that names an existing file is a path, colons and all
+    (``a:b.png``); otherwise what follows the last colon is the weight and must be a number above 0, unless
+    it holds a path separator (``C:\\paintings\\x.png``, ``dir:1/x.png``): then the whole text is a path, and
+    a missing file is reported as one."""
     path, sep, weight = text.rpartition(":")
-    if sep and path:
-        try:
-            value = float(weight)
-        except ValueError:
-            return Path(text), 1.0
-        if not value > 0:
-            raise BlendstyleError(Problem(f"a style's weight must be above 0, found {weight}", key=f"--style {text}"))
-        return Path(path), value
-    return Path(text), 1.0
+    if not sep or not path or "/" in weight or "\\" in weight or os.path.exists(text):
+        return Path(text), 1.0
+    try:
+        value = float(weight)
+    except ValueError:
+        raise BlendstyleError(Problem(f"expected a weight (a number above 0) after the last ':', found {weight!r}; "
+                                      f"nor is there a file named {text}", key=f"--style {text}")) from None
+    if not (math.isfinite(value) and value > 0):
+        raise BlendstyleError(Problem(f"a style's weight must be a number above 0, found {weight}", key=f"--style {text}"))
+    return Path(path), value
 
 
 @click.command()
@@ -45,7 +50,7 @@ def new(job, content, styles, size, force) -> None:
     parsed = [_style_argument(text) for text in styles]
     animated = is_video(content) or (frames_in(content) or 1) > 1
     _write_checked(job, starter_job(job, content, parsed, size, animated))
-    out.print(f"[green]wrote[/] {job}; render it with: blendstyle run {job}")
+    out.print(note("wrote", "green", f" {job}; render it with: blendstyle run {job}"))
 
 
 def _check_destination(job: Path, force: bool) -> None:

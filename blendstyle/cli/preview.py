@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import BlendstyleError, Problem
 from ..pipeline.progress import Reporter
-from .console import err
+from .console import err, note
 
 TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif", ".json": "application/json",
          ".mp4": "video/mp4", ".webm": "video/webm", ".tiff": "image/tiff"}
@@ -280,7 +280,7 @@ def start_preview(port: int | None, host: str):
     except OSError as exc:
         raise BlendstyleError(Problem(f"cannot listen on {host}:{port}: {exc.strerror or exc}", key="--serve"),
                               hint="give another port: --serve 8766") from None
-    err.print(f"[cyan]preview[/] at {preview.url}", soft_wrap=True)
+    err.print(note("preview", "cyan", f" at {preview.url}"), soft_wrap=True)
     return preview
 
 
@@ -288,7 +288,7 @@ def linger(preview) -> None:
     """Keep the page up after the render until Ctrl-C or SIGTERM."""
     import signal
 
-    err.print(f"[cyan]done[/]; the preview stays at {preview.url} until Ctrl-C", soft_wrap=True)
+    err.print(note("done", "cyan", f"; the preview stays at {preview.url} until Ctrl-C"), soft_wrap=True)
     stopped = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from ..config.load import LoadedJob, load_job
 from ..errors import BlendstyleError, Interrupted, Problem
-from .console import ConsoleReporter, err, show_error
+from .console import ConsoleReporter, err, note, show_error
 from .options import expand_jobs, output_root, overrides
 from .spread import Row, cluster_for, run_jobs_on_cluster
 
@@ -87,7 +88,7 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
             else:
                 rows = _render_here(paths, changes, out_root, force, allow_outside, quiet, preview, cluster)
     except Interrupted as stop:
-        err.print(f"[yellow]interrupted[/]: {stop}", soft_wrap=True)
+        err.print(note("interrupted", "yellow", f": {stop}"), soft_wrap=True)
         if preview is not None:
             preview.close()
         sys.exit(stop.exit_code)
@@ -99,7 +100,7 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
     if len(rows) > 1 and not quiet:
         table = Table("job", "status", "seconds", "output / problem", title=f"{len(rows)} jobs")
         for row in rows:
-            table.add_row(*row, style="red" if row[1] == "failed" else None)
+            table.add_row(*map(Text, row), style="red" if row[1] == "failed" else None)  # paths and messages as given
         err.print(table)
     if failed:
         err.print(f"[red]{failed} of {len(rows)} jobs failed[/]")
@@ -140,18 +141,18 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
             if len(paths) == 1:
                 raise
             where = out_root / loaded.job.name / "run.json" if loaded is not None else "the output above"
-            err.print(f"[red]{path} failed[/]: internal error ({type(error).__name__}: {error}); "
-                      f"please report it with the traceback in {where}", soft_wrap=True, markup=False)
+            err.print(note(f"{path} failed", "red", f": internal error ({type(error).__name__}: {error}); "
+                           f"please report it with the traceback in {where}"), soft_wrap=True)
             rows.append((str(path), "failed", "", f"internal error: {type(error).__name__}"))
             continue
         seconds = time.perf_counter() - started
         if result.up_to_date:
             rows.append((str(path), "up to date", "", str(result.image_path)))
             if not quiet:
-                err.print(f"[cyan]up to date[/] {result.image_path} (--force renders it again)", soft_wrap=True)
+                err.print(note("up to date", "cyan", f" {result.image_path} (--force renders it again)"), soft_wrap=True)
             continue
         rows.append((str(path), "rendered", f"{seconds:.1f}", str(result.image_path)))
         if not quiet:
             others = ", ".join(p.name for p in result.files[1:])
-            err.print(f"[green]wrote[/] {result.image_path} ({others}) in {seconds:.1f} s", soft_wrap=True)
+            err.print(note("wrote", "green", f" {result.image_path} ({others}) in {seconds:.1f} s"), soft_wrap=True)
     return rows

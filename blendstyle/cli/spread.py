@@ -8,7 +8,7 @@ import time
 
 from ..config.load import load_job
 from ..errors import BlendstyleError, Interrupted, Problem
-from .console import err, show_error
+from .console import err, note, show_error
 
 #: A summary row: job file, status, seconds, output or problem.
 Row = tuple[str, str, str, str]
@@ -53,13 +53,13 @@ def run_jobs_on_cluster(cluster, paths, overrides, out_root, force, allow_outsid
                 show_error(outcome.error, title=f"{finished.path} failed")
                 rows.append((str(finished.path), "failed", "", outcome.error.problems[0].message[:60]))
             elif outcome.failure is not None:
-                err.print(f"[red]{finished.path} failed[/]: internal error; please report it with this traceback:\n"
-                          f"{outcome.failure}", soft_wrap=True, markup=False)
+                err.print(note(f"{finished.path} failed", "red", ": internal error; please report it with this "
+                               f"traceback:\n{outcome.failure}"), soft_wrap=True)
                 rows.append((str(finished.path), "failed", "", f"internal error: {outcome.failure.splitlines()[0][:40]}"))
             else:
                 rows.append((str(finished.path), "rendered", f"{outcome.seconds:.1f}", image))
                 if not quiet:
-                    err.print(f"[green]wrote[/] {image} on a worker ({outcome.seconds:.1f} s)", soft_wrap=True)
+                    err.print(note("wrote", "green", f" {image} on a worker ({outcome.seconds:.1f} s)"), soft_wrap=True)
     if stop:
         done = sum(1 for row in rows if row[1] in ("rendered", "up to date"))
         raise Interrupted(f"{done} of {len(paths)} jobs finished and kept; the same command renders the rest.",

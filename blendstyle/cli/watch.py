@@ -21,7 +21,7 @@ from pathlib import Path
 from ..config.load import LoadedJob, load_job
 from ..errors import BlendstyleError, Interrupted
 from ..pipeline.stopping import StopRequest
-from .console import ConsoleReporter, err, show_error
+from .console import ConsoleReporter, err, note, show_error
 
 #: What arrives on the watcher's queue besides changed paths.
 FULL, QUIT = "full render", "quit"
@@ -88,8 +88,8 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
     if sys.stdin is not None and sys.stdin.isatty():
         threading.Thread(target=_keys, args=(events,), daemon=True).start()
     quick = {"size": preview_size, "optimizer.iterations": iterations}
-    err.print(f"[cyan]watching[/] {path}: a {preview_size} px preview on every change"
-              + ("; Enter renders in full, Ctrl-C quits" if sys.stdin is not None and sys.stdin.isatty() else ""),
+    err.print(note("watching", "cyan", f" {path}: a {preview_size} px preview on every change"
+                   + ("; Enter renders in full, Ctrl-C quits" if sys.stdin is not None and sys.stdin.isatty() else "")),
               soft_wrap=True)
     pending: set | str | None = {path.resolve()}  # render once at the start
     good: LoadedJob | None = None
@@ -155,8 +155,8 @@ def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, eve
     started = time.perf_counter()
     try:
         result = render(loaded, out_root, reporter, force=True, stop=stop)
-        err.print(f"[green]{'rendered' if full else 'preview'}[/] {result.image_path} in "
-                  f"{time.perf_counter() - started:.1f} s", soft_wrap=True)
+        err.print(note("rendered" if full else "preview", "green",
+                       f" {result.image_path} in {time.perf_counter() - started:.1f} s"), soft_wrap=True)
         if preview is not None:
             preview.announce(result, time.perf_counter() - started)
     except Interrupted:
