@@ -383,3 +383,15 @@ def test_a_style_file_with_a_colon_in_its_name_is_a_path(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     text = (tmp_path / "c.yaml").read_text()
     assert "path: a:b.png\n    weight: 1\n" in text and "path: a:b.png\n    weight: 2.5\n" in text
+
+
+@pytest.mark.parametrize("name", ["x #1.png", "[a].png", "it's: ok.png"])
+def test_new_writes_a_path_yaml_would_misread_so_that_it_reads_back(tmp_path, monkeypatch, name):
+    from .conftest import blobs
+
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path)
+    blobs().save(tmp_path / name, format="PNG")
+    result = invoke("new", "c.yaml", "--content", name, "--style", "painting.png")
+    assert result.exit_code == 0, result.output
+    assert invoke("validate", "c.yaml").exit_code == 0

@@ -3,8 +3,11 @@ with what it does, and paths relative to where the job file lives (so the folder
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+import yaml
 
 from .fields import DEFAULT_STYLE_LAYERS
 from .models import Job
@@ -34,10 +37,10 @@ def starter_job(job_file: Path, content: Path, styles: list[tuple[Path, float]],
     """The text of a job file at ``job_file`` stylising ``content`` with ``styles`` (path, weight)."""
     folder = job_file.parent.resolve()
     defaults = Job.model_construct()
-    lines = [f"  - path: {_relative(path, folder)}\n    weight: {weight:g}" for path, weight in styles]
+    lines = [f"  - path: {_scalar(_relative(path, folder))}\n    weight: {weight:g}" for path, weight in styles]
     return STARTER.format(
         job=job_file.name,
-        content=_relative(content, folder),
+        content=_scalar(_relative(content, folder)),
         content_note="          # animated: every frame; see `animation` in README.md" if animated else "",
         styles="\n".join(lines),
         size=size,
@@ -55,3 +58,15 @@ def _relative(path: Path, folder: Path) -> str:
         return Path(os.path.relpath(path.resolve(), folder)).as_posix()
     except ValueError:  # another drive
         return path.resolve().as_posix()
+
+
+def _scalar(text: str) -> str:
+    """``text`` as a YAML value that reads back as this very string: plain where it does (``photos/cat.png``),
+    double-quoted where YAML would read something else (``x #1.png`` is ``x`` and a comment, ``[a].png`` a
+    list, ``true`` a boolean); JSON's string escapes are YAML's."""
+    try:
+        if yaml.safe_load(f"key: {text}") == {"key": text}:
+            return text
+    except yaml.YAMLError:
+        pass
+    return json.dumps(text, ensure_ascii=False)
