@@ -96,21 +96,21 @@ def test_a_folder_run_isolates_an_internal_error(tiny_job, tmp_path, monkeypatch
     kept in its run.json, and nothing but one line reaches the screen."""
     import json
 
-    import blendstyle.pipeline.still as still
+    import blendstyle.pipeline.render as render
 
     folder = tmp_path / "jobs"
     folder.mkdir()
     for name in ("a_good", "b_bug"):
         body = tiny_job(f"optimizer: {{iterations: 2}}\nname: {name}\n").read_text()
         (folder / f"{name}.yaml").write_text(body.replace("content.png", "../content.png").replace("style_a.png", "../style_a.png").replace("quick.yaml", "../quick.yaml"))
-    real = still.render_still
+    real = render.render_still
 
-    def buggy(run):
+    def buggy(run, farm=None):
         if run.job.name == "b_bug":
             raise RuntimeError("an internal bug")
-        return real(run)
+        return real(run, farm)
 
-    monkeypatch.setattr(still, "render_still", buggy)
+    monkeypatch.setattr(render, "render_still", buggy)
     result = CliRunner().invoke(main, ["run", str(folder), "--out", str(tmp_path / "out")], catch_exceptions=False)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "internal error (RuntimeError: an internal bug)" in result.output and "1 of 2 jobs failed" in result.output

@@ -1,4 +1,4 @@
-"""The frames of one clip spread over Ray workers (:class:`~blendstyle.pipeline.farm.Farm` on Ray).
+"""The frames of one clip spread over Ray workers (:class:`~blendstyle.pipeline.render.Farm` on Ray).
 
 One actor per worker loads the network and the shipped style statistics once. Independent frames are
 dealt out in contiguous runs (worker 1 gets the first run, worker 2 the next...), one call per frame, so
@@ -16,9 +16,10 @@ from collections.abc import Iterator
 
 from ..errors import BlendstyleError, Problem
 from ..nst.device import to_device
-from ..pipeline.clip import ClipRenderer, Keyframe, Rendered
+from ..pipeline.clip import ClipRenderer
 from ..pipeline.context import Halted
 from ..pipeline.farm import Chunk
+from ..pipeline.rendered import Keyframe, Rendered
 from ..pipeline.schedule import Schedule
 from .engine import Cluster
 from .shipping import pack

@@ -21,11 +21,12 @@ import torch
 
 from ..errors import BlendstyleError
 from ..nst.device import to_device
-from ..pipeline.clip import ClipRenderer, Keyframe, Rendered
+from ..pipeline.clip import ClipRenderer
 from ..pipeline.context import open_run
 from ..pipeline.farm import Chunk, FrameCursor, chain, keyframe
 from ..pipeline.progress import Reporter
 from ..pipeline.render import render
+from ..pipeline.rendered import Keyframe, Rendered
 from ..pipeline.schedule import Schedule
 from ..pipeline.still import StillContent
 from ..pipeline.sweep import render_cell
@@ -90,7 +91,7 @@ class _Worker:
 
         shipment, statistics, stages = ray.get(shipped)
         run = open_run(unpack(shipment, self.folder / "inputs"), self.folder / "outputs", Reporter(),
-                       identity=shipment.identity)
+                       identity=shipment.identity).start()
         return run, statistics, stages
 
     def release(self) -> None:

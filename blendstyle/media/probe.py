@@ -33,12 +33,21 @@ def own_pixel_limit():
 
 def frames_in(path: Path | str) -> int | None:
     """How many frames an image or video file holds (1 for a still), or None when they cannot be counted
-    (a truncated or corrupt file); reads only what counting needs."""
-    from PIL import Image
-
+    (a truncated or corrupt file); reads only what counting needs, once per file, size and modification
+    time (``validate``, the mode a run picks and a study all ask)."""
     if is_video(path):
         probe = _readable_video(path)
         return None if probe is None else len(probe.pts)
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return _count_frames(Path(path).resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _count_frames(path: Path, size: int, mtime: int) -> int | None:
+    from PIL import Image
 
     try:
         with own_pixel_limit(), Image.open(path) as image:

@@ -37,7 +37,7 @@ def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     return scaled.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
 
 
-def with_content_colour(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+def with_content_color(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """The result's luminance joined with the content's chroma (I, Q), back in RGB."""
     joined = torch.cat([rgb_to_yiq(result)[:, :1], rgb_to_yiq(content)[:, 1:]], dim=1)
     return yiq_to_rgb(joined).clamp(0, 1)
@@ -56,7 +56,7 @@ def _precise(image: torch.Tensor) -> torch.Tensor:
     return image.float() if image.device.type == "mps" else image.double()
 
 
-def colour_statistics(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def color_statistics(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean ``(3,)`` and covariance ``(3, 3)`` of an image's pixel colours."""
     pixels = _precise(image).permute(1, 0, 2, 3).reshape(3, -1)
     mean = pixels.mean(1)
@@ -66,8 +66,8 @@ def colour_statistics(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def match_histogram(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """The style with its colour mean and covariance moved to the content's (clamped to 0-1)."""
-    mean_s, cov_s = colour_statistics(style)
-    mean_c, cov_c = colour_statistics(content)
+    mean_s, cov_s = color_statistics(style)
+    mean_c, cov_c = color_statistics(content)
     ridge = 1e-5 * torch.eye(3, dtype=cov_c.dtype, device=cov_c.device)  # on the images' device
     root_c, _ = _sqrt_and_inverse_sqrt(cov_c + ridge)
     _, inverse_s = _sqrt_and_inverse_sqrt(cov_s + ridge)

@@ -25,6 +25,7 @@ from torch import nn
 
 from .kinds import StyleKind
 from .losses import ContentLoss, temporal_loss, total_variation
+from .plan import LossWeights
 from .regions import Region, areas, at_resolution, over_white
 from .targets import BlendedTarget
 
@@ -60,7 +61,7 @@ class Objective(nn.Module):
         content_weights: Mapping[str, float],
         style_targets: Mapping[str, BlendedTarget] | Sequence[Region],
         kinds: Sequence[tuple[StyleKind, float]],
-        weights: Mapping[str, float],
+        weights: LossWeights,
         temporal: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
         temporal_weight: float = 0.0,
         precision: torch.dtype | None = None,
@@ -74,9 +75,8 @@ class Objective(nn.Module):
         self.regions = [Region(dict(style_targets))] if isinstance(style_targets, Mapping) else list(style_targets)
         self.areas = [None if region.guide is None else areas(region.guide) for region in self.regions]
         self._guides: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}
-        total = sum(weight for _, weight in kinds)
-        self.kinds = [(kind, weight / total) for kind, weight in kinds]  # fusion weights sum to 1
-        self.weights = {"content": weights["content"], "style": weights["style"], "tv": weights["tv"]}
+        self.kinds = list(kinds)  # (kind, share): the plan's shares, summing to 1
+        self.weights = weights
         self.layers = sorted(set(self.content).union(*(region.targets for region in self.regions)))
         # A transparent content's opacity at the image's size, (B, 1, H, W); None: opaque.
         self.opacity = None if opacity is None else opacity.detach()
@@ -139,11 +139,11 @@ class Objective(nn.Module):
             ),
             zero,
         )
-        tv = total_variation(seen) if self.weights["tv"] > 0 else zero
+        tv = total_variation(seen) if self.weights.tv > 0 else zero
         terms = {
-            "content": self.weights["content"] * content,
-            "style": self.weights["style"] * style,
-            "tv": self.weights["tv"] * tv,
+            "content": self.weights.content * content,
+            "style": self.weights.style * style,
+            "tv": self.weights.tv * tv,
         }
         if self.temporal and self.temporal_weight > 0:
             # On the image itself, as the neighbour's result it is held to is (fully see-through pixels

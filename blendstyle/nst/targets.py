@@ -35,10 +35,22 @@ def normalize(weights: Mapping[str, float]) -> dict[str, float]:
     return {key: value / total for key, value in weights.items() if value > 0}
 
 
+def layer_plan(job) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """The job's content-layer weights, normalised to sum 1 (here, once), and per style its style-layer
+    weights as written, zeros left out (:func:`blend_coefficients` normalises them, once, with the blend
+    weights); a loss whose weight is 0 needs no layers at all (a study's reconstructions)."""
+    content = normalize(job.layers.content) if job.weights.content > 0 else {}
+    if job.weights.style == 0:
+        return content, [{} for _ in job.styles]
+    chosen = [style.layers if style.layers is not None else job.layers.style for style in job.styles]
+    return content, [{layer: weight for layer, weight in layers.items() if weight > 0} for layers in chosen]
+
+
 def blend_coefficients(
     blend_weights: Sequence[float], layer_weights: Sequence[Mapping[str, float]]
 ) -> list[dict[str, float]]:
-    r""":math:`c_{i,l} = w_i \lambda_{i,l}` with both kinds of weight normalised."""
+    r""":math:`c_{i,l} = w_i \lambda_{i,l}` with both kinds of weight normalised: the one place a style's
+    blend and layer weights are (:func:`layer_plan` leaves them as written)."""
     total = sum(blend_weights)
     if total <= 0 or any(weight <= 0 for weight in blend_weights):
         raise ValueError("blend weights must be positive")

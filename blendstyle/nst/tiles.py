@@ -188,7 +188,7 @@ def statistics(
     return tiled_statistics(extract, image, layers, kinds, size, overlap, torch.Generator().manual_seed(seed))
 
 
-def optimise_tiles(
+def optimize_tiles(
     run_wave: Callable, content: torch.Tensor, image: torch.Tensor, tiles: Sequence[Tile], done: int, stage: Callable
 ) -> Iterator[tuple[int, list]]:
     """Optimise ``image`` wave by wave (:func:`waves`), in place, skipping the first ``done`` tiles of

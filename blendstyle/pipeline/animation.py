@@ -17,6 +17,10 @@ clip's length.
 * With a farm (``run --workers``, :mod:`blendstyle.pipeline.farm`), the frames not done yet are rendered
   by its workers, a coherent clip in chunks that meet at keyframes, and each is saved here as it arrives;
   the loop is closed here afterwards.
+
+The mode reads like a still's: set up (:class:`~blendstyle.pipeline.clip.ClipRenderer`), produce the frames
+(:func:`produce`, with the ways of :mod:`blendstyle.pipeline.frames`), write the outputs
+(:mod:`blendstyle.pipeline.outputs`), record.
 * Every finished frame is written to ``frames/`` at once (:class:`~blendstyle.files.framestore.FrameStore`);
   a stopped run keeps them and the next one goes on after the last.
 * The output files are encoded when every frame is done, from ``frames/``, one frame in memory at a
@@ -29,189 +33,64 @@ Frames render whole: a clip whose frames do not fit in memory is refused with th
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import Any
 
-from ..files.atomic import atomic_path
-from ..files.clips import ClipFile, write_animation
-from ..files.framestore import FrameStore
-from ..files.images import pil_to_tensor, read_image
-from ..files.video import write_video
-from ..media.formats import CLIPS
-from ..nst.optimize import Step
-from ..nst.temporal import Flicker, reference
-from .clip import ClipRenderer, Keyframe, Previous, Rendered, last_frame
-from .context import Run, Saved
-from .farm import FrameCursor, find_cuts, needed_frames, plan_chunks
+from ..files.images import pil_to_tensor
+from ..nst.temporal import Flicker
+from .clip import ClipRenderer
+from .context import Run
+from .farm import ClipFarm
+from .frames import FrameLog, close_loop, coherent, independent, spread
+from .outputs import record, write_clip, write_extras
 from .result import RenderResult
 
-#: The loss plot shows at most this many iterations: a long clip's history would otherwise grow with it.
-HISTORY_LIMIT = 20_000
 
-
-def render_animation(run: Run) -> RenderResult:
-    job, folder, reporter, device = run.job, run.folder, run.reporter, run.device
-    settings = job.animation
-    reporter.stage("reading frames")
+def render_animation(run: Run, farm: ClipFarm | None = None) -> RenderResult:
+    run.reporter.stage("reading frames")
     renderer = ClipRenderer(run)
-    clip, schedule, stylizer, memory = renderer.clip, renderer.schedule, renderer.stylizer, renderer.memory
-    width, height = clip.size
-    first_original = renderer.first
-
-    store = FrameStore(folder / "frames", run.identity.pixels_key, len(clip))
-    history: list[Step] = []
-    finals: dict[int, dict[str, float]] = {}  # per frame, its last render's (a farm's come in any order)
-    frame_seconds: list[float] = []
-    cuts: list[int] = []  # frames that began a new shot (rendered afresh) in this run
-    loops = clip.loop is not None and len(clip) >= 3
-    batch_size = renderer.batch_size
-    farm = run.farm
-
-    def stored(index: int) -> torch.Tensor:
-        """A finished frame read back from ``frames/``, in the output's colours."""
-        return read_image(store.path(index)).to(device)
-
-    def keep(rendered: Rendered, announce: bool = True) -> list[torch.Tensor]:
-        """Record and save finished frames (a batch is one optimisation); returns them in the optimiser's
-        colours, which their neighbours follow. ``announce``: tell the reporter (not for the loop's
-        second pass over frames it has counted)."""
-        offset = history[-1].iteration if history else 0
-        if len(history) < HISTORY_LIMIT:
-            history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in rendered.history)
-        if rendered.cut:
-            cuts.extend(rendered.indices)
-        kept = []
-        for position, i in enumerate(rendered.indices):
-            finals[i] = rendered.final
-            frame_seconds.append(rendered.seconds / len(rendered.indices))
-            picture = rendered.image[position : position + 1].to(device)
-            store.save(i, picture)
-            if announce:
-                reporter.frame_done(i)
-            kept.append(stylizer.prepare(picture))
-        return kept
-
-    def independent() -> None:
-        group: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
-        for index, (original, alpha) in enumerate(renderer.frames()):
-            if index in store.done:
-                reporter.frame_done(index, skipped=True)
-            else:
-                group.append((index, original, alpha))
-            if group and (len(group) == batch_size or index == len(clip) - 1):
-                run.check()
-                if clip.transparent:
-                    schedule.set_visible(torch.cat([a for _, _, a in group]))
-                keep(renderer.afresh([i for i, _, _ in group], [o for _, o, _ in group]))
-                group = []
-
-    def coherent() -> torch.Tensor | None:
-        """Every frame after the first starts from its predecessor; returns the last frame's content."""
-        previous: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (result or None if on disk, content)
-        for index, (original, alpha) in enumerate(renderer.frames()):
-            content = stylizer.prepare(original)
-            if clip.transparent:  # style statistics over this frame's visible pixels
-                schedule.set_visible(alpha)
-            if index in store.done:  # finished by an earlier run: not rendered again
-                previous = (None, content)
-                reporter.frame_done(index, skipped=True)
-                continue
-            run.check()
-            before = None
-            if previous is not None:
-                result = previous[0] if previous[0] is not None else stylizer.prepare(stored(index - 1))
-                before = Previous(result, previous[1])
-            previous = (keep(renderer.next_frame(index, original, before))[0], content)
-        return previous[1] if previous else None
-
-    def spread() -> None:
-        """The frames not done yet, rendered by the farm's workers and saved here as they arrive."""
-        for index in sorted(store.done):
-            reporter.frame_done(index, skipped=True)
-        if settings.mode == "independent":
-            todo = [index for index in range(len(clip)) if index not in store.done]
-            groups = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-            finished = farm.independent(renderer, groups)
-        else:
-            reporter.stage("finding scene cuts")
-            chunks = plan_chunks(len(clip), find_cuts(renderer), farm.workers, store.done)
-            frames = FrameCursor(renderer)  # decodes only as far as the last finished frame the plan needs
-            given = {index: Keyframe(index, stored(index), frames(index)[0])
-                     for index in sorted(needed_frames(chunks) & store.done)}
-            finished = farm.coherent(renderer, chunks, given)
-        for rendered in finished:
-            keep(rendered)
-            run.check()
-
-    def close_loop(last_content: torch.Tensor) -> None:
-        """Re-render the first frames against both neighbours, the last frame included."""
-        reporter.stage("closing the loop")
-        count = min(settings.loop_frames, len(clip) - 2)
-        originals = [frame for _, frame in zip(range(count + 1), renderer.frames())]  # (frame, alpha)
-        head = [stylizer.prepare(original) for original, _ in originals]
-
-        def result(index: int) -> torch.Tensor:
-            return stylizer.prepare(stored(index))
-
-        for index in range(count):
-            run.check()
-            if clip.transparent:
-                schedule.set_visible(originals[index][1])
-            before = (result(index - 1), head[index - 1]) if index else (result(len(clip) - 1), last_content)
-            after = (result(index + 1), head[index + 1])
-            temporal = [reference(before[0], head[index], before[1], renderer.use_flow),
-                        reference(after[0], head[index], after[1], renderer.use_flow)]
-            keep(renderer.follow(index, originals[index][0], result(index), temporal), announce=False)
-        store.mark_closed()
-
-    def work() -> int:
-        """Render the frames that are not done yet, then close the loop; returns how many were skipped."""
-        skipped = len(store.done)
-        reporter.frames_start(len(clip))
-        if farm is not None and len(store.done) < len(clip):
-            spread()
-            last_content = None
-        elif settings.mode == "independent":
-            independent()
-            return skipped
-        else:
-            last_content = coherent()
-        if settings.mode == "coherent" and settings.close_loop and loops and not store.closed:
-            if last_content is None:
-                last_content = stylizer.prepare(last_frame(clip).to(device))
-            close_loop(last_content)
-        return skipped
-
-    def save(result) -> Saved:
-        fields = {"animation": {"frames": len(clip), "frames_done": sorted(store.done)}}
-        return Saved(fields, f"with {len(store.done)} of {len(clip)} frames finished (kept in {store.folder})")
-
+    log = FrameLog.open(run, renderer)
     mark = run.seconds()
-    with run.guard(save, (width, height)):
-        skipped = work()
+    with run.guard(log.saved, renderer.clip.size):
+        produce(log, farm)
     # With a farm, frames render side by side: the rate is frames per second of the clock, not of a worker.
-    busy = run.seconds() - mark if farm is not None else sum(frame_seconds)
+    busy = run.seconds() - mark if farm is not None else sum(log.frame_seconds)
 
-    reporter.stage("writing outputs")
-    formats = settings.output_formats(clip.video)
-    files, sound = [], "none"
-    for fmt in formats:
-        path = folder / f"{job.name}.{CLIPS[fmt].suffix}"
-        alpha = clip.alphas() if clip.transparent else None  # a video shows the frames over white
-        if CLIPS[fmt].kind == "video":
-            with run.reading(("content",)), atomic_path(path) as temporary:
-                pictures = (np.asarray(picture) for picture in store.pictures())
-                sound = write_video(pictures, temporary, fmt, clip.timeline, clip.rotation, clip.sound, settings.crf,
-                                    alpha)
-        else:
-            write_animation(store.pictures(), path, clip.timeline.durations_ms(), clip.loop, alpha, fmt,
-                            settings.dither, settings.steady)
-        files.append(path)
-    files += schedule.write_extras(first_original, pil_to_tensor(store.pictures()[0]), history)
-    rendered = len(frame_seconds)
-    record = run.record(
-        "done",
-        **schedule.record(width, height, memory),
+    run.reporter.stage("writing outputs")
+    formats = run.job.animation.output_formats(renderer.clip.video)
+    files, sound = write_clip(run, renderer.clip, log.store, formats)
+    files += write_extras(renderer.schedule, renderer.first, pil_to_tensor(log.store.pictures()[0]), log.history)
+    done = clip_record(log, farm, formats, sound, busy, [str(path.relative_to(run.folder)) for path in files])
+    return RenderResult(run.job.name, run.folder, files[0], files + [run.write(done)], done, None)
+
+
+def loops(renderer: ClipRenderer) -> bool:
+    """Whether the clip plays in a loop (a GIF's or WebP's loop count), long enough to close it."""
+    return renderer.clip.loop is not None and len(renderer.clip) >= 3
+
+
+def produce(log: FrameLog, farm: ClipFarm | None) -> None:
+    """Render the frames that are not done yet (here or on ``farm``), then close a looping clip."""
+    renderer, settings = log.renderer, log.renderer.settings
+    log.run.reporter.frames_start(len(renderer.clip))
+    last_content = None
+    if farm is not None and len(log.store.done) < len(renderer.clip):
+        spread(log, farm)
+    elif settings.mode == "independent":
+        independent(log)
+    else:
+        last_content = coherent(log)
+    if settings.mode == "coherent" and settings.close_loop and loops(renderer) and not log.store.closed:
+        close_loop(log, last_content)
+
+
+def clip_record(log: FrameLog, farm: ClipFarm | None, formats: list[str], sound: dict[str, str], busy: float,
+                outputs: list[str]) -> dict[str, Any]:
+    """The finished clip's run record."""
+    run, renderer, clip = log.run, log.renderer, log.renderer.clip
+    width, height = clip.size
+    rendered, seconds = len(log.frame_seconds), sum(log.frame_seconds)
+    return record(
+        run, renderer.schedule, width, height, renderer.memory,
         animation={
             "frames": len(clip),
             "source_frames": clip.total,
@@ -219,35 +98,35 @@ def render_animation(run: Run) -> RenderResult:
             "durations_ms": clip.timeline.durations_ms(),
             "loop": clip.loop,
             "transparent": clip.transparent,
-            "video": {"rotation": clip.rotation, "sound": sound} if clip.video else None,
+            "video": {"rotation": clip.rotation, "sound": list(sound.values())[-1] if sound else "none"}
+            if clip.video else None,
             "formats": formats,
             "flow": "dis" if renderer.use_flow else "none",
-            "batch": batch_size,
+            "batch": renderer.batch_size,
             "workers": farm.workers if farm is not None else 1,
-            "frames_skipped": skipped,
-            "scene_cuts": cuts,
-            "loop_closed": store.closed,
-            "flicker": round(_flicker(store, clip, loops), 4),
+            "frames_skipped": log.skipped,
+            "scene_cuts": log.cuts,
+            "loop_closed": log.store.closed,
+            "flicker": round(flicker(log), 4),
         },
         iterations={"first_frame": renderer.first_iterations, "later_frames": renderer.later_iterations,
-                    "done": len(history)},
-        timings={key: round(value, 4) for key, value in schedule.timings.items()}
+                    "done": len(log.history)},
+        timings={key: round(value, 4) for key, value in renderer.schedule.timings.items()}
         | {
-            "frames": round(sum(frame_seconds), 4),
-            "per_frame": round(sum(frame_seconds) / max(1, rendered), 4),
+            "frames": round(seconds, 4),
+            "per_frame": round(seconds / max(1, rendered), 4),
             "frames_per_second": round(rendered / max(busy, 1e-9), 4),
             "total": round(run.seconds(), 4),
         },
-        final_loss=finals[max(finals)] if finals else {},
-        frame_losses={str(i): round(finals[i]["total"], 6) for i in sorted(finals)},
-        outputs=[str(path.relative_to(folder)) for path in files] + ["frames/"],
+        final_loss=log.finals[max(log.finals)] if log.finals else {},
+        frame_losses={str(i): round(log.finals[i]["total"], 6) for i in sorted(log.finals)},
+        outputs=outputs + ["frames/"],
     )
-    return RenderResult(job.name, folder, files[0], files + [run.write(record)], record, None)
 
 
-def _flicker(store: FrameStore, clip: ClipFile, cyclic: bool) -> float:
+def flicker(log: FrameLog) -> float:
     """The written frames' flicker where the content holds still (0-255), read back from ``frames/``."""
-    meter, pictures = Flicker(), store.pictures()
-    for index, content in enumerate(clip.frames()):
+    meter, pictures = Flicker(), log.store.pictures()
+    for index, content in enumerate(log.renderer.clip.frames()):
         meter.add(pil_to_tensor(pictures[index]), content)
-    return meter.value(cyclic)
+    return meter.value(loops(log.renderer))

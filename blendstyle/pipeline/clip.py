@@ -14,7 +14,6 @@ and in a cluster's worker (:mod:`blendstyle.cluster`), so a frame comes out the 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,9 +23,9 @@ from ..files.clips import ClipFile, open_clip
 from ..files.images import fit_long_side
 from ..media.probe import frame_times
 from ..nst.memory import free_bytes, job_bytes, plan
-from ..nst.optimize import Step
 from ..nst.temporal import flow_available, reference
 from .context import Run
+from .rendered import Keyframe, Previous, Rendered
 from .schedule import Schedule, plan_stages
 
 
@@ -46,38 +45,6 @@ def scaled(frame: torch.Tensor, long_side: int) -> torch.Tensor:
         return frame
     width, height = fit_long_side(frame.shape[-1], frame.shape[-2], long_side)
     return F.interpolate(frame, size=(height, width), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-
-
-@dataclass
-class Rendered:
-    """One optimisation's finished frames: ``image`` in the output's colours (a batch: one row per frame
-    of ``indices``), its loss history and final terms, its seconds, and whether the frame began a new
-    shot (``cut``)."""
-
-    indices: list[int]
-    image: torch.Tensor
-    history: list[Step]
-    final: dict[str, float]
-    seconds: float
-    cut: bool = False
-
-
-@dataclass
-class Keyframe:
-    """A finished frame that frames before it are pulled towards (the first frame of the next chunk):
-    its picture in the output's colours and its content, both at full size."""
-
-    index: int
-    image: torch.Tensor
-    content: torch.Tensor
-
-
-@dataclass
-class Previous:
-    """The frame before the one to render: its result and content in the optimiser's colours."""
-
-    result: torch.Tensor
-    content: torch.Tensor
 
 
 class ClipRenderer:

@@ -2,8 +2,9 @@
 request, and one guard that turns an interrupt, a non-finite loss or an out-of-memory into a saved
 state, a resumable record and the right exit code.
 
-A mode reads as a list of steps: open a :class:`Run`, set up, go through the schedule inside
-``run.guard(save)``, write the outputs, write the record. ``save`` is the mode's own: it keeps what the
+A mode reads as a list of steps: open a :class:`Run` (complete when built: its stop request is handed
+in; nothing happens until :meth:`Run.start`, which makes the output folder and seeds torch), set up, go
+through the schedule inside ``run.guard(save)``, write the outputs, write the record. ``save`` is the mode's own: it keeps what the
 mode has finished (the image so far, finished frames, tiles or cells) and returns the record fields that
 let the next run resume, plus a few words saying where it stopped.
 """
@@ -103,21 +104,24 @@ class Run:
     identity: Identity
     record_path: Path
     before: dict[str, Any]
+    #: Asked from a signal handler, or from another thread (watch mode: a newer edit).
     stop: StopRequest = field(default_factory=StopRequest)
-    #: Renders a clip's frames on other processes (:class:`~blendstyle.pipeline.farm.Farm`); None: here.
-    farm: Any = None
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     clock: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
         job = self.loaded.job
-        torch.manual_seed(job.seed)
         self.device = pick_device(job.device)
         self.precision = pick_precision(job.precision, self.device)
         self.generator = torch.Generator().manual_seed(job.seed)
+
+    def start(self) -> Run:
+        """Where the run starts: its output folder made, torch's generators seeded with the job's seed."""
+        torch.manual_seed(self.job.seed)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
         self.folder.mkdir(parents=True, exist_ok=True)
+        return self
 
     @property
     def job(self):
@@ -242,14 +246,17 @@ def open_run(
     record_name: str = "run.json",
     allow_outside: bool = False,
     identity: Identity | None = None,
+    stop: StopRequest | None = None,
 ) -> Run:
     """The run context for ``loaded`` writing to ``out_root/<name>/`` (stale temporary files removed);
-    ``identity``: what the record names (default: ``loaded`` itself; a worker gets the user's job's)."""
+    ``identity``: what the record names (default: ``loaded`` itself; a worker gets the user's job's);
+    ``stop``: a stop request the caller holds (default: a new one)."""
     folder = output_folder(out_root, loaded.job.name, allow_outside)
     for stale in folder.glob("**/.*.tmp"):  # left by a run that was killed outright (SIGKILL, power loss)
         stale.unlink(missing_ok=True)
     identity = identity or Identity.of(loaded)
-    return Run(loaded, folder, reporter, identity, folder / record_name, read_json(folder / record_name))
+    return Run(loaded, folder, reporter, identity, folder / record_name, read_json(folder / record_name),
+               stop or StopRequest())
 
 
 def output_folder(out_root: Path, name: str, allow_outside: bool = False) -> Path:

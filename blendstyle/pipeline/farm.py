@@ -48,8 +48,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..nst.temporal import reference
-from .clip import ClipRenderer, Keyframe, Previous, Rendered
-from .schedule import Schedule
+from .clip import ClipRenderer
+from .rendered import Keyframe, Previous, Rendered
 
 #: The frames before a seam that ease into the next chunk's keyframe.
 SEAM_FRAMES = 4
@@ -225,8 +225,9 @@ def _previous(renderer: ClipRenderer, frame: Keyframe) -> Previous:
     return Previous(prepare(frame.image.to(renderer.run.device)), prepare(frame.content.to(renderer.run.device)))
 
 
-class Farm(Protocol):
-    """Renders frames of a clip on other processes and hands them back as they finish, in any order."""
+class ClipFarm(Protocol):
+    """Renders frames of a clip on other processes and hands them back as they finish, in any order
+    (the whole farm, with a still's sweep cells and a print's tiles, is :class:`blendstyle.pipeline.render.Farm`)."""
 
     workers: int
 
@@ -235,14 +236,3 @@ class Farm(Protocol):
 
     def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Iterator[Rendered]:
         """The chunks' keyframes, then their chains; ``given``: finished frames a resumed plan starts from."""
-
-    def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
-        """Sweep cells (number, style weights) of a still, each through ``schedule``'s stages; a result's
-        ``indices`` holds its cell's number."""
-
-    def tiles(self, schedule: Schedule, stage: int, size: tuple[int, int], parts: list) -> Iterator[Rendered]:
-        """One wave of a print's tiles at stage number ``stage`` of a picture of ``size`` (height, width):
-        ``(content_tile, start_tile, tile)`` parts, optimised side by side, yielded in their order."""
-
-    def close(self) -> None:
-        """The run is over: let the workers go."""

@@ -14,8 +14,8 @@ import torch
 
 from ..config.layers import deepest, layer_index
 from ..nst.objective import channels_last
+from ..nst.targets import layer_plan
 from ..nst.vgg import VGG19, load_vgg19
-from .stylizer import layer_plan
 
 _cache: dict[tuple, VGG19] = {}
 
@@ -41,3 +41,10 @@ def job_network(job, device: torch.device) -> VGG19:
     content_layers, style_layers = layer_plan(job)
     layers = set(content_layers).union(*style_layers) or {"relu1_1"}
     return network(layers, job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
+
+
+def compiled_network(job, device: torch.device) -> torch.nn.Module:
+    """:func:`job_network`, compiled when the job asks (``compile: true``): one graph per requested layer
+    set and image size (``dynamic=False`` keeps the kernels specialised)."""
+    net = job_network(job, device)
+    return torch.compile(net, dynamic=False) if job.compile else net

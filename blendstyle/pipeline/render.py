@@ -8,15 +8,28 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from ..config.load import LoadedJob
 from ..errors import BlendstyleError, Interrupted, Problem
 from ..media.formats import is_video
 from ..media.probe import frames_in
+from .animation import render_animation
 from .context import Identity, Run, open_run
+from .farm import ClipFarm
 from .progress import Reporter
 from .result import RenderResult
+from .still import render_still
 from .stopping import StopRequest
+from .sweep import CellFarm, render_sweep
+
+
+class Farm(ClipFarm, CellFarm, Protocol):
+    """Renders on other processes: a clip's frames, a sweep's cells, a print's tiles (the cluster layer's
+    :class:`~blendstyle.cluster.frames.RayFarm` is one)."""
+
+    def close(self) -> None:
+        """The run is over: let the workers go."""
 
 
 def render(
@@ -26,7 +39,7 @@ def render(
     force: bool = False,
     allow_outside: bool = False,
     stop: StopRequest | None = None,
-    farm=None,
+    farm: Farm | None = None,
     identity: Identity | None = None,
 ) -> RenderResult:
     """Run the job and write its outputs under ``out_root/<name>/``.
@@ -39,18 +52,17 @@ def render(
     """
     reporter = reporter or Reporter()
     try:
-        run = open_run(loaded, Path(out_root), reporter, allow_outside=allow_outside, identity=identity)
-        if stop is not None:  # the caller may ask for a stop from another thread (watch mode: a newer edit)
-            run.stop = stop
-        run.farm = farm
+        # The caller may ask for a stop from another thread (watch mode: a newer edit).
+        run = open_run(loaded, Path(out_root), reporter, allow_outside=allow_outside, identity=identity, stop=stop)
         before = run.before
         if not force and before.get("status") == "done" and before.get("key") == run.key:
             files = [run.folder / name for name in before.get("outputs", [])]
             if files and all(path.exists() for path in files):
                 return RenderResult(loaded.job.name, run.folder, files[0], files + [run.record_path], before, None, True)
         try:
+            mode = _mode(loaded)
             with run.stop.listening():
-                result = _mode(loaded)(run)
+                result = mode(run.start(), farm)
             if run.stop:  # the stop came as the job finished: it is complete, but no more jobs start
                 raise Interrupted(f"{loaded.job.name}: finished just as the stop came; {result.image_path} is complete.",
                                   run.stop.exit_code)
@@ -67,20 +79,12 @@ def render(
         reporter.close()
 
 
-def _mode(loaded: LoadedJob) -> Callable[[Run], RenderResult]:
+def _mode(loaded: LoadedJob) -> Callable[[Run, Farm | None], RenderResult]:
     """The mode that renders this job: an animation (a video is one, even of one frame), a sweep or a still (``validate`` refuses a sweep of
     an animation)."""
     frames = frames_in(loaded.job.content)
     if frames is None:
         raise BlendstyleError(Problem("cannot count its frames: corrupt or truncated", loaded.location(("content",)), "content"))
     if frames > 1 or is_video(loaded.job.content):
-        from .animation import render_animation
-
         return render_animation
-    if loaded.job.sweep:
-        from .sweep import render_sweep
-
-        return render_sweep
-    from .still import render_still
-
-    return render_still
+    return render_sweep if loaded.job.sweep else render_still

@@ -15,38 +15,36 @@ mean the same in every mode. The stages are planned once per run:
   farm's workers take a wave's tiles side by side).
 
 Each scale has one :class:`~blendstyle.pipeline.stylizer.Stylizer`, built the first time the scale is
-reached and kept for every later picture (all frames of a clip, all cells of a sweep), on one network.
+reached and kept for every later picture (all frames of a clip, all cells of a sweep), on one network,
+from one :class:`~blendstyle.nst.plan.StylePlan` of the job. The schedule owns the blend weights in use
+(a sweep's cells change them) and the content's opacity, and hands both to every scale's stylizer.
 A stop keeps a :class:`Progress` (stage, iterations done in it, tiles finished, the picture so far), from
 which the next run goes on.
+
+What a picture's files and record say is :mod:`blendstyle.pipeline.outputs`'s; loading the network is
+:mod:`blendstyle.pipeline.networks`'.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from ..config.models import Job
-from ..files.images import (
-    long_side_for_short,
-    open_image,
-    pil_to_tensor,
-    resize,
-    to_rgb,
-    write_image,
-)
-from ..files.report import write_loss_plot
+from ..files.images import long_side_for_short, open_image, pil_to_tensor, resize, to_rgb
 from ..nst.memory import Plan
 from ..nst.optimize import Optimized, Step
-from ..nst.tiles import Tile, grid, optimise_tiles
+from ..nst.plan import StylePlan
+from ..nst.tiles import Tile, grid, optimize_tiles
 from .context import Halted, Run
-from .networks import job_network
+from .networks import compiled_network
+from .rendered import Rendered
 from .styles import StyleImages
-from .stylizer import Stylizer
+from .stylizer import Stylizer, measure_styles
 
 
 @dataclass(frozen=True)
@@ -115,6 +113,16 @@ def upsample(image: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(image, size=tuple(size), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
+class TileFarm(Protocol):
+    """Optimises a wave of a print's tiles side by side on other processes (:mod:`blendstyle.pipeline.farm`)."""
+
+    workers: int
+
+    def tiles(self, schedule: Schedule, stage: int, size: tuple[int, int], parts: list) -> Iterator[Rendered]:
+        """One wave's ``(content_tile, start_tile, tile)`` parts at stage number ``stage`` of a picture of
+        ``size`` (height, width), yielded in their order."""
+
+
 class Schedule:
     def __init__(
         self,
@@ -124,28 +132,28 @@ class Schedule:
         job: Job | None = None,
         images: StyleImages | None = None,
         statistics: dict[int, list] | None = None,
+        farm: TileFarm | None = None,
     ):
         """``reference_at(long_side)``: the content at that size, the colours ``preserve_color`` matches
         the styles to (a still, or a clip's first frame). ``job``: a variant of the run's job (a study's
         cells), by default the job itself; ``images``: style images already read for the run;
         ``statistics``: per stage's long side, the styles' statistics computed elsewhere (a cluster's
-        worker gets them from the driver instead of reading and measuring the style images again)."""
+        worker gets them from the driver instead of reading and measuring the style images again);
+        ``farm``: optimises a tiled stage's waves on other processes (None: here)."""
         self.run = run
-        self.job = job or run.job
+        self.job = job = job or run.job
+        self.plan = StylePlan.of(job)
         self.stages = stages
         self.reference_at = reference_at
+        self.farm = farm
         self.stylizers: dict[int, Stylizer] = {}
-        self.weights = [style.weight for style in self.job.styles]
+        #: The blend weights in use, one per style: the job's, or a sweep cell's (:meth:`set_weights`).
+        self.weights = list(self.plan.blend)
         self.progress = Progress()
         self.timings = {"load_network": 0.0, "targets": 0.0}
-        job = self.job
         run.reporter.stage(f"loading {job.backbone.name}")
         mark = run.seconds()
-        net = job_network(job, run.device)
-        if job.compile:
-            # One graph per requested layer set and image size; dynamic=False keeps kernels specialised.
-            net = torch.compile(net, dynamic=False)
-        self.network = net
+        self.network = compiled_network(job, run.device)
         self.timings["load_network"] = run.seconds() - mark
         self.images = images or StyleImages(run)
         self.masks = self.images.masks(job)
@@ -165,17 +173,20 @@ class Schedule:
         run, job = self.run, self.job
         run.reporter.stage(f"style targets at {stage.long_side} px")
         mark = run.seconds()
-        tiles = (job.tiles.size, job.tiles.overlap) if stage.tiled else None
-        shipped = self.shipped.get(stage.long_side)
-        styles = [] if shipped is not None else self.images.styles(job, stage.long_side, self.reference_at(stage.long_side))
-        stylizer = Stylizer(job, self.network, run.precision, styles, self.masks, run.reporter, run.should_stop, tiles,
-                            shipped)
-        if self.weights != stylizer.weights:
-            stylizer.set_weights(self.weights)
+        statistics = self.shipped.get(stage.long_side)
+        if statistics is None:
+            tiles = (job.tiles.size, job.tiles.overlap) if stage.tiled else None
+            statistics = measure_styles(self.network, run.precision, self.plan, self.style_images(stage), tiles)
+        stylizer = Stylizer(self.plan, self.network, run.precision, statistics, self.masks, self.weights, run.reporter,
+                            run.should_stop)
         stylizer.visible = self.visible
         self.stylizers[stage.long_side] = stylizer
         self.timings["targets"] += run.seconds() - mark
         return stylizer
+
+    def style_images(self, stage: Stage) -> list[torch.Tensor]:
+        """The style images at ``stage``'s scale, recoloured for ``preserve_color`` (read once per run)."""
+        return self.images.styles(self.job, stage.long_side, self.reference_at(stage.long_side))
 
     def statistics(self) -> dict[int, list]:
         """Every stage's style statistics (each stage's stylizer built if it was not yet), to ship."""
@@ -269,8 +280,8 @@ class Schedule:
 
         def run_wave(parts):
             """A wave's tiles, here one after another, or side by side on the farm's workers."""
-            if self.run.farm is not None and len(parts) > 1:
-                for rendered in self.run.farm.tiles(self, self.stages.index(stage), (height, width), parts):
+            if self.farm is not None and len(parts) > 1:
+                for rendered in self.farm.tiles(self, self.stages.index(stage), (height, width), parts):
                     finals.append(rendered.final)
                     yield rendered
             else:
@@ -278,7 +289,7 @@ class Schedule:
                     yield run_tile(*part)
 
         mark = self.run.seconds()
-        for done, tile_history in optimise_tiles(run_wave, content, picture, layout, progress.tiles_done, self.run.reporter.stage):
+        for done, tile_history in optimize_tiles(run_wave, content, picture, layout, progress.tiles_done, self.run.reporter.stage):
             progress.tiles_done = done
             offset = history[-1].iteration if history else 0
             history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in tile_history)
@@ -294,23 +305,6 @@ class Schedule:
         optimized, final = self.stylizer(stage).run(part, start, stage.iterations, window=(size, tile))
         self.run.halt_if(optimized)
         return optimized, final
-
-    def record(self, width: int, height: int, memory: Plan) -> dict[str, Any]:
-        """What every mode's record says about the picture's size, its stages and the memory plan."""
-        return {
-            "size": {"width": width, "height": height},
-            "scales": [stage.long_side for stage in self.stages],
-            "memory": memory.record(),
-        }
-
-    def write_extras(self, content: torch.Tensor, result: torch.Tensor, history: list[Step]) -> list[Path]:
-        """The contact sheet and the loss plot, as the job's ``output`` asks."""
-        job, folder, files = self.job, self.run.folder, []
-        if job.output.contact_sheet:
-            files.append(write_image(self.final.sheet(content, result), folder / f"{job.name}_sheet.png", "png"))
-        if job.output.loss_plot and history:
-            files.append(write_loss_plot(history, folder / f"{job.name}_loss.png"))
-        return files
 
     def tile_count(self, width: int, height: int) -> int:
         return len(grid(height, width, self.job.tiles.size, self.job.tiles.overlap)) if self.stages[-1].tiled else 0

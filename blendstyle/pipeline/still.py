@@ -4,17 +4,20 @@ goes on from there."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from ..files.clips import read_clip
 from ..files.images import read_alpha, read_image, write_image
+from ..media.formats import STILLS
 from ..nst.memory import plan
 from ..nst.optimize import Step
 from .context import Run, Saved
+from .outputs import record, write_extras
 from .result import RenderResult
-from .schedule import Progress, Schedule, plan_stages
+from .schedule import Progress, Schedule, TileFarm, plan_stages
 
 
 class StillContent:
@@ -49,7 +52,7 @@ class StillContent:
         return None if alpha is None else alpha.to(self.run.device)
 
 
-def render_still(run: Run) -> RenderResult:
+def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
     job, folder, reporter = run.job, run.folder, run.reporter
     reporter.stage("loading images")
     content_at = StillContent(run)
@@ -58,7 +61,7 @@ def render_still(run: Run) -> RenderResult:
     memory = plan(job, run.device, width, height)  # refuses, before any work, a size that cannot render
     reporter.stage(memory.describe(width, height))
     stages = plan_stages(job, width, height, memory)
-    schedule = Schedule(run, stages, content_at)
+    schedule = Schedule(run, stages, content_at, farm=farm)
     alpha = content_at.alpha()
     schedule.set_visible(alpha)
     fmt = job.output.format
@@ -76,44 +79,17 @@ def render_still(run: Run) -> RenderResult:
             snapshots.append(write_image(schedule.final.finish(image.clamp(0, 1), original), path, fmt, alpha, **print_options))
 
     tiles = schedule.tile_count(width, height)
-
-    def save(result) -> Saved:
-        progress = schedule.progress
-        picture = schedule.picture_so_far()
-        fields = {
-            "iterations": {"requested": job.optimizer.iterations, "done": progress.done},
-            "schedule": {"sizes": [stage.long_side for stage in stages], **progress.fields()},
-        }
-        if tiles:
-            fields["tiles"] = {"count": tiles, "done": progress.tiles_done}
-        if result is not None and result.iterations:
-            fields["timings"] = {"per_iteration": round(result.seconds / result.iterations, 4)}
-        if picture is not None:
-            write_image(picture, resume_path, "png")
-            fields["resume_from"] = str(resume_path.relative_to(folder))
-        if progress.stage < len(stages) - 1:
-            where = f"at the {stages[progress.stage].long_side} px scale, iteration {progress.done}"
-        elif tiles:
-            where = f"at {progress.tiles_done} of {tiles} tiles"
-        else:
-            where = f"at iteration {progress.done} of {job.optimizer.iterations}"
-        if picture is None:
-            return Saved(fields, where)
-        kept = "the last good image" if result is not None and result.halted.reason == "non-finite" else "the image so far"
-        return Saved(fields, f"{where}; {kept} is {resume_path}")
-
     reporter.stage("optimising")
-    with run.guard(save, (width, height)):
+    with run.guard(partial(save, run, schedule, tiles, resume_path), (width, height)):
         optimized, final = schedule.render(content_at, progress=progress, on_step=on_step if every else None)
 
     reporter.stage("writing outputs")
     files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt, alpha, **print_options)]
-    files += schedule.write_extras(original, optimized.image, optimized.history) + snapshots
+    files += write_extras(schedule, original, optimized.image, optimized.history) + snapshots
     resume_path.unlink(missing_ok=True)
     timings = dict(schedule.timings, optimize=optimized.seconds, total=run.seconds())
-    record = run.record(
-        "done",
-        **schedule.record(width, height, memory),
+    done = record(
+        run, schedule, width, height, memory,
         iterations={
             "requested": job.optimizer.iterations,
             "done": resumed + optimized.iterations,
@@ -126,11 +102,38 @@ def render_still(run: Run) -> RenderResult:
         final_loss=final,
         loss_history=[round(step.total, 6) for step in optimized.history],
         outputs=[str(path.relative_to(folder)) for path in files],
-        transparent=None if alpha is None else ("kept" if fmt != "jpg" else "dropped: jpg has no alpha, shown over white"),
+        transparent=None if alpha is None else ("kept" if STILLS[fmt].alpha else f"dropped: {fmt} has no alpha, shown over white"),
     )
     if tiles:
-        record["tiles"] = {"size": job.tiles.size, "overlap": job.tiles.overlap, "count": tiles, "done": tiles}
-    return RenderResult(job.name, folder, files[0], files + [run.write(record)], record, optimized)
+        done["tiles"] = {"size": job.tiles.size, "overlap": job.tiles.overlap, "count": tiles, "done": tiles}
+    return RenderResult(job.name, folder, files[0], files + [run.write(done)], done, optimized)
+
+
+def save(run: Run, schedule: Schedule, tiles: int, resume_path: Path, result) -> Saved:
+    """What a stopped still keeps: the picture so far (at ``resume_path``) and where the schedule stood."""
+    job, stages, progress = run.job, schedule.stages, schedule.progress
+    picture = schedule.picture_so_far()
+    fields = {
+        "iterations": {"requested": job.optimizer.iterations, "done": progress.done},
+        "schedule": {"sizes": [stage.long_side for stage in stages], **progress.fields()},
+    }
+    if tiles:
+        fields["tiles"] = {"count": tiles, "done": progress.tiles_done}
+    if result is not None and result.iterations:
+        fields["timings"] = {"per_iteration": round(result.seconds / result.iterations, 4)}
+    if picture is not None:
+        write_image(picture, resume_path, "png")
+        fields["resume_from"] = str(resume_path.relative_to(run.folder))
+    if progress.stage < len(stages) - 1:
+        where = f"at the {stages[progress.stage].long_side} px scale, iteration {progress.done}"
+    elif tiles:
+        where = f"at {progress.tiles_done} of {tiles} tiles"
+    else:
+        where = f"at iteration {progress.done} of {job.optimizer.iterations}"
+    if picture is None:
+        return Saved(fields, where)
+    kept = "the last good image" if result is not None and result.halted.reason == "non-finite" else "the image so far"
+    return Saved(fields, f"{where}; {kept} is {resume_path}")
 
 
 def resume(run: Run, schedule: Schedule, resume_path: Path) -> Progress:

@@ -27,6 +27,7 @@ from ..config.models import Init, Job, Layers, Weights
 from ..files.images import read_image, write_image
 from ..files.report import grid_sheet
 from ..media.probe import frames_in
+from ..nst.kinds import kind_of
 from ..nst.memory import plan
 from ..nst.regions import over_white
 from .context import Run, Saved, open_run
@@ -34,7 +35,6 @@ from .progress import Reporter
 from .schedule import Schedule, plan_stages
 from .still import StillContent
 from .styles import StyleImages
-from .stylizer import kind_of
 
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
 STUDIES = ("content", "style", "kinds")
@@ -85,7 +85,7 @@ def study(loaded: LoadedJob, what: str, out_root: Path | str = "outputs", report
     """Render the study sheet for ``what`` (``content``, ``style`` or ``kinds``); returns its path."""
     reporter = reporter or Reporter()
     try:
-        return _study(open_run(loaded, Path(out_root), reporter, f"{loaded.job.name}_study_{what}.json"), what)
+        return _study(open_run(loaded, Path(out_root), reporter, f"{loaded.job.name}_study_{what}.json").start(), what)
     finally:
         reporter.close()
 

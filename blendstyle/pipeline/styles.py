@@ -11,9 +11,10 @@ from ..config.models import Job
 from ..files.images import read_image, read_mask
 from ..nst.color import match_histogram, match_luminance
 from ..nst.device import pick_precision
+from ..nst.plan import StylePlan
 from .networks import job_network
 from .progress import Reporter
-from .stylizer import Stylizer
+from .stylizer import Stylizer, measure_styles
 
 
 @contextmanager
@@ -75,8 +76,9 @@ def stylizer_for(
 ) -> Stylizer:
     """A stylizer outside a run (benchmarks, notebooks, tests): the job's styles at ``long_side`` on the
     shared network; ``reference`` is the content whose colours ``preserve_color`` keeps."""
-    net = job_network(job, device)
+    plan = StylePlan.of(job)
+    net, precision = job_network(job, device), pick_precision(job.precision, device)
     if reference is None and job.preserve_color != "none":
         raise ValueError("preserve_color needs the content as reference")
-    styles = read_styles(job, long_side, device, reference)
-    return Stylizer(job, net, pick_precision(job.precision, device), styles, read_masks(job), reporter or Reporter())
+    statistics = measure_styles(net, precision, plan, read_styles(job, long_side, device, reference))
+    return Stylizer(plan, net, precision, statistics, read_masks(job), plan.blend, reporter or Reporter())

@@ -1,116 +1,104 @@
 """The stylizer of one scale: the network and the blended style targets, built once and used for every
 frame, tile and sweep cell at that scale.
 
-It reads no files: the schedule hands it the network, the style images (already at this scale's size and
-recoloured for ``preserve_color``) and the masks.
+It reads no files and no job: the schedule hands it the job's :class:`~blendstyle.nst.plan.StylePlan`, the
+network, the styles' statistics (:func:`measure_styles`, computed once per scale, or shipped by a
+cluster's driver), the masks and the blend weights in use, which the schedule owns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from ..config.models import Job
 from ..errors import BlendstyleError
-from ..files.images import tensor_to_pil
-from ..files.report import contact_sheet
-from ..nst.color import luminance, with_content_colour
+from ..nst.color import luminance, with_content_color
 from ..nst.device import to_device
-from ..nst.kinds import StyleKind, make_kind
 from ..nst.objective import Objective, extract
 from ..nst.optimize import Optimized, Step, optimize
+from ..nst.plan import StylePlan
 from ..nst.regions import Region, guides
-from ..nst.targets import blend_coefficients, blend_targets, normalize
+from ..nst.targets import BlendedTarget, blend_coefficients, blend_targets
 from ..nst.tiles import Tile
 from ..nst.tiles import statistics as tile_statistics
 from .progress import Reporter
 
 
-def layer_plan(job: Job) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Normalised content-layer weights and, per style, normalised style-layer weights; a loss whose
-    weight is 0 needs no layers at all (a study's reconstructions)."""
-    content = normalize(job.layers.content) if job.weights.content > 0 else {}
-    if job.weights.style == 0:
-        return content, [{} for _ in job.styles]
-    styles = [normalize(style.layers if style.layers is not None else job.layers.style) for style in job.styles]
-    return content, styles
+def measure_styles(network: torch.nn.Module, precision: torch.dtype | None, plan: StylePlan,
+                   images: Sequence[torch.Tensor], tiles: tuple[int, int] | None = None) -> list:
+    """Every style's statistics at this scale, per layer and kind (one network pass per style image);
+    ``tiles`` (size, overlap): style images larger than two tiles get theirs tile by tile."""
+    kinds = [kind for kind, _ in plan.kinds]
+    return [
+        tile_statistics(lambda image, layers: extract(network, image, layers, precision), image, list(layers), kinds,
+                        tiles, plan.seed)
+        for image, layers in zip(images, plan.style_layers)
+    ]
 
 
-def kind_of(spec) -> StyleKind:
-    """The loss object for one ``style_loss`` entry."""
-    return make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples, spec.features)
+@dataclass(frozen=True)
+class Blend:
+    """The targets blended for one set of style weights: the whole picture's, and per masked style its own
+    region's (:mod:`blendstyle.nst.regions`)."""
 
-
-def make_kinds(job: Job) -> list[tuple]:
-    """The job's style-loss kinds with their fusion weights."""
-    return [(kind_of(spec), spec.weight) for spec in job.style_loss]
+    weights: tuple[float, ...]
+    whole: dict[str, BlendedTarget] = field(default_factory=dict)
+    regions: dict[int, dict[str, BlendedTarget]] = field(default_factory=dict)
 
 
 class Stylizer:
     def __init__(
         self,
-        job: Job,
+        plan: StylePlan,
         network: torch.nn.Module,
         precision: torch.dtype | None,
-        styles: Sequence[torch.Tensor],
+        statistics: list,
         masks: Sequence[list[torch.Tensor] | None],
+        weights: Sequence[float],
         reporter: Reporter,
         should_stop: Callable[[], bool] | None = None,
-        tiles: tuple[int, int] | None = None,
-        statistics: list | None = None,
     ):
-        """``styles``: one image per style; ``masks``: per style None or its 8-bit mask frames; ``tiles``
-        (size, overlap): style images larger than two tiles get their statistics tile by tile.
-        ``statistics``: the styles' statistics computed elsewhere (a cluster's driver computes them once
-        and ships them to every worker; ``styles`` may then be empty)."""
-        self.job = job
+        """``statistics``: per style, :func:`measure_styles`'s; ``masks``: per style None or its 8-bit mask
+        frames; ``weights``: the blend weights the targets are blended for (the schedule's)."""
+        self.plan = plan
         self.network = network
         self.precision = precision
         self.reporter = reporter
         self.should_stop = should_stop
         self.device = next(network.parameters()).device
-        self.content_weights, self.style_layer_weights = layer_plan(job)
-        self.kinds = make_kinds(job)
-        kinds = [kind for kind, _ in self.kinds]
-        self.style_images = list(styles)
-        if statistics is not None:
-            self.statistics = to_device(statistics, self.device)
-        else:
-            self.statistics = [
-                tile_statistics(self.extract, image, list(layers), kinds, tiles, job.seed)
-                for image, layers in zip(self.style_images, self.style_layer_weights)
-            ]
+        self.statistics = to_device(statistics, self.device)
         self.masks = list(masks)  # 8-bit at about the output's size until a frame needs them
         #: The content's opacity, ``(B, 1, H, W)`` in ``[0, 1]`` at any size, or None when it is opaque: the
         #: style statistics of the result count each position by it (see :meth:`regions`).
         self.visible: torch.Tensor | None = None
         self._resized: dict[int, tuple[tuple, torch.Tensor]] = {}  # the last size each mask was stretched to
-        self.set_weights([style.weight for style in job.styles])
+        self.set_weights(weights)
 
-    def set_weights(self, weights: list[float]) -> None:
-        """Blend the targets for these style weights (a sweep calls this once per cell)."""
-        self.weights = list(weights)
-        if not any(self.style_layer_weights):  # no style loss
-            self.style_targets, self.region_targets = {}, {}
+    def set_weights(self, weights: Sequence[float]) -> None:
+        """Blend the targets for these style weights (the schedule calls this for a sweep's cells)."""
+        weights = tuple(weights)
+        if not self.plan.styled:  # no style loss
+            self.blend = Blend(weights)
             return
         masked = [i for i, mask in enumerate(self.masks) if mask is not None and weights[i] > 0]
         unmasked = [i for i, weight in enumerate(weights) if weight > 0 and i not in masked]
         # Pixels no mask covers keep the blend of the unmasked styles, or of every style when all have masks.
-        self.style_targets = self.blend([w if (i in unmasked or not unmasked) else 0.0 for i, w in enumerate(weights)])
-        self.region_targets = {i: self.blend([w if j == i else 0.0 for j, w in enumerate(weights)]) for i in masked}
+        whole = self._blend([w if (i in unmasked or not unmasked) else 0.0 for i, w in enumerate(weights)])
+        regions = {i: self._blend([w if j == i else 0.0 for j, w in enumerate(weights)]) for i in masked}
+        self.blend = Blend(weights, whole, regions)
 
-    def blend(self, weights: list[float]):
+    def _blend(self, weights: list[float]) -> dict[str, BlendedTarget]:
         """Blended targets for these style weights from the per-style statistics computed once
         (a style with weight 0 sits out)."""
         used = [index for index, weight in enumerate(weights) if weight > 0]
         if not used:
             raise BlendstyleError("every style weight is 0: at least one style needs a weight above 0")
-        coefficients = blend_coefficients([weights[i] for i in used], [self.style_layer_weights[i] for i in used])
-        generator = torch.Generator().manual_seed(self.job.seed)
-        kinds = [kind for kind, _ in self.kinds]
+        coefficients = blend_coefficients([weights[i] for i in used], [self.plan.style_layers[i] for i in used])
+        generator = torch.Generator().manual_seed(self.plan.seed)
+        kinds = [kind for kind, _ in self.plan.kinds]
         return blend_targets([self.statistics[i] for i in used], coefficients, kinds, generator)
 
     def mask(self, style: int, frames: list[int], size) -> torch.Tensor:
@@ -130,21 +118,22 @@ class Stylizer:
         one region per masked style plus the rest (:mod:`blendstyle.nst.regions`). ``visible``: the
         content's opacity at ``size`` (None: opaque); ``window`` (the whole image's size, a tile): the
         image is that tile of a larger one."""
-        if not self.region_targets:
+        blend = self.blend
+        if not blend.regions:
             # A transparent content is one region, its visible pixels: transparent ones neither carry
             # style statistics nor draw on them (the alpha weights positions as a grey mask would).
-            return self.style_targets if visible is None else [Region(self.style_targets, visible)]
+            return blend.whole if visible is None else [Region(blend.whole, visible)]
         frames = frames or [0]
-        masked = list(self.region_targets)
+        masked = list(blend.regions)
         if window is None:
             masks = [self.mask(i, frames, size) for i in masked]
         else:
             masks = [window[1].crop(self.mask(i, frames, window[0])) for i in masked]
-        style_guides, rest = guides(masks, [self.weights[i] for i in masked])
+        style_guides, rest = guides(masks, [blend.weights[i] for i in masked])
         if visible is not None:
             style_guides, rest = [guide * visible for guide in style_guides], rest * visible
-        regions = [Region(self.region_targets[i], guide) for i, guide in zip(masked, style_guides)]
-        return regions + [Region(self.style_targets, rest)]
+        regions = [Region(blend.regions[i], guide) for i, guide in zip(masked, style_guides)]
+        return regions + [Region(blend.whole, rest)]
 
     def _visible(self, size, window: tuple[tuple, Tile] | None) -> torch.Tensor:
         """The opacity at ``size`` (or, for a tile, at the whole image's size and cut to the tile)."""
@@ -156,11 +145,11 @@ class Stylizer:
 
     def prepare(self, content: torch.Tensor) -> torch.Tensor:
         """What the optimiser works on: the content itself, or its luminance (``preserve_color: luminance``)."""
-        return luminance(content) if self.job.preserve_color == "luminance" else content
+        return luminance(content) if self.plan.color == "luminance" else content
 
     def finish(self, result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """The picture to save: the result, or its luminance in the content's colours."""
-        return with_content_colour(result, content) if self.job.preserve_color == "luminance" else result
+        return with_content_color(result, content) if self.plan.color == "luminance" else result
 
     def extract(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         return extract(self.network, image, layers, self.precision)
@@ -169,14 +158,14 @@ class Stylizer:
         size = content.shape[-2:]
         visible = None if self.visible is None else self._visible(size, window)
         with torch.no_grad():
-            targets = {layer: value.float() for layer, value in self.extract(content, list(self.content_weights)).items()}
+            targets = {layer: value.float() for layer, value in self.extract(content, list(self.plan.content_layers)).items()}
         return Objective(
             self.network,
             targets,
-            self.content_weights,
+            self.plan.content_layers,
             self.regions(size, visible, frames, window),
-            self.kinds,
-            self.job.weights.model_dump(),
+            self.plan.kinds,
+            self.plan.losses,
             temporal,
             temporal_weight,
             self.precision,
@@ -198,7 +187,7 @@ class Stylizer:
         was stopped) and its final (weighted) loss terms. ``frames`` are the source frame numbers, which
         pick the frames of animated masks."""
         objective = self.objective(content, temporal, temporal_weight, frames, window)
-        optimizer = self.job.optimizer
+        optimizer = self.plan.optimizer
         if objective.opacity is not None:  # fully see-through pixels start white: no loss moves them
             start = start.masked_fill(objective.opacity == 0, 1.0)
 
@@ -229,11 +218,3 @@ class Stylizer:
         final = dict(optimized.final)
         final["total"] = sum(final.values())
         return optimized, final
-
-    def sheet(self, content: torch.Tensor, result: torch.Tensor):
-        weights = normalize({str(i): style.weight for i, style in enumerate(self.job.styles)})
-        labelled = [
-            (tensor_to_pil(image), f"{Path(style.path).stem} ({weights[str(i)]:.0%})")
-            for i, (style, image) in enumerate(zip(self.job.styles, self.style_images))
-        ]
-        return contact_sheet(tensor_to_pil(content), labelled, tensor_to_pil(result))

@@ -10,7 +10,9 @@ cells that are left. (A sweep needs a still content: ``validate`` refuses one on
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -19,9 +21,19 @@ from ..files.report import grid_sheet
 from ..nst.memory import plan
 from ..nst.regions import over_white
 from .context import Run, Saved
+from .outputs import record
+from .rendered import Rendered
 from .result import RenderResult
-from .schedule import Schedule, plan_stages
+from .schedule import Schedule, TileFarm, plan_stages
 from .still import StillContent
+
+
+class CellFarm(TileFarm, Protocol):
+    """Renders a sweep's cells (and a print's tiles) side by side on other processes."""
+
+    def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
+        """Sweep cells (number, style weights) of a still, each through ``schedule``'s stages; a result's
+        ``indices`` holds its cell's number."""
 
 
 def render_cell(schedule: Schedule, content_at, number: int, weights: list[float]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -32,7 +44,7 @@ def render_cell(schedule: Schedule, content_at, number: int, weights: list[float
     return optimized.image, final
 
 
-def render_sweep(run: Run) -> RenderResult:
+def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
     job, folder, reporter = run.job, run.folder, run.reporter
     content_at = StillContent(run)
     original = content_at(job.size)
@@ -40,7 +52,7 @@ def render_sweep(run: Run) -> RenderResult:
     memory = plan(job, run.device, width, height)
     reporter.stage(memory.describe(width, height))
     stages = plan_stages(job, width, height, memory)
-    schedule = Schedule(run, stages, content_at)
+    schedule = Schedule(run, stages, content_at, farm=farm)
     alpha = content_at.alpha()  # a transparent still: every cell styles its visible pixels and keeps its alpha
     schedule.set_visible(alpha)
     names = [Path(style.path).stem for style in job.styles]
@@ -79,9 +91,9 @@ def render_sweep(run: Run) -> RenderResult:
         done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
 
     with run.guard(save, (width, height)):
-        if run.farm is not None and todo:  # cells side by side on the farm's workers, kept as they come
-            reporter.stage(f"{len(todo)} sweep cells on {run.farm.workers} workers")
-            for rendered in run.farm.cells(schedule, [(number, cell[1]) for number, cell in todo.items()]):
+        if farm is not None and todo:  # cells side by side on the farm's workers, kept as they come
+            reporter.stage(f"{len(todo)} sweep cells on {farm.workers} workers")
+            for rendered in farm.cells(schedule, [(number, cell[1]) for number, cell in todo.items()]):
                 keep(rendered.indices[0], rendered.image, rendered.final)
                 run.check()
         for number, (combination, weights, _, label) in todo.items():
@@ -101,11 +113,10 @@ def render_sweep(run: Run) -> RenderResult:
         title = "" if row_value is None else f"{names[job.sweep[1].style]} {row_value:.2f}"
         rows.append((title, row))
     grid = write_image(grid_sheet(rows), folder / f"{job.name}_sweep.png", "png")
-    record = run.record(
-        "done",
-        **schedule.record(width, height, memory),
+    done_record = record(
+        run, schedule, width, height, memory,
         sweep=done,
         timings=dict(schedule.timings, total=round(run.seconds(), 4)),
         outputs=[str(grid.relative_to(folder))] + sorted(str(path.relative_to(folder)) for path in files),
     )
-    return RenderResult(job.name, folder, grid, [grid, *files, run.write(record)], record, None)
+    return RenderResult(job.name, folder, grid, [grid, *files, run.write(done_record)], done_record, None)

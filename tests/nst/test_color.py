@@ -3,12 +3,12 @@ import torch
 import blendstyle
 from blendstyle.files.images import read_image
 from blendstyle.nst.color import (
-    colour_statistics,
+    color_statistics,
     luminance,
     match_histogram,
     match_luminance,
     rgb_to_yiq,
-    with_content_colour,
+    with_content_color,
     yiq_to_rgb,
 )
 
@@ -30,8 +30,8 @@ def test_histogram_matching_moves_mean_and_covariance():
     style = soft(1, torch.tensor([0.2, -0.1, 0.0]).view(1, 3, 1, 1))
     content = soft(2, torch.tensor([-0.1, 0.1, 0.05]).view(1, 3, 1, 1))
     moved = match_histogram(style, content)
-    mean_m, cov_m = colour_statistics(moved)
-    mean_c, cov_c = colour_statistics(content)
+    mean_m, cov_m = color_statistics(moved)
+    mean_c, cov_c = color_statistics(content)
     assert torch.allclose(mean_m, mean_c, atol=1e-4)
     assert torch.allclose(cov_m, cov_c, atol=1e-4)
 
@@ -43,7 +43,7 @@ def test_luminance_matching_and_recombination():
     assert abs(matched[:, 0].mean() - y.mean()) < 1e-4 and abs(matched[:, 0].std() - y.std()) < 1e-3
     # Mid-grey luminances, so no pixel leaves the RGB cube and gets clipped: the chroma comes back exactly.
     result = 0.4 + 0.2 * torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    joined = with_content_colour(luminance(result), content)
+    joined = with_content_color(luminance(result), content)
     assert torch.allclose(rgb_to_yiq(joined)[:, 1:], rgb_to_yiq(content)[:, 1:], atol=1e-4)
 
 
@@ -66,8 +66,8 @@ def test_luminance_mode_keeps_the_content_chroma(tiny_job, tmp_path):
 def test_histogram_mode_keeps_the_content_colours_closer(tiny_job, tmp_path):
     out, content = _run(tiny_job, tmp_path, "histogram")
     plain, _ = _run(tiny_job, tmp_path, "none")
-    mean_c, _ = colour_statistics(content)
-    assert (colour_statistics(out)[0] - mean_c).abs().sum() < (colour_statistics(plain)[0] - mean_c).abs().sum()
+    mean_c, _ = color_statistics(content)
+    assert (color_statistics(out)[0] - mean_c).abs().sum() < (color_statistics(plain)[0] - mean_c).abs().sum()
 
 
 def test_luminance_mode_on_every_gif_frame(tmp_path):

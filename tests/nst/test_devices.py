@@ -7,7 +7,7 @@ that mixes it with the real tensors fails, as it would on a GPU, where such a te
 import pytest
 import torch
 
-from blendstyle.nst.color import luminance, match_histogram, match_luminance, with_content_colour
+from blendstyle.nst.color import luminance, match_histogram, match_luminance, with_content_color
 from blendstyle.nst.kinds import make_kind
 from blendstyle.nst.losses import content_loss, temporal_loss, total_variation
 from blendstyle.nst.regions import areas, at_resolution, guides
@@ -59,7 +59,7 @@ def test_colour_modes_keep_to_the_tensors_device(default_meta, mode):
     if mode == "histogram":
         moved = match_histogram(style, content)
     else:
-        moved = with_content_colour(luminance(match_luminance(style, content)[:, :, :6, :6]), content)
+        moved = with_content_color(luminance(match_luminance(style, content)[:, :, :6, :6]), content)
     assert moved.device == CPU and torch.isfinite(moved).all()
 
 

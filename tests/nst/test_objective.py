@@ -4,6 +4,7 @@ import torch
 from blendstyle.nst.device import pick_precision
 from blendstyle.nst.kinds import Gram
 from blendstyle.nst.objective import Objective, extract
+from blendstyle.nst.plan import LossWeights
 from blendstyle.nst.targets import blend_coefficients, blend_targets, style_statistics
 
 from ..conftest import ASSETS
@@ -20,7 +21,7 @@ def objective(vgg, precision):
         content_targets = {k: v.float() for k, v in extract(vgg, content, ["relu4_2"], precision).items()}
         stats = [style_statistics(lambda i, layers: extract(vgg, i, layers, precision), style, LAYERS, [Gram()])]
     targets = blend_targets(stats, blend_coefficients([1.0], [{layer: 1.0 for layer in LAYERS}]), [Gram()], torch.Generator())
-    weights = {"content": 1.0, "style": 10.0, "tv": 2.0}
+    weights = LossWeights(content=1.0, style=10.0, tv=2.0)
     return Objective(vgg, content_targets, {"relu4_2": 1.0}, targets, [(Gram(), 1.0)], weights, precision=precision), content
 
 
@@ -52,7 +53,7 @@ def test_terms_are_weighted_and_temporal_appears_only_with_references(vgg):
     assert set(terms) == {"content", "style", "tv"}
     assert terms["content"].item() == pytest.approx(0.0, abs=1e-6)
     with_reference = Objective(
-        vgg, {}, {}, {}, [(Gram(), 1.0)], {"content": 0, "style": 0, "tv": 0},
+        vgg, {}, {}, {}, [(Gram(), 1.0)], LossWeights(content=0, style=0, tv=0),
         temporal=[(torch.zeros_like(content), torch.ones_like(content[:, :1]))], temporal_weight=2.0,
     )
     value = with_reference(content)["temporal"].item()

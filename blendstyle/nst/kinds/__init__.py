@@ -67,8 +67,8 @@ from .sampled import GaussianMMD, PolyMMD
 
 __all__ = [
     "BatchNorm", "GaussianMMD", "Gram", "Histogram", "LinearMMD", "Poly2MMD", "PolyMMD", "Stats", "StyleKind",
-    "channel_mean", "channel_std", "exact_mmd2", "flatten", "gaussian_kernel", "linear_kernel", "make_kind",
-    "poly_kernel", "weighted_gram",
+    "channel_mean", "channel_std", "exact_mmd2", "flatten", "gaussian_kernel", "kind_of", "linear_kernel", "make_kind",
+    "make_kinds", "poly_kernel", "weighted_gram",
 ]
 
 
@@ -97,3 +97,15 @@ def make_kind(
     if kernel == "gaussian":
         return GaussianMMD(samples, sigma, features)
     raise ValueError(f"unknown kernel {kernel!r}")
+
+
+def kind_of(spec) -> StyleKind:
+    """The loss object for one ``style_loss`` entry of a job."""
+    return make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples, spec.features)
+
+
+def make_kinds(specs) -> list[tuple[StyleKind, float]]:
+    """A job's ``style_loss`` entries as loss objects with their shares of the fusion, normalised to sum 1
+    (here, once)."""
+    total = sum(spec.weight for spec in specs)
+    return [(kind_of(spec), spec.weight / total) for spec in specs]

@@ -1,0 +1,86 @@
+"""What every mode writes besides its pictures, and what its record says about the picture: one module that
+stills, sweeps, studies and animations share.
+
+* :func:`write_extras`: the contact sheet (content, styles with their shares, result) and the loss plot,
+  as the job's ``output`` asks;
+* :func:`write_clip`: an animation's files in every format the job asks for, from its finished frames,
+  each renamed into place only when complete (the formats' rules come from :mod:`blendstyle.media.formats`);
+* :func:`record`: the run record with what every mode says of the picture (its size, its scales, the
+  memory plan) before the mode's own fields.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..files.atomic import atomic_path
+from ..files.clips import ClipFile, write_animation
+from ..files.framestore import FrameStore
+from ..files.images import tensor_to_pil, write_image
+from ..files.report import contact_sheet, write_loss_plot
+from ..files.video import write_video
+from ..media.formats import CLIPS
+from ..nst.memory import Plan
+from ..nst.optimize import Step
+from ..nst.targets import normalize
+from .context import Run
+from .schedule import Schedule
+
+
+def write_extras(schedule: Schedule, content: torch.Tensor, result: torch.Tensor, history: list[Step]) -> list[Path]:
+    """The contact sheet and the loss plot, as the job's ``output`` asks."""
+    job, folder, files = schedule.job, schedule.run.folder, []
+    if job.output.contact_sheet:
+        files.append(write_image(sheet(schedule, content, result), folder / f"{job.name}_sheet.png", "png"))
+    if job.output.loss_plot and history:
+        files.append(write_loss_plot(history, folder / f"{job.name}_loss.png"))
+    return files
+
+
+def sheet(schedule: Schedule, content: torch.Tensor, result: torch.Tensor):
+    """The content, each style at the last scale labelled with its share of the job's blend, the result."""
+    job = schedule.job
+    shares = normalize({str(i): weight for i, weight in enumerate(schedule.plan.blend)})
+    images = schedule.style_images(schedule.stages[-1])
+    labelled = [
+        (tensor_to_pil(image), f"{Path(style.path).stem} ({shares[str(i)]:.0%})")
+        for i, (style, image) in enumerate(zip(job.styles, images))
+    ]
+    return contact_sheet(tensor_to_pil(content), labelled, tensor_to_pil(result))
+
+
+def write_clip(run: Run, clip: ClipFile, store: FrameStore, formats: list[str]) -> tuple[list[Path], dict[str, str]]:
+    """Every format's file of the finished frames in ``store``, one frame in memory at a time; returns the
+    files and, per video file, what became of the sound (``copied``, ``re-encoded (...)``, ``none``)."""
+    job, settings, files, sound = run.job, run.job.animation, [], {}
+    for fmt in formats:
+        spec = CLIPS[fmt]
+        path = run.folder / f"{job.name}.{spec.suffix}"
+        alpha = clip.alphas() if clip.transparent else None  # a format without alpha shows the frames over white
+        if spec.kind == "video":
+            with run.reading(("content",)), atomic_path(path) as temporary:
+                pictures = (np.asarray(picture) for picture in store.pictures())
+                sound[path.name] = write_video(pictures, temporary, fmt, clip.timeline, clip.rotation, clip.sound,
+                                               settings.crf, alpha)
+        else:
+            write_animation(store.pictures(), path, clip.timeline.durations_ms(), clip.loop, alpha, fmt,
+                            settings.dither, settings.steady)
+        files.append(path)
+    return files, sound
+
+
+def record(run: Run, schedule: Schedule, width: int, height: int, memory: Plan, status: str = "done",
+           **fields: Any) -> dict[str, Any]:
+    """The run record of a picture of ``width`` x ``height``: its size, its scales and the memory plan,
+    then the mode's ``fields``."""
+    return run.record(
+        status,
+        size={"width": width, "height": height},
+        scales=[stage.long_side for stage in schedule.stages],
+        memory=memory.record(),
+        **fields,
+    )
