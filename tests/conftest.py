@@ -100,7 +100,8 @@ def make_video(
     """A short video made with PyAV: a bright square moving right across blobs (or ``pictures``, upright
     RGB arrays), frames at ``pts_ms`` milliseconds (variable frame rate when they are uneven), stored turned
     so that a player showing it with the display ``rotation`` (counter-clockwise degrees) sees it upright,
-    and with ``audio`` a 440 Hz AAC tone as long as the clip."""
+    and with ``audio`` a 440 Hz tone as long as the clip (AAC in mp4, Opus in webm, or the encoder ``audio``
+    names, such as ``libmp3lame``)."""
     from fractions import Fraction
 
     import av
@@ -124,7 +125,8 @@ def make_video(
             stream.set_display_rotation(rotation)
         sound = None
         if audio:
-            sound = container.add_stream("aac" if fmt == "mp4" else "libopus", rate=48000)
+            codec = audio if isinstance(audio, str) else ("aac" if fmt == "mp4" else "libopus")
+            sound = container.add_stream(codec, rate=48000)
             sound.layout = "mono"
         for pts, picture in zip(pts_ms, stored):
             frame = av.VideoFrame.from_ndarray(picture, format="rgb24")

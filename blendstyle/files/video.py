@@ -9,8 +9,8 @@ sound carried over.
   stylised upright (the network sees what a person sees) and written back in the stored orientation with
   the same display matrix, so the output plays, and is laid out, like the input.
 * **Sound.** The first audio stream's packets are copied, not decoded: the sound is bit-identical. A
-  container that cannot hold the codec (webm holds only Opus or Vorbis) gets it re-encoded (Opus for
-  webm, AAC for mp4), and the run record says so. Audio packets are interleaved with the video as it is
+  container that cannot hold the codec (webm holds only Opus or Vorbis; the media table lists what each
+  takes) gets it re-encoded (Opus for webm, AAC for mp4), and the run record says so, file by file. Audio packets are interleaved with the video as it is
   written, so the muxer buffers nothing for long.
 
 PyAV is used directly rather than through imageio's ``pyav`` plugin: timestamps, the display matrix and
@@ -197,7 +197,8 @@ def _sound_streams(container, fmt: str, sound: Sound | None):
         source.close()
         return None, "none"
     stream = source.streams.audio[0]
-    name = stream.codec_context.name
+    # The codec's own name (mp3), not its decoder's (mp3float), is what a container's list names.
+    name = stream.codec_context.codec.canonical_name
     if name in CLIPS[fmt].sound_kept:
         return _Copy(container, source, stream, sound), "copied"
     made = CLIPS[fmt].sound_made

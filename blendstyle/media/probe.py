@@ -111,7 +111,7 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
                 raise ValueError(f"{display_path(Path(path))} has no video stream")
             stream = container.streams.video[0]
             time_base = stream.time_base
-            audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+            audio = container.streams.audio[0].codec_context.codec.canonical_name if container.streams.audio else None
             pts, durations = [], {}
             for packet in container.demux(stream):
                 # Packets an edit list discards (a clip trimmed without re-encoding) decode to no frame.

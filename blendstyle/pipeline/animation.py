@@ -98,8 +98,8 @@ def clip_record(log: FrameLog, farm: ClipFarm | None, formats: list[str], sound:
             "durations_ms": clip.timeline.durations_ms(),
             "loop": clip.loop,
             "transparent": clip.transparent,
-            "video": {"rotation": clip.rotation, "sound": list(sound.values())[-1] if sound else "none"}
-            if clip.video else None,
+            # What became of the sound, per video file written (copied, re-encoded (...), none).
+            "video": {"rotation": clip.rotation, "sound": sound} if clip.video else None,
             "formats": formats,
             "flow": "dis" if renderer.use_flow else "none",
             "batch": renderer.batch_size,

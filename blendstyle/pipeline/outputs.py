@@ -55,7 +55,8 @@ def sheet(schedule: Schedule, content: torch.Tensor, result: torch.Tensor):
 
 def write_clip(run: Run, clip: ClipFile, store: FrameStore, formats: list[str]) -> tuple[list[Path], dict[str, str]]:
     """Every format's file of the finished frames in ``store``, one frame in memory at a time; returns the
-    files and, per video file, what became of the sound (``copied``, ``re-encoded (...)``, ``none``)."""
+    files and, per file, what became of the clip's sound (``copied``, ``re-encoded (...)``, ``dropped: ...``
+    for a format that holds none, ``none`` when the clip has none)."""
     job, settings, files, sound = run.job, run.job.animation, [], {}
     for fmt in formats:
         spec = CLIPS[fmt]
@@ -69,6 +70,7 @@ def write_clip(run: Run, clip: ClipFile, store: FrameStore, formats: list[str]) 
         else:
             write_animation(store.pictures(), path, clip.timeline.durations_ms(), clip.loop, alpha, fmt,
                             settings.dither, settings.steady)
+            sound[path.name] = "none" if clip.sound is None else f"dropped: {fmt} holds no sound"
         files.append(path)
     return files, sound
 

@@ -138,3 +138,19 @@ def test_broken_videos_get_clear_errors(tmp_path):
                           (audio_only, "sound.mp4 has no video stream"), (empty, "empty.mkv ends before its first frame")]:
         with pytest.raises(BlendstyleError, match=message):
             open_clip(path)
+
+
+def test_mp3_sound_is_copied_into_mp4_by_its_codec_name_not_its_decoder_s(tmp_path):
+    """FFmpeg decodes MP3 with ``mp3float``; the container's list names the codec, ``mp3``: the packets are
+    remuxed as they are (they were re-encoded to AAC when the decoder's name was compared)."""
+    source = make_video(tmp_path / "v.mp4", audio="libmp3lame")
+    probe = probe_video(source)
+    assert probe.audio == "mp3"
+    timeline = Timeline(probe.pts, probe.time_base, probe.end)
+    note = write_video((p for _, p in decode(source, probe.pts, 0)), tmp_path / "out.mp4", "mp4", timeline,
+                       sound=Sound(source, float("-inf"), None, 0.0))
+    assert note == "copied"
+    assert _video_packets(tmp_path / "out.mp4") == _video_packets(source)
+    note = write_video((p for _, p in decode(source, probe.pts, 0)), tmp_path / "out.webm", "webm", timeline,
+                       sound=Sound(source, float("-inf"), None, 0.0))
+    assert note == "re-encoded (mp3 -> opus)"

@@ -65,7 +65,7 @@ def test_a_phone_clip_comes_back_with_its_frames_timestamps_rotation_and_sound(t
     # Stylised: every frame moved away from its source frame towards the style's two colours.
     assert min(np.abs(a.astype(int) - b.astype(int)).mean() for (_, a), (_, b) in zip(after, before)) > 5
     record = result.record["animation"]
-    assert record["video"] == {"rotation": 90, "sound": "copied"} and record["formats"] == ["mp4"]
+    assert record["video"] == {"rotation": 90, "sound": {"video.mp4": "copied"}} and record["formats"] == ["mp4"]
     assert result.record["timings"]["frames_per_second"] > 0
 
 
@@ -76,6 +76,19 @@ def test_an_odd_size_renders_and_the_video_is_padded_to_even_sides(tmp_path):
     result = blendstyle.run_job(path, out_root=tmp_path / "out")
     assert result.record["size"] == {"width": 63, "height": 47}
     assert [picture.shape for _, picture in frames_of(result.folder / "video.mp4")] == [(48, 64, 3)] * 3
+
+
+def test_the_record_says_what_became_of_the_sound_file_by_file(tmp_path):
+    """webm takes no AAC, mp4 does: each file's own note, whatever the order of the formats (the record kept
+    only the last format's note), and the mp4's sound is still the source's, packet for packet."""
+    source = make_video(tmp_path / "clip.mp4")
+    for formats in ("[webm, mp4]", "[mp4, webm, gif]"):
+        result = blendstyle.run_job(job(tmp_path, "clip.mp4", f"formats: {formats}"), out_root=tmp_path / "out",
+                                    force=True)
+        sound = result.record["animation"]["video"]["sound"]
+        assert sound["video.mp4"] == "copied" and sound["video.webm"] == "re-encoded (aac -> opus)"
+        assert sound.get("video.gif", "dropped: gif holds no sound") == "dropped: gif holds no sound"
+        assert audio_packets(result.folder / "video.mp4") == audio_packets(source)
 
 
 def test_a_time_range_selects_frames_and_cuts_the_sound_with_them(tmp_path):
@@ -110,7 +123,7 @@ def test_a_gif_becomes_a_video_and_a_video_a_gif_with_the_same_timing(tmp_path):
             gif.seek(index)
             durations.append(gif.info["duration"])
     assert durations == [30, 20, 70, 10, 70, 70]  # in hundredths, rounded where frames start; the last as the file says
-    assert result.record["animation"]["video"]["sound"] == "none"
+    assert result.record["animation"]["video"]["sound"] == {"video.gif": "dropped: gif holds no sound"}
 
 
 def test_a_transparent_gif_becomes_a_video_shown_over_white(tmp_path):
