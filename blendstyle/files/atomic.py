@@ -63,3 +63,17 @@ def write_bytes(data: bytes, path: Path | str) -> Path:
         temporary.write_bytes(data)
     return Path(path)
 
+
+
+def links_outside(folder: Path | str, root: Path | str) -> list[tuple[Path, Path]]:
+    """Every symbolic link under ``folder`` (not followed) that resolves outside ``root``, with where it
+    points: writing through a linked folder (``snapshots/``, ``frames/``) would write outside the output
+    root, and reading a linked file would read what the run did not write."""
+    folder, inside = Path(folder), Path(root).resolve()
+    found = []
+    for parent, folders, files in os.walk(folder, followlinks=False):
+        for name in folders + files:
+            path = Path(parent) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(inside):
+                found.append((path, path.resolve()))
+    return sorted(found)

@@ -28,7 +28,8 @@ import torch
 from ..config.inputs import file_sha256
 from ..config.layering import format_key
 from ..config.load import LoadedJob
-from ..errors import BlendstyleError, Interrupted, Problem
+from ..errors import BlendstyleError, Interrupted, Location, Problem
+from ..files.atomic import links_outside
 from ..files.records import read_json, write_record
 from ..nst.device import pick_device, pick_precision, precision_name
 from ..nst.memory import out_of_memory
@@ -252,11 +253,25 @@ def open_run(
     ``identity``: what the record names (default: ``loaded`` itself; a worker gets the user's job's);
     ``stop``: a stop request the caller holds (default: a new one)."""
     folder = output_folder(out_root, loaded.job.name, allow_outside)
+    if not allow_outside:
+        refuse_links(loaded, folder, out_root)
     for stale in folder.glob("**/.*.tmp"):  # left by a run that was killed outright (SIGKILL, power loss)
         stale.unlink(missing_ok=True)
     identity = identity or Identity.of(loaded)
     return Run(loaded, folder, reporter, identity, folder / record_name, read_json(folder / record_name),
                stop or StopRequest())
+
+
+def refuse_links(loaded: LoadedJob, folder: Path, out_root: Path) -> None:
+    """Refuse, before anything is read or written, an output folder holding a link that resolves outside the
+    output root: a run writes into ``frames/``, ``snapshots/``, ``sweep/`` and ``study_*/`` and replaces its
+    files there, so every one must be the run's own."""
+    found = links_outside(folder, out_root)
+    if found:
+        where = loaded.location(("name",)) or Location(str(loaded.path))
+        problems = [Problem(f"{link} is a link to {target}, outside the output root {out_root}: the run would "
+                            "write there", where) for link, target in found]
+        raise BlendstyleError(problems, hint="remove the link, or pass --allow-outside-output if this is intended")
 
 
 def output_folder(out_root: Path, name: str, allow_outside: bool = False) -> Path:

@@ -262,6 +262,48 @@ def test_output_folder_may_not_escape_through_a_link(tiny_job, tmp_path):
     assert result.exit_code == 0 and (elsewhere / "tiny.png").is_file()
 
 
+@pytest.mark.parametrize("inner, extra", [
+    ("snapshots", "output: {snapshot_every: 1}\n"),
+    ("frames", None),  # an animation's finished frames
+    ("sweep", "sweep: [{style: 0, start: 0.5, stop: 1, steps: 2}]\n"),
+    ("tiny.png", ""),  # a file the run replaces
+])
+def test_no_folder_or_file_under_the_output_root_may_lead_outside(tiny_job, tmp_path, inner, extra):
+    """A link planted in the output folder that resolves outside the output root is refused, located, before
+    anything is written (a linked snapshots/ had the run overwrite a file outside and write new ones there);
+    nothing outside is touched; --allow-outside-output lets it through; a link that stays inside is fine."""
+    from ..pipeline.test_animation import moving_square
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "tiny_00001.png").write_bytes(b"precious")
+    if extra is None:
+        moving_square(tmp_path / "move.gif", count=3)
+        job = tiny_job("optimizer: {iterations: 2}\nanimation: {iterations: 1}\n",
+                       body=BODY.replace("content.png", "move.gif") + "size: 32\n")
+    else:
+        job = tiny_job("optimizer: {iterations: 2}\n" + extra)
+    (out / "tiny").mkdir(parents=True)
+    (out / "tiny" / inner).symlink_to(elsewhere if "." not in inner else elsewhere / "tiny_00001.png")
+    result = invoke("run", job, "--out", out)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{out / 'tiny' / inner} is a link to {elsewhere}" in result.output and f"{job.name}:" in result.output
+    assert "--allow-outside-output" in result.output
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["tiny_00001.png"]
+    assert (elsewhere / "tiny_00001.png").read_bytes() == b"precious"
+    assert not (out / "tiny" / "run.json").exists()
+    assert invoke("validate", job).exit_code == 0  # validate knows no output folder: the job itself is fine
+
+    (out / "tiny" / inner).unlink()
+    (out / "inside").mkdir()
+    if "." not in inner:
+        (out / "tiny" / inner).symlink_to(out / "inside")  # a link that stays under the output root
+        assert invoke("run", job, "--out", out, "-q").exit_code == 0
+        (out / "tiny" / inner).unlink()
+    (out / "tiny" / inner).symlink_to(elsewhere if "." not in inner else elsewhere / "tiny_00001.png")
+    assert invoke("run", job, "--out", out, "--allow-outside-output", "--force", "-q").exit_code == 0
+
+
 def test_non_finite_loss_keeps_the_last_good_image(tiny_job, tmp_path, monkeypatch):
     from blendstyle.nst.objective import Objective
 
