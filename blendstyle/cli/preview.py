@@ -11,14 +11,19 @@ event so far, then new ones as they come; ``Last-Event-ID`` resumes), ``/image``
 (PNG), ``/job`` the job as resolved, ``/stats`` what the server has cost, and ``/files/PATH`` a file of
 the current job's output folder, never anything outside it (resolved paths are checked, links
 included). It listens on 127.0.0.1 unless told otherwise, and there answers only requests addressed to
-a loopback name (a page elsewhere cannot reach it through DNS rebinding).
+a loopback name (a page elsewhere cannot reach it through DNS rebinding). A malformed request (a Host or
+Last-Event-ID header that is no host or event number) gets a 400, never a traceback on the render's
+terminal.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import math
+import re
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,13 +39,41 @@ TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif
          ".mp4": "video/mp4", ".webm": "video/webm", ".tiff": "image/tiff"}
 #: Step events kept for a page opened late (the curve's history); other events are all kept.
 STEPS_KEPT = 5000
+#: The shortest time between two writes to one event stream: events that come faster (a small render's
+#: steps) go out together, so many open pages wake up at most 20 times a second each, whatever the
+#: render's pace, and cannot crowd out the render or the other requests.
+STREAM_GAP = 0.05
+#: Seconds a client may take to send its request or to take the next part of an answer before its
+#: connection is dropped: a stalled client cannot hold a thread for ever.
+CLIENT_TIMEOUT = 20.0
+
+
+class BadRequest(ValueError):
+    """A request that is not well formed: answered with a 400 and what was wrong."""
+
+
+class _Server(ThreadingHTTPServer):
+    """The standard library's threading server, sized for a burst of connections (a page reloaded in many
+    tabs, a test's hundred clients): its listening queue of 5 dropped the connections beyond it, which
+    clients retry only after a second or more."""
+
+    request_queue_size = 1024
+    daemon_threads = True  # a thread per connection, never keeping the process alive
+    block_on_close = False  # close() does not wait for streams or slow clients
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away or stalled is no error worth a traceback over the render's progress."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
 
 class Preview:
     """The server and what it shows: the events so far, the latest picture, the job and its folder."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8765):
-        self.events: list[tuple[int, str]] = []  # (id, "event: kind\ndata: json")
+        # (id, kind, the event as sent): encoded once here, not once per page that reads it.
+        self.events: list[tuple[int, str, bytes]] = []
         self.next_id = 1
         self.steps = 0
         self.changed = threading.Condition()
@@ -49,8 +82,7 @@ class Preview:
         self.folder: Path | None = None
         self.closed = False
         self.cost = {"encode_seconds": 0.0, "publish_seconds": 0.0, "serve_seconds": 0.0, "images": 0, "events": 0}
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), _handler(self))
         self.thread = threading.Thread(target=self.server.serve_forever, name="blendstyle-preview", daemon=True)
         self.thread.start()
 
@@ -63,12 +95,12 @@ class Preview:
         mark = time.thread_time()
         text = f"event: {kind}\ndata: {json.dumps(_finite(dict(data, sent=time.time())))}"
         with self.changed:
-            self.events.append((self.next_id, text))
+            self.events.append((self.next_id, kind, f"id: {self.next_id}\n{text}\n\n".encode()))
             self.next_id += 1
             if kind == "step":
                 self.steps += 1
                 if self.steps > STEPS_KEPT:  # drop the oldest step (the curve keeps its shape from the rest)
-                    first = next(i for i, (_, t) in enumerate(self.events) if t.startswith("event: step"))
+                    first = next(i for i, (_, known, _) in enumerate(self.events) if known == "step")
                     del self.events[first]
                     self.steps -= 1
             self.changed.notify_all()
@@ -110,15 +142,15 @@ class Preview:
     def host_allowed(self, host: str) -> bool:
         """Served on a loopback address, the page answers only requests addressed to it by that name: a
         web page elsewhere could otherwise point its own domain at 127.0.0.1 (DNS rebinding) and read the
-        job and its files."""
+        job and its files. :class:`BadRequest` when ``host`` is no ``name[:port]`` at all."""
+        try:
+            asked = urlsplit("//" + host)
+            given = asked.port
+        except ValueError:  # "[" (an unclosed IPv6 address), a port that is no number or out of range
+            raise BadRequest("the Host header is not a host name with an optional port") from None
         address, port = self.server.server_address[:2]
         if not address.startswith("127.") and address not in ("::1", "localhost"):
             return True  # --host: the user chose who may connect
-        asked = urlsplit("//" + host)
-        try:
-            given = asked.port
-        except ValueError:
-            return False
         return asked.hostname in ("127.0.0.1", "localhost", "::1", address) and given in (None, port)
 
     def file(self, raw: str) -> Path | None:
@@ -132,9 +164,9 @@ class Preview:
         try:
             path = (root / relative).resolve()
             path.relative_to(root)
-        except (ValueError, OSError):
+            return path if path.is_file() else None
+        except (ValueError, OSError):  # outside the folder, or no name the system takes (too long)
             return None
-        return path if path.is_file() else None
 
 
 def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
@@ -144,16 +176,24 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format, *args) -> None:  # the terminal shows the render, not requests
             pass
 
+        timeout = CLIENT_TIMEOUT
+
         def do_GET(self) -> None:
-            if not preview.host_allowed(self.headers.get("Host", "")):
+            try:
+                path = _path(self.path)
+                allowed = preview.host_allowed(self.headers.get("Host", ""))
+                since = _event_id(self.headers.get("Last-Event-ID")) if path == "/events" else 0
+            except BadRequest as error:
+                self._send(400, f"bad request: {error}".encode())
+                return
+            if not allowed:
                 self._send(403, b"this page answers only to the address it was opened on")
                 return
-            path = urlsplit(self.path).path
             if path == "/":
                 page = resources.files("blendstyle.cli").joinpath("preview.html").read_bytes()
                 self._send(200, page, "text/html; charset=utf-8")
             elif path == "/events":
-                self._events()
+                self._events(since)
             elif path == "/image":
                 self._send(200, preview.image, "image/png") if preview.image else self._send(404, b"no picture yet")
             elif path == "/job":
@@ -162,10 +202,14 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
                 self._send(200, json.dumps(preview.cost).encode(), "application/json")
             elif path.startswith("/files/"):
                 found = preview.file(path[len("/files/"):])
-                if found is None:
+                try:
+                    body = found.read_bytes() if found is not None else None
+                except OSError:  # gone or unreadable since it was looked up
+                    body = None
+                if body is None:
                     self._send(404, b"not found")
                 else:
-                    self._send(200, found.read_bytes(), TYPES.get(found.suffix.lower(), "application/octet-stream"))
+                    self._send(200, body, TYPES.get(found.suffix.lower(), "application/octet-stream"))
             else:
                 self._send(404, b"not found")
 
@@ -177,33 +221,34 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def _events(self) -> None:
+        def _events(self, seen: int) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            last = self.headers.get("Last-Event-ID") or "0"
-            seen = int(last) if last.isdigit() else 0
+            wrote = 0.0
             try:
                 while True:
+                    time.sleep(max(0.0, wrote + STREAM_GAP - time.monotonic()))  # see STREAM_GAP
                     mark = time.thread_time()  # this thread's CPU, not its waiting
                     with preview.changed:
-                        fresh = [(i, text) for i, text in preview.events if i > seen]
+                        fresh = _after(preview.events, seen)
                         if not fresh and not preview.closed:
                             preview.changed.wait(timeout=15)
-                            fresh = [(i, text) for i, text in preview.events if i > seen]
+                            fresh = _after(preview.events, seen)
                         closed = preview.closed
                     if fresh:
-                        self.wfile.write("".join(f"id: {i}\n{text}\n\n" for i, text in fresh).encode())
+                        self.wfile.write(b"".join(sent for _, _, sent in fresh))
                         seen = fresh[-1][0]
                     else:
                         self.wfile.write(b": still here\n\n")  # keeps proxies from closing an idle stream
                     self.wfile.flush()
+                    wrote = time.monotonic()
                     preview.cost["serve_seconds"] += time.thread_time() - mark
                     if closed:
                         return
-            except (BrokenPipeError, ConnectionResetError):
-                return  # the page was closed
+            except OSError:
+                return  # the page was closed, or stopped reading for CLIENT_TIMEOUT
 
     return Handler
 
@@ -258,6 +303,30 @@ class PreviewReporter(Reporter):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _path(target: str) -> str:
+    """The path of a request's target (``/image?v=3``, or the absolute form ``http://host/image``)."""
+    try:
+        return urlsplit(target).path
+    except ValueError:  # "http://[/": an unclosed IPv6 address
+        raise BadRequest("the request target is not a URL") from None
+
+
+def _event_id(header: str | None) -> int:
+    """The event a reconnecting page saw last (its ``Last-Event-ID``; none: 0). Only ASCII digits, and few
+    enough for any event number: ``int`` would take ``²`` or refuse 5,000 digits with a ValueError."""
+    if not header:
+        return 0
+    if not re.fullmatch(r"[0-9]{1,18}", header):
+        raise BadRequest("Last-Event-ID is not an event number")
+    return int(header)
+
+
+def _after(events: list[tuple[int, str, bytes]], seen: int) -> list[tuple[int, str, bytes]]:
+    """The events after number ``seen`` (events are kept in order of their numbers: a binary search, not a
+    scan of a history of thousands for every stream at every event)."""
+    return events[bisect.bisect_right(events, seen, key=lambda event: event[0]):]
 
 
 def _finite(value):
