@@ -12,9 +12,16 @@ from __future__ import annotations
 
 __all__ = ["BlendstyleError", "load_job", "render_job", "run_job", "__version__"]
 
-from .config.load import load_job
 from .errors import BlendstyleError
 from .version import __version__
+
+
+def load_job(path, overrides=None):
+    """Read and validate a job file; see :func:`blendstyle.config.load.load_job` (imported when first asked
+    for, so that ``import blendstyle`` is quick: the command line listens for Ctrl-C and SIGTERM first)."""
+    from .config.load import load_job as load
+
+    return load(path, overrides)
 
 
 def render_job(loaded, out_root="outputs", reporter=None, force=False, allow_outside=False):

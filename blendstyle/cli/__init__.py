@@ -21,6 +21,7 @@ from ..config.layers import LAYER_NAMES, layer_channels, layer_stride
 from ..config.load import LoadedJob, load_job
 from ..config.models import job_schema
 from ..errors import BlendstyleError, Interrupted
+from ..pipeline.stopping import StopRequest
 from ..version import __version__
 from .console import ConsoleReporter, err, note, out, show_error
 from .new import new
@@ -30,6 +31,17 @@ from .run import run
 
 class Group(click.Group):
     """Shows user errors without a traceback; lets real bugs through."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        early = ctx.obj if isinstance(ctx.obj, StopRequest) else None
+        if early is not None and command is not None and command.name != "run":
+            # Only ``run`` honours a stop at its safe points; every other command gets the signals back, and
+            # one that came while the command line started ends it now.
+            early.release()
+            if early:
+                raise KeyboardInterrupt
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         # Libraries' warnings (matplotlib, torch, Pillow) are not the user's business; our own problems
@@ -43,9 +55,10 @@ class Group(click.Group):
         except Interrupted as stop:
             err.print(note("interrupted", "yellow", f": {stop}"), soft_wrap=True)
             ctx.exit(stop.exit_code)
-        except KeyboardInterrupt as stop:  # outside a render: nothing to save
+        except KeyboardInterrupt:  # outside a render: nothing to save
             err.print("[yellow]interrupted[/]")
-            ctx.exit(getattr(stop, "exit_code", 130))
+            early = ctx.obj if isinstance(ctx.obj, StopRequest) else None
+            ctx.exit(early.exit_code if early else 130)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

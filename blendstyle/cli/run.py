@@ -13,19 +13,10 @@ from rich.text import Text
 
 from ..config.load import LoadedJob, load_job
 from ..errors import BlendstyleError, Interrupted, Problem
+from ..pipeline.stopping import StopRequest
 from .console import ConsoleReporter, err, note, show_error
 from .options import expand_jobs, output_root, overrides
 from .spread import Row, cluster_for, run_jobs_on_cluster
-
-
-class TerminationRequested(KeyboardInterrupt):
-    """SIGTERM, turned into the same orderly stop as Ctrl-C (exit code 143)."""
-
-    exit_code = 143
-
-
-def _on_sigterm(signum, frame):
-    raise TerminationRequested()
 
 
 @click.command()
@@ -59,42 +50,19 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
     --workers or --cluster, several jobs run side by side, one per worker; a single clip's frames are
     spread over the workers instead.
     """
-    import signal
-    from contextlib import ExitStack
-
-    from .preview import linger, start_preview  # the page's server: only for a run that asks for it
-
-    changes = overrides(size, iterations, device, seed, settings)
-    paths = expand_jobs(jobs)
-    out_root = output_root(out_root)
-    cluster = cluster_for(workers, address, threads, gpus_per_task)
-    if cluster is not None and serve is not None and len(paths) > 1:
-        raise BlendstyleError(Problem("the live page follows one render; several jobs on workers have none to show",
-                                      key="--serve"), hint="serve one job at a time, or drop --serve")
-    preview = start_preview(serve, host)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        with ExitStack() as stack:
-            if cluster is not None:
-                stack.enter_context(cluster)
-            if threads is not None or cluster is not None:
-                # The driver measures the styles once for every worker with the workers' thread count: float
-                # sums are split by thread, so the same --threads gives the same pictures here and on workers.
-                import torch
-
-                torch.set_num_threads(cluster.threads if cluster is not None else threads)
-            if cluster is not None and len(paths) > 1:
-                rows = run_jobs_on_cluster(cluster, paths, changes, out_root, force, allow_outside, quiet)
-            else:
-                rows = _render_here(paths, changes, out_root, force, allow_outside, quiet, preview, cluster)
-    except Interrupted as stop:
-        err.print(note("interrupted", "yellow", f": {stop}"), soft_wrap=True)
-        if preview is not None:
-            preview.close()
-        sys.exit(stop.exit_code)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # From the first line on, Ctrl-C and SIGTERM only ask for a stop, which the run honours at its next safe
+    # point: between set-up steps (imports, the page's server, Ray, the network, style targets), after every
+    # optimisation step, between frames and while encoding. An exception raised wherever the main thread
+    # happened to be could tear an import half-way (numpy, then matplotlib's loss plot, failed) or be
+    # swallowed by a library (a stop was lost while the network loaded).
+    early = click.get_current_context().obj  # listening since the process started (blendstyle.__main__)
+    stop = early if isinstance(early, StopRequest) else StopRequest()
+    with stop.listening():
+        rows, preview = _run(stop, jobs, size, iterations, device, seed, settings, out_root, force, allow_outside,
+                             quiet, serve, host, workers, address, threads, gpus_per_task)
     if preview is not None:
+        from .preview import linger
+
         linger(preview)
     failed = sum(1 for row in rows if row[1] == "failed")
     if len(rows) > 1 and not quiet:
@@ -107,11 +75,57 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
         sys.exit(1)
 
 
-def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview, cluster) -> list[Row]:
+def _stopped(stop: StopRequest, where: str) -> None:
+    """Honour a stop asked for during set-up: nothing has been rendered, so nothing needs keeping."""
+    if stop:
+        raise Interrupted(f"stopped {where}; nothing new was rendered. Run the same command again to go on.",
+                          stop.exit_code)
+
+
+def _run(stop, jobs, size, iterations, device, seed, settings, out_root, force, allow_outside, quiet, serve, host,
+         workers, address, threads, gpus_per_task):
+    """The run command's work inside its stop listener: rows for the summary, and the page to keep up."""
+    from contextlib import ExitStack
+
+    from .preview import start_preview  # the page's server: only for a run that asks for it
+
+    changes = overrides(size, iterations, device, seed, settings)
+    paths = expand_jobs(jobs)
+    out_root = output_root(out_root)
+    cluster = cluster_for(workers, address, threads, gpus_per_task)
+    if cluster is not None and serve is not None and len(paths) > 1:
+        raise BlendstyleError(Problem("the live page follows one render; several jobs on workers have none to show",
+                                      key="--serve"), hint="serve one job at a time, or drop --serve")
+    preview = start_preview(serve, host)
+    try:
+        with ExitStack() as stack:
+            if cluster is not None:
+                stack.enter_context(cluster)
+                _stopped(stop, "while Ray started")
+            if threads is not None or cluster is not None:
+                # The driver measures the styles once for every worker with the workers' thread count: float
+                # sums are split by thread, so the same --threads gives the same pictures here and on workers.
+                import torch
+
+                torch.set_num_threads(cluster.threads if cluster is not None else threads)
+            if cluster is not None and len(paths) > 1:
+                rows = run_jobs_on_cluster(cluster, paths, changes, out_root, force, allow_outside, quiet, stop)
+            else:
+                rows = _render_here(paths, changes, out_root, force, allow_outside, quiet, preview, cluster, stop)
+    except BaseException:
+        if preview is not None:
+            preview.close()
+        raise
+    return rows, preview
+
+
+def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview, cluster, stop) -> list[Row]:
     """The jobs one after another in this process (a clip's frames on the cluster's workers, if there is
     one): rows for the summary; a single job's error is raised, a folder's is shown and the folder goes on."""
+    _stopped(stop, "while blendstyle started")
     from ..pipeline.render import render  # imports torch: only when something is rendered
 
+    _stopped(stop, "while blendstyle started")
     farm = None
     if cluster is not None:
         from ..cluster.frames import RayFarm
@@ -119,6 +133,9 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
         farm = RayFarm(cluster)
     rows: list[Row] = []
     for path in paths:
+        if stop and rows:  # a stop between two jobs of a folder: the finished ones are kept, no more start
+            raise Interrupted(f"{len(rows)} of {len(paths)} jobs done; the same command renders the rest", stop.exit_code)
+        _stopped(stop, f"before {path}")
         started = time.perf_counter()
         loaded: LoadedJob | None = None
         try:
@@ -126,7 +143,7 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
             reporter = ConsoleReporter(loaded.job.name, quiet)
             if preview is not None:
                 reporter = preview.follow(loaded, out_root, reporter)
-            result = render(loaded, out_root, reporter, force, allow_outside, farm=farm)
+            result = render(loaded, out_root, reporter, force, allow_outside, stop=stop, farm=farm)
             if preview is not None:
                 preview.announce(result, time.perf_counter() - started)
         except BlendstyleError as error:
@@ -137,6 +154,8 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
             show_error(error, title=f"{path} failed" if len(paths) > 1 else "error")  # the page stays up
             rows.append((str(path), "failed", "", error.problems[0].message[:60]))
             continue
+        except Interrupted:
+            raise
         except Exception as error:  # a bug: one job's failure, the folder goes on; the traceback is kept
             if len(paths) == 1:
                 raise

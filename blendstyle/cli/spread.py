@@ -27,8 +27,9 @@ def cluster_for(workers, address, threads, gpus_per_task):
     return Cluster(workers, threads, address, gpus_per_task, "--cluster" if address is not None else "--workers")
 
 
-def run_jobs_on_cluster(cluster, paths, overrides, out_root, force, allow_outside, quiet) -> list[Row]:
-    """Several jobs, one task each on the cluster: rows for the summary table, failures included."""
+def run_jobs_on_cluster(cluster, paths, overrides, out_root, force, allow_outside, quiet, stop=None) -> list[Row]:
+    """Several jobs, one task each on the cluster: rows for the summary table, failures included; ``stop``:
+    the command's stop request (default: one of its own)."""
     from ..cluster.jobs import render_jobs
     from ..pipeline.stopping import StopRequest
 
@@ -40,7 +41,7 @@ def run_jobs_on_cluster(cluster, paths, overrides, out_root, force, allow_outsid
         except BlendstyleError as error:
             show_error(error, title=f"{path} failed")
             rows.append((str(path), "failed", "", error.problems[0].message[:60]))
-    stop = StopRequest()
+    stop = stop if stop is not None else StopRequest()
     started = time.perf_counter()
     with stop.listening():
         if not quiet:

@@ -57,9 +57,11 @@ def render_animation(run: Run, farm: ClipFarm | None = None) -> RenderResult:
 
     run.reporter.stage("writing outputs")
     formats = run.job.animation.output_formats(renderer.clip.video)
-    files, sound = write_clip(run, renderer.clip, log.store, formats)
-    files += write_extras(renderer.schedule, renderer.first, pil_to_tensor(log.store.pictures()[0]), log.history)
-    done = clip_record(log, farm, formats, sound, busy, [str(path.relative_to(run.folder)) for path in files])
+    # Encoding a long clip takes a while: a stop between two frames leaves the finished ones for the next run.
+    with run.guard(log.saved, renderer.clip.size):
+        files, sound = write_clip(run, renderer.clip, log.store, formats)
+        files += write_extras(renderer.schedule, renderer.first, pil_to_tensor(log.store.pictures()[0]), log.history)
+        done = clip_record(log, farm, formats, sound, busy, [str(path.relative_to(run.folder)) for path in files])
     return RenderResult(run.job.name, run.folder, files[0], files + [run.write(done)], done, None)
 
 
@@ -128,5 +130,6 @@ def flicker(log: FrameLog) -> float:
     """The written frames' flicker where the content holds still (0-255), read back from ``frames/``."""
     meter, pictures = Flicker(), log.store.pictures()
     for index, content in enumerate(log.renderer.clip.frames()):
+        log.run.check()
         meter.add(pil_to_tensor(pictures[index]), content)
     return meter.value(loops(log.renderer))

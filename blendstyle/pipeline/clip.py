@@ -70,6 +70,7 @@ class ClipRenderer:
             clip = open_clip(job.content, job.size, *frame_range(job), settings.step, settings.max_frames, job.max_input_pixels)
             self.first = next(clip.frames()).to(device)
         self.clip = clip
+        run.check()
         width, height = clip.size
         self.memory = memory = plan(job, device, width, height)
         if memory.tiled:

@@ -11,6 +11,7 @@ stills, sweeps, studies and animations share.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,21 +59,35 @@ def write_clip(run: Run, clip: ClipFile, store: FrameStore, formats: list[str]) 
     files and, per file, what became of the clip's sound (``copied``, ``re-encoded (...)``, ``dropped: ...``
     for a format that holds none, ``none`` when the clip has none)."""
     job, settings, files, sound = run.job, run.job.animation, [], {}
+    pictures = Checked(store.pictures(), run.check)  # a stop is honoured between two frames
     for fmt in formats:
         spec = CLIPS[fmt]
         path = run.folder / f"{job.name}.{spec.suffix}"
         alpha = clip.alphas() if clip.transparent else None  # a format without alpha shows the frames over white
         if spec.kind == "video":
             with run.reading(("content",)), atomic_path(path) as temporary:
-                pictures = (np.asarray(picture) for picture in store.pictures())
-                sound[path.name] = write_video(pictures, temporary, fmt, clip.timeline, clip.rotation, clip.sound,
+                sound[path.name] = write_video((np.asarray(picture) for picture in pictures), temporary, fmt, clip.timeline, clip.rotation, clip.sound,
                                                settings.crf, alpha)
         else:
-            write_animation(store.pictures(), path, clip.timeline.durations_ms(), clip.loop, alpha, fmt,
+            write_animation(pictures, path, clip.timeline.durations_ms(), clip.loop, alpha, fmt,
                             settings.dither, settings.steady)
             sound[path.name] = "none" if clip.sound is None else f"dropped: {fmt} holds no sound"
         files.append(path)
     return files, sound
+
+
+class Checked(Sequence):
+    """A sequence of pictures read one at a time, asking ``check()`` (a run's stop request) before each."""
+
+    def __init__(self, pictures: Sequence, check: Callable[[], None]):
+        self.pictures, self.check = pictures, check
+
+    def __len__(self) -> int:
+        return len(self.pictures)
+
+    def __getitem__(self, index):
+        self.check()
+        return self.pictures[index]
 
 
 def record(run: Run, schedule: Schedule, width: int, height: int, memory: Plan, status: str = "done",

@@ -15,7 +15,7 @@ from ..errors import BlendstyleError, Interrupted, Problem
 from ..media.formats import is_video
 from ..media.probe import frames_in
 from .animation import render_animation
-from .context import Identity, Run, open_run
+from .context import Halted, Identity, Run, open_run
 from .farm import ClipFarm
 from .progress import Reporter
 from .result import RenderResult
@@ -62,6 +62,7 @@ def render(
         try:
             mode = _mode(loaded)
             with run.stop.listening():
+                run.check()
                 result = mode(run.start(), farm)
             if run.stop:  # the stop came as the job finished: it is complete, but no more jobs start
                 raise Interrupted(f"{loaded.job.name}: finished just as the stop came; {result.image_path} is complete.",
@@ -69,6 +70,9 @@ def render(
             return result
         except (BlendstyleError, Interrupted):
             raise
+        except Halted:  # a stop during set-up, before the mode's guard: nothing rendered, nothing to keep
+            raise Interrupted(f"{loaded.job.name}: stopped while setting up; nothing new was rendered. Run the same "
+                              "command again to go on.", run.stop.exit_code) from None
         except Exception as error:  # a bug in blendstyle: its traceback goes into the record too
             run.write(run.record("failed", error={"internal": True, "type": type(error).__name__, "message": str(error),
                                                   "traceback": traceback.format_exc()}))

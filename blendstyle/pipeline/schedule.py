@@ -155,6 +155,7 @@ class Schedule:
         mark = run.seconds()
         self.network = compiled_network(job, run.device)
         self.timings["load_network"] = run.seconds() - mark
+        run.check()
         self.images = images or StyleImages(run)
         self.masks = self.images.masks(job)
         self.shipped = statistics or {}
@@ -176,7 +177,8 @@ class Schedule:
         statistics = self.shipped.get(stage.long_side)
         if statistics is None:
             tiles = (job.tiles.size, job.tiles.overlap) if stage.tiled else None
-            statistics = measure_styles(self.network, run.precision, self.plan, self.style_images(stage), tiles)
+            statistics = measure_styles(self.network, run.precision, self.plan, self.style_images(stage), tiles,
+                                        run.check)
         stylizer = Stylizer(self.plan, self.network, run.precision, statistics, self.masks, self.weights, run.reporter,
                             run.should_stop)
         stylizer.visible = self.visible

@@ -57,6 +57,7 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
     reporter.stage("loading images")
     content_at = StillContent(run)
     original = content_at(job.size)
+    run.check()
     height, width = original.shape[-2:]
     memory = plan(job, run.device, width, height)  # refuses, before any work, a size that cannot render
     reporter.stage(memory.describe(width, height))

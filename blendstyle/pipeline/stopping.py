@@ -26,6 +26,7 @@ class StopRequest:
         self.signal: int | None = None
         self._shielded = False
         self._listening = False
+        self._previous: dict = {}
 
     def __bool__(self) -> bool:
         return self.signal is not None
@@ -52,17 +53,29 @@ class StopRequest:
         finally:
             self._shielded = False
 
+    def install(self) -> bool:
+        """Turn SIGINT and SIGTERM into stop requests from now on, until :meth:`release`; whether this call
+        installed the handlers (not from another thread, nor twice)."""
+        if threading.current_thread() is not threading.main_thread() or self._listening:
+            return False
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in EXIT_CODES}
+        self._listening = True
+        return True
+
+    def release(self) -> None:
+        """Give SIGINT and SIGTERM back to the handlers they had before :meth:`install`."""
+        if self._listening:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+            self._listening = False
+
     @contextmanager
     def listening(self) -> Iterator[StopRequest]:
-        """Turn SIGINT and SIGTERM into stop requests for the duration of the block."""
-        if threading.current_thread() is not threading.main_thread() or self._listening:
-            yield self  # elsewhere, or already listening (the run's guard inside a mode)
-            return
-        self._listening = True
-        previous = {sig: signal.signal(sig, self._handle) for sig in EXIT_CODES}
+        """Turn SIGINT and SIGTERM into stop requests for the duration of the block (elsewhere than the main
+        thread, or when already listening, such as the run's guard inside a mode: nothing changes)."""
+        installed = self.install()
         try:
             yield self
         finally:
-            self._listening = False
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            if installed:
+                self.release()

@@ -62,6 +62,7 @@ class StyleImages:
     def styles(self, job: Job, long_side: int, reference: torch.Tensor) -> list[torch.Tensor]:
         key = (long_side, job.smallest_side())
         if key not in self._styles:
+            self.run.check()
             self._styles[key] = read_styles(job, long_side, self.run.device, reference, self.run.reading)
         return self._styles[key]
 

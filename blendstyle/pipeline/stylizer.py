@@ -28,15 +28,18 @@ from .progress import Reporter
 
 
 def measure_styles(network: torch.nn.Module, precision: torch.dtype | None, plan: StylePlan,
-                   images: Sequence[torch.Tensor], tiles: tuple[int, int] | None = None) -> list:
+                   images: Sequence[torch.Tensor], tiles: tuple[int, int] | None = None,
+                   check: Callable[[], None] = lambda: None) -> list:
     """Every style's statistics at this scale, per layer and kind (one network pass per style image);
-    ``tiles`` (size, overlap): style images larger than two tiles get theirs tile by tile."""
+    ``tiles`` (size, overlap): style images larger than two tiles get theirs tile by tile. ``check()`` runs
+    before each style (a run's stop request)."""
     kinds = [kind for kind, _ in plan.kinds]
-    return [
-        tile_statistics(lambda image, layers: extract(network, image, layers, precision), image, list(layers), kinds,
-                        tiles, plan.seed)
-        for image, layers in zip(images, plan.style_layers)
-    ]
+    statistics = []
+    for image, layers in zip(images, plan.style_layers):
+        check()
+        statistics.append(tile_statistics(lambda x, wanted: extract(network, x, wanted, precision), image,
+                                          list(layers), kinds, tiles, plan.seed))
+    return statistics
 
 
 @dataclass(frozen=True)

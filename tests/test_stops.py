@@ -1,0 +1,120 @@
+"""A stop (SIGTERM, Ctrl-C) is a request that ``blendstyle run`` honours at its next safe point, whatever code
+runs when it arrives: the interpreter's imports, the live page's start, the network's loading, the style
+targets, the optimisation, the encoding. Real processes and real signals, at random moments."""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from PIL import Image
+
+from .pipeline.test_animation import moving_square
+
+BODY = "extends: quick.yaml\ncontent: content.png\nstyles: [{path: style_a.png}]\nsize: 48\n"
+
+
+def _start(*args):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "blendstyle", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=0.5) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def _files_open(folder):
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.name.endswith(".tmp"):
+            if path.suffix == ".json":
+                json.loads(path.read_text())
+            elif path.suffix in (".png", ".gif"):
+                with Image.open(path) as image:
+                    image.load()
+
+
+@pytest.mark.parametrize("serve", [False, True], ids=["plain", "serve"])
+def test_a_stop_at_any_moment_of_the_first_seconds_is_honoured_and_the_run_goes_on(tiny_job, tmp_path, serve):
+    """Signals at random moments from the process's start (or from the page's first answer, with --serve):
+    every one ends the run with 143 (SIGTERM) or 130 (SIGINT) within a few seconds, with one line and no
+    traceback, nothing torn; then the same command finishes the job."""
+    job = tiny_job(body=BODY + "optimizer: {iterations: 400, stop: {tolerance: 0}}\n")
+    out = tmp_path / "out"
+    rng = random.Random(11 if serve else 5)
+    for attempt in range(5):
+        sig = signal.SIGTERM if attempt % 2 == 0 else signal.SIGINT
+        port = _free_port()
+        process = _start("run", job, "--out", out, *(["--serve", port] if serve else []))
+        if serve:
+            deadline = time.monotonic() + 60
+            while not _answers(port):
+                assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+                time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 1.0 if serve else 2.5))
+        assert process.poll() is None, "the render ended before the stop: make the job longer"
+        sent = time.monotonic()
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=60)
+        waited = time.monotonic() - sent
+        assert process.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[sig], (attempt, stderr)
+        assert "Traceback" not in stderr and "interrupted" in stderr, stderr
+        assert waited < 10, (attempt, waited, stderr)
+        _files_open(out)
+    finished = subprocess.run([sys.executable, "-m", "blendstyle", "run", str(job), "--out", str(out), "-q"],
+                              capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    record = json.loads((out / "tiny" / "run.json").read_text())
+    assert record["status"] == "done" and (out / "tiny" / "tiny.png").is_file()
+
+
+def test_a_stop_while_a_clip_is_encoded_keeps_its_frames_and_the_rerun_writes_the_files(tiny_job, tmp_path,
+                                                                                        monkeypatch):
+    """Encoding a long clip takes a while: a stop between two written frames ends the run as interrupted,
+    with every finished frame kept and no output file half-written; the same command then writes them."""
+    import blendstyle
+    from blendstyle.errors import Interrupted
+    from blendstyle.files import framestore
+
+    moving_square(tmp_path / "move.gif", count=4)
+    job = tiny_job("optimizer: {iterations: 2}\nanimation: {iterations: 1, formats: [gif, mp4]}\n",
+                   body=BODY.replace("content.png", "move.gif"))
+    first = blendstyle.run_job(job, out_root=tmp_path / "out")
+    folder = first.folder
+    for name in ("tiny.gif", "tiny.mp4", "run.json"):
+        (folder / name).unlink()
+    reads, real = [], framestore.Pictures.__getitem__
+
+    def read(self, index):
+        reads.append(index)
+        if len(reads) == 6:  # part-way through the written frames: a stop, as a signal handler would ask
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, index)
+
+    monkeypatch.setattr(framestore.Pictures, "__getitem__", read)
+    with pytest.raises(Interrupted, match="4 of 4 frames finished") as stopped:
+        blendstyle.run_job(job, out_root=tmp_path / "out", force=True)
+    assert stopped.value.exit_code == 143
+    assert not (folder / "tiny.mp4").exists() or not (folder / "tiny.gif").exists()
+    assert not list(folder.glob(".*.tmp"))
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(framestore.Pictures, "__getitem__", real)
+    again = blendstyle.run_job(job, out_root=tmp_path / "out")
+    assert again.record["status"] == "done" and again.record["iterations"]["done"] == 0  # nothing rendered again
+    assert (folder / "tiny.gif").is_file() and (folder / "tiny.mp4").is_file()
