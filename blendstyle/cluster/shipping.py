@@ -9,10 +9,13 @@ sends back are up to date for a local run of the same job, and a local run's for
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.load import LoadedJob, map_paths
+from ..errors import BlendstyleError, Problem, display_path
 from ..pipeline.context import Identity
 
 
@@ -30,7 +33,42 @@ def pack(loaded: LoadedJob, identity: Identity | None = None) -> Shipment:
     return Shipment(loaded, identity, files)
 
 
-def unpack(shipment: Shipment, folder: Path) -> LoadedJob:
+@dataclass(frozen=True)
+class Unpacked:
+    """A shipped job unpacked on a worker: the job with its paths pointing at the copies, and for each copy
+    the path the user's job names."""
+
+    loaded: LoadedJob
+    originals: dict[str, str]
+
+    @contextmanager
+    def as_written(self) -> Iterator[None]:
+        """User errors raised in the block name the job's own files, not the worker's copies (a corrupt video
+        was reported under the worker's temporary folder); their places in the job file are the user's
+        already."""
+        try:
+            yield
+        except BlendstyleError as error:
+            self.rename(error)
+            raise
+
+    def rename(self, error: BlendstyleError) -> None:
+        """Name the job's own files in ``error``'s problems and hint instead of the copies."""
+        error.problems = [Problem(self.restore(p.message), p.location, p.key) for p in error.problems]
+        error.hint = self.restore(error.hint) if error.hint else error.hint
+        error.args = (str(error),)
+
+    def restore(self, text: str) -> str:
+        # Longest first: a copy's full path, then its bare name (messages that name the file alone).
+        for copy_path, original in sorted(self.originals.items(), key=lambda item: -len(item[0])):
+            text = text.replace(copy_path, display_path(Path(original)))
+            text = text.replace(display_path(Path(copy_path)), display_path(Path(original)))
+        for copy_path, original in self.originals.items():
+            text = text.replace(Path(copy_path).name, Path(original).name)
+        return text
+
+
+def unpack(shipment: Shipment, folder: Path) -> Unpacked:
     """The shipped job with its input files written under ``folder`` and its paths pointing at them."""
     folder.mkdir(parents=True, exist_ok=True)
     places: dict[str, str] = {}
@@ -42,4 +80,4 @@ def unpack(shipment: Shipment, folder: Path) -> LoadedJob:
     loaded = copy.deepcopy(shipment.loaded)
     map_paths(loaded.job, lambda key, value: places.get(value, value))
     loaded.__dict__.pop("input_hashes", None)  # the copies' paths; the record keeps the shipped identity
-    return loaded
+    return Unpacked(loaded, {place: path for path, place in places.items()})

@@ -13,6 +13,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from ..pipeline.rendered import Keyframe, Rendered
 from ..pipeline.schedule import Schedule
 from ..pipeline.still import StillContent
 from ..pipeline.sweep import render_cell
-from .shipping import Shipment, unpack
+from .shipping import Shipment, Unpacked, unpack
 
 
 @dataclass
@@ -52,8 +53,9 @@ def render_job(shipment: Shipment, threads: int) -> JobOutcome:
     folder = Path(tempfile.mkdtemp(prefix="blendstyle-job-"))
     name = shipment.loaded.job.name
     try:
-        loaded = unpack(shipment, folder / "inputs")
-        result = render(loaded, folder / "outputs", Reporter(), force=True, identity=shipment.identity)
+        unpacked = unpack(shipment, folder / "inputs")
+        with unpacked.as_written():
+            result = render(unpacked.loaded, folder / "outputs", Reporter(), force=True, identity=shipment.identity)
         out = result.folder
         files = {str(path.relative_to(out)): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
         return JobOutcome(name, files, result.record, seconds=result.record.get("timings", {}).get("total", 0.0))
@@ -84,15 +86,26 @@ class _Worker:
     def __init__(self, threads: int):
         torch.set_num_threads(threads)
         self.folder = Path(tempfile.mkdtemp(prefix="blendstyle-worker-"))
+        self.unpacked: Unpacked | None = None
 
     def _open(self, shipped: list):
         """The shipped job's run in this worker's folder, with the driver's statistics and stages."""
         import ray
 
         shipment, statistics, stages = ray.get(shipped)
-        run = open_run(unpack(shipment, self.folder / "inputs"), self.folder / "outputs", Reporter(),
-                       identity=shipment.identity).start()
+        self.unpacked = unpack(shipment, self.folder / "inputs")
+        run = open_run(self.unpacked.loaded, self.folder / "outputs", Reporter(), identity=shipment.identity).start()
         return run, statistics, stages
+
+    @contextmanager
+    def _as_written(self) -> Iterator[None]:
+        """User errors raised in the block name the job's own files, not this worker's copies."""
+        try:
+            yield
+        except BlendstyleError as error:
+            if self.unpacked is not None:
+                self.unpacked.rename(error)
+            raise
 
     def release(self) -> None:
         """Remove this worker's folder (its copies of the inputs) before it is let go."""
@@ -113,18 +126,20 @@ class StillWorker(_Worker):
         return self.schedule
 
     def cell(self, shipped: list, number: int, weights: list[float]) -> Rendered:
-        schedule = self._setup(shipped)
-        mark = time.perf_counter()
-        image, final = render_cell(schedule, self.content_at, number, weights)
+        with self._as_written():
+            schedule = self._setup(shipped)
+            mark = time.perf_counter()
+            image, final = render_cell(schedule, self.content_at, number, weights)
         return to_device(Rendered([number], image, [], final, time.perf_counter() - mark), "cpu")
 
     def tile(self, shipped: list, stage: int, size: tuple[int, int], content: torch.Tensor, start: torch.Tensor,
              tile) -> Rendered:
         """One tile of a print, optimised as :meth:`Schedule._tiles` does it here."""
-        schedule = self._setup(shipped)
-        device = schedule.run.device
-        mark = time.perf_counter()
-        optimized, final = schedule.tile(schedule.stages[stage], size, content.to(device), start.to(device), tile)
+        with self._as_written():
+            schedule = self._setup(shipped)
+            device = schedule.run.device
+            mark = time.perf_counter()
+            optimized, final = schedule.tile(schedule.stages[stage], size, content.to(device), start.to(device), tile)
         return to_device(Rendered([tile.index], optimized.image, optimized.history, final, time.perf_counter() - mark), "cpu")
 
 
@@ -142,14 +157,16 @@ class FrameWorker(_Worker):
 
     def afresh(self, shipped: list, indices: list[int]) -> Rendered:
         """Frames that follow nothing (an independent clip's), rendered as one optimisation."""
-        renderer = self._setup(shipped)
-        pairs = [self.frames(index) for index in indices]
-        if renderer.clip.transparent:
-            renderer.schedule.set_visible(torch.cat([alpha for _, alpha in pairs]))
-        return to_device(renderer.afresh(indices, [frame for frame, _ in pairs]), "cpu")
+        with self._as_written():
+            renderer = self._setup(shipped)
+            pairs = [self.frames(index) for index in indices]
+            if renderer.clip.transparent:
+                renderer.schedule.set_visible(torch.cat([alpha for _, alpha in pairs]))
+            return to_device(renderer.afresh(indices, [frame for frame, _ in pairs]), "cpu")
 
     def keyframe(self, shipped: list, index: int, anchor: Keyframe | None) -> tuple[Rendered, Keyframe]:
-        rendered, key = keyframe(self._setup(shipped), self.frames, index, anchor)
+        with self._as_written():
+            rendered, key = keyframe(self._setup(shipped), self.frames, index, anchor)
         return to_device(rendered, "cpu"), to_device(key, "cpu")
 
     def chain(self, shipped: list, chunk: Chunk, previous: Keyframe, anchor: Keyframe, ahead: list | None) -> Iterator[Rendered]:
@@ -162,5 +179,6 @@ class FrameWorker(_Worker):
             def fetch() -> Keyframe:
                 return ray.get(ahead[0])
 
-        for rendered in chain(self._setup(shipped), self.frames, chunk, previous, anchor, fetch):
-            yield to_device(rendered, "cpu")
+        with self._as_written():
+            for rendered in chain(self._setup(shipped), self.frames, chunk, previous, anchor, fetch):
+                yield to_device(rendered, "cpu")

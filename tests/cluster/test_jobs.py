@@ -37,6 +37,39 @@ def test_jobs_on_workers_equal_local_runs_and_a_failure_stops_none(tiny_job, tmp
     assert render(load_job(first), tmp_path / "spread").up_to_date
 
 
+def test_a_worker_s_error_names_the_job_s_own_file_and_line(tiny_job, tmp_path, cluster):
+    """A file whose header is fine and whose pixels are cut fails on the worker: its message names the file as
+    the job does, at the job's line, not the worker's copy under the system's temporary folder."""
+    from blendstyle.cluster.jobs import render_jobs
+
+    data = (tmp_path / "style_a.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    path = tiny_job(body="extends: quick.yaml\ncontent: content.png\nstyles:\n  - path: cut.png\nsize: 48\n",
+                    name="cut.yaml")
+    (finished,) = render_jobs(cluster, [(path, load_job(path))], tmp_path / "spread")
+    problem = finished.outcome.error.problems[0]
+    assert str(tmp_path / "cut.png") in problem.message, problem.message
+    assert "blendstyle-job-" not in str(finished.outcome.error) and "000_" not in str(finished.outcome.error)
+    assert problem.key == "styles[0].path" and problem.location.line == 4 and problem.location.file == str(path)
+
+
+def test_a_frame_worker_s_errors_name_the_job_s_own_files(tmp_path):
+    """The same renaming for the workers that render a clip's frames, sweep cells and tiles."""
+    from blendstyle.cluster.shipping import Unpacked
+    from blendstyle.cluster.workers import FrameWorker
+    from blendstyle.errors import BlendstyleError, Problem
+
+    copy = tmp_path / "blendstyle-worker-x" / "inputs" / "000_clip.gif"
+    worker = FrameWorker.__new__(FrameWorker)  # no Ray needed: only what a call does with a user error
+    worker.unpacked = Unpacked(None, {str(copy): "/home/me/clips/clip.gif"})
+    with pytest.raises(BlendstyleError) as info:
+        with worker._as_written():
+            raise BlendstyleError(Problem(f"cannot decode frame 3 of {copy}: broken data", None, "content"),
+                                  hint=f"is {copy.name} complete?")
+    assert str(info.value) == ("content: cannot decode frame 3 of /home/me/clips/clip.gif: broken data\n"
+                               "hint: is clip.gif complete?")
+
+
 def test_without_ray_the_error_names_the_extra(tiny_job, monkeypatch):
     from click.testing import CliRunner
 
