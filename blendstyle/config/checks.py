@@ -7,6 +7,9 @@ would refuse because of what the inputs are, ``validate`` refuses first, at the 
   deepest layer (each pool halves it; ``relu5_1`` needs 16 px);
 * keys that do not apply to the content's mode are refused rather than silently ignored
   (:data:`blendstyle.config.modes.MODES`).
+
+A job with wrong values is checked too (as it is without them, their defaults standing in), and each check
+that reads a wrong key is skipped: it would judge a value the user did not write.
 """
 
 from __future__ import annotations
@@ -20,14 +23,19 @@ from ..media.probe import frame_times, frames_in, image_size
 from .layering import Layered, format_key
 from .models import Job
 from .modes import refused_keys
+from .partial import affected, under
+from .yamlfile import Key
 
 
-def input_problems(job: Job, layered: Layered, job_file: Path) -> list[Problem]:
-    """Every problem of ``job`` with its (already readable) input files."""
+def input_problems(job: Job, layered: Layered, job_file: Path, wrong: set[Key] = frozenset()) -> list[Problem]:
+    """Every problem of ``job`` with its (already readable) content, leaving out each check that reads one
+    of the ``wrong`` keys (validation refused their values; ``job`` holds defaults there)."""
     problems = []
 
-    def problem(key: tuple, message: str) -> None:
-        problems.append(Problem(message, layered.location(key), format_key(key)))
+    def problem(key: Key, message: str, reads: tuple[Key, ...] = ()) -> None:
+        """A problem at ``key``, found from the values at ``key`` and ``reads``: dropped when one was wrong."""
+        if not under(key, wrong) and not any(affected(read, wrong) for read in reads):
+            problems.append(Problem(message, layered.location(key), format_key(key)))
 
     content_frames = frames_in(job.content)
     if content_frames is None:
@@ -40,7 +48,9 @@ def input_problems(job: Job, layered: Layered, job_file: Path) -> list[Problem]:
                 ("styles", index, "mask"),
                 f"the mask has {masks} frames but the content has {content_frames}: an animated mask needs one "
                 "frame per content frame (or use a still mask for every frame)",
+                (("content",),),
             )
+    range_keys = tuple(("animation", name) for name in ("start", "stop", "step", "max_frames"))  # read together
     if content_frames > 1:
         settings = job.animation
         timed = isinstance(settings.start, str) or isinstance(settings.stop, str)
@@ -48,16 +58,19 @@ def input_problems(job: Job, layered: Layered, job_file: Path) -> list[Problem]:
         start, stop = settings.frame_range(times) if times is not None else (settings.start, settings.stop or content_frames)
         selected = len(range(start, min(stop, content_frames), settings.step))
         if start >= content_frames:
-            problem(("animation", "start"), f"the content has {_frames(content_frames, times)}; the range starts at {settings.start}")
+            problem(("animation", "start"), f"the content has {_frames(content_frames, times)}; the range starts at "
+                    f"{settings.start}", range_keys)
         elif stop > content_frames:
-            problem(("animation", "stop"), f"the content has {_frames(content_frames, times)}; the range stops at {settings.stop}")
+            problem(("animation", "stop"), f"the content has {_frames(content_frames, times)}; the range stops at "
+                    f"{settings.stop}", range_keys)
         elif stop <= start:
-            problem(("animation", "stop"), f"the range {settings.start} to {settings.stop} selects no frame")
+            problem(("animation", "stop"), f"the range {settings.start} to {settings.stop} selects no frame", range_keys)
         elif selected > settings.max_frames:
             problem(
                 ("animation", "max_frames"),
                 f"{selected} frames selected from the content, more than max_frames ({settings.max_frames}); raise "
                 "it, or pick fewer frames with animation.start/stop/step",
+                range_keys,
             )
     smallest = job.smallest_side()
     deepest = job.deepest_layer()
@@ -70,9 +83,12 @@ def input_problems(job: Job, layered: Layered, job_file: Path) -> list[Problem]:
                 ("size",),
                 f"at size {job.size} the content ({size[0]}x{size[1]}) is {short} px on its short side, below the "
                 f"{smallest} px the network needs to reach {deepest}; the smallest size that works is {fits}",
+                (("layers",), *(("styles", index, "layers") for index in range(len(job.styles)))),
             )
+    # The mode a key is refused in is read from the content and the sweep. A refusal found with a wrong
+    # sub-key taken out stands: the value as written differs from the default all the more.
     for key, reason in refused_keys(job, layered, content_frames > 1 or is_video(job.content), job_file):
-        problem(key, reason)
+        problem(key, reason, (("sweep",),))
     return problems
 
 

@@ -19,7 +19,8 @@ from .checks import input_problems
 from .inputs import check_image, file_sha256
 from .layering import Layered, format_key, parse_key, read_layered
 from .models import NAME_PATTERN, Job
-from .problems import located_problems, problem_order
+from .partial import affected, best_effort, raw_paths, under
+from .problems import located_problems, problem_order, wrong_keys
 from .yamlfile import Key
 
 
@@ -47,12 +48,17 @@ def map_paths(model: BaseModel, change: Callable[[Key, str], str], key: Key = ()
 
 def _resolve_paths(model: BaseModel, layered: Layered) -> list[tuple[Key, Path]]:
     """Make the model's relative paths absolute (against their file's folder); return every path's key."""
+    return map_paths(model, lambda key, value: str(_resolved(layered, key, value)))
 
-    def resolve(key: Key, value: str) -> str:
-        path = Path(value).expanduser()
-        return str(path if path.is_absolute() else layered.directory(key) / path)
 
-    return map_paths(model, resolve)
+def _resolved(layered: Layered, key: Key, value: str) -> Path:
+    """A path as written at ``key``, made absolute against the folder of the file that wrote it."""
+    path = Path(value)
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # ~someone who has no account here: left as written, and reported as not found
+        pass
+    return path if path.is_absolute() else layered.directory(key) / path
 
 
 @dataclass
@@ -97,23 +103,51 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
             raise BlendstyleError(Problem(str(exc), origin)) from None
         layered.assign(key, value, origin)
     try:
-        job = Job.model_validate(layered.data)
+        job: Job | None = Job.model_validate(layered.data)
+        problems, wrong = [], set()
+        _resolve_paths(job, layered)
     except ValidationError as exc:
-        raise BlendstyleError(located_problems(exc, layered)) from None
+        job, problems, wrong = None, located_problems(exc, layered), wrong_keys(exc, layered)
+    if check_files:  # every problem at once: the inputs are checked even when other keys are wrong
+        problems += _input_problems(layered, job, wrong, path.resolve())
+    if problems:
+        raise BlendstyleError(sorted(problems, key=problem_order))
     if job.name is None:
         job.name = path.stem if re.fullmatch(NAME_PATTERN, path.stem) else "job"
-    paths = _resolve_paths(job, layered)
-    if check_files:
-        problems = []
-        for key, file in paths:
+    return LoadedJob(job, path.resolve(), layered.files, layered)
+
+
+def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file: Path) -> list[Problem]:
+    """The problems of the files the job names and of the job against them, skipping only what depends on a
+    ``wrong`` key (see :mod:`blendstyle.config.partial`): each file named at a key that was not refused, and,
+    when the content is usable, the checks of :func:`input_problems` with the job as valid (``job``) or as
+    it is without its wrong values."""
+    checked = job
+    if checked is None and (checked := best_effort(layered.data, wrong)) is not None:
+        _resolve_paths(checked, layered)
+    if affected(("max_input_pixels",), wrong):
+        limit = None  # the limit the user meant is unknown: files are checked without it
+    else:
+        limit = checked.max_input_pixels if checked is not None else layered.data.get("max_input_pixels")
+        limit = limit if isinstance(limit, int) else Job.model_fields["max_input_pixels"].default
+    problems = []
+    usable_content = False
+    for key, value in raw_paths(layered.data):
+        if under(key, wrong):
+            continue
+        file = _resolved(layered, key, value)
+        try:
             if key == ("backbone", "weights"):
                 reason = None if file.is_file() else f"file not found: {display_path(file)}"
             else:
-                reason = check_image(file, job.max_input_pixels, video=key == ("content",))
-            if reason:
-                problems.append(Problem(reason, layered.location(key), format_key(key)))
-        if not problems:
-            problems = sorted(input_problems(job, layered, path.resolve()), key=problem_order)
-        if problems:
-            raise BlendstyleError(problems)
-    return LoadedJob(job, path.resolve(), layered.files, layered)
+                reason = check_image(file, limit, video=key == ("content",))
+        except OSError as exc:  # a name the system refuses to look up (too long, a loop of links)
+            reason = f"cannot look up {display_path(file)}: {exc.strerror or exc}"
+        if reason:
+            problems.append(Problem(reason, layered.location(key), format_key(key)))
+        elif key == ("content",):
+            usable_content = True
+    # What the content is (frames, size, mode) decides the rest; a style file's problem decides nothing.
+    if checked is not None and usable_content:
+        problems += input_problems(checked, layered, job_file, wrong)
+    return problems

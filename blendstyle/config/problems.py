@@ -39,6 +39,12 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
+def model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class a field's annotation holds (through lists, optionals and unions), or None."""
+    found = _unwrap(annotation)
+    return found if isinstance(found, type) and issubclass(found, BaseModel) else None
+
+
 def _clean(loc: tuple[Any, ...], data: Any, missing: bool) -> tuple[Key, bool]:
     """Pydantic's error location -> our key path; the flag says the error is about a mapping key."""
     key: list[str | int] = []
@@ -135,6 +141,12 @@ def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
                     message += f" (found {_short(item['input'])})"
         problems.append(Problem(message, location, format_key(key) or None))
     return sorted(problems, key=problem_order)
+
+
+def wrong_keys(error: ValidationError, layered: Layered) -> set[Key]:
+    """The keys whose values validation refused (a misspelt key: that key; a model's own check: the model's
+    key, ``()`` for the job's)."""
+    return {_clean(item["loc"], layered.data, item["type"] == "missing")[0] for item in error.errors(include_url=False)}
 
 
 def problem_order(problem: Problem) -> tuple[str, int, int]:
