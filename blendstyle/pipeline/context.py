@@ -282,4 +282,7 @@ def output_folder(out_root: Path, name: str, allow_outside: bool = False) -> Pat
             f"output folder {folder} resolves to {folder.resolve()}, outside the output root {out_root}",
             hint="remove the link, or pass --allow-outside-output if this is intended",
         )
+    if folder.exists() and not folder.is_dir():
+        raise BlendstyleError(f"output folder {folder} is a file, not a folder: the job's outputs cannot go there",
+                              hint="move the file away, or give the job another name")
     return folder

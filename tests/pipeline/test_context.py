@@ -304,6 +304,14 @@ def test_no_folder_or_file_under_the_output_root_may_lead_outside(tiny_job, tmp_
     assert invoke("run", job, "--out", out, "--allow-outside-output", "--force", "-q").exit_code == 0
 
 
+def test_an_output_folder_that_is_a_file_is_a_clear_error(tiny_job, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "tiny").write_text("not a folder")
+    result = invoke("run", tiny_job("optimizer: {iterations: 1}\n"), "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "Traceback" not in result.output and "is a file, not a folder" in result.output
+    assert (tmp_path / "out" / "tiny").read_text() == "not a folder"
+
+
 def test_non_finite_loss_keeps_the_last_good_image(tiny_job, tmp_path, monkeypatch):
     from blendstyle.nst.objective import Objective
 
