@@ -41,7 +41,7 @@ class Finished:
 def render_jobs(cluster: Cluster, jobs: list[tuple[Path, LoadedJob]], out_root: Path, force: bool = False,
                 allow_outside: bool = False, stop: StopRequest | None = None) -> Iterator[Finished]:
     """Render ``jobs`` (path, loaded job) on the cluster's workers; yields each as it finishes."""
-    ray, stop = cluster.ray, stop or StopRequest()
+    ray, stop = cluster.ray, stop if stop is not None else StopRequest()
     task = ray.remote(max_retries=RESTARTS, **cluster.resources())(render_job)
     pending: dict = {}
     for path, loaded in jobs:

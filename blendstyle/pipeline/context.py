@@ -259,7 +259,7 @@ def open_run(
         stale.unlink(missing_ok=True)
     identity = identity or Identity.of(loaded)
     return Run(loaded, folder, reporter, identity, folder / record_name, read_json(folder / record_name),
-               stop or StopRequest())
+               stop if stop is not None else StopRequest())
 
 
 def refuse_links(loaded: LoadedJob, folder: Path, out_root: Path) -> None:

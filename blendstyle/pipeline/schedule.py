@@ -44,7 +44,7 @@ from .context import Halted, Run
 from .networks import compiled_network
 from .rendered import Rendered
 from .styles import StyleImages
-from .stylizer import Stylizer, measure_styles
+from .stylizer import Stylizer, finish, measure_styles
 
 
 @dataclass(frozen=True)
@@ -212,8 +212,8 @@ class Schedule:
         progress = self.progress
         if progress.image is None:
             return None
-        stylizer = self.stylizer(self.stages[progress.stage])
-        return stylizer.finish(progress.image.clamp(0, 1), progress.original)
+        # Without building the stage's stylizer: a stop that came before its style targets is being saved.
+        return finish(self.plan, progress.image.clamp(0, 1), progress.original)
 
     def render(
         self,

@@ -42,6 +42,16 @@ def measure_styles(network: torch.nn.Module, precision: torch.dtype | None, plan
     return statistics
 
 
+def prepare(plan: StylePlan, content: torch.Tensor) -> torch.Tensor:
+    """What the optimiser works on: the content itself, or its luminance (``preserve_color: luminance``)."""
+    return luminance(content) if plan.color == "luminance" else content
+
+
+def finish(plan: StylePlan, result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The picture to save: the result, or its luminance in the content's colours."""
+    return with_content_color(result, content) if plan.color == "luminance" else result
+
+
 @dataclass(frozen=True)
 class Blend:
     """The targets blended for one set of style weights: the whole picture's, and per masked style its own
@@ -147,12 +157,10 @@ class Stylizer:
         return visible if window is None else window[1].crop(visible)
 
     def prepare(self, content: torch.Tensor) -> torch.Tensor:
-        """What the optimiser works on: the content itself, or its luminance (``preserve_color: luminance``)."""
-        return luminance(content) if self.plan.color == "luminance" else content
+        return prepare(self.plan, content)
 
     def finish(self, result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-        """The picture to save: the result, or its luminance in the content's colours."""
-        return with_content_color(result, content) if self.plan.color == "luminance" else result
+        return finish(self.plan, result, content)
 
     def extract(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         return extract(self.network, image, layers, self.precision)
