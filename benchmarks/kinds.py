@@ -8,7 +8,14 @@ of the caffe VGG19, averaged over the layers:
 * ``mean/std``: the per-channel mean and standard deviation error, relative to the style's moments;
 * ``W1``: the per-channel Wasserstein-1 distance between the value distributions (at 256 quantiles),
   relative to the style's mean per-channel spread;
+* ``SW2``: the sliced Wasserstein-2 distance along 128 random directions per layer drawn from a seed no loss
+  uses, relative to the style's mean squared projection;
 * ``content``: the relative relu4_2 error against the content.
+
+``--pairs shared`` judges two pairs kept outside the repository (``../shared/assets``): coffee in The Shipwreck
+of the Minotaur, and the astronaut in a 2:1 blend of La Grande Jatte and Impression, Sunrise (the style's
+features are then a 2:1 sample of both, the blend's mixture), at every ``--size``; ``--equal-time`` gives
+every kind the wall time Gram took for its iterations (each kind's seconds per iteration measured first).
 
 The first row is the content image itself, where every run starts. Each kind claims to match some of
 these (``gram``: the Gram matrix, ``bn``: mean/std, ``histogram``: W1 ...); the last column says whether
@@ -37,7 +44,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "assets" / "content" / "chelsea.png"
 STYLE = ROOT / "assets" / "styles" / "starry_night.jpg"
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-MEASURES = ["MMD²", "Gram", "mean/std", "W1"]
+MEASURES = ["MMD²", "Gram", "mean/std", "W1", "SW2"]
+SHARED = ROOT.parent / "shared" / "assets"
+#: (name, content, [(style, blend weight)]) judged with ``--pairs shared``: none of these files is in the repository.
+SHARED_PAIRS = [
+    ("coffee / shipwreck", SHARED / "content" / "coffee.png", [(SHARED / "styles" / "shipwreck_of_the_minotaur.jpg", 1)]),
+    ("astronaut / 2:1 blend", SHARED / "content" / "astronaut.png",
+     [(SHARED / "styles" / "grande_jatte.jpg", 2), (SHARED / "styles" / "impression_sunrise.jpg", 1)]),
+]
+#: The judge's own directions: a seed no loss draws from (the sliced kind's come from the job's seed).
+JUDGE_SEED = 20_261_204
 
 #: name, style_loss, the measures the kind claims to match.
 VARIANTS = [
@@ -50,7 +66,13 @@ VARIANTS = [
     ("histogram", "histogram", ["W1", "mean/std"]),
     ("gram + histogram", "[{kind: gram}, {kind: histogram}]", ["Gram", "W1"]),
     ("bn + mmd poly", "[{kind: bn}, {kind: mmd, kernel: poly, c: 1}]", ["mean/std", "Gram"]),
+    ("sliced", "sliced", ["SW2", "W1"]),
+    ("sliced 256", "{kind: sliced, directions: 256}", ["SW2", "W1"]),
+    ("w2", "w2", ["Gram", "mean/std"]),
+    ("gram + sliced", "[{kind: gram}, {kind: sliced}]", ["Gram", "SW2"]),
 ]
+#: The variants ``--pairs shared`` runs (the distribution kinds against Gram).
+SHARED_VARIANTS = ["gram", "sliced", "sliced 256", "w2", "gram + histogram"]
 
 
 def features(network, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -73,10 +95,22 @@ def quantiles(x: torch.Tensor, count: int = 256) -> torch.Tensor:
     return ordered[torch.linspace(0, len(x) - 1, count).round().long()]
 
 
+def sliced_w2(x: torch.Tensor, y: torch.Tensor, seed: int) -> float:
+    """SW2 along 128 directions of the judge's own, each side read at 512 quantiles, relative to the style's
+    mean squared projection."""
+    v = torch.randn(x.shape[1], 128, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    v = v / v.norm(dim=0, keepdim=True)
+    px, py = x @ v, y @ v
+    levels = torch.linspace(0, 1, 512, dtype=torch.float64)
+    qx, qy = torch.quantile(px, levels, dim=0), torch.quantile(py, levels, dim=0)
+    return float((qx - qy).pow(2).mean() / py.pow(2).mean())
+
+
 def score(result: dict[str, torch.Tensor], style: dict[str, torch.Tensor], content: dict[str, torch.Tensor]) -> dict[str, float]:
     totals = dict.fromkeys(MEASURES, 0.0)
     for index, layer in enumerate(LAYERS):
         x, y = result[layer], style[layer]
+        totals["SW2"] += sliced_w2(x, y, JUDGE_SEED + index)
         xs, ys = held_sample(x, 1024, 1 + index), held_sample(y, 1024, 100 + index)
         half = len(ys) // 2
         sigma = (ys[:half] - ys[half : 2 * half]).pow(2).sum(1).median().sqrt()
@@ -92,12 +126,94 @@ def score(result: dict[str, torch.Tensor], style: dict[str, torch.Tensor], conte
     return scores
 
 
+def style_rows(network, styles: list[tuple[Path, float]], size: int, device) -> dict[str, torch.Tensor]:
+    """The style's features per layer: one style's, or a sample of a blend's mixture (each style's positions
+    drawn in proportion to its weight, as many in all as the largest style has)."""
+    per_style = [features(network, read_image(path, size).to(device)) for path, _ in styles]
+    if len(per_style) == 1:
+        return per_style[0]
+    total = sum(weight for _, weight in styles)
+    rows = {}
+    for index, layer in enumerate(LAYERS + ["relu4_2"]):
+        count = max(len(f[layer]) for f in per_style)
+        parts = [held_sample(f[layer], round(count * weight / total), 500 + 10 * index + k)
+                 if round(count * weight / total) <= len(f[layer]) else
+                 f[layer][torch.randint(len(f[layer]), (round(count * weight / total),),
+                                        generator=torch.Generator().manual_seed(700 + k))]
+                 for k, (f, (_, weight)) in enumerate(zip(per_style, styles))]
+        rows[layer] = torch.cat(parts)
+    return rows
+
+
+def render(folder: Path, content: Path, styles: list[tuple[Path, float]], size: int, device: str, style_loss: str,
+           iterations: int) -> tuple[Path, float, float]:
+    """One render of the pair with this kind: its picture, the optimisation's seconds and seconds per
+    iteration (from its record: the set-up, the same for every kind but for the style statistics, is left out)."""
+    job = folder / "job.yaml"
+    listed = "".join(f"  - {{path: {path}, weight: {weight}}}\n" for path, weight in styles)
+    job.write_text(
+        f"content: {content}\nstyles:\n{listed}size: {size}\ndevice: {device}\nprecision: fp32\nscales: {{count: 1}}\n"
+        f"style_loss: {style_loss}\noptimizer: {{iterations: {iterations}, stop: {{tolerance: 0}}}}\n"
+        "output: {contact_sheet: false, loss_plot: false}\n"
+    )
+    result = blendstyle.run_job(job, {"name": "kind"}, out_root=folder / "out", force=True)
+    timings = result.record["timings"]
+    return result.image_path, timings["optimize"], timings["per_iteration"]
+
+
+def shared(options) -> None:
+    """``--pairs shared``: the distribution kinds against Gram on two pairs outside the repository, at equal
+    wall time when asked, with each kind's ratio to Gram's."""
+    device = torch.device(options.device)
+    network = load_vgg19(LAYERS + ["relu4_2"], device=device)
+    variants = {name: (loss, claims) for name, loss, claims in VARIANTS}
+    print(f"Distribution kinds against Gram, judged independently: {options.iterations} L-BFGS iterations of Gram, "
+          f"{'the same optimisation time' if options.equal_time else 'the same iterations'} for every kind, one scale, fp32, "
+          f"{options.device} ({machine.cpu()}, {torch.get_num_threads()} threads), torch {torch.__version__}\n")
+    print("| pair | px | kind | iterations | seconds | " + " | ".join(MEASURES) + " | content | SW2 / Gram's | W1 / Gram's | content / Gram's |")
+    print("| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in MEASURES) + " | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as folder:
+        for size in options.size_list:
+            for pair, content_path, styles in SHARED_PAIRS:
+                if options.pair_names and pair.split(" /")[0] not in options.pair_names.split(","):
+                    continue
+                content = features(network, read_image(content_path, size).to(device))
+                style = style_rows(network, styles, size, device)
+                budget, gram = None, None
+                for name in ["gram"] + [v for v in options.variant_list if v != "gram"]:
+                    style_loss, _ = variants[name]
+                    iterations = options.iterations
+                    if options.equal_time and budget is not None:
+                        _, _, step = render(Path(folder), content_path, styles, size, options.device, style_loss, 8)
+                        iterations = max(1, round(budget / step))
+                    picture, seconds, _ = render(Path(folder), content_path, styles, size, options.device, style_loss,
+                                                 iterations)
+                    if budget is None:
+                        budget = seconds
+                    scores = score(features(network, read_image(picture).to(device)), style, content)
+                    gram = gram or scores
+                    cells = " | ".join(f"{scores[m]:.3g}" for m in MEASURES + ["content"])
+                    ratios = " | ".join(f"{scores[m] / gram[m]:.2f}" for m in ("SW2", "W1", "content"))
+                    print(f"| {pair} | {size} | {name} | {iterations} | {seconds:.0f} | {cells} | {ratios} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--pairs", choices=["repo", "shared"], default="repo",
+                        help="shared: the distribution kinds against Gram on two pairs outside the repository")
+    parser.add_argument("--sizes", default="256,512", help="with --pairs shared: the sizes, comma-separated")
+    parser.add_argument("--equal-time", action="store_true", help="with --pairs shared: every kind gets Gram's wall time")
+    parser.add_argument("--variants", default=",".join(SHARED_VARIANTS), help="with --pairs shared: the kinds, by name")
+    parser.add_argument("--pair-names", default="", help="with --pairs shared: only these pairs (comma-separated)")
     options = parser.parse_args()
+    if options.pairs == "shared":
+        options.size_list = [int(size) for size in options.sizes.split(",")]
+        options.variant_list = options.variants.split(",")
+        shared(options)
+        return
     started = time.perf_counter()
     device = torch.device(options.device)
     network = load_vgg19(LAYERS + ["relu4_2"], device=device)

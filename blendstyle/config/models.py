@@ -69,12 +69,12 @@ def _style_loss_shorthand(value: Any) -> Any:
     return value
 
 
-STYLE_LOSS_KINDS = ("gram", "mmd", "bn", "histogram")
+STYLE_LOSS_KINDS = ("gram", "mmd", "bn", "histogram", "sliced", "w2")
 
 
 class StyleLoss(Model):
-    """One style-loss kind (Li et al. 2017; histogram: Risser et al. 2017); several are fused by their
-    relative weights."""
+    """One style-loss kind (Li et al. 2017; histogram: Risser et al. 2017; sliced: Heitz et al. 2021; w2: the
+    Wasserstein-2 distance between Gaussians); several are fused by their relative weights."""
 
     kind: Literal[STYLE_LOSS_KINDS] = "gram"  # type: ignore[valid-type]
     weight: Positive = Field(1.0, description="share of this kind in a fusion; normalised to sum 1")
@@ -91,6 +91,9 @@ class StyleLoss(Model):
     )
     features: Annotated[int, Field(ge=16, le=16384)] = Field(
         512, description="random Fourier features of the gaussian kernel (more: a closer kernel, slower steps)"
+    )
+    directions: Annotated[int, Field(ge=1, le=8192)] | None = Field(
+        None, description="for kind sliced: random directions per layer; default: the layer's channels"
     )
 
 

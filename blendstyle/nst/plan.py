@@ -49,7 +49,7 @@ class StylePlan:
         return cls(
             content,
             tuple(styles),
-            tuple(make_kinds(job.style_loss)),
+            tuple(make_kinds(job.style_loss, job.seed)),
             tuple(style.weight for style in job.styles),
             LossWeights(weights.content, weights.style, weights.tv),
             job.preserve_color,

@@ -1,6 +1,7 @@
 """End to end through the Python API: real paintings, tiny sizes, few iterations."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -131,6 +132,10 @@ def test_unavailable_device_is_a_user_error(tmp_path):
         "[{kind: mmd, kernel: linear}, {kind: mmd, kernel: gaussian, samples: 512}]",
         "histogram",
         "[{kind: gram}, {kind: histogram}]",
+        "sliced",
+        "{kind: sliced, directions: 16}",
+        "w2",
+        "[{kind: gram}, {kind: sliced}]",
     ],
 )
 def test_every_style_loss_kind_runs_and_lowers_its_own_loss(tmp_path, style_loss):
@@ -290,6 +295,36 @@ def test_the_histogram_kind_works_in_every_mode(tiny_job, tmp_path):
         path = tiny_job(body=f"extends: quick.yaml\n{content}{body}{common}name: {name}\n", name=f"{name}.yaml")
         record = blendstyle.run_job(path, out_root=tmp_path / "out").record
         assert record["status"] == "done" and record["job"]["style_loss"][1]["kind"] == "histogram", name
+
+
+@pytest.mark.parametrize("kind", ["sliced", "w2"])
+def test_the_distribution_kinds_work_in_every_mode(tiny_job, tmp_path, kind):
+    """Regions, tiles (global targets), sweeps, transparent content, studies and animations use the sliced and
+    W2 kinds like any other, in fp32 and bf16."""
+    from ..conftest import moving_gif
+
+    (tmp_path / "left.png").write_bytes((tmp_path / "style_b.png").read_bytes())
+    _half_transparent(tmp_path / "clear.png")
+    common = f"style_loss: [{{kind: gram}}, {{kind: {kind}}}]\noptimizer: {{iterations: 3}}\n"
+    jobs = {
+        "tiled": "styles: [{path: style_a.png, mask: left.png}, {path: style_b.png}]\nsize: 96\n"
+                 "tiles: {mode: always, size: 64, overlap: 16}\n",
+        "swept": "styles: [{path: style_a.png}, {path: style_b.png}]\nsweep: [{style: 1, steps: 2}]\nsize: 48\n",
+        "clip": "content: clip.gif\nstyles: [{path: style_a.png}]\nsize: 48\n",
+        "clear": "content: clear.png\nstyles: [{path: style_a.png}]\nsize: 48\nprecision: bf16\n",
+    }
+    moving_gif(tmp_path / "clip.gif")
+    for name, body in jobs.items():
+        content = "" if "content:" in body else "content: content.png\n"
+        path = tiny_job(body=f"extends: quick.yaml\n{content}{body}{common}name: {name}\n", name=f"{name}.yaml")
+        record = blendstyle.run_job(path, out_root=tmp_path / "out").record
+        assert record["status"] == "done" and record["job"]["style_loss"][1]["kind"] == kind, name
+        finals = [cell["final_loss"] for cell in record.get("sweep", [])] or [record["final_loss"]]
+        assert all(final["style"] >= 0 and all(map(math.isfinite, final.values())) for final in finals), name
+    from blendstyle.pipeline.study import study
+
+    sheet = study(blendstyle.load_job(tmp_path / "swept.yaml", {"sweep": []}), "kinds", tmp_path / "out")
+    assert sheet.is_file()
 
 
 def test_sweep_cells_go_through_scales_and_tiles(tiny_job, tmp_path, monkeypatch):

@@ -30,6 +30,14 @@ deviation. Blend shares :math:`w_i` sum to 1.
 ``histogram``
     Per-channel histogram matching by remapping (Risser et al. 2017, :mod:`~blendstyle.nst.kinds.histogram`);
     the target is the histogram of the mixture of the styles.
+``sliced``
+    The sliced Wasserstein distance (Heitz et al. 2021, :mod:`~blendstyle.nst.kinds.sliced`): the features
+    projected on random unit directions, sorted, against the style's quantile function along each; the
+    whole distribution, not only its moments. The target is the quantile function of the mixture of the
+    styles.
+``w2``
+    The Wasserstein-2 distance between Gaussians fitted to the features (:mod:`~blendstyle.nst.kinds.wasserstein`):
+    means and covariances, as a transport cost. The blended target is the mixture's Gaussian.
 ``bn``
     Batch-norm statistics: :math:`\frac{1}{C}\sum_c (\mu_{F,c} - \mu_{S,c})^2 + (\sigma_{F,c} - \sigma_{S,c})^2`.
     The blended target is the mixture's moments: mean :math:`\mu = \sum_i w_i \mu_i`, variance
@@ -40,7 +48,8 @@ deviation. Blend shares :math:`w_i` sum to 1.
 Normalisation (the paper's balance factor, made automatic): ``gram``, ``linear``, ``poly`` (d = 2),
 ``bn`` and ``histogram`` are relative errors, divided by the target's own squared size
 (:math:`\|T\|^2`, :math:`\|\mu\|^2`, :math:`\|T\|^2 + 2cs^2\|\mu\|^2`, :math:`\overline{\mu^2 + \sigma^2}`,
-the target's mean squared value), so about 1 for an unrelated image. The Gaussian kind is divided by
+the target's mean squared value; ``sliced``: the mean squared projection; ``w2``: the style's mean squared
+feature norm), so about 1 for an unrelated image. The Gaussian kind is divided by
 the squared norm of the style's mean embedding (:math:`\approx E[k(y, y')]`), the other polynomial
 degrees by the style sample's mean kernel value. One ``weights.style`` then suits every kind; fusion
 weights say how much each kind counts.
@@ -64,9 +73,12 @@ from .base import (
 from .histogram import Histogram
 from .moments import BatchNorm, Gram, LinearMMD, Poly2MMD
 from .sampled import GaussianMMD, PolyMMD
+from .sliced import SlicedWasserstein
+from .wasserstein import GaussianW2
 
 __all__ = [
-    "BatchNorm", "GaussianMMD", "Gram", "Histogram", "LinearMMD", "Poly2MMD", "PolyMMD", "Stats", "StyleKind",
+    "BatchNorm", "GaussianMMD", "GaussianW2", "Gram", "Histogram", "LinearMMD", "Poly2MMD", "PolyMMD",
+    "SlicedWasserstein", "Stats", "StyleKind",
     "channel_mean", "channel_std", "exact_mmd2", "flatten", "gaussian_kernel", "kind_of", "linear_kernel", "make_kind",
     "make_kinds", "poly_kernel", "weighted_gram",
 ]
@@ -80,10 +92,17 @@ def make_kind(
     sigma: float | None = None,
     samples: int = 4096,
     features: int = 512,
+    directions: int | None = None,
+    seed: int = 0,
 ) -> StyleKind:
-    """The loss object for a job's ``style_loss`` entry."""
+    """The loss object for a job's ``style_loss`` entry (``seed``: the job's, which draws the sliced kind's
+    directions)."""
     if kind == "gram":
         return Gram()
+    if kind == "sliced":
+        return SlicedWasserstein(directions, seed)
+    if kind == "w2":
+        return GaussianW2()
     if kind == "bn":
         return BatchNorm()
     if kind == "histogram":
@@ -99,13 +118,14 @@ def make_kind(
     raise ValueError(f"unknown kernel {kernel!r}")
 
 
-def kind_of(spec) -> StyleKind:
+def kind_of(spec, seed: int = 0) -> StyleKind:
     """The loss object for one ``style_loss`` entry of a job."""
-    return make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples, spec.features)
+    return make_kind(spec.kind, spec.kernel, spec.c, spec.degree, spec.sigma, spec.samples, spec.features,
+                     spec.directions, seed)
 
 
-def make_kinds(specs) -> list[tuple[StyleKind, float]]:
+def make_kinds(specs, seed: int = 0) -> list[tuple[StyleKind, float]]:
     """A job's ``style_loss`` entries as loss objects with their shares of the fusion, normalised to sum 1
     (here, once)."""
     total = sum(spec.weight for spec in specs)
-    return [(kind_of(spec), spec.weight / total) for spec in specs]
+    return [(kind_of(spec, seed), spec.weight / total) for spec in specs]
