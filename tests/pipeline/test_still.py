@@ -277,30 +277,10 @@ def test_bf16_end_to_end(tiny_job, tmp_path):
     assert record["final_loss"]["style"] < 0.7 * record["initial_loss"]["style"], record["final_loss"]
 
 
-def test_the_histogram_kind_works_in_every_mode(tiny_job, tmp_path):
-    """Regions, tiles, sweeps and animations use the histogram kind like any other."""
-    from ..conftest import moving_gif
-
-    (tmp_path / "left.png").write_bytes((tmp_path / "style_b.png").read_bytes())
-    common = "style_loss: [{kind: gram}, {kind: histogram}]\noptimizer: {iterations: 3}\n"
-    jobs = {
-        "tiled": "styles: [{path: style_a.png, mask: left.png}, {path: style_b.png}]\nsize: 96\n"
-                 "tiles: {mode: always, size: 64, overlap: 16}\n",
-        "swept": "styles: [{path: style_a.png}, {path: style_b.png}]\nsweep: [{style: 1, steps: 2}]\nsize: 48\n",
-        "clip": "content: clip.gif\nstyles: [{path: style_a.png}]\nsize: 48\n",
-    }
-    moving_gif(tmp_path / "clip.gif")
-    for name, body in jobs.items():
-        content = "" if "content:" in body else "content: content.png\n"
-        path = tiny_job(body=f"extends: quick.yaml\n{content}{body}{common}name: {name}\n", name=f"{name}.yaml")
-        record = blendstyle.run_job(path, out_root=tmp_path / "out").record
-        assert record["status"] == "done" and record["job"]["style_loss"][1]["kind"] == "histogram", name
-
-
-@pytest.mark.parametrize("kind", ["sliced", "w2"])
+@pytest.mark.parametrize("kind", ["histogram", "sliced", "w2"])
 def test_the_distribution_kinds_work_in_every_mode(tiny_job, tmp_path, kind):
-    """Regions, tiles (global targets), sweeps, transparent content, studies and animations use the sliced and
-    W2 kinds like any other, in fp32 and bf16."""
+    """Regions, tiles (global targets), sweeps, transparent content, studies and animations use the
+    histogram, sliced and W2 kinds like any other, in fp32 and bf16."""
     from ..conftest import moving_gif
 
     (tmp_path / "left.png").write_bytes((tmp_path / "style_b.png").read_bytes())
