@@ -123,9 +123,9 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
     """The jobs one after another in this process (a clip's frames on the cluster's workers, if there is
     one): rows for the summary; a single job's error is raised, a folder's is shown and the folder goes on."""
     _stopped(stop, "while blendstyle started")
-    from ..pipeline.render import render  # imports torch: only when something is rendered
+    from ..pipeline.render import render  # imports torch: only when something is rendered (the loop's check
+    # below honours a stop that came during the import)
 
-    _stopped(stop, "while blendstyle started")
     farm = None
     if cluster is not None:
         from ..cluster.frames import RayFarm

@@ -8,6 +8,7 @@ import torch
 
 from ..config.layers import BLOCKS, LAYER_NAMES, layer_channels, layer_index, layer_stride
 from ..errors import BlendstyleError
+from .targets import layer_plan
 
 FLOAT = 4  # bytes
 
@@ -68,8 +69,7 @@ def kind_bytes(job, width: int, height: int) -> int:
     12 more while the loss is computed (the projections, sorted, and their order; fitted to a measured
     peak: 447 MiB more than Gram at 512 px, estimated 558). The other kinds hold
     ``C x C`` matrices or less, within the estimate's margin."""
-    layers = job.layers.style if not any(s.layers for s in job.styles) else {
-        layer for style in job.styles for layer in (style.layers or job.layers.style)}
+    layers = set().union(*layer_plan(job)[1])  # every style's layers (none when the style loss is off)
     kept, peak = 0, 0
     for spec in job.style_loss:
         if spec.kind != "sliced":

@@ -58,11 +58,6 @@ class StylePlan:
         )
 
     @property
-    def layers(self) -> set[str]:
-        """Every layer the losses score."""
-        return set(self.content_layers).union(*self.style_layers)
-
-    @property
     def styled(self) -> bool:
         """Whether any style layer is scored (a study's content reconstructions score none)."""
         return any(self.style_layers)

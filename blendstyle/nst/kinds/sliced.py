@@ -40,6 +40,8 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .base import StyleKind, _position_weights, flatten
@@ -49,9 +51,10 @@ from .histogram import remap, weighted_quantiles
 QUANTILES = 256
 
 
+@functools.lru_cache(maxsize=64)
 def directions(channels: int, count: int, seed: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """``count`` random unit directions in ``R^channels``, ``(channels, count)``, the same for a given seed and
-    channel count wherever they are drawn."""
+    channel count wherever they are drawn; drawn once (every step of every layer asks again)."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + channels)
     drawn = torch.randn(channels, count, generator=generator, dtype=torch.float64)
     return (drawn / drawn.norm(dim=0, keepdim=True)).to(device=device, dtype=dtype)
