@@ -89,9 +89,8 @@ def _write_checked(job: Path, text: str) -> None:
                     for p in error.problems
                 ]
                 raise
-    except OSError as exc:  # the folder takes no file: read-only, full, or a pseudo file system
+    except BaseException as exc:  # a refused new leaves no folder behind
         remove_folders(made)
-        raise BlendstyleError(Problem(f"cannot write {job}: {exc.strerror or exc}", key="JOB")) from None
-    except BaseException:
-        remove_folders(made)
+        if isinstance(exc, OSError):  # the folder takes no file: read-only, full, or a pseudo file system
+            raise BlendstyleError(Problem(f"cannot write {job}: {exc.strerror or exc}", key="JOB")) from None
         raise

@@ -3,7 +3,6 @@ with what it does, and paths relative to where the job file lives (so the folder
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -63,10 +62,11 @@ def _relative(path: Path, folder: Path) -> str:
 def _scalar(text: str) -> str:
     """``text`` as a YAML value that reads back as this very string: plain where it does (``photos/cat.png``),
     double-quoted where YAML would read something else (``x #1.png`` is ``x`` and a comment, ``[a].png`` a
-    list, ``true`` a boolean); JSON's string escapes are YAML's."""
+    list, ``true`` a boolean), quoted and escaped by YAML itself (a control character such as DEL, which JSON
+    leaves as it is, is no character a YAML file may hold)."""
     try:
         if yaml.safe_load(f"key: {text}") == {"key": text}:
             return text
     except yaml.YAMLError:
         pass
-    return json.dumps(text, ensure_ascii=False)
+    return yaml.safe_dump(text, allow_unicode=True, width=float("inf"), default_style='"').strip()

@@ -7,7 +7,8 @@ from blendstyle.config.starter import starter_job
 
 NAMES = ["cat.png", "x #1.png", "[a].png", "it's: ok.png", "true", "123", "~", "*alias.png", "&anchor x.png",
          "!!python/name:os.system", "tab\tin.png", "line\nbreak.png", 'quote".png', "back\\slash.png", "héllo ☃.png",
-         "- dash.png", "{brace}.png", "% percent.png", "@at.png", "`tick`.png", "a:b.png", " space.png", "trail .png"]
+         "- dash.png", "{brace}.png", "% percent.png", "@at.png", "`tick`.png", "a:b.png", " space.png", "trail .png",
+         "del\x7f.png", "bell\x07.png"]
 
 
 @pytest.mark.parametrize("name", NAMES)
