@@ -56,6 +56,8 @@ def new(job, content, styles, size, force) -> None:
 def _check_destination(job: Path, force: bool) -> None:
     """Refuse a JOB that names a folder, something other than a file, an existing file without --force, or a
     place under a file: before anything is made."""
+    from ..files.atomic import nearest_existing
+
     if job.is_dir():
         raise BlendstyleError(Problem(f"{job} is a folder; JOB names the file to write, such as {job / 'job.yaml'}",
                                       key="JOB"))
@@ -63,7 +65,7 @@ def _check_destination(job: Path, force: bool) -> None:
         raise BlendstyleError(Problem(f"{job} exists and is not a regular file; choose another name", key="JOB"))
     if job.exists() and not force:
         raise BlendstyleError(Problem(f"{job} exists; choose another name or add --force", key="JOB"))
-    blocker = next((place for place in job.parents if os.path.lexists(place)), None)
+    blocker = nearest_existing(job)
     if blocker is not None and not blocker.is_dir():
         raise BlendstyleError(Problem(f"cannot write {job}: {blocker} is a file, not a folder", key="JOB"))
 

@@ -47,7 +47,7 @@ def output_root(path: Path, option: str = "--out") -> Path:
     """``path`` when output folders can be made in it; otherwise a user error naming it and saying why. Checked
     before anything renders: a file or a link to nowhere in its place would otherwise surface as an
     OSError deep in a render."""
-    from ..files.atomic import make_folders, remove_folders
+    from ..files.atomic import make_folders, nearest_existing, remove_folders
 
     expected = "a folder to write the outputs in"
     if path.is_dir():
@@ -57,7 +57,7 @@ def output_root(path: Path, option: str = "--out") -> Path:
     if os.path.lexists(path):
         found = "a link to nothing" if path.is_symlink() else "a file" if path.is_file() else "not a folder"
         raise BlendstyleError(Problem(f"expected {expected}, but {path} is {found}", key=option))
-    blocker = next((place for place in path.parents if os.path.lexists(place)), None)
+    blocker = nearest_existing(path)
     if blocker is not None and not blocker.is_dir():
         raise BlendstyleError(Problem(f"expected {expected}, but {blocker} is a file, so {path} cannot be made", key=option))
     # Whether a missing root can be made, only making it tells (a read-only or pseudo file system such as

@@ -30,6 +30,12 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def nearest_existing(path: Path | str) -> Path | None:
+    """The nearest of ``path``'s parents that exists (a link counts), or None: a file there means nothing under
+    it can be made."""
+    return next((place for place in Path(path).parents if os.path.lexists(place)), None)
+
+
 def make_folders(folder: Path | str) -> list[Path]:
     """Create ``folder`` and its missing parents; return the folders made, outermost first, so that a caller
     that fails later can take them away again (:func:`remove_folders`). On an OSError nothing made stays."""
