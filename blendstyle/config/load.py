@@ -105,11 +105,11 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     try:
         job: Job | None = Job.model_validate(layered.data)
         problems, wrong = [], set()
-        _resolve_paths(job, layered)
+        paths = _resolve_paths(job, layered)
     except ValidationError as exc:
-        job, problems, wrong = None, located_problems(exc, layered), wrong_keys(exc, layered)
+        job, problems, wrong, paths = None, located_problems(exc, layered), wrong_keys(exc, layered), None
     if check_files:  # every problem at once: the inputs are checked even when other keys are wrong
-        problems += _input_problems(layered, job, wrong, path.resolve())
+        problems += _input_problems(layered, job, wrong, path.resolve(), paths)
     if problems:
         raise BlendstyleError(sorted(problems, key=problem_order))
     if job.name is None:
@@ -117,14 +117,17 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     return LoadedJob(job, path.resolve(), layered.files, layered)
 
 
-def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file: Path) -> list[Problem]:
+def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file: Path,
+                    paths: list[tuple[Key, Path]] | None) -> list[Problem]:
     """The problems of the files the job names and of the job against them, skipping only what depends on a
     ``wrong`` key (see :mod:`blendstyle.config.partial`): each file named at a key that was not refused, and,
-    when the content is usable, the checks of :func:`input_problems` with the job as valid (``job``) or as
-    it is without its wrong values."""
+    when the content is usable, the checks of :func:`input_problems` with the job as valid (``job``, whose
+    resolved ``paths`` are given) or as it is without its wrong values."""
     checked = job
     if checked is None and (checked := best_effort(layered.data, wrong)) is not None:
-        _resolve_paths(checked, layered)
+        paths = _resolve_paths(checked, layered)
+    if paths is None:  # no job at all: the paths as written, where they stand
+        paths = [(key, _resolved(layered, key, value)) for key, value in raw_paths(layered.data)]
     if affected(("max_input_pixels",), wrong):
         limit = None  # the limit the user meant is unknown: files are checked without it
     else:
@@ -132,10 +135,9 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
         limit = limit if isinstance(limit, int) else Job.model_fields["max_input_pixels"].default
     problems = []
     usable_content = False
-    for key, value in raw_paths(layered.data):
+    for key, file in paths:
         if under(key, wrong):
             continue
-        file = _resolved(layered, key, value)
         try:
             if key == ("backbone", "weights"):
                 reason = None if file.is_file() else f"file not found: {display_path(file)}"
