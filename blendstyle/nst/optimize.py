@@ -11,6 +11,7 @@ image seen and the iterations finished, and the pipeline decides what to save.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+
+from .lbfgs import LBFGS
 
 Terms = dict[str, torch.Tensor]
 
@@ -54,6 +57,7 @@ class Optimized:
     seconds: float = 0.0
     halted: Halt | None = None
     final: dict[str, float] = field(default_factory=dict)
+    graphed: bool = False  # the iterations after the first few were replays of one CUDA graph
 
     @property
     def iterations(self) -> int:
@@ -76,29 +80,73 @@ class LossScale:
         self.value = 2.0**16 if enabled else 1.0
         self.clean = 0
 
-    def backward(self, total: torch.Tensor, x: torch.Tensor) -> None:
+    def gradient(self, total: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The gradient of ``total`` at ``x`` (scaled and unscaled when enabled)."""
         if not self.enabled:
-            total.backward()
-            return
+            return torch.autograd.grad(total, x)[0]
         while True:
-            (total * self.value).backward(retain_graph=True)  # kept for a retry at a smaller scale
-            if torch.isfinite(x.grad).all() or self.value <= 1.0:
-                x.grad.div_(self.value)
+            (grad,) = torch.autograd.grad(total * self.value, x, retain_graph=True)  # kept for a smaller scale
+            if torch.isfinite(grad).all() or self.value <= 1.0:
                 self.clean += 1
                 if self.clean % 200 == 0 and self.value < 2.0**24:
                     self.value *= 2
-                return
-            x.grad = None
+                return grad.div_(self.value)
             self.value /= 2
             self.clean = 0
 
 
-@dataclass
-class _Best:
-    """The lowest loss seen so far and the image that had it."""
+class Iteration:
+    """One iteration on the device: evaluate the objective at ``x``, keep ``x`` if its loss is the lowest
+    so far, take the optimiser's step; returns the loss terms as one tensor (the caller reads them).
 
-    total: float
-    image: torch.Tensor
+    Everything it keeps is a tensor updated in place (the best loss and image too), so that on CUDA the
+    whole iteration, forward, backward and step, can be captured once in a CUDA graph and replayed
+    (:func:`graphed`): a 512 px step is a few hundred kernels of a few microseconds each, and launching
+    them one by one from Python took longer than running them (measured on an H200, see the README).
+    """
+
+    def __init__(self, x: torch.Tensor, objective, advance: Callable[[torch.Tensor], object], scale: LossScale):
+        self.x, self.objective, self.advance, self.scale = x, objective, advance, scale
+        self.names: list[str] = []
+        self.best_total = torch.full((), math.inf, device=x.device)
+        self.best_image = x.detach().clone()
+
+    def __call__(self) -> torch.Tensor:
+        terms = self.objective(self.x)
+        self.names = list(terms)
+        gradient = self.scale.gradient(sum(terms.values()), self.x)
+        values = torch.stack([value.detach().float().reshape(()) for value in terms.values()])
+        total = values.sum()
+        # Without a line search L-BFGS now and then steps uphill; the image returned is the best one seen.
+        better = total < self.best_total
+        self.best_total.copy_(torch.where(better, total, self.best_total))
+        self.best_image.copy_(torch.where(better, self.x.detach(), self.best_image))
+        self.advance(gradient)
+        return values
+
+
+#: Eager iterations before a CUDA graph is captured: cuDNN's autotuning, the lazy set-up of the losses
+#: and the optimiser's first (different) step all happen in them.
+WARM_UP = 3
+
+
+def graphed(iteration: Iteration) -> Callable[[], torch.Tensor] | None:
+    """``iteration`` captured in a CUDA graph, or None where it cannot be (an operation that the capture
+    refuses, such as a copy from the host or a read of a value; the caller goes on eagerly)."""
+    graph = torch.cuda.CUDAGraph()
+    try:
+        torch.cuda.synchronize()
+        with torch.cuda.graph(graph):
+            values = iteration()
+    except (RuntimeError, TypeError, ValueError):  # noqa: PERF203 (the capture failed; nothing ran)
+        torch.cuda.synchronize()
+        return None
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return values
+
+    return replay
 
 
 def converged(totals: list[float], tolerance: float, window: int) -> bool:
@@ -137,38 +185,42 @@ def optimize(
     ``loss_scale``: scale the backward pass for a network in fp16 (:class:`LossScale`).
     """
     x = image.detach().clone().contiguous().requires_grad_(True)
+    # A CUDA graph needs the optimiser's tensors at fixed addresses (LBFGS(fixed=True)) and no reads of
+    # values inside the step (fp16's loss scaling reads whether the gradient overflowed).
+    capture = x.is_cuda and method == "lbfgs" and not loss_scale and iterations > WARM_UP + 1
     if method == "lbfgs":
-        # One iteration (one evaluation) per step() call; the optimiser keeps its memory between calls.
-        optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=lr, max_iter=1, history_size=history_size, tolerance_grad=0.0, tolerance_change=0.0
-        )
+        # One evaluation per iteration, the memory kept between them; every scalar stays on the device.
+        advance: Callable[[torch.Tensor], object] = LBFGS(x, lr=lr, history=history_size, fixed=capture).step
     elif method == "adam":
-        optimizer = torch.optim.Adam([x], lr=lr)
+        adam = torch.optim.Adam([x], lr=lr)
+
+        def advance(gradient: torch.Tensor) -> None:
+            x.grad = gradient
+            adam.step()
     else:
         raise ValueError(f"unknown optimizer {method!r}")
 
     result = Optimized(image)
     totals: list[float] = []
-    # Without a line search L-BFGS now and then steps uphill; the image returned is the best one seen.
-    best = _Best(math.inf, x.detach().clone())
-    scale = LossScale(loss_scale)
+    iterate = Iteration(x, objective, advance, LossScale(loss_scale))
+    step_once: Callable[[], torch.Tensor] = iterate
+    # The iterations before a capture run on a side stream, as torch's CUDA graph notes ask (the
+    # libraries' per-stream set-up is done before the capture, not inside it).
+    side = torch.cuda.Stream(x.device) if capture else None
+    if side is not None:
+        side.wait_stream(torch.cuda.current_stream(x.device))
     start = time.perf_counter()
     try:
         for iteration in range(1, iterations + 1):
-            seen: dict[str, float] = {}
-
-            def closure() -> torch.Tensor:
-                optimizer.zero_grad(set_to_none=True)
-                terms = objective(x)
-                total = sum(terms.values())
-                scale.backward(total, x)
-                if not seen:
-                    seen.update({name: float(value.detach()) for name, value in terms.items()})
-                    if sum(seen.values()) < best.total:
-                        best.total, best.image = sum(seen.values()), x.detach().clone()
-                return total
-
-            optimizer.step(closure)
+            if side is not None and iteration == WARM_UP + 1:
+                torch.cuda.current_stream(x.device).wait_stream(side)
+                step_once = graphed(iterate) or iterate
+                result.graphed, side = step_once is not iterate, None
+            # The iteration's one read from the device: every term at once (the stop rule and the progress
+            # need them; the optimiser's step and the best image need none).
+            with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+                values = step_once().tolist()
+            seen = dict(zip(iterate.names, values))
             total = sum(seen.values())
             if not math.isfinite(total):
                 hint = "lower optimizer.learning_rate" if method == "adam" else "try optimizer.name: adam"
@@ -188,15 +240,16 @@ def optimize(
     except KeyboardInterrupt:
         result.halted = Halt("interrupted")
     result.seconds = time.perf_counter() - start
+    best = float(iterate.best_total)
     if result.halted is not None:
-        result.image = best.image.clamp(0, 1)
+        result.image = iterate.best_image.clamp(0, 1)
         return result
     # One evaluation of the picture handed back (clamped to [0, 1]) both picks it and gives its final terms.
     with torch.no_grad():
         candidate = x.detach().clamp(0, 1)
         terms = objective(candidate)
-        if float(sum(terms.values())) > best.total:  # the last step went uphill: the best image seen
-            candidate = best.image.clamp(0, 1)
+        if float(sum(terms.values())) > best:  # the last step went uphill: the best image seen
+            candidate = iterate.best_image.clamp(0, 1)
             terms = objective(candidate)
     result.image = candidate
     result.final = {name: float(value) for name, value in terms.items()}
