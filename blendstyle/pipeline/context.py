@@ -31,7 +31,7 @@ from ..config.load import LoadedJob
 from ..errors import BlendstyleError, Interrupted, Location, Problem
 from ..files.atomic import links_outside
 from ..files.records import read_json, write_record
-from ..nst.device import pick_device, pick_precision, precision_name
+from ..nst.device import configure, pick_device, pick_precision, precision_name
 from ..nst.memory import out_of_memory
 from ..nst.optimize import Optimized
 from ..version import __version__
@@ -119,8 +119,7 @@ class Run:
     def start(self) -> Run:
         """Where the run starts: its output folder made, torch's generators seeded with the job's seed."""
         torch.manual_seed(self.job.seed)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+        configure(self.device, self.precision)
         self.folder.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -10,9 +10,9 @@ import torch
 from ..config.models import Job
 from ..files.images import read_image, read_mask
 from ..nst.color import match_histogram, match_luminance
-from ..nst.device import pick_precision
+from ..nst.device import configure, pick_precision
 from ..nst.plan import StylePlan
-from .networks import job_network
+from .networks import compiled_network
 from .progress import Reporter
 from .stylizer import Stylizer, measure_styles
 
@@ -78,7 +78,8 @@ def stylizer_for(
     """A stylizer outside a run (benchmarks, notebooks, tests): the job's styles at ``long_side`` on the
     shared network; ``reference`` is the content whose colours ``preserve_color`` keeps."""
     plan = StylePlan.of(job)
-    net, precision = job_network(job, device), pick_precision(job.precision, device)
+    net, precision = compiled_network(job, device), pick_precision(job.precision, device)
+    configure(device, precision)
     if reference is None and job.preserve_color != "none":
         raise ValueError("preserve_color needs the content as reference")
     statistics = measure_styles(net, precision, plan, read_styles(job, long_side, device, reference))
