@@ -17,8 +17,13 @@ FLOAT = 4  # bytes
 #: allocator's slack), measured as the intercept below.
 CPU_OVERHEAD = 192 * 2**20
 
+#: On CUDA: memory a render takes beyond its tensors (cuDNN's and cuBLAS's workspaces, the CUDA graph's
+#: own copy of the step's buffers), measured as the intercept of the fit below.
+CUDA_OVERHEAD = 80 * 2**20
 
-def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history: int = 20, device: str = "cpu") -> int:
+
+def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history: int = 20, device: str = "cpu",
+                   reduced: bool = False) -> int:
     """Peak bytes of optimising one ``width`` x ``height`` image through VGG19 up to ``last_layer`` on a
     ``device`` of that type.
 
@@ -32,8 +37,19 @@ def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history
     matter (4 styles at 512 px: 556 MiB). Measured again with channels-last features and the style
     statistics' set-up counted: 476, 635, 1164 and 1985 MiB at 384, 512, 768 and 1024 px, 693 MiB with 4
     styles at 512 px, so the fit still holds (estimate / measured 1.07-1.17). ``python -m
-    benchmarks.memory`` measures it again and prints the estimate's error. Elsewhere (CUDA, MPS: not measured here) every activation is counted three
-    times, the conservative figure used before, which leaves room for cuDNN's workspaces.
+    benchmarks.memory`` measures it again and prints the estimate's error. Elsewhere (MPS: not measured)
+    every activation is counted three times, a conservative figure.
+
+    On CUDA (fitted on an H200 to ``torch.cuda.max_memory_allocated``, the network loaded inside the
+    measurement, the steps replayed as a CUDA graph: in bf16 248, 554 and 1567 MiB for whole runs at
+    256x192, 512x384 and 1024x682 px; in fp32 637 and 1937 MiB at 512x341 and 1024x682 px after the first
+    step) the activations are counted in their own type, 1.5 times in bf16 or fp16 (``reduced``: the
+    style layers' float32 copies for the losses are most of the 0.5) and 1.1 times in fp32, plus the
+    weights of the network up to the last layer in float32 and, when reduced, the half-precision copies
+    autocast keeps for the backward pass, plus :data:`CUDA_OVERHEAD`. Fitted that way, estimate /
+    measured is 1.07-1.11 in bf16 and 1.05-1.19 in fp32. Not counted: on the first step at each size
+    cuDNN's autotuning tries workspaces as large as the free memory (33 GiB at 512 px in fp32 on the
+    H200), but only where they fit, and its choice runs in the figures above.
     """
     activations = 0
     for name in LAYER_NAMES[: layer_index(last_layer) + 1]:
@@ -49,7 +65,23 @@ def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history
     tensors = weights + (2 * history + 6) * pixels
     if device == "cpu":
         return int(FLOAT * (1.1 * activations + tensors)) + CPU_OVERHEAD
+    if device == "cuda":
+        used = network_weights(last_layer)  # the network is truncated after the last layer
+        kept = 1.5 * 2 * activations + 2 * used if reduced else 1.1 * FLOAT * activations
+        return int(kept) + FLOAT * (tensors - weights + used) + CUDA_OVERHEAD
     return FLOAT * (3 * activations + tensors)
+
+
+def network_weights(last_layer: str) -> int:
+    """Parameters of VGG19's convolutions up to ``last_layer``."""
+    count, channels = 0, 3
+    for name in LAYER_NAMES[: layer_index(last_layer) + 1]:
+        if name.startswith("conv"):
+            block, index = (int(part) for part in name[4:].split("_"))
+            out = BLOCKS[block - 1][index - 1]
+            count += channels * out * 9 + out
+            channels = out
+    return count
 
 
 def deepest_layer(job) -> str:
@@ -60,7 +92,16 @@ def deepest_layer(job) -> str:
 def job_bytes(job, width: int, height: int, device: str = "cpu") -> int:
     """:func:`estimate_bytes` for one ``width`` x ``height`` image of ``job`` on a ``device`` of that type, plus
     what its style-loss kinds hold beyond the activations (:func:`kind_bytes`)."""
-    return estimate_bytes(width, height, deepest_layer(job), job.optimizer.history, device) + kind_bytes(job, width, height)
+    return (estimate_bytes(width, height, deepest_layer(job), job.optimizer.history, device, reduced(job, device))
+            + kind_bytes(job, width, height))
+
+
+def reduced(job, device: str) -> bool:
+    """Whether ``job``'s network runs in bf16 or fp16 on a ``device`` of that type (``precision: auto`` is
+    bf16 on a CUDA GPU that has it)."""
+    if job.precision == "auto":
+        return device == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return job.precision != "fp32"
 
 
 def kind_bytes(job, width: int, height: int) -> int:
@@ -82,13 +123,14 @@ def kind_bytes(job, width: int, height: int) -> int:
     return kept + peak
 
 
-def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", history: int = 20, device: str = "cpu") -> int:
+def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", history: int = 20, device: str = "cpu",
+                    half: bool = False) -> int:
     """The largest long side (px) whose estimate fits in ``budget`` bytes, for ``aspect`` = width / height."""
     low, high = 16, 65536
     while low < high:
         middle = (low + high + 1) // 2
         width, height = (middle, max(1, round(middle / aspect))) if aspect >= 1 else (max(1, round(middle * aspect)), middle)
-        if estimate_bytes(width, height, last_layer, history, device) <= budget:
+        if estimate_bytes(width, height, last_layer, history, device, half) <= budget:
             low = middle
         else:
             high = middle - 1
@@ -99,8 +141,10 @@ def free_bytes(device: torch.device) -> int | None:
     """Memory free for a render on ``device``: the GPU's free memory, or on the CPU the system's
     available memory (Linux); None where it cannot be told."""
     if device.type == "cuda":
+        # What torch's allocator holds but does not use is free to this process too (cuDNN's first
+        # step at each size leaves its trial workspaces there).
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        return int(free) + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     if device.type == "cpu":
         try:
             with open("/proc/meminfo") as handle:
@@ -142,7 +186,8 @@ def plan(job, device: torch.device, width: int, height: int) -> Plan:
     budget = int(job.tiles.memory * 2**30) if job.tiles.memory else free_bytes(device)
     if budget is not None and not job.tiles.memory:
         budget = int(budget * 0.85)
-    fits = None if budget is None else largest_fitting(budget, width / height, last, job.optimizer.history, kind)
+    fits = None if budget is None else largest_fitting(budget, width / height, last, job.optimizer.history, kind,
+                                                       reduced(job, kind))
     too_big = budget is not None and needed > budget
     if job.tiles.mode == "never" and too_big:
         raise BlendstyleError(
@@ -170,7 +215,8 @@ def out_of_memory(job, device: torch.device, width: int, height: int) -> Blendst
         total = torch.cuda.get_device_properties(device).total_memory
     except (RuntimeError, AssertionError, AttributeError):
         total = needed // 2
-    fits = largest_fitting(int(total * 0.85), width / height, last, job.optimizer.history, device.type)
+    fits = largest_fitting(int(total * 0.85), width / height, last, job.optimizer.history, device.type,
+                           reduced(job, device.type))
     return BlendstyleError(
         f"out of memory on {device} rendering {width}x{height}: about {needed / 2**30:.1f} GiB needed, "
         f"{total / 2**30:.1f} GiB on the device",

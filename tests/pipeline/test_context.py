@@ -345,12 +345,13 @@ def test_out_of_memory_names_a_size_that_fits(tiny_job, tmp_path, monkeypatch):
 
 
 def test_memory_estimate():
-    assert estimate_bytes(512, 512, device="cuda") > 3.5 * estimate_bytes(256, 256, device="cuda") > 0
+    # Four times the pixels: more than 2.5 times the bytes (the weights and CUDA's workspaces stay).
+    assert estimate_bytes(512, 512, device="cuda") > 2.5 * estimate_bytes(256, 256, device="cuda") > 0
     assert estimate_bytes(256, 256, "relu2_1") < estimate_bytes(256, 256, "relu5_1")
     for device in ("cpu", "cuda"):
         fits = largest_fitting(estimate_bytes(1000, 500, device=device), aspect=2.0, device=device)
         assert 990 <= fits <= 1010
-    # On the CPU, fitted to measured peaks (see estimate_bytes): no longer the GPU's 2.5x margin.
+    # On the CPU, fitted to measured peaks (see estimate_bytes).
     assert estimate_bytes(512, 341, history=3) / 2**20 == pytest.approx(645 + 80, rel=0.25)  # the bound
     assert estimate_bytes(1024, 681, history=3) / 2**20 == pytest.approx(1861 + 80, rel=0.25)
 
