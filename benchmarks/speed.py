@@ -49,7 +49,7 @@ def worker(task: str, impl: str, options: dict) -> dict:
     size, styles = options.get("size", 256), options.get("styles", 1)
     step, ready, pastiche = None, [], None
     # The judge is built before either tool starts, so that neither tool's time includes it.
-    scorer = Scorer(size) if task == "quality" else None
+    scorer = Scorer(size, device) if task == "quality" else None
     if task == "gif" or (task == "quality" and impl == "ours"):
         pass  # these run whole jobs of their own
     elif impl == "ours":
@@ -128,18 +128,22 @@ class Scorer:
     Wasserstein-1 distance between the result's and the style's feature values (at 256 quantiles) at
     relu1_1..relu5_1, relative to the style's mean per-channel spread and averaged over the layers; the
     content distance is the relative relu4_2 error against the content image, as Gatys et al. measure it.
-    Style and content are read at the size being rendered."""
+    Style and content are read at the size being rendered. It runs in fp32 on ``device`` (the GPU's
+    convolutions without TF32)."""
 
-    def __init__(self, size):
+    def __init__(self, size, device="cpu"):
         import torch
 
         from blendstyle.files.images import read_image
+        from blendstyle.nst.device import configure
         from blendstyle.nst.vgg import load_vgg19
 
-        self.network = load_vgg19(STYLE_LAYERS + ["relu4_2"], device="cpu")
+        configure(torch.device(device), None)
+        self.device = device
+        self.network = load_vgg19(STYLE_LAYERS + ["relu4_2"], device=device)
         with torch.no_grad():
-            style = self.network(read_image(STYLES[0], size), STYLE_LAYERS)
-            self.content = self.network(read_image(CONTENT, size), ["relu4_2"])["relu4_2"]
+            style = self.network(read_image(STYLES[0], size).to(device), STYLE_LAYERS)
+            self.content = self.network(read_image(CONTENT, size).to(device), ["relu4_2"])["relu4_2"]
         self.quantiles = {layer: feature_quantiles(style[layer]) for layer in STYLE_LAYERS}
         self.spread = {layer: style[layer].std(dim=(0, 2, 3)).mean() for layer in STYLE_LAYERS}
         self.seconds = 0.0  # time spent scoring, left out of the times measured around it
@@ -150,7 +154,7 @@ class Scorer:
 
         begin = time.time()
         with torch.no_grad():
-            features = self.network(image.detach().float().cpu().clamp(0, 1), STYLE_LAYERS + ["relu4_2"])
+            features = self.network(image.detach().float().to(self.device).clamp(0, 1), STYLE_LAYERS + ["relu4_2"])
             style = sum(
                 float((feature_quantiles(features[layer]) - self.quantiles[layer]).abs().mean() / self.spread[layer])
                 for layer in STYLE_LAYERS
@@ -232,7 +236,7 @@ def quality(options: dict, scorer: Scorer, pastiche: Pastiche | None) -> dict:
     job = Path(options["tmp"]) / "quality.yaml"
     job.write_text(
         f"content: {CONTENT}\nstyles: [{{path: {STYLES[0]}}}]\nsize: {size}\ndevice: {options['device']}\n"
-        "precision: fp32\noutput: {contact_sheet: false, loss_plot: false}\n"
+        f"precision: {options.get('precision', 'fp32')}\noutput: {{contact_sheet: false, loss_plot: false}}\n"
     )
     begin = time.time()
     try:
@@ -255,7 +259,8 @@ def gif(impl: str, options: dict) -> dict:
         job = Path(options["tmp"]) / "gif.yaml"
         job.write_text(
             f"content: {GIF}\nstyles: [{{path: {STYLES[0]}}}]\nsize: {size}\ndevice: {device}\n"
-            f"optimizer: {{iterations: {iterations}, stop: {{tolerance: 0}}}}\nanimation: {{stop: {frames}}}\n"
+            + (f"optimizer: {{iterations: {iterations}, stop: {{tolerance: 0}}}}\n" if iterations else "")
+            + f"animation: {{stop: {frames}}}\n"
             "output: {contact_sheet: false, loss_plot: false}\n"
         )
         blendstyle.run_job(job, out_root=Path(options["tmp"]) / "out", force=True)

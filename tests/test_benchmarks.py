@@ -19,3 +19,28 @@ def test_speed_benchmark_runs(capsys):
     assert done.returncode == 0, done.stderr
     assert "| seconds per L-BFGS step, 256 px, 1 style, ours in fp32 (pastiche fp32) |" in done.stdout
     assert "of the matrix-product peak" in done.stdout
+
+
+def test_the_gpu_benchmark_without_cuda_says_so_and_exits_0():
+    import subprocess
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the command would measure it")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "No CUDA device: nothing to measure here" in done.stdout and "|" not in done.stdout
+
+
+def test_the_gpu_memory_estimate_reproduces_the_h200_figures_it_was_fitted_to():
+    """The CUDA estimate against the peaks measured on an H200 (README, GPU table): at least the peak and
+    at most 1.3 times it, in bf16 and fp32."""
+    from blendstyle.nst.memory import estimate_bytes
+
+    measured = [(256, 192, True, 248), (512, 384, True, 554), (512, 341, True, 506), (1024, 682, True, 1567),
+                (512, 341, False, 637), (1024, 682, False, 1937)]
+    for width, height, reduced, mib in measured:
+        ratio = estimate_bytes(width, height, device="cuda", reduced=reduced) / 2**20 / mib
+        assert 1.0 <= ratio <= 1.3, (width, height, reduced, ratio)
