@@ -69,12 +69,13 @@ def _style_loss_shorthand(value: Any) -> Any:
     return value
 
 
-STYLE_LOSS_KINDS = ("gram", "mmd", "bn", "histogram", "sliced", "w2")
+STYLE_LOSS_KINDS = ("gram", "mmd", "bn", "histogram", "sliced", "w2", "neighbours")
 
 
 class StyleLoss(Model):
     """One style-loss kind (Li et al. 2017; histogram: Risser et al. 2017; sliced: Heitz et al. 2021; w2: the
-    Wasserstein-2 distance between Gaussians); several are fused by their relative weights."""
+    Wasserstein-2 distance between Gaussians; neighbours: Kolkin et al. 2022); several are fused by their
+    relative weights."""
 
     kind: Literal[STYLE_LOSS_KINDS] = "gram"  # type: ignore[valid-type]
     weight: Positive = Field(1.0, description="share of this kind in a fusion; normalised to sum 1")
@@ -87,7 +88,8 @@ class StyleLoss(Model):
     degree: Annotated[int, Field(ge=1, le=6)] = 2
     sigma: Positive | None = Field(None, description="gaussian kernel width; default: median heuristic")
     samples: Annotated[int, Field(ge=64, le=1_000_000)] = Field(
-        4096, description="style feature vectors kept per layer for the gaussian and poly (degree != 2) kinds"
+        4096, description="style feature vectors kept per layer for the gaussian and poly (degree != 2) kinds, and "
+        "the pool the neighbours kind searches (more: nearer matches, slower steps)"
     )
     features: Annotated[int, Field(ge=16, le=16384)] = Field(
         512, description="random Fourier features of the gaussian kernel (more: a closer kernel, slower steps)"
@@ -202,6 +204,10 @@ class Optimizer(Model):
         20, description="L-BFGS memory (past steps kept; each holds two image-sized vectors)"
     )
     stop: Stop = Field(default_factory=Stop)
+    average: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = Field(
+        0.0, description="iterate averaging: the picture handed out is an exponential moving average of the last "
+        "scale's images with this decay (such as 0.9); 0: off, the last (or best) image"
+    )
 
     @model_validator(mode="after")
     def _fill_learning_rate(self) -> Optimizer:
@@ -323,7 +329,7 @@ class Job(Model):
     styles: Annotated[list[Style], Field(min_length=1, max_length=64)]
     layers: Layers = Field(default_factory=Layers)
     style_loss: StyleLosses = Field(
-        default_factory=lambda: [StyleLoss()], description="gram (default), bn, mmd, or a list of kinds to fuse"
+        default_factory=lambda: [StyleLoss()], description="gram (default), bn, mmd, histogram, sliced, w2, neighbours, or a list of kinds to fuse"
     )
     weights: Weights = Field(default_factory=Weights)
     preserve_color: Literal["none", "luminance", "histogram"] = Field(

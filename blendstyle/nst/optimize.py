@@ -105,11 +105,15 @@ class Iteration:
     them one by one from Python took longer than running them (measured on an H200, see the README).
     """
 
-    def __init__(self, x: torch.Tensor, objective, advance: Callable[[torch.Tensor], object], scale: LossScale):
+    def __init__(self, x: torch.Tensor, objective, advance: Callable[[torch.Tensor], object], scale: LossScale,
+                 average: float = 0.0):
         self.x, self.objective, self.advance, self.scale = x, objective, advance, scale
         self.names: list[str] = []
         self.best_total = torch.full((), math.inf, device=x.device)
         self.best_image = x.detach().clone()
+        self.decay = average
+        #: With ``average``: the exponential moving average of the images after each step, from the start.
+        self.average = x.detach().clone() if average else None
 
     def __call__(self) -> torch.Tensor:
         terms = self.objective(self.x)
@@ -122,6 +126,8 @@ class Iteration:
         self.best_total.copy_(torch.where(better, total, self.best_total))
         self.best_image.copy_(torch.where(better, self.x.detach(), self.best_image))
         self.advance(gradient)
+        if self.average is not None:
+            self.average.lerp_(self.x.detach(), 1 - self.decay)
         return values
 
 
@@ -176,13 +182,16 @@ def optimize(
     on_step: Callable[[Step, torch.Tensor], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     loss_scale: bool = False,
+    average: float = 0.0,
 ) -> Optimized:
     """Minimise ``sum(objective(x).values())`` over the pixels ``x``, starting at ``image``.
 
     The result is clamped to ``[0, 1]``; the pixels are not clamped during the run, which would break
     L-BFGS's curvature estimates. ``should_stop`` is asked after every iteration: when it says so, or on a
     ``KeyboardInterrupt``, the result comes back with ``halted`` set and the best image so far.
-    ``loss_scale``: scale the backward pass for a network in fp16 (:class:`LossScale`).
+    ``loss_scale``: scale the backward pass for a network in fp16 (:class:`LossScale`). ``average``: the
+    decay of an exponential moving average of the images, which is then the picture handed back (iterate
+    averaging, as crowsonkb/style-transfer-pytorch does with Adam; 0: off).
     """
     x = image.detach().clone().contiguous().requires_grad_(True)
     # A CUDA graph needs the optimiser's tensors at fixed addresses (LBFGS(fixed=True)) and no reads of
@@ -202,7 +211,7 @@ def optimize(
 
     result = Optimized(image)
     totals: list[float] = []
-    iterate = Iteration(x, objective, advance, LossScale(loss_scale))
+    iterate = Iteration(x, objective, advance, LossScale(loss_scale), average)
     step_once: Callable[[], torch.Tensor] = iterate
     # The iterations before a capture run on a side stream, as torch's CUDA graph notes ask (the
     # libraries' per-stream set-up is done before the capture, not inside it).
@@ -246,11 +255,15 @@ def optimize(
         return result
     # One evaluation of the picture handed back (clamped to [0, 1]) both picks it and gives its final terms.
     with torch.no_grad():
-        candidate = x.detach().clamp(0, 1)
-        terms = objective(candidate)
-        if float(sum(terms.values())) > best:  # the last step went uphill: the best image seen
-            candidate = iterate.best_image.clamp(0, 1)
+        if iterate.average is not None:  # iterate averaging: the average, whatever its loss
+            candidate = iterate.average.clamp(0, 1)
             terms = objective(candidate)
+        else:
+            candidate = x.detach().clamp(0, 1)
+            terms = objective(candidate)
+            if float(sum(terms.values())) > best:  # the last step went uphill: the best image seen
+                candidate = iterate.best_image.clamp(0, 1)
+                terms = objective(candidate)
     result.image = candidate
     result.final = {name: float(value) for name, value in terms.items()}
     result.seconds = time.perf_counter() - start

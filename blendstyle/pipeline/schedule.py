@@ -255,7 +255,8 @@ class Schedule:
                 resumed = progress.done
                 last = index == len(self.stages) - 1
                 report = (lambda step, x: on_step(Step(step.iteration + resumed, step.total, step.terms, step.elapsed), x)) if on_step and last else None
-                optimized, final = stylizer.run(content, start, max(1, stage.iterations - resumed), on_step=report, frames=frames)
+                optimized, final = stylizer.run(content, start, max(1, stage.iterations - resumed), on_step=report, frames=frames,
+                                                last=last)
                 if optimized.halted is not None:
                     progress.image, progress.done = optimized.image, resumed + optimized.iterations
                     raise Halted(optimized)

@@ -168,8 +168,12 @@ class Stylizer:
     def objective(self, content: torch.Tensor, temporal=(), temporal_weight: float = 0.0, frames=None, window=None) -> Objective:
         size = content.shape[-2:]
         visible = None if self.visible is None else self._visible(size, window)
+        # Kinds bound to the content (neighbours) need its features at the style layers too.
+        binding = any(kind.binds for kind, _ in self.plan.kinds)
+        style_layers = sorted(set().union(*self.plan.style_layers)) if binding else []
         with torch.no_grad():
-            targets = {layer: value.float() for layer, value in self.extract(content, list(self.plan.content_layers)).items()}
+            extracted = self.extract(content, sorted(set(self.plan.content_layers).union(style_layers)))
+        targets = {layer: extracted[layer].float() for layer in self.plan.content_layers}
         return Objective(
             self.network,
             targets,
@@ -181,6 +185,7 @@ class Stylizer:
             temporal_weight,
             self.precision,
             visible,
+            {layer: extracted[layer] for layer in style_layers},
         )
 
     def run(
@@ -193,10 +198,12 @@ class Stylizer:
         on_step: Callable[[Step, torch.Tensor], None] | None = None,
         frames: list[int] | None = None,
         window: tuple[tuple, Tile] | None = None,
+        last: bool = True,
     ) -> tuple[Optimized, dict[str, float]]:
         """Optimise one frame (or a batch of independent ones); returns the result (``halted`` set if it
         was stopped) and its final (weighted) loss terms. ``frames`` are the source frame numbers, which
-        pick the frames of animated masks."""
+        pick the frames of animated masks; ``last``: the picture handed out (not a coarser scale's), the
+        one that ``optimizer.average`` averages."""
         objective = self.objective(content, temporal, temporal_weight, frames, window)
         optimizer = self.plan.optimizer
         if objective.opacity is not None:  # fully see-through pixels start white: no loss moves them
@@ -222,6 +229,7 @@ class Stylizer:
             on_step=report,
             should_stop=self.should_stop,
             loss_scale=self.precision == torch.float16,
+            average=optimizer.average if last else 0.0,
         )
         self.reporter.finish(optimized)
         if optimized.halted is not None:

@@ -103,3 +103,19 @@ def test_the_final_terms_are_those_of_the_image_handed_back():
     fit = quadratic(target)
     result = optimize(torch.zeros(1, 3, 6, 6), fit, iterations=5)
     assert result.final == pytest.approx({name: float(value) for name, value in fit(result.image).items()})
+
+
+def test_iterate_averaging_hands_out_the_moving_average_of_the_images():
+    """``average``: the picture is the exponential moving average of the images after each step, from the
+    start, computed here independently from the images ``on_step`` sees."""
+    target = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(3)) * 0.8 + 0.1
+    start = torch.full((1, 3, 8, 8), 0.5)
+    seen = []
+    result = optimize(start, quadratic(target), method="adam", lr=0.05, iterations=12, average=0.8,
+                      on_step=lambda step, x: seen.append(x.clone()))
+    expected = start.clone()
+    for image in seen:
+        expected = 0.8 * expected + 0.2 * image
+    assert torch.allclose(result.image, expected.clamp(0, 1), atol=1e-6)
+    assert not torch.allclose(result.image, seen[-1].clamp(0, 1), atol=1e-3)  # not the last image
+    assert result.final["fit"] == pytest.approx(float((expected - target).pow(2).sum()), rel=1e-5)
