@@ -8,6 +8,7 @@ import torch
 
 from ..config.layers import BLOCKS, LAYER_NAMES, layer_channels, layer_index, layer_stride
 from ..errors import BlendstyleError
+from .kinds.neighbours import CHUNK
 from .targets import layer_plan
 
 FLOAT = 4  # bytes
@@ -108,11 +109,19 @@ def kind_bytes(job, width: int, height: int) -> int:
     """The sliced kind's projections: per style layer, ``M x K`` of them, about 12 bytes each kept for the backward
     pass (the sort's int64 order, the errors, the target read at the image's ranks), and at the largest layer
     12 more while the loss is computed (the projections, sorted, and their order; fitted to a measured
-    peak: 447 MiB more than Gram at 512 px, estimated 558). The other kinds hold
+    peak: 447 MiB more than Gram at 512 px, estimated 558). The neighbours kind keeps each style layer's
+    differences to the matched vectors in float32 and, while it searches, one chunk's similarities to the
+    pool. The other kinds hold
     ``C x C`` matrices or less, within the estimate's margin."""
     layers = set().union(*layer_plan(job)[1])  # every style's layers (none when the style loss is off)
     kept, peak = 0, 0
     for spec in job.style_loss:
+        if spec.kind == "neighbours":  # the differences to the matched vectors, and one chunk's similarities
+            for layer in layers:
+                stride = layer_stride(layer)
+                kept += FLOAT * -(-height // stride) * -(-width // stride) * layer_channels(layer)
+                peak = max(peak, FLOAT * CHUNK * spec.samples)
+            continue
         if spec.kind != "sliced":
             continue
         for layer in layers:

@@ -66,7 +66,10 @@ class Objective(nn.Module):
         temporal_weight: float = 0.0,
         precision: torch.dtype | None = None,
         opacity: torch.Tensor | None = None,
+        content_features: Mapping[str, torch.Tensor] | None = None,
     ):
+        """``content_features``: the content's features at the style layers, for kinds whose targets are
+        bound to the content (:meth:`StyleKind.bind`, the neighbours kind)."""
         super().__init__()
         self.network = network
         self.content = nn.ModuleDict({layer: ContentLoss(target) for layer, target in content_targets.items()})
@@ -87,6 +90,8 @@ class Objective(nn.Module):
         self.temporal_weight = temporal_weight
         # The network may run in bf16/fp16 (autocast); every loss reduction below runs in float32.
         self.precision = precision
+        self.content_features = {layer: value.detach().float() for layer, value in (content_features or {}).items()}
+        self._bound: dict[tuple, dict] = {}  # (region, layer, kind, frame) -> the kind's target bound to the content
 
     def seen(self, image: torch.Tensor) -> torch.Tensor:
         """The image as the losses read it: over white where the content is see-through."""
@@ -121,9 +126,21 @@ class Objective(nn.Module):
                 if area < 1e-6:  # this region is empty in this frame
                     continue
                 weights = guide[min(i, guide.shape[0] - 1)][None]
-            fused = sum(weight * kind.loss(sample, stats, weights) for (kind, weight), stats in zip(self.kinds, target.stats))
+            fused = sum(weight * kind.loss(sample, self.bound(index, layer, k, i, weights), weights)
+                        if kind.binds else weight * kind.loss(sample, stats, weights)
+                        for k, ((kind, weight), stats) in enumerate(zip(self.kinds, target.stats)))
             total = total + area * fused
         return target.weight * total / features.shape[0]
+
+    def bound(self, index: int, layer: str, k: int, frame: int, weights: torch.Tensor | None) -> dict:
+        """Kind ``k``'s target for region ``index`` at ``layer``, bound to frame ``frame`` of the content (made
+        at the first evaluation, before a CUDA graph is captured, and kept for the optimisation)."""
+        key = (index, layer, k, frame)
+        if key not in self._bound:
+            features = self.content_features[layer]
+            content = features[min(frame, features.shape[0] - 1)][None]
+            self._bound[key] = self.kinds[k][0].bind(content, self.regions[index].targets[layer].stats[k], weights)
+        return self._bound[key]
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted loss terms ``{"content", "style", "tv"}``; their sum is the objective."""

@@ -8,6 +8,7 @@ from blendstyle.nst.kinds import (
     Gram,
     Histogram,
     LinearMMD,
+    Neighbours,
     Poly2MMD,
     PolyMMD,
     SlicedWasserstein,
@@ -44,9 +45,10 @@ ALL_KINDS = [
     SlicedWasserstein(),
     SlicedWasserstein(3, seed=5),
     GaussianW2(),
+    Neighbours(samples=64),
 ]
 #: Kinds estimated from samples or quantiles: near zero at their own target, not exactly.
-APPROXIMATE = (GaussianMMD, PolyMMD, Histogram, SlicedWasserstein)
+APPROXIMATE = (GaussianMMD, PolyMMD, Histogram, SlicedWasserstein, Neighbours)
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS, ids=lambda k: k.name)
@@ -255,6 +257,19 @@ def _sliced_w2(x: torch.Tensor, y: torch.Tensor, count: int = 64, seed: int = 12
     return (projected_quantiles(a @ v, 512) - projected_quantiles(b @ v, 512)).pow(2).mean().item()
 
 
+def _optimised(kind, style: torch.Tensor, start: torch.Tensor, steps: int) -> torch.Tensor:
+    """``start`` after ``steps`` Adam steps on ``kind``'s loss against ``style`` alone, its target bound to
+    ``start`` as the content (the neighbours kind's map; the others' targets do not depend on it)."""
+    target = kind.bind(start, target_for(kind, [style], [1.0]))
+    x = start.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([x], lr=0.05)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        kind.loss(x, target).backward()
+        optimizer.step()
+    return x.detach()
+
+
 def _bimodal(channels=6, size=(24, 24), seed=0) -> torch.Tensor:
     """Features no Gaussian describes: each position in one of two clusters, the second much tighter."""
     g = torch.Generator().manual_seed(seed)
@@ -278,7 +293,7 @@ def test_blended_target_is_the_target_of_the_mixture(kind):
     assert kind.loss(image, blended).item() == pytest.approx(kind.loss(image, mixture).item(), rel=0.03)
 
 
-@pytest.mark.parametrize("kind", [SlicedWasserstein(), GaussianW2()], ids=lambda k: k.name)
+@pytest.mark.parametrize("kind", [SlicedWasserstein(), GaussianW2(), Neighbours(256)], ids=lambda k: k.name)
 def test_a_region_is_scored_as_its_positions_alone(kind):
     """A mask of ones on the left half and zeros elsewhere scores exactly the left half's features."""
     target = target_for(kind, [_bimodal(seed=4)], [1.0])
@@ -299,14 +314,7 @@ def test_optimising_the_kind_moves_features_towards_the_style_by_an_independent_
     before = _sliced_w2(start, style)
     after = {}
     for k in (kind, Gram()):
-        target = target_for(k, [style], [1.0])
-        x = start.clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([x], lr=0.05)
-        for _ in range(300):
-            optimizer.zero_grad()
-            k.loss(x, target).backward()
-            optimizer.step()
-        after[k.name] = _sliced_w2(x.detach(), style)
+        after[k.name] = _sliced_w2(_optimised(k, style, start, 300), style)
     assert after[kind.name] < 0.5 * before, (before, after)
     if isinstance(kind, SlicedWasserstein):
         assert after[kind.name] < 0.5 * after["gram"], after
@@ -332,3 +340,57 @@ def test_w2_is_the_closed_form_distance_between_gaussians():
     root = sqrtm(c2)
     expected = (m1 - m2).pow(2).sum() + c1.trace() + c2.trace() - 2 * sqrtm(root @ c1 @ root).trace()
     assert (kind.loss(image, target) * target["norm"]).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_neighbours_blend_draws_each_style_in_proportion_and_masks_draw_their_own():
+    """A 3:1 blend of two styles far apart: three quarters of the pool from the first; one style alone
+    (a masked style's region) draws only from its own vectors."""
+    from blendstyle.nst.kinds.neighbours import nearest
+
+    kind = Neighbours(samples=400)
+    a, b = rand(1, 4, 10, 10, seed=1), rand(1, 4, 10, 10, seed=2) + 10
+    pool = target_for(kind, [a, b], [0.75, 0.25])["pool"]
+    from_a = (pool.mean(1) < 5).double().mean().item()
+    assert from_a == pytest.approx(0.75, abs=0.02)
+    assert (target_for(kind, [b], [1.0])["pool"] > 5).all()
+    # The search is the centred cosine similarity's argmax, checked against a plain loop.
+    x, centre = rand(7, 4, seed=3), pool.mean(0)
+    for row, index in zip(x, nearest(x, pool, centre)):
+        similarity = torch.nn.functional.cosine_similarity((row - centre)[None], pool - centre)
+        assert index.item() == similarity.argmax().item()
+
+
+def test_neighbours_keep_more_of_the_start_than_distribution_matching():
+    """Pulled to the style vectors nearest to where they started, features come near the style's own (the
+    mean Euclidean distance from each position to the nearest of *every* style position, where the target
+    was searched in a sample by centred cosine, falls by more than half) yet move less from where they
+    started than under Gram matching, which reshuffles everything to fit two moments. Not a distribution
+    match: the style's proportions are not kept (its sliced W2 is not asserted)."""
+    style = _bimodal(seed=8)
+    every = style[0].reshape(6, -1).t()
+
+    def to_style(x):
+        return torch.cdist(x[0].reshape(6, -1).t(), every).min(1).values.mean().item()
+
+    start = rand(1, 6, 24, 24, seed=9) * 2
+    moved = {}
+    for kind in (Neighbours(256), Gram()):
+        x = _optimised(kind, style, start, 200)
+        moved[kind.name] = ((x - start).pow(2).mean().item(), to_style(x))
+    assert moved["neighbours"][1] < 0.5 * to_style(start), (to_style(start), moved)
+    assert moved["neighbours"][0] < moved["gram"][0], moved
+
+
+def test_neighbours_bind_a_fixed_map_from_the_content():
+    """Bound to a content, the target is a map of pool vectors, one per position, the nearest to the
+    content's; the loss is zero at that map and does not follow the image elsewhere."""
+    kind = Neighbours(samples=128)
+    target = target_for(kind, [rand(1, 4, 8, 8, seed=1)], [1.0])
+    content = rand(1, 4, 6, 5, seed=2)
+    bound = kind.bind(content, target)
+    matched = bound["matched"]
+    assert matched.shape == (30, 4)
+    assert all(any(torch.equal(row, vector) for vector in target["pool"]) for row in matched)
+    at_map = matched.t().reshape(1, 4, 6, 5)
+    assert kind.loss(at_map, bound).item() == pytest.approx(0.0, abs=1e-12)
+    assert kind.loss(content, bound).item() > 0

@@ -136,6 +136,7 @@ def test_unavailable_device_is_a_user_error(tmp_path):
         "{kind: sliced, directions: 16}",
         "w2",
         "[{kind: gram}, {kind: sliced}]",
+        "{kind: neighbours, samples: 512}",
     ],
 )
 def test_every_style_loss_kind_runs_and_lowers_its_own_loss(tmp_path, style_loss):
@@ -277,10 +278,10 @@ def test_bf16_end_to_end(tiny_job, tmp_path):
     assert record["final_loss"]["style"] < 0.7 * record["initial_loss"]["style"], record["final_loss"]
 
 
-@pytest.mark.parametrize("kind", ["histogram", "sliced", "w2"])
+@pytest.mark.parametrize("kind", ["histogram", "sliced", "w2", "neighbours"])
 def test_the_distribution_kinds_work_in_every_mode(tiny_job, tmp_path, kind):
     """Regions, tiles (global targets), sweeps, transparent content, studies and animations use the
-    histogram, sliced and W2 kinds like any other, in fp32 and bf16."""
+    histogram, sliced, W2 and neighbours kinds like any other, in fp32 and bf16."""
     from ..conftest import moving_gif
 
     (tmp_path / "left.png").write_bytes((tmp_path / "style_b.png").read_bytes())

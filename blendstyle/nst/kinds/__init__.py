@@ -38,6 +38,10 @@ deviation. Blend shares :math:`w_i` sum to 1.
 ``w2``
     The Wasserstein-2 distance between Gaussians fitted to the features (:mod:`~blendstyle.nst.kinds.wasserstein`):
     means and covariances, as a transport cost. The blended target is the mixture's Gaussian.
+``neighbours``
+    Nearest-neighbour targets (Kolkin et al. 2022, NNST; :mod:`~blendstyle.nst.kinds.neighbours`): every
+    position pulled to the style feature vector most like it. The blended target is a pool of the styles'
+    vectors drawn in proportion to the weights.
 ``bn``
     Batch-norm statistics: :math:`\frac{1}{C}\sum_c (\mu_{F,c} - \mu_{S,c})^2 + (\sigma_{F,c} - \sigma_{S,c})^2`.
     The blended target is the mixture's moments: mean :math:`\mu = \sum_i w_i \mu_i`, variance
@@ -50,7 +54,7 @@ Normalisation (the paper's balance factor, made automatic): ``gram``, ``linear``
 (:math:`\|T\|^2`, :math:`\|\mu\|^2`, :math:`\|T\|^2 + 2cs^2\|\mu\|^2`, :math:`\overline{\mu^2 + \sigma^2}`,
 the target's mean squared value; ``sliced``: the mean squared projection; ``w2``: the style's mean squared
 feature norm), so about 1 for an unrelated image. The Gaussian kind is divided by
-the squared norm of the style's mean embedding (:math:`\approx E[k(y, y')]`), the other polynomial
+a tenth of the style's spread in its embedding (:mod:`~blendstyle.nst.kinds.sampled` says why), the other polynomial
 degrees by the style sample's mean kernel value. One ``weights.style`` then suits every kind; fusion
 weights say how much each kind counts.
 """
@@ -72,12 +76,13 @@ from .base import (
 )
 from .histogram import Histogram
 from .moments import BatchNorm, Gram, LinearMMD, Poly2MMD
+from .neighbours import Neighbours
 from .sampled import GaussianMMD, PolyMMD
 from .sliced import SlicedWasserstein
 from .wasserstein import GaussianW2
 
 __all__ = [
-    "BatchNorm", "GaussianMMD", "GaussianW2", "Gram", "Histogram", "LinearMMD", "Poly2MMD", "PolyMMD",
+    "BatchNorm", "GaussianMMD", "GaussianW2", "Gram", "Histogram", "LinearMMD", "Neighbours", "Poly2MMD", "PolyMMD",
     "SlicedWasserstein", "Stats", "StyleKind",
     "channel_mean", "channel_std", "exact_mmd2", "flatten", "gaussian_kernel", "kind_of", "linear_kernel", "make_kind",
     "make_kinds", "poly_kernel", "weighted_gram",
@@ -103,6 +108,8 @@ def make_kind(
         return SlicedWasserstein(directions, seed)
     if kind == "w2":
         return GaussianW2()
+    if kind == "neighbours":
+        return Neighbours(samples)
     if kind == "bn":
         return BatchNorm()
     if kind == "histogram":

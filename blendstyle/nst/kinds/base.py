@@ -85,6 +85,14 @@ class StyleKind:
     """One kind of style statistic: compute it for a style, blend several, score features against it."""
 
     name = "?"
+    #: Whether the kind's target depends on the content being rendered (:meth:`bind`).
+    binds = False
+
+    def bind(self, content: torch.Tensor, target: Stats, weights: torch.Tensor | None = None) -> Stats:
+        """The target for one optimisation of a content whose features at the layer are ``content``
+        ``(1, C, H, W)`` (``weights``: its region); kinds whose targets do not depend on the content
+        return ``target`` itself."""
+        return target
 
     def statistics(self, features: torch.Tensor) -> Stats:
         raise NotImplementedError
