@@ -70,7 +70,12 @@ VARIANTS = [
     ("sliced 256", "{kind: sliced, directions: 256}", ["SW2", "W1"]),
     ("w2", "w2", ["Gram", "mean/std"]),
     ("gram + sliced", "[{kind: gram}, {kind: sliced}]", ["Gram", "SW2"]),
+    ("neighbours", "neighbours", ["SW2"]),
+    ("gram averaged", "gram", ["Gram"]),
+    ("sliced averaged", "sliced", ["SW2", "W1"]),
 ]
+#: Optimizer settings of the variants that have their own (iterate averaging).
+OPTIMIZER = {"gram averaged": "average: 0.9, ", "sliced averaged": "average: 0.9, "}
 #: The variants ``--pairs shared`` runs (the distribution kinds against Gram).
 SHARED_VARIANTS = ["gram", "sliced", "sliced 256", "w2", "gram + histogram"]
 
@@ -146,14 +151,14 @@ def style_rows(network, styles: list[tuple[Path, float]], size: int, device) -> 
 
 
 def render(folder: Path, content: Path, styles: list[tuple[Path, float]], size: int, device: str, style_loss: str,
-           iterations: int) -> tuple[Path, float, float]:
+           iterations: int, optimizer: str = "") -> tuple[Path, float, float]:
     """One render of the pair with this kind: its picture, the optimisation's seconds and seconds per
     iteration (from its record: the set-up, the same for every kind but for the style statistics, is left out)."""
     job = folder / "job.yaml"
     listed = "".join(f"  - {{path: {path}, weight: {weight}}}\n" for path, weight in styles)
     job.write_text(
         f"content: {content}\nstyles:\n{listed}size: {size}\ndevice: {device}\nprecision: fp32\nscales: {{count: 1}}\n"
-        f"style_loss: {style_loss}\noptimizer: {{iterations: {iterations}, stop: {{tolerance: 0}}}}\n"
+        f"style_loss: {style_loss}\noptimizer: {{{optimizer}iterations: {iterations}, stop: {{tolerance: 0}}}}\n"
         "output: {contact_sheet: false, loss_plot: false}\n"
     )
     result = blendstyle.run_job(job, {"name": "kind"}, out_root=folder / "out", force=True)
@@ -183,11 +188,12 @@ def shared(options) -> None:
                 for name in ["gram"] + [v for v in options.variant_list if v != "gram"]:
                     style_loss, _ = variants[name]
                     iterations = options.iterations
+                    extra = OPTIMIZER.get(name, "")
                     if options.equal_time and budget is not None:
-                        _, _, step = render(Path(folder), content_path, styles, size, options.device, style_loss, 8)
+                        _, _, step = render(Path(folder), content_path, styles, size, options.device, style_loss, 8, extra)
                         iterations = max(1, round(budget / step))
                     picture, seconds, _ = render(Path(folder), content_path, styles, size, options.device, style_loss,
-                                                 iterations)
+                                                 iterations, extra)
                     if budget is None:
                         budget = seconds
                     scores = score(features(network, read_image(picture).to(device)), style, content)
@@ -226,7 +232,7 @@ def main() -> None:
             job = Path(folder) / "job.yaml"
             job.write_text(
                 f"content: {CONTENT}\nstyles: [{{path: {STYLE}}}]\nsize: {options.size}\ndevice: {options.device}\n"
-                f"precision: fp32\nstyle_loss: {style_loss}\noptimizer: {{iterations: {options.iterations}, stop: {{tolerance: 0}}}}\n"
+                f"precision: fp32\nstyle_loss: {style_loss}\noptimizer: {{{OPTIMIZER.get(name, '')}iterations: {options.iterations}, stop: {{tolerance: 0}}}}\n"
                 "output: {contact_sheet: false, loss_plot: false}\n"
             )
             mark = time.perf_counter()
