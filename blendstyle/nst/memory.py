@@ -48,7 +48,7 @@ def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history
     style layers' float32 copies for the losses are most of the 0.5) and 1.1 times in fp32, plus the
     weights of the network up to the last layer in float32 and, when reduced, the half-precision copies
     autocast keeps for the backward pass, plus :data:`CUDA_OVERHEAD`. Fitted that way, estimate /
-    measured is 1.07-1.11 in bf16 and 1.05-1.19 in fp32. Not counted: on the first step at each size
+    measured is 1.07-1.12 in bf16 and 1.05-1.19 in fp32. Not counted: on the first step at each size
     cuDNN's autotuning tries workspaces as large as the free memory (33 GiB at 512 px in fp32 on the
     H200), but only where they fit, and its choice runs in the figures above.
     """
