@@ -54,14 +54,8 @@ def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history
     """
     activations = 0
     for name in LAYER_NAMES[: layer_index(last_layer) + 1]:
-        stride = layer_stride(name)
-        activations += layer_channels(name) * -(-height // stride) * -(-width // stride)
-    weights = 0
-    channels = 3
-    for block in BLOCKS:
-        for out in block:
-            weights += channels * out * 9 + out
-            channels = out
+        activations += layer_channels(name) * positions(name, width, height)
+    weights = network_weights(LAYER_NAMES[-1])  # every convolution (the CPU fit counted them all)
     pixels = 3 * width * height
     tensors = weights + (2 * history + 6) * pixels
     if device == "cpu":
@@ -71,6 +65,12 @@ def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history
         kept = 1.5 * 2 * activations + 2 * used if reduced else 1.1 * FLOAT * activations
         return int(kept) + FLOAT * (tensors - weights + used) + CUDA_OVERHEAD
     return FLOAT * (3 * activations + tensors)
+
+
+def positions(layer: str, width: int, height: int) -> int:
+    """Positions of ``layer``'s feature map for a ``width`` x ``height`` image."""
+    stride = layer_stride(layer)
+    return -(-height // stride) * -(-width // stride)
 
 
 def network_weights(last_layer: str) -> int:
@@ -118,15 +118,13 @@ def kind_bytes(job, width: int, height: int) -> int:
     for spec in job.style_loss:
         if spec.kind == "neighbours":  # the differences to the matched vectors, and one chunk's similarities
             for layer in layers:
-                stride = layer_stride(layer)
-                kept += FLOAT * -(-height // stride) * -(-width // stride) * layer_channels(layer)
+                kept += FLOAT * positions(layer, width, height) * layer_channels(layer)
                 peak = max(peak, FLOAT * CHUNK * spec.samples)
             continue
         if spec.kind != "sliced":
             continue
         for layer in layers:
-            stride = layer_stride(layer)
-            projections = -(-height // stride) * -(-width // stride) * (spec.directions or layer_channels(layer))
+            projections = positions(layer, width, height) * (spec.directions or layer_channels(layer))
             kept += 12 * projections
             peak = max(peak, 12 * projections)
     return kept + peak
