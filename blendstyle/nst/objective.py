@@ -126,8 +126,7 @@ class Objective(nn.Module):
                 if area < 1e-6:  # this region is empty in this frame
                     continue
                 weights = guide[min(i, guide.shape[0] - 1)][None]
-            fused = sum(weight * kind.loss(sample, self.bound(index, layer, k, i, weights), weights)
-                        if kind.binds else weight * kind.loss(sample, stats, weights)
+            fused = sum(weight * kind.loss(sample, self.bound(index, layer, k, i, weights) if kind.binds else stats, weights)
                         for k, ((kind, weight), stats) in enumerate(zip(self.kinds, target.stats)))
             total = total + area * fused
         return target.weight * total / features.shape[0]
