@@ -149,3 +149,28 @@ def flicker(results: list[torch.Tensor], contents: list[torch.Tensor], cyclic: b
     for result, content in zip(results, contents):
         meter.add(result, content)
     return meter.value(cyclic)
+
+
+class WarpError:
+    """Mean absolute difference (0-255) between each result and its predecessor's result moved along the
+    content's motion, counted where that motion is forward-backward consistent (Ruder et al.'s test; the
+    measure of Lai et al. 2018, "Learning Blind Video Temporal Consistency", in mean absolute form).
+    Unlike :class:`Flicker`, which sees only pixels whose content holds still, it judges moving ones too.
+    Accumulated one frame at a time; needs OpenCV's flow."""
+
+    def __init__(self):
+        self.last: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.total = self.count = 0.0
+
+    def add(self, result: torch.Tensor, content: torch.Tensor) -> None:
+        if self.last is not None:
+            previous, before = self.last
+            backward = dis_flow(content, before)  # content(p) ~ before(p + backward(p))
+            trust = consistent(backward, dis_flow(before, content))
+            moved = warp(previous, backward)
+            self.total += float(((result - moved).abs() * trust).sum()) / 3
+            self.count += float(trust.sum())
+        self.last = (result, content)
+
+    def value(self) -> float:
+        return 255.0 * self.total / self.count if self.count else 0.0
