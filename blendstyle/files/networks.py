@@ -1,0 +1,84 @@
+"""A trained network on disk, and a training's checkpoint: written atomically, read back with
+``torch.load(weights_only=True)``, so a file from elsewhere can hold tensors, numbers and text but never
+code.
+
+``<name>.network.pt`` holds ``{"format", "architecture", "state", "trained_for"}``: the weights, the shape
+they were made for, and what they were trained for (the job's blend, kinds, layers, weights, size and
+content). The checkpoint holds the network, the optimiser's state, the random generator, the steps done
+and the loss history, under the key of the training it belongs to.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import BlendstyleError, display_path
+from ..nst.transformer import Architecture, mismatch
+from .atomic import atomic_path
+
+FORMAT = "blendstyle.network/1"
+
+
+def save_network(path: Path, state: dict[str, torch.Tensor], architecture: Architecture,
+                 trained_for: dict[str, Any]) -> Path:
+    """Write the network's weights (on the CPU) and what they were trained for, atomically."""
+    payload = {"format": FORMAT, "architecture": architecture.record(),
+               "state": {name: tensor.detach().cpu() for name, tensor in state.items()}, "trained_for": trained_for}
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+    return path
+
+
+def load_network(path: Path | str) -> tuple[Architecture, dict[str, torch.Tensor], dict[str, Any]]:
+    """The architecture, weights and training record of a saved network; a :class:`BlendstyleError` saying
+    what is wrong with a file that is not one (unreadable, another kind of file, weights of another shape)."""
+    path = Path(path)
+    payload = _read(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise BlendstyleError(f"{display_path(path)} is not a blendstyle network (a <name>.network.pt written by "
+                              "method: network)")
+    shape = payload.get("architecture")
+    try:
+        architecture = Architecture(**shape)
+        if not all(isinstance(value, int) and value >= 1 for value in shape.values()):
+            raise TypeError
+    except TypeError:
+        raise BlendstyleError(f"{display_path(path)}: its architecture {shape!r} is not a network's shape") from None
+    state = payload.get("state")
+    reason = mismatch(architecture, state) if isinstance(state, dict) else "it holds no weights"
+    if reason:
+        raise BlendstyleError(f"{display_path(path)} does not hold the weights of a {architecture.width}-wide, "
+                              f"{architecture.blocks}-block network: {reason}")
+    return architecture, state, payload.get("trained_for") or {}
+
+
+def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> Path:
+    with atomic_path(path) as temporary:
+        torch.save(checkpoint, temporary)
+    return path
+
+
+def load_checkpoint(path: Path, key: str) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if it belongs to the training of ``key``; None when there is none, it is
+    another training's, or it cannot be read (a training then starts afresh)."""
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = _read(path)
+    except BlendstyleError:
+        return None
+    return checkpoint if isinstance(checkpoint, dict) and checkpoint.get("key") == key else None
+
+
+def _read(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError,
+            AttributeError, TypeError, KeyError, IndexError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BlendstyleError(f"cannot read {display_path(path)} as a saved network: {first[:200]}") from None
