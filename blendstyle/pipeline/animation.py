@@ -54,14 +54,21 @@ def render_animation(run: Run, farm: ClipFarm | None = None) -> RenderResult:
         produce(log, farm)
     # With a farm, frames render side by side: the rate is frames per second of the clock, not of a worker.
     busy = run.seconds() - mark if farm is not None else sum(log.frame_seconds)
+    return finish_clip(log, farm, busy)
 
+
+def finish_clip(log: FrameLog, farm: ClipFarm | None, busy: float, **fields: Any) -> RenderResult:
+    """Write a clip's files from its finished frames, its contact sheet and loss plot, and its record
+    (``fields``: the mode's own, over :func:`clip_record`'s)."""
+    run, renderer = log.run, log.renderer
     run.reporter.stage("writing outputs")
     formats = run.job.animation.output_formats(renderer.clip.video)
     # Encoding a long clip takes a while: a stop between two frames leaves the finished ones for the next run.
     with run.guard(log.saved, renderer.clip.size):
         files, sound = write_clip(run, renderer.clip, log.store, formats)
         files += write_extras(renderer.schedule, renderer.first, pil_to_tensor(log.store.pictures()[0]), log.history)
-        done = clip_record(log, farm, formats, sound, busy, [str(path.relative_to(run.folder)) for path in files])
+        outputs = [str(path.relative_to(run.folder)) for path in files] + fields.pop("outputs", [])
+        done = clip_record(log, farm, formats, sound, busy, outputs, **fields)
     return RenderResult(run.job.name, run.folder, files[0], files + [run.write(done)], done, None)
 
 
@@ -86,14 +93,14 @@ def produce(log: FrameLog, farm: ClipFarm | None) -> None:
 
 
 def clip_record(log: FrameLog, farm: ClipFarm | None, formats: list[str], sound: dict[str, str], busy: float,
-                outputs: list[str]) -> dict[str, Any]:
-    """The finished clip's run record."""
+                outputs: list[str], animation: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """The finished clip's run record; ``animation``: the mode's own entries of its ``animation`` field,
+    ``fields``: its own fields (over the ones said here)."""
     run, renderer, clip = log.run, log.renderer, log.renderer.clip
     width, height = clip.size
     rendered, seconds = len(log.frame_seconds), sum(log.frame_seconds)
-    return record(
-        run, renderer.schedule, width, height, renderer.memory,
-        animation={
+    said = {
+        "animation": {
             "frames": len(clip),
             "source_frames": clip.total,
             "indices": clip.indices,
@@ -110,20 +117,20 @@ def clip_record(log: FrameLog, farm: ClipFarm | None, formats: list[str], sound:
             "scene_cuts": log.cuts,
             "loop_closed": log.store.closed,
             "flicker": round(flicker(log), 4),
-        },
-        iterations={"first_frame": renderer.first_iterations, "later_frames": renderer.later_iterations,
-                    "done": len(log.history)},
-        timings={key: round(value, 4) for key, value in renderer.schedule.timings.items()}
-        | {
+        } | (animation or {}),
+        "iterations": {"first_frame": renderer.first_iterations, "later_frames": renderer.later_iterations,
+                       "done": len(log.history)},
+        "timings": {key: round(value, 4) for key, value in renderer.schedule.timings.items()} | {
             "frames": round(seconds, 4),
             "per_frame": round(seconds / max(1, rendered), 4),
             "frames_per_second": round(rendered / max(busy, 1e-9), 4),
             "total": round(run.seconds(), 4),
         },
-        final_loss=log.finals[max(log.finals)] if log.finals else {},
-        frame_losses={str(i): round(log.finals[i]["total"], 6) for i in sorted(log.finals)},
-        outputs=outputs + ["frames/"],
-    )
+        "final_loss": log.finals[max(log.finals)] if log.finals else {},
+        "frame_losses": {str(i): round(log.finals[i]["total"], 6) for i in sorted(log.finals)},
+        "outputs": outputs + ["frames/"],
+    }
+    return record(run, renderer.schedule, width, height, renderer.memory, **(said | fields))
 
 
 def flicker(log: FrameLog) -> float:

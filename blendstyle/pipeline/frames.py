@@ -63,7 +63,8 @@ class FrameLog:
             self.cuts.extend(rendered.indices)
         kept = []
         for position, i in enumerate(rendered.indices):
-            self.finals[i] = rendered.final
+            if rendered.final:  # a network's picture has no loss terms of its own
+                self.finals[i] = rendered.final
             self.frame_seconds.append(rendered.seconds / len(rendered.indices))
             picture = rendered.image[position : position + 1].to(self.run.device)
             self.store.save(i, picture)

@@ -53,6 +53,16 @@ def finish(plan: StylePlan, result: torch.Tensor, content: torch.Tensor) -> torc
 
 
 @dataclass(frozen=True)
+class Cut:
+    """Where the styles apply in a batch of training crops (:mod:`blendstyle.pipeline.training`): per masked
+    style its mask and the content's opacity (None: opaque), each ``(B, 1, h, w)`` and already cut, scaled
+    and flipped as the crops were, instead of the whole frame's."""
+
+    masks: dict[int, torch.Tensor]
+    visible: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
 class Blend:
     """The targets blended for one set of style weights: the whole picture's, and per masked style its own
     region's (:mod:`blendstyle.nst.regions`)."""
@@ -126,11 +136,11 @@ class Stylizer:
         return mask
 
     def regions(self, size, visible: torch.Tensor | None, frames: list[int] | None = None,
-                window: tuple[tuple, Tile] | None = None):
+                window: tuple[tuple, Tile] | None = None, cut: Cut | None = None):
         """The style targets to optimise against at image ``size``: one blend for the whole image, or
         one region per masked style plus the rest (:mod:`blendstyle.nst.regions`). ``visible``: the
         content's opacity at ``size`` (None: opaque); ``window`` (the whole image's size, a tile): the
-        image is that tile of a larger one."""
+        image is that tile of a larger one; ``cut``: the masks of a batch of training crops."""
         blend = self.blend
         if not blend.regions:
             # A transparent content is one region, its visible pixels: transparent ones neither carry
@@ -138,7 +148,9 @@ class Stylizer:
             return blend.whole if visible is None else [Region(blend.whole, visible)]
         frames = frames or [0]
         masked = list(blend.regions)
-        if window is None:
+        if cut is not None:
+            masks = [cut.masks[i] for i in masked]
+        elif window is None:
             masks = [self.mask(i, frames, size) for i in masked]
         else:
             masks = [window[1].crop(self.mask(i, frames, window[0])) for i in masked]
@@ -165,9 +177,15 @@ class Stylizer:
     def extract(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         return extract(self.network, image, layers, self.precision)
 
-    def objective(self, content: torch.Tensor, temporal=(), temporal_weight: float = 0.0, frames=None, window=None) -> Objective:
+    def objective(self, content: torch.Tensor, temporal=(), temporal_weight: float = 0.0, frames=None, window=None,
+                  cut: Cut | None = None) -> Objective:
+        """The objective of ``content`` (a frame, a batch, a tile of a larger picture with ``window``, or a
+        batch of training crops with ``cut``)."""
         size = content.shape[-2:]
-        visible = None if self.visible is None else self._visible(size, window)
+        if cut is not None:
+            visible = cut.visible
+        else:
+            visible = None if self.visible is None else self._visible(size, window)
         # Kinds bound to the content (neighbours) need its features at the style layers too.
         binding = any(kind.binds for kind, _ in self.plan.kinds)
         style_layers = sorted(set().union(*self.plan.style_layers)) if binding else []
@@ -178,7 +196,7 @@ class Stylizer:
             self.network,
             targets,
             self.plan.content_layers,
-            self.regions(size, visible, frames, window),
+            self.regions(size, visible, frames, window, cut),
             self.plan.kinds,
             self.plan.losses,
             temporal,
