@@ -76,7 +76,7 @@ class LoadedJob:
     @functools.cached_property
     def input_hashes(self) -> list[tuple[str, str, str]]:
         """(role, path, SHA-256) of every file the result depends on, read once per loaded job: the content,
-        the styles and masks, an init image and a weights file."""
+        the styles and masks, an init image and weights files."""
         job = self.job
         inputs = [("content", job.content)] + [(f"styles[{i}]", s.path) for i, s in enumerate(job.styles)]
         inputs += [(f"styles[{i}].mask", s.mask) for i, s in enumerate(job.styles) if s.mask is not None]
@@ -84,7 +84,13 @@ class LoadedJob:
             inputs.append(("init.source", job.init.source))
         if job.backbone.weights is not None:
             inputs.append(("backbone.weights", job.backbone.weights))
+        if job.network.weights is not None:
+            inputs.append(("network.weights", job.network.weights))
         return [(role, path, file_sha256(Path(path))) for role, path in inputs]
+
+
+#: Keys naming a weights file, not an image: checked for being a file (their contents are torch's to read).
+WEIGHTS_FILES = (("backbone", "weights"), ("network", "weights"))
 
 
 def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_files: bool = True) -> LoadedJob:
@@ -139,7 +145,7 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
         if under(key, wrong):
             continue
         try:
-            if key == ("backbone", "weights"):
+            if key in WEIGHTS_FILES:
                 reason = None if file.is_file() else f"file not found: {display_path(file)}"
             else:
                 reason = check_image(file, limit, video=key == ("content",))

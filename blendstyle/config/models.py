@@ -26,6 +26,7 @@ from .fields import (
     matching,
 )
 from .layers import BACKBONES, deepest, smallest_side
+from .network import Network
 
 
 class Style(Model):
@@ -361,6 +362,12 @@ class Job(Model):
     backbone: Backbone = Field(default_factory=Backbone)
     output: Output = Field(default_factory=Output)
     animation: Animation = Field(default_factory=Animation)
+    method: Literal["optimize", "network"] = Field(
+        "optimize",
+        description="optimize: every frame optimised (Gatys et al.); network: a feed-forward network trained "
+        "for this job on the content's own frames renders every frame in one pass (Johnson et al. 2016)",
+    )
+    network: Network = Field(default_factory=Network)
 
     def network_layers(self) -> list[str]:
         """Every layer the job's network runs to: content layers, and each style's own layers or the job's."""

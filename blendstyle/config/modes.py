@@ -21,8 +21,14 @@ TABLE: dict[str, dict[str, str]] = {
     key: dict.fromkeys(MODES, USED)
     for key in (
         "extends name content styles layers style_loss weights preserve_color size scales tiles optimizer init seed "
-        "compile max_input_pixels device precision backbone output"
+        "compile max_input_pixels device precision backbone output network"
     ).split()
+}
+TABLE["method"] = {
+    "still": "method: network trains on a clip's frames (GIF, animated WebP or PNG, video); this content is a still",
+    "animation": USED,
+    "sweep": "method: network trains on a clip's frames; a sweep renders stills",
+    "study": USED,  # a study's reconstructions are optimised whatever the method (its --help says what it studies)
 }
 TABLE["sweep"] = {
     "still": USED,  # a still with a sweep *is* the sweep mode
@@ -46,6 +52,40 @@ ONLY_IN = {
     ("output", "depth"): (("still", "sweep"), "16-bit files are written for stills and sweep cells; animation "
                           "frames and videos are 8-bit"),
 }
+
+
+#: Under ``method: network``, keys that only the optimiser of every frame reads, refused when set: the
+#: network renders each frame in one pass, at the job's size, whole.
+NETWORK_REFUSES = {
+    ("scales",): "method: network renders every frame in one pass at the job's size: it has no smaller scales",
+    ("tiles",): "method: network renders every frame whole, in one pass",
+    ("init",): "under method: network, each frame starts from the network's picture",
+    ("animation", "mode"): "method: network renders every frame through one network; coherent and independent are "
+                           "ways of method: optimize (the network is trained with the temporal term instead)",
+    ("animation", "iterations"): "method: network has no per-frame optimisation; network.refine sets its iterations",
+    ("animation", "batch"): "method: network runs frames through the network in batches of its own",
+    ("animation", "scene_cut"): "method: network renders each frame from its content alone: a cut needs no fresh start",
+    ("animation", "close_loop"): "method: network renders each frame from its content alone: the loop has no seam to close",
+    ("animation", "loop_frames"): "method: network renders each frame from its content alone: the loop has no seam to close",
+}
+
+
+def method_refusals(job: Job) -> list[tuple[tuple, str]]:
+    """(key, reason) for settings the job's ``method`` does not read, set to something other than their default."""
+    defaults = Job.model_construct()
+    if job.method == "optimize":
+        return [(("network",), "network settings apply to method: network")] if job.network != defaults.network else []
+    refused = []
+    for key, reason in NETWORK_REFUSES.items():
+        section, default = job, defaults
+        for part in key:
+            section, default = getattr(section, part), getattr(default, part)
+        if section != default:
+            refused.append((key, reason))
+    if job.network.refine == 0 and job.optimizer != defaults.optimizer:
+        refused.append((("optimizer",), "under method: network the optimiser runs only to refine frames; "
+                                        "network.refine is 0"))
+    return refused
 
 
 def mode_of(job: Job, animated: bool) -> str:
@@ -77,7 +117,7 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path) -> 
         section = getattr(job, key)
         if mode not in only and getattr(section, field) != type(section).model_fields[field].default:
             refused.append(((key, field), reason))
-    return refused
+    return refused + method_refusals(job)
 
 
 def _same_file(shown: str, job_file: Path) -> bool:

@@ -17,6 +17,7 @@ from ..media.probe import frames_in
 from .animation import render_animation
 from .context import Halted, Identity, Run, open_run
 from .farm import ClipFarm
+from .network import render_network
 from .progress import Reporter
 from .result import RenderResult
 from .still import render_still
@@ -90,5 +91,5 @@ def _mode(loaded: LoadedJob) -> Callable[[Run, Farm | None], RenderResult]:
     if frames is None:
         raise BlendstyleError(Problem("cannot count its frames: corrupt or truncated", loaded.location(("content",)), "content"))
     if frames > 1 or is_video(loaded.job.content):
-        return render_animation
+        return render_network if loaded.job.method == "network" else render_animation
     return render_sweep if loaded.job.sweep else render_still

@@ -11,7 +11,7 @@ from blendstyle.errors import BlendstyleError
 from ..conftest import moving_gif
 
 #: A value other than the default for each key some mode refuses.
-SAMPLES = {"sweep": "[{style: 0}]", "animation": "{mode: independent}"}
+SAMPLES = {"sweep": "[{style: 0}]", "animation": "{mode: independent}", "method": "network"}
 
 
 def test_the_table_covers_every_top_level_key_in_every_mode():

@@ -1,0 +1,229 @@
+"""``method: network``: a feed-forward network trained for the job on the clip's own frames renders every
+frame in one pass (Johnson et al. 2016; the network is :mod:`blendstyle.nst.transformer`, its training
+:mod:`blendstyle.pipeline.training`).
+
+The mode reads as a list of steps:
+
+1. set up as every clip does (:class:`~blendstyle.pipeline.clip.ClipRenderer`: the clip opened, the style
+   targets of the job's size blended once);
+2. obtain the network: a saved one the job names (``network.weights``), the one an earlier run of this
+   job finished (``<name>.network.pt`` with this training's key), or a new one trained here, going on from
+   a stopped run's checkpoint; a newly trained one is written to ``<name>.network.pt``;
+3. every frame not done yet through the network, in batches (with ``network.refine``, each then optimised
+   for that many iterations from the network's picture, held to the previous frame's result as a coherent
+   frame is), saved to ``frames/`` as it comes;
+4. the clip's files, sheet, loss plot (of the training) and record, as the optimising modes write them.
+
+A stop during training keeps a checkpoint, during rendering the finished frames; the next run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import BlendstyleError, Problem
+from ..files.images import read_image
+from ..files.networks import load_network, save_network
+from ..nst.objective import channels_last
+from ..nst.optimize import Step
+from ..nst.temporal import reference, unchanged
+from ..nst.transformer import Architecture, TransformerNet
+from ..version import __version__
+from .animation import finish_clip
+from .clip import ClipRenderer
+from .context import Run
+from .frames import FrameLog
+from .rendered import Rendered
+from .result import RenderResult
+from .training import Training, gather
+
+#: Frames through the network at once (a CPU gains little from more; a GPU's batches are larger).
+BATCH = {"cpu": 4, "cuda": 16}
+
+
+@dataclass
+class Trained:
+    """The network frames go through, how it came about (``trained``, ``reused`` or ``applied``), what it
+    was trained for, and this run's training history and seconds."""
+
+    net: torch.nn.Module
+    architecture: Architecture
+    source: str
+    trained_for: dict[str, Any]
+    history: list[Step] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def render_network(run: Run, farm=None) -> RenderResult:
+    if farm is not None:
+        raise BlendstyleError(
+            Problem("method: network does not spread over workers yet: it trains and renders in this process",
+                    run.loaded.location(("method",)), "method"),
+            hint="run it without --workers/--cluster, or use method: optimize to spread frames over workers",
+        )
+    run.reporter.stage("reading frames")
+    renderer = ClipRenderer(run)
+    log = FrameLog.open(run, renderer)
+    trained = obtain(run, renderer)
+    log.history = list(trained.history)
+    mark = run.seconds()
+    with run.guard(log.saved, renderer.clip.size):
+        render_frames(log, trained.net)
+    busy = run.seconds() - mark
+    network = {"file": None if trained.source == "applied" else network_path(run).name, "source": trained.source,
+               "architecture": trained.architecture.record(), "trained_for": trained.trained_for,
+               "refine": run.job.network.refine, "training_seconds": round(trained.seconds, 4)}
+    iterations = {"training": run.job.network.iterations if trained.source != "applied" else 0,
+                  "training_done": len(trained.history), "refine_per_frame": run.job.network.refine}
+    outputs = [network["file"]] if network["file"] else []
+    return finish_clip(log, None, busy, network=network, iterations=iterations, outputs=outputs,
+                       animation={"batch": BATCH.get(run.device.type, 4), "mode": "network"})
+
+
+def network_path(run: Run):
+    return run.folder / f"{run.job.name}.network.pt"
+
+
+def training_key(run: Run) -> str:
+    """What a trained network depends on: the job without what only writes, refines or names its
+    results, the input files and the version (a job with another ``refine`` reuses the network)."""
+    exclude = {"output": True, "name": True, "optimizer": True, "network": {"refine", "checkpoint_every"},
+               "animation": {"formats", "dither", "steady", "crf"}}
+    job = run.job.model_dump(mode="json", exclude=exclude)
+    inputs = [digest for _, _, digest in run.loaded.input_hashes]
+    text = json.dumps({"job": job, "inputs": inputs, "version": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def trained_for(run: Run, key: str, seconds: float, history: list[Step]) -> dict[str, Any]:
+    """What a network was trained for, as its file and the run record say it."""
+    job = run.job.model_dump(mode="json")
+    final = history[-1] if history else None
+    return {
+        "key": key,
+        "job": run.job.name,
+        "content": job["content"],
+        "styles": [{"path": style["path"], "weight": style["weight"], "mask": style["mask"]} for style in job["styles"]],
+        "style_loss": job["style_loss"],
+        "layers": job["layers"],
+        "weights": job["weights"],
+        "preserve_color": job["preserve_color"],
+        "size": job["size"],
+        "temporal_weight": job["animation"]["temporal_weight"],
+        "steps": len(history),
+        "seconds": round(seconds, 2),
+        "final_loss": {"total": round(final.total, 6)} | {k: round(v, 6) for k, v in final.terms.items()} if final else {},
+        "blendstyle": __version__,
+    }
+
+
+def obtain(run: Run, renderer: ClipRenderer) -> Trained:
+    """The network the frames go through (see the module's docstring, step 2)."""
+    settings, device = run.job.network, run.device
+    if settings.weights is not None:
+        with run.reading(("network", "weights")):
+            architecture, state, record = load_network(settings.weights)
+        return Trained(build(architecture, state, device), architecture, "applied", record)
+    key, path = training_key(run), network_path(run)
+    if path.is_file():  # an earlier run of this job trained it
+        try:
+            architecture, state, record = load_network(path)
+        except BlendstyleError:
+            record = {}
+        if record.get("key") == key:
+            run.reporter.stage(f"network trained by an earlier run: {path.name}")
+            return Trained(build(architecture, state, device), architecture, "reused", record)
+    run.reporter.stage("gathering training frames")
+    training = Training(run, renderer, gather(renderer), run.folder / "network.checkpoint.pt", key)
+    with run.guard(training.saved, renderer.clip.size):
+        training.train()
+    record = trained_for(run, key, training.seconds, training.history)
+    save_network(path, training.net.state_dict(), training.architecture, record)
+    training.path.unlink(missing_ok=True)
+    return Trained(training.net.eval(), training.architecture, "trained", record, training.history, training.seconds)
+
+
+def build(architecture: Architecture, state: dict[str, torch.Tensor], device: torch.device) -> torch.nn.Module:
+    net = TransformerNet(architecture)
+    net.load_state_dict(state)
+    net = net.to(device).eval()
+    return net.to(memory_format=torch.channels_last) if channels_last(device) else net
+
+
+@torch.no_grad()
+def stylise(net: torch.nn.Module, content: torch.Tensor, precision: torch.dtype | None) -> torch.Tensor:
+    """Frames ``(B, 3, H, W)`` in the optimiser's colours through the network."""
+    if channels_last(content.device):
+        content = content.contiguous(memory_format=torch.channels_last)
+    if precision is None:
+        return net(content).float().clamp(0, 1).contiguous()
+    with torch.autocast(content.device.type, dtype=precision):
+        return net(content).float().clamp(0, 1).contiguous()
+
+
+def render_frames(log: FrameLog, net: torch.nn.Module) -> None:
+    """Every frame not done yet through ``net``, in batches; with ``network.refine``, one at a time, each
+    then optimised from the network's picture and held to the previous frame's result.
+
+    Where a frame's content did not change since the previous frame (the coherent mode's own test,
+    :func:`~blendstyle.nst.temporal.unchanged`), the previous frame's picture is kept exactly, as the
+    coherent mode keeps it (``animation.temporal_weight: 0`` turns this off): the network sees every frame
+    whole, so a moving object shifts its instance normalisation's statistics and repaints a static
+    background by a grey level or two, which shows as a shimmer."""
+    renderer, run, store = log.renderer, log.run, log.store
+    refine, size = run.job.network.refine, BATCH.get(run.device.type, 4)
+    hold = run.job.animation.temporal_weight > 0
+    stylizer = renderer.stylizer
+    run.reporter.frames_start(len(renderer.clip))
+    group: list[tuple[int, torch.Tensor]] = []
+    previous: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (result, or None if on disk; original)
+    for index, (original, alpha) in enumerate(renderer.frames()):
+        if index in store.done:
+            run.reporter.frame_done(index, skipped=True)
+            previous = (None, original)
+            continue
+        run.check()
+        if refine:
+            previous = (refined(log, net, index, original, alpha, previous), original)
+            continue
+        group.append((index, original))
+        if len(group) < size and index < len(renderer.clip) - 1:
+            continue
+        mark = time.perf_counter()
+        originals = torch.cat([o for _, o in group])
+        pictures = stylizer.finish(stylise(net, stylizer.prepare(originals), run.precision), originals)
+        if hold:
+            for k, (i, original) in enumerate(group):
+                if previous is not None:
+                    before = previous[0] if previous[0] is not None else read_image(store.path(i - 1)).to(run.device)
+                    static = unchanged(original, previous[1])
+                    pictures[k : k + 1] = static * before + (1 - static) * pictures[k : k + 1]
+                previous = (pictures[k : k + 1], original)
+        log.keep(Rendered([i for i, _ in group], pictures, [], {}, time.perf_counter() - mark))
+        group = []
+
+
+def refined(log: FrameLog, net: torch.nn.Module, index: int, original: torch.Tensor, alpha: torch.Tensor | None,
+            previous: tuple[torch.Tensor | None, torch.Tensor] | None) -> torch.Tensor:
+    """Frame ``index`` optimised for ``network.refine`` iterations from the network's picture, held to the
+    previous frame's result (moved along the motion) where it can be trusted, as a coherent frame is;
+    returns its picture."""
+    renderer, run = log.renderer, log.run
+    stylizer = renderer.stylizer
+    content = stylizer.prepare(original)
+    start = stylise(net, content, run.precision)
+    temporal = []
+    if previous is not None:
+        result = previous[0] if previous[0] is not None else read_image(log.store.path(index - 1)).to(run.device)
+        temporal = [reference(stylizer.prepare(result), content, stylizer.prepare(previous[1]), renderer.use_flow)]
+    if renderer.clip.transparent:
+        renderer.schedule.set_visible(alpha)
+    rendered = renderer.follow(index, original, start, temporal, run.job.network.refine)
+    log.keep(rendered)
+    return rendered.image

@@ -1,0 +1,234 @@
+r"""Training the feed-forward network of ``method: network`` on the clip's own frames.
+
+Each step cuts ``network.batch / 2`` random views (:mod:`blendstyle.nst.views`) from as many pairs of
+consecutive frames, runs the ``batch`` crops through the network and scores the pictures with the job's
+own objective: the content loss against each crop's features, the blended style targets of the job's
+size with every style-loss kind, the masks and the opacity cut as the crops were, TV, and the temporal
+term between the two pictures of each pair,
+
+.. math::
+    L = \sum_i \big(\alpha L_c(y_i, x_i) + \beta L_s(y_i) + \gamma\,\mathrm{TV}(y_i)\big) / B
+        + \lambda \frac{1}{P}\sum_{(t-1, t)} \frac{1}{D}\sum c_t \odot (y_t - \omega(y_{t-1}))^2,
+
+where :math:`\omega` moves the earlier frame's picture along the content's motion and :math:`c_t` is
+where that motion can be trusted (:func:`blendstyle.nst.temporal.reference`, the coherent mode's own).
+This is Huang et al. 2017's training-time temporal loss with Ruder et al.'s warping and trust map; like
+Huang et al. the gradient flows into both pictures of a pair. ``lambda`` is ``animation.temporal_weight``,
+the same weight the coherent mode holds a frame to its predecessor with, since the term is the same.
+
+Departures, and why:
+
+* The training set is the clip itself, not COCO: nothing can be downloaded here, and a network that sees
+  only the frames it will render spends all of its capacity on them (the task is closer to
+  Ulyanov et al.'s texture networks fitted to one scene than to a general stylisation network).
+* Adam's step size falls along a half cosine to a tenth of ``network.learning_rate`` by the last step: a
+  run of a few hundred steps ends with small steps instead of where the last large one threw it.
+
+Every ``network.checkpoint_every`` steps, and at a stop, the network, Adam's state, the random generator,
+the steps done and the loss history are written atomically (:mod:`blendstyle.files.networks`); the next
+run of the same job goes on from there and draws the same crops an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..files.networks import load_checkpoint, save_checkpoint
+from ..nst.losses import temporal_loss
+from ..nst.objective import channels_last
+from ..nst.optimize import Halt, Optimized, Step
+from ..nst.temporal import reference
+from ..nst.transformer import Architecture, TransformerNet
+from ..nst.views import crop_size, random_view
+from .clip import ClipRenderer
+from .context import Halted, Run, Saved
+from .stylizer import Cut
+
+#: Pairs of consecutive frames kept for training, spread evenly over a longer clip (8-bit, on the CPU).
+POOL_PAIRS = 256
+#: Adam's step size at the last step, as a share of ``network.learning_rate``.
+FINAL_RATE = 0.1
+
+
+@dataclass
+class Pool:
+    """The frames the network trains on, 8-bit on the CPU, each ``(1, C, H, W)``: its colours, then its
+    opacity (a transparent clip), then the mask of each masked style in ``masked``; and the pairs of
+    consecutive frames (a clip of one frame pairs it with itself, and has no temporal term)."""
+
+    stacks: dict[int, torch.Tensor]
+    pairs: list[tuple[int, int]]
+    transparent: bool
+    masked: list[int]
+
+
+def gather(renderer: ClipRenderer) -> Pool:
+    """Decode the frames of the pairs to train on, one at a time, with their opacity and masks."""
+    run, stylizer, count = renderer.run, renderer.stylizer, len(renderer.clip)
+    if count == 1:
+        pairs = [(0, 0)]
+    else:
+        starts = sorted({round(k * (count - 2) / max(1, POOL_PAIRS - 1)) for k in range(min(POOL_PAIRS, count - 1))})
+        pairs = [(i, i + 1) for i in starts]
+    wanted = {i for pair in pairs for i in pair}
+    masked = sorted(stylizer.blend.regions)
+    stacks = {}
+    for index, (frame, alpha) in enumerate(renderer.frames()):
+        if index not in wanted:
+            continue
+        run.check()
+        size = frame.shape[-2:]
+        parts = [frame] + ([alpha.float()] if alpha is not None else [])
+        parts += [stylizer.mask(i, [renderer.clip.indices[index]], size) for i in masked]
+        stacks[index] = torch.cat([part.to(frame.device) for part in parts], 1).mul(255).round().to(torch.uint8).cpu()
+    return Pool(stacks, pairs, renderer.clip.transparent, masked)
+
+
+def learning_rate(base: float, step: int, steps: int) -> float:
+    """The half-cosine from ``base`` down to ``FINAL_RATE * base`` at the last of ``steps``."""
+    share = 0.5 * (1 + math.cos(math.pi * min(step, steps) / max(1, steps)))
+    return base * (FINAL_RATE + (1 - FINAL_RATE) * share)
+
+
+class Training:
+    """One network's training for one job: resumable, stoppable, reported step by step."""
+
+    def __init__(self, run: Run, renderer: ClipRenderer, pool: Pool, checkpoint, key: str):
+        job, device = run.job, run.device
+        settings = job.network
+        self.run, self.renderer, self.pool = run, renderer, pool
+        self.settings, self.path, self.key = settings, checkpoint, key
+        self.architecture = Architecture(settings.width, settings.blocks)
+        torch.manual_seed(job.seed)  # the network's initial weights
+        net = TransformerNet(self.architecture).to(device)
+        self.net = net.to(memory_format=torch.channels_last) if channels_last(device) else net
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=settings.learning_rate)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=run.precision == torch.float16)
+        self.generator = torch.Generator().manual_seed(job.seed)
+        height, width = next(iter(pool.stacks.values())).shape[-2:]
+        self.side = crop_size(height, width, settings.crop)
+        self.done, self.history, self.seconds = 0, [], 0.0
+        saved = load_checkpoint(checkpoint, key)
+        if saved is not None:
+            self.net.load_state_dict(saved["network"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.generator.set_state(saved["generator"])
+            self.done, self.seconds = saved["done"], saved["seconds"]
+            self.history = [Step(int(i), total, dict(zip(saved["terms"], values)), elapsed)
+                            for i, total, elapsed, *values in saved["history"]]
+        self.held = renderer.stylizer.prepare(renderer.first)  # the frame the live page shows
+
+    # ----------------------------------------------------------------------------------------- a step
+
+    def views(self) -> tuple[torch.Tensor, Cut]:
+        """A batch of crops, the two frames of each pair next to each other, in the optimiser's colours,
+        with the masks and opacity cut alike."""
+        device, pool = self.run.device, self.pool
+        picks = torch.randint(len(pool.pairs), (self.settings.batch // 2,), generator=self.generator).tolist()
+        views = []
+        for pick in picks:
+            first, second = pool.pairs[pick]
+            pair = torch.cat([pool.stacks[first], pool.stacks[second]]).to(device).float() / 255
+            views.append(random_view(pair, self.side, self.generator))
+        stacked = torch.cat(views)
+        colours, rest = stacked[:, :3], stacked[:, 3:]
+        visible = rest[:, :1] if pool.transparent else None
+        masks = rest[:, 1:] if pool.transparent else rest
+        cut = Cut({style: masks[:, k : k + 1] for k, style in enumerate(pool.masked)}, visible)
+        return self.renderer.stylizer.prepare(colours.contiguous()), cut
+
+    def step(self) -> Step:
+        run, stylizer = self.run, self.renderer.stylizer
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.settings.learning_rate, self.done, self.settings.iterations)
+        mark = time.perf_counter()
+        content, cut = self.views()
+        objective = stylizer.objective(content, cut=cut)
+        with self.autocast():
+            pictures = self.net(content)
+        terms = objective(pictures)
+        weight = run.job.animation.temporal_weight
+        if weight > 0 and self.pool.pairs[0][0] != self.pool.pairs[0][1]:
+            terms["temporal"] = weight * self.temporal(pictures, content, objective.opacity)
+        total = sum(terms.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        values = [float(value) for value in torch.stack([total.detach(), *(t.detach() for t in terms.values())]).tolist()]
+        self.done += 1
+        self.seconds += time.perf_counter() - mark
+        step = Step(self.done, values[0], dict(zip(terms, values[1:])), self.seconds)
+        self.history.append(step)
+        if not math.isfinite(step.total):
+            raise Halted(Optimized(self.picture(), self.history, halted=Halt(
+                "non-finite", f"the training loss became {step.total} at step {self.done}",
+                "lower network.learning_rate or the loss weights")))
+        return step
+
+    def temporal(self, pictures: torch.Tensor, content: torch.Tensor, opacity: torch.Tensor | None) -> torch.Tensor:
+        """The temporal term averaged over the batch's pairs (earlier frame at even positions)."""
+        use_flow, terms = self.renderer.use_flow, []
+        for k in range(0, pictures.shape[0], 2):
+            moved, trust = reference(pictures[k : k + 1], content[k + 1 : k + 2], content[k : k + 1], use_flow)
+            if opacity is not None:  # a see-through pixel is held to nothing
+                trust = trust * (opacity[k + 1 : k + 2] > 0).float()
+            terms.append(temporal_loss(pictures[k + 1 : k + 2], moved, trust))
+        return sum(terms) / len(terms)
+
+    def autocast(self):
+        precision, device = self.run.precision, self.run.device
+        return torch.autocast(device.type, dtype=precision) if precision is not None else contextlib.nullcontext()
+
+    # ------------------------------------------------------------------------------------ the training
+
+    def train(self) -> None:
+        """The steps not done yet, a checkpoint every ``network.checkpoint_every``; a stop raises
+        :class:`Halted` (the run's guard then calls :meth:`saved`)."""
+        run, reporter, total = self.run, self.run.reporter, self.settings.iterations
+        reporter.stage(f"training the network ({total} steps of {self.settings.batch} crops of {self.side[1]}x{self.side[0]} px)")
+        reporter.start(total)
+        for step in self.history:
+            reporter.step(step)
+        self.net.train()
+        while self.done < total:
+            run.check()
+            step = self.step()
+            reporter.step(step)
+            if reporter.picture_due(step.iteration):
+                reporter.picture(self.picture())
+            if self.done % self.settings.checkpoint_every == 0 and self.done < total:
+                self.checkpoint()
+        reporter.finish(Optimized(self.picture(), self.history, seconds=self.seconds))
+
+    @torch.no_grad()
+    def picture(self) -> torch.Tensor:
+        """The held frame (the clip's first) as the network renders it now."""
+        with self.autocast():
+            return self.net(self.held).float().clamp(0, 1)
+
+    def checkpoint(self) -> None:
+        names = list(self.history[-1].terms) if self.history else []
+        save_checkpoint(self.path, {
+            "key": self.key,
+            "done": self.done,
+            "seconds": self.seconds,
+            "network": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "terms": names,
+            "history": [[s.iteration, s.total, s.elapsed, *(s.terms.get(n, 0.0) for n in names)] for s in self.history],
+        })
+
+    def saved(self, result) -> Saved:
+        """What a stop keeps: a checkpoint of the steps done (the run guard's ``save``)."""
+        if self.done:
+            self.checkpoint()
+        total = self.settings.iterations
+        return Saved({"network": {"steps_done": self.done, "steps": total}},
+                     f"after {self.done} of {total} training steps (checkpoint {self.path.name})")
