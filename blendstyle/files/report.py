@@ -53,7 +53,10 @@ def write_loss_plot(history: Sequence[Step], path: Path) -> Path:
     iterations = [step.iteration for step in history]
     figure, axes = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     curves = [("total", [step.total for step in history])]
-    curves += [(name, [step.terms[name] for step in history]) for name in (history[0].terms if history else ())]
+    # Every term any iteration has (a clip's first frame has no temporal term, its later ones do; a
+    # network's training has one, the first frame it refines not); an iteration without it leaves a gap.
+    names = list(dict.fromkeys(name for step in history for name in step.terms))
+    curves += [(name, [step.terms.get(name, float("nan")) for step in history]) for name in names]
     # A log axis shows losses that fall by orders of magnitude; a loss that is 0 throughout (the style
     # is the content) has no log, so then the axis is linear.
     positive = any(value > 0 for _, values in curves for value in values)

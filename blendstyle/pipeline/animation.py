@@ -33,6 +33,8 @@ Frames render whole: a clip whose frames do not fit in memory is refused with th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..files.images import pil_to_tensor
@@ -57,9 +59,11 @@ def render_animation(run: Run, farm: ClipFarm | None = None) -> RenderResult:
     return finish_clip(log, farm, busy)
 
 
-def finish_clip(log: FrameLog, farm: ClipFarm | None, busy: float, **fields: Any) -> RenderResult:
+def finish_clip(log: FrameLog, farm: ClipFarm | None, busy: float, made: Sequence[Path] = (), **fields: Any
+                ) -> RenderResult:
     """Write a clip's files from its finished frames, its contact sheet and loss plot, and its record
-    (``fields``: the mode's own, over :func:`clip_record`'s)."""
+    (``made``: files the mode wrote itself, listed with them; ``fields``: the mode's own record fields,
+    over :func:`clip_record`'s)."""
     run, renderer = log.run, log.renderer
     run.reporter.stage("writing outputs")
     formats = run.job.animation.output_formats(renderer.clip.video)
@@ -67,8 +71,8 @@ def finish_clip(log: FrameLog, farm: ClipFarm | None, busy: float, **fields: Any
     with run.guard(log.saved, renderer.clip.size):
         files, sound = write_clip(run, renderer.clip, log.store, formats)
         files += write_extras(renderer.schedule, renderer.first, pil_to_tensor(log.store.pictures()[0]), log.history)
-        outputs = [str(path.relative_to(run.folder)) for path in files] + fields.pop("outputs", [])
-        done = clip_record(log, farm, formats, sound, busy, outputs, **fields)
+        files += made
+        done = clip_record(log, farm, formats, sound, busy, [str(path.relative_to(run.folder)) for path in files], **fields)
     return RenderResult(run.job.name, run.folder, files[0], files + [run.write(done)], done, None)
 
 

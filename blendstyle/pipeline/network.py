@@ -81,8 +81,8 @@ def render_network(run: Run, farm=None) -> RenderResult:
                "refine": run.job.network.refine, "training_seconds": round(trained.seconds, 4)}
     iterations = {"training": run.job.network.iterations if trained.source != "applied" else 0,
                   "training_done": len(trained.history), "refine_per_frame": run.job.network.refine}
-    outputs = [network["file"]] if network["file"] else []
-    return finish_clip(log, None, busy, network=network, iterations=iterations, outputs=outputs,
+    made = [network_path(run)] if network["file"] else []
+    return finish_clip(log, None, busy, made, network=network, iterations=iterations,
                        animation={"batch": BATCH.get(run.device.type, 4), "mode": "network"})
 
 

@@ -112,9 +112,11 @@ def test_a_stop_mid_training_keeps_a_checkpoint_and_the_rerun_trains_on_to_the_s
 
 
 def test_refine_optimises_each_frame_from_the_networks_picture(clip_job, tmp_path):
-    result = blendstyle.run_job(clip_job(network=TINY + ", refine: 3"), out_root=tmp_path / "out")
+    result = blendstyle.run_job(clip_job(network=TINY + ", refine: 3"), {"output.loss_plot": True}, out_root=tmp_path / "out")
     assert result.record["iterations"]["refine_per_frame"] == 3
     assert len(result.record["frame_losses"]) == 6  # every frame optimised and scored
+    # The plot shows the training's terms and the refining ones (the first refined frame has no temporal term).
+    assert (result.folder / "clip_loss.png").is_file()
 
 
 @pytest.mark.parametrize(
