@@ -2,9 +2,10 @@
 ``torch.load(weights_only=True)``, so a file from elsewhere can hold tensors, numbers and text but never
 code.
 
-``<name>.network.pt`` holds ``{"format", "architecture", "state", "trained_for"}``: the weights, the shape
-they were made for, and what they were trained for (the job's blend, kinds, layers, weights, size and
-content). The checkpoint holds the network, the optimiser's state, the random generator, the steps done
+``<name>.network.pt`` holds ``{"format", "architecture", "state", "trained_for", "history"}``: the weights,
+the shape they were made for, what they were trained for (the job's blend, kinds, layers, weights, size
+and content) and the training's loss per step (for the loss plot of a run that renders with it later). The
+checkpoint holds the network, the optimiser's state, the random generator, the steps done
 and the loss history, under the key of the training it belongs to.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +26,31 @@ from .atomic import atomic_path
 FORMAT = "blendstyle.network/1"
 
 
-def save_network(path: Path, state: dict[str, torch.Tensor], architecture: Architecture,
-                 trained_for: dict[str, Any]) -> Path:
-    """Write the network's weights (on the CPU) and what they were trained for, atomically."""
-    payload = {"format": FORMAT, "architecture": architecture.record(),
-               "state": {name: tensor.detach().cpu() for name, tensor in state.items()}, "trained_for": trained_for}
+@dataclass
+class SavedNetwork:
+    """A network as saved: its shape, weights, what it was trained for, and the training's loss history
+    (``terms``: the names of the columns after step, total and seconds in each row of ``history``)."""
+
+    architecture: Architecture
+    state: dict[str, torch.Tensor]
+    trained_for: dict[str, Any]
+    terms: list[str] = field(default_factory=list)
+    history: list[list[float]] = field(default_factory=list)
+
+
+def save_network(path: Path, saved: SavedNetwork) -> Path:
+    """Write the network (its weights moved to the CPU), atomically."""
+    payload = {"format": FORMAT, "architecture": saved.architecture.record(),
+               "state": {name: tensor.detach().cpu() for name, tensor in saved.state.items()},
+               "trained_for": saved.trained_for, "history": {"terms": saved.terms, "rows": saved.history}}
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
     return path
 
 
-def load_network(path: Path | str) -> tuple[Architecture, dict[str, torch.Tensor], dict[str, Any]]:
-    """The architecture, weights and training record of a saved network; a :class:`BlendstyleError` saying
-    what is wrong with a file that is not one (unreadable, another kind of file, weights of another shape)."""
+def load_network(path: Path | str) -> SavedNetwork:
+    """A saved network; a :class:`BlendstyleError` saying what is wrong with a file that is not one
+    (unreadable, another kind of file, weights of another shape)."""
     path = Path(path)
     payload = _read(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -54,7 +68,9 @@ def load_network(path: Path | str) -> tuple[Architecture, dict[str, torch.Tensor
     if reason:
         raise BlendstyleError(f"{display_path(path)} does not hold the weights of a {architecture.width}-wide, "
                               f"{architecture.blocks}-block network: {reason}")
-    return architecture, state, payload.get("trained_for") or {}
+    history = payload.get("history") if isinstance(payload.get("history"), dict) else {}
+    return SavedNetwork(architecture, state, payload.get("trained_for") or {}, list(history.get("terms", [])),
+                        list(history.get("rows", [])))
 
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> Path:

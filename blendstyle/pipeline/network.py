@@ -29,7 +29,7 @@ import torch
 
 from ..errors import BlendstyleError, Problem
 from ..files.images import read_image
-from ..files.networks import load_network, save_network
+from ..files.networks import SavedNetwork, load_network, save_network
 from ..nst.objective import channels_last
 from ..nst.optimize import Step
 from ..nst.temporal import reference, unchanged
@@ -41,7 +41,7 @@ from .context import Run
 from .frames import FrameLog
 from .rendered import Rendered
 from .result import RenderResult
-from .training import Training, gather
+from .training import Training, gather, rows, steps
 
 #: Frames through the network at once (a CPU gains little from more; a GPU's batches are larger).
 BATCH = {"cpu": 4, "cuda": 16}
@@ -128,30 +128,31 @@ def obtain(run: Run, renderer: ClipRenderer) -> Trained:
     settings, device = run.job.network, run.device
     if settings.weights is not None:
         with run.reading(("network", "weights")):
-            architecture, state, record = load_network(settings.weights)
-        return Trained(build(architecture, state, device), architecture, "applied", record)
+            saved = load_network(settings.weights)
+        return Trained(build(saved, device), saved.architecture, "applied", saved.trained_for)
     key, path = training_key(run), network_path(run)
-    if path.is_file():  # an earlier run of this job trained it
+    if path.is_file():  # an earlier run of this job trained it (and stopped while rendering, say)
         try:
-            architecture, state, record = load_network(path)
+            saved = load_network(path)
         except BlendstyleError:
-            record = {}
-        if record.get("key") == key:
+            saved = None
+        if saved is not None and saved.trained_for.get("key") == key:
             run.reporter.stage(f"network trained by an earlier run: {path.name}")
-            return Trained(build(architecture, state, device), architecture, "reused", record)
+            return Trained(build(saved, device), saved.architecture, "reused", saved.trained_for,
+                           steps(saved.terms, saved.history), float(saved.trained_for.get("seconds", 0.0)))
     run.reporter.stage("gathering training frames")
     training = Training(run, renderer, gather(renderer), run.folder / "network.checkpoint.pt", key)
     with run.guard(training.saved, renderer.clip.size):
         training.train()
     record = trained_for(run, key, training.seconds, training.history)
-    save_network(path, training.net.state_dict(), training.architecture, record)
+    save_network(path, SavedNetwork(training.architecture, training.net.state_dict(), record, *rows(training.history)))
     training.path.unlink(missing_ok=True)
     return Trained(training.net.eval(), training.architecture, "trained", record, training.history, training.seconds)
 
 
-def build(architecture: Architecture, state: dict[str, torch.Tensor], device: torch.device) -> torch.nn.Module:
-    net = TransformerNet(architecture)
-    net.load_state_dict(state)
+def build(saved: SavedNetwork, device: torch.device) -> torch.nn.Module:
+    net = TransformerNet(saved.architecture)
+    net.load_state_dict(saved.state)
     net = net.to(device).eval()
     return net.to(memory_format=torch.channels_last) if channels_last(device) else net
 

@@ -89,6 +89,18 @@ def gather(renderer: ClipRenderer) -> Pool:
     return Pool(stacks, pairs, renderer.clip.transparent, masked)
 
 
+def rows(history: list[Step]) -> tuple[list[str], list[list[float]]]:
+    """A loss history as plain numbers (a file read with ``weights_only`` holds no objects): the term
+    names, and per step its number, total, seconds and terms."""
+    names = list(dict.fromkeys(name for step in history for name in step.terms))
+    return names, [[s.iteration, s.total, s.elapsed, *(s.terms.get(n, float("nan")) for n in names)] for s in history]
+
+
+def steps(names: list[str], history: list[list[float]]) -> list[Step]:
+    """:func:`rows` read back."""
+    return [Step(int(i), total, dict(zip(names, values)), elapsed) for i, total, elapsed, *values in history]
+
+
 def learning_rate(base: float, step: int, steps: int) -> float:
     """The half-cosine from ``base`` down to ``FINAL_RATE * base`` at the last of ``steps``."""
     share = 0.5 * (1 + math.cos(math.pi * min(step, steps) / max(1, steps)))
@@ -119,8 +131,7 @@ class Training:
             self.optimizer.load_state_dict(saved["optimizer"])
             self.generator.set_state(saved["generator"])
             self.done, self.seconds = saved["done"], saved["seconds"]
-            self.history = [Step(int(i), total, dict(zip(saved["terms"], values)), elapsed)
-                            for i, total, elapsed, *values in saved["history"]]
+            self.history = steps(saved["terms"], saved["history"])
         self.held = renderer.stylizer.prepare(renderer.first)  # the frame the live page shows
 
     # ----------------------------------------------------------------------------------------- a step
@@ -213,7 +224,7 @@ class Training:
             return self.net(self.held).float().clamp(0, 1)
 
     def checkpoint(self) -> None:
-        names = list(self.history[-1].terms) if self.history else []
+        names, history = rows(self.history)
         save_checkpoint(self.path, {
             "key": self.key,
             "done": self.done,
@@ -222,7 +233,7 @@ class Training:
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "terms": names,
-            "history": [[s.iteration, s.total, s.elapsed, *(s.terms.get(n, 0.0) for n in names)] for s in self.history],
+            "history": history,
         })
 
     def saved(self, result) -> Saved:

@@ -1,6 +1,7 @@
 """``method: network`` end to end: training on a clip's own frames, the saved network, resume, errors."""
 
 import json
+import os
 import signal
 
 import numpy as np
@@ -73,8 +74,9 @@ def test_a_tiny_network_trains_on_a_gif_and_moves_its_frames_towards_the_style(c
 def test_the_saved_network_reloads_and_renders_the_same_frames(clip_job, tmp_path):
     trained = blendstyle.run_job(clip_job(), out_root=tmp_path / "out")
     path = trained.folder / "clip.network.pt"
-    architecture, state, trained_for = load_network(path)
-    assert (architecture.width, architecture.blocks) == (8, 1) and trained_for["key"]
+    saved = load_network(path)
+    assert (saved.architecture.width, saved.architecture.blocks) == (8, 1) and saved.trained_for["key"]
+    assert len(saved.history) == 24 and "style" in saved.terms
     applied = blendstyle.run_job(
         clip_job("name: applied\n", f"weights: {path}"), out_root=tmp_path / "out")
     assert applied.record["network"]["source"] == "applied" and applied.record["iterations"]["training_done"] == 0
@@ -105,8 +107,8 @@ def test_a_stop_mid_training_keeps_a_checkpoint_and_the_rerun_trains_on_to_the_s
     resumed = blendstyle.render_job(blendstyle.load_job(job), stopped_out, reporter=Steps())
     assert seen[:11] == list(range(1, 12)) and seen[11:24] == list(range(12, 25))  # history replayed, then on
     whole = blendstyle.run_job(job, out_root=whole_out)
-    _, a, _ = load_network(resumed.folder / "clip.network.pt")
-    _, b, _ = load_network(whole.folder / "clip.network.pt")
+    a = load_network(resumed.folder / "clip.network.pt").state
+    b = load_network(whole.folder / "clip.network.pt").state
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-5), name
 
@@ -159,3 +161,21 @@ def test_a_weights_file_of_another_shape_is_a_located_error(clip_job, tmp_path):
             blendstyle.run_job(clip_job("name: other\n", f"weights: {name}"), out_root=tmp_path / "out")
         problem = info.value.problems[0]
         assert problem.key == "network.weights" and problem.location.line is not None and words in problem.message
+
+
+def test_a_stop_while_rendering_keeps_the_network_and_the_rerun_renders_on_with_it(clip_job, tmp_path):
+    class StopAtFrame(Reporter):
+        def frame_done(self, index, skipped=False):
+            if index == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    job, out = clip_job(), tmp_path / "out"
+    with pytest.raises(Interrupted) as info:
+        blendstyle.render_job(blendstyle.load_job(job, {"output.loss_plot": True}), out, reporter=StopAtFrame())
+    assert "frames finished" in str(info.value) and (out / "clip" / "clip.network.pt").is_file()
+    trained = (out / "clip" / "clip.network.pt").read_bytes()
+    again = blendstyle.render_job(blendstyle.load_job(job, {"output.loss_plot": True}), out)
+    record = again.record
+    assert record["network"]["source"] == "reused" and record["animation"]["frames_skipped"] >= 1
+    assert (out / "clip" / "clip.network.pt").read_bytes() == trained  # not trained again
+    assert record["iterations"]["training_done"] == 24 and (out / "clip" / "clip_loss.png").is_file()
