@@ -213,8 +213,8 @@ def render_frames(log: FrameLog, net: torch.nn.Module) -> None:
 def refined(log: FrameLog, net: torch.nn.Module, index: int, original: torch.Tensor, alpha: torch.Tensor | None,
             previous: tuple[torch.Tensor | None, torch.Tensor] | None) -> torch.Tensor:
     """Frame ``index`` optimised for ``network.refine`` iterations from the network's picture, held to the
-    previous frame's result (moved along the motion) where it can be trusted, as a coherent frame is;
-    returns its picture."""
+    previous frame's result (moved along the motion) where it can be trusted and started from it there,
+    as a coherent frame is; returns its picture."""
     renderer, run = log.renderer, log.run
     stylizer = renderer.stylizer
     content = stylizer.prepare(original)
@@ -222,7 +222,11 @@ def refined(log: FrameLog, net: torch.nn.Module, index: int, original: torch.Ten
     temporal = []
     if previous is not None:
         result = previous[0] if previous[0] is not None else read_image(log.store.path(index - 1)).to(run.device)
-        temporal = [reference(stylizer.prepare(result), content, stylizer.prepare(previous[1]), renderer.use_flow)]
+        moved, trust = reference(stylizer.prepare(result), content, stylizer.prepare(previous[1]), renderer.use_flow)
+        temporal = [(moved, trust)]
+        # Where the previous result can be trusted, start from it, as a coherent frame does: a few
+        # iterations do not bring the network's picture there, and the difference would flicker.
+        start = trust * moved + (1 - trust) * start
     if renderer.clip.transparent:
         renderer.schedule.set_visible(alpha)
     rendered = renderer.follow(index, original, start, temporal, run.job.network.refine)
