@@ -172,9 +172,9 @@ def render_frames(log: FrameLog, net: torch.nn.Module) -> None:
     """Every frame not done yet through ``net``, in batches; with ``network.refine``, one at a time, each
     then optimised from the network's picture and held to the previous frame's result.
 
-    Where a frame's content did not change since the previous frame (the coherent mode's own test,
-    :func:`~blendstyle.nst.temporal.unchanged`), the previous frame's picture is kept exactly, as the
-    coherent mode keeps it (``animation.temporal_weight: 0`` turns this off): the network sees every frame
+    Where a frame's content did not change (the coherent mode's own test,
+    :func:`~blendstyle.nst.temporal.unchanged`, against the content the kept picture was rendered from),
+    the previous frame's picture is kept exactly, as the coherent mode keeps it (``animation.temporal_weight: 0`` turns this off): the network sees every frame
     whole, so a moving object shifts its instance normalisation's statistics and repaints a static
     background by a grey level or two, which shows as a shimmer."""
     renderer, run, store = log.renderer, log.run, log.store
@@ -183,7 +183,8 @@ def render_frames(log: FrameLog, net: torch.nn.Module) -> None:
     stylizer = renderer.stylizer
     run.reporter.frames_start(len(renderer.clip))
     group: list[tuple[int, torch.Tensor]] = []
-    previous: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (result, or None if on disk; original)
+    # (result, or None if on disk; the content each of its pixels was rendered from)
+    previous: tuple[torch.Tensor | None, torch.Tensor] | None = None
     for index, (original, alpha) in enumerate(renderer.frames()):
         if index in store.done:
             run.reporter.frame_done(index, skipped=True)
@@ -203,8 +204,12 @@ def render_frames(log: FrameLog, net: torch.nn.Module) -> None:
             for k, (i, original) in enumerate(group):
                 if previous is not None:
                     before = previous[0] if previous[0] is not None else read_image(store.path(i - 1)).to(run.device)
+                    # Compared with the content each kept pixel was rendered from, not with the last
+                    # frame's: a slow pan changes a smooth area by less than the threshold from frame to
+                    # frame, and a pixel held frame after frame would drift away from its content.
                     static = unchanged(original, previous[1])
                     pictures[k : k + 1] = static * before + (1 - static) * pictures[k : k + 1]
+                    original = static * previous[1] + (1 - static) * original
                 previous = (pictures[k : k + 1], original)
         log.keep(Rendered([i for i, _ in group], pictures, [], {}, time.perf_counter() - mark))
         group = []
