@@ -4,7 +4,9 @@ One actor per worker loads the network and the shipped style statistics once. In
 dealt out in contiguous runs (worker 1 gets the first run, worker 2 the next...), one call per frame, so
 a worker decodes its run of the clip forward once and a lost worker costs one frame. A coherent clip
 goes in three waves (see :mod:`blendstyle.pipeline.farm`): the shots' first keyframes, the other
-keyframes, then each chunk's chain, streamed back frame by frame. Finished frames come back to the driver
+keyframes, then each chunk's chain, streamed back frame by frame. A clip of ``method: network`` is
+trained on the driver and its frames go through the network on the workers, dealt out as independent
+frames are. Finished frames come back to the driver
 in whatever order they finish; the driver saves them. A stop request on the driver cancels what is
 under way. Sweep cells are dealt out round the workers, one call per cell, and a print's tiles one
 wave at a time (the same workers for every wave), handed back in the wave's order.
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..errors import BlendstyleError, Problem
+from ..files.networks import SavedNetwork
 from ..nst.device import to_device
 from ..pipeline.clip import ClipRenderer
 from ..pipeline.context import Halted
@@ -129,6 +132,15 @@ class RayFarm:
             streams.append(actors[number % len(actors)].chain.options(num_returns="streaming")
                            .remote(self.shipped, chunk, previous, anchor, ahead))
         yield from self._gather(renderer.run, refs, streams)
+
+    def network(self, renderer: ClipRenderer, saved: SavedNetwork, groups: list[list[int]]) -> Iterator[Rendered]:
+        """Groups of frames through the driver's network, dealt out in contiguous runs like independent
+        frames, handed back in order (the driver keeps unchanged pixels frame after frame)."""
+        actors = self._start(FrameWorker, lambda: _clip(renderer), len(groups))
+        network = [self.cluster.ray.put(saved)]
+        per = -(-len(groups) // len(actors))
+        refs = [actors[number // per].network.remote(self.shipped, network, group) for number, group in enumerate(groups)]
+        yield from self._gather(renderer.run, refs, [], ordered=True)
 
     def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
         actors = self._start(StillWorker, lambda: _still(schedule), len(cells))

@@ -25,6 +25,7 @@ from ..nst.device import to_device
 from ..pipeline.clip import ClipRenderer
 from ..pipeline.context import open_run
 from ..pipeline.farm import Chunk, FrameCursor, chain, keyframe
+from ..pipeline.network import build, through
 from ..pipeline.progress import Reporter
 from ..pipeline.render import render
 from ..pipeline.rendered import Keyframe, Rendered
@@ -163,6 +164,18 @@ class FrameWorker(_Worker):
             if renderer.clip.transparent:
                 renderer.schedule.set_visible(torch.cat([alpha for _, alpha in pairs]))
             return to_device(renderer.afresh(indices, [frame for frame, _ in pairs]), "cpu")
+
+    def network(self, shipped: list, saved: list, indices: list[int]) -> Rendered:
+        """Frames through the driver's trained network; ``saved``: ``[reference]`` to it (one network per
+        run, built on the first call)."""
+        import ray
+
+        with self._as_written():
+            renderer = self._setup(shipped)
+            if getattr(self, "net", None) is None:
+                self.net = build(ray.get(saved[0]), renderer.run.device)
+            frames = [self.frames(index)[0] for index in indices]
+            return to_device(through(renderer, self.net, indices, frames), "cpu")
 
     def keyframe(self, shipped: list, index: int, anchor: Keyframe | None) -> tuple[Rendered, Keyframe]:
         with self._as_written():

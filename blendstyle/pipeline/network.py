@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -38,6 +39,7 @@ from ..version import __version__
 from .animation import finish_clip
 from .clip import ClipRenderer
 from .context import Run
+from .farm import FrameCursor
 from .frames import FrameLog
 from .rendered import Rendered
 from .result import RenderResult
@@ -59,13 +61,27 @@ class Trained:
     history: list[Step] = field(default_factory=list)
     seconds: float = 0.0
 
+    def saved(self) -> SavedNetwork:
+        """The network as a farm's workers get it (weights on the CPU)."""
+        state = {name: tensor.detach().cpu() for name, tensor in self.net.state_dict().items()}
+        return SavedNetwork(self.architecture, state, self.trained_for)
 
-def render_network(run: Run, farm=None) -> RenderResult:
-    if farm is not None:
+
+class NetworkFarm(Protocol):
+    """Runs a clip's frames through a network on other processes (:mod:`blendstyle.cluster` on Ray)."""
+
+    workers: int
+
+    def network(self, renderer: ClipRenderer, saved: SavedNetwork, groups: list[list[int]]) -> Iterator[Rendered]:
+        """Each group of frames through the network (:func:`through`), handed back in the groups' order."""
+
+
+def render_network(run: Run, farm: NetworkFarm | None = None) -> RenderResult:
+    if farm is not None and run.job.network.refine:
         raise BlendstyleError(
-            Problem("method: network does not spread over workers yet: it trains and renders in this process",
-                    run.loaded.location(("method",)), "method"),
-            hint="run it without --workers/--cluster, or use method: optimize to spread frames over workers",
+            Problem("network.refine does not spread over workers yet: refined frames follow each other",
+                    run.loaded.location(("network", "refine")), "network.refine"),
+            hint="run it without --workers/--cluster, or set refine: 0 to spread the network's frames",
         )
     run.reporter.stage("reading frames")
     renderer = ClipRenderer(run)
@@ -74,7 +90,7 @@ def render_network(run: Run, farm=None) -> RenderResult:
     log.history = list(trained.history)
     mark = run.seconds()
     with run.guard(log.saved, renderer.clip.size):
-        render_frames(log, trained.net)
+        render_frames(log, trained, farm)
     busy = run.seconds() - mark
     network = {"file": None if trained.source == "applied" else network_path(run).name, "source": trained.source,
                "architecture": trained.architecture.record(), "trained_for": trained.trained_for,
@@ -82,7 +98,7 @@ def render_network(run: Run, farm=None) -> RenderResult:
     iterations = {"training": run.job.network.iterations if trained.source != "applied" else 0,
                   "training_done": len(trained.history), "refine_per_frame": run.job.network.refine}
     made = [network_path(run)] if network["file"] else []
-    return finish_clip(log, None, busy, made, network=network, iterations=iterations,
+    return finish_clip(log, farm, busy, made, network=network, iterations=iterations,
                        animation={"batch": BATCH.get(run.device.type, 4), "mode": "network"})
 
 
@@ -168,51 +184,89 @@ def stylise(net: torch.nn.Module, content: torch.Tensor, precision: torch.dtype 
         return net(content).float().clamp(0, 1).contiguous()
 
 
-def render_frames(log: FrameLog, net: torch.nn.Module) -> None:
-    """Every frame not done yet through ``net``, in batches; with ``network.refine``, one at a time, each
-    then optimised from the network's picture and held to the previous frame's result.
+def through(renderer: ClipRenderer, net: torch.nn.Module, indices: list[int], originals: list[torch.Tensor]) -> Rendered:
+    """Frames ``indices`` (``originals``, on the device) through the network, in the output's colours:
+    the same here and on a farm's worker."""
+    stylizer, mark = renderer.stylizer, time.perf_counter()
+    batch = torch.cat(originals)
+    pictures = stylizer.finish(stylise(net, stylizer.prepare(batch), renderer.run.precision), batch)
+    return Rendered(list(indices), pictures, [], {}, time.perf_counter() - mark)
+
+
+def render_frames(log: FrameLog, trained: Trained, farm: NetworkFarm | None = None) -> None:
+    """Every frame not done yet through the network, in batches (here, or on ``farm``'s workers); with
+    ``network.refine``, one at a time here, each then optimised from the network's picture and held to the
+    previous frame's result.
 
     Where a frame's content did not change (the coherent mode's own test,
     :func:`~blendstyle.nst.temporal.unchanged`, against the content the kept picture was rendered from),
-    the previous frame's picture is kept exactly, as the coherent mode keeps it (``animation.temporal_weight: 0`` turns this off): the network sees every frame
-    whole, so a moving object shifts its instance normalisation's statistics and repaints a static
-    background by a grey level or two, which shows as a shimmer."""
+    the previous frame's picture is kept exactly, as the coherent mode keeps it (``animation.temporal_weight:
+    0`` turns this off): the network sees every frame whole, so a moving object shifts its instance
+    normalisation's statistics and repaints a static background by a grey level or two, which shows as a
+    shimmer. This runs here, frame after frame, whoever ran the network."""
     renderer, run, store = log.renderer, log.run, log.store
-    refine, size = run.job.network.refine, BATCH.get(run.device.type, 4)
-    hold = run.job.animation.temporal_weight > 0
-    stylizer = renderer.stylizer
     run.reporter.frames_start(len(renderer.clip))
-    group: list[tuple[int, torch.Tensor]] = []
-    # (result, or None if on disk; the content each of its pixels was rendered from)
-    previous: tuple[torch.Tensor | None, torch.Tensor] | None = None
-    for index, (original, alpha) in enumerate(renderer.frames()):
-        if index in store.done:
-            run.reporter.frame_done(index, skipped=True)
-            previous = (None, original)
-            continue
+    if run.job.network.refine:
+        previous: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (result, or None if on disk; content)
+        for index, (original, alpha) in enumerate(renderer.frames()):
+            if index in store.done:
+                run.reporter.frame_done(index, skipped=True)
+                previous = (None, original)
+                continue
+            run.check()
+            previous = (refined(log, trained.net, index, original, alpha, previous), original)
+        return
+    for index in sorted(store.done):
+        run.reporter.frame_done(index, skipped=True)
+    todo = [index for index in range(len(renderer.clip)) if index not in store.done]
+    size = BATCH.get(run.device.type, 4)
+    groups = [todo[i : i + size] for i in range(0, len(todo), size)]
+    cursor = FrameCursor(renderer)  # decodes forward: each frame once (and the one before a resumed gap)
+
+    def originals(indices: list[int]) -> list[torch.Tensor]:
+        return [cursor(index)[0] for index in indices]
+
+    if farm is not None:  # the frames come back in order; this process decodes them too, for the hold
+        batches = ((rendered, None) for rendered in farm.network(renderer, trained.saved(), groups))
+    else:
+        batches = ((through(renderer, trained.net, group, frames), frames) for group in groups
+                   for frames in [originals(group)])
+    hold = Hold(log, cursor) if run.job.animation.temporal_weight > 0 else None
+    for rendered, frames in batches:
         run.check()
-        if refine:
-            previous = (refined(log, net, index, original, alpha, previous), original)
-            continue
-        group.append((index, original))
-        if len(group) < size and index < len(renderer.clip) - 1:
-            continue
-        mark = time.perf_counter()
-        originals = torch.cat([o for _, o in group])
-        pictures = stylizer.finish(stylise(net, stylizer.prepare(originals), run.precision), originals)
-        if hold:
-            for k, (i, original) in enumerate(group):
-                if previous is not None:
-                    before = previous[0] if previous[0] is not None else read_image(store.path(i - 1)).to(run.device)
-                    # Compared with the content each kept pixel was rendered from, not with the last
-                    # frame's: a slow pan changes a smooth area by less than the threshold from frame to
-                    # frame, and a pixel held frame after frame would drift away from its content.
-                    static = unchanged(original, previous[1])
-                    pictures[k : k + 1] = static * before + (1 - static) * pictures[k : k + 1]
-                    original = static * previous[1] + (1 - static) * original
-                previous = (pictures[k : k + 1], original)
-        log.keep(Rendered([i for i, _ in group], pictures, [], {}, time.perf_counter() - mark))
-        group = []
+        if hold is not None:
+            for k, (index, original) in enumerate(zip(rendered.indices, frames or originals(rendered.indices))):
+                picture = rendered.image[k : k + 1].to(run.device)
+                rendered.image[k : k + 1] = hold(index, original, picture).to(rendered.image.device)
+        log.keep(rendered)
+
+
+class Hold:
+    """Keeps the previous frame's picture where the content did not change (see :func:`render_frames`),
+    frame after frame, in order."""
+
+    def __init__(self, log: FrameLog, cursor: FrameCursor):
+        self.log, self.cursor = log, cursor
+        # (index, picture, the content each of its pixels was rendered from)
+        self.previous: tuple[int, torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, index: int, original: torch.Tensor, picture: torch.Tensor) -> torch.Tensor:
+        """Frame ``index``'s picture with the unchanged pixels kept (``original``: its content)."""
+        store, device = self.log.store, self.log.run.device
+        if (self.previous is None or self.previous[0] != index - 1) and index - 1 in store.done:
+            # After a resume: the finished frame from disk (which content its held pixels came from is
+            # not kept; they are compared with that frame's own).
+            self.previous = (index - 1, read_image(store.path(index - 1)).to(device), self.cursor(index - 1)[0])
+        if self.previous is not None and self.previous[0] == index - 1:
+            _, before, seen = self.previous
+            # Compared with the content each kept pixel was rendered from, not with the last frame's: a
+            # slow pan changes a smooth area by less than the threshold from frame to frame, and a pixel
+            # held frame after frame would drift away from its content.
+            static = unchanged(original, seen)
+            picture = static * before + (1 - static) * picture
+            original = static * seen + (1 - static) * original
+        self.previous = (index, picture, original)
+        return picture
 
 
 def refined(log: FrameLog, net: torch.nn.Module, index: int, original: torch.Tensor, alpha: torch.Tensor | None,

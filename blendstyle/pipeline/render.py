@@ -17,7 +17,7 @@ from ..media.probe import frames_in
 from .animation import render_animation
 from .context import Halted, Identity, Run, open_run
 from .farm import ClipFarm
-from .network import render_network
+from .network import NetworkFarm, render_network
 from .progress import Reporter
 from .result import RenderResult
 from .still import render_still
@@ -25,8 +25,9 @@ from .stopping import StopRequest
 from .sweep import CellFarm, render_sweep
 
 
-class Farm(ClipFarm, CellFarm, Protocol):
-    """Renders on other processes: a clip's frames, a sweep's cells, a print's tiles (the cluster layer's
+class Farm(ClipFarm, CellFarm, NetworkFarm, Protocol):
+    """Renders on other processes: a clip's frames (optimised or through a network), a sweep's cells, a
+    print's tiles (the cluster layer's
     :class:`~blendstyle.cluster.frames.RayFarm` is one)."""
 
     def close(self) -> None:

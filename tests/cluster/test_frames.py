@@ -116,3 +116,18 @@ def test_coherent_chunks_meet_at_their_seam(tmp_path, cluster, one_thread):
     print(f"seam {at_seam:.2f}, inside {inside:.2f}, naive seam {naive_seam:.2f}")
     assert at_seam <= 1.5 * inside  # the issue's bound
     assert at_seam < 0.25 * naive_seam
+
+
+def test_a_networks_frames_on_workers_equal_a_local_run(tmp_path, cluster, one_thread):
+    """method: network trains here and runs the frames through the network on the workers."""
+    from blendstyle.cluster.frames import RayFarm
+
+    path = clip_job(tmp_path, frames=6)
+    path.write_text(path.read_text().replace("animation: {mode: independent}\n", "").replace("optimizer: {iterations: 6}\n", "")
+                    + "method: network\nnetwork: {iterations: 6, crop: 40, width: 8, blocks: 1}\n")
+    local = render(load_job(path), tmp_path / "local")
+    spread = render(load_job(path), tmp_path / "spread", farm=RayFarm(cluster))
+    assert spread.record["animation"]["workers"] == 2 and spread.record["network"]["source"] == "trained"
+    assert (spread.folder / "clip.network.pt").read_bytes() != b""
+    for a, b in zip(frames_of(local.folder, 6), frames_of(spread.folder, 6)):
+        assert np.array_equal(a, b)

@@ -179,3 +179,18 @@ def test_a_stop_while_rendering_keeps_the_network_and_the_rerun_renders_on_with_
     assert record["network"]["source"] == "reused" and record["animation"]["frames_skipped"] >= 1
     assert (out / "clip" / "clip.network.pt").read_bytes() == trained  # not trained again
     assert record["iterations"]["training_done"] == 24 and (out / "clip" / "clip_loss.png").is_file()
+
+
+def test_refine_on_workers_is_refused_at_its_key(clip_job, tmp_path):
+    class Farm:  # refused before any frame reaches it
+        workers = 2
+
+        def close(self):
+            pass
+
+    from blendstyle.pipeline.render import render
+
+    with pytest.raises(BlendstyleError) as info:
+        render(blendstyle.load_job(clip_job(network=TINY + ", refine: 2")), tmp_path / "out", farm=Farm())
+    problem = info.value.problems[0]
+    assert problem.key == "network.refine" and problem.location.line is not None
