@@ -56,13 +56,15 @@ class Saved:
     where: str
 
 
-def job_key(loaded: LoadedJob, pixels_only: bool = False) -> str:
+def job_key(loaded: LoadedJob, pixels_only: bool = False, exclude: Any = None) -> str:
     """A hash of everything a run's result depends on: the resolved job, the input files, the version.
 
     ``pixels_only`` leaves out what changes only how results are saved (output options, animation file
-    formats), which is what a finished animation frame depends on.
+    formats), which is what a finished animation frame depends on; ``exclude``: other keys to leave out
+    (pydantic's form), for a part of the result that depends on less (a trained network).
     """
-    exclude: Any = {"output": True, "animation": {"formats", "dither", "steady"}, "name": True} if pixels_only else None
+    if pixels_only:
+        exclude = {"output": True, "animation": {"formats", "dither", "steady"}, "name": True}
     job = loaded.job.model_dump(mode="json", exclude=exclude)
     inputs = [digest for _, _, digest in loaded.input_hashes]
     text = json.dumps({"job": job, "inputs": inputs, "version": __version__}, sort_keys=True)

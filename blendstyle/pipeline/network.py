@@ -19,8 +19,6 @@ A stop during training keeps a checkpoint, during rendering the finished frames;
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,7 +36,7 @@ from ..nst.transformer import Architecture, TransformerNet
 from ..version import __version__
 from .animation import finish_clip
 from .clip import ClipRenderer
-from .context import Run
+from .context import Run, job_key
 from .farm import FrameCursor
 from .frames import FrameLog
 from .rendered import Rendered
@@ -109,12 +107,9 @@ def network_path(run: Run):
 def training_key(run: Run) -> str:
     """What a trained network depends on: the job without what only writes, refines or names its
     results, the input files and the version (a job with another ``refine`` reuses the network)."""
-    exclude = {"output": True, "name": True, "optimizer": True, "network": {"refine", "checkpoint_every"},
-               "animation": {"formats", "dither", "steady", "crf"}}
-    job = run.job.model_dump(mode="json", exclude=exclude)
-    inputs = [digest for _, _, digest in run.loaded.input_hashes]
-    text = json.dumps({"job": job, "inputs": inputs, "version": __version__}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return job_key(run.loaded, exclude={"output": True, "name": True, "optimizer": True,
+                                        "network": {"refine", "checkpoint_every"},
+                                        "animation": {"formats", "dither", "steady", "crf"}})
 
 
 def trained_for(run: Run, key: str, seconds: float, history: list[Step]) -> dict[str, Any]:
