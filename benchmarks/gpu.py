@@ -326,7 +326,7 @@ def step_variants(table: Table, torch, device: str, size: int, steps: int) -> No
 
 def kinds_graphed(table: Table, torch, device: str, size: int) -> None:
     """Which style-loss kinds' steps are captured in a CUDA graph, and their step time."""
-    from blendstyle.config.models import STYLE_LOSS_KINDS
+    from blendstyle.config.styles import STYLE_LOSS_KINDS
 
     shown = []
     for kind in STYLE_LOSS_KINDS:

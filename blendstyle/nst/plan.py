@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..config.models import Optimizer
+from ..config.optimizer import Optimizer
 from .kinds import StyleKind, make_kinds
 from .targets import layer_plan
 

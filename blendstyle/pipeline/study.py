@@ -23,7 +23,9 @@ import torch
 
 from ..config.layers import layer_index
 from ..config.load import LoadedJob
-from ..config.models import Init, Job, Layers, Weights
+from ..config.models import Job
+from ..config.optimizer import Init
+from ..config.styles import Layers, Weights
 from ..files.images import read_image, write_image
 from ..files.report import grid_sheet
 from ..media.probe import frames_in

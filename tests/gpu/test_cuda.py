@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import blendstyle
-from blendstyle.config.models import STYLE_LOSS_KINDS
+from blendstyle.config.styles import STYLE_LOSS_KINDS
 from blendstyle.files.images import read_image
 
 from ..conftest import ASSETS, REHEARSAL, blobs, make_video, moving_gif, stripes

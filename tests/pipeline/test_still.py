@@ -178,7 +178,7 @@ def test_coarse_to_fine_reaches_the_requested_size(tmp_path):
 
 
 def test_scale_sizes():
-    from blendstyle.config.models import Scales
+    from blendstyle.config.schedule import Scales
 
     assert Scales(count=3, factor=2).sizes(512) == [128, 256, 512]
     assert Scales().sizes(300) == [300]

@@ -1,0 +1,55 @@
+"""What a still's files are: format, depth, resolution, the extras written beside it, and sizes in print units."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from ..media.formats import StillName
+from .fields import Model, matching
+
+
+class Output(Model):
+    format: StillName = "png"
+    depth: Literal[8, 16] = Field(
+        8, description="bits per channel: 16 (png, tiff) keeps smooth gradients free of banding on large prints"
+    )
+    dpi: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+        None, description="resolution stored in the file (png, jpg, tiff); default: the size's dpi when given in print units"
+    )
+    snapshot_every: Annotated[int, Field(ge=0)] = Field(0, description="save the image every N iterations; 0: never")
+    contact_sheet: bool = True
+    loss_plot: bool = True
+    preview_every: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="with run --serve: send the picture under way every N iterations; default: about every 2 s"
+    )
+
+    @model_validator(mode="after")
+    def _deep_formats(self) -> Output:
+        if self.depth == 16 and self.format not in ("png", "tiff"):
+            raise ValueError(f"depth 16 needs format png or tiff, not {self.format}")
+        return self
+
+
+#: Millimetres per print unit.
+UNITS = {"mm": 1.0, "cm": 10.0, "in": 25.4}
+
+
+class PrintSize(Model):
+    """The output's long side in print units at a printer's resolution: ``{long_side: 40cm, dpi: 300}`` is
+    4724 px, and the file is marked 300 dpi (unless ``output.dpi`` says otherwise)."""
+
+    long_side: Annotated[str, *matching(r"^[0-9]+(\.[0-9]+)?(mm|cm|in)$", "a length such as 40cm, 400mm or 16in")]
+    dpi: Annotated[int, Field(ge=1, le=10_000)]
+
+    @property
+    def pixels(self) -> int:
+        millimetres = float(self.long_side[:-2]) * UNITS[self.long_side[-2:]]
+        return round(millimetres / 25.4 * self.dpi)
+
+    @model_validator(mode="after")
+    def _in_range(self) -> PrintSize:
+        if not 16 <= self.pixels <= 16384:
+            raise ValueError(f"{self.long_side} at {self.dpi} dpi is {self.pixels} px; sizes run from 16 to 16384 px")
+        return self
