@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .objective import channels_last
+
 #: Inputs are clamped this far inside ``(0, 1)`` before the logit: black and white stay finite.
 EDGE = 1e-3
 
@@ -100,6 +102,24 @@ class TransformerNet(nn.Module):
             h = block(F.interpolate(h, size=tuple(size), mode="nearest"))
         residual = self.tail(h).float()
         return torch.sigmoid(torch.logit(x.float().clamp(EDGE, 1 - EDGE)) + residual)
+
+
+def placed(net: nn.Module, device: torch.device) -> nn.Module:
+    """``net`` on ``device``, its weights channels-last where :func:`transform` hands the images over so."""
+    net = net.to(device)
+    return net.to(memory_format=torch.channels_last) if channels_last(device) else net
+
+
+def transform(net: nn.Module, content: torch.Tensor, precision: torch.dtype | None = None) -> torch.Tensor:
+    """``content`` through ``net`` (a :class:`TransformerNet`), handed over channels-last where the
+    convolutions want it (:func:`~blendstyle.nst.objective.channels_last`) and under autocast to
+    ``precision`` when one is given; the pictures come out in float32."""
+    if channels_last(content.device):
+        content = content.contiguous(memory_format=torch.channels_last)
+    if precision is None:
+        return net(content)
+    with torch.autocast(content.device.type, dtype=precision):
+        return net(content)
 
 
 def mismatch(architecture: Architecture, state: dict[str, torch.Tensor]) -> str | None:

@@ -29,10 +29,9 @@ import torch
 from ..errors import BlendstyleError, Problem
 from ..files.images import read_image
 from ..files.networks import SavedNetwork, load_network, save_network
-from ..nst.objective import channels_last
 from ..nst.optimize import Step
 from ..nst.temporal import reference, unchanged
-from ..nst.transformer import Architecture, TransformerNet
+from ..nst.transformer import Architecture, TransformerNet, placed, transform
 from ..version import __version__
 from .animation import finish_clip
 from .clip import ClipRenderer
@@ -45,6 +44,10 @@ from .training import Training, gather, rows, steps
 
 #: Frames through the network at once (a CPU gains little from more; a GPU's batches are larger).
 BATCH = {"cpu": 4, "cuda": 16}
+
+
+def batch_size(device: torch.device) -> int:
+    return BATCH.get(device.type, BATCH["cpu"])
 
 
 @dataclass
@@ -97,7 +100,7 @@ def render_network(run: Run, farm: NetworkFarm | None = None) -> RenderResult:
                   "training_done": len(trained.history), "refine_per_frame": run.job.network.refine}
     made = [network_path(run)] if network["file"] else []
     return finish_clip(log, farm, busy, made, network=network, iterations=iterations,
-                       animation={"batch": BATCH.get(run.device.type, 4), "mode": "network"})
+                       animation={"batch": batch_size(run.device), "mode": "network"})
 
 
 def network_path(run: Run):
@@ -164,19 +167,13 @@ def obtain(run: Run, renderer: ClipRenderer) -> Trained:
 def build(saved: SavedNetwork, device: torch.device) -> torch.nn.Module:
     net = TransformerNet(saved.architecture)
     net.load_state_dict(saved.state)
-    net = net.to(device).eval()
-    return net.to(memory_format=torch.channels_last) if channels_last(device) else net
+    return placed(net, device).eval()
 
 
 @torch.no_grad()
 def stylise(net: torch.nn.Module, content: torch.Tensor, precision: torch.dtype | None) -> torch.Tensor:
-    """Frames ``(B, 3, H, W)`` in the optimiser's colours through the network."""
-    if channels_last(content.device):
-        content = content.contiguous(memory_format=torch.channels_last)
-    if precision is None:
-        return net(content).float().clamp(0, 1).contiguous()
-    with torch.autocast(content.device.type, dtype=precision):
-        return net(content).float().clamp(0, 1).contiguous()
+    """Frames ``(B, 3, H, W)`` in the optimiser's colours through the network, laid out as images are."""
+    return transform(net, content, precision).contiguous()
 
 
 def through(renderer: ClipRenderer, net: torch.nn.Module, indices: list[int], originals: list[torch.Tensor]) -> Rendered:
@@ -214,18 +211,22 @@ def render_frames(log: FrameLog, trained: Trained, farm: NetworkFarm | None = No
     for index in sorted(store.done):
         run.reporter.frame_done(index, skipped=True)
     todo = [index for index in range(len(renderer.clip)) if index not in store.done]
-    size = BATCH.get(run.device.type, 4)
+    size = batch_size(run.device)
     groups = [todo[i : i + size] for i in range(0, len(todo), size)]
     cursor = FrameCursor(renderer)  # decodes forward: each frame once (and the one before a resumed gap)
 
     def originals(indices: list[int]) -> list[torch.Tensor]:
         return [cursor(index)[0] for index in indices]
 
-    if farm is not None:  # the frames come back in order; this process decodes them too, for the hold
+    def here() -> Iterator[tuple[Rendered, list[torch.Tensor]]]:
+        for group in groups:
+            frames = originals(group)
+            yield through(renderer, trained.net, group, frames), frames
+
+    if farm is not None:  # the frames come back in order; this process decodes them for the hold only
         batches = ((rendered, None) for rendered in farm.network(renderer, trained.saved(), groups))
     else:
-        batches = ((through(renderer, trained.net, group, frames), frames) for group in groups
-                   for frames in [originals(group)])
+        batches = here()
     hold = Hold(log, cursor) if run.job.animation.temporal_weight > 0 else None
     for rendered, frames in batches:
         run.check()

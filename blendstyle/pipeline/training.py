@@ -31,7 +31,6 @@ run of the same job goes on from there and draws the same crops an uninterrupted
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -40,10 +39,9 @@ import torch
 
 from ..files.networks import load_checkpoint, save_checkpoint
 from ..nst.losses import temporal_loss
-from ..nst.objective import channels_last
 from ..nst.optimize import Halt, Optimized, Step
 from ..nst.temporal import reference
-from ..nst.transformer import Architecture, TransformerNet
+from ..nst.transformer import Architecture, TransformerNet, placed, transform
 from ..nst.views import crop_size, random_view
 from .clip import ClipRenderer
 from .context import Halted, Run, Saved
@@ -117,8 +115,7 @@ class Training:
         self.settings, self.path, self.key = settings, checkpoint, key
         self.architecture = Architecture(settings.width, settings.blocks)
         torch.manual_seed(job.seed)  # the network's initial weights
-        net = TransformerNet(self.architecture).to(device)
-        self.net = net.to(memory_format=torch.channels_last) if channels_last(device) else net
+        self.net = placed(TransformerNet(self.architecture), device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=settings.learning_rate)
         self.scaler = torch.amp.GradScaler(device.type, enabled=run.precision == torch.float16)
         self.generator = torch.Generator().manual_seed(job.seed)
@@ -160,8 +157,7 @@ class Training:
         mark = time.perf_counter()
         content, cut = self.views()
         objective = stylizer.objective(content, cut=cut)
-        with self.autocast():
-            pictures = self.net(content)
+        pictures = transform(self.net, content, run.precision)
         terms = objective(pictures)
         weight = run.job.animation.temporal_weight
         if weight > 0 and self.pool.pairs[0][0] != self.pool.pairs[0][1]:
@@ -171,7 +167,7 @@ class Training:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        values = [float(value) for value in torch.stack([total.detach(), *(t.detach() for t in terms.values())]).tolist()]
+        values = torch.stack([total.detach(), *(t.detach() for t in terms.values())]).tolist()  # one read
         self.done += 1
         self.seconds += time.perf_counter() - mark
         step = Step(self.done, values[0], dict(zip(terms, values[1:])), self.seconds)
@@ -191,10 +187,6 @@ class Training:
                 trust = trust * (opacity[k + 1 : k + 2] > 0).float()
             terms.append(temporal_loss(pictures[k + 1 : k + 2], moved, trust))
         return sum(terms) / len(terms)
-
-    def autocast(self):
-        precision, device = self.run.precision, self.run.device
-        return torch.autocast(device.type, dtype=precision) if precision is not None else contextlib.nullcontext()
 
     # ------------------------------------------------------------------------------------ the training
 
@@ -220,8 +212,7 @@ class Training:
     @torch.no_grad()
     def picture(self) -> torch.Tensor:
         """The held frame (the clip's first) as the network renders it now."""
-        with self.autocast():
-            return self.net(self.held).float().clamp(0, 1)
+        return transform(self.net, self.held, self.run.precision)
 
     def checkpoint(self) -> None:
         names, history = rows(self.history)
