@@ -20,7 +20,7 @@ frames per second of inference as the run reports it (frames through the network
 Clips: every shared GIF and video, and ``pan240``: a 240-frame, 30 fps mp4 with sound made here from a
 slow pan and zoom across a shared photo (the size of clip the issue's targets speak of).
 
-    python -m benchmarks.network [--clip PATH ...] [--pan 240] [--size 128]
+    python -m benchmarks.network [--clip PATH ...] [--pan 240] [--no-shared] [--size 128]
                                  [--modes network network+10 coherent independent]
 """
 
@@ -201,13 +201,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", type=Path, action="append", help="a GIF or video (repeatable); default: the shared ones")
     parser.add_argument("--pan", type=int, default=240, help="frames of the made pan clip (0: none)")
+    parser.add_argument("--no-shared", action="store_true", help="leave out the shared clips (the pan alone)")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--infer-size", type=int, default=256)
     parser.add_argument("--modes", nargs="+", default=["network", "coherent", "independent"],
                         help="network, network+N (N refining iterations per frame), coherent, independent")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="blendstyle-network-bench-"))
-    clips = args.clip or sorted((SHARED / "gifs").glob("*.gif")) + sorted((SHARED / "videos").glob("*.mp4"))
+    shared = [] if args.no_shared else sorted((SHARED / "gifs").glob("*.gif")) + sorted((SHARED / "videos").glob("*.mp4"))
+    clips = args.clip or shared
     if args.pan:
         clips.append(make_pan(work / f"pan{args.pan}.mp4", args.pan, SHARED / "content" / "coffee.png"))
     print(f"method: network benchmark at {args.size} px, the jobs' defaults, The Starry Night; {describe(torch)}\n")

@@ -91,14 +91,25 @@ def reference(
     forward-backward check would otherwise leave them free to boil. Elsewhere the flow moves the
     neighbour's result, trusted where the flow is consistent and the moved colours match.
     """
+    moved, trust, _ = followed_reference(stylised, content, neighbour_content, use_flow)
+    return moved, trust
+
+
+def followed_reference(
+    stylised: torch.Tensor, content: torch.Tensor, neighbour_content: torch.Tensor, use_flow: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`reference`'s moved image and trust map, and where the motion itself could be followed: the
+    static pixels and those whose flow passes the forward-backward test, whether or not the moved colours
+    match (a shading change under a consistent motion; the disoccluded pixels are the rest)."""
     static = unchanged(content, neighbour_content)
     if not use_flow:
-        return stylised, static
+        return stylised, static, static
     backward = dis_flow(content, neighbour_content)  # content(p) ~ neighbour(p + backward(p))
     forward = dis_flow(neighbour_content, content)
     moved = warp(stylised, backward)
-    trust = consistent(backward, forward) * unchanged(content, warp(neighbour_content, backward))
-    return static * stylised + (1 - static) * moved, torch.maximum(static, trust)
+    followed = consistent(backward, forward)
+    trust = followed * unchanged(content, warp(neighbour_content, backward))
+    return static * stylised + (1 - static) * moved, torch.maximum(static, trust), torch.maximum(static, followed)
 
 
 class Flicker:

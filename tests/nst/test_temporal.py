@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from blendstyle.nst.losses import temporal_loss
-from blendstyle.nst.temporal import consistent, flicker, flow_available, reference, unchanged, warp
+from blendstyle.nst.temporal import consistent, flicker, flow_available, followed_reference, reference, unchanged, warp
 
 
 def test_warp_with_zero_flow_is_identity():
@@ -84,3 +84,18 @@ def test_static_flat_areas_are_trusted_even_where_the_flow_is_not():
     assert static.mean() > 0.7
     assert (trust[static.bool()] == 1).all()
     assert torch.equal(reference_image * static, stylised * static)
+
+
+@pytest.mark.skipif(not flow_available(), reason="needs opencv-python-headless")
+def test_the_followed_map_keeps_a_consistent_motion_whose_colours_changed():
+    """A pan whose light changes too: the flow holds (forward-backward consistent), so the motion can be
+    followed there, but the moved colours no longer match, so the temporal loss does not trust it."""
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(3)),
+                                             size=(48, 48), mode="bicubic", align_corners=False).clamp(0, 1)
+    before = smooth * 0.8
+    after = torch.roll(smooth, shifts=3, dims=-1) * 0.8 + 0.1  # moved 3 px right, and brighter
+    stylised = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(4))
+    moved, trust, followed = followed_reference(stylised, after, before, use_flow=True)
+    inner = (..., slice(8, 40), slice(8, 40))
+    assert float(trust[inner].mean()) < 0.2 and float(followed[inner].mean()) > 0.8
+    assert torch.equal(reference(stylised, after, before, use_flow=True)[1], trust)
