@@ -37,8 +37,9 @@ from .spread import Row, cluster_for, run_jobs_on_cluster
               "this machine (an embedded Ray; needs the cluster extra).")
 @click.option("--cluster", "address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
               help="Run on an existing Ray cluster: auto (default: RAY_ADDRESS if set) or ray://HEAD:10001.")
-@click.option("--threads", type=click.IntRange(1), help="CPU threads per worker (default: cores / workers), or of "
-              "this process without workers. The same --threads gives the same pictures with and without workers.")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads per worker (default: cores / workers; the "
+              "worker that trains a network: every CPU of its node), or of this process without workers. The same "
+              "--threads gives the same pictures with and without workers.")
 @click.option("--gpus-per-task", type=click.FloatRange(0, 1, min_open=True), help="GPUs per worker where the "
               "cluster has GPUs (default 1).")
 def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_outside, quiet, serve, host,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..config.load import LoadedJob, load_job
 from ..errors import BlendstyleError, Interrupted
+from ..media.probe import stills_in
 from ..pipeline.stopping import StopRequest
 from .console import ConsoleReporter, err, note, show_error
 
@@ -28,9 +29,11 @@ FULL, QUIT = "full render", "quit"
 
 
 def inputs_of(loaded: LoadedJob) -> set[Path]:
-    """Every file a valid job reads: itself, its bases and its inputs."""
+    """Every file a valid job reads: itself, its bases and its inputs (a content folder and its stills)."""
     job = loaded.job
     paths = {loaded.path, *loaded.files, Path(job.content)}
+    if Path(job.content).is_dir():  # a folder of stills: each still (and a still added, see Watcher._watch)
+        paths.update(stills_in(job.content))
     for style in job.styles:
         paths.add(Path(style.path))
         if style.mask:
@@ -68,7 +71,9 @@ class Watcher:
         import watchfiles
 
         for changes in watchfiles.watch(*folders, stop_event=stop, debounce=200, step=50, recursive=False):
-            changed = {Path(path).resolve() for _, path in changes} & self.files
+            # A file that is of interest, or one in a folder that is (a still added to a content folder).
+            changed = {path for path in (Path(path).resolve() for _, path in changes)
+                       if path in self.files or path.parent in self.files}
             if changed:
                 self.events.put(changed)
 

@@ -80,8 +80,10 @@ class Cluster:
     started: bool = field(default=False, init=False)
     ray: Any = field(default=None, init=False)
     gpus: bool = field(default=False, init=False)  # whether the cluster has GPUs (workers then take one each)
+    threads_asked: bool = field(default=False, init=False)  # whether --threads was given
 
     def __enter__(self) -> Cluster:
+        self.threads_asked = self.threads is not None
         ray = self.ray = import_ray(self.option)
         if ray.is_initialized():  # a session already open in this process (tests, notebooks): use it
             return self._size()
@@ -126,3 +128,15 @@ class Cluster:
     def actor_options(self) -> dict[str, Any]:
         """Resources and fault tolerance of every worker that is an actor."""
         return {"max_restarts": RESTARTS, "max_task_retries": RESTARTS, **self.resources()}
+
+    def trainer(self, gpu: bool) -> tuple[dict[str, Any], int]:
+        """The options and thread count of the one worker that trains a network (``method: network``):
+        a GPU where the cluster has GPUs and the job runs on one (``gpu``), else ``--threads`` when it was
+        given, else every CPU of the largest node (no other worker runs while it trains), no more than are
+        free now (an actor that asks for more waits for ever)."""
+        if self.gpus and gpu:
+            return self.actor_options(), self.threads or 1
+        nodes = [int(node["Resources"].get("CPU", 0)) for node in self.ray.nodes() if node.get("Alive")]
+        free = int(self.ray.available_resources().get("CPU", 0))
+        cpus = self.threads if self.threads_asked else min(max(nodes or [1]), max(1, free))
+        return {"max_restarts": RESTARTS, "max_task_retries": RESTARTS, "num_cpus": max(1, cpus)}, max(1, cpus)

@@ -4,9 +4,9 @@ One actor per worker loads the network and the shipped style statistics once. In
 dealt out in contiguous runs (worker 1 gets the first run, worker 2 the next...), one call per frame, so
 a worker decodes its run of the clip forward once and a lost worker costs one frame. A coherent clip
 goes in three waves (see :mod:`blendstyle.pipeline.farm`): the shots' first keyframes, the other
-keyframes, then each chunk's chain, streamed back frame by frame. A clip of ``method: network`` is
-trained on the driver and its frames go through the network on the workers, dealt out as independent
-frames are. Finished frames come back to the driver
+keyframes, then each chunk's chain, streamed back frame by frame. The network of ``method: network`` is
+trained on one worker (:mod:`blendstyle.cluster.training`), and the clip's frames go through it on the
+workers, dealt out as independent frames are. Finished frames come back to the driver
 in whatever order they finish; the driver saves them. A stop request on the driver cancels what is
 under way. Sweep cells are dealt out round the workers, one call per cell, and a print's tiles one
 wave at a time (the same workers for every wave), handed back in the wave's order.
@@ -15,6 +15,7 @@ wave at a time (the same workers for every wave), handed back in the wave's orde
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..errors import BlendstyleError, Problem
 from ..files.networks import SavedNetwork
@@ -26,6 +27,8 @@ from ..pipeline.rendered import Keyframe, Rendered
 from ..pipeline.schedule import Schedule
 from .engine import Cluster
 from .shipping import pack
+from ..pipeline.training import Trainer, Training, gather
+from .training import RemoteTraining
 from .workers import FrameWorker, StillWorker, lost
 
 #: Seconds between looks at the driver's stop request while waiting for frames.
@@ -40,16 +43,18 @@ class RayFarm:
         self.kind: type | None = None
         self.shipped: list = []
 
-    def _start(self, worker: type, shipped, count: int) -> list:
+    def _start(self, worker: type, shipped, count: int, trainer: tuple[dict, int] | None = None) -> list:
         """One actor per worker (at most ``count``); ``shipped()`` (the job, its statistics...) goes into
-        the object store once and every call names it. A print's later waves find their workers ready."""
+        the object store once and every call names it. A print's later waves find their workers ready.
+        ``trainer``: one actor with these options and threads instead (:meth:`Cluster.trainer`)."""
         ray = self.cluster.ray
-        if self.kind is not worker or len(self.actors) < min(count, self.workers):
+        if self.kind is not worker or len(self.actors) < min(count, self.workers) or trainer:
             self.close()
             self.kind = worker
             self.shipped = [ray.put(to_device(item, "cpu")) for item in shipped()]  # a worker may have no GPU, or another
-            remote = ray.remote(**self.cluster.actor_options())(worker)
-            self.actors = [remote.remote(self.cluster.threads) for _ in range(max(1, min(count, self.workers)))]
+            options, threads = trainer or (self.cluster.actor_options(), self.cluster.threads)
+            remote = ray.remote(**options)(worker)
+            self.actors = [remote.remote(threads) for _ in range(1 if trainer else max(1, min(count, self.workers)))]
         return self.actors
 
     def close(self, release: bool = True) -> None:
@@ -141,6 +146,18 @@ class RayFarm:
         per = -(-len(groups) // len(actors))
         refs = [actors[number // per].network.remote(self.shipped, network, group) for number, group in enumerate(groups)]
         yield from self._gather(renderer.run, refs, [], ordered=True)
+
+    def training(self, renderer: ClipRenderer, key: str, checkpoint: Path) -> Trainer:
+        if (self.cluster.address or "").startswith("ray://"):  # Ray Client cannot stream the steps back
+            renderer.run.reporter.stage("training the network here: Ray Client (ray://) cannot stream a worker's steps")
+            return Training(renderer.run, renderer, gather(renderer), checkpoint, key)
+        return RemoteTraining(self, renderer, key, checkpoint)
+
+    def train(self, renderer: ClipRenderer, key: str, checkpoint: dict | None) -> Iterator[tuple]:
+        """The events of the network's training on one worker (:meth:`FrameWorker.train`), as they come."""
+        actors = self._start(FrameWorker, lambda: _clip(renderer), 1, trainer=self.cluster.trainer(renderer.run.device.type == "cuda"))
+        stream = actors[0].train.options(num_returns="streaming").remote(self.shipped, key, checkpoint)
+        yield from self._gather(renderer.run, [], [stream])
 
     def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
         actors = self._start(StillWorker, lambda: _still(schedule), len(cells))

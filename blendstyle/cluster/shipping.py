@@ -72,9 +72,14 @@ def unpack(shipment: Shipment, folder: Path) -> Unpacked:
     """The shipped job with its input files written under ``folder`` and its paths pointing at them."""
     folder.mkdir(parents=True, exist_ok=True)
     places: dict[str, str] = {}
+    content = shipment.loaded.job.content
     for number, (path, data) in enumerate(shipment.files.items()):
-        # Numbered, keeping the name and suffix: formats are told by their suffix, messages name the file.
-        place = folder / f"{number:03d}_{Path(path).name}"
+        if str(Path(path).parent) == content:  # a still of a content folder: the folder, names and all, again
+            place = folder / "folder" / Path(content).name / Path(path).name  # the folder's own name: messages name it
+            place.parent.mkdir(parents=True, exist_ok=True)
+            places[content] = str(place.parent)
+        else:  # numbered, keeping the name and suffix: formats are told by their suffix, messages name the file
+            place = folder / f"{number:03d}_{Path(path).name}"
         place.write_bytes(data)
         places[path] = str(place)
     loaded = copy.deepcopy(shipment.loaded)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..errors import BlendstyleError
+from ..files.networks import save_checkpoint
 from ..nst.device import to_device
 from ..pipeline.clip import ClipRenderer
 from ..pipeline.context import open_run
@@ -32,6 +33,7 @@ from ..pipeline.rendered import Keyframe, Rendered
 from ..pipeline.schedule import Schedule
 from ..pipeline.still import StillContent
 from ..pipeline.sweep import render_cell
+from ..pipeline.training import Training, gather
 from .shipping import Shipment, Unpacked, unpack
 
 
@@ -176,6 +178,22 @@ class FrameWorker(_Worker):
                 self.net = build(ray.get(saved[0]), renderer.run.device)
             frames = [self.frames(index)[0] for index in indices]
             return to_device(through(renderer, self.net, indices, frames), "cpu")
+
+    def train(self, shipped: list, key: str, checkpoint: dict | None) -> Iterator[tuple]:
+        """The network's training (:class:`~blendstyle.cluster.training.RemoteTraining` watches it), going on
+        from ``checkpoint``, streamed as events: ``("step", Step)`` after every step; ``("checkpoint",
+        state, picture)`` whenever a checkpoint is due; ``("done", state, device)`` at the end."""
+        with self._as_written():
+            renderer = self._setup(shipped)
+            path = self.folder / "network.checkpoint.pt"
+            if checkpoint is not None:
+                save_checkpoint(path, checkpoint)
+            training = Training(renderer.run, renderer, gather(renderer), path, key)
+            for step in training.stepping():
+                yield "step", step
+                if training.checkpoint_due():
+                    yield "checkpoint", to_device(training.state(), "cpu"), to_device(training.picture(), "cpu")
+            yield "done", to_device(training.state(), "cpu"), renderer.run.device.type
 
     def keyframe(self, shipped: list, index: int, anchor: Keyframe | None) -> tuple[Rendered, Keyframe]:
         with self._as_written():

@@ -5,6 +5,7 @@ would refuse because of what the inputs are, ``validate`` refuses first, at the 
 * the frame range must select frames, and no more than ``animation.max_frames``;
 * every image must keep, at the size it is rendered, a short side the network can take at the job's
   deepest layer (each pool halves it; ``relu5_1`` needs 16 px);
+* a folder of stills is content for ``method: network`` only, and takes no mask;
 * keys that do not apply to the content's mode are refused rather than silently ignored
   (:data:`blendstyle.config.modes.MODES`).
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from ..errors import Problem, display_path
 from ..media.formats import is_video
-from ..media.probe import frame_times, frames_in, image_size
+from ..media.probe import frame_times, frames_in, image_size, stills_in
 from .layering import Layered, format_key
 from .models import Job
 from .modes import refused_keys
@@ -37,6 +38,9 @@ def input_problems(job: Job, layered: Layered, job_file: Path, wrong: set[Key] =
         if not under(key, wrong) and not any(affected(read, wrong) for read in reads):
             problems.append(Problem(message, layered.location(key), format_key(key)))
 
+    if Path(job.content).is_dir():
+        folder_problems(job, layered, job_file, problem)
+        return problems
     content_frames = frames_in(job.content)
     if content_frames is None:
         problem(("content",), f"cannot count the frames of {display_path(Path(job.content))}: corrupt or truncated")
@@ -72,24 +76,55 @@ def input_problems(job: Job, layered: Layered, job_file: Path, wrong: set[Key] =
                 "it, or pick fewer frames with animation.start/stop/step",
                 range_keys,
             )
+    size_problem(job, image_size(job.content), problem)
+    # The mode a key is refused in is read from the content and the sweep. A refusal found with a wrong
+    # sub-key taken out stands: the value as written differs from the default all the more.
+    for key, reason in refused_keys(job, layered, content_frames > 1 or is_video(job.content), job_file):
+        problem(key, reason, (("sweep",),))
+    return problems
+
+
+def size_problem(job: Job, size: tuple[int, int] | None, problem, what: str = "the content") -> None:
+    """A content of ``size`` must keep, at the job's size, a short side the network can take."""
     smallest = job.smallest_side()
-    deepest = job.deepest_layer()
-    size = image_size(job.content)
     if size is not None:
         short = round(min(size) * job.size / max(size))
         if short < smallest:
             fits = math.ceil(smallest * max(size) / min(size))
             problem(
                 ("size",),
-                f"at size {job.size} the content ({size[0]}x{size[1]}) is {short} px on its short side, below the "
-                f"{smallest} px the network needs to reach {deepest}; the smallest size that works is {fits}",
+                f"at size {job.size} {what} ({size[0]}x{size[1]}) is {short} px on its short side, below the "
+                f"{smallest} px the network needs to reach {job.deepest_layer()}; the smallest size that works is {fits}",
                 (("layers",), *(("styles", index, "layers") for index in range(len(job.styles)))),
             )
-    # The mode a key is refused in is read from the content and the sweep. A refusal found with a wrong
-    # sub-key taken out stands: the value as written differs from the default all the more.
-    for key, reason in refused_keys(job, layered, content_frames > 1 or is_video(job.content), job_file):
+
+
+def folder_problems(job: Job, layered: Layered, job_file: Path, problem) -> None:
+    """A folder of stills is content for ``method: network`` (one network trained on them all), each still
+    rendered as a still is; a mask belongs to one picture."""
+    if job.method != "network":
+        problem(("content",), f"{display_path(Path(job.content))} is a folder: a folder of stills is content for "
+                "method: network, which trains one network on them all; under method: optimize name one image "
+                "(or write a job per image and run their folder)", (("method",),))
+    for index, style in enumerate(job.styles):
+        if style.mask is not None:
+            problem(("styles", index, "mask"), "a mask belongs to one picture, and the stills of a content folder "
+                    "differ: leave the mask out, or render each still with its own job", (("content",),))
+    stills = stills_in(job.content)
+    name = job.name or job_file.stem  # the name the job's own files are written under
+    stems: dict[str, str] = {}
+    if job.output.format == "png":  # the sheet and the loss plot are PNGs
+        stems = {f"{name}_sheet": "the contact sheet", f"{name}_loss": "the loss plot"}
+    for still in stills:
+        if (other := stems.setdefault(still.stem, still.name)) != still.name:
+            problem(("content",), f"{other} and {still.name} in {display_path(Path(job.content))} would both be "
+                    f"written as {still.stem}.{job.output.format}: rename one")
+    sizes = [size for size in map(image_size, stills) if size is not None]
+    if sizes:  # the still with the shortest side at the job's size is the one the check needs
+        narrowest = min(range(len(sizes)), key=lambda k: min(sizes[k]) / max(sizes[k]))
+        size_problem(job, sizes[narrowest], problem, f"the still {stills[narrowest].name}")
+    for key, reason in refused_keys(job, layered, False, job_file):
         problem(key, reason, (("sweep",),))
-    return problems
 
 
 def _frames(count: int, times: list[float] | None) -> str:

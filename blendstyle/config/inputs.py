@@ -1,5 +1,5 @@
 """What a job's input files are, as far as ``validate`` and ``run`` check them (no torch): whether each is
-usable as an image or video (:func:`check_image`), and the hash a run record keeps of it. Reading a
+usable as an image or video (:func:`check_image`), or a folder as stills (:func:`check_folder`), and the hash a run record keeps of it. Reading a
 file's header is :mod:`blendstyle.media.probe`'s."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import hashlib
 from pathlib import Path
 
 from ..errors import display_path
-from ..media.formats import is_video
-from ..media.probe import own_pixel_limit, probe_video
+from ..media.formats import STILL_SUFFIXES, is_video
+from ..media.probe import frames_in, own_pixel_limit, probe_video, stills_in
 
 
 def check_image(path: Path, max_pixels: int | None = None, video: bool = False) -> str | None:
@@ -45,6 +45,21 @@ def check_image(path: Path, max_pixels: int | None = None, video: bool = False) 
         return f"image has no pixels ({width}x{height}): {display_path(path)}"
     if max_pixels is not None and width * height > max_pixels:
         return f"image is {width}x{height} = {width * height} pixels, above max_input_pixels ({max_pixels}): {display_path(path)}"
+    return None
+
+
+def check_folder(path: Path, max_pixels: int | None = None) -> str | None:
+    """Why a content folder cannot be used as a folder of stills, or None when it can: it must hold a
+    still (:func:`~blendstyle.media.probe.stills_in`), and each must be a usable, unanimated image."""
+    stills = stills_in(path)
+    if not stills:
+        kinds = ", ".join(sorted(suffix[1:] for suffix in STILL_SUFFIXES))
+        return f"no still image ({kinds}) in the folder {display_path(path)}"
+    for still in stills:
+        if reason := check_image(still, max_pixels):
+            return reason
+        if (frames_in(still) or 1) > 1:
+            return f"{display_path(still)} is animated: a folder's files are trained on as stills"
     return None
 
 

@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import BlendstyleError, Location, Problem, display_path
+from ..media.probe import stills_in
 from .checks import input_problems
-from .inputs import check_image, file_sha256
+from .inputs import check_folder, check_image, file_sha256
 from .layering import Layered, format_key, parse_key, read_layered
 from .models import NAME_PATTERN, Job
 from .partial import affected, best_effort, raw_paths, under
@@ -75,10 +76,12 @@ class LoadedJob:
 
     @functools.cached_property
     def input_hashes(self) -> list[tuple[str, str, str]]:
-        """(role, path, SHA-256) of every file the result depends on, read once per loaded job: the content,
-        the styles and masks, an init image and weights files."""
+        """(role, path, SHA-256) of every file the result depends on, read once per loaded job: the content
+        (each still of a content folder), the styles and masks, an init image and weights files."""
         job = self.job
-        inputs = [("content", job.content)] + [(f"styles[{i}]", s.path) for i, s in enumerate(job.styles)]
+        content = Path(job.content)
+        inputs = [("content", str(still)) for still in stills_in(content)] if content.is_dir() else [("content", job.content)]
+        inputs += [(f"styles[{i}]", s.path) for i, s in enumerate(job.styles)]
         inputs += [(f"styles[{i}].mask", s.mask) for i, s in enumerate(job.styles) if s.mask is not None]
         if job.init.source not in type(job.init).path_keywords:
             inputs.append(("init.source", job.init.source))
@@ -147,6 +150,8 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
         try:
             if key in WEIGHTS_FILES:
                 reason = None if file.is_file() else f"file not found: {display_path(file)}"
+            elif key == ("content",) and file.is_dir():
+                reason = check_folder(file, limit)
             else:
                 reason = check_image(file, limit, video=key == ("content",))
         except OSError as exc:  # a name the system refuses to look up (too long, a loop of links)

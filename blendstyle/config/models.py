@@ -67,7 +67,8 @@ class Job(Model):
     name: Name | None = Field(
         None, description="output folder name; default: the job file's name"
     )
-    content: ImagePath
+    content: ImagePath = Field(description="image, animation or video file, or (method: network) a folder of stills; "
+                               "relative to the job file that names it")
     styles: Annotated[list[Style], Field(min_length=1, max_length=64)]
     layers: Layers = Field(default_factory=Layers)
     style_loss: StyleLosses = Field(

@@ -25,9 +25,9 @@ TABLE: dict[str, dict[str, str]] = {
     ).split()
 }
 TABLE["method"] = {
-    "still": "method: network trains on a clip's frames (GIF, animated WebP or PNG, video); this content is a still",
+    "still": USED,
     "animation": USED,
-    "sweep": "method: network trains on a clip's frames; a sweep renders stills",
+    "sweep": "method: network trains one network for one blend; a sweep renders one picture per blend",
     "study": USED,  # a study's reconstructions are optimised whatever the method (its --help says what it studies)
 }
 TABLE["sweep"] = {
@@ -60,6 +60,7 @@ NETWORK_REFUSES = {
     ("scales",): "method: network renders every frame in one pass at the job's size: it has no smaller scales",
     ("tiles",): "method: network renders every frame whole, in one pass",
     ("init",): "under method: network, each frame starts from the network's picture",
+    ("output", "snapshot_every"): "method: network makes its picture in one pass: there is no picture under way to keep",
     ("animation", "mode"): "method: network renders every frame through one network; coherent and independent are "
                            "ways of method: optimize (the network is trained with the temporal term instead)",
     ("animation", "iterations"): "method: network has no per-frame optimisation; network.refine sets its iterations",
@@ -117,7 +118,8 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path) -> 
         section = getattr(job, key)
         if mode not in only and getattr(section, field) != type(section).model_fields[field].default:
             refused.append(((key, field), reason))
-    return refused + method_refusals(job)
+    said = {key for key, _ in refused}
+    return refused + [(key, reason) for key, reason in method_refusals(job) if key not in said]
 
 
 def _same_file(shown: str, job_file: Path) -> bool:

@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 
 from ..errors import display_path
-from .formats import is_video
+from .formats import STILL_SUFFIXES, is_video
 
 #: What Pillow raises on truncated or malformed image data.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -29,6 +29,16 @@ def own_pixel_limit():
         yield
     finally:
         Image.MAX_IMAGE_PIXELS = saved
+
+
+def stills_in(folder: Path | str) -> list[Path]:
+    """The stills of a content folder: its files (not those of its sub-folders, nor hidden ones) with a
+    still image's suffix, sorted by name."""
+    return sorted(
+        (entry for entry in Path(folder).iterdir()
+         if entry.is_file() and not entry.name.startswith(".") and entry.suffix.lower() in STILL_SUFFIXES),
+        key=lambda entry: entry.name,
+    )
 
 
 def frames_in(path: Path | str) -> int | None:

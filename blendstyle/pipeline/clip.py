@@ -14,19 +14,21 @@ and in a cluster's worker (:mod:`blendstyle.cluster`), so a frame comes out the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import BlendstyleError, Problem
 from ..files.clips import ClipFile, open_clip
-from ..files.images import fit_long_side
-from ..media.probe import frame_times
+from ..files.images import fit_long_side, read_image
+from ..media.formats import is_video
+from ..media.probe import frame_times, frames_in, image_size, stills_in
 from ..nst.memory import free_bytes, job_bytes, plan
 from ..nst.temporal import flow_available, reference
 from .context import Run
 from .rendered import Keyframe, Previous, Rendered
-from .schedule import Schedule, plan_stages
+from .schedule import Schedule, Stage, plan_stages
 
 
 def frames_per_batch(batch, device: torch.device, width: int, height: int, job) -> int:
@@ -58,7 +60,11 @@ class ClipRenderer:
     def __init__(self, run: Run, statistics: dict[int, list] | None = None, stages: list | None = None):
         job, device = run.job, run.device
         settings = job.animation
-        if settings.flow == "dis" and not flow_available():
+        # A still, or a folder's stills (method: network): set up on the first, read as a still is read
+        # (orientation, colour profile, 16 bits) whatever animation settings a shared base gives; training
+        # reads them all.
+        self.stills = stills_of(job.content)
+        if self.stills is None and settings.flow == "dis" and not flow_available():
             raise BlendstyleError(
                 Problem("dis needs OpenCV", run.loaded.location(("animation", "flow")), "animation.flow"),
                 hint="pip install opencv-python-headless, or use flow: none",
@@ -67,23 +73,34 @@ class ClipRenderer:
         self.settings = settings
         self.use_flow = settings.flow == "dis" or (settings.flow == "auto" and flow_available())
         with run.reading(("content",)):
-            clip = open_clip(job.content, job.size, *frame_range(job), settings.step, settings.max_frames, job.max_input_pixels)
-            self.first = next(clip.frames()).to(device)
+            if self.stills is None:
+                clip = open_clip(job.content, job.size, *frame_range(job), settings.step, settings.max_frames,
+                                 job.max_input_pixels)
+                self.first = next(clip.frames()).to(device)
+            else:
+                clip = open_clip(self.stills[0], job.size, max_pixels=job.max_input_pixels)
+                self.first = read_image(self.stills[0], job.size, job.max_input_pixels).to(device)
         self.clip = clip
         run.check()
-        width, height = clip.size
+        width, height = clip.size if self.stills is None else largest(self.stills, job.size)
         self.memory = memory = plan(job, device, width, height)
-        if memory.tiled:
+        # method: network has one stage, the job's size, whole (the network runs on whole frames); without
+        # refine it optimises no frame, so the optimiser's memory plan does not bind it.
+        network = job.method == "network"
+        if memory.tiled and not (network and not job.network.refine):
             raise BlendstyleError(
                 Problem(
-                    f"animation frames render whole, and a {width}x{height} frame needs about {memory.needed / 2**30:.1f} GiB, "
+                    f"{'network.refine optimises frames' if network else 'animation frames render'} whole, and a "
+                    f"{width}x{height} frame needs about {memory.needed / 2**30:.1f} GiB, "
                     f"more than the {memory.budget / 2**30:.1f} GiB available",
                     run.loaded.location(("size",)),
                     "size",
                 ),
                 hint=f"size: {memory.fits} fits",
             )
-        self.stages = stages = stages or plan_stages(job, width, height, memory)
+        if stages is None:
+            stages = [Stage(job.size, job.optimizer.iterations)] if network else plan_stages(job, width, height, memory)
+        self.stages = stages
         self.schedule = Schedule(run, stages, lambda long_side: scaled(self.first, long_side), statistics=statistics)
         self.stylizer = self.schedule.stylizer(stages[-1])
         self.first_iterations = job.optimizer.iterations
@@ -162,6 +179,21 @@ class ClipRenderer:
                 temporal.append((later, count * share * sure))
                 start = start + share * sure * (later - start)
         return self.follow(index, original, start, temporal, iterations)
+
+
+def stills_of(content: str) -> list[Path] | None:
+    """The stills of a content that is a still (itself) or a folder (:func:`stills_in`); None for an
+    animation or a video."""
+    path = Path(content)
+    if path.is_dir():
+        return stills_in(path)
+    return [path] if not is_video(path) and frames_in(path) == 1 else None
+
+
+def largest(stills: list[Path], long_side: int) -> tuple[int, int]:
+    """The size of the still with the most pixels at ``long_side``: what memory is planned for."""
+    sizes = [fit_long_side(*(image_size(still) or (1, 1)), long_side) for still in stills]
+    return max(sizes, key=lambda size: size[0] * size[1])
 
 
 def frame_range(job) -> tuple[int, int | None]:

@@ -67,6 +67,8 @@ def job_key(loaded: LoadedJob, pixels_only: bool = False, exclude: Any = None) -
         exclude = {"output": True, "animation": {"formats", "dither", "steady"}, "name": True}
     job = loaded.job.model_dump(mode="json", exclude=exclude)
     inputs = [digest for _, _, digest in loaded.input_hashes]
+    if Path(loaded.job.content).is_dir():  # a folder's stills are written under their own names
+        inputs += [Path(path).name for role, path, _ in loaded.input_hashes if role == "content"]
     text = json.dumps({"job": job, "inputs": inputs, "version": __version__}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -1,5 +1,5 @@
-"""``method: network``: a feed-forward network trained for the job on the clip's own frames renders every
-frame in one pass (Johnson et al. 2016; the network is :mod:`blendstyle.nst.transformer`, its training
+"""``method: network`` on a clip: a feed-forward network trained for the job on the clip's own frames
+renders every frame in one pass (Johnson et al. 2016; the network is :mod:`blendstyle.nst.transformer`, its training
 :mod:`blendstyle.pipeline.training`).
 
 The mode reads as a list of steps:
@@ -7,12 +7,15 @@ The mode reads as a list of steps:
 1. set up as every clip does (:class:`~blendstyle.pipeline.clip.ClipRenderer`: the clip opened, the style
    targets of the job's size blended once);
 2. obtain the network: a saved one the job names (``network.weights``), the one an earlier run of this
-   job finished (``<name>.network.pt`` with this training's key), or a new one trained here, going on from
-   a stopped run's checkpoint; a newly trained one is written to ``<name>.network.pt``;
+   job finished (``<name>.network.pt`` with this training's key), or a new one trained here (or on one of
+   a farm's workers, :mod:`blendstyle.cluster.training`), going on from a stopped run's checkpoint; a
+   newly trained one is written to ``<name>.network.pt``;
 3. every frame not done yet through the network, in batches (with ``network.refine``, each then optimised
    for that many iterations from the network's picture, held to the previous frame's result as a coherent
    frame is), saved to ``frames/`` as it comes;
 4. the clip's files, sheet, loss plot (of the training) and record, as the optimising modes write them.
+
+A still or a folder of stills goes through :mod:`blendstyle.pipeline.network_still` instead.
 
 A stop during training keeps a checkpoint, during rendering the finished frames; the next run goes on.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -40,7 +44,7 @@ from .farm import FrameCursor
 from .frames import FrameLog
 from .rendered import Rendered
 from .result import RenderResult
-from .training import Training, gather, rows, steps
+from .training import Trainer, Training, gather, rows, steps
 
 #: Frames through the network at once (a CPU gains little from more; a GPU's batches are larger).
 BATCH = {"cpu": 4, "cuda": 16}
@@ -61,6 +65,7 @@ class Trained:
     trained_for: dict[str, Any]
     history: list[Step] = field(default_factory=list)
     seconds: float = 0.0
+    trained_on: dict[str, str] | None = None  # this run's training: {"process": "this" or "worker", "device"}
 
     def saved(self) -> SavedNetwork:
         """The network as a farm's workers get it (weights on the CPU)."""
@@ -76,6 +81,10 @@ class NetworkFarm(Protocol):
     def network(self, renderer: ClipRenderer, saved: SavedNetwork, groups: list[list[int]]) -> Iterator[Rendered]:
         """Each group of frames through the network (:func:`through`), handed back in the groups' order."""
 
+    def training(self, renderer: ClipRenderer, key: str, checkpoint: Path) -> Trainer:
+        """The job's network trained on a worker, going on from ``checkpoint`` (this training's, ``key``) and
+        keeping its checkpoints there."""
+
 
 def render_network(run: Run, farm: NetworkFarm | None = None) -> RenderResult:
     if farm is not None and run.job.network.refine:
@@ -87,24 +96,30 @@ def render_network(run: Run, farm: NetworkFarm | None = None) -> RenderResult:
     run.reporter.stage("reading frames")
     renderer = ClipRenderer(run)
     log = FrameLog.open(run, renderer)
-    trained = obtain(run, renderer)
+    trained = obtain(run, renderer, farm)
     log.history = list(trained.history)
     mark = run.seconds()
     with run.guard(log.saved, renderer.clip.size):
         render_frames(log, trained, farm)
     busy = run.seconds() - mark
-    network = {"file": None if trained.source == "applied" else network_path(run).name, "source": trained.source,
-               "architecture": trained.architecture.record(), "trained_for": trained.trained_for,
-               "refine": run.job.network.refine, "training_seconds": round(trained.seconds, 4)}
+    network = network_record(run, trained)
     iterations = {"training": run.job.network.iterations if trained.source != "applied" else 0,
                   "training_done": len(trained.history), "refine_per_frame": run.job.network.refine}
-    made = [network_path(run)] if network["file"] else []
+    made = [network_path(run)] if trained.source != "applied" else []
     return finish_clip(log, farm, busy, made, network=network, iterations=iterations,
                        animation={"batch": batch_size(run.device), "mode": "network"})
 
 
 def network_path(run: Run):
     return run.folder / f"{run.job.name}.network.pt"
+
+
+def network_record(run: Run, trained: Trained) -> dict[str, Any]:
+    """The record's ``network`` field: its file, how it came about and what it was trained for."""
+    return {"file": None if trained.source == "applied" else network_path(run).name, "source": trained.source,
+            "architecture": trained.architecture.record(), "trained_for": trained.trained_for,
+            "refine": run.job.network.refine, "training_seconds": round(trained.seconds, 4),
+            "trained_on": trained.trained_on}
 
 
 def training_key(run: Run) -> str:
@@ -137,8 +152,9 @@ def trained_for(run: Run, key: str, seconds: float, history: list[Step]) -> dict
     }
 
 
-def obtain(run: Run, renderer: ClipRenderer) -> Trained:
-    """The network the frames go through (see the module's docstring, step 2)."""
+def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) -> Trained:
+    """The network the frames go through (see the module's docstring, step 2); ``farm``: trained on one of
+    its workers."""
     settings, device = run.job.network, run.device
     if settings.weights is not None:
         with run.reading(("network", "weights")):
@@ -154,14 +170,19 @@ def obtain(run: Run, renderer: ClipRenderer) -> Trained:
             run.reporter.stage(f"network trained by an earlier run: {path.name}")
             return Trained(build(saved, device), saved.architecture, "reused", saved.trained_for,
                            steps(saved.terms, saved.history), float(saved.trained_for.get("seconds", 0.0)))
-    run.reporter.stage("gathering training frames")
-    training = Training(run, renderer, gather(renderer), run.folder / "network.checkpoint.pt", key)
+    checkpoint = run.folder / "network.checkpoint.pt"
+    if farm is not None:  # on a worker (with a GPU where the cluster has them); the checkpoints come here
+        training: Trainer = farm.training(renderer, key, checkpoint)
+    else:
+        run.reporter.stage("gathering training frames")
+        training = Training(run, renderer, gather(renderer), checkpoint, key)
     with run.guard(training.saved, renderer.clip.size):
         training.train()
     record = trained_for(run, key, training.seconds, training.history)
     save_network(path, SavedNetwork(training.architecture, training.net.state_dict(), record, *rows(training.history)))
     training.path.unlink(missing_ok=True)
-    return Trained(training.net.eval(), training.architecture, "trained", record, training.history, training.seconds)
+    return Trained(training.net.eval(), training.architecture, "trained", record, training.history, training.seconds,
+                   training.trained_on)
 
 
 def build(saved: SavedNetwork, device: torch.device) -> torch.nn.Module:

@@ -18,6 +18,7 @@ from .animation import render_animation
 from .context import Halted, Identity, Run, open_run
 from .farm import ClipFarm
 from .network import NetworkFarm, render_network
+from .network_still import render_network_still
 from .progress import Reporter
 from .result import RenderResult
 from .still import render_still
@@ -87,10 +88,14 @@ def render(
 
 def _mode(loaded: LoadedJob) -> Callable[[Run, Farm | None], RenderResult]:
     """The mode that renders this job: an animation (a video is one, even of one frame), a sweep or a still (``validate`` refuses a sweep of
-    an animation)."""
+    an animation), each optimised or through a network as its ``method`` says."""
+    if Path(loaded.job.content).is_dir():  # a folder of stills: validate allows it under method: network only
+        return render_network_still
     frames = frames_in(loaded.job.content)
     if frames is None:
         raise BlendstyleError(Problem("cannot count its frames: corrupt or truncated", loaded.location(("content",)), "content"))
     if frames > 1 or is_video(loaded.job.content):
         return render_network if loaded.job.method == "network" else render_animation
+    if loaded.job.method == "network":  # validate refuses it for a sweep
+        return render_network_still
     return render_sweep if loaded.job.sweep else render_still

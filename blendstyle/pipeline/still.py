@@ -12,6 +12,7 @@ import torch
 from ..files.clips import read_clip
 from ..files.images import read_alpha, read_image, write_image
 from ..media.formats import STILLS
+from ..media.probe import stills_in
 from ..nst.memory import plan
 from ..nst.optimize import Step
 from .context import Run, Saved
@@ -28,15 +29,18 @@ class StillContent:
         self.run = run
         self.frame = frame
         self.sizes: dict[int, torch.Tensor] = {}
+        self.path = Path(run.job.content)
+        if self.path.is_dir():  # a folder of stills (a study of a method: network job): its first
+            self.path = stills_in(self.path)[0]
 
     def __call__(self, long_side: int) -> torch.Tensor:
         if long_side not in self.sizes:
             job = self.run.job
             with self.run.reading(("content",)):
                 if self.frame is None:
-                    image = read_image(job.content, long_side, job.max_input_pixels)
+                    image = read_image(self.path, long_side, job.max_input_pixels)
                 else:
-                    image = read_clip(job.content, long_side, self.frame, self.frame + 1, 1, None, job.max_input_pixels).frames[0]
+                    image = read_clip(self.path, long_side, self.frame, self.frame + 1, 1, None, job.max_input_pixels).frames[0]
             self.sizes[long_side] = image.to(self.run.device)
         return self.sizes[long_side]
 
@@ -45,9 +49,9 @@ class StillContent:
         job = self.run.job
         with self.run.reading(("content",)):
             if self.frame is None:
-                alpha = read_alpha(job.content, job.size, job.max_input_pixels)
+                alpha = read_alpha(self.path, job.size, job.max_input_pixels)
             else:
-                clip = read_clip(job.content, job.size, self.frame, self.frame + 1, 1, None, job.max_input_pixels)
+                clip = read_clip(self.path, job.size, self.frame, self.frame + 1, 1, None, job.max_input_pixels)
                 alpha = None if clip.alpha is None else clip.alpha[0]
         return None if alpha is None else alpha.to(self.run.device)
 

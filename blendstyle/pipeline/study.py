@@ -94,7 +94,8 @@ def study(loaded: LoadedJob, what: str, out_root: Path | str = "outputs", report
 
 def _study(run: Run, what: str) -> Path:
     job, folder = run.job, run.folder
-    content_at = StillContent(run, frame=job.animation.start if (frames_in(job.content) or 1) > 1 else None)
+    animated = not Path(job.content).is_dir() and (frames_in(job.content) or 1) > 1
+    content_at = StillContent(run, frame=job.animation.start if animated else None)
     height, width = content_at(job.size).shape[-2:]
     alpha = content_at.alpha()  # a transparent still is studied over its visible pixels, as it renders
     memory = plan(job, run.device, width, height)

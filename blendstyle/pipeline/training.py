@@ -1,4 +1,5 @@
-r"""Training the feed-forward network of ``method: network`` on the clip's own frames.
+r"""Training the feed-forward network of ``method: network`` on the content's own frames (a clip's, or a
+still's, or the stills of a folder, each paired with itself).
 
 Each step cuts ``network.batch / 2`` random views (:mod:`blendstyle.nst.views`) from as many pairs of
 consecutive frames, runs the ``batch`` crops through the network and scores the pictures with the job's
@@ -33,10 +34,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import torch
 
+from ..files.images import read_alpha, read_image
 from ..files.networks import load_checkpoint, save_checkpoint
 from ..nst.losses import temporal_loss
 from ..nst.optimize import Halt, Optimized, Step
@@ -66,7 +71,10 @@ class Pool:
 
 
 def gather(renderer: ClipRenderer) -> Pool:
-    """Decode the frames of the pairs to train on, one at a time, with their opacity and masks."""
+    """Decode the frames of the pairs to train on, one at a time, with their opacity and masks (a folder's
+    stills: :func:`gather_stills`)."""
+    if renderer.stills is not None:
+        return gather_stills(renderer)
     run, stylizer, count = renderer.run, renderer.stylizer, len(renderer.clip)
     if count == 1:
         pairs = [(0, 0)]
@@ -87,6 +95,27 @@ def gather(renderer: ClipRenderer) -> Pool:
     return Pool(stacks, pairs, renderer.clip.transparent, masked)
 
 
+def gather_stills(renderer: ClipRenderer) -> Pool:
+    """A still, or a content folder's stills, at the job's size, each paired with itself (no temporal
+    term), read as a still is rendered; with its opacity where any still has one (a full one for the
+    opaque stills), and a still's masks (``validate`` refuses masks on a folder)."""
+    run, job, stylizer = renderer.run, renderer.run.job, renderer.stylizer
+    read = []
+    for path in renderer.stills:
+        run.check()
+        with run.reading(("content",)):
+            read.append((read_image(path, job.size, job.max_input_pixels),
+                         read_alpha(path, job.size, job.max_input_pixels)))
+    transparent = any(alpha is not None for _, alpha in read)
+    masked = sorted(stylizer.blend.regions)
+    stacks = {}
+    for index, (image, alpha) in enumerate(read):
+        parts = [image] + ([torch.ones_like(image[:, :1]) if alpha is None else alpha] if transparent else [])
+        parts += [stylizer.mask(i, [0], image.shape[-2:]).cpu() for i in masked]
+        stacks[index] = torch.cat(parts, 1).mul(255).round().to(torch.uint8)
+    return Pool(stacks, [(index, index) for index in range(len(read))], transparent, masked)
+
+
 def rows(history: list[Step]) -> tuple[list[str], list[list[float]]]:
     """A loss history as plain numbers (a file read with ``weights_only`` holds no objects): the term
     names, and per step its number, total, seconds and terms."""
@@ -105,8 +134,25 @@ def learning_rate(base: float, step: int, steps: int) -> float:
     return base * (FINAL_RATE + (1 - FINAL_RATE) * share)
 
 
+class Trainer(Protocol):
+    """A network's training, here (:class:`Training`) or on a farm's worker: :meth:`train` runs it (a stop
+    raises :class:`Halted`), :meth:`saved` is the run guard's ``save``; afterwards ``net`` holds the
+    trained network here, ``history`` and ``seconds`` every step's loss and the time taken."""
+
+    architecture: Architecture
+    net: torch.nn.Module
+    history: list[Step]
+    seconds: float
+    path: Path
+    trained_on: dict[str, str]  # {"process": "this" or "worker", "device": where it ran}
+
+    def train(self) -> None: ...
+
+    def saved(self, result) -> Saved: ...
+
+
 class Training:
-    """One network's training for one job: resumable, stoppable, reported step by step."""
+    """One network's training for one job, here: resumable, stoppable, reported step by step."""
 
     def __init__(self, run: Run, renderer: ClipRenderer, pool: Pool, checkpoint, key: str):
         job, device = run.job, run.device
@@ -119,14 +165,19 @@ class Training:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=settings.learning_rate)
         self.scaler = torch.amp.GradScaler(device.type, enabled=run.precision == torch.float16)
         self.generator = torch.Generator().manual_seed(job.seed)
-        height, width = next(iter(pool.stacks.values())).shape[-2:]
+        # The stills of a folder differ in size: one crop side fits the smallest.
+        height = min(stack.shape[-2] for stack in pool.stacks.values())
+        width = min(stack.shape[-1] for stack in pool.stacks.values())
         self.side = crop_size(height, width, settings.crop)
         self.done, self.history, self.seconds = 0, [], 0.0
+        self.trained_on = {"process": "this", "device": device.type}
         saved = load_checkpoint(checkpoint, key)
         if saved is not None:
             self.net.load_state_dict(saved["network"])
             self.optimizer.load_state_dict(saved["optimizer"])
             self.generator.set_state(saved["generator"])
+            if saved.get("scaler"):  # fp16's loss scale (on CUDA); empty when the scaler is off
+                self.scaler.load_state_dict(saved["scaler"])
             self.done, self.seconds = saved["done"], saved["seconds"]
             self.history = steps(saved["terms"], saved["history"])
         self.held = renderer.stylizer.prepare(renderer.first)  # the frame the live page shows
@@ -193,44 +244,60 @@ class Training:
     def train(self) -> None:
         """The steps not done yet, a checkpoint every ``network.checkpoint_every``; a stop raises
         :class:`Halted` (the run's guard then calls :meth:`saved`)."""
-        run, reporter, total = self.run, self.run.reporter, self.settings.iterations
+        reporter, total = self.run.reporter, self.settings.iterations
         reporter.stage(f"training the network ({total} steps of {self.settings.batch} crops of {self.side[1]}x{self.side[0]} px)")
         reporter.start(total)
         for step in self.history:
             reporter.step(step)
-        self.net.train()
-        while self.done < total:
-            run.check()
-            step = self.step()
+        for step in self.stepping():
             reporter.step(step)
             if reporter.picture_due(step.iteration):
                 reporter.picture(self.picture())
-            if self.done % self.settings.checkpoint_every == 0 and self.done < total:
-                self.checkpoint()
         reporter.finish(Optimized(self.picture(), self.history, seconds=self.seconds))
+
+    def stepping(self) -> Iterator[Step]:
+        """Each step not done yet as it is taken (after its checkpoint, when one is due)."""
+        total = self.settings.iterations
+        self.net.train()
+        while self.done < total:
+            self.run.check()
+            step = self.step()
+            if self.checkpoint_due():
+                self.checkpoint()
+            yield step
+
+    def checkpoint_due(self) -> bool:
+        return self.done % self.settings.checkpoint_every == 0 and self.done < self.settings.iterations
 
     @torch.no_grad()
     def picture(self) -> torch.Tensor:
         """The held frame (the clip's first) as the network renders it now."""
         return transform(self.net, self.held, self.run.precision)
 
-    def checkpoint(self) -> None:
+    def state(self) -> dict:
+        """What a checkpoint holds: the network, Adam's state, the generator, fp16's loss scale, the steps
+        and their losses."""
         names, history = rows(self.history)
-        save_checkpoint(self.path, {
+        return {
             "key": self.key,
             "done": self.done,
             "seconds": self.seconds,
             "network": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "scaler": self.scaler.state_dict(),
             "terms": names,
             "history": history,
-        })
+        }
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.path, self.state())
 
     def saved(self, result) -> Saved:
         """What a stop keeps: a checkpoint of the steps done (the run guard's ``save``)."""
-        if self.done:
-            self.checkpoint()
         total = self.settings.iterations
+        if not self.done:
+            return Saved({"network": {"steps_done": 0, "steps": total}}, f"before the first of {total} training steps")
+        self.checkpoint()
         return Saved({"network": {"steps_done": self.done, "steps": total}},
                      f"after {self.done} of {total} training steps (checkpoint {self.path.name})")

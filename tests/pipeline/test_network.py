@@ -6,6 +6,7 @@ import signal
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 from PIL import Image
 
@@ -15,11 +16,13 @@ from blendstyle.files.clips import read_clip
 from blendstyle.files.networks import load_network
 from blendstyle.pipeline.progress import Reporter
 
-from ..conftest import QUICK, moving_gif, stripes
+from ..conftest import ASSETS, QUICK, moving_gif, stripes
 from .test_context import SignalAt
 
 #: A network small enough to train in seconds on two cores.
 TINY = "iterations: 24, crop: 40, batch: 2, width: 8, blocks: 1, checkpoint_every: 8, learning_rate: 0.002"
+#: For a 96x72 still: crops of two thirds of it.
+STILL = TINY.replace("crop: 40", "crop: 64")
 
 
 @pytest.fixture
@@ -87,8 +90,12 @@ def test_the_saved_network_reloads_and_renders_the_same_frames(clip_job, tmp_pat
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
 
 
-def test_a_stop_mid_training_keeps_a_checkpoint_and_the_rerun_trains_on_to_the_same_network(clip_job, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_a_stop_mid_training_keeps_a_checkpoint_and_the_rerun_trains_on_to_the_same_network(clip_job, tmp_path, precision):
+    """fp16 trains with a loss scale that halves at each overflow: the checkpoint keeps it, or the rerun
+    would skip other steps than the uninterrupted run."""
     job = clip_job()
+    job.write_text(job.read_text().replace("precision: fp32", f"precision: {precision}"))
     stopped_out, whole_out = tmp_path / "stopped", tmp_path / "whole"
     with pytest.raises(Interrupted) as info:
         blendstyle.render_job(blendstyle.load_job(job), stopped_out, reporter=SignalAt(signal.SIGINT, steps=11))
@@ -97,6 +104,11 @@ def test_a_stop_mid_training_keeps_a_checkpoint_and_the_rerun_trains_on_to_the_s
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "interrupted" and record["network"] == {"steps_done": 11, "steps": 24}
     assert (folder / "network.checkpoint.pt").is_file() and not (folder / "clip.network.pt").exists()
+    scaler = torch.load(folder / "network.checkpoint.pt", weights_only=True)["scaler"]
+    if precision == "fp16":
+        assert scaler["scale"] < 2.0**16  # it did overflow and back off: the case the checkpoint must keep
+    else:
+        assert scaler == {}
 
     seen = []
 
@@ -139,15 +151,57 @@ def test_bad_network_settings_are_located_errors(clip_job, extra, network, key, 
     assert problem.location is not None and problem.location.line is not None and words in problem.message
 
 
-def test_network_settings_are_refused_under_method_optimize_and_on_a_still(tmp_path, clip_job):
+def test_network_settings_are_refused_under_method_optimize_and_in_a_sweep(tmp_path, clip_job):
     stripes().save(tmp_path / "still.png")
     path = tmp_path / "optimize.yaml"
     path.write_text("content: clip.gif\nstyles: [{path: style.png}]\nsize: 48\nnetwork: {iterations: 5}\n")
     with pytest.raises(BlendstyleError, match="network settings apply to method: network"):
         blendstyle.load_job(path)
-    path.write_text("content: still.png\nstyles: [{path: style.png}]\nsize: 48\nmethod: network\n")
-    with pytest.raises(BlendstyleError, match="this content is a still"):
+    path.write_text("content: still.png\nstyles: [{path: style.png}, {path: style.png}]\nsize: 48\nmethod: network\n"
+                    "sweep: [{style: 0, steps: 2}]\n")
+    with pytest.raises(BlendstyleError, match="method: network trains one network for one blend"):
         blendstyle.load_job(path)
+    path.write_text("content: still.png\nstyles: [{path: style.png}]\nsize: 48\nmethod: network\n"
+                    "output: {snapshot_every: 5}\n")
+    with pytest.raises(BlendstyleError, match="output.snapshot_every: method: network makes its picture in one pass"):
+        blendstyle.load_job(path)
+
+
+@pytest.fixture
+def still_job(tmp_path):
+    stripes().save(tmp_path / "style.png")
+    Image.open(ASSETS / "content" / "chelsea.png").convert("RGB").resize((96, 72)).save(tmp_path / "photo.png")
+
+    def write(extra: str = "", network: str = STILL) -> object:
+        path = tmp_path / "photo.yaml"
+        path.write_text("content: photo.png\nstyles:\n  - path: style.png\nsize: 96\ndevice: cpu\nprecision: fp32\n"
+                        f"output: {{contact_sheet: false, loss_plot: false, format: tiff, depth: 16}}\n"
+                        f"method: network\nnetwork: {{{network}}}\n{extra}")
+        return path
+
+    return write
+
+
+def test_a_still_trains_on_its_own_crops_and_is_written_as_a_still(still_job, tmp_path):
+    result = blendstyle.run_job(still_job(), out_root=tmp_path / "out")
+    record = result.record
+    assert result.image_path.name == "photo.tiff" and "photo.network.pt" in record["outputs"]
+    written = tifffile.imread(result.image_path)
+    assert written.dtype == np.uint16 and written.shape == (72, 96, 3)
+    picture = torch.from_numpy(written.astype(np.float32) / 65535).permute(2, 0, 1)[None]
+    content = torch.from_numpy(np.asarray(Image.open(tmp_path / "photo.png"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    style = torch.from_numpy(np.asarray(Image.open(tmp_path / "style.png").convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    before, after = colour_distance([content], style), colour_distance([picture], style)
+    assert after < 0.85 * before, (before, after)
+    assert record["network"]["source"] == "trained" and record["iterations"]["training_done"] == 24
+    assert record["size"] == {"width": 96, "height": 72} and record["scales"] == [96]
+    # Refining starts from the trained network (reused: refine is not part of what it was trained for) and
+    # lowers the job's own loss below the network's picture's.
+    refined = blendstyle.run_job(still_job("optimizer: {iterations: 6}\n",
+                                           STILL + ", refine: 6"), out_root=tmp_path / "out")
+    assert refined.record["network"]["source"] == "reused" and refined.record["iterations"]["refine"] == 6
+    history = refined.record["loss_history"]
+    assert len(history) == 6 and history[-1] < history[0]
 
 
 def test_a_weights_file_of_another_shape_is_a_located_error(clip_job, tmp_path):
@@ -194,3 +248,98 @@ def test_refine_on_workers_is_refused_at_its_key(clip_job, tmp_path):
         render(blendstyle.load_job(clip_job(network=TINY + ", refine: 2")), tmp_path / "out", farm=Farm())
     problem = info.value.problems[0]
     assert problem.key == "network.refine" and problem.location.line is not None
+
+
+def pixels(path) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+
+
+@pytest.fixture
+def folder_job(tmp_path):
+    """A folder of two photos of different shapes (and a text file, which is not a still)."""
+    stripes().save(tmp_path / "style.png")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(ASSETS / "content" / "chelsea.png").convert("RGB").resize((96, 72)).save(photos / "cat.png")
+    Image.open(ASSETS / "content" / "rocket.jpg").convert("RGB").resize((60, 90)).save(photos / "rocket.jpg")
+    (photos / "notes.txt").write_text("not a picture")
+    path = tmp_path / "album.yaml"
+    path.write_text("content: photos\nstyles:\n  - path: style.png\nsize: 96\ndevice: cpu\n"
+                    f"{QUICK}method: network\nnetwork: {{{STILL.replace('crop: 64', 'crop: 80')}}}\n")
+    return path
+
+
+def test_a_folder_of_stills_trains_one_network_and_writes_each_still(folder_job, tmp_path, monkeypatch):
+    from blendstyle.pipeline import training
+
+    pools = []
+    gather_stills = training.gather_stills
+    monkeypatch.setattr(training, "gather_stills", lambda renderer: pools.append(gather_stills(renderer)) or pools[-1])
+    result = blendstyle.run_job(folder_job, out_root=tmp_path / "out")
+    # Trained on both stills, each at its own size, with crops that fit the smaller (crop 80 > 64 px).
+    assert [tuple(stack.shape[-2:]) for stack in pools[0].stacks.values()] == [(72, 96), (96, 64)]
+    assert pools[0].pairs == [(0, 0), (1, 1)]
+    record, style = result.record, pixels(tmp_path / "style.png")
+    assert [still["output"] for still in record["stills"]] == ["cat.png", "rocket.png"]
+    assert result.image_path.name == "cat.png" and {"cat.png", "rocket.png", "album.network.pt"} <= set(record["outputs"])
+    for name, source, shape in (("cat.png", "cat.png", (72, 96)), ("rocket.png", "rocket.jpg", (96, 64))):
+        written = pixels(result.folder / name)
+        assert written.shape[-2:] == shape
+        content = torch.nn.functional.interpolate(pixels(tmp_path / "photos" / source), size=shape, mode="bilinear")
+        before = colour_distance([content], style)
+        assert colour_distance([written], style) < 0.85 * before, name
+    # The network was trained on both: one file, every step.
+    assert record["network"]["trained_for"]["steps"] == 24
+    # A new photo in the folder makes the job out of date: it is trained and rendered again.
+    Image.open(ASSETS / "content" / "camera.png").convert("RGB").resize((80, 80)).save(tmp_path / "photos" / "camera.png")
+    again = blendstyle.run_job(folder_job, out_root=tmp_path / "out")
+    assert not again.up_to_date and len(again.record["stills"]) == 3
+
+
+@pytest.mark.parametrize(
+    "body,key,words",
+    [
+        ("content: photos\nstyles: [{path: style.png}]\n", "content", "a folder of stills is content for method: network"),
+        ("content: photos\nstyles: [{path: style.png, mask: style.png}]\nmethod: network\n", "styles[0].mask",
+         "a mask belongs to one picture"),
+    ],
+)
+def test_a_folder_is_refused_where_it_does_not_apply(folder_job, body, key, words):
+    folder_job.write_text(body)
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.load_job(folder_job)
+    problem = next(p for p in info.value.problems if p.key == key)
+    assert problem.location.line is not None and words in problem.message
+
+
+def test_a_folder_without_stills_or_with_a_clash_or_an_animation_is_a_located_error(folder_job, tmp_path):
+    photos = tmp_path / "photos"
+    Image.new("RGB", (40, 30)).save(photos / "cat.jpg")
+    with pytest.raises(BlendstyleError, match="cat.jpg and cat.png in .* would both be written as cat.png"):
+        blendstyle.load_job(folder_job)
+    (photos / "cat.jpg").unlink()
+    moving_gif(photos / "moving.webp")
+    with pytest.raises(BlendstyleError, match="moving.webp is animated"):
+        blendstyle.load_job(folder_job)
+    for entry in photos.iterdir():
+        entry.unlink()
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.load_job(folder_job)
+    assert info.value.problems[0].key == "content" and "no still image" in info.value.problems[0].message
+
+
+def test_a_still_too_large_for_the_optimiser_goes_through_the_network_whole(still_job, tmp_path, monkeypatch):
+    """Without refine no frame is optimised, so the optimiser's memory plan (here: tiles needed) does not
+    stop the network, and there are no smaller scales; with refine the picture must fit, as a frame must."""
+    from blendstyle.nst.memory import Plan
+    from blendstyle.pipeline import clip
+
+    monkeypatch.setattr(clip, "plan", lambda *args: Plan(True, 2**40, 2**30, 48))
+    quick = STILL.replace("iterations: 24", "iterations: 2")
+    result = blendstyle.run_job(still_job(network=quick), out_root=tmp_path / "out")
+    assert result.record["memory"]["tiled"] and result.record["scales"] == [96]
+    assert tifffile.imread(result.image_path).shape == (72, 96, 3)
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.run_job(still_job("optimizer: {iterations: 2}\n", quick + ", refine: 2"), out_root=tmp_path / "out")
+    problem = info.value.problems[0]
+    assert problem.key == "size" and "network.refine optimises frames whole" in problem.message

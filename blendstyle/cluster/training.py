@@ -1,0 +1,83 @@
+"""The network of ``method: network`` trained on one Ray worker (with a GPU where the cluster has GPUs),
+watched and kept from the driver.
+
+The worker runs the same :class:`~blendstyle.pipeline.training.Training` as a local run and streams its
+events back (:meth:`~blendstyle.cluster.workers.FrameWorker.train`): each step's losses, which go to the
+driver's bar and live page; every ``network.checkpoint_every`` steps the checkpoint and the held frame's
+picture, the checkpoint written atomically into the run's folder here; at the end the trained weights.
+A stop on the driver ends the worker's call and keeps the last checkpoint it sent, so the steps since that
+checkpoint are lost (a local training writes one at the stop itself); the next run, on workers or not,
+goes on from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..files.networks import load_checkpoint, save_checkpoint
+from ..nst.optimize import Optimized
+from ..nst.transformer import Architecture, TransformerNet, placed, transform
+from ..pipeline.clip import ClipRenderer
+from ..pipeline.context import Saved
+from ..pipeline.training import steps
+
+if TYPE_CHECKING:
+    from .frames import RayFarm
+
+
+class RemoteTraining:
+    """A :class:`~blendstyle.pipeline.training.Trainer` whose steps run on a worker of ``farm``."""
+
+    def __init__(self, farm: RayFarm, renderer: ClipRenderer, key: str, path: Path):
+        settings = renderer.run.job.network
+        self.farm, self.renderer, self.key, self.path = farm, renderer, key, path
+        self.architecture = Architecture(settings.width, settings.blocks)
+        self.net = None
+        self.resumed = load_checkpoint(path, key)
+        self.kept = self.done = self.resumed["done"] if self.resumed else 0
+        self.seconds = self.resumed["seconds"] if self.resumed else 0.0
+        self.history = steps(self.resumed["terms"], self.resumed["history"]) if self.resumed else []
+        self.trained_on = {"process": "worker", "device": ""}  # the worker says which device
+
+    def train(self) -> None:
+        run, reporter, total = self.renderer.run, self.renderer.run.reporter, self.renderer.run.job.network.iterations
+        gpu = self.farm.cluster.gpus and run.device.type == "cuda"
+        reporter.stage(f"training the network on a worker ({'a GPU' if gpu else 'its CPUs'}, {total} steps)")
+        reporter.start(total)
+        for step in self.history:
+            reporter.step(step)
+        final = None
+        for event in self.farm.train(self.renderer, self.key, self.resumed):
+            kind, payload = event[0], event[1]
+            if kind == "step":
+                if payload.iteration <= self.done:  # a call retried on a restarted worker replays its steps
+                    continue
+                self.done, self.seconds = payload.iteration, payload.elapsed
+                self.history.append(payload)
+                reporter.step(payload)
+            elif kind == "checkpoint":
+                save_checkpoint(self.path, payload)
+                self.kept = payload["done"]
+                reporter.picture(event[2].to(run.device))
+            else:  # ("done", state, device): nothing follows
+                final, self.trained_on["device"] = payload, event[2]
+                break
+        self.net = placed(TransformerNet(self.architecture), run.device)
+        self.net.load_state_dict(final["network"])
+        with torch.no_grad():
+            picture = transform(self.net, self.renderer.stylizer.prepare(self.renderer.first), run.precision)
+        reporter.finish(Optimized(picture, self.history, seconds=self.seconds))
+
+    def saved(self, result) -> Saved:
+        """What a stop keeps: the last checkpoint the worker sent (written here as it came)."""
+        total = self.renderer.run.job.network.iterations
+        if not self.kept:
+            kept = "no checkpoint yet: the next run trains from the start"
+        else:
+            lost = f"; the {self.done - self.kept} steps after it are lost" if self.done > self.kept else ""
+            kept = f"checkpoint {self.path.name} after {self.kept}{lost}"
+        return Saved({"network": {"steps_done": self.kept, "steps": total}},
+                     f"after {self.done} of {total} training steps on a worker ({kept})")
