@@ -25,9 +25,9 @@ from ..pipeline.context import Halted
 from ..pipeline.farm import Chunk
 from ..pipeline.rendered import Keyframe, Rendered
 from ..pipeline.schedule import Schedule
+from ..pipeline.training import Trainer, Training, gather
 from .engine import Cluster
 from .shipping import pack
-from ..pipeline.training import Trainer, Training, gather
 from .training import RemoteTraining
 from .workers import FrameWorker, StillWorker, lost
 
