@@ -151,7 +151,7 @@ class RayFarm:
         if (self.cluster.address or "").startswith("ray://"):  # Ray Client cannot stream the steps back
             renderer.run.reporter.stage("training the network here: Ray Client (ray://) cannot stream a worker's steps")
             return Training(renderer.run, renderer, gather(renderer), checkpoint, key)
-        return RemoteTraining(self, renderer, key, checkpoint)
+        return RemoteTraining(self.train, self.cluster.gpus, renderer, key, checkpoint)
 
     def train(self, renderer: ClipRenderer, key: str, checkpoint: dict | None) -> Iterator[tuple]:
         """The events of the network's training on one worker (:meth:`FrameWorker.train`), as they come."""

@@ -12,8 +12,8 @@ goes on from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -24,16 +24,16 @@ from ..pipeline.clip import ClipRenderer
 from ..pipeline.context import Saved
 from ..pipeline.training import steps
 
-if TYPE_CHECKING:
-    from .frames import RayFarm
-
 
 class RemoteTraining:
-    """A :class:`~blendstyle.pipeline.training.Trainer` whose steps run on a worker of ``farm``."""
+    """A :class:`~blendstyle.pipeline.training.Trainer` whose steps run on a worker: ``stream(renderer, key,
+    checkpoint)`` yields its events (:meth:`~blendstyle.cluster.frames.RayFarm.train`); ``gpus``: whether
+    the cluster has GPUs."""
 
-    def __init__(self, farm: RayFarm, renderer: ClipRenderer, key: str, path: Path):
+    def __init__(self, stream: Callable[[ClipRenderer, str, dict | None], Iterator[tuple]], gpus: bool,
+                 renderer: ClipRenderer, key: str, path: Path):
         settings = renderer.run.job.network
-        self.farm, self.renderer, self.key, self.path = farm, renderer, key, path
+        self.stream, self.gpus, self.renderer, self.key, self.path = stream, gpus, renderer, key, path
         self.architecture = Architecture(settings.width, settings.blocks)
         self.net = None
         self.resumed = load_checkpoint(path, key)
@@ -44,13 +44,13 @@ class RemoteTraining:
 
     def train(self) -> None:
         run, reporter, total = self.renderer.run, self.renderer.run.reporter, self.renderer.run.job.network.iterations
-        gpu = self.farm.cluster.gpus and run.device.type == "cuda"
+        gpu = self.gpus and run.device.type == "cuda"
         reporter.stage(f"training the network on a worker ({'a GPU' if gpu else 'its CPUs'}, {total} steps)")
         reporter.start(total)
         for step in self.history:
             reporter.step(step)
         final = None
-        for event in self.farm.train(self.renderer, self.key, self.resumed):
+        for event in self.stream(self.renderer, self.key, self.resumed):
             kind, payload = event[0], event[1]
             if kind == "step":
                 if payload.iteration <= self.done:  # a call retried on a restarted worker replays its steps
