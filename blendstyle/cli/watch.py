@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..config.load import LoadedJob, load_job
 from ..errors import BlendstyleError, Interrupted
-from ..media.probe import stills_in
+from ..media.probe import content_files
 from ..pipeline.stopping import StopRequest
 from .console import ConsoleReporter, err, note, show_error
 
@@ -31,9 +31,8 @@ FULL, QUIT = "full render", "quit"
 def inputs_of(loaded: LoadedJob) -> set[Path]:
     """Every file a valid job reads: itself, its bases and its inputs (a content folder and its stills)."""
     job = loaded.job
-    paths = {loaded.path, *loaded.files, Path(job.content)}
-    if Path(job.content).is_dir():  # a folder of stills: each still (and a still added, see Watcher._watch)
-        paths.update(stills_in(job.content))
+    # A content folder itself too: a still added to it is a change (see Watcher._watch).
+    paths = {loaded.path, *loaded.files, Path(job.content), *content_files(job.content)}
     for style in job.styles:
         paths.add(Path(style.path))
         if style.mask:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import BlendstyleError, Location, Problem, display_path
-from ..media.probe import stills_in
+from ..media.probe import content_files
 from .checks import input_problems
 from .inputs import check_folder, check_image, file_sha256
 from .layering import Layered, format_key, parse_key, read_layered
@@ -79,8 +79,7 @@ class LoadedJob:
         """(role, path, SHA-256) of every file the result depends on, read once per loaded job: the content
         (each still of a content folder), the styles and masks, an init image and weights files."""
         job = self.job
-        content = Path(job.content)
-        inputs = [("content", str(still)) for still in stills_in(content)] if content.is_dir() else [("content", job.content)]
+        inputs = [("content", str(path)) for path in content_files(job.content)]
         inputs += [(f"styles[{i}]", s.path) for i, s in enumerate(job.styles)]
         inputs += [(f"styles[{i}].mask", s.mask) for i, s in enumerate(job.styles) if s.mask is not None]
         if job.init.source not in type(job.init).path_keywords:

@@ -41,6 +41,12 @@ def stills_in(folder: Path | str) -> list[Path]:
     )
 
 
+def content_files(content: Path | str) -> list[Path]:
+    """The files a job's content names: a folder's stills (:func:`stills_in`), or the file itself."""
+    path = Path(content)
+    return stills_in(path) if path.is_dir() else [path]
+
+
 def frames_in(path: Path | str) -> int | None:
     """How many frames an image or video file holds (1 for a still), or None when they cannot be counted
     (a truncated or corrupt file); reads only what counting needs, once per file, size and modification

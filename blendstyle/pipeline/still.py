@@ -12,7 +12,7 @@ import torch
 from ..files.clips import read_clip
 from ..files.images import read_alpha, read_image, write_image
 from ..media.formats import STILLS
-from ..media.probe import stills_in
+from ..media.probe import content_files
 from ..nst.memory import plan
 from ..nst.optimize import Step
 from .context import Run, Saved
@@ -29,9 +29,7 @@ class StillContent:
         self.run = run
         self.frame = frame
         self.sizes: dict[int, torch.Tensor] = {}
-        self.path = Path(run.job.content)
-        if self.path.is_dir():  # a folder of stills (a study of a method: network job): its first
-            self.path = stills_in(self.path)[0]
+        self.path = content_files(run.job.content)[0]  # a folder of stills (a study of one): its first
 
     def __call__(self, long_side: int) -> torch.Tensor:
         if long_side not in self.sizes:
