@@ -91,7 +91,7 @@ def gather(renderer: ClipRenderer) -> Pool:
         size = frame.shape[-2:]
         parts = [frame] + ([alpha.float()] if alpha is not None else [])
         parts += [stylizer.mask(i, [renderer.clip.indices[index]], size) for i in masked]
-        stacks[index] = torch.cat([part.to(frame.device) for part in parts], 1).mul(255).round().to(torch.uint8).cpu()
+        stacks[index] = packed(parts)
     return Pool(stacks, pairs, renderer.clip.transparent, masked)
 
 
@@ -111,9 +111,15 @@ def gather_stills(renderer: ClipRenderer) -> Pool:
     stacks = {}
     for index, (image, alpha) in enumerate(read):
         parts = [image] + ([torch.ones_like(image[:, :1]) if alpha is None else alpha] if transparent else [])
-        parts += [stylizer.mask(i, [0], image.shape[-2:]).cpu() for i in masked]
-        stacks[index] = torch.cat(parts, 1).mul(255).round().to(torch.uint8)
+        parts += [stylizer.mask(i, [0], image.shape[-2:]) for i in masked]
+        stacks[index] = packed(parts)
     return Pool(stacks, [(index, index) for index in range(len(read))], transparent, masked)
+
+
+def packed(parts: list[torch.Tensor]) -> torch.Tensor:
+    """A frame with its opacity and masks as one 8-bit stack on the CPU (a quarter of float32's memory: the
+    pool holds every frame it trains on)."""
+    return torch.cat([part.to(parts[0].device) for part in parts], 1).mul(255).round().to(torch.uint8).cpu()
 
 
 def rows(history: list[Step]) -> tuple[list[str], list[list[float]]]:
