@@ -10,6 +10,9 @@ of the caffe VGG19, averaged over the layers:
   relative to the style's mean per-channel spread;
 * ``SW2``: the sliced Wasserstein-2 distance along 128 random directions per layer drawn from a seed no loss
   uses, relative to the style's mean squared projection;
+* ``NN``: the mean squared distance from 1,024 held-out positions of the result to the nearest of *all* the
+  style's feature vectors, relative to the style's spread (its mean squared distance from its mean): how
+  far the result's local features are from any the style has, what nearest-neighbour targets claim;
 * ``content``: the relative relu4_2 error against the content.
 
 ``--pairs shared`` judges two pairs kept outside the repository (``../shared/assets``): coffee in The Shipwreck
@@ -44,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "assets" / "content" / "chelsea.png"
 STYLE = ROOT / "assets" / "styles" / "starry_night.jpg"
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-MEASURES = ["MMD²", "Gram", "mean/std", "W1", "SW2"]
+MEASURES = ["MMD²", "Gram", "mean/std", "W1", "SW2", "NN"]
 SHARED = ROOT.parent / "shared" / "assets"
 #: (name, content, [(style, blend weight)]) judged with ``--pairs shared``: none of these files is in the repository.
 SHARED_PAIRS = [
@@ -70,14 +73,16 @@ VARIANTS = [
     ("sliced 256", "{kind: sliced, directions: 256}", ["SW2", "W1"]),
     ("w2", "w2", ["Gram", "mean/std"]),
     ("gram + sliced", "[{kind: gram}, {kind: sliced}]", ["Gram", "SW2"]),
-    ("neighbours", "neighbours", ["SW2"]),
+    ("neighbours", "neighbours", ["NN"]),
+    ("gram + 2 sliced", "[{kind: gram, weight: 1}, {kind: sliced, weight: 2}]", ["Gram", "SW2"]),
+    ("gram + 3 sliced", "[{kind: gram, weight: 1}, {kind: sliced, weight: 3}]", ["Gram", "SW2"]),
     ("gram averaged", "gram", ["Gram"]),
     ("sliced averaged", "sliced", ["SW2", "W1"]),
 ]
 #: Optimizer settings of the variants that have their own (iterate averaging).
 OPTIMIZER = {"gram averaged": "average: 0.9, ", "sliced averaged": "average: 0.9, "}
 #: The variants ``--pairs shared`` runs (the distribution kinds against Gram).
-SHARED_VARIANTS = ["gram", "sliced", "sliced 256", "w2", "gram + histogram"]
+SHARED_VARIANTS = ["gram", "sliced", "gram + sliced", "gram + 3 sliced", "w2"]
 
 
 def features(network, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -111,6 +116,14 @@ def sliced_w2(x: torch.Tensor, y: torch.Tensor, seed: int) -> float:
     return float((qx - qy).pow(2).mean() / py.pow(2).mean())
 
 
+def nearest_distance(x: torch.Tensor, y: torch.Tensor, seed: int) -> float:
+    """NN: the mean squared distance from 1,024 held-out rows of ``x`` to their nearest row of ``y`` (all of
+    them), relative to ``y``'s spread."""
+    sample = held_sample(x, 1024, seed)
+    nearest = torch.cat([torch.cdist(chunk, y).min(1).values for chunk in sample.split(128)])
+    return float(nearest.pow(2).mean() / (y - y.mean(0)).pow(2).sum(1).mean())
+
+
 def score(result: dict[str, torch.Tensor], style: dict[str, torch.Tensor], content: dict[str, torch.Tensor]) -> dict[str, float]:
     totals = dict.fromkeys(MEASURES, 0.0)
     for index, layer in enumerate(LAYERS):
@@ -125,6 +138,7 @@ def score(result: dict[str, torch.Tensor], style: dict[str, torch.Tensor], conte
         mx, my, sx, sy = x.mean(0), y.mean(0), x.std(0, unbiased=False), y.std(0, unbiased=False)
         totals["mean/std"] += float(((mx - my).pow(2) + (sx - sy).pow(2)).mean() / (my.pow(2) + sy.pow(2)).mean())
         totals["W1"] += float((quantiles(x) - quantiles(y)).abs().mean() / sy.mean().clamp_min(1e-12))
+        totals["NN"] += nearest_distance(x, y, 300 + index)
     scores = {name: value / len(LAYERS) for name, value in totals.items()}
     target = content["relu4_2"]
     scores["content"] = float((result["relu4_2"] - target).pow(2).sum() / target.pow(2).sum())

@@ -44,3 +44,20 @@ def test_the_gpu_memory_estimate_reproduces_the_h200_figures_it_was_fitted_to():
     for width, height, reduced, mib in measured:
         ratio = estimate_bytes(width, height, device="cuda", reduced=reduced) / 2**20 / mib
         assert 1.0 <= ratio <= 1.3, (width, height, reduced, ratio)
+
+
+def test_the_kinds_judges_nearest_distance_sees_copies_as_near_and_a_shifted_set_as_far():
+    """NN (``benchmarks.kinds``): zero for a rearrangement of the style's own vectors, however they are
+    placed, and growing with a shift away from them; a collapse onto one style vector is near too, which is
+    why the judge pairs it with the distribution measures."""
+    import torch
+
+    from benchmarks.kinds import nearest_distance, sliced_w2
+
+    style = torch.randn(3000, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    shuffled = style[torch.randperm(3000, generator=torch.Generator().manual_seed(1))]
+    assert nearest_distance(shuffled, style, 5) < 1e-12
+    shifts = [nearest_distance(style + shift, style, 5) for shift in (0.5, 1.0, 2.0)]
+    assert 0 < shifts[0] < shifts[1] < shifts[2]
+    collapsed = style[:1].expand(3000, 8)
+    assert nearest_distance(collapsed, style, 5) < 1e-12 and sliced_w2(collapsed, style, 5) > 0.5
