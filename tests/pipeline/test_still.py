@@ -135,7 +135,7 @@ def test_unavailable_device_is_a_user_error(tmp_path):
         "sliced",
         "{kind: sliced, directions: 16}",
         "w2",
-        "[{kind: gram}, {kind: sliced}]",
+        "[{kind: gram, weight: 1}, {kind: sliced, weight: 3}]",  # the README's pick for the closest match
         "{kind: neighbours, samples: 512}",
     ],
 )
