@@ -52,10 +52,11 @@ Why it does not match the style's distribution, and what was tried (coffee / shi
 blend at 128 px, 100 iterations, fp32, scored by ``benchmarks.kinds``; Gram's sliced W2 0.030 and 0.025):
 
 * The map. Its own sliced W2 to the style is 0.20 and 0.31, most of it at relu1_1, where each position's
-  nearest style vector has the content's own colour. A *balanced* match
-  (every pool vector used about equally often, as in Gu et al. 2018's feature reshuffle; solved as the
-  discrete optimal transport by dual prices, :math:`\min_b \sum_i a_i \max_j (s_{ij} - b_j) + \sum_j b_j / N`)
-  brings the map down to 0.016 and 0.018, below Gram's result.
+  nearest style vector has the content's own colour. A *balanced* match (every pool vector used about
+  equally often, as in Gu et al. 2018's feature reshuffle; solved as the discrete optimal transport from
+  the positions to the pool by one price :math:`b_j` per pool vector,
+  :math:`\min_b \sum_i a_i \max_j (s_{ij} - b_j) + \sum_j b_j / N` with :math:`s_{ij}` the centred cosine
+  similarity) brings the map down to 0.016 and 0.018, below Gram's result.
 * The picture does not follow. A squared distance to a fixed vector per position is least at the mean of
   the vectors the picture cannot reach at once (each layer, and neighbouring positions, ask for vectors
   of different places of the style), and that mean has less spread than any of them: the features land
@@ -67,9 +68,8 @@ blend at 128 px, 100 iterations, fp32, scored by ``benchmarks.kinds``; Gram's sl
 * Re-solving the balanced match against the picture at every step (the picture's W2 to the pool) reached
   0.94 times Gram's sliced W2 on the first pair, at 1.30 times its content error (on the blend its prices
   did not settle: 10 times): pulled onto a sample's exact vectors, the features move further than a
-  distribution match needs. Comparing the picture with the
-  balanced map by sorted projections within 4 x 4 windows (sliced W2 per window) lost to ``sliced``
-  on both counts.
+  distribution match needs. Comparing the picture with the balanced map by sorted projections within
+  4 x 4 windows (sliced W2 per window) lost to ``sliced`` on both counts.
 
 So the kind stays what NNST makes it, the style's local textures on the content's layout; for a match of
 the style's distribution, pick ``sliced`` (or Gram fused with it).
