@@ -70,6 +70,25 @@ blend at 128 px, 100 iterations, fp32, scored by ``benchmarks.kinds``; Gram's sl
   did not settle: 10 times): pulled onto a sample's exact vectors, the features move further than a
   distribution match needs. Comparing the picture with the balanced map by sorted projections within
   4 x 4 windows (sliced W2 per window) lost to ``sliced`` on both counts.
+* A smooth map does not help either. Transporting the content's own features onto the pool (40 rounds of
+  sorted matching along a random orthonormal basis, Pitié et al. 2005's iterated distribution transfer)
+  gives every position a target that is a continuous function of its content feature, so neighbouring
+  positions and similar places agree, and the map's sliced W2 to the style is 0.013 and 0.011 (Gram's
+  result: 0.030 and 0.025). The picture still does not follow: 2.7 and 3.1 times Gram's sliced W2 at 0.87
+  and 0.97 times its content error, and at relu1_1, where the picture's features are one 3 x 3 filter
+  of its pixels and a ReLU, it ended at 0.049 against the map's 0.002 (``sliced``: 0.005). A target
+  made in feature space, however well distributed, leaves out which features a picture can have.
+* STROTSS's other direction (each pool vector pulls the image feature nearest to it, found again at every
+  step, added to the map's pull at equal weight): 5.2 and 3.4 times Gram's sliced W2 at 0.98 and 1.04
+  times its content error; at four times the weight 3.8 and 3.1 at 1.07 and 1.15.
+* Sliced matching within regions the nearest-neighbour search draws (the pool split into 8 clusters by
+  spherical k-means, each content position given to the nearest cluster, with each cluster receiving
+  its share of the positions, and the picture's features in each region matched to that cluster by
+  sorted projections): 0.97 and 0.95 times Gram's sliced W2 at 0.96 and 1.04 times its content error,
+  where the same code with one region (a sample's ``sliced``) reached 0.88 and 0.85 at 0.71 and 0.88;
+  without the shares (4 and 16 clusters), 2.0-4.3 times Gram's sliced W2 at 0.89-1.04 times its content
+  error. Every constraint tried that ties a place of the picture to a part of the style cost content
+  error as relu4_2 measures it, rather than saving it.
 
 So the kind stays what NNST makes it, the style's local textures on the content's layout; for a match of
 the style's distribution, pick ``sliced`` (or Gram fused with it).
