@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from .fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, ImagePath, LayerWeights, Model, NonNegative, Positive
 
@@ -52,6 +52,16 @@ def _style_loss_shorthand(value: Any) -> Any:
 
 
 STYLE_LOSS_KINDS = ("gram", "mmd", "bn", "histogram", "sliced", "w2", "neighbours")
+#: The keys of a style-loss entry each kind reads besides ``kind`` and ``weight``.
+OWN_KEYS = {"mmd": {"kernel", "c", "degree", "sigma", "samples", "features"}, "sliced": {"directions"},
+            "neighbours": {"samples"}}
+#: The mmd keys that only some kernels read.
+KERNEL_KEYS = {"c": ("poly",), "degree": ("poly",), "sigma": ("gaussian",), "features": ("gaussian",),
+               "samples": ("poly", "gaussian")}
+
+
+def _either(names) -> str:
+    return " or ".join(names)
 
 
 class StyleLoss(Model):
@@ -79,6 +89,26 @@ class StyleLoss(Model):
     directions: Annotated[int, Field(ge=1, le=8192)] | None = Field(
         None, description="for kind sliced: random directions per layer; default: the layer's channels"
     )
+
+    @field_validator("kernel", "c", "degree", "sigma", "samples", "features", "directions")
+    @classmethod
+    def _applies(cls, value: Any, info: ValidationInfo) -> Any:
+        """A key the entry's kind (and kernel) does not read is refused, not silently ignored. Fields are
+        validated in their order, so ``kind``, ``kernel`` and ``degree`` are known here when they were right."""
+        name, data = info.field_name, info.data
+        if "kind" not in data:  # the kind itself was wrong: that is the problem to report
+            return value
+        kind, kernel = data["kind"], data.get("kernel", "poly")
+        if kind == "mmd" and name in KERNEL_KEYS:
+            if "kernel" in data and kernel not in KERNEL_KEYS[name]:
+                raise ValueError(f"{name} is read by the {_either(KERNEL_KEYS[name])} kernel, not {kernel}")
+            if name == "samples" and kernel == "poly" and data.get("degree") == 2:
+                raise ValueError("samples is read by the gaussian kernel and by poly kernels of a degree other "
+                                 "than 2; this is poly of degree 2, which has a closed form")
+        elif name not in OWN_KEYS.get(kind, ()):
+            readers = [k for k, keys in OWN_KEYS.items() if name in keys]
+            raise ValueError(f"{name} is a setting of kind {_either(readers)}, not {kind}")
+        return value
 
 
 StyleLosses = Annotated[list[StyleLoss], BeforeValidator(_style_loss_shorthand), Field(min_length=1, max_length=8)]
