@@ -79,7 +79,8 @@ def input_problems(job: Job, layered: Layered, job_file: Path, wrong: set[Key] =
     size_problem(job, image_size(job.content), problem)
     # The mode a key is refused in is read from the content and the sweep. A refusal found with a wrong
     # sub-key taken out stands: the value as written differs from the default all the more.
-    for key, reason in refused_keys(job, layered, content_frames > 1 or is_video(job.content), job_file):
+    video = is_video(job.content)
+    for key, reason in refused_keys(job, layered, content_frames > 1 or video, job_file, video):
         problem(key, reason, (("sweep",),))
     return problems
 

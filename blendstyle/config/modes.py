@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .layering import Layered
 from .models import Job
+from .unread import unread_keys
 
 USED = "used"
 MODES = ("still", "animation", "sweep", "study")
@@ -93,11 +94,14 @@ def mode_of(job: Job, animated: bool) -> str:
     return "animation" if animated else "sweep" if job.sweep else "still"
 
 
-def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path) -> list[tuple[tuple, str]]:
-    """(key, reason) for every key set to something other than its default that the job's mode refuses.
+def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, video: bool = False
+                 ) -> list[tuple[tuple, str]]:
+    """(key, reason) for every key set to something other than its default that the job's mode refuses, or
+    that its other settings turn off (:mod:`blendstyle.config.unread`; ``video``: the content is a video).
 
-    ``animation`` settings that come from an ``extends`` base are not refused: a base file holds defaults
-    shared by jobs of every mode (the GIF jobs beside the still ones)."""
+    ``animation`` settings that come from an ``extends`` base are not refused, nor is a setting turned off
+    that comes from one: a base file holds defaults shared by jobs of every mode (the GIF jobs beside the
+    still ones, the mp4 jobs beside the GIF ones)."""
     mode = mode_of(job, animated)
     defaults = Job.model_construct()
     refused = []
@@ -105,9 +109,7 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path) -> 
         reason = modes[mode]
         if reason == USED or key not in job.model_fields_set:
             continue
-        given = [where for at, where in layered.values.items() if at[:1] == (key,)]
-        from_base = given and all(where.line is not None and not _same_file(where.file, job_file) for where in given)
-        if key in SHARED and from_base:
+        if key in SHARED and _from_base(layered, (key,), job_file):
             continue  # a base file's defaults for jobs of every mode
         if getattr(job, key) != getattr(defaults, key, None):
             refused.append(((key,), reason))
@@ -119,7 +121,23 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path) -> 
         if mode not in only and getattr(section, field) != type(section).model_fields[field].default:
             refused.append(((key, field), reason))
     said = {key for key, _ in refused}
-    return refused + [(key, reason) for key, reason in method_refusals(job) if key not in said]
+    refused += [(key, reason) for key, reason in method_refusals(job) if key not in said]
+    said = {key for key, _ in refused}
+    # A key turned off by a switch given on the command line stays: the file keeps it for when the override goes.
+    return refused + [(key, reason) for key, switch, reason in unread_keys(job, video)
+                      if not any(key[:end] in said for end in range(1, len(key) + 1))
+                      and not _from_base(layered, key, job_file) and not _on_command_line(layered, switch)]
+
+
+def _from_base(layered: Layered, key: tuple, job_file: Path) -> bool:
+    """Whether every value under ``key`` was written in a file other than the job's own (an ``extends`` base)."""
+    given = [where for at, where in layered.values.items() if at[: len(key)] == key]
+    return bool(given) and all(where.line is not None and not _same_file(where.file, job_file) for where in given)
+
+
+def _on_command_line(layered: Layered, key: tuple) -> bool:
+    where = layered.values.get(key)
+    return where is not None and where.line is None
 
 
 def _same_file(shown: str, job_file: Path) -> bool:

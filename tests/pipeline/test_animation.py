@@ -204,7 +204,8 @@ def test_coarse_to_fine_frames_share_each_scales_targets(tmp_path, monkeypatch, 
     from blendstyle.pipeline.stylizer import Stylizer
 
     content = moving_square(tmp_path / "move.gif", count=3)
-    path = job(tmp_path, content, f"scales: {{count: 2, iterations: 2}}\nanimation: {{mode: {mode}, batch: 4}}\n")
+    batch = ", batch: 4" if mode == "independent" else ""  # a coherent clip has no batches (refused there)
+    path = job(tmp_path, content, f"scales: {{count: 2, iterations: 2}}\nanimation: {{mode: {mode}{batch}}}\n")
     import blendstyle.pipeline.styles as styles
 
     real_read, real_run, built, sizes = styles.read_styles, Stylizer.run, [], []

@@ -1,0 +1,57 @@
+"""Settings another setting turns off: a key is refused, not silently ignored, when the job's other
+settings mean nothing reads it (``animation.batch`` in a coherent clip, ``crf`` when only a GIF is
+written, ``optimizer.history`` with Adam, ``scales.factor`` with one scale).
+
+Each rule is the condition under which a key goes unread and the reason said to the user; a key is
+refused only when set to something other than its default. The content's own mode (still, animation,
+sweep) and the method are judged in :mod:`blendstyle.config.modes`; these rules come after them.
+"""
+
+from __future__ import annotations
+
+from .models import Job
+from .yamlfile import Key
+
+
+def unread_keys(job: Job, video: bool) -> list[tuple[Key, Key, str]]:
+    """(key, the setting that turns it off, reason) for every key set to a value other than its default that
+    the job's other settings turn off; ``video``: whether the content is a video (its default output is mp4,
+    a GIF's is a GIF)."""
+    found: list[tuple[Key, Key, str]] = []
+
+    def unread(key: Key, switch: Key, reason: str) -> None:
+        section = job
+        for part in key[:-1]:
+            section = getattr(section, part)
+        if getattr(section, key[-1]) != type(section).model_fields[key[-1]].default:
+            found.append((key, switch, reason))
+
+    animation = job.animation
+    mode = ("animation", "mode")
+    if job.method == "optimize" and animation.mode == "independent":
+        for name in ("iterations", "temporal_weight", "scene_cut", "flow", "close_loop", "loop_frames"):
+            unread(("animation", name), mode, "a setting of mode: coherent; in mode: independent every frame is "
+                   "optimised alone, like a still (optimizer.iterations, no temporal term, no loop to close)")
+    elif job.method == "optimize":
+        unread(("animation", "batch"), mode, "a setting of mode: independent; in mode: coherent each frame starts "
+               "from the one before, so frames are optimised one at a time")
+    if not animation.close_loop:
+        unread(("animation", "loop_frames"), ("animation", "close_loop"),
+               "how many frames the loop-closing pass re-renders; close_loop is false")
+    formats = animation.output_formats(video)
+    written = ", ".join(formats)
+    if not {"mp4", "webm"} & set(formats):
+        unread(("animation", "crf"), ("animation", "formats"), f"the quality of mp4 and webm files; this job writes {written}")
+    if "gif" not in formats:
+        for name in ("dither", "steady"):
+            unread(("animation", name), ("animation", "formats"), f"a setting of the GIF's palette; this job writes {written}")
+    if job.optimizer.name != "lbfgs":
+        unread(("optimizer", "history"), ("optimizer", "name"),
+               f"L-BFGS's memory of past steps; {job.optimizer.name} keeps none")
+    if job.scales.count == 1:
+        for name in ("factor", "iterations"):
+            unread(("scales", name), ("scales", "count"), "a setting of the smaller scales; scales.count is 1 (one size only)")
+    if job.tiles.mode == "never":
+        for name in ("size", "overlap", "iterations"):
+            unread(("tiles", name), ("tiles", "mode"), "a setting of the tiles; tiles.mode is never")
+    return found

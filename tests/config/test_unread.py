@@ -1,0 +1,94 @@
+"""A key that the job's other settings turn off is refused at its place, the same key is taken where
+they turn it on, and a base file's shared settings are not refused."""
+
+import pytest
+
+from blendstyle.config.load import load_job
+from blendstyle.errors import BlendstyleError
+
+from ..conftest import moving_gif
+
+#: (the other settings, the key with a value other than its default, its refusal, the other settings that
+#: turn the key on).
+CASES = [
+    ("animation: {mode: independent, ", "iterations: 5}", "animation.iterations: a setting of mode: coherent",
+     "animation: {mode: coherent, "),
+    ("animation: {mode: independent, ", "temporal_weight: 5}", "animation.temporal_weight: a setting of mode: coherent",
+     "animation: {mode: coherent, "),
+    ("animation: {mode: independent, ", "flow: none}", "animation.flow: a setting of mode: coherent",
+     "animation: {mode: coherent, "),
+    ("animation: {mode: coherent, ", "batch: 2}", "animation.batch: a setting of mode: independent",
+     "animation: {mode: independent, "),
+    ("animation: {close_loop: false, ", "loop_frames: 2}", "animation.loop_frames: how many frames the loop-closing",
+     "animation: {close_loop: true, "),
+    ("animation: {formats: [gif], ", "crf: 20}", "animation.crf: the quality of mp4 and webm files; this job writes gif",
+     "animation: {formats: [gif, webm], "),
+    ("animation: {formats: [webp], ", "dither: true}", "animation.dither: a setting of the GIF's palette; this job writes webp",
+     "animation: {formats: [webp, gif], "),
+    ("animation: {formats: [mp4], ", "steady: 0}", "animation.steady: a setting of the GIF's palette; this job writes mp4",
+     "animation: {formats: [gif], "),
+    ("optimizer: {name: adam, ", "history: 5}", "optimizer.history: L-BFGS's memory of past steps; adam keeps none",
+     "optimizer: {name: lbfgs, "),
+    ("scales: {count: 1, ", "factor: 3}", "scales.factor: a setting of the smaller scales; scales.count is 1",
+     "scales: {count: 2, "),
+    ("tiles: {mode: never, ", "overlap: 32}", "tiles.overlap: a setting of the tiles; tiles.mode is never",
+     "tiles: {mode: auto, "),
+]
+
+
+def clip_job(tiny_job, tmp_path, extra: str):
+    moving_gif(tmp_path / "clip.gif")
+    return tiny_job(body=f"content: clip.gif\nstyles: [{{path: style_a.png}}]\nsize: 48\n{extra}\n")
+
+
+@pytest.mark.parametrize("off, key, refusal, on", CASES, ids=[case[1].split(":")[0] for case in CASES])
+def test_a_key_turned_off_is_refused_at_its_place_and_taken_where_turned_on(tiny_job, tmp_path, off, key, refusal, on):
+    with pytest.raises(BlendstyleError) as info:
+        load_job(clip_job(tiny_job, tmp_path, off + key))
+    [problem] = info.value.problems
+    assert refusal in f"{problem.key}: {problem.message}"
+    assert (problem.location.line, problem.location.column) == (4, len(off) + key.index(" ") + 2)  # its value
+    load_job(clip_job(tiny_job, tmp_path, on + key))  # turned on: taken
+
+
+def test_the_default_value_is_not_refused(tiny_job, tmp_path):
+    """Only a value that differs from the default is one the user expects to act."""
+    job = load_job(clip_job(tiny_job, tmp_path, "optimizer: {name: adam, history: 20}")).job
+    assert job.optimizer.name == "adam"
+
+
+def test_a_video_writes_mp4_by_default_so_its_crf_is_read(tiny_job, tmp_path):
+    from ..conftest import make_video
+
+    make_video(tmp_path / "clip.mp4")
+    job = tiny_job(body="content: clip.mp4\nstyles: [{path: style_a.png}]\nsize: 48\nanimation: {crf: 23}\n")
+    assert load_job(job).job.animation.crf == 23
+    with pytest.raises(BlendstyleError, match="animation.crf: the quality of mp4 and webm files; this job writes gif"):
+        load_job(clip_job(tiny_job, tmp_path, "animation: {crf: 23}"))  # a GIF's default output is a GIF
+
+
+def test_a_setting_turned_off_by_a_base_file_is_not_refused(tiny_job, tmp_path):
+    """A base holds settings shared by jobs that write different files: its crf does not stop a GIF job."""
+    moving_gif(tmp_path / "clip.gif")
+    (tmp_path / "base.yaml").write_text("animation: {crf: 23, formats: [gif]}\noptimizer: {history: 8}\n")
+    job = tiny_job(body="extends: base.yaml\ncontent: clip.gif\nstyles: [{path: style_a.png}]\nsize: 48\n"
+                   "optimizer: {name: adam}\n")
+    assert load_job(job).job.animation.crf == 23
+    with pytest.raises(BlendstyleError, match="animation.crf"):
+        load_job(job, {"animation.crf": "20"})  # given for this job: refused
+
+
+def test_a_still_with_animation_settings_is_told_once(tiny_job):
+    """The whole section is refused on a still; its keys are not refused again one by one."""
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job("animation: {mode: independent, iterations: 5, crf: 20}\n"))
+    assert [problem.key for problem in info.value.problems] == ["animation"]
+
+
+def test_a_switch_given_on_the_command_line_leaves_the_files_keys_alone(tiny_job):
+    """``--set tiles.mode=never`` tries the job whole: the file's tile settings stay for when the override
+    goes. A turned-off key given on the command line itself is refused."""
+    job = tiny_job("tiles: {size: 256}\n")
+    assert load_job(job, {"tiles.mode": "never"}).job.tiles.size == 256
+    with pytest.raises(BlendstyleError, match="tiles.overlap: a setting of the tiles; tiles.mode is never"):
+        load_job(tiny_job("tiles: {mode: never}\n"), {"tiles.overlap": 32})
