@@ -1,6 +1,7 @@
 """Settings another setting turns off: a key is refused, not silently ignored, when the job's other
 settings mean nothing reads it (``animation.batch`` in a coherent clip, ``crf`` when only a GIF is
-written, ``optimizer.history`` with Adam, ``scales.factor`` with one scale).
+written, ``optimizer.history`` with Adam, ``scales.factor`` with one scale, the stop rule's window when
+its tolerance turns it off).
 
 Each rule is the condition under which a key goes unread and the reason said to the user; a key is
 refused only when set to something other than its default. The content's own mode (still, animation,
@@ -45,6 +46,12 @@ def unread_keys(job: Job, video: bool) -> list[tuple[Key, Key, str]]:
     if "gif" not in formats:
         for name in ("dither", "steady"):
             unread(("animation", name), ("animation", "formats"), f"a setting of the GIF's palette; this job writes {written}")
+    if job.optimizer.stop.tolerance == 0:
+        unread(("optimizer", "stop", "window"), ("optimizer", "stop", "tolerance"),
+               "the iterations the stop rule looks back over; stop.tolerance 0 turns the rule off")
+    if job.init.source == "noise":
+        unread(("init", "noise"), ("init", "source"), "the share of noise blended into the start image; "
+               "init.source is noise already")
     if job.optimizer.name != "lbfgs":
         unread(("optimizer", "history"), ("optimizer", "name"),
                f"L-BFGS's memory of past steps; {job.optimizer.name} keeps none")
