@@ -124,7 +124,7 @@ def folder_problems(job: Job, layered: Layered, job_file: Path, problem) -> None
     if sizes:  # the still with the shortest side at the job's size is the one the check needs
         narrowest = min(range(len(sizes)), key=lambda k: min(sizes[k]) / max(sizes[k]))
         size_problem(job, sizes[narrowest], problem, f"the still {stills[narrowest].name}")
-    for key, reason in refused_keys(job, layered, False, job_file):
+    for key, reason in refused_keys(job, layered, False, job_file, False):
         problem(key, reason, (("sweep",),))
 
 

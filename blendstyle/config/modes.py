@@ -94,8 +94,7 @@ def mode_of(job: Job, animated: bool) -> str:
     return "animation" if animated else "sweep" if job.sweep else "still"
 
 
-def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, video: bool = False
-                 ) -> list[tuple[tuple, str]]:
+def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, video: bool) -> list[tuple[tuple, str]]:
     """(key, reason) for every key set to something other than its default that the job's mode refuses, or
     that its other settings turn off (:mod:`blendstyle.config.unread`; ``video``: the content is a video).
 
