@@ -47,6 +47,13 @@ def test_bad_override(tiny_job):
     assert result.exit_code == 1 and "expected KEY=VALUE" in result.output
 
 
+@pytest.mark.parametrize("command", ["run", "watch"])
+def test_host_without_serve_is_refused_not_ignored(tiny_job, tmp_path, command):
+    result = invoke(command, tiny_job(), "--out", tmp_path / "out", "--host", "0.0.0.0")
+    assert result.exit_code == 1 and "--host: only means something with --serve" in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_validate_lists_every_problem_of_every_job(in_root):
     result = invoke("validate", "jobs/starry_cat.yaml", "tests/bad_jobs/negative_weight.yaml", "tests/bad_jobs/wrong_type.yaml")
     assert result.exit_code == 1

@@ -113,7 +113,7 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
               help="Previews go to OUT/<name>-preview/, a full render to OUT/<name>/.")
 @click.option("--serve", type=int, is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
               help="Also show the previews live on a local web page (port 8765 unless given).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address the --serve page listens on.")
+@click.option("--host", default=None, help="Address the --serve page listens on.  [default: 127.0.0.1]")
 @click.option("-q", "--quiet", is_flag=True, help="Print only what changed, and errors.")
 def watch_command(job, preview_size, iterations, out_root, serve, host, quiet) -> None:
     """Re-render a quick preview of JOB whenever it, a file it extends or an input image changes,

@@ -340,10 +340,14 @@ def _finite(value):
     return value
 
 
-def start_preview(port: int | None, host: str):
-    """The live page's server for ``--serve``, or None."""
+def start_preview(port: int | None, host: str | None):
+    """The live page's server for ``--serve`` (on ``host``, 127.0.0.1 unless given), or None."""
     if port is None:
+        if host is not None:
+            raise BlendstyleError(Problem("only means something with --serve", key="--host"),
+                                  hint=f"--serve --host {host}")
         return None
+    host = host or "127.0.0.1"
     try:
         preview = Preview(host, port)
     except OSError as exc:

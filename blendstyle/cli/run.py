@@ -32,7 +32,7 @@ from .spread import Row, cluster_for, run_jobs_on_cluster
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--serve", type=int, is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
               help="Show the render live on a local web page (port 8765 unless given); it stays until Ctrl-C.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address the --serve page listens on.")
+@click.option("--host", default=None, help="Address the --serve page listens on.  [default: 127.0.0.1]")
 @click.option("--workers", type=click.IntRange(1), help="Spread the jobs, or one clip's frames, over N workers on "
               "this machine (an embedded Ray; needs the cluster extra).")
 @click.option("--cluster", "address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
