@@ -52,6 +52,10 @@ ONLY_IN = {
     ("output", "snapshot_every"): (("still",), "snapshots of the image under way are saved for stills only"),
     ("output", "depth"): (("still", "sweep"), "16-bit files are written for stills and sweep cells; animation "
                           "frames and videos are 8-bit"),
+    ("output", "format"): (("still", "sweep"), "the format of stills and sweep cells; an animation writes the files "
+                           "of animation.formats"),
+    ("output", "dpi"): (("still", "sweep"), "the resolution stored in stills and sweep cells; an animation's files "
+                        "carry none"),
 }
 
 
@@ -123,7 +127,7 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, vid
     refused += [(key, reason) for key, reason in method_refusals(job) if key not in said]
     said = {key for key, _ in refused}
     # A key turned off by a switch given on the command line stays: the file keeps it for when the override goes.
-    return refused + [(key, reason) for key, switch, reason in unread_keys(job, video)
+    return refused + [(key, reason) for key, switch, reason in unread_keys(job, mode, video)
                       if not any(key[:end] in said for end in range(1, len(key) + 1))
                       and not _from_base(layered, key, job_file) and not _on_command_line(layered, switch)]
 

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from .fields import Model, PathText
 
 #: Settings that shape or train a network; a saved one (``weights``) is applied as it is.
-TRAINING = ("iterations", "crop", "batch", "learning_rate", "width", "blocks")
+TRAINING = ("iterations", "crop", "batch", "learning_rate", "width", "blocks", "checkpoint_every")
 
 
 class Network(Model):
@@ -52,7 +52,7 @@ class Network(Model):
             given = [name for name in TRAINING if name in self.model_fields_set]
             if given:
                 raise ValueError(
-                    f"a saved network is applied as it is: {', '.join(given)} cannot be set with weights "
-                    "(its shape comes from the file; remove weights to train a new one)"
+                    f"a saved network is applied as it is, without training: {', '.join(given)} cannot be set "
+                    "with weights (its shape comes from the file; remove weights to train a new one)"
                 )
         return self

@@ -29,6 +29,8 @@ class Output(Model):
     def _deep_formats(self) -> Output:
         if self.depth == 16 and self.format not in ("png", "tiff"):
             raise ValueError(f"depth 16 needs format png or tiff, not {self.format}")
+        if self.dpi is not None and self.format == "webp":
+            raise ValueError("dpi is stored in png, jpg and tiff files; a webp file has no resolution")
         return self
 
 

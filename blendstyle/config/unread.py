@@ -14,10 +14,10 @@ from .models import Job
 from .yamlfile import Key
 
 
-def unread_keys(job: Job, video: bool) -> list[tuple[Key, Key, str]]:
+def unread_keys(job: Job, mode: str, video: bool) -> list[tuple[Key, Key, str]]:
     """(key, the setting that turns it off, reason) for every key set to a value other than its default that
-    the job's other settings turn off; ``video``: whether the content is a video (its default output is mp4,
-    a GIF's is a GIF)."""
+    the job's other settings turn off; ``mode``: still, animation or sweep; ``video``: whether the content
+    is a video (its default output is mp4, a GIF's is a GIF; it plays once)."""
     found: list[tuple[Key, Key, str]] = []
 
     def unread(key: Key, switch: Key, reason: str) -> None:
@@ -28,15 +28,18 @@ def unread_keys(job: Job, video: bool) -> list[tuple[Key, Key, str]]:
             found.append((key, switch, reason))
 
     animation = job.animation
-    mode = ("animation", "mode")
+    coherence = ("animation", "mode")
     if job.method == "optimize" and animation.mode == "independent":
         for name in ("iterations", "temporal_weight", "scene_cut", "flow", "close_loop", "loop_frames"):
-            unread(("animation", name), mode, "a setting of mode: coherent; in mode: independent every frame is "
+            unread(("animation", name), coherence, "a setting of mode: coherent; in mode: independent every frame is "
                    "optimised alone, like a still (optimizer.iterations, no temporal term, no loop to close)")
     elif job.method == "optimize":
-        unread(("animation", "batch"), mode, "a setting of mode: independent; in mode: coherent each frame starts "
+        unread(("animation", "batch"), coherence, "a setting of mode: independent; in mode: coherent each frame starts "
                "from the one before, so frames are optimised one at a time")
-    if not animation.close_loop:
+    if video:
+        for name in ("close_loop", "loop_frames"):
+            unread(("animation", name), ("content",), "a video plays once: it has no loop to close")
+    elif not animation.close_loop:
         unread(("animation", "loop_frames"), ("animation", "close_loop"),
                "how many frames the loop-closing pass re-renders; close_loop is false")
     formats = animation.output_formats(video)
@@ -55,10 +58,18 @@ def unread_keys(job: Job, video: bool) -> list[tuple[Key, Key, str]]:
     if job.optimizer.name != "lbfgs":
         unread(("optimizer", "history"), ("optimizer", "name"),
                f"L-BFGS's memory of past steps; {job.optimizer.name} keeps none")
-    if job.scales.count == 1:
+    whole = mode == "animation" or job.tiles.mode == "never"  # nothing tiles: frames always render whole
+    if job.scales.count == 1 and whole:
+        # With one scale, a tiled last scale still gets one whole pass at size / factor (scales.iterations).
         for name in ("factor", "iterations"):
-            unread(("scales", name), ("scales", "count"), "a setting of the smaller scales; scales.count is 1 (one size only)")
-    if job.tiles.mode == "never":
+            unread(("scales", name), ("scales", "count"), "a setting of the smaller scales; scales.count is 1 (one "
+                   "size only) and nothing is tiled")
+    if whole:
+        why, switch = (("animation frames render whole", ("content",)) if mode == "animation" else
+                       ("tiles.mode is never", ("tiles", "mode")))
         for name in ("size", "overlap", "iterations"):
-            unread(("tiles", name), ("tiles", "mode"), "a setting of the tiles; tiles.mode is never")
+            unread(("tiles", name), switch, f"a setting of the tiles; {why}")
+    if job.tiles.mode == "always":
+        unread(("output", "snapshot_every"), ("tiles", "mode"), "snapshots are of the whole picture under way; "
+               "with tiles.mode always the last scale is optimised a tile at a time")
     return found

@@ -71,7 +71,7 @@ def test_a_sweep_from_a_base_file_is_refused_on_an_animation(tiny_job, tmp_path)
 def test_a_sub_key_of_one_mode_is_refused_in_the_others(tiny_job, tmp_path, entry):
     key, field = entry
     moving_gif(tmp_path / "clip.gif")
-    value = {"depth": 16}.get(field, 5)  # a value the key takes, other than its default
+    value = {"depth": 16, "format": "jpg", "dpi": 300}.get(field, 5)  # a value the key takes, other than its default
     job = tiny_job(body=f"content: clip.gif\nstyles: [{{path: style_a.png}}]\n{key}: {{{field}: {value}}}\n")
     with pytest.raises(BlendstyleError, match=f"{key}.{field}: {ONLY_IN[entry][1]}"):
         load_job(job)

@@ -37,22 +37,40 @@ CASES = [
      "scales: {count: 2, "),
     ("tiles: {mode: never, ", "overlap: 32}", "tiles.overlap: a setting of the tiles; tiles.mode is never",
      "tiles: {mode: auto, "),
+    ("tiles: {mode: always, ", "iterations: 5}\noutput: {snapshot_every: 2}",
+     "output.snapshot_every: snapshots are of the whole picture under way", "tiles: {mode: auto, "),
 ]
 
 
-def clip_job(tiny_job, tmp_path, extra: str):
+def clip_job(tiny_job, tmp_path, extra: str, still: bool = False):
     moving_gif(tmp_path / "clip.gif")
-    return tiny_job(body=f"content: clip.gif\nstyles: [{{path: style_a.png}}]\nsize: 48\n{extra}\n")
+    content = "content.png" if still else "clip.gif"
+    return tiny_job(body=f"content: {content}\nstyles: [{{path: style_a.png}}]\nsize: 48\n{extra}\n")
 
 
 @pytest.mark.parametrize("off, key, refusal, on", CASES, ids=[case[1].split(":")[0] for case in CASES])
 def test_a_key_turned_off_is_refused_at_its_place_and_taken_where_turned_on(tiny_job, tmp_path, off, key, refusal, on):
+    still = off.startswith("tiles")  # on a still: the tiles' keys are refused on any animation
     with pytest.raises(BlendstyleError) as info:
-        load_job(clip_job(tiny_job, tmp_path, off + key))
+        load_job(clip_job(tiny_job, tmp_path, off + key, still))
     [problem] = info.value.problems
     assert refusal in f"{problem.key}: {problem.message}"
-    assert (problem.location.line, problem.location.column) == (4, len(off) + key.index(" ") + 2)  # its value
-    load_job(clip_job(tiny_job, tmp_path, on + key))  # turned on: taken
+    if "\n" not in key:
+        assert (problem.location.line, problem.location.column) == (4, len(off) + key.index(" ") + 2)  # its value
+    load_job(clip_job(tiny_job, tmp_path, on + key, still))  # turned on: taken
+
+
+def test_a_scale_of_one_still_reads_factor_when_the_last_scale_may_tile(tiny_job, tmp_path):
+    """One scale, tiled: the tiles refine one whole pass at size / factor, so factor and iterations are read."""
+    job = load_job(clip_job(tiny_job, tmp_path, "scales: {count: 1, factor: 3, iterations: 4}", still=True)).job
+    assert job.scales.factor == 3
+    with pytest.raises(BlendstyleError, match="scales.factor: a setting of the smaller scales"):
+        load_job(clip_job(tiny_job, tmp_path, "tiles: {mode: never}\nscales: {count: 1, factor: 3}", still=True))
+
+
+def test_the_tiles_shape_is_refused_on_an_animation(tiny_job, tmp_path):
+    with pytest.raises(BlendstyleError, match="tiles.size: a setting of the tiles; animation frames render whole"):
+        load_job(clip_job(tiny_job, tmp_path, "tiles: {size: 256}"))
 
 
 def test_the_default_value_is_not_refused(tiny_job, tmp_path):
@@ -96,3 +114,23 @@ def test_a_switch_given_on_the_command_line_leaves_the_files_keys_alone(tiny_job
     assert load_job(job, {"tiles.mode": "never"}).job.tiles.size == 256
     with pytest.raises(BlendstyleError, match="tiles.overlap: a setting of the tiles; tiles.mode is never"):
         load_job(tiny_job("tiles: {mode: never}\n"), {"tiles.overlap": 32})
+
+
+def test_a_video_has_no_loop_to_close(tiny_job, tmp_path):
+    from ..conftest import make_video
+
+    make_video(tmp_path / "clip.mp4")
+    job = tiny_job(body="content: clip.mp4\nstyles: [{path: style_a.png}]\nsize: 48\nanimation: {loop_frames: 2}\n")
+    with pytest.raises(BlendstyleError, match="animation.loop_frames: a video plays once: it has no loop to close"):
+        load_job(job)
+
+
+@pytest.mark.parametrize("extra, refusal", [
+    ("output: {format: webp, dpi: 300}\n", "output: dpi is stored in png, jpg and tiff files; a webp file has no resolution"),
+    ("method: network\nnetwork: {weights: saved.pt, checkpoint_every: 5}\n",
+     "network: a saved network is applied as it is, without training: checkpoint_every cannot be set"),
+])
+def test_a_setting_its_own_section_turns_off_is_refused(tiny_job, tmp_path, extra, refusal):
+    (tmp_path / "saved.pt").write_bytes(b"")
+    with pytest.raises(BlendstyleError, match=refusal):
+        load_job(tiny_job(extra))
