@@ -269,3 +269,25 @@ def test_a_study_of_a_transparent_clip_styles_its_frame_as_a_transparent_still(t
             assert written.mode == "RGBA"
             assert np.array_equal(np.asarray(written.getchannel("A")) > 127, source[0, 0].numpy() > 0.5)
 
+
+
+def test_a_study_of_a_clip_starting_at_a_time_studies_the_frame_shown_then(tmp_path, monkeypatch):
+    """``animation.start`` in seconds names the frame shown at that time; the study renders that frame."""
+    from blendstyle.config.animation import frame_at
+    from blendstyle.media.probe import frame_times
+    from blendstyle.pipeline import study
+
+    content = moving_square(tmp_path / "move.gif", count=4)
+    times = frame_times(content)
+    studied = []
+    real = study.StillContent
+
+    def spy(run, frame=None):
+        studied.append(frame)
+        return real(run, frame=frame)
+
+    monkeypatch.setattr(study, "StillContent", spy)
+    start = f"{times[2]:.3f}s"
+    study.study(blendstyle.load_job(job(tmp_path, content, f"animation: {{start: {start}}}\n")), "content", tmp_path / "out")
+    assert studied == [frame_at(start, times)] and studied[0] > 0
+    assert sorted((tmp_path / "out" / "anim" / "study_content").glob("cell_*.png"))
