@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..config.load import LoadedJob, load_job
+from ..config.models import Job
 from ..errors import BlendstyleError, Interrupted
 from ..media.probe import content_files
 from ..pipeline.stopping import StopRequest
@@ -83,6 +84,14 @@ class Watcher:
             self.thread = None
 
 
+def quick(job: Job, size: int, iterations: int) -> dict[str, int]:
+    """A preview's overrides of ``job``: its size, and ``iterations`` of what it iterates (the optimiser; under
+    ``method: network`` the training's steps, and nothing for a saved network, which is applied as it is)."""
+    if job.method != "network":
+        return {"size": size, "optimizer.iterations": iterations}
+    return {"size": size} if job.network.weights is not None else {"size": size, "network.iterations": iterations}
+
+
 def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet: bool, preview=None) -> None:
     """Render previews of the job at ``path`` until Ctrl-C (see the module's docstring)."""
     from ..pipeline.render import render
@@ -91,7 +100,6 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
     watcher = Watcher(events)
     if sys.stdin is not None and sys.stdin.isatty():
         threading.Thread(target=_keys, args=(events,), daemon=True).start()
-    quick = {"size": preview_size, "optimizer.iterations": iterations}
     err.print(note("watching", "cyan", f" {path}: a {preview_size} px preview on every change"
                    + ("; Enter renders in full, Ctrl-C quits" if sys.stdin is not None and sys.stdin.isatty() else "")),
               soft_wrap=True)
@@ -111,7 +119,7 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
                 return
             full, pending = pending == FULL, None
             try:
-                loaded = load_job(path) if full else load_job(path, quick)
+                loaded = load_job(path) if full else load_job(path, quick(load_job(path).job, preview_size, iterations))
             except BlendstyleError as error:  # an edit that does not validate: say where; keep the last preview
                 show_error(error, title=f"{path}: {len(error.problems)} problem(s); the last good preview stays")
                 watcher.follow((inputs_of(good) if good else set()) | {path.resolve()})
