@@ -59,6 +59,9 @@ class Job(Model):
         for sweep in self.sweep:
             if sweep.style >= len(self.styles):
                 raise ValueError(f"sweep style {sweep.style} does not exist; styles are numbered 0 to {len(self.styles) - 1}")
+        if len(self.sweep) == 2 and self.sweep[0].style == self.sweep[1].style:
+            # Each cell sets the swept style's weight: a second sweep of the same style would overwrite the first.
+            raise ValueError(f"both sweeps vary style {self.sweep[0].style}; a grid sweeps two different styles")
         return self
 
     path_fields: ClassVar[tuple[str, ...]] = ("content",)

@@ -121,7 +121,9 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, vid
             refused.append(((key, field), reason))
     for (key, field), (only, reason) in ONLY_IN.items():
         section = getattr(job, key)
-        if mode not in only and getattr(section, field) != type(section).model_fields[field].default:
+        # Only a value the job gives: a print size's dpi is the file's resolution without being written here.
+        given = field in section.model_fields_set
+        if mode not in only and given and getattr(section, field) != type(section).model_fields[field].default:
             refused.append(((key, field), reason))
     said = {key for key, _ in refused}
     refused += [(key, reason) for key, reason in method_refusals(job) if key not in said]

@@ -42,10 +42,10 @@ CASES = [
 ]
 
 
-def clip_job(tiny_job, tmp_path, extra: str, still: bool = False):
+def clip_job(tiny_job, tmp_path, extra: str, still: bool = False, size: str = "48"):
     moving_gif(tmp_path / "clip.gif")
     content = "content.png" if still else "clip.gif"
-    return tiny_job(body=f"content: {content}\nstyles: [{{path: style_a.png}}]\nsize: 48\n{extra}\n")
+    return tiny_job(body=f"content: {content}\nstyles: [{{path: style_a.png}}]\nsize: {size}\n{extra}\n")
 
 
 @pytest.mark.parametrize("off, key, refusal, on", CASES, ids=[case[1].split(":")[0] for case in CASES])
@@ -134,3 +134,19 @@ def test_a_setting_its_own_section_turns_off_is_refused(tiny_job, tmp_path, extr
     (tmp_path / "saved.pt").write_bytes(b"")
     with pytest.raises(BlendstyleError, match=refusal):
         load_job(tiny_job(extra))
+
+
+def test_a_print_size_on_an_animation_is_not_taken_for_a_written_dpi(tiny_job, tmp_path):
+    """A size in print units gives the file's resolution without output.dpi being written: not refused."""
+    job = load_job(clip_job(tiny_job, tmp_path, "", size="{long_side: 2cm, dpi: 300}")).job
+    assert job.output.dpi == 300
+    with pytest.raises(BlendstyleError, match="output.dpi: the resolution stored in stills and sweep cells"):
+        load_job(clip_job(tiny_job, tmp_path, "output: {dpi: 300}"))
+
+
+def test_two_sweeps_of_one_style_are_refused(tiny_job):
+    """Each cell sets the swept style's weight, so the second sweep would overwrite the first."""
+    job = tiny_job(body="content: content.png\nstyles: [{path: style_a.png}, {path: style_b.png}]\nsize: 48\n"
+                   "sweep: [{style: 1, steps: 2}, {style: 1, steps: 3}]\n")
+    with pytest.raises(BlendstyleError, match="both sweeps vary style 1; a grid sweeps two different styles"):
+        load_job(job)
