@@ -106,10 +106,10 @@ class ClipRenderer:
         self.first_iterations = job.optimizer.iterations
         coherent = settings.mode == "coherent"
         self.later_iterations = settings.later_iterations(self.first_iterations) if coherent else self.first_iterations
-        # Frames with smaller scales start from their own small versions, and coherent frames from their
-        # predecessors: one frame at a time.
-        one_at_a_time = len(stages) > 1 or coherent
-        self.batch_size = 1 if one_at_a_time else frames_per_batch(settings.batch, device, width, height, job)
+        # Coherent frames start from their predecessors: one frame at a time. Independent ones go through the
+        # schedule together, every smaller scale included (each frame's own small version starts it), sized
+        # by the full-size stage, the largest.
+        self.batch_size = 1 if coherent else frames_per_batch(settings.batch, device, width, height, job)
 
     def frames(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """``(frame, opacity)`` on the device, decoded one at a time; the opacity is ``(1, 1, H, W)`` for a
