@@ -93,7 +93,9 @@ def deepest_layer(job) -> str:
 def job_bytes(job, width: int, height: int, device: str = "cpu") -> int:
     """:func:`estimate_bytes` for one ``width`` x ``height`` image of ``job`` on a ``device`` of that type, plus
     what its style-loss kinds hold beyond the activations (:func:`kind_bytes`)."""
-    return (estimate_bytes(width, height, deepest_layer(job), job.optimizer.history, device, reduced(job, device))
+    # Adam keeps two image-sized moments (torch's exp_avg and exp_avg_sq): as much as one L-BFGS pair.
+    history = job.optimizer.history if job.optimizer.name == "lbfgs" else 1
+    return (estimate_bytes(width, height, deepest_layer(job), history, device, reduced(job, device))
             + kind_bytes(job, width, height))
 
 

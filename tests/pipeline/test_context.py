@@ -367,6 +367,22 @@ def test_memory_estimate_counts_a_styles_own_deeper_layers(tiny_job):
     assert job_bytes(deeper, 64, 48) > job_bytes(shallow, 64, 48)
 
 
+def test_memory_estimate_counts_what_the_optimiser_keeps(tiny_job):
+    """L-BFGS keeps two image-sized vectors per remembered step; Adam two moments, whatever the history."""
+    from blendstyle.nst.memory import job_bytes
+
+    pixels = 3 * 64 * 48 * 4  # one float32 image
+    lbfgs = blendstyle.load_job(tiny_job("optimizer: {history: 10}\n")).job
+    adam = blendstyle.load_job(tiny_job("optimizer: {name: adam}\n")).job
+    x = torch.rand(1, 3, 48, 64, requires_grad=True)
+    moments = torch.optim.Adam([x])
+    x.sum().backward()
+    moments.step()
+    kept = sum(v.numel() * v.element_size() for v in moments.state[x].values() if v.numel() > 1)
+    assert kept == 2 * pixels  # what torch's Adam holds, measured
+    assert job_bytes(lbfgs, 64, 48) - job_bytes(adam, 64, 48) == (2 * 10 - 2) * pixels
+
+
 def test_pixel_limit_refuses_huge_images(tiny_job, tmp_path):
     Image.new("RGB", (300, 200)).save(tmp_path / "big.png")
     assert blendstyle.load_job(tiny_job("max_input_pixels: 10000\n")).job.max_input_pixels == 10000  # 64x48 fits
