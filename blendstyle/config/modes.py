@@ -63,7 +63,8 @@ ONLY_IN = {
 #: network renders each frame in one pass, at the job's size, whole.
 NETWORK_REFUSES = {
     ("scales",): "method: network renders every frame in one pass at the job's size: it has no smaller scales",
-    ("tiles",): "method: network renders every frame whole, in one pass",
+    **dict.fromkeys([("tiles", name) for name in ("mode", "size", "overlap", "iterations")],
+                    "method: network renders every frame whole, in one pass"),
     ("init",): "under method: network, each frame starts from the network's picture",
     ("output", "snapshot_every"): "method: network makes its picture in one pass: there is no picture under way to keep",
     ("animation", "mode"): "method: network renders every frame through one network; coherent and independent are "
@@ -91,6 +92,10 @@ def method_refusals(job: Job) -> list[tuple[tuple, str]]:
     if job.network.refine == 0 and job.optimizer != defaults.optimizer:
         refused.append((("optimizer",), "under method: network the optimiser runs only to refine frames; "
                                         "network.refine is 0"))
+    # tiles.memory stays: refining frames, the optimiser's memory plan must fit in it (refused if it does not).
+    if job.network.refine == 0 and job.tiles.memory != defaults.tiles.memory:
+        refused.append((("tiles", "memory"), "the memory budget of the optimiser, which under method: network "
+                                             "only refines frames; network.refine is 0"))
     return refused
 
 

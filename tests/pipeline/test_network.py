@@ -142,6 +142,8 @@ def test_refine_optimises_each_frame_from_the_networks_picture(clip_job, tmp_pat
         ("scales: {count: 2}\n", "", "scales", "no smaller scales"),
         ("animation: {mode: independent}\n", "", "animation.mode", "one network"),
         ("optimizer: {iterations: 9}\n", "", "optimizer", "network.refine is 0"),
+        ("tiles: {size: 256}\n", "", "tiles.size", "every frame whole"),
+        ("tiles: {memory: 2}\n", "", "tiles.memory", "network.refine is 0"),
     ],
 )
 def test_bad_network_settings_are_located_errors(clip_job, extra, network, key, words):
@@ -149,6 +151,11 @@ def test_bad_network_settings_are_located_errors(clip_job, extra, network, key, 
         blendstyle.load_job(clip_job(extra, network))
     problem = next(p for p in info.value.problems if p.key == key)
     assert problem.location is not None and problem.location.line is not None and words in problem.message
+
+
+def test_a_memory_budget_binds_the_refining_optimiser(clip_job):
+    """Refining frames, the optimiser's memory plan is kept to tiles.memory: the key is read, not refused."""
+    assert blendstyle.load_job(clip_job("tiles: {memory: 2}\n", "refine: 2")).job.tiles.memory == 2
 
 
 def test_network_settings_are_refused_under_method_optimize_and_in_a_sweep(tmp_path, clip_job):
