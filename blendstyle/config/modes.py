@@ -92,6 +92,9 @@ def method_refusals(job: Job) -> list[tuple[tuple, str]]:
     if job.network.refine == 0 and job.optimizer != defaults.optimizer:
         refused.append((("optimizer",), "under method: network the optimiser runs only to refine frames; "
                                         "network.refine is 0"))
+    if job.network.refine and job.optimizer.iterations != defaults.optimizer.iterations:
+        refused.append((("optimizer", "iterations"), "under method: network each frame is refined for "
+                                                     "network.refine iterations"))
     # tiles.memory stays: refining frames, the optimiser's memory plan must fit in it (refused if it does not).
     if job.network.refine == 0 and job.tiles.memory != defaults.tiles.memory:
         refused.append((("tiles", "memory"), "the memory budget of the optimiser, which under method: network "

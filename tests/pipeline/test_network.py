@@ -144,6 +144,7 @@ def test_refine_optimises_each_frame_from_the_networks_picture(clip_job, tmp_pat
         ("optimizer: {iterations: 9}\n", "", "optimizer", "network.refine is 0"),
         ("tiles: {size: 256}\n", "", "tiles.size", "every frame whole"),
         ("tiles: {memory: 2}\n", "", "tiles.memory", "network.refine is 0"),
+        ("optimizer: {iterations: 9}\n", "refine: 2", "optimizer.iterations", "refined for network.refine iterations"),
     ],
 )
 def test_bad_network_settings_are_located_errors(clip_job, extra, network, key, words):
@@ -204,8 +205,7 @@ def test_a_still_trains_on_its_own_crops_and_is_written_as_a_still(still_job, tm
     assert record["size"] == {"width": 96, "height": 72} and record["scales"] == [96]
     # Refining starts from the trained network (reused: refine is not part of what it was trained for) and
     # lowers the job's own loss below the network's picture's.
-    refined = blendstyle.run_job(still_job("optimizer: {iterations: 6}\n",
-                                           STILL + ", refine: 6"), out_root=tmp_path / "out")
+    refined = blendstyle.run_job(still_job("", STILL + ", refine: 6"), out_root=tmp_path / "out")
     assert refined.record["network"]["source"] == "reused" and refined.record["iterations"]["refine"] == 6
     history = refined.record["loss_history"]
     assert len(history) == 6 and history[-1] < history[0]
@@ -347,6 +347,6 @@ def test_a_still_too_large_for_the_optimiser_goes_through_the_network_whole(stil
     assert result.record["memory"]["tiled"] and result.record["scales"] == [96]
     assert tifffile.imread(result.image_path).shape == (72, 96, 3)
     with pytest.raises(BlendstyleError) as info:
-        blendstyle.run_job(still_job("optimizer: {iterations: 2}\n", quick + ", refine: 2"), out_root=tmp_path / "out")
+        blendstyle.run_job(still_job("", quick + ", refine: 2"), out_root=tmp_path / "out")
     problem = info.value.problems[0]
     assert problem.key == "size" and "network.refine optimises frames whole" in problem.message
