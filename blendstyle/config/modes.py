@@ -106,9 +106,11 @@ def mode_of(job: Job, animated: bool) -> str:
     return "animation" if animated else "sweep" if job.sweep else "still"
 
 
-def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, video: bool) -> list[tuple[tuple, str]]:
+def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, video: bool,
+                 unlooped: str | None = None) -> list[tuple[tuple, str]]:
     """(key, reason) for every key set to something other than its default that the job's mode refuses, or
-    that its other settings turn off (:mod:`blendstyle.config.unread`; ``video``: the content is a video).
+    that its other settings turn off (:mod:`blendstyle.config.unread`; ``video``: the content is a video;
+    ``unlooped``: why an animation has no loop to close, None when it loops).
 
     ``animation`` settings that come from an ``extends`` base are not refused, nor is a setting turned off
     that comes from one: a base file holds defaults shared by jobs of every mode (the GIF jobs beside the
@@ -137,9 +139,12 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, vid
     refused += [(key, reason) for key, reason in method_refusals(job) if key not in said]
     said = {key for key, _ in refused}
     # A key turned off by a switch given on the command line stays: the file keeps it for when the override goes.
-    return refused + [(key, reason) for key, switch, reason in unread_keys(job, mode, video)
-                      if not any(key[:end] in said for end in range(1, len(key) + 1))
-                      and not _from_base(layered, key, job_file) and not _on_command_line(layered, switch)]
+    for key, switch, reason in unread_keys(job, mode, video, unlooped):
+        if (not any(key[:end] in said for end in range(1, len(key) + 1)) and not _from_base(layered, key, job_file)
+                and not _on_command_line(layered, switch)):
+            refused.append((key, reason))
+            said.add(key)  # one reason a key: the first rule that turns it off
+    return refused
 
 
 def _from_base(layered: Layered, key: tuple, job_file: Path) -> bool:

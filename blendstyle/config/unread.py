@@ -14,10 +14,11 @@ from .models import Job
 from .yamlfile import Key
 
 
-def unread_keys(job: Job, mode: str, video: bool) -> list[tuple[Key, Key, str]]:
+def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -> list[tuple[Key, Key, str]]:
     """(key, the setting that turns it off, reason) for every key set to a value other than its default that
     the job's other settings turn off; ``mode``: still, animation or sweep; ``video``: whether the content
-    is a video (its default output is mp4, a GIF's is a GIF; it plays once)."""
+    is a video (its default output is mp4, a GIF's is a GIF); ``unlooped``: why the clip has no loop to
+    close (a video, a GIF that plays once, too few frames), None when it loops."""
     found: list[tuple[Key, Key, str]] = []
 
     def unread(key: Key, switch: Key, reason: str) -> None:
@@ -36,9 +37,9 @@ def unread_keys(job: Job, mode: str, video: bool) -> list[tuple[Key, Key, str]]:
     elif job.method == "optimize":
         unread(("animation", "batch"), coherence, "a setting of mode: independent; in mode: coherent each frame starts "
                "from the one before, so frames are optimised one at a time")
-    if video:
+    if unlooped:
         for name in ("close_loop", "loop_frames"):
-            unread(("animation", name), ("content",), "a video plays once: it has no loop to close")
+            unread(("animation", name), ("content",), unlooped)
     elif not animation.close_loop:
         unread(("animation", "loop_frames"), ("animation", "close_loop"),
                "how many frames the loop-closing pass re-renders; close_loop is false")

@@ -157,6 +157,20 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
     return VideoProbe(width, height, rotation, pts, time_base, pts[-1] + tail, audio)
 
 
+def loop_count(path: Path | str) -> int | None:
+    """An animation's loop count as its file gives it (0: forever), or None when it plays once: a video, a
+    still, a GIF without a NETSCAPE loop block, or a file that cannot be read (reported elsewhere)."""
+    from PIL import Image
+
+    if is_video(path):
+        return None
+    try:
+        with own_pixel_limit(), Image.open(path) as image:
+            return image.info.get("loop") if getattr(image, "n_frames", 1) > 1 else None
+    except DECODE_ERRORS:
+        return None
+
+
 def frame_times(path: Path | str) -> list[float] | None:
     """When each frame of an animation or video starts showing, in seconds from the first; None when the
     file cannot be read (reported elsewhere)."""

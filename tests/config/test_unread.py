@@ -150,3 +150,18 @@ def test_two_sweeps_of_one_style_are_refused(tiny_job):
                    "sweep: [{style: 1, steps: 2}, {style: 1, steps: 3}]\n")
     with pytest.raises(BlendstyleError, match="both sweeps vary style 1; a grid sweeps two different styles"):
         load_job(job)
+
+
+def test_a_clip_without_a_loop_has_no_loop_to_close(tiny_job, tmp_path):
+    """A GIF without a loop count plays once, and a loop of two frames has no seam the pass would close: the
+    loop-closing keys are refused there, as on a video; a looping clip of three frames takes them."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (48, 36), (40 * k, 90, 160)) for k in range(3)]
+    frames[0].save(tmp_path / "once.gif", save_all=True, append_images=frames[1:], duration=100)  # no loop block
+    once = tiny_job(body="content: once.gif\nstyles: [{path: style_a.png}]\nsize: 48\nanimation: {loop_frames: 2}\n")
+    with pytest.raises(BlendstyleError, match=r"animation.loop_frames: \S*once.gif plays once .it has no loop count."):
+        load_job(once)
+    with pytest.raises(BlendstyleError, match="animation.loop_frames: 2 selected frames: a loop needs at least 3"):
+        load_job(clip_job(tiny_job, tmp_path, "animation: {stop: 2, loop_frames: 2}"))
+    assert load_job(clip_job(tiny_job, tmp_path, "animation: {stop: 3, loop_frames: 2}")).job.animation.loop_frames == 2
