@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from ..config.animation import frame_at
 from ..config.layers import layer_index
 from ..config.load import LoadedJob
 from ..config.models import Job
@@ -29,10 +28,11 @@ from ..config.optimizer import Init
 from ..config.styles import Layers, Weights
 from ..files.images import read_image, write_image
 from ..files.report import grid_sheet
-from ..media.probe import frame_times, frames_in
+from ..media.probe import frames_in
 from ..nst.kinds import kind_of
 from ..nst.memory import plan
 from ..nst.regions import over_white
+from .clip import frame_range
 from .context import Run, Saved, open_run
 from .progress import Reporter
 from .schedule import Schedule, plan_stages
@@ -97,9 +97,7 @@ def _study(run: Run, what: str) -> Path:
     job, folder = run.job, run.folder
     animated = not Path(job.content).is_dir() and (frames_in(job.content) or 1) > 1
     # An animation is studied at its first selected frame (a start given in seconds: the frame shown then).
-    start = frame_at(job.animation.start, frame_times(job.content)) if animated and isinstance(job.animation.start, str) \
-        else job.animation.start
-    content_at = StillContent(run, frame=start if animated else None)
+    content_at = StillContent(run, frame=frame_range(job)[0] if animated else None)
     height, width = content_at(job.size).shape[-2:]
     alpha = content_at.alpha()  # a transparent still is studied over its visible pixels, as it renders
     memory = plan(job, run.device, width, height)
