@@ -26,6 +26,10 @@ def frame_at(point: int | str, times: Sequence[float]) -> int:
     return bisect.bisect_left(times, float(point[:-1]) - 0.0005)
 
 
+#: The fewest frames a loop-closing pass closes a loop of (it re-renders the first frames against both neighbours).
+LOOP_FRAMES_AT_LEAST = 3
+
+
 class Animation(Model):
     """How an animated content file (GIF, animated WebP or PNG) or a video is rendered; refused for stills."""
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import Problem, display_path
 from ..media.formats import is_video
 from ..media.probe import frame_times, frames_in, image_size, loop_count, stills_in
+from .animation import LOOP_FRAMES_AT_LEAST
 from .layering import Layered, format_key
 from .models import Job
 from .modes import refused_keys
@@ -55,6 +56,7 @@ def input_problems(job: Job, layered: Layered, job_file: Path, wrong: set[Key] =
                 (("content",),),
             )
     range_keys = tuple(("animation", name) for name in ("start", "stop", "step", "max_frames"))  # read together
+    selected = None
     if content_frames > 1:
         settings = job.animation
         timed = isinstance(settings.start, str) or isinstance(settings.stop, str)
@@ -81,23 +83,23 @@ def input_problems(job: Job, layered: Layered, job_file: Path, wrong: set[Key] =
     # sub-key taken out stands: the value as written differs from the default all the more.
     video = is_video(job.content)
     for key, reason in refused_keys(job, layered, content_frames > 1 or video, job_file, video,
-                                    unlooped(job, video, content_frames)):
+                                    unlooped(job, video, selected)):
         problem(key, reason, (("sweep",),))
     return problems
 
 
-def unlooped(job: Job, video: bool, content_frames: int) -> str | None:
-    """Why an animated content has no loop for the loop-closing pass to close, or None when it has one (the
-    run closes a loop of a looping file's at least 3 selected frames)."""
+def unlooped(job: Job, video: bool, selected: int | None) -> str | None:
+    """Why an animated content (``selected``: its frames the range selects; None for a still) has no loop for
+    the loop-closing pass to close, or None when it has one (as the run decides: a file's loop count and at
+    least :data:`LOOP_FRAMES_AT_LEAST` frames)."""
     if video:
         return "a video plays once: it has no loop to close"
-    if content_frames > 1 and loop_count(job.content) is None:
+    if selected is None:
+        return None
+    if loop_count(job.content) is None:
         return f"{display_path(Path(job.content))} plays once (it has no loop count): it has no loop to close"
-    settings = job.animation
-    if content_frames > 1 and not isinstance(settings.start, str) and not isinstance(settings.stop, str):
-        selected = len(range(settings.start, min(settings.stop or content_frames, content_frames), settings.step))
-        if 0 < selected < 3:
-            return f"{selected} selected frames: a loop needs at least 3 for the closing pass"
+    if 0 < selected < LOOP_FRAMES_AT_LEAST:
+        return f"{selected} selected frames: a loop needs at least {LOOP_FRAMES_AT_LEAST} for the closing pass"
     return None
 
 

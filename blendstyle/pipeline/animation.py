@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..config.animation import LOOP_FRAMES_AT_LEAST
 from ..files.images import pil_to_tensor
 from ..nst.temporal import Flicker
 from .clip import ClipRenderer
@@ -78,7 +79,7 @@ def finish_clip(log: FrameLog, farm: ClipFarm | None, busy: float, made: Sequenc
 
 def loops(renderer: ClipRenderer) -> bool:
     """Whether the clip plays in a loop (a GIF's or WebP's loop count), long enough to close it."""
-    return renderer.clip.loop is not None and len(renderer.clip) >= 3
+    return renderer.clip.loop is not None and len(renderer.clip) >= LOOP_FRAMES_AT_LEAST
 
 
 def produce(log: FrameLog, farm: ClipFarm | None) -> None:
