@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .layering import Layered
 from .models import Job
-from .unread import unread_keys
+from .unread import differs, unread_keys
 
 USED = "used"
 MODES = ("still", "animation", "sweep", "study")
@@ -79,24 +79,17 @@ NETWORK_REFUSES = {
 
 def method_refusals(job: Job) -> list[tuple[tuple, str]]:
     """(key, reason) for settings the job's ``method`` does not read, set to something other than their default."""
-    defaults = Job.model_construct()
     if job.method == "optimize":
-        return [(("network",), "network settings apply to method: network")] if job.network != defaults.network else []
-    refused = []
-    for key, reason in NETWORK_REFUSES.items():
-        section, default = job, defaults
-        for part in key:
-            section, default = getattr(section, part), getattr(default, part)
-        if section != default:
-            refused.append((key, reason))
-    if job.network.refine == 0 and job.optimizer != defaults.optimizer:
+        return [(("network",), "network settings apply to method: network")] if differs(job, ("network",)) else []
+    refused = [(key, reason) for key, reason in NETWORK_REFUSES.items() if differs(job, key)]
+    if job.network.refine == 0 and differs(job, ("optimizer",)):
         refused.append((("optimizer",), "under method: network the optimiser runs only to refine frames; "
                                         "network.refine is 0"))
-    if job.network.refine and job.optimizer.iterations != defaults.optimizer.iterations:
+    if job.network.refine and differs(job, ("optimizer", "iterations")):
         refused.append((("optimizer", "iterations"), "under method: network each frame is refined for "
                                                      "network.refine iterations"))
     # tiles.memory stays: refining frames, the optimiser's memory plan must fit in it (refused if it does not).
-    if job.network.refine == 0 and job.tiles.memory != defaults.tiles.memory:
+    if job.network.refine == 0 and differs(job, ("tiles", "memory")):
         refused.append((("tiles", "memory"), "the memory budget of the optimiser, which under method: network "
                                              "only refines frames; network.refine is 0"))
     return refused
@@ -133,7 +126,7 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, vid
         section = getattr(job, key)
         # Only a value the job gives: a print size's dpi is the file's resolution without being written here.
         given = field in section.model_fields_set
-        if mode not in only and given and getattr(section, field) != type(section).model_fields[field].default:
+        if mode not in only and given and differs(job, (key, field)):
             refused.append(((key, field), reason))
     said = {key for key, _ in refused}
     refused += [(key, reason) for key, reason in method_refusals(job) if key not in said]

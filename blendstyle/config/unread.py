@@ -10,8 +10,23 @@ sweep) and the method are judged in :mod:`blendstyle.config.modes`; these rules 
 
 from __future__ import annotations
 
+import functools
+
 from .models import Job
 from .yamlfile import Key
+
+
+@functools.cache
+def _defaults() -> Job:
+    return Job.model_construct()
+
+
+def differs(job: Job, key: Key) -> bool:
+    """Whether the setting at ``key`` (a section or a value) is other than its default."""
+    value, default = job, _defaults()
+    for part in key:
+        value, default = getattr(value, part), getattr(default, part)
+    return value != default
 
 
 def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -> list[tuple[Key, Key, str]]:
@@ -22,10 +37,7 @@ def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -
     found: list[tuple[Key, Key, str]] = []
 
     def unread(key: Key, switch: Key, reason: str) -> None:
-        section = job
-        for part in key[:-1]:
-            section = getattr(section, part)
-        if getattr(section, key[-1]) != type(section).model_fields[key[-1]].default:
+        if differs(job, key):
             found.append((key, switch, reason))
 
     animation = job.animation
