@@ -194,8 +194,9 @@ def job_text(device: str, size: int, styles: int, precision: str, extra: str = "
 
 
 def our_step(torch, device: str, size: int, styles: int, precision: str, steps: int, extra: str = "", lbfgs=None,
-             eager: bool = False) -> Stepped:
-    """One step's figures in this process: ``lbfgs`` replaces our optimiser; ``eager`` forbids the CUDA graph."""
+             eager: bool = False, lag: int | None = None) -> Stepped:
+    """One step's figures in this process: ``lbfgs`` replaces our optimiser; ``eager`` forbids the CUDA graph;
+    ``lag`` replaces how many iterations late the host reads the loss (:mod:`blendstyle.nst.reads`)."""
     import blendstyle
     from blendstyle.files.images import read_image
     from blendstyle.nst import optimize
@@ -217,7 +218,9 @@ def our_step(torch, device: str, size: int, styles: int, precision: str, steps: 
         torch.cuda.reset_peak_memory_stats()
     content = read_image(job.content, size).to(device)
     stylizer = stylizer_for(job, torch.device(device), size)
-    original, capture = optimize.LBFGS, optimize.graphed
+    original, capture, late = optimize.LBFGS, optimize.graphed, optimize.CUDA_LAG
+    if lag is not None:
+        optimize.CUDA_LAG = lag
     if lbfgs is not None:
         optimize.LBFGS = lbfgs
     if eager:
@@ -230,11 +233,12 @@ def our_step(torch, device: str, size: int, styles: int, precision: str, steps: 
             torch.cuda.reset_peak_memory_stats()
         stamps: list[float] = []
         optimized, _ = stylizer.run(content, content, steps + WARM_UP + 2, on_step=lambda *_: stamps.append(time.perf_counter()))
-        # Each iteration reads its loss back, so the host's clock between them is the device's time; the
-        # first few (op by op, then the capture) are left out.
+        # Each iteration's loss is read back (at once or a step late), so once the device sets the pace the
+        # host's clock between reads is its time a step; the first few (op by op, then the capture) are
+        # left out.
         seconds = statistics.median(b - a for a, b in zip(stamps[WARM_UP + 1 :], stamps[WARM_UP + 2 :]))
     finally:
-        optimize.LBFGS, optimize.graphed = original, capture
+        optimize.LBFGS, optimize.graphed, optimize.CUDA_LAG = original, capture, late
     steady = torch.cuda.max_memory_allocated() - base if cuda else 0
     width, height = content.shape[-1], content.shape[-2]
     return Stepped(seconds, max(whole, steady), steady, job_bytes(job, width, height, device), optimized.graphed)
@@ -309,7 +313,8 @@ def steps_and_memory(table: Table, torch, device: str, sizes, steps: int) -> Non
 
 def step_variants(table: Table, torch, device: str, size: int, steps: int) -> None:
     """The bf16 step at ``size``: replayed as a CUDA graph (the default), launched op by op, with torch's
-    L-BFGS (the step before this issue) and with ``compile: true``."""
+    L-BFGS (the step before this issue), with the loss read at once rather than a step late (at 256 px
+    too, the GIF's size, where the host's share of a step is largest) and with ``compile: true``."""
     ours = our_step(torch, device, size, 1, "bf16", steps)
     eager = our_step(torch, device, size, 1, "bf16", steps, eager=True)
     old = our_step(torch, device, size, 1, "bf16", steps, lbfgs=TorchLBFGS, eager=True)
@@ -318,6 +323,12 @@ def step_variants(table: Table, torch, device: str, size: int, steps: int) -> No
               f"op by op {eager.seconds * 1000:.2f} ms; torch's L-BFGS {old.seconds * 1000:.2f} ms",
               f"{ours.seconds / eager.seconds:.2f}; {ours.seconds / old.seconds:.2f}", ours=ours.seconds,
               eager=eager.seconds, torch_lbfgs=old.seconds)
+    for side in sorted({256, size}) if device == "cuda" else (size,):
+        late = ours if side == size else our_step(torch, device, side, 1, "bf16", steps)
+        now = our_step(torch, device, side, 1, "bf16", steps, lag=0)
+        table.add(f"step at {side} px, 1 style, bf16: the loss read a step late (the default) against at once",
+                  f"{late.seconds * 1000:.2f} ms", f"at once {now.seconds * 1000:.2f} ms",
+                  f"{late.seconds / now.seconds:.2f}", late=late.seconds, now=now.seconds)
     compiled = our_step(torch, device, size, 1, "bf16", steps, extra="compile: true\n")
     table.add(f"step at {size} px, 1 style, bf16: compile: true{' (CUDA graph)' if compiled.graphed else ''}",
               f"{compiled.seconds * 1000:.2f} ms", f"without: {ours.seconds * 1000:.2f} ms",

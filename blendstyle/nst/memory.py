@@ -9,6 +9,7 @@ import torch
 from ..config.layers import BLOCKS, LAYER_NAMES, layer_channels, layer_index, layer_stride
 from ..errors import BlendstyleError
 from .kinds.neighbours import CHUNK
+from .reads import CUDA_LAG
 from .targets import layer_plan
 
 FLOAT = 4  # bytes
@@ -47,7 +48,8 @@ def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history
     step) the activations are counted in their own type, 1.5 times in bf16 or fp16 (``reduced``: the
     style layers' float32 copies for the losses are most of the 0.5) and 1.1 times in fp32, plus the
     weights of the network up to the last layer in float32 and, when reduced, the half-precision copies
-    autocast keeps for the backward pass, plus :data:`CUDA_OVERHEAD`. Fitted that way, estimate /
+    autocast keeps for the backward pass, plus the copies of the image the host reads a step late (added
+    after the fit: under 1 % of it at 512 px), plus :data:`CUDA_OVERHEAD`. Fitted that way, estimate /
     measured is 1.07-1.12 in bf16 and 1.05-1.19 in fp32. Not counted: on the first step at each size
     cuDNN's autotuning tries workspaces as large as the free memory (33 GiB at 512 px in fp32 on the
     H200), but only where they fit, and its choice runs in the figures above.
@@ -63,7 +65,8 @@ def estimate_bytes(width: int, height: int, last_layer: str = "relu5_1", history
     if device == "cuda":
         used = network_weights(last_layer)  # the network is truncated after the last layer
         kept = 1.5 * 2 * activations + 2 * used if reduced else 1.1 * FLOAT * activations
-        return int(kept) + FLOAT * (tensors - weights + used) + CUDA_OVERHEAD
+        slots = (CUDA_LAG + 1) * pixels  # the images the host reads a step late (blendstyle.nst.reads)
+        return int(kept) + FLOAT * (tensors - weights + used + slots) + CUDA_OVERHEAD
     return FLOAT * (3 * activations + tensors)
 
 

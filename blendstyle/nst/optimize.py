@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 
 from .lbfgs import LBFGS
+from .reads import CUDA_LAG, Reads, Slot
 
 Terms = dict[str, torch.Tensor]
 
@@ -183,6 +184,7 @@ def optimize(
     should_stop: Callable[[], bool] | None = None,
     loss_scale: bool = False,
     average: float = 0.0,
+    lag: int | None = None,
 ) -> Optimized:
     """Minimise ``sum(objective(x).values())`` over the pixels ``x``, starting at ``image``.
 
@@ -191,7 +193,10 @@ def optimize(
     ``KeyboardInterrupt``, the result comes back with ``halted`` set and the best image so far.
     ``loss_scale``: scale the backward pass for a network in fp16 (:class:`LossScale`). ``average``: the
     decay of an exponential moving average of the images, which is then the picture handed back (iterate
-    averaging, as crowsonkb/style-transfer-pytorch does with Adam; 0: off).
+    averaging, as crowsonkb/style-transfer-pytorch does with Adam; 0: off). ``lag``: how many iterations
+    behind the device the host reads the loss terms (:mod:`blendstyle.nst.reads`; default
+    :data:`~blendstyle.nst.reads.CUDA_LAG` on CUDA, 0 elsewhere); ``on_step`` then sees each step that
+    much later, with the image as it was after that step's update.
     """
     x = image.detach().clone().contiguous().requires_grad_(True)
     # A CUDA graph needs the optimiser's tensors at fixed addresses (LBFGS(fixed=True)) and no reads of
@@ -218,34 +223,47 @@ def optimize(
     side = torch.cuda.Stream(x.device) if capture else None
     if side is not None:
         side.wait_stream(torch.cuda.current_stream(x.device))
+    reads = Reads((CUDA_LAG if x.is_cuda else 0) if lag is None else lag, images=on_step is not None)
+
+    def settle(slot: Slot) -> bool:
+        """File one finished iteration; True when the run ends there."""
+        # The iteration's one read: every term at once, off the device or out of the slot it was copied
+        # to (the stop rule and the progress need them; the optimiser's step and the best image need none).
+        seen = dict(zip(iterate.names, slot.values.tolist()))
+        total = sum(seen.values())
+        if not math.isfinite(total):
+            hint = "lower optimizer.learning_rate" if method == "adam" else "try optimizer.name: adam"
+            result.halted = Halt("non-finite", f"the loss became {total} at iteration {slot.iteration}", hint)
+            return True
+        step = Step(slot.iteration, total, seen, time.perf_counter() - start)
+        result.history.append(step)
+        totals.append(total)
+        if on_step is not None:
+            on_step(step, slot.image)
+        if converged(totals, tolerance, window):
+            result.stopped_early = True
+            return True
+        return False
+
     start = time.perf_counter()
     try:
         for iteration in range(1, iterations + 1):
+            if iteration > 1 and should_stop is not None and should_stop():
+                result.halted = Halt("interrupted")
+                break
             if side is not None and iteration == WARM_UP + 1:
                 torch.cuda.current_stream(x.device).wait_stream(side)
                 step_once = graphed(iterate) or iterate
                 result.graphed, side = step_once is not iterate, None
-            # The iteration's one read from the device: every term at once (the stop rule and the progress
-            # need them; the optimiser's step and the best image need none).
             with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
-                values = step_once().tolist()
-            seen = dict(zip(iterate.names, values))
-            total = sum(seen.values())
-            if not math.isfinite(total):
-                hint = "lower optimizer.learning_rate" if method == "adam" else "try optimizer.name: adam"
-                result.halted = Halt("non-finite", f"the loss became {total} at iteration {iteration}", hint)
+                reads.queue(iteration, step_once(), x)
+            slot = reads.due()
+            if slot is not None and settle(slot):
                 break
-            step = Step(iteration, total, seen, time.perf_counter() - start)
-            result.history.append(step)
-            totals.append(total)
-            if on_step is not None:
-                on_step(step, x.detach())
-            if converged(totals, tolerance, window):
-                result.stopped_early = True
-                break
-            if should_stop is not None and iteration < iterations and should_stop():
-                result.halted = Halt("interrupted")
-                break
+        # The iterations queued but not yet read ran all the same: they are filed too, unless the loss has
+        # gone non-finite.
+        while not (result.halted and result.halted.reason == "non-finite") and (slot := reads.next()):
+            settle(slot)
     except KeyboardInterrupt:
         result.halted = Halt("interrupted")
     result.seconds = time.perf_counter() - start

@@ -239,3 +239,21 @@ def test_the_step_replayed_as_a_cuda_graph_equals_the_step_launched_op_by_op(tin
     figures = f"{difference.mean() * 255:.4f}/255 mean, {difference.max() * 255:.3f}/255 max apart"
     assert difference.mean() < 0.1 / 255 and difference.max() < 2 / 255, figures
     assert [s.total for s in graphed.history][-1] < graphed.history[0].total
+
+
+@cuda_only
+def test_the_loss_read_a_step_late_files_what_reading_at_once_does():
+    """On CUDA the host reads each iteration's loss one iteration late (:mod:`blendstyle.nst.reads`), out of
+    pinned copies that a replayed graph cannot overwrite: the same steps are filed as when read at once."""
+    from blendstyle.nst.optimize import optimize
+
+    target = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2)).cuda()
+
+    def fit(x):
+        return {"fit": (x - target).pow(2).sum()}
+
+    late = optimize(torch.zeros_like(target), fit, iterations=12)
+    now = optimize(torch.zeros_like(target), fit, iterations=12, lag=0)
+    assert late.graphed and now.graphed
+    assert [s.total for s in late.history] == pytest.approx([s.total for s in now.history], rel=1e-5)
+    assert torch.allclose(late.image, now.image, atol=1e-6)

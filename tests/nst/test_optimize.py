@@ -119,3 +119,56 @@ def test_iterate_averaging_hands_out_the_moving_average_of_the_images():
     assert torch.allclose(result.image, expected.clamp(0, 1), atol=1e-6)
     assert not torch.allclose(result.image, seen[-1].clamp(0, 1), atol=1e-3)  # not the last image
     assert result.final["fit"] == pytest.approx(float((expected - target).pow(2).sum()), rel=1e-5)
+
+
+def lagged(lag, **options):
+    """A run with the host reading ``lag`` iterations late: its steps, the images ``on_step`` saw, the result."""
+    target = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(4))
+    steps, images = [], []
+
+    def on_step(step, image):
+        steps.append(step)
+        images.append(image.clone())
+
+    result = optimize(torch.zeros(1, 3, 6, 6), quadratic(target), lag=lag, on_step=on_step, **options)
+    return steps, images, result
+
+
+@pytest.mark.parametrize("method,lr", [("lbfgs", 1.0), ("adam", 0.05)])
+def test_reading_a_step_late_changes_when_the_host_reads_not_what(method, lr):
+    """The CUDA default (read one iteration late, :mod:`blendstyle.nst.reads`) files the same steps and shows
+    ``on_step`` the same images as reading at once."""
+    now_steps, now_images, now = lagged(0, method=method, lr=lr, iterations=12)
+    late_steps, late_images, late = lagged(1, method=method, lr=lr, iterations=12)
+    assert [(s.iteration, s.terms) for s in late_steps] == [(s.iteration, s.terms) for s in now_steps]
+    assert len(late_images) == 12 and all(torch.equal(a, b) for a, b in zip(late_images, now_images))
+    assert torch.equal(late.image, now.image) and late.final == now.final
+
+
+def test_a_late_read_files_the_step_already_under_way_when_the_run_stops():
+    now_steps, _, now = lagged(0, iterations=200, tolerance=0.01, window=5)
+    late_steps, _, late = lagged(1, iterations=200, tolerance=0.01, window=5)
+    assert now.stopped_early and late.stopped_early
+    assert [s.total for s in late_steps[:-1]] == [s.total for s in now_steps] and len(late_steps) == len(now_steps) + 1
+    assert late.iterations == len(late_steps)
+
+
+def test_a_late_read_halts_on_the_first_non_finite_step_and_files_nothing_after_it():
+    def objective(x):
+        calls.append(1)
+        return {"fit": x.sum() * (math.nan if len(calls) >= 5 else 1.0)}
+
+    calls = []
+    result = optimize(torch.zeros(1, 3, 4, 4), objective, method="adam", lr=0.1, iterations=10, lag=1)
+    assert result.halted.reason == "non-finite" and "at iteration 5" in result.halted.message
+    assert result.iterations == 4 and len(calls) == 6  # the sixth ran before the fifth was read
+
+
+def test_a_stop_request_read_late_files_the_iteration_under_way():
+    asked = []
+    result = optimize(
+        torch.zeros(1, 3, 8, 8), quadratic(torch.rand(1, 3, 8, 8)), iterations=40, lag=1,
+        on_step=lambda step, x: asked.append(step.iteration) if step.iteration == 3 else None,
+        should_stop=lambda: bool(asked),
+    )
+    assert result.halted.reason == "interrupted" and result.iterations == 4
