@@ -26,10 +26,10 @@ from ..pipeline.farm import Chunk
 from ..pipeline.rendered import Keyframe, Rendered
 from ..pipeline.schedule import Schedule
 from ..pipeline.training import Trainer, Training, gather
-from .engine import Cluster
+from .engine import RESTARTS, Cluster
 from .shipping import pack
 from .training import RemoteTraining
-from .workers import FrameWorker, StillWorker, lost
+from .workers import FrameWorker, StillWorker, WorkerLost, lost
 
 #: Seconds between looks at the driver's stop request while waiting for frames.
 POLL = 0.25
@@ -154,10 +154,27 @@ class RayFarm:
         return RemoteTraining(self.train, self.cluster.gpus, renderer, key, checkpoint)
 
     def train(self, renderer: ClipRenderer, key: str, checkpoint: dict | None) -> Iterator[tuple]:
-        """The events of the network's training on one worker (:meth:`FrameWorker.train`), as they come."""
-        actors = self._start(FrameWorker, lambda: _clip(renderer), 1, trainer=self.cluster.trainer(renderer.run.device.type == "cuda"))
-        stream = actors[0].train.options(num_returns="streaming").remote(self.shipped, key, checkpoint)
-        yield from self._gather(renderer.run, [], [stream])
+        """The events of the network's training on one worker (:meth:`FrameWorker.train`), as they come.
+
+        A worker lost while it trains is replaced (up to :data:`RESTARTS` times), and the new one goes on
+        from the newest checkpoint that came back, announced by a ``("lost", steps)`` event (``steps``:
+        the checkpoint's). Ray's own retry is off for this call: it would run the call again with the
+        checkpoint it began with, and train again every step since."""
+        latest = checkpoint
+        for attempt in range(RESTARTS + 1):
+            actors = self._start(FrameWorker, lambda: _clip(renderer), 1,
+                                 trainer=self.cluster.trainer(renderer.run.device.type == "cuda"))
+            stream = actors[0].train.options(num_returns="streaming", max_task_retries=0).remote(self.shipped, key, latest)
+            try:
+                for event in self._gather(renderer.run, [], [stream]):
+                    if event[0] == "checkpoint":
+                        latest = event[1]
+                    yield event
+                return
+            except WorkerLost:
+                if attempt == RESTARTS:
+                    raise
+            yield "lost", latest["done"] if latest else 0
 
     def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
         actors = self._start(StillWorker, lambda: _still(schedule), len(cells))

@@ -7,7 +7,9 @@ driver's bar and live page; every ``network.checkpoint_every`` steps the checkpo
 picture, the checkpoint written atomically into the run's folder here; at the end the trained weights.
 A stop on the driver ends the worker's call and keeps the last checkpoint it sent, so the steps since that
 checkpoint are lost (a local training writes one at the stop itself); the next run, on workers or not,
-goes on from it.
+goes on from it. A worker lost while it trains (its process killed, its node gone) is replaced, and the
+new one goes on from the newest checkpoint that came back (:meth:`~blendstyle.cluster.frames.RayFarm.train`);
+the record's ``network.trained_on.went_on_from`` lists those checkpoints' steps.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class RemoteTraining:
                 self.done, self.seconds = payload.iteration, payload.elapsed
                 self.history.append(payload)
                 reporter.step(payload)
+            elif kind == "lost":  # a new worker goes on from the checkpoint after ``payload`` steps
+                self.trained_on.setdefault("went_on_from", []).append(payload)
+                reporter.stage(f"a worker was lost after {self.done} training steps: a new one goes on from "
+                               + (f"the checkpoint after {payload}" if payload else "the start"))
             elif kind == "checkpoint":
                 save_checkpoint(self.path, payload)
                 self.kept = payload["done"]

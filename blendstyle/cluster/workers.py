@@ -70,11 +70,15 @@ def render_job(shipment: Shipment, threads: int) -> JobOutcome:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def lost(error: Exception) -> BlendstyleError:
+class WorkerLost(BlendstyleError):
+    """:func:`lost`'s error: the caller may start a new worker and go on (the network's training does)."""
+
+
+def lost(error: Exception) -> WorkerLost:
     """A failure of Ray itself (a worker lost after every retry, a node gone, blendstyle missing on a
     node), told as a user error: nothing in blendstyle went wrong, and the work so far is kept."""
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return BlendstyleError(f"a worker was lost and could not be replaced ({type(error).__name__}: {first[:200]})",
+    return WorkerLost(f"a worker was lost and could not be replaced ({type(error).__name__}: {first[:200]})",
                            hint="check the cluster (`ray status`), and that every node has blendstyle installed; "
                                 "the same command resumes")
 

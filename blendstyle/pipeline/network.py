@@ -65,7 +65,7 @@ class Trained:
     trained_for: dict[str, Any]
     history: list[Step] = field(default_factory=list)
     seconds: float = 0.0
-    trained_on: dict[str, str] | None = None  # this run's training: {"process": "this" or "worker", "device"}
+    trained_on: dict[str, Any] | None = None  # this run's training: {"process": "this" or "worker", "device"}
 
     def saved(self) -> SavedNetwork:
         """The network as a farm's workers get it (weights on the CPU)."""

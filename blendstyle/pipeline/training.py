@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -150,7 +150,7 @@ class Trainer(Protocol):
     history: list[Step]
     seconds: float
     path: Path
-    trained_on: dict[str, str]  # {"process": "this" or "worker", "device": where it ran}
+    trained_on: dict[str, Any]  # {"process": "this" or "worker", "device": where it ran[, "went_on_from": [steps]]}
 
     def train(self) -> None: ...
 

@@ -175,6 +175,41 @@ def test_a_stop_while_a_worker_trains_keeps_its_last_checkpoint_and_the_rerun_go
         assert torch.allclose(ours[name], tensor, rtol=1e-4, atol=1e-5), name
 
 
+def test_a_worker_killed_while_it_trains_is_replaced_and_goes_on_from_the_last_checkpoint(tmp_path, cluster, one_thread):
+    """SIGKILL to the training worker once a checkpoint has come back: a new worker goes on from that
+    checkpoint (not from the start, as Ray's own retry of the call would), and the network equals an
+    undisturbed training's."""
+    import ray._private.state as ray_state
+
+    from blendstyle.cluster.frames import RayFarm
+
+    path = network_job(tmp_path, iterations=12)
+    whole = render(load_job(path), tmp_path / "whole", farm=RayFarm(cluster))
+    killed: list[int] = []
+
+    def kill_trainer() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            alive = [a for a in ray_state.actors().values() if a["State"] == "ALIVE" and a["ActorClassName"] == "FrameWorker"]
+            if (tmp_path / "shaken" / "clip" / "network.checkpoint.pt").exists() and alive:
+                os.kill(alive[0]["Pid"], signal.SIGKILL)
+                killed.append(alive[0]["Pid"])
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_trainer)
+    killer.start()
+    shaken = render(load_job(path), tmp_path / "shaken", farm=RayFarm(cluster))
+    killer.join()
+    assert killed, "no training worker was found to kill"
+    network = shaken.record["network"]
+    assert network["trained_on"]["went_on_from"] in ([4], [8]), network["trained_on"]
+    assert shaken.record["iterations"]["training_done"] == 12
+    ours, theirs = weights_of(shaken.folder), weights_of(whole.folder)
+    for name, tensor in theirs.items():
+        assert torch.allclose(ours[name], tensor, rtol=1e-4, atol=1e-5), name
+
+
 def test_a_folder_of_stills_trains_on_a_worker_like_here(tmp_path, cluster, one_thread):
     """The folder travels to the worker with its stills' names; the network it trains equals a local one."""
     from blendstyle.cluster.frames import RayFarm
