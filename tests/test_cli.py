@@ -68,6 +68,17 @@ def test_validate_examples(in_root):
     assert result.exit_code == 0, result.output
 
 
+def test_validate_takes_a_folder_of_jobs_as_run_does(in_root, tmp_path):
+    """``run jobs/`` renders every job file in the folder; ``validate jobs/`` checks the same files."""
+    result = invoke("validate", "jobs")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok jobs/") == len(list((ROOT / "jobs").glob("*.yaml")))
+    (tmp_path / "empty").mkdir()
+    refused = invoke("validate", tmp_path / "empty", "jobs/starry_cat.yaml")
+    assert refused.exit_code == 1 and "folder holds no .yaml job files" in refused.output
+    assert "ok jobs/starry_cat.yaml" in refused.output
+
+
 def test_layers_and_schema():
     layers = invoke("layers")
     assert layers.exit_code == 0 and "relu4_2" in layers.output and "pool5" in layers.output

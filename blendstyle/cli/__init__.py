@@ -25,7 +25,7 @@ from ..pipeline.stopping import StopRequest
 from ..version import __version__
 from .console import ConsoleReporter, err, note, out, show_error
 from .new import new
-from .options import output_root, overrides
+from .options import expand_jobs, output_root, overrides
 from .run import run
 
 
@@ -70,9 +70,17 @@ def main() -> None:
 @main.command()
 @click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(jobs) -> None:
-    """Check JOB files without running them; list every problem and exit 1 if there is any."""
+    """Check JOB files (a folder: every job file in it, as run takes it) without running them; list every
+    problem and exit 1 if there is any."""
     bad = 0
-    for path in jobs:
+    paths: list[Path] = []
+    for given in jobs:
+        try:
+            paths += expand_jobs([given])
+        except BlendstyleError as error:
+            show_error(error, title=f"{given}: {len(error.problems)} problem(s)")
+            bad += 1
+    for path in paths:
         try:
             loaded: LoadedJob = load_job(path)
         except BlendstyleError as error:

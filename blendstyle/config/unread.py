@@ -62,9 +62,20 @@ def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -
     if "gif" not in formats:
         for name in ("dither", "steady"):
             unread(("animation", name), ("animation", "formats"), f"a setting of the GIF's palette; this job writes {written}")
-    if job.optimizer.stop.tolerance == 0:
+    stop = job.optimizer.stop
+    if stop.tolerance == 0:
         unread(("optimizer", "stop", "window"), ("optimizer", "stop", "tolerance"),
                "the iterations the stop rule looks back over; stop.tolerance 0 turns the rule off")
+    elif job.method == "optimize" or job.network.refine:
+        # The rule needs more iterations than its window to compare anything; the longest optimisation is
+        # at most the largest of the iteration settings (a default scale's or tile's is no larger).
+        longest = max(job.optimizer.iterations, job.scales.iterations or 0, job.tiles.iterations or 0,
+                      animation.iterations or 0, job.network.refine)
+        if stop.window >= longest:
+            for name in ("tolerance", "window"):
+                unread(("optimizer", "stop", name), ("optimizer", "iterations"),
+                       f"the stop rule compares the last {stop.window} iterations with those before them, and no "
+                       f"optimisation of this job runs more than {longest}")
     if job.init.source == "noise":
         unread(("init", "noise"), ("init", "source"), "the share of noise blended into the start image; "
                "init.source is noise already")

@@ -31,6 +31,9 @@ CASES = [
      "optimizer: {name: lbfgs, "),
     ("optimizer: {stop: {tolerance: 0, ", "window: 5}}", "optimizer.stop.window: the iterations the stop rule looks back",
      "optimizer: {stop: {tolerance: 0.01, "),
+    ("optimizer: {iterations: 40, stop: {", "tolerance: 0.01}}", "optimizer.stop.tolerance: the stop rule compares the "
+     "last 50 iterations with those before them, and no optimisation of this job runs more than 40",
+     "optimizer: {iterations: 60, stop: {"),
     ("init: {source: noise, ", "noise: 0.5}", "init.noise: the share of noise blended into the start image",
      "init: {source: content, "),
     ("scales: {count: 1, ", "factor: 3}", "scales.factor: a setting of the smaller scales; scales.count is 1",
@@ -165,3 +168,10 @@ def test_a_clip_without_a_loop_has_no_loop_to_close(tiny_job, tmp_path):
     with pytest.raises(BlendstyleError, match="animation.loop_frames: 2 selected frames: a loop needs at least 3"):
         load_job(clip_job(tiny_job, tmp_path, "animation: {stop: 2, loop_frames: 2}"))
     assert load_job(clip_job(tiny_job, tmp_path, "animation: {stop: 3, loop_frames: 2}")).job.animation.loop_frames == 2
+
+
+def test_a_stop_rule_cut_short_on_the_command_line_is_not_refused(tiny_job, tmp_path):
+    """``watch`` and ``--set optimizer.iterations=...`` shorten a run whose file sets a stop rule: the file's
+    rule is left alone, not refused."""
+    path = clip_job(tiny_job, tmp_path, "optimizer: {iterations: 200, stop: {tolerance: 0.01}}")
+    assert load_job(path, {"optimizer.iterations": 10}).job.optimizer.iterations == 10
