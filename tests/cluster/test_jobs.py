@@ -156,3 +156,20 @@ def test_a_print_s_tiles_on_workers_wave_by_wave_equal_one_after_another(tiny_jo
     spread = render(load_job(path), tmp_path / "spread", farm=RayFarm(cluster))
     assert local.record["tiles"]["count"] == len(layout)
     assert np.array_equal(np.asarray(Image.open(local.image_path)), np.asarray(Image.open(spread.image_path)))
+
+
+def test_a_still_that_renders_whole_says_the_workers_have_nothing_to_share(tiny_job, tmp_path, cluster, one_thread):
+    """``--workers`` on a still that does not tile: said, and rendered here, not silently ignored."""
+    from blendstyle.cluster.frames import RayFarm
+    from blendstyle.pipeline.progress import Reporter
+
+    said: list[str] = []
+
+    class Stages(Reporter):
+        def stage(self, text: str) -> None:
+            said.append(text)
+
+    path = tiny_job("optimizer: {iterations: 3}\n")
+    result = render(load_job(path), tmp_path / "out", Stages(), farm=RayFarm(cluster))
+    assert result.image_path.is_file()
+    assert any("the workers have no tiles to share: it renders here" in text for text in said), said
