@@ -171,8 +171,8 @@ class RayFarm:
                         latest = event[1]
                     yield event
                 return
-            except WorkerLost:
-                if attempt == RESTARTS:
+            except WorkerLost as error:
+                if not error.replaceable or attempt == RESTARTS:  # an error of the call itself would come again
                     raise
             yield "lost", latest["done"] if latest else 0
 

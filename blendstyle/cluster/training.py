@@ -64,6 +64,8 @@ class RemoteTraining:
                 self.trained_on.setdefault("went_on_from", []).append(payload)
                 reporter.stage(f"a worker was lost after {self.done} training steps: a new one goes on from "
                                + (f"the checkpoint after {payload}" if payload else "the start"))
+                # The steps since that checkpoint are trained again: the record and the bar follow the new ones.
+                self.done, self.history = payload, [s for s in self.history if s.iteration <= payload]
             elif kind == "checkpoint":
                 save_checkpoint(self.path, payload)
                 self.kept = payload["done"]

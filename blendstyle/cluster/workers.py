@@ -71,16 +71,27 @@ def render_job(shipment: Shipment, threads: int) -> JobOutcome:
 
 
 class WorkerLost(BlendstyleError):
-    """:func:`lost`'s error: the caller may start a new worker and go on (the network's training does)."""
+    """:func:`lost`'s error; ``replaceable``: the worker's process or node went away (not an error its
+    call raised, which a new worker would raise again), so a caller may start a new one and go on (the
+    network's training does)."""
+
+    replaceable = False
 
 
 def lost(error: Exception) -> WorkerLost:
     """A failure of Ray itself (a worker lost after every retry, a node gone, blendstyle missing on a
     node), told as a user error: nothing in blendstyle went wrong, and the work so far is kept."""
+    import ray
+
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return WorkerLost(f"a worker was lost and could not be replaced ({type(error).__name__}: {first[:200]})",
-                           hint="check the cluster (`ray status`), and that every node has blendstyle installed; "
-                                "the same command resumes")
+    gone = tuple(getattr(ray.exceptions, name) for name in
+                 ("RayActorError", "WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OutOfMemoryError")
+                 if hasattr(ray.exceptions, name))
+    found = WorkerLost(f"a worker was lost and could not be replaced ({type(error).__name__}: {first[:200]})",
+                       hint="check the cluster (`ray status`), and that every node has blendstyle installed; "
+                            "the same command resumes")
+    found.replaceable = isinstance(error, gone) and not isinstance(error, ray.exceptions.RayTaskError)
+    return found
 
 
 class _Worker:

@@ -232,8 +232,11 @@ def optimize(
         seen = dict(zip(iterate.names, slot.values.tolist()))
         total = sum(seen.values())
         if not math.isfinite(total):
-            hint = "lower optimizer.learning_rate" if method == "adam" else "try optimizer.name: adam"
-            result.halted = Halt("non-finite", f"the loss became {total} at iteration {slot.iteration}", hint)
+            # (An iteration already under way when the run was stopped or converged is dropped, not filed,
+            # and does not change how the run ended.)
+            if result.halted is None and not result.stopped_early:
+                hint = "lower optimizer.learning_rate" if method == "adam" else "try optimizer.name: adam"
+                result.halted = Halt("non-finite", f"the loss became {total} at iteration {slot.iteration}", hint)
             return True
         step = Step(slot.iteration, total, seen, time.perf_counter() - start)
         result.history.append(step)
@@ -255,15 +258,16 @@ def optimize(
                 torch.cuda.current_stream(x.device).wait_stream(side)
                 step_once = graphed(iterate) or iterate
                 result.graphed, side = step_once is not iterate, None
+            # The reads (and on_step's use of the image) stay on the stream the step ran on.
             with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
                 reads.queue(iteration, step_once(), x)
-            slot = reads.due()
-            if slot is not None and settle(slot):
+                slot = reads.due()
+                if slot is not None and settle(slot):
+                    break
+        # The iterations queued but not yet read ran all the same: they are filed too.
+        while (slot := reads.next()) is not None:
+            if settle(slot):
                 break
-        # The iterations queued but not yet read ran all the same: they are filed too, unless the loss has
-        # gone non-finite.
-        while not (result.halted and result.halted.reason == "non-finite") and (slot := reads.next()):
-            settle(slot)
     except KeyboardInterrupt:
         result.halted = Halt("interrupted")
     result.seconds = time.perf_counter() - start
@@ -279,7 +283,8 @@ def optimize(
         else:
             candidate = x.detach().clamp(0, 1)
             terms = objective(candidate)
-            if float(sum(terms.values())) > best:  # the last step went uphill: the best image seen
+            # The last step went uphill (or to NaN, as a step under way at a stop may): the best image seen.
+            if not float(sum(terms.values())) <= best:
                 candidate = iterate.best_image.clamp(0, 1)
                 terms = objective(candidate)
     result.image = candidate

@@ -63,7 +63,7 @@ class Reads:
         if slot.image is not None:
             slot.image.copy_(image.detach())
         if slot.landed is not None:
-            slot.landed.record()
+            slot.landed.record(torch.cuda.current_stream(values.device))  # the step's device, not the current one
         self.waiting.append(slot)
 
     def due(self) -> Slot | None:

@@ -210,6 +210,17 @@ def test_a_worker_killed_while_it_trains_is_replaced_and_goes_on_from_the_last_c
         assert torch.allclose(ours[name], tensor, rtol=1e-4, atol=1e-5), name
 
 
+def test_only_a_worker_that_went_away_is_replaced_not_one_whose_call_failed():
+    """A new worker would raise an error of the call itself again (a bug, CUDA out of memory): only a lost
+    process or node is worth a new worker."""
+    import ray
+
+    from blendstyle.cluster.workers import lost
+
+    assert lost(ray.exceptions.ActorDiedError()).replaceable
+    assert not lost(ray.exceptions.RayTaskError("train", "traceback", RuntimeError("CUDA out of memory"))).replaceable
+
+
 def test_a_folder_of_stills_trains_on_a_worker_like_here(tmp_path, cluster, one_thread):
     """The folder travels to the worker with its stills' names; the network it trains equals a local one."""
     from blendstyle.cluster.frames import RayFarm

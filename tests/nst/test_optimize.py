@@ -172,3 +172,20 @@ def test_a_stop_request_read_late_files_the_iteration_under_way():
         should_stop=lambda: bool(asked),
     )
     assert result.halted.reason == "interrupted" and result.iterations == 4
+
+
+def test_a_step_under_way_that_goes_non_finite_after_the_stop_rule_ended_the_run_is_dropped():
+    """Read a step late, the stop rule ends a run while the next step is under way; if that step's loss is
+    NaN, the run still ended by the rule, with the best image, not as a failure."""
+    target = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(5))
+    calls = []
+
+    def objective(x):
+        calls.append(1)
+        fit = (x - target).pow(2).sum() * 0 + 1.0  # flat: the rule ends the run at its fourth step
+        return {"fit": fit * (math.nan if len(calls) == 5 else 1.0)}
+
+    result = optimize(torch.full((1, 3, 4, 4), 0.5), objective, method="adam", lr=0.1, iterations=20,
+                      tolerance=0.01, window=3, lag=1)
+    assert result.stopped_early and result.halted is None and result.iterations == 4
+    assert torch.isfinite(result.image).all() and result.final == {"fit": 1.0}
