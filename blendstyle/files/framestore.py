@@ -35,7 +35,7 @@ class FrameStore:
         return self.folder / f"frame_{index:05d}.png"
 
     def save(self, index: int, image: torch.Tensor) -> None:
-        write_image(image, self.path(index), "png")
+        write_image(image, self.path(index), "png", quick=True)  # written once a frame, read back by us
         self.done.add(index)
         self._write_state()
 

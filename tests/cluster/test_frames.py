@@ -36,6 +36,33 @@ def frames_of(folder, count):
     return [np.asarray(Image.open(folder / "frames" / f"frame_{i:05d}.png")) for i in range(count)]
 
 
+def render_killing_a_worker(path, out, cluster, ready):
+    """``path`` rendered into ``out`` on the workers, one worker's process (its PID from Ray's actor table)
+    killed with SIGKILL as soon as ``ready()`` says so."""
+    import ray._private.state as ray_state
+
+    from blendstyle.cluster.frames import RayFarm
+
+    killed: list[int] = []
+
+    def kill_one() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            alive = [a for a in ray_state.actors().values() if a["State"] == "ALIVE" and a["ActorClassName"] == "FrameWorker"]
+            if alive and ready():
+                os.kill(alive[0]["Pid"], signal.SIGKILL)
+                killed.append(alive[0]["Pid"])
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one)
+    killer.start()
+    result = render(load_job(path), out, farm=RayFarm(cluster))
+    killer.join()
+    assert killed, "no worker was found to kill"
+    return result
+
+
 def test_independent_frames_on_workers_equal_a_local_run(tmp_path, cluster, one_thread):
     from blendstyle.cluster.frames import RayFarm
 
@@ -52,30 +79,13 @@ def test_independent_frames_on_workers_equal_a_local_run(tmp_path, cluster, one_
 def test_a_worker_killed_mid_clip_is_replaced_and_the_frames_are_the_same(tmp_path, cluster, one_thread):
     """SIGKILL to a worker's process (its PID from Ray's actor table) while it renders: Ray restarts it,
     the call is retried, and every frame equals an undisturbed run's."""
-    import ray._private.state as ray_state
-
     from blendstyle.cluster.frames import RayFarm
 
     path = clip_job(tmp_path, frames=8, iterations=12)
     undisturbed = render(load_job(path), tmp_path / "calm", farm=RayFarm(cluster))
-    killed: list[int] = []
-
-    def kill_one() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            frames = list((tmp_path / "shaken" / "clip" / "frames").glob("frame_*.png"))
-            alive = [a for a in ray_state.actors().values() if a["State"] == "ALIVE" and a["ActorClassName"] == "FrameWorker"]
-            if frames and alive:  # mid-run: frames have come back and workers are busy with more
-                os.kill(alive[0]["Pid"], signal.SIGKILL)
-                killed.append(alive[0]["Pid"])
-                return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_one)
-    killer.start()
-    shaken = render(load_job(path), tmp_path / "shaken", farm=RayFarm(cluster))
-    killer.join()
-    assert killed, "no worker was found to kill"
+    # Mid-run: frames have come back and the workers are busy with more.
+    shaken = render_killing_a_worker(path, tmp_path / "shaken", cluster,
+                                     lambda: any((tmp_path / "shaken" / "clip" / "frames").glob("frame_*.png")))
     count = undisturbed.record["animation"]["frames"]
     assert count >= 6 and len(list((shaken.folder / "frames").glob("frame_*.png"))) == count
     for a, b in zip(frames_of(undisturbed.folder, count), frames_of(shaken.folder, count), strict=True):
@@ -179,29 +189,12 @@ def test_a_worker_killed_while_it_trains_is_replaced_and_goes_on_from_the_last_c
     """SIGKILL to the training worker once a checkpoint has come back: a new worker goes on from that
     checkpoint (not from the start, as Ray's own retry of the call would), and the network equals an
     undisturbed training's."""
-    import ray._private.state as ray_state
-
     from blendstyle.cluster.frames import RayFarm
 
     path = network_job(tmp_path, iterations=12)
     whole = render(load_job(path), tmp_path / "whole", farm=RayFarm(cluster))
-    killed: list[int] = []
-
-    def kill_trainer() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            alive = [a for a in ray_state.actors().values() if a["State"] == "ALIVE" and a["ActorClassName"] == "FrameWorker"]
-            if (tmp_path / "shaken" / "clip" / "network.checkpoint.pt").exists() and alive:
-                os.kill(alive[0]["Pid"], signal.SIGKILL)
-                killed.append(alive[0]["Pid"])
-                return
-            time.sleep(0.02)
-
-    killer = threading.Thread(target=kill_trainer)
-    killer.start()
-    shaken = render(load_job(path), tmp_path / "shaken", farm=RayFarm(cluster))
-    killer.join()
-    assert killed, "no training worker was found to kill"
+    checkpoint = tmp_path / "shaken" / "clip" / "network.checkpoint.pt"
+    shaken = render_killing_a_worker(path, tmp_path / "shaken", cluster, checkpoint.exists)
     network = shaken.record["network"]
     assert network["trained_on"]["went_on_from"] in ([4], [8]), network["trained_on"]
     assert shaken.record["iterations"]["training_done"] == 12

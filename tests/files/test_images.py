@@ -116,3 +116,15 @@ def test_a_jpg_of_a_transparent_picture_shows_it_over_white(tmp_path):
     assert written.mode == "RGB"
     assert np.abs(shown[:, :3] - 51).max() <= 4 and np.abs(shown[:, 5:7] - 153).max() <= 6
     assert shown[:, 9:].min() >= 250
+
+
+def test_a_quick_png_holds_the_same_pixels_in_less_time(tmp_path):
+    """``quick`` (a clip's frames) changes zlib's effort, not the picture: the same 8-bit pixels and alpha."""
+    image = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(3))
+    alpha = torch.rand(1, 1, 96, 128, generator=torch.Generator().manual_seed(4))
+    write_image(image, tmp_path / "slow.png", alpha=alpha)
+    write_image(image, tmp_path / "quick.png", alpha=alpha, quick=True)
+    slow, quick = Image.open(tmp_path / "slow.png"), Image.open(tmp_path / "quick.png")
+    assert quick.mode == slow.mode == "RGBA"
+    assert np.array_equal(np.asarray(quick), np.asarray(slow))
+    assert (tmp_path / "quick.png").read_bytes() != (tmp_path / "slow.png").read_bytes()  # compressed otherwise
