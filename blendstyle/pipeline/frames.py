@@ -78,7 +78,9 @@ class FrameLog:
         return self.renderer.stylizer.prepare(read_image(self.store.path(index)).to(self.run.device))
 
     def saved(self, result) -> Saved:
-        """What a stop keeps: the finished frames, already on disk (the run guard's ``save``)."""
+        """What a stop keeps: the finished frames, on disk once the last handed over are written (the run
+        guard's ``save``)."""
+        self.store.flush()
         count = len(self.renderer.clip)
         fields = {"animation": {"frames": count, "frames_done": sorted(self.store.done)}}
         return Saved(fields, f"with {len(self.store.done)} of {count} frames finished (kept in {self.store.folder})")

@@ -1,0 +1,71 @@
+"""The clip's frame store writes frames on threads of its own: what it claims is always on disk."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from blendstyle.files import framestore
+from blendstyle.files.framestore import FrameStore
+
+
+def frame(value: float) -> torch.Tensor:
+    return torch.full((1, 3, 8, 12), value)
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def listed(store: FrameStore) -> list[int]:
+    return json.loads(store.state_path.read_text())["done"] if store.state_path.exists() else []
+
+
+def test_frames_handed_over_are_read_back_and_found_by_the_next_run(tmp_path):
+    store = FrameStore(tmp_path, "key", 6)
+    for index in range(6):
+        store.save(index, frame(index / 10))
+    assert int(pixels(store.path(3))[0, 0, 0]) == round(0.3 * 255)  # reading a frame waits for its file
+    assert [int(p.getpixel((0, 0))[0]) for p in store.pictures()] == [round(i / 10 * 255) for i in range(6)]
+    assert listed(store) == list(range(6))
+    assert FrameStore(tmp_path, "key", 6).done == set(range(6))  # a re-run skips them
+
+
+def test_the_state_lists_a_frame_only_once_its_file_is_in_place(tmp_path, monkeypatch):
+    release = threading.Event()
+    write = framestore.write_image
+
+    def held(*args, **kwargs):
+        release.wait(10)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(framestore, "write_image", held)
+    store = FrameStore(tmp_path, "key", 2)
+    store.save(0, frame(0.5))
+    assert store.done == {0} and listed(store) == [] and not (tmp_path / "frame_00000.png").exists()
+    assert FrameStore(tmp_path, "key", 2).done == set()  # a crash now: the frame is not claimed
+    release.set()
+    store.flush()
+    assert listed(store) == [0] and (tmp_path / "frame_00000.png").is_file()
+
+
+def test_a_frame_written_again_keeps_the_newer_picture(tmp_path):
+    store = FrameStore(tmp_path, "key", 1)
+    for value in (0.1, 0.9, 0.1, 0.9):  # the loop's pass writes its frames a second time
+        store.save(0, frame(value))
+    assert int(pixels(store.path(0))[0, 0, 0]) == round(0.9 * 255)
+
+
+def test_a_failed_write_is_raised_at_the_next_save_or_read(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(framestore, "write_image", full)
+    store = FrameStore(tmp_path, "key", 3)
+    store.save(0, frame(0.2))
+    with pytest.raises(OSError, match="No space left"):
+        store.flush()
+    assert listed(store) == []
