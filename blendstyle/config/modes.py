@@ -134,7 +134,7 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, vid
     # A key turned off by a switch given on the command line stays: the file keeps it for when the override goes.
     for key, switch, reason in unread_keys(job, mode, video, unlooped):
         if (not any(key[:end] in said for end in range(1, len(key) + 1)) and not _from_base(layered, key, job_file)
-                and not _on_command_line(layered, switch)):
+                and not any(_on_command_line(layered, one) for one in switch)):
             refused.append((key, reason))
             said.add(key)  # one reason a key: the first rule that turns it off
     return refused

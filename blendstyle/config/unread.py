@@ -29,16 +29,16 @@ def differs(job: Job, key: Key) -> bool:
     return value != default
 
 
-def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -> list[tuple[Key, Key, str]]:
-    """(key, the setting that turns it off, reason) for every key set to a value other than its default that
+def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -> list[tuple[Key, list[Key], str]]:
+    """(key, the settings that turn it off, reason) for every key set to a value other than its default that
     the job's other settings turn off; ``mode``: still, animation or sweep; ``video``: whether the content
     is a video (its default output is mp4, a GIF's is a GIF); ``unlooped``: why the clip has no loop to
     close (a video, a GIF that plays once, too few frames), None when it loops."""
-    found: list[tuple[Key, Key, str]] = []
+    found: list[tuple[Key, list[Key], str]] = []
 
-    def unread(key: Key, switch: Key, reason: str) -> None:
+    def unread(key: Key, switch: Key | list[Key], reason: str) -> None:
         if differs(job, key):
-            found.append((key, switch, reason))
+            found.append((key, switch if isinstance(switch, list) else [switch], reason))
 
     animation = job.animation
     coherence = ("animation", "mode")
@@ -68,12 +68,15 @@ def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -
                "the iterations the stop rule looks back over; stop.tolerance 0 turns the rule off")
     elif job.method == "optimize" or job.network.refine:
         # The rule needs more iterations than its window to compare anything; the longest optimisation is
-        # at most the largest of the iteration settings (a default scale's or tile's is no larger).
-        longest = max(job.optimizer.iterations, job.scales.iterations or 0, job.tiles.iterations or 0,
-                      animation.iterations or 0, job.network.refine)
+        # at most the largest of the iteration settings (a default scale's or tile's is no larger). Under
+        # method: network only the refining runs.
+        lengths = {("network", "refine"): job.network.refine} if job.method == "network" else {
+            ("optimizer", "iterations"): job.optimizer.iterations, ("scales", "iterations"): job.scales.iterations or 0,
+            ("tiles", "iterations"): job.tiles.iterations or 0, ("animation", "iterations"): animation.iterations or 0}
+        longest = max(lengths.values())
         if stop.window >= longest:
             for name in ("tolerance", "window"):
-                unread(("optimizer", "stop", name), ("optimizer", "iterations"),
+                unread(("optimizer", "stop", name), list(lengths),
                        f"the stop rule compares the last {stop.window} iterations with those before them, and no "
                        f"optimisation of this job runs more than {longest}")
     if job.init.source == "noise":

@@ -38,6 +38,7 @@ class FrameStore:
         self._writing: dict[int, Future] = {}
         self._writers: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._fresh: list[int] = []
         folder.mkdir(parents=True, exist_ok=True)
         state = read_json(self.state_path)
         if state.get("key") == key and state.get("count") == count:
@@ -69,23 +70,36 @@ class FrameStore:
             self._writing.pop(index).result()
         if self._writers is None:
             self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="blendstyle-frames")
-        self.done.add(index)
         self._writing[index] = self._writers.submit(self._write, index, picture)
+        self.done.add(index)
 
     def _write(self, index: int, picture: Image.Image) -> None:
         write_image(picture, self._file(index), "png", quick=True)  # written once a frame, read back by us
         with self._lock:
             self.landed.add(index)
+            self._fresh.append(index)
             self._write_state()
 
+    def landed_since(self) -> list[int]:
+        """The frames whose files came into place since the last call, in that order."""
+        with self._lock:
+            fresh, self._fresh = self._fresh, []
+        return fresh
+
     def flush(self) -> None:
-        """Wait until every frame handed over is in place (raising the first write's error); the threads
-        end until the next save."""
+        """Wait until every frame handed over is in place, then raise the first write's error if one
+        failed; the threads end until the next save."""
+        failed: Exception | None = None
         while self._writing:
-            self._writing.pop(next(iter(self._writing))).result()
+            try:
+                self._writing.pop(next(iter(self._writing))).result()
+            except Exception as error:  # noqa: PERF203 (the others are still waited for)
+                failed = failed or error
         if self._writers is not None:
             self._writers.shutdown()
             self._writers = None
+        if failed is not None:
+            raise failed
 
     def pictures(self) -> Pictures:
         """The finished frames as a sequence of 8-bit pictures, each read from disk when asked for."""

@@ -53,7 +53,7 @@ def render_animation(run: Run, farm: ClipFarm | None = None) -> RenderResult:
     renderer = ClipRenderer(run)
     log = FrameLog.open(run, renderer)
     mark = run.seconds()
-    with run.guard(log.saved, renderer.clip.size):
+    with run.guard(log.saved, renderer.clip.size), log.writing():
         produce(log, farm)
     # With a farm, frames render side by side: the rate is frames per second of the clock, not of a worker.
     busy = run.seconds() - mark if farm is not None else sum(log.frame_seconds)

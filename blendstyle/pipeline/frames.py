@@ -16,7 +16,8 @@ terms, the seconds and the scene cuts the record reports.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import torch
@@ -46,6 +47,7 @@ class FrameLog:
     frame_seconds: list[float] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)  # frames that began a new shot in this run
     skipped: int = 0  # frames an earlier run had finished
+    announcing: set[int] = field(default_factory=set)  # frames to announce once their files are in place
 
     @classmethod
     def open(cls, run: Run, renderer: ClipRenderer) -> FrameLog:
@@ -69,9 +71,30 @@ class FrameLog:
             picture = rendered.image[position : position + 1].to(self.run.device)
             self.store.save(i, picture)
             if announce:
-                self.run.reporter.frame_done(i)
+                self.announcing.add(i)
             kept.append(self.renderer.stylizer.prepare(picture))
+        self._announce()
         return kept
+
+    def _announce(self) -> None:
+        """Tell the reporter of the frames whose files came into place (the live page shows them then)."""
+        for index in self.store.landed_since():
+            if index in self.announcing:
+                self.announcing.discard(index)
+                self.run.reporter.frame_done(index)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """The block hands frames over; after it, every one is written and announced (after a failure or a
+        stop, as many as can be, quietly: the stop's :meth:`saved` says what is kept)."""
+        try:
+            yield
+        except BaseException:
+            with suppress(Exception):
+                self.store.flush()
+            raise
+        self.store.flush()
+        self._announce()
 
     def stored(self, index: int) -> torch.Tensor:
         """A finished frame read back from ``frames/``, in the optimiser's colours."""
@@ -80,10 +103,15 @@ class FrameLog:
     def saved(self, result) -> Saved:
         """What a stop keeps: the finished frames, on disk once the last handed over are written (the run
         guard's ``save``)."""
-        self.store.flush()
-        count = len(self.renderer.clip)
-        fields = {"animation": {"frames": count, "frames_done": sorted(self.store.done)}}
-        return Saved(fields, f"with {len(self.store.done)} of {count} frames finished (kept in {self.store.folder})")
+        failed = None
+        try:
+            self.store.flush()
+        except Exception as error:  # the stop is still honoured, and says so
+            failed = error
+        count, done = len(self.renderer.clip), sorted(self.store.landed)
+        fields = {"animation": {"frames": count, "frames_done": done}}
+        where = f"with {len(done)} of {count} frames finished (kept in {self.store.folder})"
+        return Saved(fields, where + (f"; writing a frame failed: {failed}" if failed else ""))
 
 
 def independent(log: FrameLog) -> None:

@@ -99,7 +99,7 @@ def render_network(run: Run, farm: NetworkFarm | None = None) -> RenderResult:
     trained = obtain(run, renderer, farm)
     log.history = list(trained.history)
     mark = run.seconds()
-    with run.guard(log.saved, renderer.clip.size):
+    with run.guard(log.saved, renderer.clip.size), log.writing():
         render_frames(log, trained, farm)
     busy = run.seconds() - mark
     network = network_record(run, trained)

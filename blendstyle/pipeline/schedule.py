@@ -39,7 +39,7 @@ from ..files.images import long_side_for_short, open_image, pil_to_tensor, resiz
 from ..nst.memory import Plan
 from ..nst.optimize import Optimized, Step
 from ..nst.plan import StylePlan
-from ..nst.tiles import Tile, grid, optimize_tiles
+from ..nst.tiles import Tile, grid, optimize_tiles, waves
 from .context import Halted, Run
 from .networks import compiled_network
 from .rendered import Rendered
@@ -311,3 +311,9 @@ class Schedule:
 
     def tile_count(self, width: int, height: int) -> int:
         return len(grid(height, width, self.job.tiles.size, self.job.tiles.overlap)) if self.stages[-1].tiled else 0
+
+    def spreads(self, width: int, height: int) -> bool:
+        """Whether a farm's workers would take tiles side by side: some wave holds more than one."""
+        if not self.stages[-1].tiled:
+            return False
+        return any(len(wave) > 1 for wave in waves(grid(height, width, self.job.tiles.size, self.job.tiles.overlap)))

@@ -82,8 +82,9 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
             snapshots.append(write_image(schedule.final.finish(image.clamp(0, 1), original), path, fmt, alpha, **print_options))
 
     tiles = schedule.tile_count(width, height)
-    if farm is not None and tiles <= 1:  # said, not silently ignored: --workers asked for a spread
-        reporter.stage("the picture renders whole, so the workers have no tiles to share: it renders here")
+    if farm is not None and not schedule.spreads(width, height):  # said, not ignored: --workers asked for a spread
+        reporter.stage("no two tiles of this picture render at once (it renders whole, or its tiles overlap "
+                       "one another), so the workers have nothing to share: it renders here")
     reporter.stage("optimising")
     with run.guard(partial(save, run, schedule, tiles, resume_path), (width, height)):
         optimized, final = schedule.render(content_at, progress=progress, on_step=on_step if every else None)

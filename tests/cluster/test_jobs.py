@@ -172,4 +172,4 @@ def test_a_still_that_renders_whole_says_the_workers_have_nothing_to_share(tiny_
     path = tiny_job("optimizer: {iterations: 3}\n")
     result = render(load_job(path), tmp_path / "out", Stages(), farm=RayFarm(cluster))
     assert result.image_path.is_file()
-    assert any("the workers have no tiles to share: it renders here" in text for text in said), said
+    assert any("the workers have nothing to share: it renders here" in text for text in said), said

@@ -175,3 +175,21 @@ def test_a_stop_rule_cut_short_on_the_command_line_is_not_refused(tiny_job, tmp_
     rule is left alone, not refused."""
     path = clip_job(tiny_job, tmp_path, "optimizer: {iterations: 200, stop: {tolerance: 0.01}}")
     assert load_job(path, {"optimizer.iterations": 10}).job.optimizer.iterations == 10
+
+
+def test_every_iteration_setting_on_the_command_line_leaves_the_stop_rule_alone(tiny_job, tmp_path):
+    """The longest run is the longest of every iteration setting; shortening any of them from the command
+    line leaves the file's rule alone."""
+    path = clip_job(tiny_job, tmp_path, "optimizer: {iterations: 40, stop: {tolerance: 0.01, window: 100}}\n"
+                    "scales: {count: 2, iterations: 200}", still=True)
+    assert load_job(path).job.scales.iterations == 200  # a coarse scale runs longer than the window
+    assert load_job(path, {"scales.iterations": 50}).job.scales.iterations == 50
+
+
+def test_under_method_network_the_stop_rule_is_measured_against_the_refining_runs(tiny_job, tmp_path):
+    with pytest.raises(BlendstyleError, match="no optimisation of this job runs more than 20"):
+        load_job(clip_job(tiny_job, tmp_path, "method: network\nnetwork: {refine: 20}\n"
+                          "optimizer: {stop: {tolerance: 0.01, window: 30}}", still=True))
+    job = load_job(clip_job(tiny_job, tmp_path, "method: network\nnetwork: {refine: 40}\n"
+                            "optimizer: {stop: {tolerance: 0.01, window: 30}}", still=True)).job
+    assert job.network.refine == 40

@@ -294,3 +294,22 @@ def test_a_study_of_a_clip_starting_at_a_time_studies_the_frame_shown_then(tmp_p
     study.study(blendstyle.load_job(job(tmp_path, content, f"animation: {{start: {start}}}\n")), "content", tmp_path / "out")
     assert studied == [frame_at(start, times)] and studied[0] > 0
     assert sorted((tmp_path / "out" / "anim" / "study_content").glob("cell_*.png"))
+
+
+@pytest.mark.parametrize("mode", ["coherent", "independent"])
+def test_a_frame_is_announced_once_its_file_is_on_disk(tmp_path, mode):
+    """Frames are written on threads of their own; the live page fetches a frame's file when it hears of it,
+    so the reporter hears of a frame only once its file is in place, and of every frame once."""
+    from blendstyle.pipeline.progress import Reporter
+
+    heard: list[tuple[int, bool]] = []
+    frames = tmp_path / "out" / "anim" / "frames"
+
+    class Frames(Reporter):
+        def frame_done(self, index: int, skipped: bool = False) -> None:
+            heard.append((index, (frames / f"frame_{index:05d}.png").is_file()))
+
+    content = moving_square(tmp_path / "move.gif", loop=None)
+    path = job(tmp_path, content, f"animation: {{mode: {mode}}}\n")
+    blendstyle.run_job(path, out_root=tmp_path / "out", reporter=Frames())
+    assert sorted(index for index, _ in heard) == list(range(6)) and all(on_disk for _, on_disk in heard), heard
