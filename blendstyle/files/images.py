@@ -98,8 +98,11 @@ def read_alpha(
 ) -> torch.Tensor | None:
     """The opacity of ``path`` as ``(1, 1, H, W)`` in ``[0, 1]`` at the size :func:`read_image` gives, or
     None when every pixel is opaque (or the format has no alpha)."""
+    with _open_lazy(path, max_pixels) as header:  # a picture without alpha (a photo) is not decoded again
+        if not _has_alpha(header):
+            return None
     image = open_image(path, max_pixels)
-    if not (image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info)):
+    if not _has_alpha(image):
         return None
     alpha = image.convert("RGBA").getchannel("A")
     if alpha.getextrema()[0] == 255:
@@ -107,6 +110,10 @@ def read_alpha(
     if long_side is not None:
         alpha = resize(alpha, fit_long_side(*alpha.size, max(long_side, long_side_for_short(*alpha.size, min_short))))
     return torch.from_numpy(np.asarray(alpha, dtype=np.float32) / 255.0).reshape(1, 1, alpha.height, alpha.width)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info)
 
 
 def long_side_for_short(width: int, height: int, short: int) -> int:
