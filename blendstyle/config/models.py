@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from .animation import Animation
 from .fields import ImagePath, Model, PathText, matching
@@ -41,6 +41,11 @@ Name = Annotated[str, *matching(NAME_PATTERN, "up to 100 letters, digits, '.', '
 Device = Annotated[str, *matching(r"^(auto|cpu|mps|cuda(:\d+)?)$", "auto, cpu, cuda, cuda:N or mps")]
 
 
+#: Why a reduced precision is refused on Apple's MPS (here and by the run, where device: auto picks mps).
+MPS_PRECISION = ("{precision} is not run on Apple's MPS: the network would run in fp32 all the same; "
+                 "use precision: auto or fp32 there")
+
+
 class Job(Model):
     """A blendstyle job: one content input rendered in a weighted blend of styles."""
 
@@ -53,6 +58,13 @@ class Job(Model):
                 object.__setattr__(self.output, "dpi", self.size.dpi)
             object.__setattr__(self, "size", self.size.pixels)
         return self
+
+    @field_validator("precision")
+    @classmethod
+    def _runs_on_the_device(cls, precision: str, info: ValidationInfo) -> str:
+        if info.data.get("device") == "mps" and precision in ("bf16", "fp16"):  # (device: auto is checked at run)
+            raise ValueError(MPS_PRECISION.format(precision=precision))
+        return precision
 
     @model_validator(mode="after")
     def _sweeps_name_styles(self) -> Job:

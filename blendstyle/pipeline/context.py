@@ -28,6 +28,7 @@ import torch
 from ..config.inputs import file_sha256
 from ..config.layering import format_key
 from ..config.load import LoadedJob
+from ..config.models import MPS_PRECISION
 from ..errors import BlendstyleError, Interrupted, Location, Problem
 from ..files.atomic import links_outside
 from ..files.records import read_json, write_record
@@ -117,6 +118,9 @@ class Run:
     def __post_init__(self) -> None:
         job = self.loaded.job
         self.device = pick_device(job.device)
+        if self.device.type == "mps" and job.precision in ("bf16", "fp16"):  # device: auto picked mps
+            raise BlendstyleError(Problem(MPS_PRECISION.format(precision=job.precision),
+                                          self.loaded.location(("precision",)), "precision"))
         self.precision = pick_precision(job.precision, self.device)
         self.generator = torch.Generator().manual_seed(job.seed)
 

@@ -240,3 +240,9 @@ def test_a_path_the_system_cannot_look_up_is_a_located_problem(tiny_job):
         ("content", "cannot look up " + str(tiny_job().parent / ("a" * 300 + ".png"))),
         ("styles[0].path", "cannot look up " + str(tiny_job().parent / ("b" * 300 + ".png")))]
     assert info.value.problems[0].message.endswith(": File name too long")
+
+
+def test_a_reduced_precision_on_apples_mps_is_refused_not_run_in_fp32(tiny_job):
+    with pytest.raises(BlendstyleError, match="precision: bf16 is not run on Apple's MPS"):
+        load_job(tiny_job("device: mps\nprecision: bf16\n"))
+    assert load_job(tiny_job("device: mps\nprecision: auto\n")).job.device == "mps"

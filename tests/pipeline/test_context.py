@@ -16,6 +16,7 @@ from PIL import Image
 
 import blendstyle
 from blendstyle.cli import main
+from blendstyle.config.load import load_job
 from blendstyle.errors import BlendstyleError, Interrupted
 from blendstyle.nst.memory import estimate_bytes, largest_fitting
 from blendstyle.pipeline.progress import Reporter
@@ -469,3 +470,16 @@ def test_a_study_reads_each_style_image_once(tiny_job, tmp_path, monkeypatch):
     monkeypatch.setattr(styles, "read_styles", lambda job, long_side, *a, **k: reads.append(long_side) or real(job, long_side, *a, **k))
     study.study(blendstyle.load_job(tiny_job("optimizer: {iterations: 1}\n")), "content", tmp_path / "out")
     assert reads == [48]  # five cells
+
+
+def test_device_auto_that_picks_mps_refuses_a_reduced_precision_at_run(tiny_job, tmp_path, monkeypatch):
+    """Where ``device: auto`` finds Apple's MPS, the run refuses bf16 or fp16 at its place, as ``device: mps``
+    is refused by validate (no MPS here: the device pick is replaced)."""
+    from blendstyle.pipeline import context
+
+    monkeypatch.setattr(context, "pick_device", lambda name: torch.device("mps"))
+    loaded = load_job(tiny_job("precision: fp16\n"))
+    with pytest.raises(BlendstyleError) as info:
+        context.open_run(loaded, tmp_path / "out", Reporter())
+    [problem] = info.value.problems
+    assert problem.key == "precision" and problem.location.line == 6 and "fp16 is not run on Apple's MPS" in problem.message
