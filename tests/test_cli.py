@@ -413,3 +413,20 @@ def test_new_writes_a_path_yaml_would_misread_so_that_it_reads_back(tmp_path, mo
     result = invoke("new", "c.yaml", "--content", name, "--style", "painting.png")
     assert result.exit_code == 0, result.output
     assert invoke("validate", "c.yaml").exit_code == 0
+
+
+def test_an_out_of_range_port_and_a_base_on_the_command_line_are_refused(tiny_job):
+    port = invoke("run", tiny_job(), "--serve", "70000")
+    assert port.exit_code == 2 and "70000 is not in the range 1<=x<=65535" in port.output
+    base = invoke("run", tiny_job(), "--set", "extends=other.yaml")
+    assert base.exit_code == 1 and "command line extends: is read from the job file" in base.output
+    assert "Traceback" not in port.output + base.output
+
+
+def test_validate_checks_with_the_overrides_run_would_take(in_root):
+    """``run job --size 8`` is refused; ``validate job --size 8`` refuses it too, with the same words."""
+    checked = invoke("validate", "jobs/starry_cat.yaml", "--size", "8", "--set", "weights.style=-1")
+    assert checked.exit_code == 1
+    assert "command line size: Input should be greater than or equal to 16 (found 8)" in checked.output
+    assert "command line weights.style" in checked.output
+    assert invoke("validate", "jobs/starry_cat.yaml", "--iterations", "20").exit_code == 0

@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from .conftest import blobs, stripes
 
 
@@ -105,3 +107,21 @@ def test_a_preview_iterates_what_the_job_iterates(tiny_job):
         overrides = quick(load_job(job).job, 48, 5)
         assert overrides == expected
         assert load_job(job, overrides).job.size == 48  # taken, not refused
+
+
+def test_what_watch_itself_asks_for_is_refused_once_not_waited_on(tmp_path):
+    """No edit of the job can mend a preview size or iteration count given to watch: it stops with the
+    problem (exit 1, or click's exit 2 for a value out of range) instead of waiting for an edit for ever."""
+    setup(tmp_path)
+    Image.new("RGB", (400, 100), "white").save(tmp_path / "wide.png")
+    (tmp_path / "job.yaml").write_text((tmp_path / "job.yaml").read_text().replace("content.png", "wide.png"))
+    script = str(Path(sys.executable).parent / "blendstyle")
+    for arguments, code, said in [
+        (["--preview-size", "20"], 1, "command line size: at size 20 the content (400x100)"),
+        (["--preview-size", "8"], 2, "8 is not in the range"),
+        (["--iterations", "0"], 2, "0 is not in the range"),
+    ]:
+        done = subprocess.run([script, "watch", "job.yaml", *arguments], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == code and said in done.stdout + done.stderr, done.stdout + done.stderr
+        assert "Traceback" not in done.stdout + done.stderr

@@ -25,7 +25,7 @@ from ..pipeline.stopping import StopRequest
 from ..version import __version__
 from .console import ConsoleReporter, err, note, out, show_error
 from .new import new
-from .options import expand_jobs, output_root, overrides
+from .options import expand_jobs, job_settings, output_root, overrides
 from .run import run
 
 
@@ -69,10 +69,12 @@ def main() -> None:
 
 @main.command()
 @click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
-def validate(jobs) -> None:
-    """Check JOB files (a folder: every job file in it, as run takes it) without running them; list every
-    problem and exit 1 if there is any."""
+@job_settings
+def validate(jobs, size, iterations, device, seed, settings) -> None:
+    """Check JOB files (a folder: every job file in it, as run takes it) without running them, with the
+    same overrides as run; list every problem and exit 1 if there is any."""
     bad = 0
+    changes = overrides(size, iterations, device, seed, settings)
     paths: list[Path] = []
     for given in jobs:
         try:
@@ -82,7 +84,7 @@ def validate(jobs) -> None:
             bad += 1
     for path in paths:
         try:
-            loaded: LoadedJob = load_job(path)
+            loaded: LoadedJob = load_job(path, changes)
         except BlendstyleError as error:
             show_error(error, title=f"{path}: {len(error.problems)} problem(s)")
             bad += 1
@@ -114,12 +116,13 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
 
 
 @main.command("watch")
-@click.argument("job", type=click.Path(path_type=Path))
-@click.option("--preview-size", type=int, default=256, show_default=True, help="Long side of the previews in pixels.")
-@click.option("--iterations", type=int, default=100, show_default=True, help="Iterations per preview.")
+@click.argument("job", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--preview-size", type=click.IntRange(16, 16384), default=256, show_default=True,
+              help="Long side of the previews in pixels.")
+@click.option("--iterations", type=click.IntRange(1), default=100, show_default=True, help="Iterations per preview.")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True,
               help="Previews go to OUT/<name>-preview/, a full render to OUT/<name>/.")
-@click.option("--serve", type=int, is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
+@click.option("--serve", type=click.IntRange(1, 65535), is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
               help="Also show the previews live on a local web page (port 8765 unless given).")
 @click.option("--host", default=None, help="Address the --serve page listens on.  [default: 127.0.0.1]")
 @click.option("-q", "--quiet", is_flag=True, help="Print only what changed, and errors.")

@@ -7,9 +7,24 @@ import os
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 
 from ..errors import BlendstyleError, Problem
+
+
+def job_settings(command):
+    """The options that override a job's keys (``run`` renders with them, ``validate`` checks with them)."""
+    for option in reversed([
+        click.option("--size", type=int, help="Output long side in pixels (overrides the job's size)."),
+        click.option("--iterations", type=int, help="Optimizer iterations (overrides optimizer.iterations)."),
+        click.option("--device", help="auto, cpu, cuda, cuda:N or mps (overrides device)."),
+        click.option("--seed", type=int, help="Random seed (overrides seed)."),
+        click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                     help="Override any key, e.g. --set weights.style=20 --set styles[0].weight=2."),
+    ]):
+        command = option(command)
+    return command
 
 
 def overrides(size, iterations, device, seed, settings) -> dict[str, Any]:

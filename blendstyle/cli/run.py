@@ -15,22 +15,18 @@ from ..config.load import LoadedJob, load_job
 from ..errors import BlendstyleError, Interrupted, Problem
 from ..pipeline.stopping import StopRequest
 from .console import ConsoleReporter, err, note, show_error
-from .options import expand_jobs, output_root, overrides
+from .options import expand_jobs, job_settings, output_root, overrides
 from .spread import Row, cluster_for, run_jobs_on_cluster
 
 
 @click.command()
 @click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--size", type=int, help="Output long side in pixels (overrides the job's size).")
-@click.option("--iterations", type=int, help="Optimizer iterations (overrides optimizer.iterations).")
-@click.option("--device", help="auto, cpu, cuda, cuda:N or mps (overrides device).")
-@click.option("--seed", type=int, help="Random seed (overrides seed).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override any key, e.g. --set weights.style=20 --set styles[0].weight=2.")
+@job_settings
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True, help="Output root; each job writes to OUT/<name>/.")
 @click.option("--force", is_flag=True, help="Render even when the last run of the same job is up to date.")
 @click.option("--allow-outside-output", "allow_outside", is_flag=True, help="Allow an output folder that a link takes outside OUT.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-@click.option("--serve", type=int, is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
+@click.option("--serve", type=click.IntRange(1, 65535), is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
               help="Show the render live on a local web page (port 8765 unless given); it stays until Ctrl-C.")
 @click.option("--host", default=None, help="Address the --serve page listens on.  [default: 127.0.0.1]")
 @click.option("--workers", type=click.IntRange(1), help="Spread the jobs, or one clip's frames, over N workers on "

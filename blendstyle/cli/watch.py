@@ -121,6 +121,8 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
             try:
                 loaded = load_job(path) if full else load_job(path, quick(load_job(path).job, preview_size, iterations))
             except BlendstyleError as error:  # an edit that does not validate: say where; keep the last preview
+                if any(problem.location and problem.location.file == "command line" for problem in error.problems):
+                    raise  # no edit of the job can mend what watch itself asked for (--preview-size, --iterations)
                 show_error(error, title=f"{path}: {len(error.problems)} problem(s); the last good preview stays")
                 watcher.follow((inputs_of(good) if good else set()) | {path.resolve()})
                 continue

@@ -109,6 +109,10 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
             key = parse_key(text)
         except ValueError as exc:
             raise BlendstyleError(Problem(str(exc), origin)) from None
+        if key == ("extends",):  # the base is read with the file, before any override
+            raise BlendstyleError(Problem("is read from the job file before the command line's settings apply, so "
+                                          "it cannot be set here", origin, "extends"),
+                                  hint="write extends: in the job file, or use a job file that extends the base")
         layered.assign(key, value, origin)
     try:
         job: Job | None = Job.model_validate(layered.data)
