@@ -109,6 +109,18 @@ def test_study_sheets(tiny_job, tmp_path):
         assert sheet.size == (130 + columns * (160 + 6) + 6, rows * (120 + 22 + 6) + 6)
 
 
+def test_a_study_of_a_network_job_takes_its_iterations(tiny_job, tmp_path):
+    """A study's reconstructions are optimised whatever the method: --iterations is theirs, not refused as
+    the optimiser's setting of a method: network job."""
+    import json
+
+    job = tiny_job("method: network\nnetwork: {iterations: 2, crop: 32, width: 4, blocks: 1}\n")
+    result = invoke("study", "kinds", job, "--iterations", "3", "--size", "32", "--out", tmp_path / "out", "-q")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "tiny" / "tiny_study_kinds.json").read_text())
+    assert set(record["iterations"].values()) == {3}, record["iterations"]
+
+
 def test_a_folder_run_isolates_an_internal_error(tiny_job, tmp_path, monkeypatch):
     """A bug in one job is that job's failure: the folder goes on, the summary shows it, the traceback is
     kept in its run.json, and nothing but one line reaches the screen."""

@@ -98,7 +98,8 @@ def validate(jobs, size, iterations, device, seed, settings) -> None:
 @click.argument("what", type=click.Choice(["content", "style", "kinds"]))
 @click.argument("job", type=click.Path(path_type=Path))
 @click.option("--size", type=int, help="Image long side (overrides the job's size).")
-@click.option("--iterations", type=int, help="Iterations per reconstruction (overrides optimizer.iterations).")
+@click.option("--iterations", type=click.IntRange(1, 100_000),
+              help="Iterations per reconstruction (overrides optimizer.iterations).")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps (overrides device).")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
@@ -109,7 +110,11 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
     from ..pipeline.study import study as run_study
 
     out_root = output_root(out_root)
-    loaded = load_job(job, overrides(size, iterations, device, None, ()))
+    loaded = load_job(job, overrides(size, None, device, None, ()))
+    if iterations is not None:
+        # Set after loading: a study's reconstructions are optimised whatever the job's method, and under
+        # method: network the job itself may not set the optimiser's iterations.
+        loaded.job.optimizer = loaded.job.optimizer.model_copy(update={"iterations": iterations})
     path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet))
     if not quiet:
         err.print(note("wrote", "green", f" {path}"), soft_wrap=True)
