@@ -105,6 +105,7 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
               soft_wrap=True)
     pending: set | str | None = {path.resolve()}  # render once at the start
     good: LoadedJob | None = None
+    said_applied = False
     # Ctrl-C or SIGTERM between renders: a quiet quit through the queue (a KeyboardInterrupt raised inside
     # the queue's wait would leave its lock broken); during a render the run handles them as usual.
     quit_on = {sig: signal.signal(sig, lambda *_: events.put(QUIT)) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -119,7 +120,10 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
                 return
             full, pending = pending == FULL, None
             try:
-                loaded = load_job(path) if full else load_job(path, quick(load_job(path).job, preview_size, iterations))
+                loaded = load_job(path)
+                shortened = quick(loaded.job, preview_size, iterations)
+                if not full:
+                    loaded = load_job(path, shortened)
             except BlendstyleError as error:  # an edit that does not validate: say where; keep the last preview
                 if any(problem.location and problem.location.file == "command line" for problem in error.problems):
                     raise  # no edit of the job can mend what watch itself asked for (--preview-size, --iterations)
@@ -128,6 +132,10 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
                 continue
             if not full:
                 loaded.job.name = f"{loaded.job.name}-preview"
+                if len(shortened) == 1 and not said_applied:  # only the size: a saved network is applied as it is
+                    err.print(note("note", "yellow", ": the job applies a saved network, so --iterations has nothing "
+                                   "to shorten; previews differ from the full render only in size"), soft_wrap=True)
+                    said_applied = True
             good = loaded
             watcher.follow(inputs_of(loaded))
             pending = _render(render, loaded, out_root, quiet, preview, events, full)
