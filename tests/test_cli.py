@@ -291,6 +291,13 @@ def test_new_refuses_a_folder_as_the_job_file(tmp_path, force):
     assert list((tmp_path / "adir").iterdir()) == []
 
 
+def test_new_refuses_a_size_out_of_range_by_its_option(tmp_path):
+    """Named as the option given, not as a place in a file that was never written."""
+    result = invoke("new", tmp_path / "job.yaml", *_images(tmp_path), "--size", "5")
+    assert result.exit_code == 2 and "Invalid value for '--size': 5 is not in the range 16<=x<=16384" in result.output
+    assert not (tmp_path / "job.yaml").exists()
+
+
 def test_new_refuses_a_job_under_a_file_and_makes_nothing(tmp_path):
     (tmp_path / "plain.txt").write_text("x")
     result = invoke("new", tmp_path / "plain.txt" / "sub" / "job.yaml", *_images(tmp_path))

@@ -37,7 +37,7 @@ def _style_argument(text: str) -> tuple[Path, float]:
 @click.option("--content", required=True, type=click.Path(path_type=Path), help="The photo, GIF or video to stylise.")
 @click.option("--style", "styles", required=True, multiple=True, metavar="PAINTING[:WEIGHT]",
               help="A style image and its blend weight (default 1); repeat for a blend.")
-@click.option("--size", type=int, default=512, show_default=True, help="Output long side in pixels.")
+@click.option("--size", type=click.IntRange(16, 16384), default=512, show_default=True, help="Output long side in pixels.")
 @click.option("--force", is_flag=True, help="Replace JOB if it exists.")
 def new(job, content, styles, size, force) -> None:
     """Write a commented starter JOB file for CONTENT in the given styles, check it as `validate` does,
