@@ -99,6 +99,10 @@ def _run(stop, jobs, size, iterations, device, seed, settings, out_root, force, 
             if cluster is not None:
                 stack.enter_context(cluster)
                 _stopped(stop, "while Ray started")
+                if workers is not None and cluster.workers < workers:  # said, not silently fewer
+                    held = "one per GPU" if cluster.gpus else f"{cluster.threads} thread(s) each on its CPUs"
+                    err.print(note("note", "yellow", f": {workers} workers asked for; the cluster holds {cluster.workers} "
+                                   f"at once ({held})"), soft_wrap=True)
             if threads is not None or cluster is not None:
                 # The driver measures the styles once for every worker with the workers' thread count: float
                 # sums are split by thread, so the same --threads gives the same pictures here and on workers.

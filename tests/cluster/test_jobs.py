@@ -173,3 +173,15 @@ def test_a_still_that_renders_whole_says_the_workers_have_nothing_to_share(tiny_
     result = render(load_job(path), tmp_path / "out", Stages(), farm=RayFarm(cluster))
     assert result.image_path.is_file()
     assert any("the workers have nothing to share: it renders here" in text for text in said), said
+
+
+def test_more_workers_than_the_cluster_holds_are_said_not_silently_fewer(tiny_job, tmp_path, cluster, one_thread):
+    """The test session's Ray has 2 CPUs: 4 workers of one thread are 2 at once, and the run says so."""
+    from click.testing import CliRunner
+
+    from blendstyle.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(tiny_job("optimizer: {iterations: 2}\n")), "--workers", "4",
+                                       "--threads", "1", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "4 workers asked for; the cluster holds 2 at once (1 thread(s) each on its CPUs)" in result.output
