@@ -45,6 +45,9 @@ def render_network_still(run: Run, farm: NetworkFarm | None = None) -> RenderRes
     run.reporter.stage("reading the stills" if folder else "reading the still")
     renderer = ClipRenderer(run)
     trained = obtain(run, renderer, farm)
+    if farm is not None and trained.source != "trained":  # said, not ignored: --workers asked for a spread
+        run.reporter.stage(f"the network is {'given' if trained.source == 'applied' else 'trained already'}, so the "
+                           "workers have nothing to train: the pictures go through it here")
     fmt, mark, sources = job.output.format, run.seconds(), renderer.stills
     files, stills = [], []
     # The first still's picture, refining steps and final loss: the sheet's and the record's.

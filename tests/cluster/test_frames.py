@@ -233,3 +233,20 @@ def test_a_folder_of_stills_trains_on_a_worker_like_here(tmp_path, cluster, one_
     ours, theirs = load_network(spread.folder / "album.network.pt").state, load_network(local.folder / "album.network.pt").state
     for name, tensor in theirs.items():
         assert torch.allclose(ours[name], tensor, rtol=1e-4, atol=1e-5), name
+
+
+def test_a_still_whose_network_is_ready_says_the_workers_have_nothing_to_train(tiny_job, tmp_path, cluster, one_thread):
+    """A network still uses its workers only to train; with the network trained already, the run says so."""
+    from blendstyle.cluster.frames import RayFarm
+    from blendstyle.pipeline.progress import Reporter
+
+    said: list[str] = []
+
+    class Stages(Reporter):
+        def stage(self, text: str) -> None:
+            said.append(text)
+
+    path = tiny_job("method: network\nnetwork: {iterations: 2, crop: 32, width: 4, blocks: 1}\n")
+    render(load_job(path), tmp_path / "out")  # trained here
+    render(load_job(path), tmp_path / "out", Stages(), force=True, farm=RayFarm(cluster))
+    assert any("the network is trained already, so the workers have nothing to train" in text for text in said), said
