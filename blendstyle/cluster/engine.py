@@ -100,7 +100,11 @@ class Cluster:
             raise BlendstyleError(Problem(f"cannot start or reach Ray at {where}: {error}", key=self.option),
                                   hint="check the address, or that `ray status` works there") from None
         self.started = True
-        return self._size()
+        try:
+            return self._size()
+        except BlendstyleError:  # refused once the cluster is seen: the Ray started here goes again
+            self.__exit__()
+            raise
 
     def __exit__(self, *exc) -> None:
         if self.started:
@@ -112,6 +116,9 @@ class Cluster:
         resources = self.ray.cluster_resources()
         cpus, gpus = int(resources.get("CPU", 1)), resources.get("GPU", 0)
         self.gpus = bool(gpus)
+        if not gpus and self.gpus_per_task is not None:
+            raise BlendstyleError(Problem("the cluster has no GPUs: each worker takes --threads CPUs instead",
+                                          key="--gpus-per-task"), hint="drop --gpus-per-task")
         if self.gpus and self.gpus_per_task is None:
             self.gpus_per_task = 1.0
         if self.threads is None:

@@ -185,3 +185,14 @@ def test_more_workers_than_the_cluster_holds_are_said_not_silently_fewer(tiny_jo
                                        "--threads", "1", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "4 workers asked for; the cluster holds 2 at once (1 thread(s) each on its CPUs)" in result.output
+
+
+def test_gpus_per_task_on_a_cluster_without_gpus_is_refused_not_ignored(tiny_job, tmp_path, cluster, one_thread):
+    from click.testing import CliRunner
+
+    from blendstyle.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(tiny_job()), "--workers", "2", "--gpus-per-task", "0.5",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "--gpus-per-task: the cluster has no GPUs" in result.output, result.output
+    assert "Traceback" not in result.output
