@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from blendstyle.pipeline.progress import Reporter
+
 
 @pytest.fixture(scope="session")
 def cluster():
@@ -25,3 +27,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class Stages(Reporter):
+    """A reporter that keeps the stages it is told of (what a run says, not only what it does)."""
+
+    def __init__(self):
+        self.said: list[str] = []
+
+    def stage(self, text: str) -> None:
+        self.said.append(text)
+
+    def heard(self, text: str) -> bool:
+        return any(text in line for line in self.said)

@@ -238,15 +238,11 @@ def test_a_folder_of_stills_trains_on_a_worker_like_here(tmp_path, cluster, one_
 def test_a_still_whose_network_is_ready_says_the_workers_have_nothing_to_train(tiny_job, tmp_path, cluster, one_thread):
     """A network still uses its workers only to train; with the network trained already, the run says so."""
     from blendstyle.cluster.frames import RayFarm
-    from blendstyle.pipeline.progress import Reporter
 
-    said: list[str] = []
-
-    class Stages(Reporter):
-        def stage(self, text: str) -> None:
-            said.append(text)
+    from .conftest import Stages
 
     path = tiny_job("method: network\nnetwork: {iterations: 2, crop: 32, width: 4, blocks: 1}\n")
     render(load_job(path), tmp_path / "out")  # trained here
-    render(load_job(path), tmp_path / "out", Stages(), force=True, farm=RayFarm(cluster))
-    assert any("the network is trained already, so the workers have nothing to train" in text for text in said), said
+    stages = Stages()
+    render(load_job(path), tmp_path / "out", stages, force=True, farm=RayFarm(cluster))
+    assert stages.heard("the network is trained already, so the workers have nothing to train"), stages.said

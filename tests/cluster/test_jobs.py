@@ -161,18 +161,14 @@ def test_a_print_s_tiles_on_workers_wave_by_wave_equal_one_after_another(tiny_jo
 def test_a_still_that_renders_whole_says_the_workers_have_nothing_to_share(tiny_job, tmp_path, cluster, one_thread):
     """``--workers`` on a still that does not tile: said, and rendered here, not silently ignored."""
     from blendstyle.cluster.frames import RayFarm
-    from blendstyle.pipeline.progress import Reporter
 
-    said: list[str] = []
+    from .conftest import Stages
 
-    class Stages(Reporter):
-        def stage(self, text: str) -> None:
-            said.append(text)
-
-    path = tiny_job("optimizer: {iterations: 3}\n")
-    result = render(load_job(path), tmp_path / "out", Stages(), farm=RayFarm(cluster))
+    stages = Stages()
+    result = render(load_job(tiny_job("optimizer: {iterations: 3}\n")), tmp_path / "out", stages,
+                    farm=RayFarm(cluster))
     assert result.image_path.is_file()
-    assert any("the workers have nothing to share: it renders here" in text for text in said), said
+    assert stages.heard("the workers have nothing to share: it renders here"), stages.said
 
 
 def test_more_workers_than_the_cluster_holds_are_said_not_silently_fewer(tiny_job, tmp_path, cluster, one_thread):
