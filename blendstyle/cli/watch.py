@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..config.load import LoadedJob, load_job
+from ..config.load import COMMAND_LINE, LoadedJob, load_job
 from ..config.models import Job
 from ..errors import BlendstyleError, Interrupted
 from ..media.probe import content_files
@@ -125,14 +125,14 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
                 if not full:
                     loaded = load_job(path, shortened)
             except BlendstyleError as error:  # an edit that does not validate: say where; keep the last preview
-                if any(problem.location and problem.location.file == "command line" for problem in error.problems):
+                if any(problem.location and problem.location.file == COMMAND_LINE for problem in error.problems):
                     raise  # no edit of the job can mend what watch itself asked for (--preview-size, --iterations)
                 show_error(error, title=f"{path}: {len(error.problems)} problem(s); the last good preview stays")
                 watcher.follow((inputs_of(good) if good else set()) | {path.resolve()})
                 continue
             if not full:
                 loaded.job.name = f"{loaded.job.name}-preview"
-                if len(shortened) == 1 and not said_applied:  # only the size: a saved network is applied as it is
+                if shortened.keys() == {"size"} and not said_applied:  # a saved network is applied as it is
                     err.print(note("note", "yellow", ": the job applies a saved network, so --iterations has nothing "
                                    "to shorten; previews differ from the full render only in size"), soft_wrap=True)
                     said_applied = True

@@ -95,6 +95,10 @@ class LoadedJob:
 WEIGHTS_FILES = (("backbone", "weights"), ("network", "weights"))
 
 
+#: Where a problem with a setting given on the command line (``--set``, ``--size``...) is located.
+COMMAND_LINE = "command line"
+
+
 def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_files: bool = True) -> LoadedJob:
     """Read, merge, override and validate a job file.
 
@@ -104,7 +108,7 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     path = Path(path)
     layered = read_layered(path, (), None)
     for text, value in (overrides or {}).items():
-        origin = Location("command line")
+        origin = Location(COMMAND_LINE)
         try:
             key = parse_key(text)
         except ValueError as exc:

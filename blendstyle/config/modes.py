@@ -109,7 +109,6 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, vid
     that comes from one: a base file holds defaults shared by jobs of every mode (the GIF jobs beside the
     still ones, the mp4 jobs beside the GIF ones)."""
     mode = mode_of(job, animated)
-    defaults = Job.model_construct()
     refused = []
     for key, modes in TABLE.items():
         reason = modes[mode]
@@ -117,7 +116,7 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, vid
             continue
         if key in SHARED and _from_base(layered, (key,), job_file):
             continue  # a base file's defaults for jobs of every mode
-        if getattr(job, key) != getattr(defaults, key, None):
+        if differs(job, (key,)):
             refused.append(((key,), reason))
     for (key, field, value, value_mode), reason in VALUES.items():
         if mode == value_mode and getattr(getattr(job, key), field) == value:
