@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from blendstyle.cli import main
 
-from .conftest import ROOT
+from .conftest import ROOT, moving_gif
 
 
 def invoke(*args):
@@ -28,6 +28,24 @@ def test_run_writes_every_output(tiny_job, tmp_path):
     assert record["iterations"]["done"] == 4
     assert "wrote" in result.output  # plain progress lines when not on a terminal
     assert "iteration 4/4" in result.output
+
+
+def test_iterations_shortens_every_optimisation_of_a_clip(tiny_job, tmp_path):
+    """--iterations on a coherent clip whose later frames have an iteration count of their own shortens
+    those too (read back from the record and the loss history), and validate refuses, in run's words,
+    --iterations on a job that iterates nothing."""
+    moving_gif(tmp_path / "clip.gif")
+    job = tiny_job("animation: {iterations: 20, close_loop: false}\noptimizer: {iterations: 40}\n",
+                   body="extends: quick.yaml\ncontent: clip.gif\nstyles: [{path: style_a.png}]\nsize: 32\n")
+    result = invoke("run", job, "--out", tmp_path / "out", "--iterations", "4", "-q")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "tiny" / "run.json").read_text())
+    assert (record["iterations"]["first_frame"], record["iterations"]["later_frames"]) == (4, 2)
+    assert record["iterations"]["done"] <= 4 + 2 * 2
+    (tmp_path / "saved.network.pt").write_bytes(b"")
+    applied = tiny_job("method: network\nnetwork: {weights: saved.network.pt}\n", name="applied.yaml")
+    said = [invoke(command, applied, "--iterations", "4").output for command in ("validate", "run")]
+    assert all("command line --iterations: the job applies a saved network as it is" in text for text in said), said
 
 
 def test_quiet_prints_nothing(tiny_job, tmp_path):

@@ -95,20 +95,6 @@ def test_a_newer_edit_cancels_the_preview_under_way(tmp_path):
         assert watching.quit() == 0
 
 
-def test_a_preview_iterates_what_the_job_iterates(tiny_job):
-    """The optimiser's iterations, or under method: network the training's steps: a network job without
-    refining has no optimiser to shorten (its override would be refused), and a saved network none to train."""
-    from blendstyle.cli.watch import quick
-    from blendstyle.config.load import load_job
-
-    for extra, expected in [("", {"size": 48, "optimizer.iterations": 5}),
-                            ("method: network\n", {"size": 48, "network.iterations": 5})]:
-        job = tiny_job(extra)
-        overrides = quick(load_job(job).job, 48, 5)
-        assert overrides == expected
-        assert load_job(job, overrides).job.size == 48  # taken, not refused
-
-
 def test_what_watch_itself_asks_for_is_refused_once_not_waited_on(tmp_path):
     """No edit of the job can mend a preview size or iteration count given to watch: it stops with the
     problem (exit 1, or click's exit 2 for a value out of range) instead of waiting for an edit for ever."""

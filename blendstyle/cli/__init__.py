@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ..config.fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from ..config.layers import LAYER_NAMES, layer_channels, layer_stride
-from ..config.load import LoadedJob, load_job
+from ..config.load import LoadedJob
 from ..config.models import job_schema
 from ..errors import BlendstyleError, Interrupted
 from ..pipeline.stopping import StopRequest
@@ -84,7 +84,7 @@ def validate(jobs, size, iterations, device, seed, settings) -> None:
             bad += 1
     for path in paths:
         try:
-            loaded: LoadedJob = load_job(path, changes)
+            loaded: LoadedJob = changes.load(path)
         except BlendstyleError as error:
             show_error(error, title=f"{path}: {len(error.problems)} problem(s)")
             bad += 1
@@ -110,7 +110,7 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
     from ..pipeline.study import study as run_study
 
     out_root = output_root(out_root)
-    loaded = load_job(job, overrides(size, None, device, None, ()))
+    loaded = overrides(size, None, device, None, ()).load(job)
     if iterations is not None:
         # Set after loading: a study's reconstructions are optimised whatever the job's method, and under
         # method: network the job itself may not set the optimiser's iterations.

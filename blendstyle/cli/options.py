@@ -4,12 +4,15 @@ the output root."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
+from ..config.iterations import LIMIT
+from ..config.load import LoadedJob, load_job
 from ..errors import BlendstyleError, Problem
 
 
@@ -17,7 +20,10 @@ def job_settings(command):
     """The options that override a job's keys (``run`` renders with them, ``validate`` checks with them)."""
     for option in reversed([
         click.option("--size", type=int, help="Output long side in pixels (overrides the job's size)."),
-        click.option("--iterations", type=int, help="Optimizer iterations (overrides optimizer.iterations)."),
+        click.option("--iterations", type=click.IntRange(1, LIMIT),
+                     help="Iterations of every optimisation: optimizer.iterations, with the job's own "
+                     "scales/tiles/animation iterations scaled alike; under method: network, the training's "
+                     "steps (a saved network's refine)."),
         click.option("--device", help="auto, cpu, cuda, cuda:N or mps (overrides device)."),
         click.option("--seed", type=int, help="Random seed (overrides seed)."),
         click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
@@ -27,10 +33,22 @@ def job_settings(command):
     return command
 
 
-def overrides(size, iterations, device, seed, settings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line sets in every job it names: key paths and their values, and ``--iterations``
+    (set per job, by :mod:`blendstyle.config.iterations`)."""
+
+    keys: dict[str, Any] = field(default_factory=dict)
+    iterations: int | None = None
+
+    def load(self, path: Path) -> LoadedJob:
+        return load_job(path, self.keys, iterations=self.iterations)
+
+
+def overrides(size, iterations, device, seed, settings) -> Overrides:
     """Job keys set on the command line: the named options, then every ``--set KEY=VALUE`` (a YAML value)."""
     changes: dict[str, Any] = {}
-    for key, value in (("size", size), ("optimizer.iterations", iterations), ("device", device), ("seed", seed)):
+    for key, value in (("size", size), ("device", device), ("seed", seed)):
         if value is not None:
             changes[key] = value
     for setting in settings:
@@ -41,7 +59,7 @@ def overrides(size, iterations, device, seed, settings) -> dict[str, Any]:
             changes[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise BlendstyleError(Problem(f"value is not valid YAML ({exc})", key=f"--set {key}")) from None
-    return changes
+    return Overrides(changes, iterations)
 
 
 def expand_jobs(paths) -> list[Path]:

@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from ..config.load import LoadedJob, load_job
+from ..config.load import LoadedJob
 from ..errors import BlendstyleError, Interrupted, Problem
 from ..pipeline.stopping import StopRequest
 from .console import ConsoleReporter, err, note, show_error
@@ -140,7 +140,7 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
         started = time.perf_counter()
         loaded: LoadedJob | None = None
         try:
-            loaded = load_job(path, changes)
+            loaded = changes.load(path)
             reporter = ConsoleReporter(loaded.job.name, quiet)
             if preview is not None:
                 reporter = preview.follow(loaded, out_root, reporter)

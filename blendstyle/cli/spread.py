@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import time
 
-from ..config.load import load_job
 from ..errors import BlendstyleError, Interrupted, Problem
 from .console import err, note, show_error
 
@@ -37,7 +36,7 @@ def run_jobs_on_cluster(cluster, paths, overrides, out_root, force, allow_outsid
     loaded_jobs = []
     for path in paths:
         try:
-            loaded_jobs.append((path, load_job(path, overrides)))
+            loaded_jobs.append((path, overrides.load(path)))
         except BlendstyleError as error:
             show_error(error, title=f"{path} failed")
             rows.append((str(path), "failed", "", error.problems[0].message[:60]))

@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from ..config.iterations import iteration_settings
 from ..config.load import COMMAND_LINE, LoadedJob, load_job
-from ..config.models import Job
 from ..errors import BlendstyleError, Interrupted
 from ..media.probe import content_files
 from ..pipeline.stopping import StopRequest
@@ -84,14 +84,6 @@ class Watcher:
             self.thread = None
 
 
-def quick(job: Job, size: int, iterations: int) -> dict[str, int]:
-    """A preview's overrides of ``job``: its size, and ``iterations`` of what it iterates (the optimiser; under
-    ``method: network`` the training's steps, and nothing for a saved network, which is applied as it is)."""
-    if job.method != "network":
-        return {"size": size, "optimizer.iterations": iterations}
-    return {"size": size} if job.network.weights is not None else {"size": size, "network.iterations": iterations}
-
-
 def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet: bool, preview=None) -> None:
     """Render previews of the job at ``path`` until Ctrl-C (see the module's docstring)."""
     from ..pipeline.render import render
@@ -121,9 +113,10 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
             full, pending = pending == FULL, None
             try:
                 loaded = load_job(path)
-                shortened = quick(loaded.job, preview_size, iterations)
+                # A saved network applied as it is iterates nothing: its preview is only smaller.
+                shortens = iteration_settings(loaded.job, iterations) is not None
                 if not full:
-                    loaded = load_job(path, shortened)
+                    loaded = load_job(path, {"size": preview_size}, iterations=iterations if shortens else None)
             except BlendstyleError as error:  # an edit that does not validate: say where; keep the last preview
                 if any(problem.location and problem.location.file == COMMAND_LINE for problem in error.problems):
                     raise  # no edit of the job can mend what watch itself asked for (--preview-size, --iterations)
@@ -132,7 +125,7 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
                 continue
             if not full:
                 loaded.job.name = f"{loaded.job.name}-preview"
-                if shortened.keys() == {"size"} and not said_applied:  # a saved network is applied as it is
+                if not shortens and not said_applied:
                     err.print(note("note", "yellow", ": the job applies a saved network, so --iterations has nothing "
                                    "to shorten; previews differ from the full render only in size"), soft_wrap=True)
                     said_applied = True

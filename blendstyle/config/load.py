@@ -18,6 +18,7 @@ from ..errors import BlendstyleError, Location, Problem, display_path
 from ..media.probe import content_files
 from .checks import input_problems
 from .inputs import check_folder, check_image, file_sha256
+from .iterations import FOLLOWERS, iteration_settings
 from .layering import Layered, format_key, parse_key, read_layered
 from .models import NAME_PATTERN, Job
 from .partial import affected, best_effort, raw_paths, under
@@ -99,11 +100,14 @@ WEIGHTS_FILES = (("backbone", "weights"), ("network", "weights"))
 COMMAND_LINE = "command line"
 
 
-def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_files: bool = True) -> LoadedJob:
+def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_files: bool = True,
+             iterations: int | None = None) -> LoadedJob:
     """Read, merge, override and validate a job file.
 
     ``overrides`` maps key paths (``"optimizer.iterations"``, ``"styles[0].weight"``) to values; they take
-    precedence over the file. Raises :class:`BlendstyleError` listing every problem found.
+    precedence over the file. ``iterations`` (the command line's ``--iterations``) sets the length of every
+    optimisation of the job (:mod:`blendstyle.config.iterations`). Raises :class:`BlendstyleError` listing
+    every problem found.
     """
     path = Path(path)
     layered = read_layered(path, (), None)
@@ -118,12 +122,14 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
                                           "it cannot be set here", origin, "extends"),
                                   hint="write extends: in the job file, or use a job file that extends the base")
         layered.assign(key, value, origin)
+    problems = [] if iterations is None else _set_iterations(layered, iterations)
     try:
         job: Job | None = Job.model_validate(layered.data)
-        problems, wrong = [], set()
+        wrong: set[Key] = set()
         paths = _resolve_paths(job, layered)
     except ValidationError as exc:
-        job, problems, wrong, paths = None, located_problems(exc, layered), wrong_keys(exc, layered), None
+        job, wrong, paths = None, wrong_keys(exc, layered), None
+        problems += located_problems(exc, layered)
     if check_files:  # every problem at once: the inputs are checked even when other keys are wrong
         problems += _input_problems(layered, job, wrong, path.resolve(), paths)
     if problems:
@@ -131,6 +137,24 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     if job.name is None:
         job.name = path.stem if re.fullmatch(NAME_PATTERN, path.stem) else "job"
     return LoadedJob(job, path.resolve(), layered.files, layered)
+
+
+def _set_iterations(layered: Layered, iterations: int) -> list[Problem]:
+    """Set what ``--iterations`` sets in the job as layered so far; the problem, if it sets nothing. A job
+    that does not validate yet gets ``optimizer.iterations`` only (its problems are reported either way)."""
+    try:
+        settings = iteration_settings(Job.model_validate(layered.data), iterations)
+    except ValidationError:
+        settings = {"optimizer.iterations": iterations}
+    if settings is None:
+        return [Problem("the job applies a saved network as it is (network.weights, network.refine 0): nothing "
+                        "of it iterates", Location(COMMAND_LINE), "--iterations")]
+    for text, value in settings.items():
+        key = parse_key(text)
+        # A setting scaled from the file's value stays where the file wrote it: a refusal of it points there.
+        origin = layered.location(key) if key in FOLLOWERS else None
+        layered.assign(key, value, origin or Location(COMMAND_LINE))
+    return []
 
 
 def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file: Path,

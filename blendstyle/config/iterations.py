@@ -1,0 +1,40 @@
+"""What the command line's ``--iterations N`` sets in a job: every optimisation the job runs, not only the
+key that names the main one.
+
+A job's optimisations take their lengths from several keys: ``optimizer.iterations`` (a still's last scale,
+an animation's first frame), and, where the job sets them, ``scales.iterations`` (the smaller scales),
+``tiles.iterations`` (each tile) and ``animation.iterations`` (coherent frames after the first). Left
+unset, these follow ``optimizer.iterations`` (a tenth, all of it, a third); set, they would keep their
+length whatever ``optimizer.iterations`` became, so ``--iterations 20`` on a tiled print would shorten
+nothing. ``N`` therefore sets ``optimizer.iterations`` and scales each of the others the job sets by
+``N / optimizer.iterations``: the job's own proportions, at the length asked for.
+
+Under ``method: network`` what iterates is the training (``network.iterations``), or, for a saved network
+applied as it is, the refining of each frame (``network.refine``); a saved network without refining
+iterates nothing, and ``--iterations`` is refused there rather than ignored.
+"""
+
+from __future__ import annotations
+
+from .models import Job
+
+#: Keys that set the length of some optimisations, in proportion to ``optimizer.iterations`` when unset.
+FOLLOWERS = (("scales", "iterations"), ("tiles", "iterations"), ("animation", "iterations"))
+#: The largest iteration count any of them takes.
+LIMIT = 100_000
+
+
+def iteration_settings(job: Job, iterations: int) -> dict[str, int] | None:
+    """The key paths ``--iterations iterations`` sets in ``job`` and their values (see the module's
+    docstring); None when nothing of the job iterates (a saved network applied without refining)."""
+    if job.method == "network":
+        if job.network.weights is None:
+            return {"network.iterations": iterations}
+        return {"network.refine": iterations} if job.network.refine else None
+    settings = {"optimizer.iterations": iterations}
+    ratio = iterations / job.optimizer.iterations
+    for section, name in FOLLOWERS:
+        given = getattr(getattr(job, section), name)
+        if given is not None:
+            settings[f"{section}.{name}"] = min(LIMIT, max(1, round(given * ratio)))
+    return settings

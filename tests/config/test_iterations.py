@@ -1,0 +1,58 @@
+"""``--iterations N`` sets every optimisation of a job, in the job's own proportions, or what a network job
+iterates; a job that iterates nothing refuses it."""
+
+import pytest
+
+from blendstyle.config.iterations import iteration_settings
+from blendstyle.config.load import COMMAND_LINE, load_job
+from blendstyle.errors import BlendstyleError
+
+from .test_unread import clip_job
+
+
+def test_the_jobs_own_iteration_settings_are_scaled_with_it(tiny_job, tmp_path):
+    from blendstyle.nst.memory import Plan
+    from blendstyle.pipeline.schedule import Stage, plan_stages
+
+    path = tiny_job("optimizer: {iterations: 100}\nscales: {iterations: 30}\ntiles: {iterations: 60}\n")
+    job = load_job(path, {"size": 1024}, iterations=10).job
+    assert (job.optimizer.iterations, job.scales.iterations, job.tiles.iterations) == (10, 3, 6)
+    # Every stage of a tiled print is shortened, not only the one optimizer.iterations names.
+    assert plan_stages(job, 1024, 683, Plan(True, 1, 1, 2048)) == [Stage(256, 3), Stage(512, 3), Stage(1024, 6, True)]
+    # Lengthened alike; what the job leaves unset still follows optimizer.iterations.
+    job = load_job(tiny_job("optimizer: {iterations: 10}\ntiles: {iterations: 5}\n"), iterations=40).job
+    assert (job.optimizer.iterations, job.scales.iterations, job.tiles.iterations) == (40, None, 20)
+    assert iteration_settings(job, 1)["tiles.iterations"] == 1  # never below one
+
+
+def test_a_coherent_clips_later_frames_follow(tiny_job, tmp_path):
+    job = load_job(clip_job(tiny_job, tmp_path, "optimizer: {iterations: 60}\nanimation: {iterations: 30}"),
+                   iterations=6).job
+    assert (job.optimizer.iterations, job.animation.iterations) == (6, 3)
+
+
+def test_a_network_job_sets_what_it_iterates(tiny_job, tmp_path):
+    trained = load_job(tiny_job("method: network\nnetwork: {iterations: 50, refine: 5}\n"), iterations=7).job
+    assert (trained.network.iterations, trained.network.refine, trained.optimizer.iterations) == (7, 5, 500)
+    (tmp_path / "saved.network.pt").write_bytes(b"")
+    refined = load_job(tiny_job("method: network\nnetwork: {weights: saved.network.pt, refine: 5}\n"), iterations=7).job
+    assert refined.network.refine == 7
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job("method: network\nnetwork: {weights: saved.network.pt}\n"), iterations=7)
+    [problem] = info.value.problems
+    assert (problem.location.file, problem.key) == (COMMAND_LINE, "--iterations")
+    assert "nothing of it iterates" in problem.message
+
+
+def test_a_scaled_setting_the_mode_refuses_is_refused_where_the_file_wrote_it(tiny_job):
+    path = tiny_job("animation: {iterations: 30}\n")  # a still
+    with pytest.raises(BlendstyleError) as info:
+        load_job(path, iterations=50)
+    [problem] = info.value.problems
+    assert problem.key == "animation" and problem.location.file.endswith("tiny.yaml") and problem.location.line == 6
+
+
+def test_a_stop_rule_longer_than_the_shortened_run_is_not_refused(tiny_job):
+    """Shortening a job from the command line leaves its stop rule for the full run."""
+    path = tiny_job("optimizer: {iterations: 100, stop: {tolerance: 0.01, window: 20}}\nscales: {iterations: 40}\n")
+    assert load_job(path, iterations=10).job.scales.iterations == 4
