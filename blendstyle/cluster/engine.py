@@ -121,12 +121,21 @@ class Cluster:
                                           key="--gpus-per-task"), hint="drop --gpus-per-task")
         if self.gpus and self.gpus_per_task is None:
             self.gpus_per_task = 1.0
+        largest = self._largest_node()
+        if self.threads is not None and self.threads > largest:
+            # A worker asking Ray for more CPUs than any one node has would wait for ever.
+            raise BlendstyleError(Problem(f"{self.threads} threads per worker, and no node of the cluster has more "
+                                          f"than {largest} CPUs", key="--threads"), hint=f"--threads {largest} or fewer")
         if self.threads is None:
             self.threads = 1 if gpus else max(1, cpus // (self.workers or cpus))
         fits = max(1, int(gpus / self.gpus_per_task) if gpus else cpus // self.threads)
         # No more workers than the resources hold at once: Ray would leave the others waiting for ever.
         self.workers = min(self.workers or fits, fits)
         return self
+
+    def _largest_node(self) -> int:
+        """The CPUs of the largest node alive (at least 1)."""
+        return max([int(node["Resources"].get("CPU", 0)) for node in self.ray.nodes() if node.get("Alive")] + [1])
 
     def resources(self) -> dict[str, Any]:
         """What every worker asks Ray for: a GPU (or ``gpus_per_task``) where there are GPUs, else its threads."""
@@ -143,7 +152,6 @@ class Cluster:
         free now (an actor that asks for more waits for ever)."""
         if self.gpus and gpu:
             return self.actor_options(), self.threads or 1
-        nodes = [int(node["Resources"].get("CPU", 0)) for node in self.ray.nodes() if node.get("Alive")]
         free = int(self.ray.available_resources().get("CPU", 0))
-        cpus = self.threads if self.threads_asked else min(max(nodes or [1]), max(1, free))
+        cpus = self.threads if self.threads_asked else min(self._largest_node(), max(1, free))
         return {"max_restarts": RESTARTS, "max_task_retries": RESTARTS, "num_cpus": max(1, cpus)}, max(1, cpus)

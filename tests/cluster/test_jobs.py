@@ -192,3 +192,16 @@ def test_gpus_per_task_on_a_cluster_without_gpus_is_refused_not_ignored(tiny_job
                                        "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "--gpus-per-task: the cluster has no GPUs" in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_more_threads_than_any_node_has_are_refused_not_waited_on(tiny_job, tmp_path, cluster, one_thread):
+    """The test session's Ray is one node of 2 CPUs: a worker asking for 3 would wait for ever."""
+    from click.testing import CliRunner
+
+    from blendstyle.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(tiny_job()), "--workers", "1", "--threads", "3",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert "--threads: 3 threads per worker, and no node of the cluster has more than 2 CPUs" in result.output
+    assert "Traceback" not in result.output
