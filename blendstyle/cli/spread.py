@@ -13,17 +13,22 @@ from .console import err, note, show_error
 Row = tuple[str, str, str, str]
 
 
-def cluster_for(workers, address, threads, gpus_per_task):
-    """The Ray session ``--workers``/``--cluster`` ask for (not started yet), or None."""
+def cluster_for(workers, address, threads, gpus_per_task, device=None):
+    """The Ray session ``--workers``/``--cluster`` ask for (not started yet), or None; ``device``: the
+    command line's ``--device`` (``cpu``: the workers take CPUs, not GPUs)."""
     if workers is None and address is None:
         if gpus_per_task is not None:
             raise BlendstyleError(Problem("only means something with --workers or --cluster", key="--gpus-per-task"))
         return None
+    if device == "cpu" and gpus_per_task is not None:
+        raise BlendstyleError(Problem("the workers run on the CPU (--device cpu)", key="--gpus-per-task"),
+                              hint="drop --gpus-per-task, or run the workers on GPUs (--device cuda or auto)")
     from ..cluster.engine import Cluster
 
     if address is not None:
         address = address or os.environ.get("RAY_ADDRESS") or "auto"
-    return Cluster(workers, threads, address, gpus_per_task, "--cluster" if address is not None else "--workers")
+    return Cluster(workers, threads, address, gpus_per_task, "--cluster" if address is not None else "--workers",
+                   cpu_only=device == "cpu")
 
 
 def run_jobs_on_cluster(cluster, paths, overrides, out_root, force, allow_outside, quiet, stop=None) -> list[Row]:
@@ -36,7 +41,9 @@ def run_jobs_on_cluster(cluster, paths, overrides, out_root, force, allow_outsid
     loaded_jobs = []
     for path in paths:
         try:
-            loaded_jobs.append((path, overrides.load(path)))
+            loaded = overrides.load(path)
+            cluster.check_device(loaded)
+            loaded_jobs.append((path, loaded))
         except BlendstyleError as error:
             show_error(error, title=f"{path} failed")
             rows.append((str(path), "failed", "", error.problems[0].message[:60]))

@@ -6,8 +6,8 @@ worker is created with.
   ``cores / N`` threads (``--threads``), so N workers on N cores do not fight over them.
 * ``--cluster [ADDRESS]`` joins a running cluster: ``auto`` (the default, or ``RAY_ADDRESS`` when set)
   or ``ray://head:10001`` (Ray Client). Workers ask for a GPU each (``--gpus-per-task`` for a
-  fraction) where the cluster has GPUs, and for ``--threads`` CPUs otherwise; there are as many as the
-  cluster can hold at once, or ``--workers``.
+  fraction) where the cluster has GPUs, and for ``--threads`` CPUs otherwise (and with ``--device cpu``);
+  there are as many as the cluster can hold at once, or ``--workers``.
 
 Every worker is a Ray actor that Ray restarts when its process dies (a node lost, the out-of-memory
 killer, a signal), and each call on it is retried on the restarted actor, so a lost worker costs the
@@ -77,6 +77,7 @@ class Cluster:
     address: str | None = None
     gpus_per_task: float | None = None
     option: str = "--workers"
+    cpu_only: bool = False  # --device cpu: workers take CPUs even where the cluster has GPUs
     started: bool = field(default=False, init=False)
     ray: Any = field(default=None, init=False)
     gpus: bool = field(default=False, init=False)  # whether the cluster has GPUs (workers then take one each)
@@ -114,7 +115,7 @@ class Cluster:
     def _size(self) -> Cluster:
         """How many workers and threads: as asked, or what the cluster's resources hold."""
         resources = self.ray.cluster_resources()
-        cpus, gpus = int(resources.get("CPU", 1)), resources.get("GPU", 0)
+        cpus, gpus = int(resources.get("CPU", 1)), 0 if self.cpu_only else resources.get("GPU", 0)
         self.gpus = bool(gpus)
         if not gpus and self.gpus_per_task is not None:
             raise BlendstyleError(Problem("the cluster has no GPUs: each worker takes --threads CPUs instead",
@@ -132,6 +133,15 @@ class Cluster:
         # No more workers than the resources hold at once: Ray would leave the others waiting for ever.
         self.workers = min(self.workers or fits, fits)
         return self
+
+    def check_device(self, loaded) -> None:
+        """Refuse a GPU chosen by number (``device: cuda:1``) where Ray gives every worker a GPU of its own:
+        a worker sees only that one, as ``cuda:0``, and the number would name a GPU it does not have."""
+        device = loaded.job.device
+        if self.gpus and device.startswith("cuda:"):
+            raise BlendstyleError(Problem(f"{device} names one GPU, but on workers Ray gives each its own GPU, the "
+                                          "only one it sees", loaded.location(("device",)), "device"),
+                                  hint="device: cuda (each worker's own GPU), or --device cpu for CPU workers")
 
     def _largest_node(self) -> int:
         """The CPUs of the largest node alive (at least 1)."""

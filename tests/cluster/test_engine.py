@@ -1,0 +1,64 @@
+"""How a cluster is sized and what it refuses, against a stand-in for Ray's view of a GPU machine (the
+test machines have no GPU)."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from blendstyle.cluster.engine import Cluster
+from blendstyle.errors import BlendstyleError
+
+
+class GpuBox:
+    """Ray's view of one node with 16 CPUs and 2 GPUs."""
+
+    def cluster_resources(self):
+        return {"CPU": 16.0, "GPU": 2.0}
+
+    def available_resources(self):
+        return self.cluster_resources()
+
+    def nodes(self):
+        return [{"Alive": True, "Resources": self.cluster_resources()}]
+
+
+def sized(**asked) -> Cluster:
+    cluster = Cluster(**asked)
+    cluster.ray = GpuBox()
+    return cluster._size()
+
+
+def test_workers_take_a_gpu_each_or_with_device_cpu_the_cpus():
+    on_gpus = sized(workers=4)
+    assert (on_gpus.gpus, on_gpus.workers, on_gpus.threads) == (True, 2, 1)
+    assert on_gpus.resources() == {"num_gpus": 1.0, "num_cpus": 1}
+    on_cpus = sized(workers=4, cpu_only=True)
+    assert (on_cpus.gpus, on_cpus.workers, on_cpus.threads) == (False, 4, 4)
+    assert on_cpus.resources() == {"num_cpus": 4}
+    assert on_cpus.trainer(gpu=True)[0]["num_cpus"] == 16  # no GPU is taken for the network either
+
+
+def test_a_gpu_chosen_by_number_is_refused_on_gpu_workers_at_its_line(tiny_job):
+    from blendstyle.config.load import load_job
+
+    loaded = load_job(tiny_job("device: cuda:1\n"))
+    with pytest.raises(BlendstyleError) as info:
+        sized(workers=2).check_device(loaded)
+    [problem] = info.value.problems
+    assert problem.key == "device" and problem.location.line == 6 and "Ray gives each its own GPU" in problem.message
+    sized(workers=2, cpu_only=True).check_device(loaded)  # CPU workers take no GPU: nothing to refuse
+    sized(workers=2).check_device(SimpleNamespace(job=SimpleNamespace(device="cuda")))
+
+
+def test_threads_beyond_the_largest_node_are_refused():
+    with pytest.raises(BlendstyleError, match="no node of the cluster has more than 16 CPUs"):
+        sized(workers=1, threads=17, cpu_only=True)
+
+
+def test_gpus_per_task_with_device_cpu_is_refused():
+    from blendstyle.cli.spread import cluster_for
+
+    with pytest.raises(BlendstyleError) as info:
+        cluster_for(2, None, None, 0.5, "cpu")
+    assert info.value.problems[0].key == "--gpus-per-task"
+    assert cluster_for(2, None, None, None, "cpu").cpu_only
