@@ -139,6 +139,21 @@ def test_a_study_of_a_network_job_takes_its_iterations(tiny_job, tmp_path):
     assert set(record["iterations"].values()) == {3}, record["iterations"]
 
 
+def test_a_study_of_a_folder_of_stills_says_and_records_which_still(tiny_job, tmp_path):
+    import shutil
+
+    (tmp_path / "stills").mkdir()
+    for name in ("b.png", "a.png"):
+        shutil.copy(tmp_path / "content.png", tmp_path / "stills" / name)
+    job = tiny_job(body="extends: quick.yaml\ncontent: stills\nstyles: [{path: style_a.png}]\nsize: 32\n"
+                        "method: network\nnetwork: {iterations: 2, crop: 32, width: 4, blocks: 1}\n")
+    result = invoke("study", "kinds", job, "--iterations", "2", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "studying a.png, the first still of the folder" in result.output
+    record = json.loads((tmp_path / "out" / "tiny" / "tiny_study_kinds.json").read_text())
+    assert record["studied"] == str(tmp_path / "stills" / "a.png")
+
+
 def test_a_folder_run_isolates_an_internal_error(tiny_job, tmp_path, monkeypatch):
     """A bug in one job is that job's failure: the folder goes on, the summary shows it, the traceback is
     kept in its run.json, and nothing but one line reaches the screen."""

@@ -106,7 +106,8 @@ def validate(jobs, size, iterations, device, seed, settings) -> None:
 def study(what, job, size, iterations, device, out_root, quiet) -> None:
     """Sheets of what the network keeps: CONTENT or STYLE reconstructed from noise layer by layer (one
     style row per style-loss kind), or the job rendered with each of its style-loss KINDS. A study uses the
-    job's own blend (a sweep's cells are not studied) and, for an animation, its first selected frame."""
+    job's own blend (a sweep's cells are not studied) and, for an animation, its first selected frame; for
+    a folder of stills, its first still."""
     from ..pipeline.study import study as run_study
 
     out_root = output_root(out_root)

@@ -98,6 +98,8 @@ def _study(run: Run, what: str) -> Path:
     animated = not Path(job.content).is_dir() and (frames_in(job.content) or 1) > 1
     # An animation is studied at its first selected frame (a start given in seconds: the frame shown then).
     content_at = StillContent(run, frame=frame_range(job)[0] if animated else None)
+    if Path(job.content).is_dir():  # said, as an animation's first frame is in the command's help
+        run.reporter.stage(f"studying {content_at.path.name}, the first still of the folder")
     height, width = content_at(job.size).shape[-2:]
     alpha = content_at.alpha()  # a transparent still is studied over its visible pixels, as it renders
     memory = plan(job, run.device, width, height)
@@ -137,6 +139,6 @@ def _study(run: Run, what: str) -> Path:
                 done.append(cell)
             results.append((name, pictures))
     path = write_image(grid_sheet(results), folder / f"{job.name}_study_{what}.png", "png")
-    run.write(run.record("done", study=what, cells_done=done, iterations=iterations, scales=[s.long_side for s in stages],
+    run.write(run.record("done", study=what, studied=str(content_at.path), cells_done=done, iterations=iterations, scales=[s.long_side for s in stages],
                          outputs=[str(path.relative_to(folder))], timings={"total": round(run.seconds(), 4)}))
     return path
