@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 from ..errors import BlendstyleError, Problem
 from ..pipeline.progress import Reporter
 from .console import err, note
+from .page_progress import PreviewReporter
 
 TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif", ".json": "application/json",
          ".mp4": "video/mp4", ".webm": "video/webm", ".tiff": "image/tiff"}
@@ -251,58 +252,6 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
                 return  # the page was closed, or stopped reading for CLIENT_TIMEOUT
 
     return Handler
-
-
-class PreviewReporter(Reporter):
-    """Progress for the terminal (``inner``) and for the page: every event goes to both; the picture under
-    way goes to the page every ``every`` iterations, or about every ``seconds`` when ``every`` is None."""
-
-    def __init__(self, inner: Reporter, preview: Preview, every: int | None = None, seconds: float = 2.0):
-        self.inner, self.preview, self.every, self.seconds = inner, preview, every, seconds
-        self.last_picture = 0.0
-        self.frames_began = time.perf_counter()
-        self.frames_rendered = 0
-
-    def stage(self, text: str) -> None:
-        self.inner.stage(text)
-        self.preview.publish("stage", {"text": text})
-
-    def frames_start(self, total: int) -> None:
-        self.inner.frames_start(total)
-        self.frames_began, self.frames_rendered = time.perf_counter(), 0
-        self.preview.publish("frames", {"total": total})
-
-    def frame_done(self, index: int, skipped: bool = False) -> None:
-        self.inner.frame_done(index, skipped)
-        if not skipped:
-            self.frames_rendered += 1
-        rate = self.frames_rendered / max(time.perf_counter() - self.frames_began, 1e-9)
-        self.preview.publish("frame", {"index": index, "skipped": skipped, "per_second": rate})
-
-    def start(self, total: int) -> None:
-        self.inner.start(total)
-        self.preview.publish("start", {"total": total})
-
-    def step(self, step) -> None:
-        self.inner.step(step)
-        self.preview.publish("step", {"iteration": step.iteration, "total": step.total, "elapsed": step.elapsed,
-                                      "terms": step.terms})
-
-    def picture_due(self, iteration: int) -> bool:
-        if self.every is not None:
-            return iteration % self.every == 0
-        return time.perf_counter() - self.last_picture >= self.seconds
-
-    def picture(self, image) -> None:
-        self.last_picture = time.perf_counter()
-        self.preview.show(image)
-
-    def finish(self, optimized) -> None:
-        self.inner.finish(optimized)
-        self.preview.publish("finish", {"iterations": optimized.iterations})
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _path(target: str) -> str:
