@@ -24,7 +24,7 @@ from ..nst.optimize import Optimized
 from ..nst.transformer import Architecture, TransformerNet, placed, transform
 from ..pipeline.clip import ClipRenderer
 from ..pipeline.context import Saved
-from ..pipeline.training import steps
+from ..pipeline.training import begin, steps
 
 
 class RemoteTraining:
@@ -47,10 +47,8 @@ class RemoteTraining:
     def train(self) -> None:
         run, reporter, total = self.renderer.run, self.renderer.run.reporter, self.renderer.run.job.network.iterations
         gpu = self.gpus and run.device.type == "cuda"
-        reporter.stage(f"training the network on a worker ({'a GPU' if gpu else 'its CPUs'}, {total} steps)")
-        reporter.start(total)
-        for step in self.history:
-            reporter.step(step)
+        begin(reporter, f"training the network on a worker ({'a GPU' if gpu else 'its CPUs'}, {total} steps)", total,
+              self.history)
         final = None
         for event in self.stream(self.renderer, self.key, self.resumed):
             kind, payload = event[0], event[1]

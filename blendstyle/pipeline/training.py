@@ -157,6 +157,14 @@ class Trainer(Protocol):
     def saved(self, result) -> Saved: ...
 
 
+def begin(reporter, stage: str, total: int, history: list[Step]) -> None:
+    """Say that a training of ``total`` steps begins (``stage``), with the steps a resumed one has done."""
+    reporter.stage(stage)
+    reporter.start(total)
+    for step in history:
+        reporter.step(step)
+
+
 class Training:
     """One network's training for one job, here: resumable, stoppable, reported step by step."""
 
@@ -251,10 +259,8 @@ class Training:
         """The steps not done yet, a checkpoint every ``network.checkpoint_every``; a stop raises
         :class:`Halted` (the run's guard then calls :meth:`saved`)."""
         reporter, total = self.run.reporter, self.settings.iterations
-        reporter.stage(f"training the network ({total} steps of {self.settings.batch} crops of {self.side[1]}x{self.side[0]} px)")
-        reporter.start(total)
-        for step in self.history:
-            reporter.step(step)
+        begin(reporter, f"training the network ({total} steps of {self.settings.batch} crops of {self.side[1]}x"
+              f"{self.side[0]} px)", total, self.history)
         for step in self.stepping():
             reporter.step(step)
             if reporter.picture_due(step.iteration):
