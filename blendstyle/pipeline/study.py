@@ -97,7 +97,8 @@ def _study(run: Run, what: str) -> Path:
     job, folder = run.job, run.folder
     animated = not Path(job.content).is_dir() and (frames_in(job.content) or 1) > 1
     # An animation is studied at its first selected frame (a start given in seconds: the frame shown then).
-    content_at = StillContent(run, frame=frame_range(job)[0] if animated else None)
+    frame = frame_range(job)[0] if animated else None
+    content_at = StillContent(run, frame=frame)
     if Path(job.content).is_dir():  # said, as an animation's first frame is in the command's help
         run.reporter.stage(f"studying {content_at.path.name}, the first still of the folder")
     height, width = content_at(job.size).shape[-2:]
@@ -131,7 +132,8 @@ def _study(run: Run, what: str) -> Path:
                 generator = torch.Generator().manual_seed(job.seed + number)
                 schedule = Schedule(run, stages, content_at, variant, images)
                 schedule.set_visible(alpha)
-                optimized, _ = schedule.render(content_at, generator=generator)
+                # An animated mask's own frame for the studied one (not its first).
+                optimized, _ = schedule.render(content_at, [frame or 0], generator=generator)
                 iterations[cell] = optimized.iterations
                 write_image(optimized.image, folder / cell, "png", alpha)
                 # As the cell's file reads back (over white where see-through), like a resumed one.

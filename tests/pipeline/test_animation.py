@@ -196,6 +196,28 @@ def test_an_animated_mask_gives_each_frame_its_own_region(tmp_path):
     assert len(read_clip(result.image_path)) == 3
 
 
+def test_a_study_of_a_clip_with_an_animated_mask_takes_the_masks_frame_of_the_studied_one(tmp_path, monkeypatch):
+    from blendstyle.pipeline import study
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    content = moving_square(tmp_path / "move.gif", count=3)
+    frames = [Image.new("L", (48, 36), (0, 8, 255)[k]) for k in range(3)]  # white only in frame 2
+    frames[0].save(tmp_path / "mask.gif", save_all=True, append_images=frames[1:], duration=100)
+    path = job(tmp_path, content, "animation: {start: 2}\n")
+    path.write_text(path.read_text().replace("styles:\n", "styles:\n  - path: style.png\n    mask: mask.gif\n"))
+    asked = []
+    real = Stylizer.regions
+
+    def spy(self, size, visible, frames=None, *args, **kwargs):
+        regions = real(self, size, visible, frames, *args, **kwargs)
+        asked.append(float(regions[0].guide.mean()))
+        return regions
+
+    monkeypatch.setattr(Stylizer, "regions", spy)
+    study.study(blendstyle.load_job(path), "kinds", tmp_path / "out")
+    assert asked and min(asked) > 0.95  # the masked style's region is frame 2's white, not frame 0's black
+
+
 @pytest.mark.parametrize("mode", ["coherent", "independent"])
 def test_coarse_to_fine_frames_share_each_scales_targets(tmp_path, monkeypatch, mode):
     """With two scales, a coherent GIF runs its first frame small then full size and the others at full
