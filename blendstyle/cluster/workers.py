@@ -147,8 +147,8 @@ class StillWorker(_Worker):
         with self._as_written():
             schedule = self._setup(shipped)
             mark = time.perf_counter()
-            image, final = render_cell(schedule, self.content_at, number, weights)
-        return to_device(Rendered([number], image, [], final, time.perf_counter() - mark), "cpu")
+            optimized, final = render_cell(schedule, self.content_at, number, weights)
+        return to_device(Rendered([number], optimized.image, optimized.history, final, time.perf_counter() - mark), "cpu")
 
     def tile(self, shipped: list, stage: int, size: tuple[int, int], content: torch.Tensor, start: torch.Tensor,
              tile) -> Rendered:

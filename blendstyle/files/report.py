@@ -45,31 +45,42 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
 
 def write_loss_plot(history: Sequence[Step], path: Path) -> Path:
     """Loss terms per iteration on a log scale, as a PNG."""
+    iterations = [step.iteration for step in history]
+    curves = [("total", iterations, [step.total for step in history])]
+    # Every term any iteration has (a clip's first frame has no temporal term, its later ones do; a
+    # network's training has one, the first frame it refines not); an iteration without it leaves a gap.
+    names = list(dict.fromkeys(name for step in history for name in step.terms))
+    curves += [(name, iterations, [step.terms.get(name, float("nan")) for step in history]) for name in names]
+    return _plot(curves, path, "weighted loss", bold="total")
+
+
+def write_loss_curves(curves: Sequence[tuple[str, Sequence[float]]], path: Path) -> Path:
+    """The total loss per iteration of several optimisations (a sweep's cells at their last scale), one
+    labelled curve each, as a PNG."""
+    return _plot([(label, range(1, len(totals) + 1), totals) for label, totals in curves], path, "total loss")
+
+
+def _plot(curves: Sequence[tuple[str, Sequence[int], Sequence[float]]], path: Path, ylabel: str,
+          bold: str | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    iterations = [step.iteration for step in history]
     figure, axes = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    curves = [("total", [step.total for step in history])]
-    # Every term any iteration has (a clip's first frame has no temporal term, its later ones do; a
-    # network's training has one, the first frame it refines not); an iteration without it leaves a gap.
-    names = list(dict.fromkeys(name for step in history for name in step.terms))
-    curves += [(name, [step.terms.get(name, float("nan")) for step in history]) for name in names]
     # A log axis shows losses that fall by orders of magnitude; a loss that is 0 throughout (the style
     # is the content) has no log, so then the axis is linear.
-    positive = any(value > 0 for _, values in curves for value in values)
-    for name, values in curves:
-        if name == "total" or any(value > 0 for value in values):
-            style = {"color": "black", "linewidth": 2} if name == "total" else {}
+    positive = any(value > 0 for _, _, values in curves for value in values)
+    for name, iterations, values in curves:
+        if name == bold or any(value > 0 for value in values):
+            style = {"color": "black", "linewidth": 2} if name == bold else {}
             shown = [value if value > 0 or not positive else float("nan") for value in values]
-            axes.plot(iterations, shown, label=name, **style)
+            axes.plot(list(iterations), shown, label=name, **style)
     axes.set_yscale("log" if positive else "linear")
     axes.set_xlabel("iteration")
-    axes.set_ylabel("weighted loss")
+    axes.set_ylabel(ylabel)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize="small" if len(curves) > 6 else None)
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")

@@ -2,7 +2,7 @@
 stills, sweeps, studies and animations share.
 
 * :func:`write_extras`: the contact sheet (content, styles with their shares, result) and the loss plot,
-  as the job's ``output`` asks;
+  as the job's ``output`` asks (:func:`write_sweep_extras`: a sweep's, with its grid and a curve per cell);
 * :func:`write_clip`: an animation's files in every format the job asks for, from its finished frames,
   each renamed into place only when complete (the formats' rules come from :mod:`blendstyle.media.formats`);
 * :func:`record`: the run record with what every mode says of the picture (its size, its scales, the
@@ -22,7 +22,7 @@ from ..files.atomic import atomic_path
 from ..files.clips import ClipFile, write_animation
 from ..files.framestore import FrameStore
 from ..files.images import tensor_to_pil, write_image
-from ..files.report import contact_sheet, write_loss_plot
+from ..files.report import contact_sheet, write_loss_curves, write_loss_plot
 from ..files.video import write_video
 from ..media.formats import CLIPS
 from ..nst.memory import Plan
@@ -44,14 +44,29 @@ def write_extras(schedule: Schedule, content: torch.Tensor, result: torch.Tensor
 
 def sheet(schedule: Schedule, content: torch.Tensor, result: torch.Tensor):
     """The content, each style at the last scale labelled with its share of the job's blend, the result."""
-    job = schedule.job
     shares = normalize({str(i): weight for i, weight in enumerate(schedule.plan.blend)})
+    return _sheet(schedule, content, tensor_to_pil(result), [f"{shares[str(i)]:.0%}" for i in range(len(shares))])
+
+
+def write_sweep_extras(schedule: Schedule, content: torch.Tensor, grid, curves: list[tuple[str, list[float]]]) -> list[Path]:
+    """A sweep's contact sheet (the content, each style marked swept or with its weight, the ``grid``) and
+    its loss plot (the total loss of each cell, ``curves``: label and totals), as the job's ``output`` asks."""
+    job, folder, files = schedule.job, schedule.run.folder, []
+    if job.output.contact_sheet:
+        swept = {sweep.style for sweep in job.sweep}
+        notes = ["swept" if i in swept else f"weight {style.weight:g}" for i, style in enumerate(job.styles)]
+        files.append(write_image(_sheet(schedule, content, grid, notes), folder / f"{job.name}_sheet.png", "png"))
+    if job.output.loss_plot and curves:
+        files.append(write_loss_curves(curves, folder / f"{job.name}_loss.png"))
+    return files
+
+
+def _sheet(schedule: Schedule, content: torch.Tensor, result, notes: list[str]):
+    """The content, each style at the last scale with its note, and ``result`` (a PIL image)."""
     images = schedule.style_images(schedule.stages[-1])
-    labelled = [
-        (tensor_to_pil(image), f"{Path(style.path).stem} ({shares[str(i)]:.0%})")
-        for i, (style, image) in enumerate(zip(job.styles, images))
-    ]
-    return contact_sheet(tensor_to_pil(content), labelled, tensor_to_pil(result))
+    labelled = [(tensor_to_pil(image), f"{Path(style.path).stem} ({note})")
+                for style, image, note in zip(schedule.job.styles, images, notes)]
+    return contact_sheet(tensor_to_pil(content), labelled, result)
 
 
 def write_clip(run: Run, clip: ClipFile, store: FrameStore, formats: list[str]) -> tuple[list[Path], dict[str, str]]:

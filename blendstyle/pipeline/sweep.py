@@ -19,9 +19,10 @@ import torch
 from ..files.images import read_image, write_image
 from ..files.report import grid_sheet
 from ..nst.memory import plan
+from ..nst.optimize import Optimized, Step
 from ..nst.regions import over_white
 from .context import Run, Saved
-from .outputs import record
+from .outputs import record, write_sweep_extras
 from .rendered import Rendered
 from .result import RenderResult
 from .schedule import Schedule, TileFarm, plan_stages
@@ -36,12 +37,11 @@ class CellFarm(TileFarm, Protocol):
         ``indices`` holds its cell's number."""
 
 
-def render_cell(schedule: Schedule, content_at, number: int, weights: list[float]) -> tuple[torch.Tensor, dict[str, float]]:
+def render_cell(schedule: Schedule, content_at, number: int, weights: list[float]) -> tuple[Optimized, dict[str, float]]:
     """Sweep cell ``number``: the still through the schedule with these style weights (its start noise
     from the seed and the cell's number, so a resumed sweep or a worker draws the same)."""
     schedule.set_weights(weights)
-    optimized, final = schedule.render(content_at, generator=torch.Generator().manual_seed(schedule.job.seed + number))
-    return optimized.image, final
+    return schedule.render(content_at, generator=torch.Generator().manual_seed(schedule.job.seed + number))
 
 
 def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
@@ -83,25 +83,27 @@ def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
         else:
             todo[number] = (combination, weights, path, label)
 
-    def keep(number: int, image: torch.Tensor, final: dict[str, float]) -> None:
+    def keep(number: int, image: torch.Tensor, final: dict[str, float], history: list[Step]) -> None:
         combination, weights, path, _ = todo[number]
         # The grid shows a cell as its file reads back (over white where it is see-through), resumed or not.
         cells[combination] = over_white(image.to(run.device), alpha)
         files.append(write_image(image, path, job.output.format, alpha, job.output.depth, job.output.dpi))
-        done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final})
+        done.append({"weights": weights, "file": str(path.relative_to(folder)), "final_loss": final,
+                     "loss_history": [round(step.total, 6) for step in history]})
 
     with run.guard(save, (width, height)):
         if farm is not None and todo:  # cells side by side on the farm's workers, kept as they come
             reporter.stage(f"{len(todo)} sweep cells on {farm.workers} workers")
             for rendered in farm.cells(schedule, [(number, cell[1]) for number, cell in todo.items()]):
-                keep(rendered.indices[0], rendered.image, rendered.final)
+                keep(rendered.indices[0], rendered.image, rendered.final, rendered.history)
                 run.check()
         for number, (combination, weights, _, label) in todo.items():
             if combination in cells:
                 continue
             run.check()
             reporter.stage(f"sweep cell {label}")
-            keep(number, *render_cell(schedule, content_at, number, weights))
+            optimized, final = render_cell(schedule, content_at, number, weights)
+            keep(number, optimized.image, final, optimized.history)
 
     first = job.sweep[0]
     rows = []
@@ -112,7 +114,11 @@ def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
             row.append((f"{names[first.style]} {value:.2f}", cells[combination]))
         title = "" if row_value is None else f"{names[job.sweep[1].style]} {row_value:.2f}"
         rows.append((title, row))
-    grid = write_image(grid_sheet(rows), folder / f"{job.name}_sweep.png", "png")
+    sheet = grid_sheet(rows)
+    grid = write_image(sheet, folder / f"{job.name}_sweep.png", "png")
+    # One curve per cell, labelled as its file is (a cell resumed from a stopped run keeps its history).
+    curves = [(Path(cell["file"]).stem.removeprefix(f"{job.name}_"), cell.get("loss_history", [])) for cell in done]
+    files += write_sweep_extras(schedule, original, sheet, [curve for curve in curves if curve[1]])
     done_record = record(
         run, schedule, width, height, memory,
         sweep=done,

@@ -113,6 +113,9 @@ def test_sweep_cells_on_workers_equal_a_local_sweep(tiny_job, tmp_path, cluster,
     for cell in cells:
         assert np.array_equal(np.asarray(Image.open(cell)), np.asarray(Image.open(spread.folder / "sweep" / cell.name)))
     assert local.record["outputs"] == spread.record["outputs"]
+    # The workers send each cell's losses back: the loss plot's curves are the same.
+    histories = [{cell["file"]: cell["loss_history"] for cell in result.record["sweep"]} for result in (local, spread)]
+    assert histories[0] == histories[1] and all(histories[0].values())
 
 
 def test_ctrl_c_on_the_driver_keeps_finished_frames_and_the_rerun_resumes(tmp_path):

@@ -234,6 +234,16 @@ def test_blend_sweep_renders_every_cell_and_one_grid(tmp_path):
     # With style 0 at weight 0 only udnie counts; at weight 1 starry night takes half: different images.
     first, last = (read_image(result.folder / c["file"]) for c in (result.record["sweep"][0], result.record["sweep"][-1]))
     assert (first - last).abs().mean() > 0.01
+    # The contact sheet and the loss plot, as for any still: the sheet ends with the grid, the plot has a
+    # curve per cell, each its last scale's losses, falling to the cell's final loss (measured after the
+    # last step).
+    sheet = Image.open(result.folder / "blend_sheet.png")
+    assert sheet.width > grid.width * sheet.height / grid.height  # content, 2 styles, then the grid
+    assert "blend_sheet.png" in result.record["outputs"] and "blend_loss.png" in result.record["outputs"]
+    for cell in result.record["sweep"]:
+        assert 1 < len(cell["loss_history"]) <= 12
+        history = cell["loss_history"]
+        assert history[-1] < history[0] and cell["final_loss"]["total"] <= history[-1] * 1.001
 
 
 def test_a_mask_confines_its_style_to_its_region(tmp_path, vgg):
