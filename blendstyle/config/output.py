@@ -18,7 +18,8 @@ class Output(Model):
     dpi: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
         None, description="resolution stored in the file (png, jpg, tiff); default: the size's dpi when given in print units"
     )
-    snapshot_every: Annotated[int, Field(ge=0)] = Field(0, description="save the image every N iterations; 0: never")
+    snapshot_every: Annotated[int, Field(ge=0)] = Field(0, description="save the image every N iterations (a tiled print: the whole "
+                                                     "picture after the tile in which N more ended); 0: never")
     contact_sheet: bool = True
     loss_plot: bool = True
     preview_every: Annotated[int, Field(ge=1, le=100_000)] | None = Field(

@@ -96,7 +96,4 @@ def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -
                        ("tiles.mode is never", ("tiles", "mode")))
         for name in ("size", "overlap", "iterations"):
             unread(("tiles", name), switch, f"a setting of the tiles; {why}")
-    if job.tiles.mode == "always":
-        unread(("output", "snapshot_every"), ("tiles", "mode"), "snapshots are of the whole picture under way; "
-               "with tiles.mode always the last scale is optimised a tile at a time")
     return found

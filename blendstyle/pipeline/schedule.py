@@ -226,7 +226,8 @@ class Schedule:
         """Render one picture (or a batch of independent frames) through every stage.
 
         ``content_at(long_side)`` gives the content at a stage's size; ``progress`` resumes a stopped
-        render; ``on_step`` sees the last stage's iterations (numbered on from a resume). Returns the last
+        render; ``on_step`` sees the last stage's iterations (numbered on from a resume), or, when the last
+        stage is tiled, the whole picture as each tile is done (its step numbered on over the tiles). Returns the last
         stage's result, its image in the output's colours, and its final loss terms; raises
         :class:`Halted` with :attr:`progress` kept when stopped. ``generator`` draws the start's noise
         (default: the run's); modes that render many pictures give each its own, seeded by the job's seed
@@ -250,7 +251,7 @@ class Schedule:
             progress.original = original
             progress.image = start
             if stage.tiled:
-                optimized, final = self._tiles(stylizer, content, stage)
+                optimized, final = self._tiles(stylizer, content, stage, on_step)
             else:
                 resumed = progress.done
                 last = index == len(self.stages) - 1
@@ -267,8 +268,11 @@ class Schedule:
         optimized.image = stylizer.finish(image, original)
         return optimized, final
 
-    def _tiles(self, stylizer: Stylizer, content: torch.Tensor, stage: Stage) -> tuple[Optimized, dict[str, Any]]:
-        """The last stage in overlapping tiles against the global targets (:mod:`blendstyle.nst.tiles`)."""
+    def _tiles(self, stylizer: Stylizer, content: torch.Tensor, stage: Stage,
+               on_tile: Callable[[Step, torch.Tensor], None] | None = None) -> tuple[Optimized, dict[str, Any]]:
+        """The last stage in overlapping tiles against the global targets (:mod:`blendstyle.nst.tiles`);
+        ``on_tile`` sees the whole picture after each tile, with the tile's last step numbered on over the
+        tiles this run optimised."""
         progress, job = self.progress, self.job
         height, width = content.shape[-2:]
         layout = grid(height, width, job.tiles.size, job.tiles.overlap)
@@ -296,6 +300,8 @@ class Schedule:
             progress.tiles_done = done
             offset = history[-1].iteration if history else 0
             history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in tile_history)
+            if on_tile is not None and history:
+                on_tile(history[-1], picture)
         # The whole picture is too large to score at once: the final terms are the tiles' average.
         final = {name: sum(f[name] for f in finals) / len(finals) for name in finals[0]} if finals else {}
         return Optimized(picture, history, False, self.run.seconds() - mark), final

@@ -75,10 +75,17 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
 
     snapshots: list[Path] = []
     every = job.output.snapshot_every
+    counted = [0]  # a tiled last scale: the iterations over its tiles when the last tile was done
 
     def on_step(step: Step, image: torch.Tensor) -> None:
-        if step.iteration % every == 0:
-            path = folder / "snapshots" / f"{job.name}_{step.iteration:05d}.{fmt}"
+        if not stages[-1].tiled:
+            name = f"{step.iteration:05d}" if step.iteration % every == 0 else None
+        else:  # after each tile: the whole picture when another `every` iterations ended in that tile
+            crossed = step.iteration // every > counted[0] // every
+            counted[0] = step.iteration
+            name = f"tiles_{schedule.progress.tiles_done:04d}" if crossed else None
+        if name is not None:
+            path = folder / "snapshots" / f"{job.name}_{name}.{fmt}"
             snapshots.append(write_image(schedule.final.finish(image.clamp(0, 1), original), path, fmt, alpha, **print_options))
 
     tiles = schedule.tile_count(width, height)

@@ -40,8 +40,6 @@ CASES = [
      "scales: {count: 2, "),
     ("tiles: {mode: never, ", "overlap: 32}", "tiles.overlap: a setting of the tiles; tiles.mode is never",
      "tiles: {mode: auto, "),
-    ("tiles: {mode: always, ", "iterations: 5}\noutput: {snapshot_every: 2}",
-     "output.snapshot_every: snapshots are of the whole picture under way", "tiles: {mode: auto, "),
 ]
 
 

@@ -337,6 +337,23 @@ def test_sweep_cells_go_through_scales_and_tiles(tiny_job, tmp_path, monkeypatch
     assert len(tiles) == 4 and calls == ([((36, 48), False)] + tiles) * 2
 
 
+def test_a_tiled_print_takes_snapshots_of_the_whole_picture_as_tiles_finish(tiny_job, tmp_path):
+    """4 tiles of 3 iterations, a snapshot every 5: after tiles 2 (6 iterations) and 4 (12), each the whole
+    picture at the print's size, the last the result."""
+    from PIL import Image
+
+    job = tiny_job("scales: {count: 2, iterations: 1}\ntiles: {mode: always, size: 64, overlap: 16}\n"
+                   "optimizer: {iterations: 3, stop: {tolerance: 0}}\noutput: {snapshot_every: 5}\n",
+                   body="extends: quick.yaml\ncontent: content.png\nstyles: [{path: style_a.png}]\nsize: 96\n")
+    result = blendstyle.run_job(job, out_root=tmp_path / "out")
+    shots = sorted((result.folder / "snapshots").iterdir())
+    assert [shot.name for shot in shots] == ["tiny_tiles_0002.png", "tiny_tiles_0004.png"]
+    assert all(Image.open(shot).size == (96, 72) for shot in shots)
+    final, early = read_image(result.image_path), read_image(shots[0])
+    assert torch.equal(read_image(shots[1]), final)
+    assert (early - final).abs().mean() > 0.001  # taken before tiles 3-4 refined the picture
+
+
 @pytest.mark.slow
 def test_the_tv_weight_smooths_alike_at_every_size(tmp_path):
     """``tv`` is a per-pixel mean, not divided by the content's TV: the same weight leaves the result
