@@ -41,6 +41,10 @@ def frames_per_batch(batch, device: torch.device, width: int, height: int, job) 
     return max(1, min(16, int(0.7 * free // job_bytes(job, width, height, device.type))))
 
 
+#: Long side of the stills whose colours ``preserve_color`` pools (colour statistics barely change with size).
+PALETTE_SIDE = 256
+
+
 def scaled(frame: torch.Tensor, long_side: int) -> torch.Tensor:
     """A frame (or a batch of frames) at ``long_side``."""
     if max(frame.shape[-2:]) == long_side:
@@ -64,6 +68,7 @@ class ClipRenderer:
         # (orientation, colour profile, 16 bits) whatever animation settings a shared base gives; training
         # reads them all.
         self.stills = stills_of(job.content)
+        self._palette: torch.Tensor | None = None
         if self.stills is None and settings.flow == "dis" and not flow_available():
             raise BlendstyleError(
                 Problem("dis needs OpenCV", run.loaded.location(("animation", "flow")), "animation.flow"),
@@ -101,7 +106,7 @@ class ClipRenderer:
         if stages is None:
             stages = [Stage(job.size, job.optimizer.iterations)] if network else plan_stages(job, width, height, memory)
         self.stages = stages
-        self.schedule = Schedule(run, stages, lambda long_side: scaled(self.first, long_side), statistics=statistics)
+        self.schedule = Schedule(run, stages, self._colours, statistics=statistics)
         self.stylizer = self.schedule.stylizer(stages[-1])
         self.first_iterations = job.optimizer.iterations
         coherent = settings.mode == "coherent"
@@ -110,6 +115,21 @@ class ClipRenderer:
         # schedule together, every smaller scale included (each frame's own small version starts it), sized
         # by the full-size stage, the largest.
         self.batch_size = 1 if coherent else frames_per_batch(settings.batch, device, width, height, job)
+
+    def _colours(self, long_side: int) -> torch.Tensor:
+        """The colours ``preserve_color`` matches the styles to, at ``long_side``: the first frame's, or a
+        still's. A folder's stills share one network and one set of style targets, so there they are the
+        colours of every still together, in one ``(1, 3, 1, N)`` strip, not the first still's alone
+        (``luminance`` keeps each still's own chroma besides); read once, when the styles are first read."""
+        job = self.run.job
+        if self.stills is None or len(self.stills) == 1 or job.preserve_color == "none":
+            return scaled(self.first, long_side)
+        if self._palette is None:
+            with self.run.reading(("content",)):
+                pixels = [read_image(still, min(job.size, PALETTE_SIDE), job.max_input_pixels).flatten(2)
+                          for still in self.stills]
+            self._palette = torch.cat(pixels, dim=2)[:, :, None].to(self.run.device)
+        return self._palette
 
     def frames(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """``(frame, opacity)`` on the device, decoded one at a time; the opacity is ``(1, 1, H, W)`` for a

@@ -303,6 +303,23 @@ def test_a_folder_of_stills_trains_one_network_and_writes_each_still(folder_job,
     assert not again.up_to_date and len(again.record["stills"]) == 3
 
 
+def test_a_folders_styles_take_the_colours_of_all_its_stills(folder_job, tmp_path, monkeypatch):
+    """preserve_color: histogram on a folder moves the styles' colours to those of every still together
+    (one network serves them all), not to the first still's alone."""
+    from blendstyle.pipeline import styles
+
+    references = []
+    real = styles.match_histogram
+    monkeypatch.setattr(styles, "match_histogram", lambda image, reference: references.append(reference) or real(image, reference))
+    blendstyle.run_job(folder_job, {"preserve_color": "histogram", "network.iterations": 2}, out_root=tmp_path / "out")
+    photos = [torch.nn.functional.interpolate(pixels(tmp_path / "photos" / name), size=shape, mode="bilinear")
+              for name, shape in (("cat.png", (72, 96)), ("rocket.jpg", (96, 64)))]  # as read at size 96
+    pooled = torch.cat([photo.flatten(2) for photo in photos], dim=2).mean(2)
+    means = {reference.flatten(2).mean(2) for reference in references}
+    assert references and all(torch.allclose(mean, pooled, atol=0.01) for mean in means), (means, pooled)
+    assert (pooled - photos[0].flatten(2).mean(2)).abs().max() > 0.05  # the first still's alone differ
+
+
 @pytest.mark.parametrize(
     "body,key,words",
     [
