@@ -105,7 +105,8 @@ class Job(Model):
     init: Annotated[Init, BeforeValidator(init_shorthand)] = Field(default_factory=Init)
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     compile: bool = Field(
-        False, description="torch.compile the network: faster steps on a GPU after a slow first one; mostly a loss on a CPU"
+        False, description="torch.compile VGG, the network the losses are measured with: faster steps on a GPU after a "
+        "slow first one; mostly a loss on a CPU (method: network's own network is not compiled)"
     )
     max_input_pixels: Annotated[int, Field(ge=1, le=2**40)] = Field(
         100_000_000, description="refuse input images with more pixels than this (decompression bombs)"
