@@ -16,12 +16,13 @@ from .errors import BlendstyleError
 from .version import __version__
 
 
-def load_job(path, overrides=None):
-    """Read and validate a job file; see :func:`blendstyle.config.load.load_job` (imported when first asked
-    for, so that ``import blendstyle`` is quick: the command line listens for Ctrl-C and SIGTERM first)."""
+def load_job(path, overrides=None, iterations=None):
+    """Read and validate a job file (``iterations``: as the command line's ``--iterations``); see
+    :func:`blendstyle.config.load.load_job` (imported when first asked for, so that ``import blendstyle``
+    is quick: the command line listens for Ctrl-C and SIGTERM first)."""
     from .config.load import load_job as load
 
-    return load(path, overrides)
+    return load(path, overrides, iterations=iterations)
 
 
 def render_job(loaded, out_root="outputs", reporter=None, force=False, allow_outside=False):
@@ -31,6 +32,7 @@ def render_job(loaded, out_root="outputs", reporter=None, force=False, allow_out
     return render(loaded, out_root=out_root, reporter=reporter, force=force, allow_outside=allow_outside)
 
 
-def run_job(path, overrides=None, out_root="outputs", reporter=None, force=False):
-    """Load the job file at ``path``, apply ``overrides`` (key path -> value) and render it."""
-    return render_job(load_job(path, overrides), out_root=out_root, reporter=reporter, force=force)
+def run_job(path, overrides=None, out_root="outputs", reporter=None, force=False, iterations=None):
+    """Load the job file at ``path``, apply ``overrides`` (key path -> value) and ``iterations`` (as
+    ``--iterations``) and render it."""
+    return render_job(load_job(path, overrides, iterations), out_root=out_root, reporter=reporter, force=force)

@@ -17,6 +17,7 @@ import click
 from rich.table import Table
 
 from ..config.fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from ..config.iterations import optimisation_settings
 from ..config.layers import LAYER_NAMES, layer_channels, layer_stride
 from ..config.load import LoadedJob
 from ..config.models import job_schema
@@ -114,8 +115,11 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
     loaded = overrides(size, None, device, None, ()).load(job)
     if iterations is not None:
         # Set after loading: a study's reconstructions are optimised whatever the job's method, and under
-        # method: network the job itself may not set the optimiser's iterations.
-        loaded.job.optimizer = loaded.job.optimizer.model_copy(update={"iterations": iterations})
+        # method: network the job itself may not set the optimiser's iterations. The job's own scales',
+        # tiles' and frames' iterations follow, as with run --iterations.
+        for key, value in optimisation_settings(loaded.job, iterations).items():
+            section, name = key.split(".")
+            setattr(loaded.job, section, getattr(loaded.job, section).model_copy(update={name: value}))
     path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet))
     if not quiet:
         err.print(note("wrote", "green", f" {path}"), soft_wrap=True)

@@ -89,7 +89,7 @@ def _run(stop, jobs, size, iterations, device, seed, settings, out_root, force, 
     changes = overrides(size, iterations, device, seed, settings)
     paths = expand_jobs(jobs)
     out_root = output_root(out_root)
-    cluster = cluster_for(workers, address, threads, gpus_per_task, device)
+    cluster = cluster_for(workers, address, threads, gpus_per_task, changes.keys.get("device"))
     if cluster is not None and serve is not None and len(paths) > 1:
         raise BlendstyleError(Problem("the live page follows one render; several jobs on workers have none to show",
                                       key="--serve"), hint="serve one job at a time, or drop --serve")
@@ -141,6 +141,8 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
         loaded: LoadedJob | None = None
         try:
             loaded = changes.load(path)
+            if cluster is not None:
+                cluster.check_device(loaded)
             reporter = ConsoleReporter(loaded.job.name, quiet)
             if preview is not None:
                 reporter = preview.follow(loaded, out_root, reporter)

@@ -15,13 +15,13 @@ Row = tuple[str, str, str, str]
 
 def cluster_for(workers, address, threads, gpus_per_task, device=None):
     """The Ray session ``--workers``/``--cluster`` ask for (not started yet), or None; ``device``: the
-    command line's ``--device`` (``cpu``: the workers take CPUs, not GPUs)."""
+    device the command line sets (``--device``, ``--set device=``; ``cpu``: the workers take CPUs, not GPUs)."""
     if workers is None and address is None:
         if gpus_per_task is not None:
             raise BlendstyleError(Problem("only means something with --workers or --cluster", key="--gpus-per-task"))
         return None
     if device == "cpu" and gpus_per_task is not None:
-        raise BlendstyleError(Problem("the workers run on the CPU (--device cpu)", key="--gpus-per-task"),
+        raise BlendstyleError(Problem("the workers run on the CPU (device cpu, set on the command line)", key="--gpus-per-task"),
                               hint="drop --gpus-per-task, or run the workers on GPUs (--device cuda or auto)")
     from ..cluster.engine import Cluster
 

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..config.iterations import iteration_settings
+from ..config.iterations import preview_iterations
 from ..config.load import COMMAND_LINE, LoadedJob, load_job
 from ..errors import BlendstyleError, Interrupted
 from ..media.probe import content_files
@@ -113,10 +113,11 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
             full, pending = pending == FULL, None
             try:
                 loaded = load_job(path)
-                # A saved network applied as it is iterates nothing: its preview is only smaller.
-                shortens = iteration_settings(loaded.job, iterations) is not None
+                # At most the job's own length; a saved network applied as it is iterates nothing: its
+                # preview is only smaller.
+                shortened = preview_iterations(loaded.job, iterations)
                 if not full:
-                    loaded = load_job(path, {"size": preview_size}, iterations=iterations if shortens else None)
+                    loaded = load_job(path, {"size": preview_size}, iterations=shortened)
             except BlendstyleError as error:  # an edit that does not validate: say where; keep the last preview
                 if any(problem.location and problem.location.file == COMMAND_LINE for problem in error.problems):
                     raise  # no edit of the job can mend what watch itself asked for (--preview-size, --iterations)
@@ -125,7 +126,7 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
                 continue
             if not full:
                 loaded.job.name = f"{loaded.job.name}-preview"
-                if not shortens and not said_applied:
+                if shortened is None and not said_applied:
                     err.print(note("note", "yellow", ": the job applies a saved network, so --iterations has nothing "
                                    "to shorten; previews differ from the full render only in size"), soft_wrap=True)
                     said_applied = True

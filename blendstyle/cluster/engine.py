@@ -135,13 +135,17 @@ class Cluster:
         return self
 
     def check_device(self, loaded) -> None:
-        """Refuse a GPU chosen by number (``device: cuda:1``) where Ray gives every worker a GPU of its own:
-        a worker sees only that one, as ``cuda:0``, and the number would name a GPU it does not have."""
+        """Refuse a job whose device the workers cannot honour where Ray gives each a GPU of its own: a GPU
+        chosen by number (``device: cuda:1``; a worker sees only its own, as ``cuda:0``), or the CPU (each
+        worker would hold a GPU and run on one thread)."""
         device = loaded.job.device
-        if self.gpus and device.startswith("cuda:"):
-            raise BlendstyleError(Problem(f"{device} names one GPU, but on workers Ray gives each its own GPU, the "
-                                          "only one it sees", loaded.location(("device",)), "device"),
-                                  hint="device: cuda (each worker's own GPU), or --device cpu for CPU workers")
+        if not self.gpus or not (device.startswith("cuda:") or device == "cpu"):
+            return
+        found = ("names one GPU, but on workers Ray gives each its own GPU, the only one it sees" if device != "cpu"
+                 else "runs on the CPU, but the workers are given a GPU each (and one thread)")
+        raise BlendstyleError(Problem(f"{device} {found}", loaded.location(("device",)), "device"),
+                              hint="device: cuda or auto (each worker's own GPU), or run with --device cpu for "
+                                   "workers on CPUs")
 
     def _largest_node(self) -> int:
         """The CPUs of the largest node alive (at least 1)."""

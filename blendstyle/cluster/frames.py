@@ -43,11 +43,10 @@ class RayFarm:
         self.kind: type | None = None
         self.shipped: list = []
 
-    def _start(self, worker: type, run, shipped, count: int, trainer: tuple[dict, int] | None = None) -> list:
-        """One actor per worker (at most ``count``) for ``run``; ``shipped()`` (the job, its statistics...)
-        goes into the object store once and every call names it. A print's later waves find their workers
-        ready. ``trainer``: one actor with these options and threads instead (:meth:`Cluster.trainer`)."""
-        self.cluster.check_device(run.loaded)
+    def _start(self, worker: type, shipped, count: int, trainer: tuple[dict, int] | None = None) -> list:
+        """One actor per worker (at most ``count``); ``shipped()`` (the job, its statistics...) goes into
+        the object store once and every call names it. A print's later waves find their workers ready.
+        ``trainer``: one actor with these options and threads instead (:meth:`Cluster.trainer`)."""
         ray = self.cluster.ray
         if self.kind is not worker or len(self.actors) < min(count, self.workers) or trainer:
             self.close()
@@ -103,7 +102,7 @@ class RayFarm:
             raise
 
     def independent(self, renderer: ClipRenderer, groups: list[list[int]]) -> Iterator[Rendered]:
-        actors = self._start(FrameWorker, renderer.run, lambda: _clip(renderer), len(groups))
+        actors = self._start(FrameWorker, lambda: _clip(renderer), len(groups))
         per = -(-len(groups) // len(actors))  # contiguous runs of groups, one run per worker
         refs = [actors[number // per].afresh.remote(self.shipped, group) for number, group in enumerate(groups)]
         yield from self._gather(renderer.run, refs, [])
@@ -117,7 +116,7 @@ class RayFarm:
                 hint="run blendstyle on the cluster's head node with --cluster auto, or use animation.mode: independent",
             )
         todo = [chunk for chunk in chunks if chunk.first < chunk.stop]
-        actors = self._start(FrameWorker, renderer.run, lambda: _clip(renderer), len(todo))
+        actors = self._start(FrameWorker, lambda: _clip(renderer), len(todo))
         keys: dict[int, object] = {index: ray.put(to_device(frame, "cpu")) for index, frame in given.items()}
         refs = []
         # Wave 1 and 2: keyframes not done yet; a shot's first before the keyframes that follow it.
@@ -142,7 +141,7 @@ class RayFarm:
     def network(self, renderer: ClipRenderer, saved: SavedNetwork, groups: list[list[int]]) -> Iterator[Rendered]:
         """Groups of frames through the driver's network, dealt out in contiguous runs like independent
         frames, handed back in order (the driver keeps unchanged pixels frame after frame)."""
-        actors = self._start(FrameWorker, renderer.run, lambda: _clip(renderer), len(groups))
+        actors = self._start(FrameWorker, lambda: _clip(renderer), len(groups))
         network = [self.cluster.ray.put(saved)]
         per = -(-len(groups) // len(actors))
         refs = [actors[number // per].network.remote(self.shipped, network, group) for number, group in enumerate(groups)]
@@ -163,7 +162,7 @@ class RayFarm:
         checkpoint it began with, and train again every step since."""
         latest = checkpoint
         for attempt in range(RESTARTS + 1):
-            actors = self._start(FrameWorker, renderer.run, lambda: _clip(renderer), 1,
+            actors = self._start(FrameWorker, lambda: _clip(renderer), 1,
                                  trainer=self.cluster.trainer(renderer.run.device.type == "cuda"))
             stream = actors[0].train.options(num_returns="streaming", max_task_retries=0).remote(self.shipped, key, latest)
             try:
@@ -178,13 +177,13 @@ class RayFarm:
             yield "lost", latest["done"] if latest else 0
 
     def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
-        actors = self._start(StillWorker, schedule.run, lambda: _still(schedule), len(cells))
+        actors = self._start(StillWorker, lambda: _still(schedule), len(cells))
         refs = [actors[k % len(actors)].cell.remote(self.shipped, number, weights)
                 for k, (number, weights) in enumerate(cells)]
         yield from self._gather(schedule.run, refs, [])
 
     def tiles(self, schedule: Schedule, stage: int, size: tuple[int, int], parts: list) -> Iterator[Rendered]:
-        actors = self._start(StillWorker, schedule.run, lambda: _still(schedule), self.workers)
+        actors = self._start(StillWorker, lambda: _still(schedule), self.workers)
         refs = [actors[k % len(actors)].tile.remote(self.shipped, stage, size, content.cpu(), start.cpu(), tile)
                 for k, (content, start, tile) in enumerate(parts)]
         yield from self._gather(schedule.run, refs, [], ordered=True)

@@ -141,19 +141,22 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
 
 def _set_iterations(layered: Layered, iterations: int) -> list[Problem]:
     """Set what ``--iterations`` sets in the job as layered so far; the problem, if it sets nothing. A job
-    that does not validate yet gets ``optimizer.iterations`` only (its problems are reported either way)."""
+    that does not validate yet gets ``optimizer.iterations`` only, unless it names ``method: network``
+    (its problems are reported either way)."""
     try:
         settings = iteration_settings(Job.model_validate(layered.data), iterations)
     except ValidationError:
-        settings = {"optimizer.iterations": iterations}
+        settings = {} if layered.data.get("method") == "network" else {"optimizer.iterations": iterations}
     if settings is None:
         return [Problem("the job applies a saved network as it is (network.weights, network.refine 0): nothing "
                         "of it iterates", Location(COMMAND_LINE), "--iterations")]
     for text, value in settings.items():
         key = parse_key(text)
+        where = layered.location(key)
+        if key in FOLLOWERS and where is not None and where.file == COMMAND_LINE:
+            continue  # set on the command line itself (--set): kept as given
         # A setting scaled from the file's value stays where the file wrote it: a refusal of it points there.
-        origin = layered.location(key) if key in FOLLOWERS else None
-        layered.assign(key, value, origin or Location(COMMAND_LINE))
+        layered.assign(key, value, where if key in FOLLOWERS and where is not None else Location(COMMAND_LINE))
     return []
 
 

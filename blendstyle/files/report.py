@@ -14,6 +14,8 @@ from .atomic import atomic_path
 from .images import resize, tensor_to_pil
 
 TILE_HEIGHT = 256
+#: The most curves a loss plot names in its legend.
+LEGEND_MOST = 12
 LABEL_HEIGHT = 28
 GAP = 8
 
@@ -80,7 +82,10 @@ def _plot(curves: Sequence[tuple[str, Sequence[int], Sequence[float]]], path: Pa
     axes.set_xlabel("iteration")
     axes.set_ylabel(ylabel)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small" if len(curves) > 6 else None)
+    if len(curves) <= LEGEND_MOST:
+        axes.legend(fontsize="small" if len(curves) > 6 else None)
+    else:  # a large sweep: a legend of every cell would cover the curves
+        axes.set_title(f"{len(curves)} curves", fontsize="small")
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import BlendstyleError, Problem
 from ..files.clips import ClipFile, open_clip
-from ..files.images import fit_long_side, read_image
+from ..files.images import fit_long_side, read_alpha, read_image
 from ..media.formats import is_video
 from ..media.probe import frame_times, frames_in, image_size, stills_in
 from ..nst.memory import free_bytes, job_bytes, plan
@@ -41,8 +41,10 @@ def frames_per_batch(batch, device: torch.device, width: int, height: int, job) 
     return max(1, min(16, int(0.7 * free // job_bytes(job, width, height, device.type))))
 
 
-#: Long side of the stills whose colours ``preserve_color`` pools (colour statistics barely change with size).
+#: Long side of the stills whose colours ``preserve_color`` pools (colour statistics barely change with
+#: size), and the pixels pooled in all (a share of each still).
 PALETTE_SIDE = 256
+PALETTE_PIXELS = 1 << 20
 
 
 def scaled(frame: torch.Tensor, long_side: int) -> torch.Tensor:
@@ -125,9 +127,16 @@ class ClipRenderer:
         if self.stills is None or len(self.stills) == 1 or job.preserve_color == "none":
             return scaled(self.first, long_side)
         if self._palette is None:
-            with self.run.reading(("content",)):
-                pixels = [read_image(still, min(job.size, PALETTE_SIDE), job.max_input_pixels).flatten(2)
-                          for still in self.stills]
+            side, share = min(job.size, PALETTE_SIDE), max(1024, PALETTE_PIXELS // len(self.stills))
+            pixels = []
+            for still in self.stills:
+                with self.run.reading(("content",)):
+                    image = read_image(still, side, job.max_input_pixels).flatten(2)
+                    alpha = read_alpha(still, side, job.max_input_pixels)
+                if alpha is not None and (alpha > 0.5).any():  # the visible pixels only, as the picture is styled
+                    image = image[..., alpha.flatten() > 0.5]
+                # Evenly spread, at most `share` a still: a large folder's strip stays small.
+                pixels.append(image[..., torch.linspace(0, image.shape[-1] - 1, min(share, image.shape[-1])).long()])
             self._palette = torch.cat(pixels, dim=2)[:, :, None].to(self.run.device)
         return self._palette
 

@@ -251,7 +251,7 @@ class Schedule:
             progress.original = original
             progress.image = start
             if stage.tiled:
-                optimized, final = self._tiles(stylizer, content, stage, on_step)
+                optimized, final = self._tiles(stylizer, content, stage, on_step, frames)
             else:
                 resumed = progress.done
                 last = index == len(self.stages) - 1
@@ -269,10 +269,11 @@ class Schedule:
         return optimized, final
 
     def _tiles(self, stylizer: Stylizer, content: torch.Tensor, stage: Stage,
-               on_tile: Callable[[Step, torch.Tensor], None] | None = None) -> tuple[Optimized, dict[str, Any]]:
+               on_tile: Callable[[Step, torch.Tensor], None] | None = None, frames: list[int] | None = None
+               ) -> tuple[Optimized, dict[str, Any]]:
         """The last stage in overlapping tiles against the global targets (:mod:`blendstyle.nst.tiles`);
         ``on_tile`` sees the whole picture after each tile, with the tile's last step numbered on over the
-        tiles this run optimised."""
+        tiles (a resumed stage's finished ones included: ``progress.done`` counts their iterations)."""
         progress, job = self.progress, self.job
         height, width = content.shape[-2:]
         layout = grid(height, width, job.tiles.size, job.tiles.overlap)
@@ -281,7 +282,7 @@ class Schedule:
         history: list[Step] = []
 
         def run_tile(part: torch.Tensor, start: torch.Tensor, tile) -> Optimized:
-            optimized, final = self.tile(stage, (height, width), part, start, tile)
+            optimized, final = self.tile(stage, (height, width), part, start, tile, frames)
             finals.append(final)
             return optimized
 
@@ -296,22 +297,24 @@ class Schedule:
                     yield run_tile(*part)
 
         mark = self.run.seconds()
+        # Steps are numbered on over the tiles, from where a stopped run's finished tiles left the count.
         for done, tile_history in optimize_tiles(run_wave, content, picture, layout, progress.tiles_done, self.run.reporter.stage):
-            progress.tiles_done = done
-            offset = history[-1].iteration if history else 0
+            offset = history[-1].iteration if history else progress.done
             history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in tile_history)
+            progress.tiles_done, progress.done = done, offset + len(tile_history)
             if on_tile is not None and history:
                 on_tile(history[-1], picture)
         # The whole picture is too large to score at once: the final terms are the tiles' average.
         final = {name: sum(f[name] for f in finals) / len(finals) for name in finals[0]} if finals else {}
         return Optimized(picture, history, False, self.run.seconds() - mark), final
 
-    def tile(self, stage: Stage, size: tuple[int, int], part: torch.Tensor, start: torch.Tensor, tile: Tile
-             ) -> tuple[Optimized, dict[str, float]]:
-        """One tile of ``stage`` in a picture of ``size`` (height, width), here or on a farm's worker; a stop
+    def tile(self, stage: Stage, size: tuple[int, int], part: torch.Tensor, start: torch.Tensor, tile: Tile,
+             frames: list[int] | None = None) -> tuple[Optimized, dict[str, float]]:
+        """One tile of ``stage`` in a picture of ``size`` (height, width), here or on a farm's worker (``frames``:
+        the source frame whose animated masks apply, as in :meth:`render`); a stop
         or a non-finite loss raises :class:`Halted` (the tile under way starts again, finished ones are kept)."""
         self.run.check()
-        optimized, final = self.stylizer(stage).run(part, start, stage.iterations, window=(size, tile))
+        optimized, final = self.stylizer(stage).run(part, start, stage.iterations, frames=frames, window=(size, tile))
         self.run.halt_if(optimized)
         return optimized, final
 

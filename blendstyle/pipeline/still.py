@@ -75,7 +75,7 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
 
     snapshots: list[Path] = []
     every = job.output.snapshot_every
-    counted = [0]  # a tiled last scale: the iterations over its tiles when the last tile was done
+    counted = [resumed]  # a tiled last scale: the iterations over its tiles when the last tile was done
 
     def on_step(step: Step, image: torch.Tensor) -> None:
         if not stages[-1].tiled:

@@ -38,7 +38,7 @@ def test_workers_take_a_gpu_each_or_with_device_cpu_the_cpus():
     assert on_cpus.trainer(gpu=True)[0]["num_cpus"] == 16  # no GPU is taken for the network either
 
 
-def test_a_gpu_chosen_by_number_is_refused_on_gpu_workers_at_its_line(tiny_job):
+def test_a_gpu_chosen_by_number_or_the_cpu_is_refused_on_gpu_workers_at_its_line(tiny_job):
     from blendstyle.config.load import load_job
 
     loaded = load_job(tiny_job("device: cuda:1\n"))
@@ -48,6 +48,10 @@ def test_a_gpu_chosen_by_number_is_refused_on_gpu_workers_at_its_line(tiny_job):
     assert problem.key == "device" and problem.location.line == 6 and "Ray gives each its own GPU" in problem.message
     sized(workers=2, cpu_only=True).check_device(loaded)  # CPU workers take no GPU: nothing to refuse
     sized(workers=2).check_device(SimpleNamespace(job=SimpleNamespace(device="cuda")))
+    on_cpu = load_job(tiny_job("device: cpu\n"))
+    with pytest.raises(BlendstyleError, match="runs on the CPU, but the workers are given a GPU each"):
+        sized(workers=2).check_device(on_cpu)
+    sized(workers=2, cpu_only=True).check_device(on_cpu)
 
 
 def test_threads_beyond_the_largest_node_are_refused():

@@ -3,7 +3,7 @@ iterates; a job that iterates nothing refuses it."""
 
 import pytest
 
-from blendstyle.config.iterations import iteration_settings
+from blendstyle.config.iterations import iteration_settings, preview_iterations
 from blendstyle.config.load import COMMAND_LINE, load_job
 from blendstyle.errors import BlendstyleError
 
@@ -44,12 +44,34 @@ def test_a_network_job_sets_what_it_iterates(tiny_job, tmp_path):
     assert "nothing of it iterates" in problem.message
 
 
-def test_a_scaled_setting_the_mode_refuses_is_refused_where_the_file_wrote_it(tiny_job):
-    path = tiny_job("animation: {iterations: 30}\n")  # a still
+def test_a_scaled_setting_another_refuses_is_refused_where_the_file_wrote_it(tiny_job):
+    path = tiny_job("tiles: {mode: never, iterations: 30}\n")
     with pytest.raises(BlendstyleError) as info:
         load_job(path, iterations=50)
     [problem] = info.value.problems
-    assert problem.key == "animation" and problem.location.file.endswith("tiny.yaml") and problem.location.line == 6
+    assert problem.key == "tiles.iterations" and problem.location.file.endswith("tiny.yaml")
+    assert problem.location.line == 6
+
+
+def test_a_setting_given_on_the_command_line_is_kept_as_given(tiny_job):
+    job = load_job(tiny_job("scales: {iterations: 40}\ntiles: {iterations: 300}\n"), {"scales.iterations": 50},
+                   iterations=20).job
+    assert (job.optimizer.iterations, job.scales.iterations, job.tiles.iterations) == (20, 50, 12)
+
+
+def test_a_network_job_that_does_not_validate_gets_only_its_own_problems(tiny_job):
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job("method: network\nweights: {style: bogus}\n"), iterations=5)
+    assert [problem.key for problem in info.value.problems] == ["weights.style"]
+
+
+def test_a_preview_is_never_longer_than_the_job(tiny_job, tmp_path):
+    (tmp_path / "saved.network.pt").write_bytes(b"")
+    for extra, expected in [("optimizer: {iterations: 50}\n", 50), ("", 100),
+                            ("method: network\nnetwork: {iterations: 600}\n", 100),
+                            ("method: network\nnetwork: {weights: saved.network.pt, refine: 5}\n", 5),
+                            ("method: network\nnetwork: {weights: saved.network.pt}\n", None)]:
+        assert preview_iterations(load_job(tiny_job(extra)).job, 100) == expected, extra
 
 
 def test_a_stop_rule_longer_than_the_shortened_run_is_not_refused(tiny_job):

@@ -142,7 +142,8 @@ def test_an_interrupted_tiled_print_resumes_with_the_tiles_left(tmp_path, monkey
     from blendstyle.pipeline.stylizer import Stylizer
 
     path = write_tiled_job(tmp_path, "scales: {count: 2, iterations: 2}\n")
-    path.write_text(path.read_text().replace("iterations: 20", "iterations: 3"))
+    path.write_text(path.read_text().replace("iterations: 20", "iterations: 3").replace(
+        "loss_plot: false}", "loss_plot: false, snapshot_every: 5}"))
     real_run, calls = Stylizer.run, []
 
     def run(self, content, start, iterations, *args, window=None, **named):
@@ -165,6 +166,11 @@ def test_an_interrupted_tiled_print_resumes_with_the_tiles_left(tmp_path, monkey
     order = [tile.index for wave in waves(grid(85, 128, 64, 16)) for tile in wave]  # wave by wave
     assert order[:2] == [0, 2] and calls == order[2:] and result.record["tiles"]["done"] == 6
     assert read_image(result.image_path).shape == (1, 3, 85, 128)
+    # Iterations are counted on over the tiles across the stop (3 a tile): snapshots every 5 come after
+    # the tiles that pass 5, 10 and 15, as in a run never stopped, and the record counts all 18.
+    assert sorted(path.name for path in (folder / "snapshots").glob("print_tiles_*")) == [
+        "print_tiles_0002.png", "print_tiles_0004.png", "print_tiles_0005.png"]
+    assert result.record["iterations"]["done"] == 18 and result.record["iterations"]["resumed_after"] == 6
 
 
 def test_waves_hold_no_two_overlapping_tiles_and_a_tile_blends_into_finished_ones_on_every_side():
