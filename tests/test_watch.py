@@ -83,6 +83,7 @@ def test_previews_follow_edits_and_a_bad_edit_keeps_the_last_good_one(tmp_path):
 
 def test_a_newer_edit_cancels_the_preview_under_way(tmp_path):
     job = setup(tmp_path)
+    job.write_text(job.read_text() + "optimizer: {iterations: 2000}\n")  # a preview is never longer than the job
     watching = Watching(tmp_path, "--iterations", "2000")
     try:
         watching.wait_for("iteration 1/2000")
