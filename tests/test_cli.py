@@ -48,6 +48,23 @@ def test_iterations_shortens_every_optimisation_of_a_clip(tiny_job, tmp_path):
     assert all("command line --iterations: the job applies a saved network as it is" in text for text in said), said
 
 
+def test_two_jobs_of_one_run_never_share_an_output_folder(tiny_job, tmp_path):
+    """Two files named alike (in two folders, or names mended alike: 'cat portrait' and 'cat_portrait'):
+    the second is refused, naming the first, and the first's outputs stay as they were."""
+    body = tiny_job("optimizer: {iterations: 2}\n").read_text().replace("quick.yaml", "../quick.yaml").replace(
+        "content.png", "../content.png").replace("style_a.png", "../style_a.png")
+    for folder in ("c1", "c2"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "cat portrait.yaml").write_text(body)
+    (tmp_path / "c2" / "cat_portrait.yaml").write_text(body)
+    result = invoke("run", tmp_path / "c1" / "cat portrait.yaml", tmp_path / "c2", "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.output.count("where") >= 2 and "writes its own in this run" in result.output, result.output
+    assert "2 of 3 jobs failed" in result.output
+    record = json.loads((tmp_path / "out" / "cat_portrait" / "run.json").read_text())
+    assert any(file["path"].endswith("c1/cat portrait.yaml") for file in record["job_files"]), record["job_files"]
+
+
 def test_quiet_prints_nothing(tiny_job, tmp_path):
     result = invoke("run", tiny_job(), "--out", tmp_path / "out", "--iterations", "2", "-q")
     assert result.exit_code == 0 and result.output == ""
@@ -231,6 +248,10 @@ def test_new_writes_a_commented_job_that_validates_and_runs(tmp_path, monkeypatc
     assert ran.exit_code == 0 and (tmp_path / "outputs" / "cat" / "cat.png").is_file()
     again = invoke("new", "jobs/cat.yaml", "--content", "photos/cat.png", "--style", "painting.png")
     assert again.exit_code == 1 and "exists" in again.output
+    # A name without .yaml gets it (a folder run picks up only .yaml files); the hint is quoted for a shell.
+    spaced = invoke("new", "jobs/my cat", "--content", "photos/cat.png", "--style", "painting.png")
+    assert spaced.exit_code == 0 and (tmp_path / "jobs" / "my cat.yaml").is_file()
+    assert "blendstyle run 'jobs/my cat.yaml'" in spaced.output
 
 
 def test_new_refuses_missing_inputs_and_leaves_no_file(tmp_path, monkeypatch):

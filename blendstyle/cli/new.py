@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shlex
 from pathlib import Path
 
 import click
@@ -40,17 +41,19 @@ def _style_argument(text: str) -> tuple[Path, float]:
 @click.option("--size", type=click.IntRange(16, 16384), default=512, show_default=True, help="Output long side in pixels.")
 @click.option("--force", is_flag=True, help="Replace JOB if it exists.")
 def new(job, content, styles, size, force) -> None:
-    """Write a commented starter JOB file for CONTENT in the given styles, check it as `validate` does,
-    and say how to run it."""
+    """Write a commented starter JOB file (``.yaml`` added to a new name without it) for CONTENT in the given
+    styles, check it as `validate` does, and say how to run it."""
     from ..config.starter import starter_job
     from ..media.formats import is_video
     from ..media.probe import frames_in
 
+    if job.suffix not in (".yaml", ".yml") and not os.path.lexists(job):  # what `run` picks from a folder
+        job = job.with_name(job.name + ".yaml")
     _check_destination(job, force)
     parsed = [_style_argument(text) for text in styles]
     animated = is_video(content) or (frames_in(content) or 1) > 1
     _write_checked(job, starter_job(job, content, parsed, size, animated))
-    out.print(note("wrote", "green", f" {job}; render it with: blendstyle run {job}"))
+    out.print(note("wrote", "green", f" {job}; render it with: blendstyle run {shlex.quote(str(job))}"))
 
 
 def _check_destination(job: Path, force: bool) -> None:

@@ -13,7 +13,7 @@ import yaml
 
 from ..config.iterations import LIMIT
 from ..config.load import LoadedJob, load_job
-from ..errors import BlendstyleError, Problem
+from ..errors import BlendstyleError, Problem, display_path
 
 
 def job_settings(command):
@@ -100,3 +100,22 @@ def output_root(path: Path, option: str = "--out") -> Path:
     except OSError as exc:
         raise BlendstyleError(Problem(f"cannot make the folder {path}: {exc.strerror or exc}", key=option)) from None
     return path
+
+
+class Claims:
+    """The output folders of the jobs one command runs: a second job writing into a folder another one of
+    the same run writes (two files with one name, or names mended alike) is refused, not left to overwrite."""
+
+    def __init__(self, out_root: Path):
+        self.out_root = out_root
+        self.by: dict[str, Path] = {}
+
+    def claim(self, loaded: LoadedJob) -> None:
+        name = loaded.job.name
+        other = self.by.setdefault(name, loaded.path)
+        if other != loaded.path:
+            where = loaded.location(("name",))
+            raise BlendstyleError(Problem(f"{name!r}: its outputs would go to {self.out_root / name}, where "
+                                          f"{display_path(other)} writes its own in this run", where, "name"),
+                                  hint="give each job a name of its own: name: ...")
+

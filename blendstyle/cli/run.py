@@ -15,7 +15,7 @@ from ..config.load import LoadedJob
 from ..errors import BlendstyleError, Interrupted, Problem
 from ..pipeline.stopping import StopRequest
 from .console import ConsoleReporter, err, note, show_error
-from .options import expand_jobs, job_settings, output_root, overrides
+from .options import Claims, expand_jobs, job_settings, output_root, overrides
 from .spread import Row, cluster_for, run_jobs_on_cluster
 
 
@@ -133,6 +133,7 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
 
         farm = RayFarm(cluster)
     rows: list[Row] = []
+    claims = Claims(out_root)
     for path in paths:
         if stop and rows:  # a stop between two jobs of a folder: the finished ones are kept, no more start
             raise Interrupted(f"{len(rows)} of {len(paths)} jobs done; the same command renders the rest", stop.exit_code)
@@ -141,6 +142,7 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
         loaded: LoadedJob | None = None
         try:
             loaded = changes.load(path)
+            claims.claim(loaded)
             if cluster is not None:
                 cluster.check_device(loaded)
             reporter = ConsoleReporter(loaded.job.name, quiet)

@@ -8,6 +8,7 @@ import time
 
 from ..errors import BlendstyleError, Interrupted, Problem
 from .console import err, note, show_error
+from .options import Claims
 
 #: A summary row: job file, status, seconds, output or problem.
 Row = tuple[str, str, str, str]
@@ -39,9 +40,11 @@ def run_jobs_on_cluster(cluster, paths, overrides, out_root, force, allow_outsid
 
     rows: list[Row] = []
     loaded_jobs = []
+    claims = Claims(out_root)
     for path in paths:
         try:
             loaded = overrides.load(path)
+            claims.claim(loaded)
             cluster.check_device(loaded)
             loaded_jobs.append((path, loaded))
         except BlendstyleError as error:

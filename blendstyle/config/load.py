@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +136,19 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     if problems:
         raise BlendstyleError(sorted(problems, key=problem_order))
     if job.name is None:
-        job.name = path.stem if re.fullmatch(NAME_PATTERN, path.stem) else "job"
+        job.name = name_from(path.stem)
     return LoadedJob(job, path.resolve(), layered.files, layered)
+
+
+def name_from(stem: str) -> str:
+    """A job's default name, from its file's: as written where it is a valid name, else with accents dropped
+    and every run of other characters made one ``_`` (``my job ü`` -> ``my_job_u``), ``job`` when nothing is
+    left."""
+    if re.fullmatch(NAME_PATTERN, stem):
+        return stem
+    plain = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", plain).lstrip("._-")[:100]
+    return name if re.fullmatch(NAME_PATTERN, name) else "job"
 
 
 def _set_iterations(layered: Layered, iterations: int) -> list[Problem]:

@@ -246,3 +246,10 @@ def test_a_reduced_precision_on_apples_mps_is_refused_not_run_in_fp32(tiny_job):
     with pytest.raises(BlendstyleError, match="precision: bf16 is not run on Apple's MPS"):
         load_job(tiny_job("device: mps\nprecision: bf16\n"))
     assert load_job(tiny_job("device: mps\nprecision: auto\n")).job.device == "mps"
+
+
+def test_a_job_is_named_after_its_file_with_the_name_mended_where_needed():
+    from blendstyle.config.load import name_from
+
+    assert [name_from(stem) for stem in ("starry_cat", "my job ü", "Été 2024", "___", ".hidden")] == [
+        "starry_cat", "my_job_u", "Ete_2024", "job", "hidden"]
