@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import BlendstyleError
+
 _UMASK = os.umask(0o022)  # read the process's umask (the only way is to set it) and put it back
 os.umask(_UMASK)
 
@@ -17,7 +19,14 @@ os.umask(_UMASK)
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file stands where a folder of the outputs belongs
+        raise BlendstyleError(f"cannot write {path}: {nearest_existing(path)} is a file, not a folder",
+                              hint="move the file away and run again") from None
+    if path.is_dir():
+        raise BlendstyleError(f"cannot write {path}: a folder of that name is in the way",
+                              hint="move the folder away and run again")
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     temporary = Path(name)

@@ -47,3 +47,17 @@ def test_atomic_path_writes_only_when_the_block_succeeds(tmp_path):
         temporary.write_text("half")
         raise RuntimeError
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_or_folder_in_the_way_of_an_output_is_a_user_error_naming_it(tmp_path):
+    from blendstyle.errors import BlendstyleError
+
+    (tmp_path / "snapshots").write_text("x")
+    with pytest.raises(BlendstyleError, match="snapshots is a file, not a folder"):
+        with atomic_path(tmp_path / "snapshots" / "a.png"):
+            pass
+    (tmp_path / "sheet.png").mkdir()
+    with pytest.raises(BlendstyleError, match="a folder of that name is in the way"):
+        with atomic_path(tmp_path / "sheet.png"):
+            pass
+    assert (tmp_path / "snapshots").read_text() == "x" and not any((tmp_path / "sheet.png").iterdir())
