@@ -22,6 +22,7 @@ from .models import Job
 
 #: Keys that set the length of some optimisations, in proportion to ``optimizer.iterations`` when unset.
 FOLLOWERS = (("scales", "iterations"), ("tiles", "iterations"), ("animation", "iterations"))
+FOLLOWING = tuple(".".join(key) for key in FOLLOWERS)
 #: The largest iteration count any of them takes.
 LIMIT = 100_000
 

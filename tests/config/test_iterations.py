@@ -78,3 +78,10 @@ def test_a_stop_rule_longer_than_the_shortened_run_is_not_refused(tiny_job):
     """Shortening a job from the command line leaves its stop rule for the full run."""
     path = tiny_job("optimizer: {iterations: 100, stop: {tolerance: 0.01, window: 20}}\nscales: {iterations: 40}\n")
     assert load_job(path, iterations=10).job.scales.iterations == 4
+
+
+def test_iterations_and_a_set_of_the_same_key_are_refused_together(tiny_job):
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job(), {"optimizer.iterations": 10}, iterations=5)
+    [problem] = info.value.problems
+    assert problem.key == "--iterations" and "sets optimizer.iterations, which --set sets too" in problem.message
