@@ -66,15 +66,18 @@ class Job(Model):
             raise ValueError(MPS_PRECISION.format(precision=precision))
         return precision
 
-    @model_validator(mode="after")
-    def _sweeps_name_styles(self) -> Job:
-        for sweep in self.sweep:
-            if sweep.style >= len(self.styles):
-                raise ValueError(f"sweep style {sweep.style} does not exist; styles are numbered 0 to {len(self.styles) - 1}")
-        if len(self.sweep) == 2 and self.sweep[0].style == self.sweep[1].style:
+    @field_validator("sweep")
+    @classmethod
+    def _sweeps_name_styles(cls, sweeps: list, info: ValidationInfo) -> list:
+        # A check of the sweep field (not of the whole job), so that its problem points at the sweep's line.
+        styles = info.data.get("styles")
+        for sweep in sweeps:
+            if styles is not None and sweep.style >= len(styles):
+                raise ValueError(f"sweep style {sweep.style} does not exist; styles are numbered 0 to {len(styles) - 1}")
+        if len(sweeps) == 2 and sweeps[0].style == sweeps[1].style:
             # Each cell sets the swept style's weight: a second sweep of the same style would overwrite the first.
-            raise ValueError(f"both sweeps vary style {self.sweep[0].style}; a grid sweeps two different styles")
-        return self
+            raise ValueError(f"both sweeps vary style {sweeps[0].style}; a grid sweeps two different styles")
+        return sweeps
 
     path_fields: ClassVar[tuple[str, ...]] = ("content",)
 

@@ -253,3 +253,11 @@ def test_a_job_is_named_after_its_file_with_the_name_mended_where_needed():
 
     assert [name_from(stem) for stem in ("starry_cat", "my job ü", "Été 2024", "___", ".hidden")] == [
         "starry_cat", "my_job_u", "Ete_2024", "job", "hidden"]
+
+
+def test_a_sweep_of_a_style_that_is_not_there_points_at_the_sweep(tiny_job):
+    path = tiny_job("name: swept\nsweep:\n  - {style: 5, steps: 2}\n")
+    with pytest.raises(BlendstyleError) as info:
+        load_job(path)
+    [problem] = info.value.problems
+    assert (problem.key, problem.location.line) == ("sweep", 8) and "sweep style 5 does not exist" in problem.message
