@@ -503,3 +503,13 @@ def test_validate_checks_with_the_overrides_run_would_take(in_root):
     assert "command line size: Input should be greater than or equal to 16 (found 8)" in checked.output
     assert "command line weights.style" in checked.output
     assert invoke("validate", "jobs/starry_cat.yaml", "--iterations", "20").exit_code == 0
+
+
+@pytest.mark.slow
+def test_compile_on_a_cpu_prints_no_library_log_line(tiny_job, tmp_path):
+    """torch.compile logs "No CUDA runtime is found" on a machine without CUDA; a run shows none of it."""
+    job = tiny_job("compile: true\n")
+    done = subprocess.run([sys.executable, "-m", "blendstyle.cli", "run", str(job), "--iterations", "2", "--size", "32",
+                           "--out", str(tmp_path / "out"), "-q"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
+

@@ -8,6 +8,8 @@ traceback.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -45,9 +47,13 @@ class Group(click.Group):
         return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
-        # Libraries' warnings (matplotlib, torch, Pillow) are not the user's business; our own problems
-        # arrive as BlendstyleError.
+        # Libraries' warnings (matplotlib, torch, Pillow) are not the user's business, nor are their log
+        # lines (torch.compile's "No CUDA runtime is found" on a CPU); our own problems arrive as
+        # BlendstyleError.
         warnings.simplefilter("ignore")
+        os.environ.setdefault("TORCH_LOGS", "-all")  # torch sets its loggers' levels from this when imported
+        for library in ("PIL", "matplotlib"):
+            logging.getLogger(library).setLevel(logging.ERROR)
         try:
             return super().invoke(ctx)
         except BlendstyleError as error:
