@@ -117,7 +117,11 @@ class Run:
 
     def __post_init__(self) -> None:
         job = self.loaded.job
-        self.device = pick_device(job.device)
+        try:
+            self.device = pick_device(job.device)
+        except BlendstyleError as error:  # said at the device's place in the job (or the command line)
+            raise BlendstyleError([Problem(problem.message, self.loaded.location(("device",)), "device")
+                                   for problem in error.problems], error.hint) from None
         if self.device.type == "mps" and job.precision in ("bf16", "fp16"):  # device: auto picked mps
             raise BlendstyleError(Problem(MPS_PRECISION.format(precision=job.precision),
                                           self.loaded.location(("precision",)), "precision"))

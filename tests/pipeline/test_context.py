@@ -483,3 +483,11 @@ def test_device_auto_that_picks_mps_refuses_a_reduced_precision_at_run(tiny_job,
         context.open_run(loaded, tmp_path / "out", Reporter())
     [problem] = info.value.problems
     assert problem.key == "precision" and problem.location.line == 6 and "fp16 is not run on Apple's MPS" in problem.message
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA machine has the device")
+def test_a_device_this_machine_lacks_is_refused_at_its_place_in_the_job(tiny_job, tmp_path):
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.run_job(tiny_job("device: cuda\n"), out_root=tmp_path / "out")
+    [problem] = info.value.problems
+    assert (problem.key, problem.location.line) == ("device", 6) and "sees no CUDA GPU" in problem.message
