@@ -5,12 +5,14 @@ stills, sweeps, studies and animations share.
   as the job's ``output`` asks (:func:`write_sweep_extras`: a sweep's, with its grid and a curve per cell);
 * :func:`write_clip`: an animation's files in every format the job asks for, from its finished frames,
   each renamed into place only when complete (the formats' rules come from :mod:`blendstyle.media.formats`);
+* :func:`remove_stale`: an earlier run's leftovers in the mode's own folders, once this run is done;
 * :func:`record`: the run record with what every mode says of the picture (its size, its scales, the
   memory plan) before the mode's own fields.
 """
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,16 @@ def write_extras(schedule: Schedule, content: torch.Tensor, result: torch.Tensor
     if job.output.loss_plot and history:
         files.append(write_loss_plot(history, folder / f"{job.name}_loss.png"))
     return files
+
+
+def remove_stale(folder: Path, name: str, kept: list[Path]) -> None:
+    """Remove the files an earlier run of the job ``name`` left in ``folder`` (``snapshots/``, ``sweep/``)
+    that this run did not write (another sweep's values, a longer run's snapshots): the folder then holds
+    this run's outputs alone, as its record lists them."""
+    if folder.is_dir():
+        for path in folder.glob(f"{glob.escape(name)}_*"):
+            if path.is_file() and path not in kept:
+                path.unlink()
 
 
 def sheet(schedule: Schedule, content: torch.Tensor, result: torch.Tensor):

@@ -354,6 +354,21 @@ def test_a_tiled_print_takes_snapshots_of_the_whole_picture_as_tiles_finish(tiny
     assert (early - final).abs().mean() > 0.001  # taken before tiles 3-4 refined the picture
 
 
+def test_a_new_run_leaves_no_snapshots_or_sweep_cells_of_an_earlier_one(tiny_job, tmp_path):
+    """A shorter run after a longer one, a sweep of fewer values after one of more: the folders hold this
+    run's files only, as its record lists them."""
+    still = tiny_job("output: {snapshot_every: 2}\noptimizer: {iterations: 6, stop: {tolerance: 0}}\n", name="still.yaml")
+    blendstyle.run_job(still, out_root=tmp_path / "out")
+    blendstyle.run_job(still, {"optimizer.iterations": 2}, out_root=tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out" / "still" / "snapshots").iterdir()) == ["still_00002.png"]
+    swept = tiny_job("styles: [{path: style_a.png}, {path: style_b.png}]\nsweep: [{style: 1, steps: 3}]\n"
+                     "optimizer: {iterations: 2}\n", name="swept.yaml", body="extends: quick.yaml\ncontent: content.png\nsize: 32\n")
+    blendstyle.run_job(swept, out_root=tmp_path / "out")
+    result = blendstyle.run_job(swept, {"sweep": [{"style": 1, "steps": 2}]}, out_root=tmp_path / "out")
+    cells = sorted(str(p.relative_to(result.folder)) for p in (result.folder / "sweep").iterdir())
+    assert len(cells) == 2 and cells == sorted(cell["file"] for cell in result.record["sweep"])
+
+
 @pytest.mark.slow
 def test_the_tv_weight_smooths_alike_at_every_size(tmp_path):
     """``tv`` is a per-pixel mean, not divided by the content's TV: the same weight leaves the result
