@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 
 from ..files.networks import load_checkpoint, save_checkpoint
-from ..nst.optimize import Optimized
+from ..nst.optimize import Optimized, steps
 from ..nst.transformer import Architecture, TransformerNet, placed, transform
 from ..pipeline.clip import ClipRenderer
 from ..pipeline.context import Saved
-from ..pipeline.training import begin, steps
+from ..pipeline.training import begin
 
 
 class RemoteTraining:

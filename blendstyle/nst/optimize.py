@@ -46,6 +46,18 @@ class Step:
     elapsed: float
 
 
+def rows(history: list[Step]) -> tuple[list[str], list[list[float]]]:
+    """A loss history as plain numbers (a record, or a file read with ``weights_only``, holds no objects):
+    the term names, and per step its number, total, seconds and terms."""
+    names = list(dict.fromkeys(name for step in history for name in step.terms))
+    return names, [[s.iteration, s.total, s.elapsed, *(s.terms.get(n, float("nan")) for n in names)] for s in history]
+
+
+def steps(names: list[str], history: list[list[float]]) -> list[Step]:
+    """:func:`rows` read back."""
+    return [Step(int(i), total, dict(zip(names, values)), elapsed) for i, total, elapsed, *values in history]
+
+
 @dataclass
 class Optimized:
     """The result: the best image seen (clamped to ``[0, 1]``), the loss history, whether the stop rule

@@ -33,7 +33,7 @@ import torch
 from ..errors import BlendstyleError, Problem
 from ..files.images import read_image
 from ..files.networks import SavedNetwork, load_network, save_network
-from ..nst.optimize import Step
+from ..nst.optimize import Step, rows, steps
 from ..nst.temporal import followed_reference, unchanged
 from ..nst.transformer import Architecture, TransformerNet, placed, transform
 from ..version import __version__
@@ -44,7 +44,7 @@ from .farm import FrameCursor
 from .frames import FrameLog
 from .rendered import Rendered
 from .result import RenderResult
-from .training import Trainer, Training, gather, rows, steps
+from .training import Trainer, Training, gather
 
 #: Frames through the network at once (a CPU gains little from more; a GPU's batches are larger).
 BATCH = {"cpu": 4, "cuda": 16}

@@ -28,7 +28,7 @@ What a picture's files and record say is :mod:`blendstyle.pipeline.outputs`'s; l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -80,13 +80,15 @@ def plan_stages(job: Job, width: int, height: int, memory: Plan) -> list[Stage]:
 @dataclass
 class Progress:
     """Where one picture's schedule stands: the stage under way, the iterations (or tiles) finished in
-    it, and the picture so far at that stage's size (in the optimiser's colours)."""
+    it, the picture so far at that stage's size (in the optimiser's colours), and the stage's steps so far,
+    numbered on over a stop (a resumed run's record keeps those before it)."""
 
     stage: int = 0
     done: int = 0
     tiles_done: int = 0
     image: torch.Tensor | None = None
     original: torch.Tensor | None = None  # the content at that stage, to put colours back
+    steps: list[Step] = field(default_factory=list)
 
     def fields(self) -> dict[str, int]:
         return {"stage": self.stage, "done": self.done, "tiles_done": self.tiles_done}
@@ -258,6 +260,7 @@ class Schedule:
                 report = (lambda step, x: on_step(Step(step.iteration + resumed, step.total, step.terms, step.elapsed), x)) if on_step and last else None
                 optimized, final = stylizer.run(content, start, max(1, stage.iterations - resumed), on_step=report, frames=frames,
                                                 last=last)
+                progress.steps += [Step(s.iteration + resumed, s.total, s.terms, s.elapsed) for s in optimized.history]
                 if optimized.halted is not None:
                     progress.image, progress.done = optimized.image, resumed + optimized.iterations
                     raise Halted(optimized)
@@ -300,7 +303,9 @@ class Schedule:
         # Steps are numbered on over the tiles, from where a stopped run's finished tiles left the count.
         for done, tile_history in optimize_tiles(run_wave, content, picture, layout, progress.tiles_done, self.run.reporter.stage):
             offset = history[-1].iteration if history else progress.done
-            history.extend(Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in tile_history)
+            numbered = [Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in tile_history]
+            history += numbered
+            progress.steps += numbered
             progress.tiles_done, progress.done = done, offset + len(tile_history)
             if on_tile is not None and history:
                 on_tile(history[-1], picture)

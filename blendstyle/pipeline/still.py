@@ -14,7 +14,7 @@ from ..files.images import read_alpha, read_image, write_image
 from ..media.formats import STILLS
 from ..media.probe import content_files
 from ..nst.memory import plan
-from ..nst.optimize import Step
+from ..nst.optimize import Step, rows, steps
 from .context import Run, Saved
 from .outputs import record, remove_stale, write_extras
 from .result import RenderResult
@@ -99,7 +99,8 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
 
     reporter.stage("writing outputs")
     files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt, alpha, **print_options)]
-    files += write_extras(schedule, original, optimized.image, optimized.history) + snapshots
+    history = schedule.progress.steps  # the last scale's steps, those before a stop included
+    files += write_extras(schedule, original, optimized.image, history) + snapshots
     resume_path.unlink(missing_ok=True)
     if fresh:
         remove_stale(folder / "snapshots", job.name, snapshots)
@@ -114,9 +115,9 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
         },
         timings={key: round(value, 4) for key, value in timings.items()}
         | {"per_iteration": round(optimized.seconds / max(1, optimized.iterations), 4)},
-        initial_loss=dict(optimized.history[0].terms, total=optimized.history[0].total) if optimized.history else {},
+        initial_loss=dict(history[0].terms, total=history[0].total) if history else {},
         final_loss=final,
-        loss_history=[round(step.total, 6) for step in optimized.history],
+        loss_history=[round(step.total, 6) for step in history],
         outputs=[str(path.relative_to(folder)) for path in files],
         transparent=None if alpha is None else ("kept" if STILLS[fmt].alpha else f"dropped: {fmt} has no alpha, shown over white"),
     )
@@ -135,6 +136,9 @@ def save(run: Run, schedule: Schedule, tiles: int, resume_path: Path, result) ->
     }
     if tiles:
         fields["tiles"] = {"count": tiles, "done": progress.tiles_done}
+    if progress.steps:  # the stage's steps so far, for the record of the run that goes on
+        names, numbers = rows(progress.steps)
+        fields["steps"] = {"terms": names, "rows": [[round(value, 6) for value in row] for row in numbers]}
     if result is not None and result.iterations:
         fields["timings"] = {"per_iteration": round(result.seconds / result.iterations, 4)}
     if picture is not None:
@@ -162,6 +166,9 @@ def resume(run: Run, schedule: Schedule, resume_path: Path) -> Progress:
     stage = schedule.stages[progress.stage]
     stylizer = schedule.stylizer(stage)
     progress.image = stylizer.prepare(read_image(resume_path).to(run.device))
+    kept = run.before.get("steps")
+    if isinstance(kept, dict):
+        progress.steps = steps(kept.get("terms", []), kept.get("rows", []))
     run.reporter.stage(
         f"resuming after {progress.tiles_done} tiles" if stage.tiled else
         f"resuming at {stage.long_side} px after iteration {progress.done}"

@@ -44,7 +44,7 @@ import torch
 from ..files.images import read_alpha, read_image
 from ..files.networks import load_checkpoint, save_checkpoint
 from ..nst.losses import temporal_loss
-from ..nst.optimize import Halt, Optimized, Step
+from ..nst.optimize import Halt, Optimized, Step, rows, steps
 from ..nst.temporal import reference
 from ..nst.transformer import Architecture, TransformerNet, placed, transform
 from ..nst.views import crop_size, random_view
@@ -120,18 +120,6 @@ def packed(parts: list[torch.Tensor]) -> torch.Tensor:
     """A frame with its opacity and masks as one 8-bit stack on the CPU (a quarter of float32's memory: the
     pool holds every frame it trains on)."""
     return torch.cat([part.to(parts[0].device) for part in parts], 1).mul(255).round().to(torch.uint8).cpu()
-
-
-def rows(history: list[Step]) -> tuple[list[str], list[list[float]]]:
-    """A loss history as plain numbers (a file read with ``weights_only`` holds no objects): the term
-    names, and per step its number, total, seconds and terms."""
-    names = list(dict.fromkeys(name for step in history for name in step.terms))
-    return names, [[s.iteration, s.total, s.elapsed, *(s.terms.get(n, float("nan")) for n in names)] for s in history]
-
-
-def steps(names: list[str], history: list[list[float]]) -> list[Step]:
-    """:func:`rows` read back."""
-    return [Step(int(i), total, dict(zip(names, values)), elapsed) for i, total, elapsed, *values in history]
 
 
 def learning_rate(base: float, step: int, steps: int) -> float:

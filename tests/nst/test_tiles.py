@@ -171,6 +171,7 @@ def test_an_interrupted_tiled_print_resumes_with_the_tiles_left(tmp_path, monkey
     assert sorted(path.name for path in (folder / "snapshots").glob("print_tiles_*")) == [
         "print_tiles_0002.png", "print_tiles_0004.png", "print_tiles_0005.png"]
     assert result.record["iterations"]["done"] == 18 and result.record["iterations"]["resumed_after"] == 6
+    assert len(result.record["loss_history"]) == 18  # the tiles before the stop included
 
 
 def test_waves_hold_no_two_overlapping_tiles_and_a_tile_blends_into_finished_ones_on_every_side():

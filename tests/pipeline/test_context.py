@@ -152,7 +152,11 @@ def test_ctrl_c_keeps_the_image_and_the_same_command_resumes(tiny_job, tmp_path)
     assert record["status"] == "interrupted" and record["iterations"]["done"] == 4
     resumed = blendstyle.run_job(job, out_root=out)
     assert resumed.record["iterations"]["resumed_after"] == 4 and resumed.record["iterations"]["done"] == 12
-    assert len(resumed.record["loss_history"]) == 8
+    # The loss history and its plot run over the stop: the 4 steps before it, then the 8 after.
+    before = [row[1] for row in record["steps"]["rows"]]
+    assert [row[0] for row in record["steps"]["rows"]] == [1, 2, 3, 4]
+    assert len(resumed.record["loss_history"]) == 12 and resumed.record["loss_history"][:4] == before
+    assert resumed.record["initial_loss"]["total"] == before[0]
     assert not (out / "tiny" / record["resume_from"]).exists()
 
 
