@@ -21,7 +21,7 @@ from .network import Network
 from .optimizer import Init, Optimizer, init_shorthand
 from .output import Output, PrintSize
 from .schedule import Scales, Sweep, Tiles
-from .styles import STYLE_LOSS_KINDS, Layers, Style, StyleLoss, StyleLosses, Weights
+from .styles import STYLE_LOSS_KINDS, Layers, Style, StyleLoss, StyleLosses, Weights, style_shorthand
 
 
 class Backbone(Model):
@@ -87,7 +87,7 @@ class Job(Model):
     )
     content: ImagePath = Field(description="image, animation or video file, or (method: network) a folder of stills; "
                                "relative to the job file that names it")
-    styles: Annotated[list[Style], Field(min_length=1, max_length=64)]
+    styles: Annotated[list[Annotated[Style, BeforeValidator(style_shorthand)]], Field(min_length=1, max_length=64)]
     layers: Layers = Field(default_factory=Layers)
     style_loss: StyleLosses = Field(
         default_factory=lambda: [StyleLoss()], description="gram (default), bn, mmd, histogram, sliced, w2, neighbours, or a list of kinds to fuse"
@@ -159,6 +159,8 @@ def job_schema() -> dict[str, Any]:
         ],
         "description": fused.get("description", ""),
     }
+    styles = schema["properties"]["styles"]
+    styles["items"] = {"anyOf": [{"type": "string", "description": "a style image's path (weight 1)"}, styles["items"]]}
     init = schema["properties"]["init"]
     schema["properties"]["init"] = {"anyOf": [{"type": "string", "description": "content, noise or an image path"}, init]}
     return schema

@@ -129,6 +129,12 @@ def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
             message = f"expected {field.description}" if field and field.description else message
             message += f" (found {_short(item['input'])})"
             location = layered.location(key)
+        elif kind == "model_type":  # a value where a mapping of settings belongs
+            model = _model_at(key)
+            names = ", ".join(model.model_fields) if model else ""
+            shorthand = "an image path, or " if model is not None and model.__name__ == "Style" else ""
+            message = f"expected {shorthand}a mapping ({names}) (found {_short(item['input'])})"
+            location = layered.location(key)
         elif kind == "too_short":
             message = f"expected at least {item['ctx']['min_length']} item(s), found {item['ctx']['actual_length']}"
             location = layered.location(key)
@@ -139,6 +145,8 @@ def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
                 location = layered.location(key)
                 if "input" in item and not isinstance(item["input"], (dict, list)) and "found" not in message:
                     message += f" (found {_short(item['input'])})"
+                if isinstance(item.get("input"), bool) and kind in ("literal_error", "string_type", "enum"):
+                    message += "; YAML reads yes, no, on and off as true or false: quote a word meant as text"
         problems.append(Problem(message, location, format_key(key) or None))
     return sorted(problems, key=problem_order)
 

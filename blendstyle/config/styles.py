@@ -10,6 +10,11 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from .fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, ImagePath, LayerWeights, Model, NonNegative, Positive
 
 
+def style_shorthand(value: Any) -> Any:
+    """``- starry.jpg`` for ``- path: starry.jpg`` (its weight 1)."""
+    return {"path": value} if isinstance(value, str) else value
+
+
 class Style(Model):
     """One style image and how much of the blend it gets."""
 

@@ -261,3 +261,14 @@ def test_a_sweep_of_a_style_that_is_not_there_points_at_the_sweep(tiny_job):
         load_job(path)
     [problem] = info.value.problems
     assert (problem.key, problem.location.line) == ("sweep", 8) and "sweep style 5 does not exist" in problem.message
+
+
+def test_a_style_given_as_a_path_alone_has_weight_one_and_mistakes_say_what_is_taken(tiny_job):
+    job = load_job(tiny_job(body="extends: quick.yaml\ncontent: content.png\nstyles: [style_a.png, {path: style_b.png, "
+                                 "weight: 3}]\n")).job
+    assert [(Path(style.path).name, style.weight) for style in job.styles] == [("style_a.png", 1.0), ("style_b.png", 3.0)]
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job(body="extends: quick.yaml\ncontent: content.png\nstyles: [5]\npreserve_color: yes\n"))
+    said = {problem.key: problem.message for problem in info.value.problems}
+    assert said["styles[0]"].startswith("expected an image path, or a mapping (path,")
+    assert "YAML reads yes, no, on and off as true or false" in said["preserve_color"]
