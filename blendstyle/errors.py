@@ -61,8 +61,9 @@ class BlendstyleError(Exception):
 class Interrupted(Exception):
     """The run was stopped by Ctrl-C (SIGINT) or SIGTERM after saving what it had; not an error."""
 
-    def __init__(self, message: str, exit_code: int = 130):
+    def __init__(self, message: str, exit_code: int = 130, finished: Path | None = None):
         self.exit_code = exit_code
+        self.finished = finished  # the picture, when the job was complete as the stop came
         super().__init__(message)
 
 

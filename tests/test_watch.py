@@ -112,3 +112,27 @@ def test_what_watch_itself_asks_for_is_refused_once_not_waited_on(tmp_path):
                               timeout=60, stdin=subprocess.DEVNULL)
         assert done.returncode == code and said in done.stdout + done.stderr, done.stdout + done.stderr
         assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_edit_as_the_preview_finishes_says_the_preview_is_complete(tmp_path, capsys):
+    """The render ends with "finished just as the stop came" (its files are in place): watch says the
+    preview, not "cancelled", and renders the newer version next."""
+    import queue
+
+    from blendstyle.cli import watch
+    from blendstyle.config.load import load_job
+    from blendstyle.errors import Interrupted
+
+    loaded = load_job(setup(tmp_path))
+    events: queue.Queue = queue.Queue()
+    events.put({tmp_path / "job.yaml"})
+
+    def render(loaded, out_root, reporter, force, stop):
+        while not stop:  # the watcher's listener takes the edit and asks for the stop
+            time.sleep(0.01)
+        raise Interrupted("finished just as the stop came", 130, tmp_path / "out" / "job.png")
+
+    pending = watch._render(render, loaded, tmp_path / "out", True, None, events, False)
+    said = capsys.readouterr().err
+    assert pending == {tmp_path / "job.yaml"}
+    assert "preview" in said and "job.png" in said and "cancelled" not in said, said

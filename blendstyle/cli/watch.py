@@ -175,10 +175,14 @@ def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, eve
                        f" {result.image_path} in {time.perf_counter() - started:.1f} s"), soft_wrap=True)
         if preview is not None:
             preview.announce(result, time.perf_counter() - started)
-    except Interrupted:
+    except Interrupted as stopped:
         if not asked:  # Ctrl-C or SIGTERM, not a newer edit
             raise
-        err.print(f"[yellow]cancelled[/] after {time.perf_counter() - started:.1f} s: the job changed", soft_wrap=True)
+        if stopped.finished is not None:  # the edit came as the preview was written: it is complete
+            err.print(note("preview", "green", f" {stopped.finished} in {time.perf_counter() - started:.1f} s (the job "
+                           "changed as it finished)"), soft_wrap=True)
+        else:
+            err.print(f"[yellow]cancelled[/] after {time.perf_counter() - started:.1f} s: the job changed", soft_wrap=True)
     except BlendstyleError as error:
         show_error(error, title=f"{loaded.path}: the preview failed")
     finally:

@@ -69,7 +69,7 @@ def render(
                 result = mode(run.start(), farm)
             if run.stop:  # the stop came as the job finished: it is complete, but no more jobs start
                 raise Interrupted(f"{loaded.job.name}: finished just as the stop came; {result.image_path} is complete.",
-                                  run.stop.exit_code)
+                                  run.stop.exit_code, result.image_path)
             return result
         except (BlendstyleError, Interrupted):
             raise
