@@ -20,13 +20,18 @@ from ..nst.vgg import VGG19, load_vgg19
 _cache: dict[tuple, VGG19] = {}
 
 
+def _cached(layers: Collection[str], key: tuple) -> VGG19 | None:
+    cached = _cache.get(key)
+    return cached if cached is not None and layer_index(cached.last_layer) >= layer_index(deepest(layers)) else None
+
+
 def network(
     layers: Collection[str], backbone: str, pooling: str, device: torch.device, weights: str | None = None
 ) -> VGG19:
     """A frozen VGG19 on ``device`` that returns every layer of ``layers``."""
     key = (backbone, pooling, weights, str(device))
-    cached = _cache.get(key)
-    if cached is not None and layer_index(cached.last_layer) >= layer_index(deepest(layers)):
+    cached = _cached(layers, key)
+    if cached is not None:
         return cached
     model = load_vgg19(layers, backbone, pooling, device, weights)
     if channels_last(device):  # weights in the layout of the features (see nst.objective.extract)
@@ -38,9 +43,17 @@ def network(
 def job_network(job, device: torch.device) -> VGG19:
     """The shared network for every layer ``job`` scores (``relu1_1`` when it scores none: a job with
     every loss weight 0 still runs)."""
+    return network(_layers(job), job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
+
+
+def network_loaded(job, device: torch.device) -> bool:
+    """Whether :func:`job_network` is in memory already (nothing to load)."""
+    return _cached(_layers(job), (job.backbone.name, job.backbone.pooling, job.backbone.weights, str(device))) is not None
+
+
+def _layers(job) -> set[str]:
     content_layers, style_layers = layer_plan(job)
-    layers = set(content_layers).union(*style_layers) or {"relu1_1"}
-    return network(layers, job.backbone.name, job.backbone.pooling, device, job.backbone.weights)
+    return set(content_layers).union(*style_layers) or {"relu1_1"}
 
 
 def compiled_network(job, device: torch.device) -> torch.nn.Module:

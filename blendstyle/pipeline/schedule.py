@@ -41,7 +41,7 @@ from ..nst.optimize import Optimized, Step
 from ..nst.plan import StylePlan
 from ..nst.tiles import Tile, grid, optimize_tiles, waves
 from .context import Halted, Run
-from .networks import compiled_network
+from .networks import compiled_network, network_loaded
 from .rendered import Rendered
 from .styles import StyleImages
 from .stylizer import Stylizer, finish, measure_styles
@@ -153,7 +153,8 @@ class Schedule:
         self.weights = list(self.plan.blend)
         self.progress = Progress()
         self.timings = {"load_network": 0.0, "targets": 0.0}
-        run.reporter.stage(f"loading {job.backbone.name}")
+        if not network_loaded(job, run.device):  # a study's cells, a folder's jobs: said once
+            run.reporter.stage(f"loading {job.backbone.name}")
         mark = run.seconds()
         self.network = compiled_network(job, run.device)
         self.timings["load_network"] = run.seconds() - mark

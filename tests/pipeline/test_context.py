@@ -495,3 +495,15 @@ def test_a_device_this_machine_lacks_is_refused_at_its_place_in_the_job(tiny_job
         blendstyle.run_job(tiny_job("device: cuda\n"), out_root=tmp_path / "out")
     [problem] = info.value.problems
     assert (problem.key, problem.location.line) == ("device", 6) and "sees no CUDA GPU" in problem.message
+
+
+def test_a_study_says_loading_the_network_only_when_it_loads_it(tiny_job, tmp_path, monkeypatch):
+    from blendstyle.pipeline import networks
+    from blendstyle.pipeline.study import study
+
+    from ..cluster.conftest import Stages
+
+    monkeypatch.setattr(networks, "_cache", {})  # as in a fresh process
+    stages = Stages()
+    study(blendstyle.load_job(tiny_job("optimizer: {iterations: 1}\nstyle_loss: [gram, bn]\n")), "kinds", tmp_path / "out", stages)
+    assert sum(line.startswith("loading vgg19") for line in stages.said) == 1, stages.said
