@@ -73,3 +73,14 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def load_failure(error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words. torch's own message for a file
+    that is not a plain tensor archive advises loading it with ``weights_only=False``, which would run any
+    code the file holds: never passed on."""
+    text = str(error).strip()
+    if "weights_only" in text or "Weights only load failed" in text or type(error).__name__ == "UnpicklingError":
+        return "not a file of tensors saved by torch, or a damaged one"
+    return (text.splitlines()[0] if text else type(error).__name__)[:200]
+

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..errors import BlendstyleError, display_path
+from ..errors import BlendstyleError, display_path, load_failure
 from ..nst.transformer import Architecture, mismatch
 from .atomic import atomic_path
 
@@ -96,5 +96,4 @@ def _read(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError,
             AttributeError, TypeError, KeyError, IndexError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise BlendstyleError(f"cannot read {display_path(path)} as a saved network: {first[:200]}") from None
+        raise BlendstyleError(f"cannot read {display_path(path)} as a saved network: {load_failure(error)}") from None

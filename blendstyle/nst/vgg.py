@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config.layers import BACKBONES, BLOCKS, LAYER_NAMES, deepest, layer_index
-from ..errors import BlendstyleError
+from ..errors import BlendstyleError, load_failure
 
 # The mean pixel of the caffe VGG training set, in BGR order and 0-255 units.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -136,7 +136,7 @@ def caffe_state_dict(last_layer: str, path: Path | None = None) -> dict[str, tor
     try:
         packed = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure means the file is not what we expect
-        raise BlendstyleError(f"{path} is not a valid quantised VGG19 weights file ({exc})") from None
+        raise BlendstyleError(f"{path} is not a valid quantised VGG19 weights file ({load_failure(exc)})") from None
     state = {}
     for name in conv_names(last_layer):
         block, index = name[4:].split("_")
@@ -179,7 +179,7 @@ def torchvision_state_dict(last_layer: str, path: Path | None = None) -> dict[st
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise BlendstyleError(f"{path} is not a valid torchvision VGG19 checkpoint ({exc})") from None
+        raise BlendstyleError(f"{path} is not a valid torchvision VGG19 checkpoint ({load_failure(exc)})") from None
     if not isinstance(raw, dict):
         raise BlendstyleError(f"{path} holds a {type(raw).__name__}, not a torchvision VGG19 state dict")
     # torchvision numbers the modules of `features` in order: conv, relu, ..., pool.

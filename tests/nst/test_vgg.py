@@ -103,3 +103,14 @@ def test_corrupt_weights_file_is_a_user_error(tmp_path):
 
 def test_conv_names():
     assert conv_names("relu2_1") == ["conv1_1", "conv1_2", "conv2_1"]
+
+
+def test_a_file_that_is_not_tensors_is_refused_without_torchs_unsafe_advice(tmp_path):
+    """torch's message for such a file advises weights_only=False, which would run the file's code."""
+    import pickle
+
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(pickle.dumps(object()))
+    with pytest.raises(BlendstyleError) as info:
+        vgg_module.caffe_state_dict("relu1_1", bad)
+    assert "weights_only" not in str(info.value) and "not a file of tensors saved by torch" in str(info.value)
