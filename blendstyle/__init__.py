@@ -26,10 +26,11 @@ def load_job(path, overrides=None, iterations=None):
 
 
 def render_job(loaded, out_root="outputs", reporter=None, force=False, allow_outside=False):
-    """Run a loaded job; see :func:`blendstyle.pipeline.render.render` (imported lazily: it pulls in torch)."""
+    """Run a loaded job (``force``: as ``run --force``, from the start even when up to date); see
+    :func:`blendstyle.pipeline.render.render` (imported lazily: it pulls in torch)."""
     from .pipeline.render import render
 
-    return render(loaded, out_root=out_root, reporter=reporter, force=force, allow_outside=allow_outside)
+    return render(loaded, out_root=out_root, reporter=reporter, force=force, allow_outside=allow_outside, fresh=force)
 
 
 def run_job(path, overrides=None, out_root="outputs", reporter=None, force=False, iterations=None):

@@ -23,7 +23,8 @@ from .spread import Row, cluster_for, run_jobs_on_cluster
 @click.argument("jobs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @job_settings
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True, help="Output root; each job writes to OUT/<name>/.")
-@click.option("--force", is_flag=True, help="Render even when the last run of the same job is up to date.")
+@click.option("--force", is_flag=True, help="Render even when the last run of the same job is up to date, and "
+              "from the start: no stopped picture, finished frames or trained network of an earlier run is reused.")
 @click.option("--allow-outside-output", "allow_outside", is_flag=True, help="Allow an output folder that a link takes outside OUT.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--serve", type=click.IntRange(1, 65535), is_flag=False, flag_value=8765, default=None, metavar="[PORT]",
@@ -148,7 +149,7 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
             reporter = ConsoleReporter(loaded.job.name, quiet)
             if preview is not None:
                 reporter = preview.follow(loaded, out_root, reporter)
-            result = render(loaded, out_root, reporter, force, allow_outside, stop=stop, farm=farm)
+            result = render(loaded, out_root, reporter, force, allow_outside, stop=stop, farm=farm, fresh=force)
             if preview is not None:
                 preview.announce(result, time.perf_counter() - started)
         except BlendstyleError as error:

@@ -28,23 +28,27 @@ WRITERS = 4
 
 
 class FrameStore:
-    def __init__(self, folder: Path, key: str, count: int):
+    def __init__(self, folder: Path, key: str, count: int, fresh: bool = False):
         self.folder = folder
         self.key = key
         self.count = count
         self.state_path = folder / "state.json"
         self.done: set[int] = set()
         self.closed = False
+        self.losses: dict[int, dict[str, float]] = {}  # per frame in place, its final loss terms
         self._writing: dict[int, Future] = {}
         self._writers: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._fresh: list[int] = []
         folder.mkdir(parents=True, exist_ok=True)
         state = read_json(self.state_path)
-        if state.get("key") == key and state.get("count") == count:
+        if state.get("key") == key and state.get("count") == count and not fresh:
             self.done = {index for index in state.get("done", []) if self._file(index).is_file()}
             self.closed = bool(state.get("closed")) and len(self.done) == count
-        else:  # different settings (or none): earlier frames are stale
+            losses = state.get("losses") if isinstance(state.get("losses"), dict) else {}
+            self.losses = {int(index): terms for index, terms in losses.items()
+                           if index.isdigit() and int(index) in self.done and isinstance(terms, dict)}
+        else:  # different settings (or none, or a fresh start asked for): earlier frames are stale
             for stale in folder.glob("frame_*.png"):
                 stale.unlink()
         self.landed = set(self.done)  # the frames whose files are in place (what state.json lists)
@@ -59,8 +63,14 @@ class FrameStore:
             writing.result()
         return self._file(index)
 
-    def save(self, index: int, image: torch.Tensor) -> None:
-        """Hand frame ``index`` over to be written (its pixels leave the device here)."""
+    def save(self, index: int, image: torch.Tensor, losses: dict[str, float] | None = None) -> None:
+        """Hand frame ``index`` over to be written (its pixels leave the device here), with its final loss
+        terms, which ``state.json`` keeps beside it for the record of a run that goes on from these frames."""
+        with self._lock:
+            if losses:
+                self.losses[index] = losses
+            else:
+                self.losses.pop(index, None)
         picture = tensor_to_pil(image)
         for finished in [i for i, writing in self._writing.items() if writing.done()]:
             self._writing.pop(finished).result()  # a failed write is raised here
@@ -113,8 +123,9 @@ class FrameStore:
             self._write_state()
 
     def _write_state(self) -> None:
-        write_json({"key": self.key, "count": self.count, "done": sorted(self.landed), "closed": self.closed},
-                   self.state_path)
+        losses = {str(index): self.losses[index] for index in sorted(self.landed) if index in self.losses}
+        write_json({"key": self.key, "count": self.count, "done": sorted(self.landed), "closed": self.closed,
+                    "losses": losses}, self.state_path)
 
 
 class Pictures(Sequence):

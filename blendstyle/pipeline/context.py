@@ -112,6 +112,8 @@ class Run:
     before: dict[str, Any]
     #: Asked from a signal handler, or from another thread (watch mode: a newer edit).
     stop: StopRequest = field(default_factory=StopRequest)
+    #: ``run --force``: nothing an earlier run left is reused (a stopped picture, frames, a trained network).
+    fresh: bool = False
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     clock: float = field(default_factory=time.perf_counter)
 
@@ -146,7 +148,7 @@ class Run:
     def resumable(self) -> bool:
         """Whether the last run of this same job was interrupted part-way (and left a record to go on from).
         A run that failed (a non-finite loss, out of memory) starts afresh: going on would fail again."""
-        return self.before.get("status") == "interrupted" and self.before.get("key") == self.key
+        return not self.fresh and self.before.get("status") == "interrupted" and self.before.get("key") == self.key
 
     # ------------------------------------------------------------------------------------------ records
 
@@ -259,10 +261,12 @@ def open_run(
     allow_outside: bool = False,
     identity: Identity | None = None,
     stop: StopRequest | None = None,
+    fresh: bool = False,
 ) -> Run:
     """The run context for ``loaded`` writing to ``out_root/<name>/`` (stale temporary files removed);
     ``identity``: what the record names (default: ``loaded`` itself; a worker gets the user's job's);
-    ``stop``: a stop request the caller holds (default: a new one)."""
+    ``stop``: a stop request the caller holds (default: a new one); ``fresh``: reuse nothing an earlier
+    run left."""
     folder = output_folder(out_root, loaded.job.name, allow_outside)
     if not allow_outside:
         refuse_links(loaded, folder, out_root)
@@ -270,7 +274,7 @@ def open_run(
         stale.unlink(missing_ok=True)
     identity = identity or Identity.of(loaded)
     return Run(loaded, folder, reporter, identity, folder / record_name, read_json(folder / record_name),
-               stop if stop is not None else StopRequest())
+               stop if stop is not None else StopRequest(), fresh=fresh)
 
 
 def refuse_links(loaded: LoadedJob, folder: Path, out_root: Path) -> None:

@@ -51,8 +51,9 @@ class FrameLog:
 
     @classmethod
     def open(cls, run: Run, renderer: ClipRenderer) -> FrameLog:
-        store = FrameStore(run.folder / "frames", run.identity.pixels_key, len(renderer.clip))
-        return cls(run, renderer, store, skipped=len(store.done))
+        store = FrameStore(run.folder / "frames", run.identity.pixels_key, len(renderer.clip), fresh=run.fresh)
+        # The finished frames' losses, kept beside them: the record of a run that goes on lists every frame's.
+        return cls(run, renderer, store, finals=dict(store.losses), skipped=len(store.done))
 
     def keep(self, rendered: Rendered, announce: bool = True) -> list[torch.Tensor]:
         """Record and save finished frames (a batch is one optimisation); returns them in the optimiser's
@@ -69,7 +70,7 @@ class FrameLog:
                 self.finals[i] = rendered.final
             self.frame_seconds.append(rendered.seconds / len(rendered.indices))
             picture = rendered.image[position : position + 1].to(self.run.device)
-            self.store.save(i, picture)
+            self.store.save(i, picture, rendered.final or None)
             if announce:
                 self.announcing.add(i)
             kept.append(self.renderer.stylizer.prepare(picture))

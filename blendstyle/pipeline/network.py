@@ -161,7 +161,7 @@ def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) ->
             saved = load_network(settings.weights)
         return Trained(build(saved, device), saved.architecture, "applied", saved.trained_for)
     key, path = training_key(run), network_path(run)
-    if path.is_file():  # an earlier run of this job trained it (and stopped while rendering, say)
+    if path.is_file() and not run.fresh:  # an earlier run of this job trained it (and stopped while rendering, say)
         try:
             saved = load_network(path)
         except BlendstyleError:
@@ -171,6 +171,8 @@ def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) ->
             return Trained(build(saved, device), saved.architecture, "reused", saved.trained_for,
                            steps(saved.terms, saved.history), float(saved.trained_for.get("seconds", 0.0)))
     checkpoint = run.folder / "network.checkpoint.pt"
+    if run.fresh:  # run --force: the training starts again
+        checkpoint.unlink(missing_ok=True)
     if farm is not None:  # on a worker (with a GPU where the cluster has them); the checkpoints come here
         training: Trainer = farm.training(renderer, key, checkpoint)
     else:

@@ -5,7 +5,8 @@ stills, sweeps, studies and animations share.
   as the job's ``output`` asks (:func:`write_sweep_extras`: a sweep's, with its grid and a curve per cell);
 * :func:`write_clip`: an animation's files in every format the job asks for, from its finished frames,
   each renamed into place only when complete (the formats' rules come from :mod:`blendstyle.media.formats`);
-* :func:`remove_stale`: an earlier run's leftovers in the mode's own folders, once this run is done;
+* :func:`remove_stale`, :func:`remove_replaced`: an earlier run's leftovers (in the mode's own folders,
+  and the outputs its record listed), once this run is done;
 * :func:`record`: the run record with what every mode says of the picture (its size, its scales, the
   memory plan) before the mode's own fields.
 """
@@ -52,6 +53,18 @@ def remove_stale(folder: Path, name: str, kept: list[Path]) -> None:
         for path in folder.glob(f"{glob.escape(name)}_*"):
             if path.is_file() and path not in kept:
                 path.unlink()
+
+
+def remove_replaced(folder: Path, before: dict, now: dict) -> None:
+    """Remove the outputs the job's last finished run listed (``before``, its record) that this one's
+    record (``now``) does not: a format no longer asked for, a still gone from a folder of stills."""
+    if before.get("status") != "done" or not isinstance(before.get("outputs"), list):
+        return
+    kept = set(now.get("outputs", []))
+    for name in before["outputs"]:
+        path = folder / str(name)
+        if name not in kept and path.is_file() and path.resolve().is_relative_to(folder.resolve()):
+            path.unlink()
 
 
 def sheet(schedule: Schedule, content: torch.Tensor, result: torch.Tensor):

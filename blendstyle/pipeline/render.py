@@ -19,6 +19,7 @@ from .context import Halted, Identity, Run, open_run
 from .farm import ClipFarm
 from .network import NetworkFarm, render_network
 from .network_still import render_network_still
+from .outputs import remove_replaced
 from .progress import Reporter
 from .result import RenderResult
 from .still import render_still
@@ -44,6 +45,7 @@ def render(
     stop: StopRequest | None = None,
     farm: Farm | None = None,
     identity: Identity | None = None,
+    fresh: bool = False,
 ) -> RenderResult:
     """Run the job and write its outputs under ``out_root/<name>/``.
 
@@ -51,12 +53,15 @@ def render(
     ``up_to_date`` set and the earlier record. ``stop``: a stop request the caller can set (it behaves as a
     Ctrl-C would: the work so far is kept and :class:`Interrupted` raised). ``farm``: renders a clip's
     frames on other processes (:class:`~blendstyle.pipeline.farm.Farm`); ``identity``: what the record
-    names and the key it is known by (a cluster's worker renders a copy of the user's job).
+    names and the key it is known by (a cluster's worker renders a copy of the user's job); ``fresh``
+    (``run --force``): reuse nothing an earlier run left, neither a stopped picture nor finished frames nor a
+    trained network (``watch`` forces its previews but reuses them).
     """
     reporter = reporter or Reporter()
     try:
         # The caller may ask for a stop from another thread (watch mode: a newer edit).
-        run = open_run(loaded, Path(out_root), reporter, allow_outside=allow_outside, identity=identity, stop=stop)
+        run = open_run(loaded, Path(out_root), reporter, allow_outside=allow_outside, identity=identity, stop=stop,
+                       fresh=fresh)
         before = run.before
         if not force and before.get("status") == "done" and before.get("key") == run.key:
             files = [run.folder / name for name in before.get("outputs", [])]
@@ -67,6 +72,7 @@ def render(
             with run.stop.listening():
                 run.check()
                 result = mode(run.start(), farm)
+            remove_replaced(run.folder, before, result.record)
             if run.stop:  # the stop came as the job finished: it is complete, but no more jobs start
                 raise Interrupted(f"{loaded.job.name}: finished just as the stop came; {result.image_path} is complete.",
                                   run.stop.exit_code, result.image_path)

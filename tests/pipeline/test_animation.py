@@ -115,6 +115,38 @@ def test_resume_skips_finished_frames_and_changed_settings_restart(tmp_path):
     assert third.record["animation"]["frames_skipped"] == 0
 
 
+def test_a_resumed_clip_records_every_frames_loss_and_force_renders_every_frame_again(tmp_path):
+    """The frames an interrupted run finished keep their losses beside them (frames/state.json): the run
+    that goes on records all six. With force nothing is reused: every frame is rendered again."""
+    content = moving_square(tmp_path / "move.gif")
+    path = job(tmp_path, content, "animation: {close_loop: false}\n")
+    first = run(path, tmp_path)
+    state_path = first.folder / "frames" / "state.json"
+    state = json.loads(state_path.read_text())
+    assert sorted(state["losses"]) == [str(i) for i in range(6)]
+    state["done"], state["closed"] = [0, 1, 2], False  # an interrupted run: frames 3-5 never finished
+    for index in (3, 4, 5):
+        (first.folder / "frames" / f"frame_{index:05d}.png").unlink()
+    state_path.write_text(json.dumps(state))
+    record = json.loads((first.folder / "run.json").read_text())
+    (first.folder / "run.json").write_text(json.dumps(dict(record, status="interrupted")))
+    second = run(path, tmp_path)
+    assert second.record["animation"]["frames_skipped"] == 3
+    assert sorted(second.record["frame_losses"], key=int) == [str(i) for i in range(6)]
+    assert second.record["frame_losses"]["1"] == first.record["frame_losses"]["1"]
+    forced = blendstyle.run_job(path, out_root=tmp_path / "out", force=True)
+    assert forced.record["animation"]["frames_skipped"] == 0 and forced.record["iterations"]["done"] > 0
+
+
+def test_a_finished_run_removes_the_files_of_formats_no_longer_asked_for(tmp_path):
+    content = moving_square(tmp_path / "move.gif", count=3)
+    path = job(tmp_path, content, "animation: {close_loop: false, formats: [gif, webp]}\n")
+    first = run(path, tmp_path)
+    assert (first.folder / "anim.webp").is_file()
+    second = run(path, tmp_path, {"animation.formats": ["gif"]})
+    assert not (first.folder / "anim.webp").exists() and (second.folder / "anim.gif").is_file()
+
+
 def test_coherent_mode_flickers_less_than_independent_frames(tmp_path):
     content = moving_square(tmp_path / "move.gif")
     path = job(tmp_path, content, "animation: {iterations: 12, flow: none}\n")
