@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, is_video
-from ..media.probe import probe_video
+from ..media.probe import gif_loop, plays_in_all, probe_video
 from .atomic import atomic_path
 from .images import DECODE_ERRORS, _open_lazy, fit_long_side, pil_to_tensor, resize, tensor_to_pil, with_alpha
 from .video import Sound, Timeline, decode
@@ -34,8 +34,8 @@ class ClipFile:
 
     ``indices`` are the selected frame numbers in the file, ``timeline`` when each shows (a selected frame
     shows until the next selected one, so ``step`` keeps the clip's length), ``size`` the (width, height)
-    they are read at (upright), ``loop`` the GIF/WebP loop count (0 = forever; None: plays once, as every
-    video), ``transparent`` whether any selected frame has see-through pixels, ``rotation`` a video's
+    they are read at (upright), ``loop`` the loop count as a GIF counts it, whatever the file (0 = forever;
+    N: N repeats after the first play; None: plays once, as every video), ``transparent`` whether any selected frame has see-through pixels, ``rotation`` a video's
     display rotation and ``sound`` its audio for the selected stretch (None without one).
     """
 
@@ -132,7 +132,7 @@ def open_clip(
         total = getattr(image, "n_frames", 1)
         indices = _selection(path, total, start, stop, step, max_frames)
         stop = total if stop is None else stop
-        loop = image.info.get("loop") if total > 1 else None
+        loop = gif_loop(image) if total > 1 else None
         size = image.size if long_side is None else fit_long_side(*image.size, long_side)
         durations, opaque = [], True
         index = indices[0]
@@ -316,9 +316,10 @@ def write_animation(
             images = [pictures[i] for i in range(len(pictures))]
             if masks is not None:
                 images = [with_alpha(p, m) for p, m in zip(images, masks)]
-            options: dict = {"save_all": True, "append_images": images[1:], "duration": durations}
-            if loop is not None:
-                options["loop"] = loop
+            # Both count plays in all (a GIF counts repeats after the first), and both write 0 (forever) when
+            # given no count: a clip that plays once says so.
+            options: dict = {"save_all": True, "append_images": images[1:], "duration": durations,
+                             "loop": plays_in_all(loop)}
             if fmt == "webp":
                 options["lossless"] = True
             images[0].save(temporary, CLIPS[fmt].pillow, **options)

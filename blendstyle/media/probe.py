@@ -158,17 +158,33 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
 
 
 def loop_count(path: Path | str) -> int | None:
-    """An animation's loop count as its file gives it (0: forever), or None when it plays once: a video, a
-    still, a GIF without a NETSCAPE loop block, or a file that cannot be read (reported elsewhere)."""
+    """An animation's loop count as a GIF counts it (0: forever; N: N repeats after the first play), or None
+    when it plays once: a video, a still, a GIF without a NETSCAPE loop block, an APNG or WebP of one play,
+    or a file that cannot be read (reported elsewhere)."""
     from PIL import Image
 
     if is_video(path):
         return None
     try:
         with own_pixel_limit(), Image.open(path) as image:
-            return image.info.get("loop") if getattr(image, "n_frames", 1) > 1 else None
+            return gif_loop(image) if getattr(image, "n_frames", 1) > 1 else None
     except DECODE_ERRORS:
         return None
+
+
+def gif_loop(image) -> int | None:
+    """An open animation's loop count as a GIF counts it (see :func:`loop_count`). Pillow reports each
+    format's own number: a GIF's NETSCAPE count is the repeats after the first play, while APNG's
+    ``num_plays`` and WebP's loop count are the plays in all (0 forever in every one)."""
+    loop = image.info.get("loop")
+    if image.format == "GIF" or loop is None or loop == 0:
+        return loop
+    return None if loop == 1 else loop - 1
+
+
+def plays_in_all(loop: int | None) -> int:
+    """:func:`gif_loop`'s count as WebP and APNG write it: the plays in all (0: forever)."""
+    return 1 if loop is None else 0 if loop == 0 else loop + 1
 
 
 def frame_times(path: Path | str) -> list[float] | None:
