@@ -151,7 +151,17 @@ def _encode(container, video, audio, pictures, timeline: Timeline, rotation: int
     import av
 
     size_set = False
-    for pts, picture in zip(_increasing(timeline.pts), pictures):
+    times = _increasing(timeline.pts)
+    # Each frame shows until the next one, the last until the clip's end: said per packet, or the muxer
+    # gives the last frame the average frame length (a GIF's long final hold became a short one).
+    lasting = dict(zip(times, [b - a for a, b in zip(times, [*times[1:], max(timeline.end, times[-1] + 1)])]))
+
+    def mux(packet) -> None:
+        if packet.pts is not None and packet.pts in lasting:
+            packet.duration = lasting[packet.pts]
+        container.mux(packet)
+
+    for pts, picture in zip(times, pictures):
         picture = _even(stored(picture, rotation))
         if not size_set:
             video.height, video.width = picture.shape[:2]
@@ -162,9 +172,9 @@ def _encode(container, video, audio, pictures, timeline: Timeline, rotation: int
         for packet in video.encode(frame):
             if audio:
                 audio.until(float(packet.pts * packet.time_base) if packet.pts is not None else None)
-            container.mux(packet)
+            mux(packet)
     for packet in video.encode():
-        container.mux(packet)
+        mux(packet)
     if audio:
         audio.until(None)
 

@@ -154,3 +154,16 @@ def test_mp3_sound_is_copied_into_mp4_by_its_codec_name_not_its_decoder_s(tmp_pa
     note = write_video((p for _, p in decode(source, probe.pts, 0)), tmp_path / "out.webm", "webm", timeline,
                        sound=Sound(source, float("-inf"), None, 0.0))
     assert note == "re-encoded (mp3 -> opus)"
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_the_last_frame_shows_for_its_own_time_not_the_average(tmp_path, fmt):
+    """A GIF that holds its last frame for 1.5 s after three of 0.1 s: the video lasts 1.8 s, read back from
+    the written file (the muxer gave the last frame the average length, 0.45 s)."""
+    timeline = Timeline.from_durations([100, 100, 100, 1500])
+    pictures = [np.full((32, 32, 3), value, np.uint8) for value in (0, 80, 160, 240)]
+    path = write_video(pictures, tmp_path / f"hold.{fmt}", fmt, timeline) and tmp_path / f"hold.{fmt}"
+    with av.open(str(path)) as container:
+        last = list(container.decode(video=0))[-1]
+        end = float((last.pts + last.duration) * last.time_base)
+    assert end == pytest.approx(1.8, abs=0.01)
