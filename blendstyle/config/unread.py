@@ -29,6 +29,14 @@ def differs(job: Job, key: Key) -> bool:
     return value != default
 
 
+def _written(job: Job, key: Key) -> bool:
+    """Whether the job gives the setting at ``key`` itself (its file, a base or the command line)."""
+    section = job
+    for part in key[:-1]:
+        section = getattr(section, part)
+    return key[-1] in section.model_fields_set
+
+
 def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -> list[tuple[Key, list[Key], str]]:
     """(key, the settings that turn it off, reason) for every key set to a value other than its default that
     the job's other settings turn off; ``mode``: still, animation or sweep; ``video``: whether the content
@@ -36,8 +44,10 @@ def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -
     close (a video, a GIF that plays once, too few frames), None when it loops."""
     found: list[tuple[Key, list[Key], str]] = []
 
-    def unread(key: Key, switch: Key | list[Key], reason: str) -> None:
-        if differs(job, key):
+    def unread(key: Key, switch: Key | list[Key], reason: str, written: bool = False) -> None:
+        """``written``: refused when the job writes it at all, its default included (``close_loop: true``
+        on a video asks for something that cannot happen)."""
+        if differs(job, key) or (written and _written(job, key)):
             found.append((key, switch if isinstance(switch, list) else [switch], reason))
 
     animation = job.animation
@@ -51,7 +61,7 @@ def unread_keys(job: Job, mode: str, video: bool, unlooped: str | None = None) -
                "from the one before, so frames are optimised one at a time")
     if unlooped:
         for name in ("close_loop", "loop_frames"):
-            unread(("animation", name), ("content",), unlooped)
+            unread(("animation", name), ("content",), unlooped, written=name == "close_loop")
     elif not animation.close_loop:
         unread(("animation", "loop_frames"), ("animation", "close_loop"),
                "how many frames the loop-closing pass re-renders; close_loop is false")

@@ -191,3 +191,13 @@ def test_under_method_network_the_stop_rule_is_measured_against_the_refining_run
     job = load_job(clip_job(tiny_job, tmp_path, "method: network\nnetwork: {refine: 40}\n"
                             "optimizer: {stop: {tolerance: 0.01, window: 30}}", still=True)).job
     assert job.network.refine == 40
+
+
+def test_close_loop_written_out_is_refused_where_there_is_no_loop_even_at_its_default(tiny_job, tmp_path):
+    moving_gif(tmp_path / "two.gif", count=2)
+    body = "extends: quick.yaml\ncontent: two.gif\nstyles: [{path: style_a.png}]\nsize: 48\n"
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job("animation: {close_loop: true}\n", body=body))
+    [problem] = info.value.problems
+    assert problem.key == "animation.close_loop" and "a loop needs at least 3" in problem.message
+    load_job(tiny_job("", body=body))  # not written: nothing to refuse
