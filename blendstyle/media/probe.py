@@ -67,7 +67,11 @@ def _count_frames(path: Path, size: int, mtime: int) -> int | None:
 
     try:
         with own_pixel_limit(), Image.open(path) as image:
-            return getattr(image, "n_frames", 1)
+            count = getattr(image, "n_frames", 1)
+            if count > 1:  # the count comes from the headers: a file cut short in its last frame still counts it
+                image.seek(count - 1)
+                image.load()
+            return count
     except DECODE_ERRORS:
         return None
 

@@ -272,3 +272,15 @@ def test_a_style_given_as_a_path_alone_has_weight_one_and_mistakes_say_what_is_t
     said = {problem.key: problem.message for problem in info.value.problems}
     assert said["styles[0]"].startswith("expected an image path, or a mapping (path,")
     assert "YAML reads yes, no, on and off as true or false" in said["preserve_color"]
+
+
+def test_a_gif_cut_short_in_its_last_frame_is_refused_when_the_job_loads(tiny_job, tmp_path):
+    """Its headers count every frame; run would fail at the last one, so validate refuses it first."""
+    from ..conftest import moving_gif
+
+    whole = moving_gif(tmp_path / "whole.gif", count=4).read_bytes()
+    (tmp_path / "cut.gif").write_bytes(whole[: len(whole) - 40])
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job(body="extends: quick.yaml\ncontent: cut.gif\nstyles: [style_a.png]\nsize: 48\n"))
+    [problem] = info.value.problems
+    assert problem.key == "content" and "corrupt or truncated" in problem.message
