@@ -152,6 +152,14 @@ def trained_for(run: Run, key: str, seconds: float, history: list[Step]) -> dict
     }
 
 
+def _blend(styles: list) -> str:
+    """Styles (as :func:`trained_for` keeps them) by file name and share: ``starry_night 67%, udnie 33%``."""
+    weights = [float(style.get("weight", 1)) for style in styles if isinstance(style, dict)]
+    total = sum(weights) or 1.0
+    return ", ".join(f"{Path(str(style.get('path', ''))).stem} {weight / total:.0%}"
+                     for style, weight in zip(styles, weights))
+
+
 def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) -> Trained:
     """The network the frames go through (see the module's docstring, step 2); ``farm``: trained on one of
     its workers."""
@@ -159,6 +167,11 @@ def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) ->
     if settings.weights is not None:
         with run.reading(("network", "weights")):
             saved = load_network(settings.weights)
+        said, ours = _blend(saved.trained_for.get("styles") or []), _blend(run.job.model_dump(mode="json")["styles"])
+        if said and said != ours:  # said, not passed over: the pictures take the network's styles
+            run.reporter.stage(f"note: the saved network was trained for {said}; this job names {ours}: the "
+                               "pictures have the network's styles" + (", refined towards the job's" if
+                                                                       settings.refine else ""))
         return Trained(build(saved, device), saved.architecture, "applied", saved.trained_for)
     key, path = training_key(run), network_path(run)
     if path.is_file() and not run.fresh:  # an earlier run of this job trained it (and stopped while rendering, say)

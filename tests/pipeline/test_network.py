@@ -80,14 +80,25 @@ def test_the_saved_network_reloads_and_renders_the_same_frames(clip_job, tmp_pat
     saved = load_network(path)
     assert (saved.architecture.width, saved.architecture.blocks) == (8, 1) and saved.trained_for["key"]
     assert len(saved.history) == 24 and "style" in saved.terms
-    applied = blendstyle.run_job(
-        clip_job("name: applied\n", f"weights: {path}"), out_root=tmp_path / "out")
+    from ..cluster.conftest import Stages
+
+    same = Stages()
+    applied = blendstyle.render_job(blendstyle.load_job(clip_job("name: applied\n", f"weights: {path}")),
+                                    tmp_path / "out", same)
+    assert not same.heard("the saved network was trained for"), same.said  # its own style: nothing to say
     assert applied.record["network"]["source"] == "applied" and applied.record["iterations"]["training_done"] == 0
     ours = sorted((trained.folder / "frames").glob("frame_*.png"))
     theirs = sorted((applied.folder / "frames").glob("frame_*.png"))
     assert len(ours) == len(theirs) == 6
     for a, b in zip(ours, theirs):
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+    # Applied to a job of another style, it says that the pictures take the network's, not the job's.
+    stripes(colors=((20, 160, 60), (240, 220, 40))).save(tmp_path / "other.png")
+    other = clip_job("name: other_style\n", f"weights: {path}")
+    other.write_text(other.read_text().replace("path: style.png", "path: other.png"))
+    heard = Stages()
+    blendstyle.render_job(blendstyle.load_job(other), tmp_path / "out", heard)
+    assert heard.heard("the saved network was trained for style 100%; this job names other 100%"), heard.said
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
