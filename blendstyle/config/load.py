@@ -97,6 +97,18 @@ class LoadedJob:
 WEIGHTS_FILES = (("backbone", "weights"), ("network", "weights"))
 
 
+def weights_file_problem(file: Path) -> str | None:
+    """Why ``file`` cannot be a weights file, from its first bytes (torch itself is not imported here): a
+    file torch saves is a zip archive, or a pickle in the format before it."""
+    if not file.is_file():
+        return f"file not found: {display_path(file)}"
+    with open(file, "rb") as handle:
+        head = handle.read(4)
+    if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":
+        return f"{display_path(file)} is not a file torch saved (a .pt or .pth of tensors)"
+    return None
+
+
 #: Where a problem with a setting given on the command line (``--set``, ``--size``...) is located.
 COMMAND_LINE = "command line"
 
@@ -204,7 +216,7 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
             continue
         try:
             if key in WEIGHTS_FILES:
-                reason = None if file.is_file() else f"file not found: {display_path(file)}"
+                reason = weights_file_problem(file)
             elif key == ("content",) and file.is_dir():
                 reason = check_folder(file, limit)
             else:

@@ -399,7 +399,7 @@ def test_pixel_limit_refuses_huge_images(tiny_job, tmp_path):
 def test_bad_weights_file_is_a_clear_error(tiny_job, tmp_path):
     (tmp_path / "weights.bin").write_text("not weights")
     job = tiny_job("backbone: {weights: weights.bin}\n")
-    with pytest.raises(BlendstyleError, match="weights.bin is not a valid quantised VGG19 weights file"):
+    with pytest.raises(BlendstyleError, match="weights.bin is not a file torch saved"):
         blendstyle.run_job(job, out_root=tmp_path / "out")
     missing = tiny_job("backbone: {weights: nowhere.bin}\n", name="missing.yaml")
     with pytest.raises(BlendstyleError, match="missing.yaml:6:21 backbone.weights: file not found"):

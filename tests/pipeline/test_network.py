@@ -228,7 +228,9 @@ def test_a_weights_file_of_another_shape_is_a_located_error(clip_job, tmp_path):
     payload["architecture"]["width"] = 12
     torch.save(payload, tmp_path / "wrong.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a network at all")
-    for name, words in (("wrong.pt", "does not hold the weights of a 12-wide"), ("junk.pt", "cannot read")):
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "wrong.pt").read_bytes()[:200])  # a torch file cut short
+    for name, words in (("wrong.pt", "does not hold the weights of a 12-wide"),
+                        ("junk.pt", "is not a file torch saved"), ("cut.pt", "cannot read")):
         with pytest.raises(BlendstyleError) as info:
             blendstyle.run_job(clip_job("name: other\n", f"weights: {name}"), out_root=tmp_path / "out")
         problem = info.value.problems[0]
