@@ -147,8 +147,17 @@ def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
                     message += f" (found {_short(item['input'])})"
                 if isinstance(item.get("input"), bool) and kind in ("literal_error", "string_type", "enum"):
                     message += "; YAML reads yes, no, on and off as true or false: quote a word meant as text"
+                if kind == "int_from_float" and "time" in _description(key):
+                    message += f"; a time is written with an s: {item['input']}s"
         problems.append(Problem(message, location, format_key(key) or None))
     return sorted(problems, key=problem_order)
+
+
+def _description(key: Key) -> str:
+    """The description of the field at ``key`` (its type's, for a union), or ``""``."""
+    parent = _model_at(key[:-1])
+    field = parent.model_fields.get(str(key[-1])) if parent and key else None
+    return field.description or "" if field else ""
 
 
 def wrong_keys(error: ValidationError, layered: Layered) -> set[Key]:

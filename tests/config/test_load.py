@@ -284,3 +284,13 @@ def test_a_gif_cut_short_in_its_last_frame_is_refused_when_the_job_loads(tiny_jo
         load_job(tiny_job(body="extends: quick.yaml\ncontent: cut.gif\nstyles: [style_a.png]\nsize: 48\n"))
     [problem] = info.value.problems
     assert problem.key == "content" and "corrupt or truncated" in problem.message
+
+
+def test_a_fraction_where_a_frame_or_a_time_goes_says_how_to_write_the_time(tiny_job, tmp_path):
+    from ..conftest import moving_gif
+
+    moving_gif(tmp_path / "clip.gif")
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job("animation: {stop: 1.5}\n", body="extends: quick.yaml\ncontent: clip.gif\nstyles: [style_a.png]\n"))
+    [problem] = info.value.problems
+    assert problem.key == "animation.stop" and problem.message.endswith("a time is written with an s: 1.5s")
