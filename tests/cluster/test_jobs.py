@@ -22,7 +22,7 @@ def test_jobs_on_workers_equal_local_runs_and_a_failure_stops_none(tiny_job, tmp
     first = tiny_job("name: first\n", name="first.yaml")
     second = tiny_job("name: second\nseed: 3\n", name="second.yaml")
     broken = tiny_job("name: broken\nbackbone: {weights: weights.pt}\n", name="broken.yaml")
-    (tmp_path / "weights.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "weights.pt").write_bytes(b"PK\x03\x04 cut short")  # a torch file by its first bytes, not one in full
     jobs = [(path, load_job(path)) for path in (first, second, broken)]
     finished = {f.path.name: f for f in render_jobs(cluster, jobs, tmp_path / "spread")}
     assert finished["broken.yaml"].outcome.error is not None and not (tmp_path / "spread" / "broken").exists()
