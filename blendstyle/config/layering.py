@@ -39,6 +39,11 @@ class Layered:
                 return self.values[key[:end]]
         return None
 
+    def on_command_line(self, key: Key) -> bool:
+        """Whether ``key`` (or the value enclosing it) was set on the command line, not in a file."""
+        where = self.location(key)
+        return where is not None and where.line is None
+
     def directory(self, key: Key) -> Path:
         for end in range(len(key), -1, -1):
             if key[:end] in self.dirs:

@@ -174,23 +174,18 @@ def _set_iterations(layered: Layered, iterations: int) -> list[Problem]:
     if settings is None:
         return [Problem("the job applies a saved network as it is (network.weights, network.refine 0): nothing "
                         "of it iterates", Location(COMMAND_LINE), "--iterations")]
-    both = [text for text in settings if text not in FOLLOWING and _on_command_line(layered, parse_key(text))]
+    both = [text for text in settings if text not in FOLLOWING and layered.on_command_line(parse_key(text))]
     if both:  # two lengths asked for one optimisation: neither is taken over the other in silence
         return [Problem(f"sets {both[0]}, which --set sets too: give one of the two", Location(COMMAND_LINE),
                         "--iterations")]
     for text, value in settings.items():
         key = parse_key(text)
         where = layered.location(key)
-        if key in FOLLOWERS and _on_command_line(layered, key):
+        if key in FOLLOWERS and layered.on_command_line(key):
             continue  # set on the command line itself (--set): kept as given
         # A setting scaled from the file's value stays where the file wrote it: a refusal of it points there.
         layered.assign(key, value, where if key in FOLLOWERS and where is not None else Location(COMMAND_LINE))
     return []
-
-
-def _on_command_line(layered: Layered, key: Key) -> bool:
-    where = layered.location(key)
-    return where is not None and where.file == COMMAND_LINE
 
 
 def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file: Path,

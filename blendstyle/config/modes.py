@@ -133,7 +133,7 @@ def refused_keys(job: Job, layered: Layered, animated: bool, job_file: Path, vid
     # A key turned off by a switch given on the command line stays: the file keeps it for when the override goes.
     for key, switch, reason in unread_keys(job, mode, video, unlooped):
         if (not any(key[:end] in said for end in range(1, len(key) + 1)) and not _from_base(layered, key, job_file)
-                and not any(_on_command_line(layered, one) for one in switch)):
+                and not any(layered.on_command_line(one) for one in switch)):
             refused.append((key, reason))
             said.add(key)  # one reason a key: the first rule that turns it off
     return refused
@@ -143,11 +143,6 @@ def _from_base(layered: Layered, key: tuple, job_file: Path) -> bool:
     """Whether every value under ``key`` was written in a file other than the job's own (an ``extends`` base)."""
     given = [where for at, where in layered.values.items() if at[: len(key)] == key]
     return bool(given) and all(where.line is not None and not _same_file(where.file, job_file) for where in given)
-
-
-def _on_command_line(layered: Layered, key: tuple) -> bool:
-    where = layered.values.get(key)
-    return where is not None and where.line is None
 
 
 def _same_file(shown: str, job_file: Path) -> bool:

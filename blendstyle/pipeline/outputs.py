@@ -5,15 +5,14 @@ stills, sweeps, studies and animations share.
   as the job's ``output`` asks (:func:`write_sweep_extras`: a sweep's, with its grid and a curve per cell);
 * :func:`write_clip`: an animation's files in every format the job asks for, from its finished frames,
   each renamed into place only when complete (the formats' rules come from :mod:`blendstyle.media.formats`);
-* :func:`remove_stale`, :func:`remove_replaced`: an earlier run's leftovers (in the mode's own folders,
-  and the outputs its record listed), once this run is done;
+* :func:`remove_replaced`: what the last finished run wrote and this one no longer does (a format dropped,
+  snapshots of a longer run, another sweep's cells), once this run is done;
 * :func:`record`: the run record with what every mode says of the picture (its size, its scales, the
   memory plan) before the mode's own fields.
 """
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,19 +44,10 @@ def write_extras(schedule: Schedule, content: torch.Tensor, result: torch.Tensor
     return files
 
 
-def remove_stale(folder: Path, name: str, kept: list[Path]) -> None:
-    """Remove the files an earlier run of the job ``name`` left in ``folder`` (``snapshots/``, ``sweep/``)
-    that this run did not write (another sweep's values, a longer run's snapshots): the folder then holds
-    this run's outputs alone, as its record lists them."""
-    if folder.is_dir():
-        for path in folder.glob(f"{glob.escape(name)}_*"):
-            if path.is_file() and path not in kept:
-                path.unlink()
-
-
 def remove_replaced(folder: Path, before: dict, now: dict) -> None:
     """Remove the outputs the job's last finished run listed (``before``, its record) that this one's
-    record (``now``) does not: a format no longer asked for, a still gone from a folder of stills."""
+    record (``now``) does not: a format no longer asked for, a still gone from a folder of stills, a longer
+    run's snapshots, another sweep's cells."""
     if before.get("status") != "done" or not isinstance(before.get("outputs"), list):
         return
     kept = set(now.get("outputs", []))

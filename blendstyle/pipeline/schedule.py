@@ -283,7 +283,6 @@ class Schedule:
         layout = grid(height, width, job.tiles.size, job.tiles.overlap)
         picture = progress.image = progress.image.clone()
         finals: list[dict[str, float]] = []
-        history: list[Step] = []
 
         def run_tile(part: torch.Tensor, start: torch.Tensor, tile) -> Optimized:
             optimized, final = self.tile(stage, (height, width), part, start, tile, frames)
@@ -302,14 +301,13 @@ class Schedule:
 
         mark = self.run.seconds()
         # Steps are numbered on over the tiles, from where a stopped run's finished tiles left the count.
+        first = len(progress.steps)
         for done, tile_history in optimize_tiles(run_wave, content, picture, layout, progress.tiles_done, self.run.reporter.stage):
-            offset = history[-1].iteration if history else progress.done
-            numbered = [Step(offset + s.iteration, s.total, s.terms, s.elapsed) for s in tile_history]
-            history += numbered
-            progress.steps += numbered
-            progress.tiles_done, progress.done = done, offset + len(tile_history)
-            if on_tile is not None and history:
-                on_tile(history[-1], picture)
+            progress.steps += [Step(progress.done + s.iteration, s.total, s.terms, s.elapsed) for s in tile_history]
+            progress.tiles_done, progress.done = done, progress.done + len(tile_history)
+            if on_tile is not None and tile_history:
+                on_tile(progress.steps[-1], picture)
+        history = progress.steps[first:]  # this run's
         # The whole picture is too large to score at once: the final terms are the tiles' average.
         final = {name: sum(f[name] for f in finals) / len(finals) for name in finals[0]} if finals else {}
         return Optimized(picture, history, False, self.run.seconds() - mark), final

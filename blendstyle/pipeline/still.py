@@ -16,7 +16,7 @@ from ..media.probe import content_files
 from ..nst.memory import plan
 from ..nst.optimize import Step, rows, steps
 from .context import Run, Saved
-from .outputs import record, remove_stale, write_extras
+from .outputs import record, write_extras
 from .result import RenderResult
 from .schedule import Progress, Schedule, TileFarm, plan_stages
 
@@ -71,7 +71,6 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
     print_options = {"depth": job.output.depth, "dpi": job.output.dpi}
     resume_path = folder / "snapshots" / f"{job.name}_resume.png"
     progress = resume(run, schedule, resume_path)
-    fresh = progress.image is None  # not going on from a stopped run (whose snapshots stay)
     resumed = progress.done if progress.stage == len(stages) - 1 else 0
 
     snapshots: list[Path] = []
@@ -102,8 +101,6 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
     history = schedule.progress.steps  # the last scale's steps, those before a stop included
     files += write_extras(schedule, original, optimized.image, history) + snapshots
     resume_path.unlink(missing_ok=True)
-    if fresh:
-        remove_stale(folder / "snapshots", job.name, snapshots)
     timings = dict(schedule.timings, optimize=optimized.seconds, total=run.seconds())
     done = record(
         run, schedule, width, height, memory,

@@ -22,7 +22,7 @@ from ..nst.memory import plan
 from ..nst.optimize import Optimized, Step
 from ..nst.regions import over_white
 from .context import Run, Saved
-from .outputs import record, remove_stale, write_sweep_extras
+from .outputs import record, write_sweep_extras
 from .rendered import Rendered
 from .result import RenderResult
 from .schedule import Schedule, TileFarm, plan_stages
@@ -119,7 +119,6 @@ def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
     # One curve per cell, labelled as its file is (a cell resumed from a stopped run keeps its history).
     curves = [(Path(cell["file"]).stem.removeprefix(f"{job.name}_"), cell.get("loss_history", [])) for cell in done]
     files += write_sweep_extras(schedule, original, sheet, [curve for curve in curves if curve[1]])
-    remove_stale(folder / "sweep", job.name, files)
     done_record = record(
         run, schedule, width, height, memory,
         sweep=done,
