@@ -19,7 +19,7 @@ import click
 from rich.table import Table
 
 from ..config.fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
-from ..config.iterations import optimisation_settings
+from ..config.iterations import LIMIT, optimisation_settings
 from ..config.layers import LAYER_NAMES, layer_channels, layer_stride
 from ..config.load import LoadedJob
 from ..config.models import job_schema
@@ -105,7 +105,7 @@ def validate(jobs, size, iterations, device, seed, settings) -> None:
 @click.argument("what", type=click.Choice(["content", "style", "kinds"]))
 @click.argument("job", type=click.Path(path_type=Path))
 @click.option("--size", type=int, help="Image long side (overrides the job's size).")
-@click.option("--iterations", type=click.IntRange(1, 100_000),
+@click.option("--iterations", type=click.IntRange(1, LIMIT),
               help="Iterations per reconstruction (overrides optimizer.iterations).")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps (overrides device).")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True)
