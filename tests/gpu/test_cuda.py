@@ -242,6 +242,19 @@ def test_the_step_replayed_as_a_cuda_graph_equals_the_step_launched_op_by_op(tin
 
 
 @cuda_only
+@pytest.mark.parametrize("kind", STYLE_LOSS_KINDS)
+def test_every_style_loss_kinds_step_is_replayed_as_a_cuda_graph(tiny_job, tmp_path, kind):
+    """No kind reads a value back in its step (w2 takes its square roots by Newton-Schulz on CUDA)."""
+    from blendstyle.pipeline.styles import stylizer_for
+
+    job = blendstyle.load_job(tiny_job(f"device: cuda\nprecision: bf16\nstyle_loss: {kind}\n")).job
+    content = read_image(tmp_path / "content.png", 48).cuda()
+    result, _ = stylizer_for(job, torch.device("cuda"), 48).run(content, content, 10)
+    assert result.graphed, f"{kind}: its step ran op by op"
+    assert result.history[-1].total < result.history[0].total
+
+
+@cuda_only
 def test_the_loss_read_a_step_late_files_what_reading_at_once_does():
     """On CUDA the host reads each iteration's loss one iteration late (:mod:`blendstyle.nst.reads`), out of
     pinned copies that a replayed graph cannot overwrite: the same steps are filed as when read at once."""

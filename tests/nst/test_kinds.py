@@ -16,6 +16,7 @@ from blendstyle.nst.kinds import (
     gaussian_kernel,
     make_kind,
 )
+from blendstyle.nst.kinds.wasserstein import FLOOR, trace_sqrt
 
 SHAPE = (1, 4, 5, 6)
 
@@ -340,6 +341,53 @@ def test_w2_is_the_closed_form_distance_between_gaussians():
     root = sqrtm(c2)
     expected = (m1 - m2).pow(2).sum() + c1.trace() + c2.trace() - 2 * sqrtm(root @ c1 @ root).trace()
     assert (kind.loss(image, target) * target["norm"]).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def _singular_covariance(channels=64, positions=40, seed=0) -> torch.Tensor:
+    """A covariance as deep layers of a small picture give: fewer positions than channels, channel spreads
+    over three decades, one dead channel."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = torch.randn(positions, channels, generator=generator, dtype=torch.float64)
+    rows = rows * torch.logspace(0, -3, channels, dtype=torch.float64)
+    rows[:, 5] = 0
+    return rows.t() @ rows / positions
+
+
+def test_w2_root_trace_by_newton_schulz_is_the_eigendecompositions():
+    """The CUDA solve (matrix products only) and the CPU one give one function: the same value and gradient
+    on a singular, badly scaled matrix, where the floor is what keeps the iteration converging."""
+    matrix = _singular_covariance()
+    found = {}
+    for newton_schulz in (False, True):
+        lifted = matrix.clone().requires_grad_(True)
+        value = trace_sqrt(lifted, newton_schulz=newton_schulz)
+        found[newton_schulz] = value.detach(), torch.autograd.grad(value, lifted)[0]
+    (value, gradient), (iterated, iterated_gradient) = found[False], found[True]
+    assert iterated.item() == pytest.approx(value.item(), rel=1e-10)
+    assert (iterated_gradient - gradient).norm() < 1e-8 * gradient.norm()
+    # The floor bounds the pull along the dead channel: 1 / (2 sqrt(floor)), not infinite.
+    assert gradient[5, 5].item() == pytest.approx(0.5 / (FLOOR * matrix.trace().item()) ** 0.5, rel=1e-6)
+    small = matrix[:5, :5].clone().requires_grad_(True)  # full rank: a finite difference sees a smooth function
+    assert torch.autograd.gradcheck(lambda m: trace_sqrt(m, newton_schulz=True), (small,))
+
+
+def test_w2_root_trace_by_newton_schulz_survives_rounding_below_zero():
+    """A float32 covariance of few positions has rounding eigenvalues below zero, more than the floor lifts:
+    the iteration's second try (a higher floor) is taken, finite and near the eigendecomposition's value,
+    which takes them as zero."""
+    matrix = _singular_covariance()
+    values, vectors = torch.linalg.eigh(matrix)
+    values[0] = -1e-8 * values.sum()
+    matrix = (vectors * values) @ vectors.t()
+    found = {}
+    for newton_schulz in (False, True):
+        lifted = matrix.clone().requires_grad_(True)
+        value = trace_sqrt(lifted, newton_schulz=newton_schulz)
+        found[newton_schulz] = value.detach(), torch.autograd.grad(value, lifted)[0]
+    (value, gradient), (iterated, iterated_gradient) = found[False], found[True]
+    assert torch.isfinite(iterated) and torch.isfinite(iterated_gradient).all()
+    assert iterated.item() == pytest.approx(value.item(), rel=0.01)
+    assert iterated_gradient.abs().max() <= gradient.abs().max()
 
 
 def test_neighbours_blend_draws_each_style_in_proportion_and_masks_draw_their_own():
