@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +90,9 @@ class Cluster:
         ray = self.ray = import_ray(self.option)
         if ray.is_initialized():  # a session already open in this process (tests, notebooks): use it
             return self._size()
+        # ray.init makes SIGTERM end the process at once (sys.exit): the run's own handler, which stops it
+        # in order and saves what it has, is put back after it.
+        handlers = _signal_handlers()
         try:
             if self.address is None:
                 cores = os.cpu_count() or 1
@@ -100,6 +105,8 @@ class Cluster:
             where = self.address or "this machine"
             raise BlendstyleError(Problem(f"cannot start or reach Ray at {where}: {error}", key=self.option),
                                   hint="check the address, or that `ray status` works there") from None
+        finally:
+            _restore(handlers)
         self.started = True
         try:
             return self._size()
@@ -169,3 +176,16 @@ class Cluster:
         free = int(self.ray.available_resources().get("CPU", 0))
         cpus = self.threads if self.threads_asked else min(self._largest_node(), max(1, free))
         return {"max_restarts": RESTARTS, "max_task_retries": RESTARTS, "num_cpus": max(1, cpus)}, max(1, cpus)
+
+
+def _signal_handlers() -> dict:
+    """SIGINT's and SIGTERM's handlers now (none where signals cannot be handled: off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore(handlers: dict) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)

@@ -118,9 +118,12 @@ def test_sweep_cells_on_workers_equal_a_local_sweep(tiny_job, tmp_path, cluster,
     assert histories[0] == histories[1] and all(histories[0].values())
 
 
-def test_ctrl_c_on_the_driver_keeps_finished_frames_and_the_rerun_resumes(tmp_path):
-    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the driver cancels the workers'
-    calls, keeps the frames that came back, exits 130; the same command finishes the rest."""
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_a_stop_on_the_driver_keeps_finished_frames_and_the_rerun_resumes(tmp_path, stop):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it, or SIGTERM to the driver, as
+    `kill` or a job scheduler sends it (Ray's own handler would end the process at once): the driver
+    cancels the workers' calls, keeps the frames that came back, exits 130 or 143; the same command
+    finishes the rest."""
     import os
     import signal
     import time
@@ -134,9 +137,12 @@ def test_ctrl_c_on_the_driver_keeps_finished_frames_and_the_rerun_resumes(tmp_pa
     deadline = time.monotonic() + 120
     while not list(frames.glob("frame_*.png")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGINT)
+    if stop == "ctrl-c":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        os.kill(process.pid, signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert process.returncode == (130 if stop == "ctrl-c" else 143), stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
     kept = {p.name: p.read_bytes() for p in frames.glob("frame_*.png")}
     assert 1 <= len(kept) < 10
