@@ -14,7 +14,7 @@ wave at a time (the same workers for every wave), handed back in the wave's orde
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from ..errors import BlendstyleError, Problem
@@ -95,19 +95,21 @@ class RayFarm:
                         ref = item
                         pending.remove(item)
                     yield ray.get(ref)
-        except (Exception, KeyboardInterrupt) as error:  # a stop or a failure: the workers go, ending their calls
+        # A stop or a failure, here or where the frames are kept (which closes this generator: GeneratorExit):
+        # the workers go at once, ending their calls, rather than finishing them first.
+        except (Exception, KeyboardInterrupt, GeneratorExit) as error:
             self.close(release=False)
             if isinstance(error, ray.exceptions.RayError) and not isinstance(error, (BlendstyleError, Halted)):
                 raise lost(error) from None
             raise
 
-    def independent(self, renderer: ClipRenderer, groups: list[list[int]]) -> Iterator[Rendered]:
+    def independent(self, renderer: ClipRenderer, groups: list[list[int]]) -> Generator[Rendered, None, None]:
         actors = self._start(FrameWorker, lambda: _clip(renderer), len(groups))
         per = -(-len(groups) // len(actors))  # contiguous runs of groups, one run per worker
         refs = [actors[number // per].afresh.remote(self.shipped, group) for number, group in enumerate(groups)]
         yield from self._gather(renderer.run, refs, [])
 
-    def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Iterator[Rendered]:
+    def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Generator[Rendered, None, None]:
         ray = self.cluster.ray
         if (self.cluster.address or "").startswith("ray://"):
             raise BlendstyleError(
@@ -176,7 +178,7 @@ class RayFarm:
                     raise
             yield "lost", latest["done"] if latest else 0
 
-    def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
+    def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Generator[Rendered, None, None]:
         actors = self._start(StillWorker, lambda: _still(schedule), len(cells))
         refs = [actors[k % len(actors)].cell.remote(self.shipped, number, weights)
                 for k, (number, weights) in enumerate(cells)]

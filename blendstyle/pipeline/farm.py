@@ -43,7 +43,7 @@ keyframes alone, without steps 4 and 5, measured 8.7x on a smaller clip).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -227,12 +227,13 @@ def _previous(renderer: ClipRenderer, frame: Keyframe) -> Previous:
 
 class ClipFarm(Protocol):
     """Renders frames of a clip on other processes and hands them back as they finish, in any order
-    (the whole farm, with a still's sweep cells and a print's tiles, is :class:`blendstyle.pipeline.render.Farm`)."""
+    (the whole farm, with a still's sweep cells and a print's tiles, is :class:`blendstyle.pipeline.render.Farm`).
+    Closing a generator it handed out ends the calls under way at once."""
 
     workers: int
 
-    def independent(self, renderer: ClipRenderer, groups: list[list[int]]) -> Iterator[Rendered]:
+    def independent(self, renderer: ClipRenderer, groups: list[list[int]]) -> Generator[Rendered, None, None]:
         """Each group of frames rendered afresh (a group: one optimisation)."""
 
-    def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Iterator[Rendered]:
+    def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Generator[Rendered, None, None]:
         """The chunks' keyframes, then their chains; ``given``: finished frames a resumed plan starts from."""

@@ -16,8 +16,8 @@ terms, the seconds and the scene cuts the record reports.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 
 import torch
@@ -162,7 +162,7 @@ def spread(log: FrameLog, farm: ClipFarm) -> None:
     if renderer.settings.mode == "independent":
         todo = [index for index in range(len(renderer.clip)) if index not in store.done]
         size = renderer.batch_size
-        finished: Iterable[Rendered] = farm.independent(renderer, [todo[i : i + size] for i in range(0, len(todo), size)])
+        finished: Generator[Rendered, None, None] = farm.independent(renderer, [todo[i : i + size] for i in range(0, len(todo), size)])
     else:
         run.reporter.stage("finding scene cuts")
         chunks = plan_chunks(len(renderer.clip), find_cuts(renderer), farm.workers, store.done)
@@ -170,9 +170,10 @@ def spread(log: FrameLog, farm: ClipFarm) -> None:
         given = {index: Keyframe(index, read_image(store.path(index)).to(run.device), frames(index)[0])
                  for index in sorted(needed_frames(chunks) & store.done)}
         finished = farm.coherent(renderer, chunks, given)
-    for rendered in finished:
-        log.keep(rendered)
-        run.check()
+    with closing(finished):  # a stop while a frame is kept closes the gathering, which lets the workers go
+        for rendered in finished:
+            log.keep(rendered)
+            run.check()
 
 
 def close_loop(log: FrameLog, last_content: torch.Tensor | None) -> None:

@@ -10,7 +10,8 @@ cells that are left. (A sweep needs a still content: ``validate`` refuses one on
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator
+from contextlib import closing
 from pathlib import Path
 from typing import Protocol
 
@@ -32,7 +33,7 @@ from .still import StillContent
 class CellFarm(TileFarm, Protocol):
     """Renders a sweep's cells (and a print's tiles) side by side on other processes."""
 
-    def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Iterator[Rendered]:
+    def cells(self, schedule: Schedule, cells: list[tuple[int, list[float]]]) -> Generator[Rendered, None, None]:
         """Sweep cells (number, style weights) of a still, each through ``schedule``'s stages; a result's
         ``indices`` holds its cell's number."""
 
@@ -94,9 +95,11 @@ def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
     with run.guard(save, (width, height)):
         if farm is not None and todo:  # cells side by side on the farm's workers, kept as they come
             reporter.stage(f"{len(todo)} sweep cells on {farm.workers} workers")
-            for rendered in farm.cells(schedule, [(number, cell[1]) for number, cell in todo.items()]):
-                keep(rendered.indices[0], rendered.image, rendered.final, rendered.history)
-                run.check()
+            finished = farm.cells(schedule, [(number, cell[1]) for number, cell in todo.items()])
+            with closing(finished):  # a stop while a cell is kept closes the gathering: the workers go at once
+                for rendered in finished:
+                    keep(rendered.indices[0], rendered.image, rendered.final, rendered.history)
+                    run.check()
         for number, (combination, weights, _, label) in todo.items():
             if combination in cells:
                 continue

@@ -246,3 +246,25 @@ def test_a_still_whose_network_is_ready_says_the_workers_have_nothing_to_train(t
     stages = Stages()
     render(load_job(path), tmp_path / "out", stages, force=True, farm=RayFarm(cluster))
     assert stages.heard("the network is trained already, so the workers have nothing to train"), stages.said
+
+
+def test_closing_the_gathering_lets_the_workers_go_at_once():
+    """A stop while the driver keeps a frame closes the gathering generator (frames.spread, sweep cells):
+    the workers are killed at once, not asked first to clean up behind the calls under way (which waited
+    up to 30 s)."""
+    from types import SimpleNamespace
+
+    from blendstyle.cluster.frames import RayFarm
+
+    said = []
+    actor = SimpleNamespace(release=SimpleNamespace(remote=lambda: said.append("release")))
+    ray = SimpleNamespace(wait=lambda refs, num_returns=1, timeout=None: (refs[:1], refs[1:]),
+                          get=lambda ref, timeout=None: f"frame {ref}", kill=lambda worker: said.append("kill"),
+                          ObjectRefGenerator=type("ObjectRefGenerator", (), {}),
+                          exceptions=SimpleNamespace(RayError=type("RayError", (Exception,), {})))
+    farm = RayFarm(SimpleNamespace(workers=1, ray=ray))
+    farm.actors = [actor]
+    gathering = farm._gather(SimpleNamespace(stop=None), [1, 2, 3], [])
+    assert next(gathering) == "frame 1"
+    gathering.close()
+    assert said == ["kill"] and farm.actors == []
