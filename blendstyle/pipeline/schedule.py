@@ -213,7 +213,9 @@ class Schedule:
     def picture_so_far(self) -> torch.Tensor | None:
         """The picture a stop would keep, in the output's colours."""
         progress = self.progress
-        if progress.image is None:
+        if progress.image is None or progress.original is None:
+            # None too for a resumed picture whose stage has not begun: the file it was read from keeps it
+            # (and its content, which a luminance picture needs to be finished, is not at hand yet).
             return None
         # Without building the stage's stylizer: a stop that came before its style targets is being saved.
         return finish(self.plan, progress.image.clamp(0, 1), progress.original)

@@ -100,7 +100,6 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
     files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt, alpha, **print_options)]
     history = schedule.progress.steps  # the last scale's steps, those before a stop included
     files += write_extras(schedule, original, optimized.image, history) + snapshots
-    resume_path.unlink(missing_ok=True)
     timings = dict(schedule.timings, optimize=optimized.seconds, total=run.seconds())
     done = record(
         run, schedule, width, height, memory,
@@ -120,7 +119,9 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
     )
     if tiles:
         done["tiles"] = {"size": job.tiles.size, "overlap": job.tiles.overlap, "count": tiles, "done": tiles}
-    return RenderResult(job.name, folder, files[0], files + [run.write(done)], done, optimized)
+    files.append(run.write(done))
+    resume_path.unlink(missing_ok=True)  # after the record: a run killed in between still resumes
+    return RenderResult(job.name, folder, files[0], files, done, optimized)
 
 
 def save(run: Run, schedule: Schedule, tiles: int, resume_path: Path, result) -> Saved:

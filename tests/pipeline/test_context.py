@@ -160,6 +160,31 @@ def test_ctrl_c_keeps_the_image_and_the_same_command_resumes(tiny_job, tmp_path)
     assert not (out / "tiny" / record["resume_from"]).exists()
 
 
+class SignalOnResuming(Reporter):
+    """Sends this process a real signal when a run says that it resumes (before its stage begins)."""
+
+    def stage(self, text):
+        if text.startswith("resuming"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_stop_before_a_resumed_luminance_still_begins_keeps_its_picture(tiny_job, tmp_path):
+    """preserve_color: luminance needs the content to finish a picture; a stop that comes while a resumed
+    run sets up keeps the picture the first stop saved, and the run after resumes from it."""
+    job = tiny_job("preserve_color: luminance\noptimizer: {iterations: 12, stop: {tolerance: 0}}\n")
+    out = tmp_path / "out"
+    _interrupt(blendstyle.load_job(job), out, SignalAt(signal.SIGINT, steps=4))
+    record = json.loads((out / "tiny" / "run.json").read_text())
+    kept = (out / "tiny" / record["resume_from"]).read_bytes()
+    stopped = _interrupt(blendstyle.load_job(job), out, SignalOnResuming())
+    assert stopped.exit_code == 130
+    again = json.loads((out / "tiny" / "run.json").read_text())
+    assert again["status"] == "interrupted" and again["iterations"]["done"] == 4, again
+    assert (out / "tiny" / record["resume_from"]).read_bytes() == kept
+    resumed = blendstyle.run_job(job, out_root=out)
+    assert resumed.record["iterations"]["resumed_after"] == 4 and resumed.record["iterations"]["done"] == 12
+
+
 def test_ctrl_c_in_a_coarse_scale_leaves_a_resumable_record(tiny_job, tmp_path, monkeypatch):
     """SIGINT during the first of two scales: exit code 130, the small picture kept with the stage it
     belongs to; the next run finishes that scale's iterations, then the full size."""
