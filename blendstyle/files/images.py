@@ -14,7 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BlendstyleError
 from ..media.formats import STILLS
-from ..media.probe import DECODE_ERRORS, own_pixel_limit
+from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit
 from .atomic import atomic_path
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
 
@@ -128,7 +128,7 @@ def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | 
     masks = []
     with image:
         try:
-            for index in range(getattr(image, "n_frames", 1)):
+            for index in range(frame_count(image)):
                 image.seek(index)
                 frame = ImageOps.exif_transpose(image.convert("RGBA").convert("LA"))
                 if long_side is not None:
