@@ -53,7 +53,8 @@ def to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:
     keyed = "transparency" in image.info
     if image.mode in ("P", "PA") or (keyed and image.mode in ("RGB", "L")):
         image = image.convert(("LA" if image.mode == "L" else "RGBA") if keyed or image.mode == "PA" else "RGB")
-    if image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA"):
+    grey_only = image.mode in ("L", "LA") and source.profile.xcolor_space.strip() != "GRAY"  # (an RGB one)
+    if image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA") or grey_only:
         return image, f"{name} (not applied: a {image.mode} picture is read as it is)"
     alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
     srgb = ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile()))
