@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import BlendstyleError
+from ..errors import BlendstyleError, display_path
 from ..media.formats import STILLS
 from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit
 from .atomic import atomic_path
@@ -120,8 +120,8 @@ def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
         if white is not None:
             upright = to_grey8(upright, white)
         return to_srgb(upright)[0]  # an embedded colour profile is applied once, here
-    except DECODE_ERRORS as exc:  # truncated or corrupt data
-        raise BlendstyleError(f"cannot decode image {path}: {exc}") from None
+    except DECODE_ERRORS as exc:  # truncated or corrupt data (validate's check_image says the same)
+        raise BlendstyleError(f"cannot decode image {display_path(Path(path))}: {exc}") from None
 
 
 def read_image(
@@ -183,7 +183,7 @@ def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | 
                 value = ((grey * alpha + 127) // 255).astype(np.uint8)
                 masks.append(torch.from_numpy(value)[None, None])
         except DECODE_ERRORS as exc:
-            raise BlendstyleError(f"cannot decode mask {path}: {exc}") from None
+            raise BlendstyleError(f"cannot decode mask {display_path(Path(path))}: {exc}") from None
     return masks
 
 
@@ -248,25 +248,26 @@ def _levels(image: torch.Tensor | Image.Image, levels: int) -> np.ndarray:
 
 
 def _open_lazy(path: Path | str, max_pixels: int | None = None) -> Image.Image:
+    shown = display_path(Path(path))  # as validate's messages show it
     try:
         with own_pixel_limit():
             image = Image.open(path)
     except FileNotFoundError:
-        raise BlendstyleError(f"image not found: {path}") from None
+        raise BlendstyleError(f"image not found: {shown}") from None
     except UnidentifiedImageError:
-        raise BlendstyleError(f"not an image file (no image format recognised): {path}") from None
+        raise BlendstyleError(f"not an image file (no image format recognised): {shown}") from None
     except Image.DecompressionBombError as exc:
-        raise BlendstyleError(f"image refused as too large: {path} ({exc})") from None
+        raise BlendstyleError(f"image refused as too large: {shown} ({exc})") from None
     except DECODE_ERRORS as exc:  # a truncated or corrupt header
-        raise BlendstyleError(f"cannot decode image {path}: {exc}") from None
+        raise BlendstyleError(f"cannot decode image {shown}: {exc}") from None
     width, height = image.size
     if width < 1 or height < 1:
         image.close()
-        raise BlendstyleError(f"image has no pixels ({width}x{height}): {path}")
+        raise BlendstyleError(f"image has no pixels ({width}x{height}): {shown}")
     if max_pixels is not None and width * height > max_pixels:
         image.close()
         raise BlendstyleError(
-            f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}: {path}",
+            f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}: {shown}",
             hint="raise max_input_pixels in the job if the file is trusted",
         )
     return image
