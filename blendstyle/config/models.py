@@ -59,6 +59,19 @@ class Job(Model):
             object.__setattr__(self, "size", self.size.pixels)
         return self
 
+    @field_validator("output")
+    @classmethod
+    def _print_dpi_is_kept(cls, output: Output, info: ValidationInfo) -> Output:
+        # A print size's dpi becomes output.dpi in _print_size_in_pixels, after Output checked its own dpi:
+        # refused here as an explicit dpi is (Output._deep_formats), at the same key, not dropped unsaid.
+        size = info.data.get("size")
+        if isinstance(size, PrintSize) and output.dpi is None and output.format == "webp":
+            raise ValueError(
+                f"size {size.long_side} at {size.dpi} dpi marks the file {size.dpi} dpi, and dpi is stored in png, "
+                f"jpg and tiff files; a webp file has no resolution (or give the size in pixels: {size.pixels})"
+            )
+        return output
+
     @field_validator("precision")
     @classmethod
     def _runs_on_the_device(cls, precision: str, info: ValidationInfo) -> str:
