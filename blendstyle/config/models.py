@@ -19,7 +19,7 @@ from .fields import ImagePath, Model, PathText, matching
 from .layers import BACKBONES, deepest, smallest_side
 from .network import Network
 from .optimizer import Init, Optimizer, init_shorthand
-from .output import Output, PrintSize
+from .output import SIZES, Output, PrintSize
 from .schedule import Scales, Sweep, Tiles
 from .styles import STYLE_LOSS_KINDS, Layers, Style, StyleLoss, StyleLosses, Weights, style_shorthand
 
@@ -109,7 +109,7 @@ class Job(Model):
     preserve_color: Literal["none", "luminance", "histogram"] = Field(
         "none", description="keep the content's colours: luminance-only transfer, or styles recoloured to the content's"
     )
-    size: Annotated[int, Field(ge=16, le=16384)] | PrintSize = Field(
+    size: Annotated[int, Field(ge=SIZES[0], le=SIZES[1])] | PrintSize = Field(
         512, description="output long side in pixels, or in print units: {long_side: 40cm, dpi: 300}"
     )
     scales: Scales = Field(default_factory=Scales)
