@@ -25,6 +25,7 @@ from .animation import LOOP_FRAMES_AT_LEAST
 from .layering import Layered, format_key
 from .models import Job
 from .modes import refused_keys
+from .output import SIZES
 from .partial import affected, under
 from .yamlfile import Key
 
@@ -110,10 +111,15 @@ def size_problem(job: Job, size: tuple[int, int] | None, problem, what: str = "t
         short = round(min(size) * job.size / max(size))
         if short < smallest:
             fits = math.ceil(smallest * max(size) / min(size))
+            if fits <= SIZES[1]:
+                works = f"the smallest size that works is {fits}"
+            else:  # too thin for any size: even the largest leaves its short side too short
+                works = (f"no size works for it: at the largest, {SIZES[1]}, its short side is "
+                         f"{round(min(size) * SIZES[1] / max(size))} px (crop or pad it to a squarer shape, or use shallower layers)")
             problem(
                 ("size",),
                 f"at size {job.size} {what} ({size[0]}x{size[1]}) is {short} px on its short side, below the "
-                f"{smallest} px the network needs to reach {job.deepest_layer()}; the smallest size that works is {fits}",
+                f"{smallest} px the network needs to reach {job.deepest_layer()}; {works}",
                 (("layers",), *(("styles", index, "layers") for index in range(len(job.styles)))),
             )
 

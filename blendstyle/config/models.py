@@ -19,7 +19,7 @@ from .fields import ImagePath, Model, PathText, matching
 from .layers import BACKBONES, deepest, smallest_side
 from .network import Network
 from .optimizer import Init, Optimizer, init_shorthand
-from .output import Output, PrintSize
+from .output import SIZES, Output, PrintSize
 from .schedule import Scales, Sweep, Tiles
 from .styles import STYLE_LOSS_KINDS, Layers, Style, StyleLoss, StyleLosses, Weights, style_shorthand
 
@@ -59,6 +59,19 @@ class Job(Model):
             object.__setattr__(self, "size", self.size.pixels)
         return self
 
+    @field_validator("output")
+    @classmethod
+    def _print_dpi_is_kept(cls, output: Output, info: ValidationInfo) -> Output:
+        # A print size's dpi becomes output.dpi in _print_size_in_pixels, after Output checked its own dpi:
+        # refused here as an explicit dpi is (Output._deep_formats), at the same key, not dropped unsaid.
+        size = info.data.get("size")
+        if isinstance(size, PrintSize) and output.dpi is None and output.format == "webp":
+            raise ValueError(
+                f"size {size.long_side} at {size.dpi} dpi marks the file {size.dpi} dpi, and dpi is stored in png, "
+                f"jpg and tiff files; a webp file has no resolution (or give the size in pixels: {size.pixels})"
+            )
+        return output
+
     @field_validator("precision")
     @classmethod
     def _runs_on_the_device(cls, precision: str, info: ValidationInfo) -> str:
@@ -96,7 +109,7 @@ class Job(Model):
     preserve_color: Literal["none", "luminance", "histogram"] = Field(
         "none", description="keep the content's colours: luminance-only transfer, or styles recoloured to the content's"
     )
-    size: Annotated[int, Field(ge=16, le=16384)] | PrintSize = Field(
+    size: Annotated[int, Field(ge=SIZES[0], le=SIZES[1])] | PrintSize = Field(
         512, description="output long side in pixels, or in print units: {long_side: 40cm, dpi: 300}"
     )
     scales: Scales = Field(default_factory=Scales)

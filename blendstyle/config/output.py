@@ -35,6 +35,9 @@ class Output(Model):
         return self
 
 
+#: The output's long side runs from 16 to 16384 px (``size``, in pixels or in print units).
+SIZES = (16, 16384)
+
 #: Millimetres per print unit.
 UNITS = {"mm": 1.0, "cm": 10.0, "in": 25.4}
 
@@ -53,6 +56,6 @@ class PrintSize(Model):
 
     @model_validator(mode="after")
     def _in_range(self) -> PrintSize:
-        if not 16 <= self.pixels <= 16384:
-            raise ValueError(f"{self.long_side} at {self.dpi} dpi is {self.pixels} px; sizes run from 16 to 16384 px")
+        if not SIZES[0] <= self.pixels <= SIZES[1]:
+            raise ValueError(f"{self.long_side} at {self.dpi} dpi is {self.pixels} px; sizes run from {SIZES[0]} to {SIZES[1]} px")
         return self

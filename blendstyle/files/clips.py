@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, is_video
-from ..media.probe import gif_loop, plays_in_all, probe_video
+from ..media.probe import frame_count, gif_loop, plays_in_all, probe_video
 from .atomic import atomic_path
 from .images import DECODE_ERRORS, _open_lazy, fit_long_side, pil_to_tensor, resize, tensor_to_pil, with_alpha
 from .video import Sound, Timeline, decode
@@ -129,7 +129,7 @@ def open_clip(
 
     image = _open_lazy(path, max_pixels)
     with image:
-        total = getattr(image, "n_frames", 1)
+        total = frame_count(image)
         indices = _selection(path, total, start, stop, step, max_frames)
         stop = total if stop is None else stop
         loop = gif_loop(image) if total > 1 else None

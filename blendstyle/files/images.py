@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import BlendstyleError
+from ..errors import BlendstyleError, display_path
 from ..media.formats import STILLS
-from ..media.probe import DECODE_ERRORS, own_pixel_limit
+from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit
 from .atomic import atomic_path
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
 
@@ -28,24 +28,62 @@ def fit_long_side(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+#: Pillow's modes of grey pictures deeper than 8 bits: 16-bit, 32-bit integer and 32-bit float.
+DEEP_GREYS = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+#: Modes with an alpha channel; other pictures may have see-through pixels by a colour key (``transparency``).
+ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB.
 
-    Transparent pixels are composited over white (a still's alpha carries no style and the colour
-    hidden under it is often garbage); 16-bit and float greys are scaled, not clipped.
+    Transparent pixels, by alpha or by a colour key (a PNG's tRNS), are composited over white (a still's
+    alpha carries no style and the colour hidden under it is often garbage); 16-bit and float greys are
+    scaled by their bit depth (:func:`grey_white`), not clipped.
     """
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if values.max(initial=0) > 255 else 255.0
-        if image.mode == "F" and values.max(initial=0) <= 1.0:
-            top = 1.0
-        grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in DEEP_GREYS:
+        image = to_grey8(image)
+    if _has_alpha(image):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def grey_white(image: Image.Image) -> float:
+    """The value of white in a grey picture deeper than 8 bits (:data:`DEEP_GREYS`), from its mode and file,
+    never from its pixels (a dark 16-bit picture stays dark): 65535 for 16 bits (``I;16``); 1 for float
+    (``F``); for 32-bit integers (``I``) a TIFF's own bits per sample (``I`` holds its 16- and 32-bit,
+    signed and unsigned, integers), and otherwise 65535: Pillow holds 16-bit data in ``I`` elsewhere (a
+    16-bit PGM; a 16-bit PNG in Pillow before 10)."""
+    if image.mode == "F":
+        return 1.0
+    if image.mode == "I" and image.format == "TIFF":
+        bits, kind = (_tag(image, tag, default) for tag, default in ((258, 32), (339, 1)))
+        return float(2 ** (bits - (kind == 2)) - 1)  # SampleFormat 2: signed, one bit fewer above zero
+    return 65535.0
+
+
+def to_grey8(image: Image.Image, white: float | None = None) -> Image.Image:
+    """A grey picture deeper than 8 bits as 8-bit ``L`` (``LA`` where a colour key marks see-through
+    pixels), its values divided by ``white`` (default: :func:`grey_white`'s) and clipped to ``[0, 1]``."""
+    white = grey_white(image) if white is None else white
+    raw = np.asarray(image)
+    values = raw.astype(np.float64)
+    if white == 2**32 - 1:  # Pillow reads unsigned 32-bit values into signed ones: above 2^31 they wrap
+        values[values < 0] += 2**32
+    grey = Image.fromarray(np.round(np.clip(values / white, 0, 1) * 255).astype(np.uint8), "L")
+    grey.info = {key: value for key, value in image.info.items() if key != "transparency"}
+    key = image.info.get("transparency")
+    if isinstance(key, int):
+        grey.putalpha(Image.fromarray(np.where(raw == key, 0, 255).astype(np.uint8), "L"))
+    return grey
+
+
+def _tag(image: Image.Image, tag: int, default: int) -> int:
+    value = getattr(image, "tag_v2", {}).get(tag, default)
+    return int(value[0] if isinstance(value, tuple) else value)
 
 
 def with_alpha(picture: Image.Image, opacity: np.ndarray | torch.Tensor) -> Image.Image:
@@ -76,10 +114,14 @@ def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
     try:
         with image:
             image.load()
+            # A deep grey's white comes from its file (a TIFF's tags), which the upright copy no longer has.
+            white = grey_white(image) if image.mode in DEEP_GREYS else None
             upright = ImageOps.exif_transpose(image)
+        if white is not None:
+            upright = to_grey8(upright, white)
         return to_srgb(upright)[0]  # an embedded colour profile is applied once, here
-    except DECODE_ERRORS as exc:  # truncated or corrupt data
-        raise BlendstyleError(f"cannot decode image {path}: {exc}") from None
+    except DECODE_ERRORS as exc:  # truncated or corrupt data (validate's check_image says the same)
+        raise BlendstyleError(f"cannot decode image {display_path(Path(path))}: {exc}") from None
 
 
 def read_image(
@@ -113,7 +155,9 @@ def read_alpha(
 
 
 def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info)
+    """Whether ``image`` may have see-through pixels: an alpha channel, or a colour key (a palette's, or a
+    grey or RGB PNG's tRNS chunk: one grey level or colour that is see-through)."""
+    return image.mode in ALPHA_MODES or "transparency" in image.info
 
 
 def long_side_for_short(width: int, height: int, short: int) -> int:
@@ -128,16 +172,18 @@ def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | 
     masks = []
     with image:
         try:
-            for index in range(getattr(image, "n_frames", 1)):
+            for index in range(frame_count(image)):
                 image.seek(index)
-                frame = ImageOps.exif_transpose(image.convert("RGBA").convert("LA"))
+                # A deep grey is scaled by its bit depth, as a picture is (an RGBA conversion would clip it).
+                grey = to_grey8(image) if image.mode in DEEP_GREYS else image
+                frame = ImageOps.exif_transpose(grey.convert("RGBA").convert("LA"))
                 if long_side is not None:
                     frame = resize(frame, fit_long_side(*frame.size, long_side))
                 grey, alpha = (np.asarray(band, dtype=np.uint16) for band in frame.split())
                 value = ((grey * alpha + 127) // 255).astype(np.uint8)
                 masks.append(torch.from_numpy(value)[None, None])
         except DECODE_ERRORS as exc:
-            raise BlendstyleError(f"cannot decode mask {path}: {exc}") from None
+            raise BlendstyleError(f"cannot decode mask {display_path(Path(path))}: {exc}") from None
     return masks
 
 
@@ -202,25 +248,26 @@ def _levels(image: torch.Tensor | Image.Image, levels: int) -> np.ndarray:
 
 
 def _open_lazy(path: Path | str, max_pixels: int | None = None) -> Image.Image:
+    shown = display_path(Path(path))  # as validate's messages show it
     try:
         with own_pixel_limit():
             image = Image.open(path)
     except FileNotFoundError:
-        raise BlendstyleError(f"image not found: {path}") from None
+        raise BlendstyleError(f"image not found: {shown}") from None
     except UnidentifiedImageError:
-        raise BlendstyleError(f"not an image file (no image format recognised): {path}") from None
+        raise BlendstyleError(f"not an image file (no image format recognised): {shown}") from None
     except Image.DecompressionBombError as exc:
-        raise BlendstyleError(f"image refused as too large: {path} ({exc})") from None
+        raise BlendstyleError(f"image refused as too large: {shown} ({exc})") from None
     except DECODE_ERRORS as exc:  # a truncated or corrupt header
-        raise BlendstyleError(f"cannot decode image {path}: {exc}") from None
+        raise BlendstyleError(f"cannot decode image {shown}: {exc}") from None
     width, height = image.size
     if width < 1 or height < 1:
         image.close()
-        raise BlendstyleError(f"image has no pixels ({width}x{height}): {path}")
+        raise BlendstyleError(f"image has no pixels ({width}x{height}): {shown}")
     if max_pixels is not None and width * height > max_pixels:
         image.close()
         raise BlendstyleError(
-            f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}: {path}",
+            f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}: {shown}",
             hint="raise max_input_pixels in the job if the file is trusted",
         )
     return image

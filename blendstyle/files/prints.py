@@ -5,7 +5,8 @@ way out, and 16-bit PNG and TIFF.
   P3, a CMYK press profile). Its numbers mean other colours than sRGB's, and the network, the style
   statistics and every viewer of our outputs assume sRGB; so an embedded profile is applied once, on
   load, with LittleCMS (Pillow's ImageCms), relative colorimetric. A profile that cannot be applied
-  (a grey or broken one) leaves the pixels as they are.
+  (a broken one, or one of another colour space than the picture's) leaves the pixels as they are. A
+  palette picture is converted through RGB; a grey one with a grey profile becomes RGB.
 * **Out.** Every written picture embeds the sRGB profile, so colour-managed software (print drivers,
   layout tools, browsers) shows it as rendered, and ``output.dpi`` is stored as the file's resolution.
 * **16 bits.** The optimised image is continuous; 8 bits quantise its smooth gradients (a sky) into
@@ -47,13 +48,19 @@ def to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:
         name = (ImageCms.getProfileDescription(source) or "unnamed profile").strip()
     except (OSError, ImageCms.PyCMSError) as exc:
         return image, f"unreadable profile (not applied: {exc})"
-    if image.mode not in ("RGB", "RGBA", "CMYK"):
+    # A palette's colours are in the profile's space as a picture's are, and a colour key (tRNS) would not
+    # survive the conversion: both become RGB, or RGBA, or LA for a keyed grey, first.
+    keyed = "transparency" in image.info
+    if image.mode in ("P", "PA") or (keyed and image.mode in ("RGB", "L")):
+        image = image.convert(("LA" if image.mode == "L" else "RGBA") if keyed or image.mode == "PA" else "RGB")
+    grey_only = image.mode in ("L", "LA") and source.profile.xcolor_space.strip() != "GRAY"  # (an RGB one)
+    if image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA") or grey_only:
         return image, f"{name} (not applied: a {image.mode} picture is read as it is)"
-    alpha = image.getchannel("A") if image.mode == "RGBA" else None
+    alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
     srgb = ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile()))
-    try:
+    try:  # a grey picture with a grey profile becomes RGB (LittleCMS maps grey to sRGB's neutrals)
         converted = ImageCms.profileToProfile(
-            image.convert("RGB") if alpha is not None else image, source, srgb, outputMode="RGB",
+            image.convert(image.mode[:-1]) if alpha is not None else image, source, srgb, outputMode="RGB",
             renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
         )
     except ImageCms.PyCMSError as exc:

@@ -17,6 +17,17 @@ from .formats import STILL_SUFFIXES, is_video
 #: What Pillow raises on truncated or malformed image data.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
+#: The formats (Pillow's names) whose images are frames of an animation: GIF, WebP and PNG (APNG). Pillow
+#: counts the images of other files as frames too, but they are not: an MPO (a camera's or phone's JPEG) holds
+#: previews or a gain map after the picture, a multi-page TIFF holds pages or reduced copies; those are
+#: stills, their first image shown, as every viewer shows them.
+ANIMATED_FORMATS = frozenset({"GIF", "WEBP", "PNG"})
+
+
+def frame_count(image) -> int:
+    """The frames of an open Pillow image as an animation: its images for an animated format, else 1."""
+    return getattr(image, "n_frames", 1) if image.format in ANIMATED_FORMATS else 1
+
 
 @contextlib.contextmanager
 def own_pixel_limit():
@@ -67,7 +78,7 @@ def _count_frames(path: Path, size: int, mtime: int) -> int | None:
 
     try:
         with own_pixel_limit(), Image.open(path) as image:
-            count = getattr(image, "n_frames", 1)
+            count = frame_count(image)
             if count > 1:  # the count comes from the headers: a file cut short in its last frame still counts it
                 image.seek(count - 1)
                 image.load()
@@ -171,7 +182,7 @@ def loop_count(path: Path | str) -> int | None:
         return None
     try:
         with own_pixel_limit(), Image.open(path) as image:
-            return gif_loop(image) if getattr(image, "n_frames", 1) > 1 else None
+            return gif_loop(image) if frame_count(image) > 1 else None
     except DECODE_ERRORS:
         return None
 
@@ -202,7 +213,7 @@ def frame_times(path: Path | str) -> list[float] | None:
     try:
         with own_pixel_limit(), Image.open(path) as image:
             times, clock = [], 0
-            for index in range(getattr(image, "n_frames", 1)):
+            for index in range(frame_count(image)):
                 image.seek(index)
                 times.append(clock / 1000)
                 clock += int(image.info.get("duration", 0) or 0)

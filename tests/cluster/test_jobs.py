@@ -38,15 +38,17 @@ def test_jobs_on_workers_equal_local_runs_and_a_failure_stops_none(tiny_job, tmp
 
 
 def test_a_worker_s_error_names_the_job_s_own_file_and_line(tiny_job, tmp_path, cluster):
-    """A file whose header is fine and whose pixels are cut fails on the worker: its message names the file as
+    """A file cut short after validation fails on the worker: its message names the file as
     the job does, at the job's line, not the worker's copy under the system's temporary folder."""
     from blendstyle.cluster.jobs import render_jobs
 
     data = (tmp_path / "style_a.png").read_bytes()
-    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "cut.png").write_bytes(data)
     path = tiny_job(body="extends: quick.yaml\ncontent: content.png\nstyles:\n  - path: cut.png\nsize: 48\n",
                     name="cut.yaml")
-    (finished,) = render_jobs(cluster, [(path, load_job(path))], tmp_path / "spread")
+    loaded = load_job(path)  # validate decodes the file: it is cut after
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (finished,) = render_jobs(cluster, [(path, loaded)], tmp_path / "spread")
     problem = finished.outcome.error.problems[0]
     assert str(tmp_path / "cut.png") in problem.message, problem.message
     assert "blendstyle-job-" not in str(finished.outcome.error) and "000_" not in str(finished.outcome.error)

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from blendstyle.errors import BlendstyleError
-from blendstyle.files.images import fit_long_side, read_image, tensor_to_pil, write_image
+from blendstyle.files.images import fit_long_side, read_alpha, read_image, read_mask, tensor_to_pil, write_image
 
 from ..conftest import ASSETS
 
@@ -58,11 +58,12 @@ def test_not_an_image(tmp_path):
         read_image(tmp_path / "x.png")
 
 
-def test_truncated_image(tmp_path):
+def test_truncated_image(tmp_path, monkeypatch):
     Image.new("RGB", (64, 64), (1, 2, 3)).save(tmp_path / "full.jpg")
     data = (tmp_path / "full.jpg").read_bytes()
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
-    with pytest.raises(BlendstyleError, match="cannot decode"):
+    monkeypatch.chdir(tmp_path)  # the path is shown relative to the working directory, as validate shows it
+    with pytest.raises(BlendstyleError, match="^cannot decode image cut.jpg: "):
         read_image(tmp_path / "cut.jpg")
 
 
@@ -128,3 +129,67 @@ def test_a_quick_png_holds_the_same_pixels_in_less_time(tmp_path):
     assert quick.mode == slow.mode == "RGBA"
     assert np.array_equal(np.asarray(quick), np.asarray(slow))
     assert (tmp_path / "quick.png").read_bytes() != (tmp_path / "slow.png").read_bytes()  # compressed otherwise
+
+
+def _grey(path) -> np.ndarray:
+    """The first channel of a picture as read, in 0-255."""
+    return read_image(path)[0, 0].numpy() * 255
+
+
+@pytest.mark.parametrize("dtype,white", [(np.uint16, 65535), (np.int32, 2**31 - 1), (np.uint32, 2**32 - 1)])
+def test_a_deep_grey_tiff_is_scaled_by_its_bit_depth(tmp_path, dtype, white):
+    """Pillow reads 16-bit TIFFs as I;16 and 32-bit ones as I: each is white at its own top value."""
+    import tifffile
+
+    ramp = np.round(np.linspace(0, 1, 64) * white).astype(np.uint64).astype(dtype)[None].repeat(4, 0)
+    tifffile.imwrite(tmp_path / "ramp.tif", ramp)
+    assert np.abs(_grey(tmp_path / "ramp.tif")[0] - np.linspace(0, 255, 64)).max() <= 0.51
+
+
+def test_a_dark_16_bit_grey_stays_dark(tmp_path):
+    """The depth comes from the mode, not the pixels: a 16-bit picture whose brightest pixel is 200 of
+    65535 is almost black (it was read as 200 of 255)."""
+    Image.fromarray(np.full((4, 4), 200, dtype=np.uint16)).save(tmp_path / "dark.png")
+    assert _grey(tmp_path / "dark.png").max() <= 1
+
+
+def test_a_float_grey_is_zero_to_one_clipped(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "f.tif", np.array([[0.0, 0.5, 1.0, 2.0, -1.0]], np.float32))
+    assert Image.open(tmp_path / "f.tif").mode == "F"
+    assert np.allclose(_grey(tmp_path / "f.tif")[0], [0, 128, 255, 255, 0])
+
+
+@pytest.mark.parametrize("mode,key,other", [("RGB", (1, 2, 3), (200, 10, 10)), ("L", 7, 60)])
+def test_a_colour_key_is_transparency(tmp_path, mode, key, other):
+    """A grey or RGB PNG's tRNS chunk makes one colour see-through: it is read as alpha, as RGBA's is."""
+    picture = Image.new(mode, (6, 4), key)
+    picture.paste(other, (0, 0, 3, 4))
+    picture.save(tmp_path / "keyed.png", transparency=key)
+    image = read_image(tmp_path / "keyed.png")
+    assert torch.allclose(image[0, :, 0, 5], torch.ones(3))  # the keyed colour: over white
+    assert image[0, 0, 0, 0].item() * 255 == pytest.approx(other[0] if mode == "RGB" else other, abs=0.5)
+    alpha = read_alpha(tmp_path / "keyed.png")
+    assert alpha is not None and alpha[0, 0, 0, :3].eq(1).all() and alpha[0, 0, 0, 3:].eq(0).all()
+
+
+def _ramp_mask(tmp_path, name, values):
+    import tifffile
+
+    path = tmp_path / name
+    if name.endswith(".png"):
+        Image.fromarray(values).save(path)
+    else:
+        tifffile.imwrite(path, values)
+    return read_mask(path)[0][0, 0].numpy().astype(np.int16)
+
+
+@pytest.mark.parametrize("name,values", [
+    ("mask16.png", np.round(np.linspace(0, 65535, 256)).astype(np.uint16)[None].repeat(4, 0)),
+    ("mask16.tif", np.round(np.linspace(0, 65535, 256)).astype(np.uint16)[None].repeat(4, 0)),
+    ("maskf.tif", np.linspace(0, 1, 256, dtype=np.float32)[None].repeat(4, 0)),
+])
+def test_a_deep_grey_mask_reads_as_its_ramp(tmp_path, name, values):
+    """A 0-65535 (or float 0-1) ramp is a 0-1 ramp, as it is in a picture (it was clipped to white)."""
+    assert np.abs(_ramp_mask(tmp_path, name, values)[0] - np.arange(256)).max() <= 1

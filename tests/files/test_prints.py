@@ -12,7 +12,7 @@ from PIL import Image
 
 import blendstyle
 from blendstyle.config.models import Job
-from blendstyle.files.images import read_image, write_image
+from blendstyle.files.images import read_alpha, read_image, write_image
 from blendstyle.files.prints import srgb_profile
 
 
@@ -33,6 +33,41 @@ def test_an_embedded_profile_is_applied_on_load(tmp_path):
     assert odd[1] > 200 and odd[0] < 60 and odd[2] < 60  # shown as the green it means
     same = read_image(tmp_path / "srgb.png")[0, :, 0, 0] * 255
     assert same.tolist() == pytest.approx([200, 30, 90], abs=1.5)
+
+
+def test_a_palette_picture_and_a_colour_key_keep_their_profile(tmp_path):
+    """A palette PNG's colours are in its profile's space too; a colour key survives the conversion."""
+    Image.new("RGB", (8, 8), (255, 0, 0)).convert("P").save(tmp_path / "p.png", icc_profile=swapped_primaries())
+    keyed = Image.new("RGB", (8, 8), (255, 0, 0))
+    keyed.paste((1, 2, 3), (4, 0, 8, 8))
+    keyed.save(tmp_path / "keyed.png", icc_profile=swapped_primaries(), transparency=(1, 2, 3))
+    for name in ("p.png", "keyed.png"):
+        shown = read_image(tmp_path / name)[0, :, 0, 0] * 255
+        assert shown[1] > 200 and shown[0] < 60 and shown[2] < 60, name  # the green it means
+    alpha = read_alpha(tmp_path / "keyed.png")
+    assert alpha is not None and alpha[0, 0, :, :4].eq(1).all() and alpha[0, 0, :, 4:].eq(0).all()
+
+
+def grey_profile(gamma: float) -> bytes:
+    """A minimal ICC v2 grey display profile: a D50 white and one gamma curve (kTRC)."""
+    d50 = struct.pack(">iii", *(round(v * 65536) for v in (0.9642, 1.0, 0.8249)))
+    tags = [(b"desc", b"desc\0\0\0\0" + struct.pack(">I", 5) + b"grey\0" + b"\0" * 79),
+            (b"wtpt", b"XYZ \0\0\0\0" + d50), (b"kTRC", b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)))]
+    table, data, offset = b"", b"", 128 + 4 + 12 * len(tags)
+    for signature, body in tags:
+        body += b"\0" * (-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntrGRAYXYZ " + b"\0" * 12 + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48
+    body = struct.pack(">I", len(tags)) + table + data
+    return struct.pack(">I", 4 + len(header) + len(body)) + header + body
+
+
+@pytest.mark.parametrize("mode,value", [("L", 128), ("LA", (128, 255))])
+def test_a_grey_profile_is_applied(tmp_path, mode, value):
+    """A linear grey profile's 128 is half the light: sRGB's 188."""
+    Image.new(mode, (4, 4), value).save(tmp_path / "grey.png", icc_profile=grey_profile(1.0))
+    assert (read_image(tmp_path / "grey.png")[0, :, 0, 0] * 255).tolist() == pytest.approx([188] * 3, abs=1.5)
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg", "tiff", "webp"])

@@ -463,12 +463,13 @@ def test_interrupted_gif_keeps_finished_frames_and_resumes(tmp_path):
 
 
 def test_a_file_that_fails_only_when_decoded_is_reported_at_its_key(tiny_job, tmp_path):
-    """The header is fine (validate passes), the pixels are truncated: run's message carries the place in
-    the job file of the key that names the file, as validate's messages do."""
+    """The file was cut short after validate passed: run's message carries the place in the job file of the
+    key that names the file, as validate's messages do."""
     data = (tmp_path / "style_a.png").read_bytes()
-    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "cut.png").write_bytes(data)
     job = tiny_job(body="content: content.png\nstyles:\n  - path: cut.png\nsize: 48\n")
     loaded = blendstyle.load_job(job)  # validate's checks pass
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(BlendstyleError) as info:
         blendstyle.render_job(loaded, tmp_path / "out")
     problem = info.value.problems[0]
