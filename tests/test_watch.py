@@ -114,6 +114,45 @@ def test_what_watch_itself_asks_for_is_refused_once_not_waited_on(tmp_path):
         assert "Traceback" not in done.stdout + done.stderr
 
 
+def test_an_edit_that_the_preview_size_does_not_fit_is_shown_and_watching_goes_on(tmp_path):
+    """After a good preview, an edit may make the content too narrow for --preview-size: the problem is
+    the job's to mend, so watch shows it and renders the next edit (it quit before)."""
+    job = setup(tmp_path)
+    Image.new("RGB", (400, 100), "white").save(tmp_path / "wide.png")
+    watching = Watching(tmp_path, "--preview-size", "32", "--iterations", "2")
+    try:
+        watching.wait_for("preview ")
+        edit(job, "content.png", "wide.png")
+        watching.wait_for("at size 32 the content (400x100)")
+        edit(job, "wide.png", "content.png")
+        watching.wait_for("preview ")
+    finally:
+        assert watching.quit() == 0
+
+
+def test_edits_queued_while_a_preview_stops_make_one_next_preview(tmp_path):
+    """Three saves in a row cancel the preview under way once, and the next preview renders them all (each
+    cancelled the next one at its set-up before)."""
+    from blendstyle.cli import watch
+    from blendstyle.config.load import load_job
+    from blendstyle.errors import Interrupted
+
+    loaded = load_job(setup(tmp_path))
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    edits = [{tmp_path / name} for name in ("job.yaml", "style.png", "content.png")]
+
+    def render(loaded, out_root, reporter, force, stop):
+        for changed in edits:
+            events.put(changed)
+        while not stop:
+            time.sleep(0.01)
+        time.sleep(0.3)  # the listener has gone: the other saves wait in the queue
+        raise Interrupted("stopped", 130)
+
+    pending = watch._render(render, loaded, tmp_path / "out", True, None, events, False)
+    assert pending == set().union(*edits) and events.empty()
+
+
 def test_an_edit_as_the_preview_finishes_says_the_preview_is_complete(tmp_path, capsys):
     """The render ends with "finished just as the stop came" (its files are in place): watch says the
     preview, not "cancelled", and renders the newer version next."""
@@ -124,7 +163,7 @@ def test_an_edit_as_the_preview_finishes_says_the_preview_is_complete(tmp_path, 
     from blendstyle.errors import Interrupted
 
     loaded = load_job(setup(tmp_path))
-    events: queue.Queue = queue.Queue()
+    events: queue.SimpleQueue = queue.SimpleQueue()
     events.put({tmp_path / "job.yaml"})
 
     def render(loaded, out_root, reporter, force, stop):

@@ -47,7 +47,7 @@ class Watcher:
     """Watches the folders of the files of interest (so editors that replace files are seen) and queues
     the changed paths among them."""
 
-    def __init__(self, events: queue.Queue):
+    def __init__(self, events: queue.SimpleQueue):
         import watchfiles  # noqa: F401  (a clear ImportError here, not in the thread)
 
         self.events = events
@@ -88,7 +88,8 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
     """Render previews of the job at ``path`` until Ctrl-C (see the module's docstring)."""
     from ..pipeline.render import render
 
-    events: queue.Queue = queue.Queue()
+    # A SimpleQueue: the signal handlers below put into it, and a Queue's lock is not reentrant.
+    events: queue.SimpleQueue = queue.SimpleQueue()
     watcher = Watcher(events)
     if sys.stdin is not None and sys.stdin.isatty():
         threading.Thread(target=_keys, args=(events,), daemon=True).start()
@@ -119,8 +120,12 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
                 if not full:
                     loaded = load_job(path, {"size": preview_size}, iterations=shortened)
             except BlendstyleError as error:  # an edit that does not validate: say where; keep the last preview
-                if any(problem.location and problem.location.file == COMMAND_LINE for problem in error.problems):
-                    raise  # no edit of the job can mend what watch itself asked for (--preview-size, --iterations)
+                if good is None and any(problem.location and problem.location.file == COMMAND_LINE
+                                        for problem in error.problems):
+                    # What watch itself asked for (--preview-size, --iterations) does not fit the job as it
+                    # starts: said once, as run says it. Later, an edit may have caused it (a narrower
+                    # content, a deeper layer), and an edit can mend it: watching goes on.
+                    raise
                 show_error(error, title=f"{path}: {len(error.problems)} problem(s); the last good preview stays")
                 watcher.follow((inputs_of(good) if good else set()) | {path.resolve()})
                 continue
@@ -141,7 +146,7 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
         watcher.close()
 
 
-def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, events: queue.Queue, full: bool):
+def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, events: queue.SimpleQueue, full: bool):
     """Render one preview (or the full job); returns what arrived meanwhile that cancelled it, or None."""
     stop = StopRequest()
     cancelled: list = []
@@ -188,6 +193,11 @@ def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, eve
     finally:
         done.set()
         listener.join()
+        while True:  # edits queued while the render stopped: one next preview for them all, not one each
+            try:
+                cancelled.append(events.get_nowait())
+            except queue.Empty:
+                break
     return _merge(cancelled)
 
 
@@ -200,7 +210,7 @@ def _merge(events: list):
     return {path for event in events for path in event} or None
 
 
-def _keys(events: queue.Queue) -> None:
+def _keys(events: queue.SimpleQueue) -> None:
     """Enter asks for a full render (one keypress on a terminal; the line buffer needs Enter)."""
     for _ in sys.stdin:
         events.put(FULL)
