@@ -167,6 +167,32 @@ def test_the_page_in_a_browser_shows_the_picture_and_the_curve_updating(tmp_path
         stop(process)
 
 
+@pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (apt-get install chromium)")
+def test_a_long_clip_shows_its_newest_frames_each_fetched_when_it_shows():
+    """A clip of 300 frames (or a resumed one, whose finished frames are announced at once) puts 48 frames
+    on the page, not 300 full-size files fetched at once."""
+    from blendstyle.cli.preview import Preview
+
+    preview = Preview("127.0.0.1", free_port())
+    browser = Browser(find_chromium())
+    try:
+        preview.publish("frames", {"total": 300})
+        for index in range(300):
+            preview.publish("frame", {"index": index, "per_second": 0})
+        browser.open(preview.url)
+        shown = "JSON.stringify([...document.querySelectorAll('#thumbs img')].map(img => [img.alt, img.loading]))"
+        for _ in range(20):
+            thumbs = json.loads(browser.evaluate(shown))
+            if thumbs and thumbs[-1][0] == "frame 300":
+                break
+            time.sleep(0.25)
+        assert len(thumbs) == 48 and thumbs[0][0] == "frame 253" and thumbs[-1][0] == "frame 300", thumbs
+        assert {loading for _, loading in thumbs} == {"lazy"}
+    finally:
+        browser.close()
+        preview.close()
+
+
 # --- the page's server on its own, in this process: malformed requests and load (loopback only, bounded)
 
 @pytest.fixture
