@@ -218,13 +218,16 @@ class Training:
         total = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        values = torch.stack([total.detach(), *(t.detach() for t in terms.values())]).tolist()  # one read
-        self.done += 1
-        self.seconds += time.perf_counter() - mark
-        step = Step(self.done, values[0], dict(zip(terms, values[1:])), self.seconds)
-        self.history.append(step)
+        # From the weights' update to the count that says it happened, a second Ctrl-C waits: raised in
+        # between, it would checkpoint the new weights with the old count, and the rerun repeat a step.
+        with run.stop.shielded():
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            values = torch.stack([total.detach(), *(t.detach() for t in terms.values())]).tolist()  # one read
+            self.done += 1
+            self.seconds += time.perf_counter() - mark
+            step = Step(self.done, values[0], dict(zip(terms, values[1:])), self.seconds)
+            self.history.append(step)
         if not math.isfinite(step.total):
             raise Halted(Optimized(self.picture(), self.history, halted=Halt(
                 "non-finite", f"the training loss became {step.total} at step {self.done}",

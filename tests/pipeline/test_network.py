@@ -136,6 +136,28 @@ def test_a_stop_mid_training_keeps_a_checkpoint_and_the_rerun_trains_on_to_the_s
         assert torch.allclose(a[name], b[name], atol=1e-5), name
 
 
+def test_two_ctrl_cs_as_the_weights_update_keep_the_step_and_its_count_together(clip_job, tmp_path, monkeypatch):
+    """Both signals land between the weights' update and the step's count: the checkpoint holds the
+    updated weights with the count that includes them (it held them with the count before)."""
+    import os
+
+    job = clip_job()
+    real_update, updates = torch.amp.GradScaler.update, []
+
+    def update(scaler, *args, **named):
+        updates.append(1)
+        if len(updates) == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_update(scaler, *args, **named)
+
+    monkeypatch.setattr(torch.amp.GradScaler, "update", update)
+    with pytest.raises(Interrupted):
+        blendstyle.render_job(blendstyle.load_job(job), tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "clip" / "run.json").read_text())
+    assert record["network"]["steps_done"] == 5, record["network"]
+
+
 def test_refine_optimises_each_frame_from_the_networks_picture(clip_job, tmp_path):
     result = blendstyle.run_job(clip_job(network=TINY + ", refine: 3"), {"output.loss_plot": True}, out_root=tmp_path / "out")
     assert result.record["iterations"]["refine_per_frame"] == 3
