@@ -353,16 +353,21 @@ def _singular_covariance(channels=64, positions=40, seed=0) -> torch.Tensor:
     return rows.t() @ rows / positions
 
 
+def _both_solves(matrix: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``trace_sqrt``'s value and gradient at ``matrix``, by the eigendecomposition, then by Newton-Schulz."""
+    found = []
+    for newton_schulz in (False, True):
+        lifted = matrix.clone().requires_grad_(True)
+        value = trace_sqrt(lifted, newton_schulz=newton_schulz)
+        found.append((value.detach(), torch.autograd.grad(value, lifted)[0]))
+    return found
+
+
 def test_w2_root_trace_by_newton_schulz_is_the_eigendecompositions():
     """The CUDA solve (matrix products only) and the CPU one give one function: the same value and gradient
     on a singular, badly scaled matrix, where the floor is what keeps the iteration converging."""
     matrix = _singular_covariance()
-    found = {}
-    for newton_schulz in (False, True):
-        lifted = matrix.clone().requires_grad_(True)
-        value = trace_sqrt(lifted, newton_schulz=newton_schulz)
-        found[newton_schulz] = value.detach(), torch.autograd.grad(value, lifted)[0]
-    (value, gradient), (iterated, iterated_gradient) = found[False], found[True]
+    (value, gradient), (iterated, iterated_gradient) = _both_solves(matrix)
     assert iterated.item() == pytest.approx(value.item(), rel=1e-10)
     assert (iterated_gradient - gradient).norm() < 1e-8 * gradient.norm()
     # The floor bounds the pull along the dead channel: 1 / (2 sqrt(floor)), not infinite.
@@ -379,12 +384,7 @@ def test_w2_root_trace_by_newton_schulz_survives_rounding_below_zero():
     values, vectors = torch.linalg.eigh(matrix)
     values[0] = -1e-8 * values.sum()
     matrix = (vectors * values) @ vectors.t()
-    found = {}
-    for newton_schulz in (False, True):
-        lifted = matrix.clone().requires_grad_(True)
-        value = trace_sqrt(lifted, newton_schulz=newton_schulz)
-        found[newton_schulz] = value.detach(), torch.autograd.grad(value, lifted)[0]
-    (value, gradient), (iterated, iterated_gradient) = found[False], found[True]
+    (value, gradient), (iterated, iterated_gradient) = _both_solves(matrix)
     assert torch.isfinite(iterated) and torch.isfinite(iterated_gradient).all()
     assert iterated.item() == pytest.approx(value.item(), rel=0.01)
     assert iterated_gradient.abs().max() <= gradient.abs().max()
