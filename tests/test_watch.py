@@ -121,11 +121,28 @@ def test_an_edit_that_the_preview_size_does_not_fit_is_shown_and_watching_goes_o
     Image.new("RGB", (400, 100), "white").save(tmp_path / "wide.png")
     watching = Watching(tmp_path, "--preview-size", "32", "--iterations", "2")
     try:
-        watching.wait_for("preview ")
+        watching.wait_for("job-preview.png in")
         edit(job, "content.png", "wide.png")
         watching.wait_for("at size 32 the content (400x100)")
         edit(job, "wide.png", "content.png")
-        watching.wait_for("preview ")
+        watching.wait_for("job-preview.png in")
+    finally:
+        assert watching.quit() == 0
+
+
+def test_a_file_that_only_the_bad_edit_names_is_seen_when_it_comes(tmp_path):
+    """The job is edited to name a style not yet exported: the problem is shown once; when the file is
+    saved, the preview renders (the files watched were the last good version's: it went unseen)."""
+    job = setup(tmp_path)
+    watching = Watching(tmp_path, "--iterations", "2")
+    try:
+        watching.wait_for("job-preview.png in")
+        edit(job, "style.png", "new_style.png")
+        watching.wait_for("new_style.png")
+        time.sleep(0.5)
+        stripes(period=4).save(tmp_path / "new_style.png")
+        watching.wait_for("job-preview.png in")
+        assert sum("problem(s)" in line for line in watching.seen) == 1, "".join(watching.seen)
     finally:
         assert watching.quit() == 0
 

@@ -43,6 +43,17 @@ def inputs_of(loaded: LoadedJob) -> set[Path]:
     return {path.resolve() for path in paths}
 
 
+def _folders(files: set[Path]) -> set[Path]:
+    """The folders to watch for ``files``: each file's, and each folder itself."""
+    return {path if path.is_dir() else path.parent for path in files}
+
+
+def named_in(error: BlendstyleError) -> set[Path]:
+    """The files an error's problems are located in (the job, or a base of it)."""
+    return {Path(problem.location.file).resolve() for problem in error.problems
+            if problem.location and problem.location.file and problem.location.file != COMMAND_LINE}
+
+
 class Watcher:
     """Watches the folders of the files of interest (so editors that replace files are seen) and queues
     the changed paths among them."""
@@ -56,14 +67,15 @@ class Watcher:
         self.thread: threading.Thread | None = None
 
     def follow(self, files: set[Path]) -> None:
-        """Watch these files (restarting the watch when the set of folders changes)."""
-        folders = {path.parent for path in self.files}
+        """Watch these files, and every file in those of them that are folders (restarting the watch when
+        the set of folders changes)."""
+        folders = _folders(self.files)
         self.files = set(files)
-        if self.thread is not None and {path.parent for path in files} == folders:
+        if self.thread is not None and _folders(files) == folders:
             return
         self.close()
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, args=(sorted({p.parent for p in files}), self.stop),
+        self.thread = threading.Thread(target=self._watch, args=(sorted(_folders(files)), self.stop),
                                        name="blendstyle-watch", daemon=True)
         self.thread.start()
 
@@ -98,6 +110,7 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
               soft_wrap=True)
     pending: set | str | None = {path.resolve()}  # render once at the start
     good: LoadedJob | None = None
+    said_error: str | None = None
     said_applied = False
     # Ctrl-C or SIGTERM between renders: a quiet quit through the queue (a KeyboardInterrupt raised inside
     # the queue's wait would leave its lock broken); during a render the run handles them as usual.
@@ -126,9 +139,15 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
                     # starts: said once, as run says it. Later, an edit may have caused it (a narrower
                     # content, a deeper layer), and an edit can mend it: watching goes on.
                     raise
-                show_error(error, title=f"{path}: {len(error.problems)} problem(s); the last good preview stays")
-                watcher.follow((inputs_of(good) if good else set()) | {path.resolve()})
+                if str(error) != said_error:  # not again for a save elsewhere in the folders watched below
+                    show_error(error, title=f"{path}: {len(error.problems)} problem(s); the last good preview stays")
+                    said_error = str(error)
+                # The mended version may name files the last good one did not (a style not yet exported,
+                # a new base): every file in the folders of the job, its bases and its inputs is watched.
+                known = (inputs_of(good) if good else set()) | {path.resolve()} | named_in(error)
+                watcher.follow(known | {file.parent for file in known})
                 continue
+            said_error = None
             if not full:
                 loaded.job.name = f"{loaded.job.name}-preview"
                 if shortened is None and not said_applied:
