@@ -237,6 +237,32 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("request_", MALFORMED.values(), ids=MALFORMED.keys())
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_the_page_listens_on_an_ipv6_address():
+    """--host ::1 is a loopback address the page accepts requests for; the server could not bind it (IPv4 only)."""
+    from blendstyle.cli.preview import Preview
+
+    preview = Preview("::1", 0)
+    try:
+        assert preview.url.startswith("http://[::1]:")
+        port = preview.server.server_address[1]
+        connection = http.client.HTTPConnection("::1", port, timeout=5)
+        connection.request("GET", "/job", headers={"Host": f"[::1]:{port}"})
+        assert connection.getresponse().status == 200
+        connection.close()
+    finally:
+        preview.close()
+
+
 def test_a_malformed_request_gets_a_400_and_no_traceback(page, capfd, request_):
     answer = raw(page.server.server_address[1], request_)
     assert answer.startswith(b"HTTP/1.0 400 "), answer[:200]

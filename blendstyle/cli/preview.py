@@ -23,6 +23,7 @@ import io
 import json
 import math
 import re
+import socket
 import sys
 import threading
 import time
@@ -69,6 +70,12 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+class _Server6(_Server):
+    """The same on an IPv6 address (``--host ::1``, ``--host ::``)."""
+
+    address_family = socket.AF_INET6
+
+
 class Preview:
     """The server and what it shows: the events so far, the latest picture, the job and its folder."""
 
@@ -83,14 +90,14 @@ class Preview:
         self.folder: Path | None = None
         self.closed = False
         self.cost = {"encode_seconds": 0.0, "publish_seconds": 0.0, "serve_seconds": 0.0, "images": 0, "events": 0}
-        self.server = _Server((host, port), _handler(self))
+        self.server = (_Server6 if ":" in host else _Server)((host, port), _handler(self))
         self.thread = threading.Thread(target=self.server.serve_forever, name="blendstyle-preview", daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     def publish(self, kind: str, data: dict) -> None:
         mark = time.thread_time()
