@@ -121,7 +121,7 @@ def clip_record(log: FrameLog, farm: ClipFarm | None, formats: list[str], sound:
             "frames_skipped": log.skipped,
             "scene_cuts": log.cuts,
             "loop_closed": log.store.closed,
-            "flicker": round(flicker(log), 4),
+            "flicker": flicker(log),
         } | (animation or {}),
         "iterations": {"first_frame": renderer.first_iterations, "later_frames": renderer.later_iterations,
                        "done": len(log.history)},
@@ -138,10 +138,13 @@ def clip_record(log: FrameLog, farm: ClipFarm | None, formats: list[str], sound:
     return record(run, renderer.schedule, width, height, renderer.memory, **(said | fields))
 
 
-def flicker(log: FrameLog) -> float:
-    """The written frames' flicker where the content holds still (0-255), read back from ``frames/``."""
+def flicker(log: FrameLog) -> float | None:
+    """The written frames' flicker where the content holds still (0-255), read back from ``frames/``; None
+    when a stop came first: the clip's files are written by then, so the stop ends the measure, not the
+    run (which then says that the job finished just as the stop came)."""
     meter, pictures = Flicker(), log.store.pictures()
     for index, content in enumerate(log.renderer.clip.frames()):
-        log.run.check()
+        if log.run.stop:
+            return None
         meter.add(pil_to_tensor(pictures[index]), content)
-    return meter.value(loops(log.renderer))
+    return round(meter.value(loops(log.renderer)), 4)

@@ -156,6 +156,25 @@ def test_coherent_mode_flickers_less_than_independent_frames(tmp_path):
     assert coherent < 0.5 * independent, (coherent, independent)
 
 
+def test_a_stop_while_the_flicker_is_measured_keeps_the_finished_clip(tmp_path, monkeypatch):
+    """The flicker is measured from the written frames after every file is written: a stop then ends the
+    measure, not the run, whose record is done (it was marked interrupted, and the next run wrote every file
+    again)."""
+    import os
+    import signal
+
+    from blendstyle.errors import Interrupted
+    from blendstyle.nst.temporal import Flicker
+
+    path = job(tmp_path, moving_square(tmp_path / "move.gif", count=3), "animation: {close_loop: false}\n")
+    monkeypatch.setattr(Flicker, "add", lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(Interrupted, match="finished just as the stop came"):
+        run(path, tmp_path)
+    record = json.loads((tmp_path / "out" / "anim" / "run.json").read_text())
+    assert record["status"] == "done" and record["animation"]["flicker"] is None
+    assert run(path, tmp_path).up_to_date
+
+
 def test_one_frame_gif_is_a_still(tmp_path):
     Image.new("RGB", (40, 30), (10, 100, 200)).save(tmp_path / "one.gif")
     result = run(job(tmp_path, tmp_path / "one.gif"), tmp_path)
