@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from .conftest import blobs, stripes
@@ -168,6 +169,29 @@ def test_edits_queued_while_a_preview_stops_make_one_next_preview(tmp_path):
 
     pending = watch._render(render, loaded, tmp_path / "out", True, None, events, False)
     assert pending == set().union(*edits) and events.empty()
+
+
+def test_a_ctrl_c_while_an_edit_cancels_the_preview_quits(tmp_path):
+    """The edit asked the render to stop, and a real Ctrl-C comes before it has: that is a quit (it was
+    taken as the edit's stop, and watching went on)."""
+    from blendstyle.cli import watch
+    from blendstyle.config.load import load_job
+    from blendstyle.errors import Interrupted
+
+    loaded = load_job(setup(tmp_path))
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    events.put({tmp_path / "job.yaml"})
+
+    def render(loaded, out_root, reporter, force, stop):
+        while not stop:
+            time.sleep(0.01)
+        try:
+            stop._handle(signal.SIGINT, None)  # the real signal, as its handler sees it
+        except KeyboardInterrupt:
+            raise Interrupted("stopped", 130) from None
+
+    with pytest.raises(Interrupted):
+        watch._render(render, loaded, tmp_path / "out", True, None, events, False)
 
 
 def test_an_edit_as_the_preview_finishes_says_the_preview_is_complete(tmp_path, capsys):

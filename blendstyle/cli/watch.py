@@ -200,7 +200,7 @@ def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, eve
         if preview is not None:
             preview.announce(result, time.perf_counter() - started)
     except Interrupted as stopped:
-        if not asked:  # Ctrl-C or SIGTERM, not a newer edit
+        if not asked or stop.signalled:  # Ctrl-C or SIGTERM, not (only) a newer edit
             raise
         if stopped.finished is not None:  # the edit came as the preview was written: it is complete
             err.print(note("preview", "green", f" {stopped.finished} in {time.perf_counter() - started:.1f} s (the job "

@@ -24,6 +24,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.signalled = False  # a real signal came (not only :meth:`ask`)
         self._shielded = False
         self._listening = False
         self._previous: dict = {}
@@ -40,6 +41,7 @@ class StopRequest:
         self.signal = signum
 
     def _handle(self, signum, frame) -> None:
+        self.signalled = True
         if self.signal is not None and not self._shielded:  # the second signal: stop now
             raise KeyboardInterrupt
         self.signal = self.signal or signum
