@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..errors import BlendstyleError
+from ..errors import BlendstyleError, Interrupted
 from ..files.networks import save_checkpoint
 from ..nst.device import to_device
 from ..pipeline.clip import ClipRenderer
@@ -64,6 +64,10 @@ def render_job(shipment: Shipment, threads: int) -> JobOutcome:
         return JobOutcome(name, files, result.record, seconds=result.record.get("timings", {}).get("total", 0.0))
     except BlendstyleError as error:
         return JobOutcome(name, error=error)
+    except Interrupted:  # a signal to this worker's process (its node drained, say), not a stop on the driver
+        return JobOutcome(name, error=BlendstyleError(
+            f"{name}: stopped on its worker by a signal to the worker's process; nothing of it was kept",
+            hint="run the same command again to render it"))
     except Exception as error:  # a bug: the driver shows it with its traceback
         return JobOutcome(name, failure=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
     finally:

@@ -66,3 +66,20 @@ def test_gpus_per_task_with_device_cpu_is_refused():
         cluster_for(2, None, None, 0.5, "cpu")
     assert info.value.problems[0].key == "--gpus-per-task"
     assert cluster_for(2, None, None, None, "cpu").cpu_only
+
+
+def test_a_job_stopped_on_its_worker_by_a_signal_is_a_said_error_not_an_internal_one(tiny_job, monkeypatch):
+    """A SIGTERM to a worker's process (a node drained) stops its render in order; the driver then says the
+    job was stopped there and how to go on, not "an internal error, please report it" with a traceback."""
+    from blendstyle.cluster import workers
+    from blendstyle.cluster.shipping import pack
+    from blendstyle.config.load import load_job
+    from blendstyle.errors import Interrupted
+
+    def render(*_, **__):
+        raise Interrupted("tiny: interrupted at iteration 3 of 10", 143)
+
+    monkeypatch.setattr(workers, "render", render)
+    outcome = workers.render_job(pack(load_job(tiny_job())), 1)
+    assert outcome.failure is None and "stopped on its worker" in str(outcome.error)
+    assert "run the same command again" in (outcome.error.hint or "")
