@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import display_path
 from ..media.formats import STILL_SUFFIXES, is_video
-from ..media.probe import DECODE_ERRORS, frames_in, own_pixel_limit, probe_video, stills_in
+from ..media.probe import DECODE_ERRORS, frames_in, own_pixel_limit, probe_video, stills_in, unrecognised
 
 
 def check_image(path: Path, max_pixels: int | None = None, video: bool = False) -> str | None:
@@ -48,7 +48,7 @@ def check_image(path: Path, max_pixels: int | None = None, video: bool = False) 
             except DECODE_ERRORS as exc:  # cut short or corrupt: run's message (files.images.open_image)
                 return f"cannot decode image {display_path(path)}: {exc}"
     except UnidentifiedImageError:
-        return f"not an image file (no image format recognised): {display_path(path)}"
+        return f"{unrecognised(path)}: {display_path(path)}"
     except Image.DecompressionBombError as exc:
         return f"image too large ({exc}): {display_path(path)}"
     except OSError as exc:
