@@ -314,3 +314,12 @@ def test_a_float_rgb_tiff_is_refused_at_its_key_by_validate_and_run(tiny_job, tm
     for command in (["validate", str(job)], ["run", str(job), "--out", str(tmp_path / "out")]):
         result = CliRunner().invoke(main, command, catch_exceptions=False)
         assert result.exit_code == 1 and "tiny.yaml:5:11 styles[1].path: a TIFF of 32-bit float RGB" in result.output
+
+
+def test_a_mapping_given_as_a_size_is_not_also_refused_as_an_integer(tiny_job):
+    """``size`` is pixels or a print size; a mapping is the print size, so its own problems are the only ones."""
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job(body="extends: quick.yaml\ncontent: content.png\nstyles: [style_a.png]\n"
+                          "size: {long_side: yes, dpi: 300}\n"))
+    [problem] = info.value.problems
+    assert problem.key == "size.long_side" and problem.message.startswith("Input should be a valid string (found true)")
