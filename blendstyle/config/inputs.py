@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import display_path
 from ..media.formats import STILL_SUFFIXES, is_video
 from ..media.probe import DECODE_ERRORS, frames_in, own_pixel_limit, probe_video, stills_in, unrecognised
+
+if TYPE_CHECKING:
+    from .models import Job
 
 
 def check_image(path: Path, max_pixels: int | None = None, video: bool = False) -> str | None:
@@ -69,6 +73,17 @@ def check_folder(path: Path, max_pixels: int | None = None) -> str | None:
         if (frames_in(still) or 1) > 1:
             return f"{display_path(still)} is animated: a folder's files are trained on as stills"
     return None
+
+
+def style_notes(job: Job) -> list[str]:
+    """What ``validate`` and ``run`` say of style files read otherwise than they are given: an animation's
+    first frame is the style (the style statistics describe one picture)."""
+    notes = []
+    for index, style in enumerate(job.styles):
+        if (frames := frames_in(style.path) or 1) > 1:
+            notes.append(f"styles[{index}] {Path(style.path).name} is animated ({frames} frames): its first frame "
+                         "is the style")
+    return notes
 
 
 def file_sha256(path: Path) -> str:
