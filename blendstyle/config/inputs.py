@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 
 from ..errors import display_path
 from ..media.formats import STILL_SUFFIXES, is_video
-from ..media.probe import DECODE_ERRORS, frames_in, own_pixel_limit, probe_video, stills_in, unrecognised
+from ..media.probe import (
+    DECODE_ERRORS,
+    frames_in,
+    others_in,
+    own_pixel_limit,
+    probe_video,
+    stills_in,
+    unrecognised,
+)
 
 if TYPE_CHECKING:
     from .models import Job
@@ -65,13 +73,13 @@ def check_folder(path: Path, max_pixels: int | None = None) -> str | None:
     still (:func:`~blendstyle.media.probe.stills_in`), and each must be a usable, unanimated image."""
     stills = stills_in(path)
     if not stills:
-        kinds = ", ".join(sorted(suffix[1:] for suffix in STILL_SUFFIXES))
-        return f"no still image ({kinds}) in the folder {display_path(path)}"
+        return f"no still image ({still_kinds()}) in the folder {display_path(path)}"
     for still in stills:
         if reason := check_image(still, max_pixels):
             return reason
         if (frames_in(still) or 1) > 1:
-            return f"{display_path(still)} is animated: a folder's files are trained on as stills"
+            return (f"{display_path(still)} is animated: a folder's files are trained on as stills (move it out of "
+                    "the folder, or render it with a job of its own)")
     return None
 
 
@@ -84,6 +92,20 @@ def style_notes(job: Job) -> list[str]:
             notes.append(f"styles[{index}] {Path(style.path).name} is animated ({frames} frames): its first frame "
                          "is the style")
     return notes
+
+
+def folder_note(folder: Path) -> str | None:
+    """What ``validate`` and ``run`` say of the files of a content folder that are not stills, or None."""
+    others = others_in(folder)
+    if not others:
+        return None
+    names = ", ".join(other.name for other in others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    return (f"{display_path(folder)}: {names} {'is' if len(others) == 1 else 'are'} not read (a folder's stills are "
+            f"{still_kinds()} files)")
+
+
+def still_kinds() -> str:
+    return ", ".join(sorted(suffix[1:] for suffix in STILL_SUFFIXES))
 
 
 def file_sha256(path: Path) -> str:

@@ -100,6 +100,16 @@ def stills_in(folder: Path | str) -> list[Path]:
     )
 
 
+def others_in(folder: Path | str) -> list[Path]:
+    """The files of a content folder that are not its stills (:func:`stills_in`), hidden ones left out (a
+    file manager's ``.DS_Store``), sorted by name: passed over, and said so."""
+    return sorted(
+        (entry for entry in Path(folder).iterdir()
+         if entry.is_file() and not entry.name.startswith(".") and entry.suffix.lower() not in STILL_SUFFIXES),
+        key=lambda entry: entry.name,
+    )
+
+
 def content_files(content: Path | str) -> list[Path]:
     """The files a job's content names: a folder's stills (:func:`stills_in`), or the file itself."""
     path = Path(content)
