@@ -19,6 +19,7 @@ import click
 from rich.table import Table
 
 from ..config.fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from ..config.inputs import folder_note, style_notes
 from ..config.iterations import LIMIT, optimisation_settings
 from ..config.layers import LAYER_NAMES, layer_channels, layer_stride
 from ..config.load import LoadedJob
@@ -97,6 +98,10 @@ def validate(jobs, size, iterations, device, seed, settings) -> None:
             bad += 1
             continue
         out.print(note("ok", "green", f" {path} ({loaded.job.name}: {len(loaded.job.styles)} style(s), {loaded.job.size} px)"))
+        content = Path(loaded.job.content)  # what run will say too (it takes the job as it is)
+        notes = [folder_note(content)] if content.is_dir() else []
+        for text in filter(None, notes + style_notes(loaded.job)):
+            out.print(note("note", "yellow", f" {path}: {text}"), soft_wrap=True)
     if bad:
         sys.exit(1)
 

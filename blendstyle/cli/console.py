@@ -94,6 +94,11 @@ class ConsoleReporter(Reporter):
     def stage(self, text: str) -> None:
         self._log(text)
 
+    def note(self, text: str) -> None:
+        """Shown on a terminal too, above the bars (a stage is only logged): it says what the job's file does not."""
+        if not self.quiet:
+            err.print(note("note", "yellow", f" {self.name}: {text}"), soft_wrap=True)
+
     def frames_start(self, total: int) -> None:
         self.frames = total
         self.rendered, self.finished, self.began = 0, 0, time.perf_counter()

@@ -6,10 +6,22 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import display_path
 from ..media.formats import STILL_SUFFIXES, is_video
-from ..media.probe import DECODE_ERRORS, frames_in, own_pixel_limit, probe_video, stills_in
+from ..media.probe import (
+    DECODE_ERRORS,
+    frames_in,
+    others_in,
+    own_pixel_limit,
+    probe_video,
+    stills_in,
+    unrecognised,
+)
+
+if TYPE_CHECKING:
+    from .models import Job
 
 
 def check_image(path: Path, max_pixels: int | None = None, video: bool = False) -> str | None:
@@ -48,7 +60,7 @@ def check_image(path: Path, max_pixels: int | None = None, video: bool = False) 
             except DECODE_ERRORS as exc:  # cut short or corrupt: run's message (files.images.open_image)
                 return f"cannot decode image {display_path(path)}: {exc}"
     except UnidentifiedImageError:
-        return f"not an image file (no image format recognised): {display_path(path)}"
+        return f"{unrecognised(path)}: {display_path(path)}"
     except Image.DecompressionBombError as exc:
         return f"image too large ({exc}): {display_path(path)}"
     except OSError as exc:
@@ -61,14 +73,39 @@ def check_folder(path: Path, max_pixels: int | None = None) -> str | None:
     still (:func:`~blendstyle.media.probe.stills_in`), and each must be a usable, unanimated image."""
     stills = stills_in(path)
     if not stills:
-        kinds = ", ".join(sorted(suffix[1:] for suffix in STILL_SUFFIXES))
-        return f"no still image ({kinds}) in the folder {display_path(path)}"
+        return f"no still image ({still_kinds()}) in the folder {display_path(path)}"
     for still in stills:
         if reason := check_image(still, max_pixels):
             return reason
         if (frames_in(still) or 1) > 1:
-            return f"{display_path(still)} is animated: a folder's files are trained on as stills"
+            return (f"{display_path(still)} is animated: a folder's files are trained on as stills (move it out of "
+                    "the folder, or render it with a job of its own)")
     return None
+
+
+def style_notes(job: Job) -> list[str]:
+    """What ``validate`` and ``run`` say of style files read otherwise than they are given: an animation's
+    first frame is the style (the style statistics describe one picture)."""
+    notes = []
+    for index, style in enumerate(job.styles):
+        if (frames := frames_in(style.path) or 1) > 1:
+            notes.append(f"styles[{index}] {Path(style.path).name} is animated ({frames} frames): its first frame "
+                         "is the style")
+    return notes
+
+
+def folder_note(folder: Path) -> str | None:
+    """What ``validate`` and ``run`` say of the files of a content folder that are not stills, or None."""
+    others = others_in(folder)
+    if not others:
+        return None
+    names = ", ".join(other.name for other in others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    return (f"{display_path(folder)}: {names} {'is' if len(others) == 1 else 'are'} not read (a folder's stills are "
+            f"{still_kinds()} files)")
+
+
+def still_kinds() -> str:
+    return ", ".join(sorted(suffix[1:] for suffix in STILL_SUFFIXES))
 
 
 def file_sha256(path: Path) -> str:

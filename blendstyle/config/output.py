@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from ..media.formats import StillName
 from .fields import Model, matching
@@ -42,11 +42,19 @@ SIZES = (16, 16384)
 UNITS = {"mm": 1.0, "cm": 10.0, "in": 25.4}
 
 
+def _with_unit(value: object) -> object:
+    """A bare number is refused as a length without its unit; the pattern's own words would not say so, and
+    pydantic would report it twice (not a string, and ``size`` not an integer either)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(f"a print size needs a unit (cm, mm or in), as in long_side: {value:g}cm")
+    return value
+
+
 class PrintSize(Model):
     """The output's long side in print units at a printer's resolution: ``{long_side: 40cm, dpi: 300}`` is
     4724 px, and the file is marked 300 dpi (unless ``output.dpi`` says otherwise)."""
 
-    long_side: Annotated[str, *matching(r"^[0-9]+(\.[0-9]+)?(mm|cm|in)$", "a length such as 40cm, 400mm or 16in")]
+    long_side: Annotated[str, BeforeValidator(_with_unit), *matching(r"^[0-9]+(\.[0-9]+)?(mm|cm|in)$", "a length such as 40cm, 400mm or 16in")]
     dpi: Annotated[int, Field(ge=1, le=10_000)]
 
     @property

@@ -72,22 +72,28 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _one_per_union(items: list[dict]) -> list[dict]:
+def _one_per_union(items: list[dict], data: Any) -> list[dict]:
     """A value that fits no branch of a union (``start: 2.5 s``, ``size: {long_side: 2 cm}``) gets one
     error per branch; where one branch explains itself (an error that is not about the value's type, at
-    the union's place or inside it), the other branches' type complaints are noise."""
+    the union's place or inside it, or any error inside the value: a mapping read as a model, ``size:
+    {long_side: 40, dpi: 300}``), the other branches' type complaints are noise."""
 
     def typed(item: dict) -> bool:
         return item["type"].endswith(("_parsing", "_type"))
 
     explained = [tuple(item["loc"]) for item in items if not typed(item)]
-    kept = [
-        item
-        for item in items
-        if not (typed(item) and len(item["loc"]) > 1
-                and any(loc[: len(item["loc"]) - 1] == tuple(item["loc"][:-1]) and loc != tuple(item["loc"])
-                        for loc in explained))
-    ]
+    keys = [_clean(item["loc"], data, item["type"] == "missing")[0] for item in items]
+
+    def noise(item: dict, key: Key) -> bool:
+        loc = tuple(item["loc"])
+        if not typed(item) or len(loc) < 2:
+            return False
+        if any(other[: len(loc) - 1] == loc[:-1] and other != loc for other in explained):
+            return True
+        return isinstance(item.get("input"), (dict, list)) and any(
+            len(other) > len(key) and other[: len(key)] == key for other in keys)
+
+    kept = [item for item, key in zip(items, keys) if not noise(item, key)]
     # Every branch refused the value's type (``size: large``): one problem that says what the key takes.
     places: dict[tuple, list[dict]] = {}
     for item in kept:
@@ -105,7 +111,7 @@ def _one_per_union(items: list[dict]) -> list[dict]:
 
 def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
     problems = []
-    for item in _one_per_union(error.errors(include_url=False)):
+    for item in _one_per_union(error.errors(include_url=False), layered.data):
         kind = item["type"]
         key, is_key = _clean(item["loc"], layered.data, kind == "missing")
         message = item["msg"].removeprefix("Value error, ")

@@ -14,7 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import STILLS
-from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit
+from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit, unrecognised
 from .atomic import atomic_path
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
 
@@ -255,7 +255,7 @@ def _open_lazy(path: Path | str, max_pixels: int | None = None) -> Image.Image:
     except FileNotFoundError:
         raise BlendstyleError(f"image not found: {shown}") from None
     except UnidentifiedImageError:
-        raise BlendstyleError(f"not an image file (no image format recognised): {shown}") from None
+        raise BlendstyleError(f"{unrecognised(path)}: {shown}") from None
     except Image.DecompressionBombError as exc:
         raise BlendstyleError(f"image refused as too large: {shown} ({exc})") from None
     except DECODE_ERRORS as exc:  # a truncated or corrupt header

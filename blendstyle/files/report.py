@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..nst.optimize import Step
 from .atomic import atomic_path
 from .images import resize, tensor_to_pil
+from .prints import srgb_profile
 
 TILE_HEIGHT = 256
 #: The most curves a loss plot names in its legend.
@@ -88,7 +89,8 @@ def _plot(curves: Sequence[tuple[str, Sequence[int], Sequence[float]]], path: Pa
         axes.set_title(f"{len(curves)} curves", fontsize="small")
     figure.tight_layout()
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png")
+        # Matplotlib's PNG is written by Pillow, which embeds the sRGB profile every written picture carries.
+        figure.savefig(temporary, format="png", pil_kwargs={"icc_profile": srgb_profile()})
     plt.close(figure)
     return path
 

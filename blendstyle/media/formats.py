@@ -66,8 +66,9 @@ CLIPS: dict[str, MediaFormat] = {
 #: Content files read as video (PyAV, FFmpeg inside its wheel); every other file is read as an image.
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
 
-#: Files of a content folder read as its stills (``method: network`` trains on them all).
-STILL_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+#: Files of a content folder read as its stills (``method: network`` trains on them all). A GIF is one too:
+#: a still GIF is trained on, and an animated one refused as an animated WebP or PNG is (not passed over).
+STILL_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 
 StillName = Literal[tuple(STILLS)]  # type: ignore[valid-type]
 ClipName = Literal[tuple(CLIPS)]  # type: ignore[valid-type]

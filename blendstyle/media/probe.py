@@ -42,12 +42,70 @@ def own_pixel_limit():
         Image.MAX_IMAGE_PIXELS = saved
 
 
+#: A TIFF's photometric interpretation (tag 262), as a reason names it; with alpha where a fourth sample follows RGB.
+_TIFF_COLOURS = {0: "grey", 1: "grey", 2: "RGB", 3: "palette", 5: "CMYK", 6: "YCbCr", 8: "CIELab"}
+#: A TIFF's sample format (tag 339): 1 unsigned integers (named by their bits alone), 2 signed, 3 float.
+_TIFF_SAMPLES = {1: "", 2: "signed ", 3: "float "}
+
+
+def unrecognised(path: Path | str) -> str:
+    """Why Pillow recognised no image in ``path`` (it raised ``UnidentifiedImageError``), as a reason a user
+    sees, without the path. Pillow says the same of a text file and of a TIFF whose samples it cannot decode
+    (32-bit float RGB, from a raw converter or a scientific tool); a TIFF's header says what it holds."""
+    held = _tiff_layout(path)
+    if held is None:
+        return "not an image file (no image format recognised)"
+    description, usual = held
+    if not usual:
+        return f"a TIFF of {description}, which cannot be read (save it as 8- or 16-bit)"
+    return f"a TIFF of {description} that cannot be read (its compression or layout is not supported; save it again)"
+
+
+def _tiff_layout(path: Path | str) -> tuple[str, bool] | None:
+    """A TIFF's first picture as words (``"32-bit float RGB"``) and whether its samples are 8- or 16-bit
+    unsigned integers (those Pillow decodes), from its header; None when ``path`` is no TIFF."""
+    from PIL import TiffImagePlugin
+
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(8)
+            if header[:4] not in TiffImagePlugin.PREFIXES:
+                return None
+            if header[2] == 43:  # BigTIFF: a 16-byte header (as Pillow reads it: little-endian only)
+                header += handle.read(8)
+            tags = TiffImagePlugin.ImageFileDirectory_v2(header)
+            handle.seek(tags.next)
+            tags.load(handle)
+    except DECODE_ERRORS:
+        return None
+
+    def first(tag: int, default: int) -> int:
+        value = tags.get(tag, default)
+        return int(value[0] if isinstance(value, tuple) else value)
+
+    bits, kind, samples = first(258, 1), first(339, 1), first(277, 1)
+    colour = _TIFF_COLOURS.get(first(262, 1 if samples < 3 else 2), f"{samples}-channel")
+    if colour in ("grey", "RGB") and samples in (2, 4):
+        colour += "A" if colour == "RGB" else " with alpha"
+    return f"{bits}-bit {_TIFF_SAMPLES.get(kind, '')}{colour}", kind == 1 and bits in (1, 8, 16)
+
+
 def stills_in(folder: Path | str) -> list[Path]:
     """The stills of a content folder: its files (not those of its sub-folders, nor hidden ones) with a
     still image's suffix, sorted by name."""
     return sorted(
         (entry for entry in Path(folder).iterdir()
          if entry.is_file() and not entry.name.startswith(".") and entry.suffix.lower() in STILL_SUFFIXES),
+        key=lambda entry: entry.name,
+    )
+
+
+def others_in(folder: Path | str) -> list[Path]:
+    """The files of a content folder that are not its stills (:func:`stills_in`), hidden ones left out (a
+    file manager's ``.DS_Store``), sorted by name: passed over, and said so."""
+    return sorted(
+        (entry for entry in Path(folder).iterdir()
+         if entry.is_file() and not entry.name.startswith(".") and entry.suffix.lower() not in STILL_SUFFIXES),
         key=lambda entry: entry.name,
     )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..config.inputs import folder_note
 from ..errors import BlendstyleError, Problem
 from ..files.clips import ClipFile, open_clip
 from ..files.images import fit_long_side, read_alpha, read_image
@@ -70,6 +71,8 @@ class ClipRenderer:
         # (orientation, colour profile, 16 bits) whatever animation settings a shared base gives; training
         # reads them all.
         self.stills = stills_of(job.content)
+        if Path(job.content).is_dir() and (said := folder_note(Path(job.content))):
+            run.note(said)  # the folder's other files are passed over: said, not in silence
         self._palette: torch.Tensor | None = None
         if self.stills is None and settings.flow == "dis" and not flow_available():
             raise BlendstyleError(

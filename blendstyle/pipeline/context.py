@@ -116,6 +116,8 @@ class Run:
     fresh: bool = False
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     clock: float = field(default_factory=time.perf_counter)
+    #: What the run said of how it took the job (:meth:`note`), kept for the record.
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         job = self.loaded.job
@@ -150,6 +152,13 @@ class Run:
         A run that failed (a non-finite loss, out of memory) starts afresh: going on would fail again."""
         return not self.fresh and self.before.get("status") == "interrupted" and self.before.get("key") == self.key
 
+    def note(self, text: str) -> None:
+        """Say ``text`` once per run, on the console (the reporter's :meth:`~Reporter.note`) and in the
+        record's ``notes``."""
+        if text not in self.notes:
+            self.notes.append(text)
+            self.reporter.note(text)
+
     # ------------------------------------------------------------------------------------------ records
 
     def record(self, status: str, **fields: Any) -> dict[str, Any]:
@@ -177,6 +186,8 @@ class Run:
         }
         if "torchvision" in sys.modules:
             record["versions"]["torchvision"] = sys.modules["torchvision"].__version__
+        if self.notes:
+            record["notes"] = list(self.notes)
         record.update(fields)
         return record
 

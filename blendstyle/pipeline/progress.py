@@ -14,6 +14,11 @@ class Reporter:
     def stage(self, text: str) -> None:
         """A named stage begins (loading, a scale, a tile, a sweep cell, writing)."""
 
+    def note(self, text: str) -> None:
+        """Something the user should know of how the job was taken (an input used otherwise than given);
+        by default a stage of its own."""
+        self.stage(f"note: {text}")
+
     def frames_start(self, total: int) -> None:
         """An animation of ``total`` frames begins."""
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import torch
 
+from ..config.inputs import style_notes
 from ..config.models import Job
 from ..files.images import read_image, read_mask
 from ..nst.color import match_histogram, match_luminance
@@ -63,6 +64,8 @@ class StyleImages:
         key = (long_side, job.smallest_side())
         if key not in self._styles:
             self.run.check()
+            for text in style_notes(job):  # an animated style's first frame is read: said, once per run
+                self.run.note(text)
             self._styles[key] = read_styles(job, long_side, self.run.device, reference, self.run.reading)
         return self._styles[key]
 

@@ -294,3 +294,32 @@ def test_a_fraction_where_a_frame_or_a_time_goes_says_how_to_write_the_time(tiny
         load_job(tiny_job("animation: {stop: 1.5}\n", body="extends: quick.yaml\ncontent: clip.gif\nstyles: [style_a.png]\n"))
     [problem] = info.value.problems
     assert problem.key == "animation.stop" and problem.message.endswith("a time is written with an s: 1.5s")
+
+
+def test_a_float_rgb_tiff_is_refused_at_its_key_by_validate_and_run(tiny_job, tmp_path):
+    """Pillow recognises no image in it, as in a text file; the problem says what it holds and what serves."""
+    import numpy as np
+    import tifffile
+    from click.testing import CliRunner
+
+    from blendstyle.cli import main
+
+    tifffile.imwrite(tmp_path / "scan.tif", np.random.default_rng(0).random((8, 8, 3)).astype(np.float32))
+    job = tiny_job(body="extends: quick.yaml\ncontent: content.png\nstyles:\n  - path: style_a.png\n  - path: scan.tif\n")
+    with pytest.raises(BlendstyleError) as info:
+        load_job(job)
+    [problem] = info.value.problems
+    assert (problem.key, problem.location.line) == ("styles[1].path", 5)
+    assert problem.message.startswith("a TIFF of 32-bit float RGB, which cannot be read (save it as 8- or 16-bit): ")
+    for command in (["validate", str(job)], ["run", str(job), "--out", str(tmp_path / "out")]):
+        result = CliRunner().invoke(main, command, catch_exceptions=False)
+        assert result.exit_code == 1 and "tiny.yaml:5:11 styles[1].path: a TIFF of 32-bit float RGB" in result.output
+
+
+def test_a_mapping_given_as_a_size_is_not_also_refused_as_an_integer(tiny_job):
+    """``size`` is pixels or a print size; a mapping is the print size, so its own problems are the only ones."""
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job(body="extends: quick.yaml\ncontent: content.png\nstyles: [style_a.png]\n"
+                          "size: {long_side: yes, dpi: 300}\n"))
+    [problem] = info.value.problems
+    assert problem.key == "size.long_side" and problem.message.startswith("Input should be a valid string (found true)")

@@ -193,3 +193,13 @@ def _ramp_mask(tmp_path, name, values):
 def test_a_deep_grey_mask_reads_as_its_ramp(tmp_path, name, values):
     """A 0-65535 (or float 0-1) ramp is a 0-1 ramp, as it is in a picture (it was clipped to white)."""
     assert np.abs(_ramp_mask(tmp_path, name, values)[0] - np.arange(256)).max() <= 1
+
+
+def test_a_float_rgb_tiff_is_refused_as_what_it_is(tmp_path, monkeypatch):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "scan.tif", np.random.default_rng(0).random((8, 8, 3)).astype(np.float32))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BlendstyleError) as info:
+        read_image(tmp_path / "scan.tif")
+    assert str(info.value) == "a TIFF of 32-bit float RGB, which cannot be read (save it as 8- or 16-bit): scan.tif"

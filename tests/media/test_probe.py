@@ -47,3 +47,24 @@ def test_a_job_on_them_is_a_still(tiny_job, tmp_path, make):
     assert stills_of(load_job(job).job.content) == [path]
     with pytest.raises(BlendstyleError, match="this content is a still"):
         load_job(job, {"animation.mode": "independent"})
+
+
+@pytest.mark.parametrize("dtype, shape, said", [
+    (np.float32, (8, 8, 3), "a TIFF of 32-bit float RGB, which cannot be read (save it as 8- or 16-bit)"),
+    (np.float64, (8, 8, 4), "a TIFF of 64-bit float RGBA, which cannot be read (save it as 8- or 16-bit)"),
+    (np.int16, (8, 8, 3), "a TIFF of 16-bit signed RGB, which cannot be read (save it as 8- or 16-bit)"),
+    (np.float16, (8, 8), "a TIFF of 16-bit float grey, which cannot be read (save it as 8- or 16-bit)"),
+])
+def test_a_tiff_pillow_cannot_decode_says_what_it_holds(tmp_path, dtype, shape, said):
+    from PIL import UnidentifiedImageError
+
+    from blendstyle.media.probe import unrecognised
+
+    tifffile.imwrite(tmp_path / "deep.tif", np.random.default_rng(0).random(shape).astype(dtype))
+    with pytest.raises(UnidentifiedImageError):  # what Pillow says of it: the same as of a text file
+        Image.open(tmp_path / "deep.tif")
+    assert unrecognised(tmp_path / "deep.tif") == said
+    tifffile.imwrite(tmp_path / "big.tif", np.zeros((8, 8, 3), np.float32), bigtiff=True)
+    assert unrecognised(tmp_path / "big.tif").startswith("a TIFF of 32-bit float RGB,")
+    (tmp_path / "text.tif").write_text("hello")
+    assert unrecognised(tmp_path / "text.tif") == "not an image file (no image format recognised)"

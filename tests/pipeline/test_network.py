@@ -402,3 +402,39 @@ def test_a_still_too_large_for_the_optimiser_goes_through_the_network_whole(stil
         blendstyle.run_job(still_job("", quick + ", refine: 2"), out_root=tmp_path / "out")
     problem = info.value.problems[0]
     assert problem.key == "size" and "network.refine optimises frames whole" in problem.message
+
+
+def test_a_folder_s_gifs_are_stills_and_its_other_files_are_said_to_be_passed_over(folder_job, tmp_path):
+    """A still GIF is trained on; an animated one is refused as an animated WebP is; a file that is no still
+    (notes.txt) is not read, and validate and run say so."""
+    from click.testing import CliRunner
+
+    from blendstyle.cli import main
+    from blendstyle.pipeline.clip import ClipRenderer
+    from blendstyle.pipeline.context import open_run
+
+    photos = tmp_path / "photos"
+    moving_gif(photos / "wave.gif")
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.load_job(folder_job)
+    [problem] = info.value.problems
+    assert problem.key == "content" and "wave.gif is animated: a folder's files are trained on as stills" in problem.message
+    (photos / "wave.gif").unlink()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(photos / "logo.gif")
+    (photos / ".DS_Store").write_bytes(b"\0")  # hidden: not worth a word
+    said = ("photos: notes.txt is not read (a folder's stills are bmp, gif, jpeg, jpg, png, tif, tiff, webp "
+            "files)")
+    result = CliRunner().invoke(main, ["validate", str(folder_job)])
+    assert result.exit_code == 0 and result.output.count("note ") == 1 and said in result.output
+
+    class Notes(Reporter):
+        def __init__(self):
+            self.notes = []
+
+        def note(self, text):
+            self.notes.append(text)
+
+    loaded, reporter = blendstyle.load_job(folder_job), Notes()
+    renderer = ClipRenderer(open_run(loaded, tmp_path / "out", reporter).start())
+    assert [still.name for still in renderer.stills] == ["cat.png", "logo.gif", "rocket.jpg"]
+    assert [text.endswith(said) for text in reporter.notes] == [True]
