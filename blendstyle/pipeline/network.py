@@ -169,9 +169,8 @@ def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) ->
             saved = load_network(settings.weights)
         said, ours = _blend(saved.trained_for.get("styles") or []), _blend(run.job.model_dump(mode="json")["styles"])
         if said and said != ours:  # said, not passed over: the pictures take the network's styles
-            run.reporter.stage(f"note: the saved network was trained for {said}; this job names {ours}: the "
-                               "pictures have the network's styles" + (", refined towards the job's" if
-                                                                       settings.refine else ""))
+            run.note(f"the saved network was trained for {said}; this job names {ours}: the pictures have the "
+                     "network's styles" + (", refined towards the job's" if settings.refine else ""))
         return Trained(build(saved, device), saved.architecture, "applied", saved.trained_for)
     key, path = training_key(run), network_path(run)
     if path.is_file() and not run.fresh:  # an earlier run of this job trained it (and stopped while rendering, say)
