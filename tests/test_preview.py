@@ -236,7 +236,6 @@ MALFORMED = {
 }
 
 
-@pytest.mark.parametrize("request_", MALFORMED.values(), ids=MALFORMED.keys())
 def _ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as probe:
@@ -263,6 +262,7 @@ def test_the_page_listens_on_an_ipv6_address():
         preview.close()
 
 
+@pytest.mark.parametrize("request_", MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_malformed_request_gets_a_400_and_no_traceback(page, capfd, request_):
     answer = raw(page.server.server_address[1], request_)
     assert answer.startswith(b"HTTP/1.0 400 "), answer[:200]

@@ -304,7 +304,7 @@ def test_a_float_rgb_tiff_is_refused_at_its_key_by_validate_and_run(tiny_job, tm
 
     from blendstyle.cli import main
 
-    tifffile.imwrite(tmp_path / "scan.tif", np.random.default_rng(0).random((8, 8, 3)).astype(np.float32))
+    tifffile.imwrite(tmp_path / "scan.tif", np.random.default_rng(0).random((8, 8, 3)).astype(np.float32), photometric="rgb")
     job = tiny_job(body="extends: quick.yaml\ncontent: content.png\nstyles:\n  - path: style_a.png\n  - path: scan.tif\n")
     with pytest.raises(BlendstyleError) as info:
         load_job(job)

@@ -198,7 +198,7 @@ def test_a_deep_grey_mask_reads_as_its_ramp(tmp_path, name, values):
 def test_a_float_rgb_tiff_is_refused_as_what_it_is(tmp_path, monkeypatch):
     import tifffile
 
-    tifffile.imwrite(tmp_path / "scan.tif", np.random.default_rng(0).random((8, 8, 3)).astype(np.float32))
+    tifffile.imwrite(tmp_path / "scan.tif", np.random.default_rng(0).random((8, 8, 3)).astype(np.float32), photometric="rgb")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BlendstyleError) as info:
         read_image(tmp_path / "scan.tif")

@@ -60,11 +60,12 @@ def test_a_tiff_pillow_cannot_decode_says_what_it_holds(tmp_path, dtype, shape, 
 
     from blendstyle.media.probe import unrecognised
 
-    tifffile.imwrite(tmp_path / "deep.tif", np.random.default_rng(0).random(shape).astype(dtype))
+    tifffile.imwrite(tmp_path / "deep.tif", np.random.default_rng(0).random(shape).astype(dtype),
+                     photometric="rgb" if len(shape) == 3 else "minisblack")
     with pytest.raises(UnidentifiedImageError):  # what Pillow says of it: the same as of a text file
         Image.open(tmp_path / "deep.tif")
     assert unrecognised(tmp_path / "deep.tif") == said
-    tifffile.imwrite(tmp_path / "big.tif", np.zeros((8, 8, 3), np.float32), bigtiff=True)
+    tifffile.imwrite(tmp_path / "big.tif", np.zeros((8, 8, 3), np.float32), bigtiff=True, photometric="rgb")
     assert unrecognised(tmp_path / "big.tif").startswith("a TIFF of 32-bit float RGB,")
     (tmp_path / "text.tif").write_text("hello")
     assert unrecognised(tmp_path / "text.tif") == "not an image file (no image format recognised)"
