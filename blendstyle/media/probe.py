@@ -10,6 +10,7 @@ import contextlib
 import functools
 import struct
 from pathlib import Path
+from stat import S_ISREG
 
 from ..errors import display_path
 from .formats import STILL_SUFFIXES, is_video
@@ -120,13 +121,15 @@ def frames_in(path: Path | str) -> int | None:
     """How many frames an image or video file holds (1 for a still), or None when they cannot be counted
     (a truncated or corrupt file); reads only what counting needs, once per file, size and modification
     time (``validate``, the mode a run picks and a study all ask)."""
-    if is_video(path):
-        probe = _readable_video(path)
-        return None if probe is None else len(probe.pts)
     try:
         stat = Path(path).stat()
     except OSError:
         return None
+    if not S_ISREG(stat.st_mode):  # a FIFO or a device: opening it to read would wait for ever (or never end)
+        return None
+    if is_video(path):
+        probe = _readable_video(path)
+        return None if probe is None else len(probe.pts)
     return _count_frames(Path(path).resolve(), stat.st_size, stat.st_mtime_ns)
 
 

@@ -323,3 +323,17 @@ def test_a_mapping_given_as_a_size_is_not_also_refused_as_an_integer(tiny_job):
                           "size: {long_side: yes, dpi: 300}\n"))
     [problem] = info.value.problems
     assert problem.key == "size.long_side" and problem.message.startswith("Input should be a valid string (found true)")
+
+
+def test_a_fifo_as_a_mask_is_refused_not_waited_on(tiny_job, tmp_path):
+    """Counting a mask's frames opened it: a FIFO made validate (and run) wait for ever for a writer."""
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "pipe")
+    path = tiny_job("", body="content: content.png\nstyles:\n  - path: style_a.png\n    mask: pipe\n")
+    script = str(Path(sys.executable).parent / "blendstyle")
+    done = subprocess.run([script, "validate", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "styles[0].mask" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
