@@ -56,16 +56,19 @@ def _snap(value: float) -> int:
 def spans(length: int, tile: int, overlap: int) -> list[Span]:
     """Tiles of about ``tile`` px overlapping by at least ``overlap`` covering ``length``; origins on the 16 px
     grid (so the last tile may be up to 15 px longer), cores meeting at the overlaps' middles."""
-    if tile >= length:
+    if length < tile + ALIGN:  # one tile, up to 15 px longer than asked (as the last one may be)
         return [Span(0, length, 0, length)]
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap {overlap} must be below the tile size {tile}")
+    if not 0 <= overlap < tile - ALIGN:
+        raise ValueError(f"overlap {overlap} must be below the tile size {tile} less {ALIGN}")
     count = math.ceil((length - overlap) / (tile - overlap))
-    starts = [_snap(k * (length - tile) / (count - 1)) for k in range(count)]
-    stops = [start + tile for start in starts[:-1]] + [length]
-    for previous, start in zip(stops, starts[1:]):  # snapping may shrink an overlap: keep at least `overlap`
-        if previous - start < overlap:
-            return spans(length, tile, overlap + ALIGN)
+    while True:
+        starts = [_snap(k * (length - tile) / (count - 1)) for k in range(count)]
+        stops = [start + tile for start in starts[:-1]] + [length]
+        # Snapping may shrink an overlap: one tile more brings the origins closer, until each overlap is at
+        # least `overlap` (at the latest when they are tile - overlap - 15 px apart).
+        if all(previous - start >= overlap for previous, start in zip(stops, starts[1:])):
+            break
+        count += 1
     cuts = [0] + [_snap((start + previous) / 2) for start, previous in zip(starts[1:], stops)] + [length]
     return [Span(start, stop, cuts[k], cuts[k + 1]) for k, (start, stop) in enumerate(zip(starts, stops))]
 

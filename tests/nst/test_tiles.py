@@ -188,3 +188,15 @@ def test_waves_hold_no_two_overlapping_tiles_and_a_tile_blends_into_finished_one
     assert weights[0].max() == 0 and weights[-1].max() == 0 and weights[:, 0].max() == 0 and weights[:, -1].max() == 0
     assert weights[weights.shape[0] // 2, weights.shape[1] // 2] == 1
     assert torch.equal(weights, weights.flip(0)) and torch.equal(weights, weights.flip(1))  # the same on both sides
+
+
+@pytest.mark.parametrize(("length", "tile", "overlap"), [(945, 256, 114), (700, 192, 90), (520, 512, 64)])
+def test_every_valid_tile_setting_covers_the_picture_with_distinct_tiles(length, tile, overlap):
+    """Where snapping to the 16 px grid shrank an overlap, the overlap was widened 16 px at a time until it
+    reached the tile (a ValueError: an internal error for settings validate accepts); a picture 1-15 px
+    longer than a tile got two tiles at one origin, the first all overwritten."""
+    found = spans(length, tile, overlap)
+    starts = [span.start for span in found]
+    assert starts[0] == 0 and found[-1].stop == length and len(set(starts)) == len(starts)
+    assert all(earlier.stop - later.start >= overlap for earlier, later in zip(found, found[1:]))
+    assert all(span.stop - span.start <= tile + 15 for span in found)
