@@ -138,11 +138,21 @@ def kind_bytes(job, width: int, height: int) -> int:
 def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", history: int = 20, device: str = "cpu",
                     half: bool = False) -> int:
     """The largest long side (px) whose estimate fits in ``budget`` bytes, for ``aspect`` = width / height."""
+    return _largest(budget, aspect, lambda width, height: estimate_bytes(width, height, last_layer, history, device, half))
+
+
+def job_fits(job, budget: int, aspect: float, device: str = "cpu") -> int:
+    """The largest long side (px) at which ``job``'s picture of ``aspect`` = width / height fits in ``budget``
+    bytes, counted as :func:`job_bytes` counts (the style-loss kinds' own memory and Adam's included)."""
+    return _largest(budget, aspect, lambda width, height: job_bytes(job, width, height, device))
+
+
+def _largest(budget: int, aspect: float, needs) -> int:
     low, high = 16, 65536
     while low < high:
         middle = (low + high + 1) // 2
         width, height = (middle, max(1, round(middle / aspect))) if aspect >= 1 else (max(1, round(middle * aspect)), middle)
-        if estimate_bytes(width, height, last_layer, history, device, half) <= budget:
+        if needs(width, height) <= budget:
             low = middle
         else:
             high = middle - 1
@@ -193,13 +203,12 @@ def plan(job, device: torch.device, width: int, height: int) -> Plan:
     The budget is ``tiles.memory`` GiB, or 85 % of what the device has free. A whole image that does not
     fit with ``tiles.mode: never`` is refused here, before any work, with the size that would fit.
     """
-    last, kind = deepest_layer(job), device.type
+    kind = device.type
     needed = job_bytes(job, width, height, kind)
     budget = int(job.tiles.memory * 2**30) if job.tiles.memory else free_bytes(device)
     if budget is not None and not job.tiles.memory:
         budget = int(budget * 0.85)
-    fits = None if budget is None else largest_fitting(budget, width / height, last, job.optimizer.history, kind,
-                                                       reduced(job, kind))
+    fits = None if budget is None else job_fits(job, budget, width / height, kind)
     too_big = budget is not None and needed > budget
     if job.tiles.mode == "never" and too_big:
         raise BlendstyleError(
@@ -214,21 +223,19 @@ def plan(job, device: torch.device, width: int, height: int) -> Plan:
             raise BlendstyleError(
                 f"one {job.tiles.size} px tile needs about {tile_bytes / 2**30:.1f} GiB, more than the "
                 f"{budget / 2**30:.1f} GiB available on {device}",
-                hint=f"tiles.size: {fits} fits",
+                hint=f"tiles.size: {job_fits(job, budget, 1.0, kind)} fits",  # a tile is square
             )
     return Plan(tiled, needed, budget, fits)
 
 
 def out_of_memory(job, device: torch.device, width: int, height: int) -> BlendstyleError:
     """The message for a GPU that ran out of memory: what was needed and what size would fit."""
-    last = deepest_layer(job)
     needed = job_bytes(job, width, height, device.type)
     try:
         total = torch.cuda.get_device_properties(device).total_memory
     except (RuntimeError, AssertionError, AttributeError):
         total = needed // 2
-    fits = largest_fitting(int(total * 0.85), width / height, last, job.optimizer.history, device.type,
-                           reduced(job, device.type))
+    fits = job_fits(job, int(total * 0.85), width / height, device.type)
     return BlendstyleError(
         f"out of memory on {device} rendering {width}x{height}: about {needed / 2**30:.1f} GiB needed, "
         f"{total / 2**30:.1f} GiB on the device",

@@ -137,6 +137,32 @@ def test_auto_tiles_only_what_does_not_fit_and_never_refuses_before_starting(tmp
         plan(load_job(path, {"tiles.size": 512}).job, cpu, 512, 341)
 
 
+@pytest.mark.parametrize("style_loss", ["gram", "sliced", "neighbours"])
+def test_the_sizes_a_refusal_names_fit(tmp_path, style_loss):
+    """The size and the tile size a refusal says fit are counted as the need is, the style-loss kind's own
+    memory included, and a tile is square: taken at their word, they fit (sliced's and neighbours' hints
+    did not, and a panorama's tile hint was its long side)."""
+    import re
+
+    from blendstyle.config.load import load_job
+    from blendstyle.nst.memory import plan
+
+    path = tmp_path / "big.yaml"
+    path.write_text(
+        f"content: {ASSETS / 'content' / 'chelsea.png'}\nstyles:\n  - path: {ASSETS / 'styles' / 'udnie.jpg'}\n"
+        f"size: 1024\ndevice: cpu\nstyle_loss: {style_loss}\ntiles: {{size: 1024, memory: 1.0}}\n"
+    )
+    cpu = torch.device("cpu")
+    with pytest.raises(BlendstyleError) as refused:
+        plan(load_job(path, {"tiles.mode": "never"}).job, cpu, 2000, 500)
+    size = int(re.search(r"size: (\d+) fits", str(refused.value)).group(1))
+    assert not plan(load_job(path, {"tiles.mode": "never"}).job, cpu, size, size // 4).tiled
+    with pytest.raises(BlendstyleError, match="one 1024 px tile") as refused:
+        plan(load_job(path, {"tiles.mode": "always"}).job, cpu, 2000, 500)
+    tile = int(re.search(r"tiles.size: (\d+) fits", str(refused.value)).group(1))
+    assert plan(load_job(path, {"tiles.mode": "always", "tiles.size": tile, "tiles.overlap": 16}).job, cpu, 2000, 500).tiled
+
+
 def test_an_interrupted_tiled_print_resumes_with_the_tiles_left(tmp_path, monkeypatch):
     from blendstyle.errors import Interrupted
     from blendstyle.pipeline.stylizer import Stylizer
