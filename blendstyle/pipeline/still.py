@@ -101,13 +101,16 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
     history = schedule.progress.steps  # the last scale's steps, those before a stop included
     files += write_extras(schedule, original, optimized.image, history) + snapshots
     timings = dict(schedule.timings, optimize=optimized.seconds, total=run.seconds())
+    # A tiled last scale's iterations are counted over its tiles: so is what was asked of it, and it stopped
+    # early where a tile ended on the tolerance rule before its share.
+    requested = schedule.stages[-1].iterations * tiles if tiles else job.optimizer.iterations
     done = record(
         run, schedule, width, height, memory,
         iterations={
-            "requested": job.optimizer.iterations,
+            "requested": requested,
             "done": resumed + optimized.iterations,
             "resumed_after": resumed,
-            "stopped_early": optimized.stopped_early,
+            "stopped_early": optimized.stopped_early or (bool(tiles) and resumed + optimized.iterations < requested),
         },
         timings={key: round(value, 4) for key, value in timings.items()}
         | {"per_iteration": round(optimized.seconds / max(1, optimized.iterations), 4)},

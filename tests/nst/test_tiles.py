@@ -101,6 +101,8 @@ def test_tiled_print_has_the_size_asked_for_and_no_seams(tmp_path, monkeypatch):
     assert image.shape == (1, 3, 85, 128)
     assert result.record["tiles"] == {"size": 64, "overlap": 16, "count": 6, "done": 6}
     assert result.record["memory"]["tiled"] is True
+    # Counted over the tiles, what was asked as well as what was done (it said 120 done of 20 asked).
+    assert result.record["iterations"] == {"requested": 120, "done": 120, "resumed_after": 0, "stopped_early": False}
     tiles = grid(85, 128, 64, 16)
     ours = [seam_energy_ratio(image, tiles, axis) for axis in (2, 3)]
     assert max(ours) < 1.3, ours
