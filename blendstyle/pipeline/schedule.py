@@ -307,8 +307,12 @@ class Schedule:
         for done, tile_history in optimize_tiles(run_wave, content, picture, layout, progress.tiles_done, self.run.reporter.stage):
             progress.steps += [Step(progress.done + s.iteration, s.total, s.terms, s.elapsed) for s in tile_history]
             progress.tiles_done, progress.done = done, progress.done + len(tile_history)
-            if on_tile is not None and tile_history:
-                on_tile(progress.steps[-1], picture)
+            if tile_history:
+                # A tile's own steps send no picture (it is not the whole): the live page gets the whole
+                # picture as each tile ends.
+                self.run.reporter.picture(stylizer.seen(picture)[:1])
+                if on_tile is not None:
+                    on_tile(progress.steps[-1], picture)
         history = progress.steps[first:]  # this run's
         # The whole picture is too large to score at once: the final terms are the tiles' average.
         final = {name: sum(f[name] for f in finals) / len(finals) for name in finals[0]} if finals else {}

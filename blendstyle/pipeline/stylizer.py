@@ -20,7 +20,7 @@ from ..nst.device import to_device
 from ..nst.objective import Objective, extract
 from ..nst.optimize import Optimized, Step, optimize
 from ..nst.plan import StylePlan
-from ..nst.regions import Region, guides
+from ..nst.regions import Region, guides, over_white
 from ..nst.targets import BlendedTarget, blend_coefficients, blend_targets
 from ..nst.tiles import Tile
 from ..nst.tiles import statistics as tile_statistics
@@ -170,6 +170,10 @@ class Stylizer:
 
     def prepare(self, content: torch.Tensor) -> torch.Tensor:
         return prepare(self.plan, content)
+
+    def seen(self, image: torch.Tensor) -> torch.Tensor:
+        """The whole picture as the losses read it: over white where the content is see-through."""
+        return image if self.visible is None else over_white(image, self._visible(image.shape[-2:], None))
 
     def finish(self, result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         return finish(self.plan, result, content)

@@ -115,6 +115,23 @@ def test_tiled_print_has_the_size_asked_for_and_no_seams(tmp_path, monkeypatch):
     assert max(theirs) > 1.3 and max(theirs) > max(ours) + 0.2, (ours, theirs)
 
 
+def test_the_live_page_gets_the_whole_picture_as_each_tile_ends(tmp_path):
+    """A tile's steps send no picture (a tile is not the picture): the page showed the smaller scale's
+    picture for the whole of the tiled one, usually the longest part of a print."""
+    from blendstyle.pipeline.progress import Reporter
+
+    class Pictures(Reporter):
+        def __init__(self):
+            self.sizes = []
+
+        def picture(self, image):
+            self.sizes.append(tuple(image.shape))
+
+    seen = Pictures()
+    blendstyle.render_job(blendstyle.load_job(write_tiled_job(tmp_path, "scales: {count: 1}\n")), tmp_path / "out", seen)
+    assert seen.sizes == [(1, 3, 85, 128)] * 6
+
+
 def test_auto_tiles_only_what_does_not_fit_and_never_refuses_before_starting(tmp_path):
     """A budget too small for the whole image but enough for a tile: ``auto`` tiles; ``never`` stops at
     once, saying what size fits; a tile too large for the budget is refused too."""
