@@ -87,6 +87,10 @@ class Job(Model):
         for sweep in sweeps:
             if styles is not None and sweep.style >= len(styles):
                 raise ValueError(f"sweep style {sweep.style} does not exist; styles are numbered 0 to {len(styles) - 1}")
+        if sweeps and styles is not None and len(styles) == 1:
+            # Weights are shares of the blend: one style has all of it at any weight, so every cell is one picture.
+            raise ValueError("a sweep varies a style's share of the blend, and the only style has all of it at any "
+                             "weight: every cell would be the same picture; add the styles to blend")
         if len(sweeps) == 2 and sweeps[0].style == sweeps[1].style:
             # Each cell sets the swept style's weight: a second sweep of the same style would overwrite the first.
             raise ValueError(f"both sweeps vary style {sweeps[0].style}; a grid sweeps two different styles")

@@ -337,3 +337,11 @@ def test_a_fifo_as_a_mask_is_refused_not_waited_on(tiny_job, tmp_path):
     done = subprocess.run([script, "validate", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "styles[0].mask" in done.stdout + done.stderr, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_sweep_of_the_only_style_is_refused_at_the_sweep(tiny_job):
+    """Weights are shares of the blend: the only style has all of it at any weight, and every cell was one
+    picture, rendered again and again."""
+    with pytest.raises(BlendstyleError, match="the only style has all of it") as info:
+        load_job(tiny_job("sweep: [{style: 0, steps: 3}]\n"))
+    assert info.value.problems[0].location.line == 6

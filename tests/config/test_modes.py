@@ -32,7 +32,7 @@ def _content(tmp_path, mode):
 def test_a_refused_key_is_refused_at_its_place(tiny_job, tmp_path, key, mode):
     content = _content(tmp_path, mode)
     extra = f"{key}: {SAMPLES[key]}\n" + ("sweep: [{style: 0, steps: 2}]\n" if mode == "sweep" and key != "sweep" else "")
-    path = tiny_job(body=f"content: {content.name}\nstyles:\n  - path: style_a.png\n{extra}")
+    path = tiny_job(body=f"content: {content.name}\nstyles:\n  - path: style_a.png\n  - path: style_b.png\n{extra}")
     with pytest.raises(BlendstyleError) as info:
         load_job(path)
     problem = next(p for p in info.value.problems if p.key == key)
@@ -62,7 +62,7 @@ def test_a_sweep_from_a_base_file_is_refused_on_an_animation(tiny_job, tmp_path)
     a GIF job into a sweep of one frame."""
     (tmp_path / "base.yaml").write_text("sweep: [{style: 0, steps: 2}]\n")
     moving_gif(tmp_path / "clip.gif")
-    job = tiny_job(body="extends: base.yaml\ncontent: clip.gif\nstyles: [{path: style_a.png}]\n")
+    job = tiny_job(body="extends: base.yaml\ncontent: clip.gif\nstyles: [{path: style_a.png}, {path: style_b.png}]\n")
     with pytest.raises(BlendstyleError, match="sweep: a blend sweep renders stills"):
         load_job(job)
 

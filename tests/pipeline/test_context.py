@@ -311,8 +311,8 @@ def test_no_folder_or_file_under_the_output_root_may_lead_outside(tiny_job, tmp_
         moving_square(tmp_path / "move.gif", count=3)
         job = tiny_job("optimizer: {iterations: 2}\nanimation: {iterations: 1}\n",
                        body=BODY.replace("content.png", "move.gif") + "size: 32\n")
-    else:
-        job = tiny_job("optimizer: {iterations: 2}\n" + extra)
+    else:  # (two styles: a sweep of the only one is refused)
+        job = tiny_job("optimizer: {iterations: 2}\n" + extra, body=BODY.replace("}]", "}, {path: style_b.png}]"))
     (out / "tiny").mkdir(parents=True)
     (out / "tiny" / inner).symlink_to(elsewhere if "." not in inner else elsewhere / "tiny_00001.png")
     result = invoke("run", job, "--out", out)
