@@ -513,3 +513,29 @@ def test_compile_on_a_cpu_prints_no_library_log_line(tiny_job, tmp_path):
                            "--out", str(tmp_path / "out"), "-q"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
 
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A flow list of ``levels`` anchors, each nine aliases of the one before: 9**levels values, a few hundred
+    characters."""
+    names = "abcdefghijklmnop"[:levels]
+    parts = [f"&{names[0]} [{', '.join(['x'] * 9)}]"]
+    parts += [f"&{name} [{', '.join(['*' + names[i]] * 9)}]" for i, name in enumerate(names[1:])]
+    return f"[{', '.join(parts)}]"
+
+
+@pytest.mark.parametrize("setting, said", [
+    (f"init={_alias_bomb()}", "--set init: value expands to more than 100000 values"),
+    ("size=" + "[" * 3000 + "]" * 3000, "--set size: value nests deeper than 64 levels"),
+    ("x" + ".a" * 600 + "=1", "the key nests 601 levels deep; a job nests at most 64"),
+    ("x" + ".a" * 60 + "=[[[[[1]]]]]", "value nests deeper than 64 levels (with the key's own)"),
+    ("size=[1", "--set size: value is not valid YAML: expected ',' or ']'"),
+])
+def test_set_values_have_the_job_files_limits(tiny_job, setting, said):
+    """A --set value is read under the job file's YAML limits (values with aliases expanded, nesting), and a
+    key path nests no deeper than a file may: an alias bomb is refused at once (it took 40 s and 4.5 GB),
+    deep values and keys without a RecursionError, each as a --set problem, in validate as in run."""
+    for command in ("validate", "run"):
+        result = invoke(command, tiny_job(), "--set", setting)
+        assert result.exit_code == 1 and said in result.output, result.output
+        assert len(result.output.splitlines()) <= 3 and all(len(line) < 200 for line in result.output.splitlines())

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from ..config.iterations import LIMIT
+from ..config.layering import parse_key
 from ..config.load import LoadedJob, load_job
-from ..errors import BlendstyleError, Problem, display_path
+from ..config.yamlfile import MAX_DEPTH, parse_value
+from ..errors import BlendstyleError, Problem, display_path, short_name
 
 
 def job_settings(command):
@@ -55,10 +56,17 @@ def overrides(size, iterations, device, seed, settings) -> Overrides:
         key, sep, raw = setting.partition("=")
         if not sep or not key:
             raise BlendstyleError(Problem(f"expected KEY=VALUE, found {setting!r}", key="--set"))
+        key = key.strip()
+        name = f"--set {short_name(key)}"
         try:
-            changes[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise BlendstyleError(Problem(f"value is not valid YAML ({exc})", key=f"--set {key}")) from None
+            levels = len(parse_key(key))
+        except ValueError:
+            levels = 0  # not a key path: load_job says so
+        if levels > MAX_DEPTH:  # a job file nests no deeper; copying the job's data would exhaust the stack
+            raise BlendstyleError(Problem(f"the key nests {levels} levels deep; a job nests at most {MAX_DEPTH}",
+                                          key=name))
+        # The job file's limits (values with aliases expanded, nesting) hold for a value given here too.
+        changes[key] = parse_value(raw, name, MAX_DEPTH - levels) if raw.strip() else ""
     return Overrides(changes, iterations)
 
 
