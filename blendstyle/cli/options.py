@@ -14,7 +14,7 @@ from ..config.iterations import LIMIT
 from ..config.layering import parse_key
 from ..config.load import LoadedJob, load_job
 from ..config.yamlfile import MAX_DEPTH, parse_value
-from ..errors import BlendstyleError, Problem, display_path, short_name
+from ..errors import BlendstyleError, Problem, display_path, lookup_failure, short_name
 
 
 def job_settings(command):
@@ -74,6 +74,8 @@ def expand_jobs(paths) -> list[Path]:
     """Job files as given, with each folder replaced by the ``*.yaml``/``*.yml`` files directly in it."""
     jobs: list[Path] = []
     for path in paths:
+        if failure := lookup_failure(path):  # a name too long, a loop of links: is_dir() would raise
+            raise BlendstyleError(Problem(failure, key="job"))
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
             if not found:
@@ -91,6 +93,8 @@ def output_root(path: Path, option: str = "--out") -> Path:
     from ..files.atomic import make_folders, nearest_existing, remove_folders
 
     expected = "a folder to write the outputs in"
+    if failure := lookup_failure(path):  # a name too long, a loop of links: is_dir() would raise
+        raise BlendstyleError(Problem(f"expected {expected}, but {failure}", key=option))
     if path.is_dir():
         if not os.access(path, os.W_OK | os.X_OK):
             raise BlendstyleError(Problem(f"expected {expected}, but {path} is not writable", key=option))

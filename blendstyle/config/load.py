@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import BlendstyleError, Location, Problem, display_path
+from ..errors import BlendstyleError, Location, Problem, display_path, lookup_failure
 from ..media.probe import content_files
 from .checks import input_problems
 from .inputs import check_folder, check_image, file_sha256
@@ -100,6 +100,8 @@ WEIGHTS_FILES = (("backbone", "weights"), ("network", "weights"))
 def weights_file_problem(file: Path) -> str | None:
     """Why ``file`` cannot be a weights file, from its first bytes (torch itself is not imported here): a
     file torch saves is a zip archive, or a pickle in the format before it."""
+    if failure := lookup_failure(file):
+        return failure
     if not file.is_file():
         return f"file not found: {display_path(file)}"
     with open(file, "rb") as handle:
