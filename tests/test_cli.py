@@ -585,3 +585,15 @@ def test_too_long_a_name_for_extends_or_out_is_refused(tiny_job, tmp_path):
     result = invoke("run", tiny_job(), "--out", tmp_path / ("o" * 300))
     assert result.exit_code == 1, result.output
     assert "--out: expected a folder to write the outputs in, but the name is too long" in result.output
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("out", ["/proc", "/sys/kernel"])
+def test_out_on_a_pseudo_file_system_is_refused_before_rendering(tiny_job, out):
+    """/proc and /sys/kernel pass os.access's writable check, but no folder can be made in them: --out is
+    refused, naming the folder, where the run raised FileNotFoundError or PermissionError."""
+    if not Path(out).is_dir():
+        pytest.skip(f"no {out} here")
+    result = invoke("run", tiny_job(), "--out", out, "-q")
+    assert result.exit_code == 1, result.output
+    assert f"--out: expected a folder to write the outputs in, but no folder can be made in {out}: " in result.output

@@ -4,6 +4,7 @@ the output root."""
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,13 @@ def output_root(path: Path, option: str = "--out") -> Path:
     if path.is_dir():
         if not os.access(path, os.W_OK | os.X_OK):
             raise BlendstyleError(Problem(f"expected {expected}, but {path} is not writable", key=option))
+        # os.access says yes to a pseudo file system (/proc, /sys/kernel) where no folder can be made: only
+        # making one tells, and it is removed again.
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".blendstyle-", dir=path))
+        except OSError as exc:
+            raise BlendstyleError(Problem(f"expected {expected}, but no folder can be made in {path}: "
+                                          f"{exc.strerror or exc}", key=option)) from None
         return path
     if os.path.lexists(path):
         found = "a link to nothing" if path.is_symlink() else "a file" if path.is_file() else "not a folder"
