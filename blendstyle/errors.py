@@ -5,6 +5,8 @@ Anything else that escapes is a bug in blendstyle and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +75,35 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+    except (RuntimeError, OSError):  # a loop of links (RuntimeError before Python 3.13), a name too long
+        try:
+            return short_name(Path(os.path.abspath(path)).relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return short_name(path)
+
+
+def short_name(path: Path | str, limit: int = 80) -> str:
+    """A path as written, its middle cut out where it is longer than ``limit`` (a message stays one screen)."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[: limit // 2 - 2]}...{text[-(limit // 2 - 1):]}"
+
+
+def lookup_failure(path: Path | str) -> str | None:
+    """Why the system refuses to look ``path`` up (a symbolic link loop, a name too long), or None where it
+    exists or is simply absent: ``Path.exists`` says False to a loop and raises for a long name, so a
+    message would say "file not found" or give a traceback."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"a symbolic link loop: {display_path(Path(path))}"
+        if exc.errno == errno.ENAMETOOLONG:
+            return f"the name is too long for the file system ({len(str(path))} characters): {short_name(path)}"
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return f"cannot look up {display_path(Path(path))}: {exc.strerror or exc}"
+    except ValueError:  # a NUL byte: no file has that name
+        pass
+    return None
 
 
 def load_failure(error: BaseException) -> str:

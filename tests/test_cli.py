@@ -513,3 +513,87 @@ def test_compile_on_a_cpu_prints_no_library_log_line(tiny_job, tmp_path):
                            "--out", str(tmp_path / "out"), "-q"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
 
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A flow list of ``levels`` anchors, each nine aliases of the one before: 9**levels values, a few hundred
+    characters."""
+    names = "abcdefghijklmnop"[:levels]
+    parts = [f"&{names[0]} [{', '.join(['x'] * 9)}]"]
+    parts += [f"&{name} [{', '.join(['*' + names[i]] * 9)}]" for i, name in enumerate(names[1:])]
+    return f"[{', '.join(parts)}]"
+
+
+@pytest.mark.parametrize("setting, said", [
+    (f"init={_alias_bomb()}", "--set init: value expands to more than 100000 values"),
+    ("size=" + "[" * 3000 + "]" * 3000, "--set size: value nests deeper than 64 levels"),
+    ("x" + ".a" * 600 + "=1", "the key nests 601 levels deep; a job nests at most 64"),
+    ("x" + ".a" * 60 + "=[[[[[1]]]]]", "value nests deeper than 64 levels (with the key's own)"),
+    ("size=[1", "--set size: value is not valid YAML: expected ',' or ']'"),
+])
+def test_set_values_have_the_job_files_limits(tiny_job, setting, said):
+    """A --set value is read under the job file's YAML limits (values with aliases expanded, nesting), and a
+    key path nests no deeper than a file may: an alias bomb is refused at once (it took 40 s and 4.5 GB),
+    deep values and keys without a RecursionError, each as a --set problem, in validate as in run."""
+    for command in ("validate", "run"):
+        result = invoke(command, tiny_job(), "--set", setting)
+        assert result.exit_code == 1 and said in result.output, result.output
+        assert len(result.output.splitlines()) <= 3 and all(len(line) < 200 for line in result.output.splitlines())
+
+
+def _link_loop(folder: Path) -> Path:
+    (folder / "loop_a").symlink_to("loop_b")
+    (folder / "loop_b").symlink_to("loop_a")
+    return folder / "loop_a"
+
+
+@pytest.mark.parametrize("body, key", [
+    ("content: loop_a\nstyles: [style_a.png]\n", "2:10 content"),
+    ("content: content.png\nstyles: [loop_a]\n", "3:10 styles[0].path"),
+    ("content: content.png\nstyles: [{path: style_a.png, mask: loop_a}]\n", "3:36 styles[0].mask"),
+    ("content: content.png\nstyles: [style_a.png]\ninit: loop_a\n", "4:7 init.source"),
+    ("content: content.png\nstyles: [style_a.png]\nbackbone: {weights: loop_a}\n", "4:21 backbone.weights"),
+])
+def test_a_symbolic_link_loop_is_a_located_problem(tiny_job, tmp_path, body, key):
+    """A loop of links named as an input (or as the base) is said to be one at its key, in validate and run,
+    where Path.resolve raised RuntimeError."""
+    _link_loop(tmp_path)
+    jobs = [tiny_job(body="extends: quick.yaml\n" + body), tiny_job(body="extends: loop_a\n" + body, name="base.yaml")]
+    for job, where in zip(jobs, (f"tiny.yaml:{key}", "base.yaml:1:10 extends")):
+        for command in ("validate", "run"):
+            result = invoke(command, job, *(["--out", tmp_path / "out"] if command == "run" else []))
+            assert result.exit_code == 1, result.output
+            assert f"{where}: a symbolic link loop: " in result.output, result.output
+
+
+def test_a_job_file_that_is_a_link_loop_or_too_long_a_name_is_refused(tmp_path):
+    loop = _link_loop(tmp_path)
+    long_name = tmp_path / ("j" * 300 + ".yaml")
+    for command in ("validate", "run"):
+        out = ["--out", tmp_path / "out"] if command == "run" else []
+        said = invoke(command, loop, *out).output
+        assert "a symbolic link loop: " in said and "loop_a" in said, said
+        result = invoke(command, long_name, *out)
+        assert result.exit_code == 1 and "the name is too long for the file system (" in result.output, result.output
+        assert all(len(line) < 200 for line in result.output.splitlines()), result.output
+
+
+def test_too_long_a_name_for_extends_or_out_is_refused(tiny_job, tmp_path):
+    job = tiny_job(body="extends: " + "b" * 300 + ".yaml\ncontent: content.png\nstyles: [style_a.png]\n")
+    result = invoke("validate", job)
+    assert result.exit_code == 1 and "tiny.yaml:1:10 extends: the name is too long for the file system" in result.output
+    result = invoke("run", tiny_job(), "--out", tmp_path / ("o" * 300))
+    assert result.exit_code == 1, result.output
+    assert "--out: expected a folder to write the outputs in, but the name is too long" in result.output
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("out", ["/proc", "/sys/kernel"])
+def test_out_on_a_pseudo_file_system_is_refused_before_rendering(tiny_job, out):
+    """/proc and /sys/kernel pass os.access's writable check, but no folder can be made in them: --out is
+    refused, naming the folder, where the run raised FileNotFoundError or PermissionError."""
+    if not Path(out).is_dir():
+        pytest.skip(f"no {out} here")
+    result = invoke("run", tiny_job(), "--out", out, "-q")
+    assert result.exit_code == 1, result.output
+    assert f"--out: expected a folder to write the outputs in, but no folder can be made in {out}: " in result.output

@@ -24,7 +24,7 @@ from ..config.iterations import LIMIT, optimisation_settings
 from ..config.layers import LAYER_NAMES, layer_channels, layer_stride
 from ..config.load import LoadedJob
 from ..config.models import job_schema
-from ..errors import BlendstyleError, Interrupted
+from ..errors import BlendstyleError, Interrupted, short_name
 from ..pipeline.stopping import StopRequest
 from ..version import __version__
 from .console import ConsoleReporter, err, note, out, show_error
@@ -88,13 +88,13 @@ def validate(jobs, size, iterations, device, seed, settings) -> None:
         try:
             paths += expand_jobs([given])
         except BlendstyleError as error:
-            show_error(error, title=f"{given}: {len(error.problems)} problem(s)")
+            show_error(error, title=f"{short_name(given)}: {len(error.problems)} problem(s)")
             bad += 1
     for path in paths:
         try:
             loaded: LoadedJob = changes.load(path)
         except BlendstyleError as error:
-            show_error(error, title=f"{path}: {len(error.problems)} problem(s)")
+            show_error(error, title=f"{short_name(path)}: {len(error.problems)} problem(s)")
             bad += 1
             continue
         out.print(note("ok", "green", f" {path} ({loaded.job.name}: {len(loaded.job.styles)} style(s), {loaded.job.size} px)"))

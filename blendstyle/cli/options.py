@@ -4,16 +4,18 @@ the output root."""
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from ..config.iterations import LIMIT
+from ..config.layering import parse_key
 from ..config.load import LoadedJob, load_job
-from ..errors import BlendstyleError, Problem, display_path
+from ..config.yamlfile import MAX_DEPTH, parse_value
+from ..errors import BlendstyleError, Problem, display_path, lookup_failure, short_name
 
 
 def job_settings(command):
@@ -55,10 +57,17 @@ def overrides(size, iterations, device, seed, settings) -> Overrides:
         key, sep, raw = setting.partition("=")
         if not sep or not key:
             raise BlendstyleError(Problem(f"expected KEY=VALUE, found {setting!r}", key="--set"))
+        key = key.strip()
+        name = f"--set {short_name(key)}"
         try:
-            changes[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise BlendstyleError(Problem(f"value is not valid YAML ({exc})", key=f"--set {key}")) from None
+            levels = len(parse_key(key))
+        except ValueError:
+            levels = 0  # not a key path: load_job says so
+        if levels > MAX_DEPTH:  # a job file nests no deeper; copying the job's data would exhaust the stack
+            raise BlendstyleError(Problem(f"the key nests {levels} levels deep; a job nests at most {MAX_DEPTH}",
+                                          key=name))
+        # The job file's limits (values with aliases expanded, nesting) hold for a value given here too.
+        changes[key] = parse_value(raw, name, MAX_DEPTH - levels) if raw.strip() else ""
     return Overrides(changes, iterations)
 
 
@@ -66,6 +75,8 @@ def expand_jobs(paths) -> list[Path]:
     """Job files as given, with each folder replaced by the ``*.yaml``/``*.yml`` files directly in it."""
     jobs: list[Path] = []
     for path in paths:
+        if failure := lookup_failure(path):  # a name too long, a loop of links: is_dir() would raise
+            raise BlendstyleError(Problem(failure, key="job"))
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
             if not found:
@@ -83,9 +94,18 @@ def output_root(path: Path, option: str = "--out") -> Path:
     from ..files.atomic import make_folders, nearest_existing, remove_folders
 
     expected = "a folder to write the outputs in"
+    if failure := lookup_failure(path):  # a name too long, a loop of links: is_dir() would raise
+        raise BlendstyleError(Problem(f"expected {expected}, but {failure}", key=option))
     if path.is_dir():
         if not os.access(path, os.W_OK | os.X_OK):
             raise BlendstyleError(Problem(f"expected {expected}, but {path} is not writable", key=option))
+        # os.access says yes to a pseudo file system (/proc, /sys/kernel) where no folder can be made: only
+        # making one tells, and it is removed again.
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".blendstyle-", dir=path))
+        except OSError as exc:
+            raise BlendstyleError(Problem(f"expected {expected}, but no folder can be made in {path}: "
+                                          f"{exc.strerror or exc}", key=option)) from None
         return path
     if os.path.lexists(path):
         found = "a link to nothing" if path.is_symlink() else "a file" if path.is_file() else "not a folder"

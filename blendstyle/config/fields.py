@@ -7,6 +7,7 @@ and the validation that runs cannot drift apart.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Annotated, Any, ClassVar
 
@@ -48,7 +49,16 @@ def _layer_mapping(value: Any) -> Any:
 def _nonzero(weights: dict[str, float]) -> dict[str, float]:
     if not any(weight > 0 for weight in weights.values()):
         raise ValueError("at least one layer needs a weight above 0")
+    finite_sum(weights.values(), "layer weights")
     return weights
+
+
+def finite_sum(weights, what: str) -> None:
+    """Refuse relative weights (normalised to sum 1 downstream) whose sum overflows a float: each share
+    would be 0 (1e308 and 1e308 sum to infinity)."""
+    if not math.isfinite(sum(weights)):
+        raise ValueError(f"the {what} add up to infinity; they are relative (normalised to sum 1), so smaller "
+                         "numbers in the same proportions mean the same")
 
 
 def matching(pattern: str, expected: str) -> Any:

@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import display_path
+from ..errors import display_path, lookup_failure
 from ..media.formats import STILL_SUFFIXES, is_video
 from ..media.probe import (
     DECODE_ERRORS,
@@ -30,6 +30,8 @@ def check_image(path: Path, max_pixels: int | None = None, video: bool = False) 
     is refused here as ``run`` would refuse it; a video's packets are read."""
     from PIL import Image, UnidentifiedImageError
 
+    if failure := lookup_failure(path):
+        return failure
     if not path.exists():
         return f"file not found: {display_path(path)}"
     if not path.is_file():

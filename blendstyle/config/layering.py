@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BlendstyleError, Location, Problem, display_path
+from ..errors import BlendstyleError, Location, Problem, display_path, lookup_failure
 from .yamlfile import Key, YamlDocument, read_yaml
 
 MAX_EXTENDS_DEPTH = 16
@@ -117,6 +117,11 @@ def parse_key(text: str) -> Key:
 
 
 def read_layered(path: Path, chain: tuple[Path, ...], origin: Location | None) -> Layered:
+    # A loop of links or a name too long: Path.resolve and Path.exists would raise, not answer.
+    if failure := lookup_failure(path):
+        if origin is None:
+            raise BlendstyleError(Problem(failure))  # the message names the job file
+        raise BlendstyleError(Problem(failure, origin, "extends"))
     resolved = path.resolve()
     if resolved in chain:
         cycle = " -> ".join(display_path(p) for p in chain + (resolved,))

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import BlendstyleError, Location, Problem, display_path
+from ..errors import BlendstyleError, Location, Problem, display_path, lookup_failure, short_name
 from ..media.probe import content_files
 from .checks import input_problems
 from .inputs import check_folder, check_image, file_sha256
@@ -24,7 +24,7 @@ from .layering import Layered, format_key, parse_key, read_layered
 from .models import NAME_PATTERN, Job
 from .partial import affected, best_effort, raw_paths, under
 from .problems import located_problems, problem_order, wrong_keys
-from .yamlfile import Key
+from .yamlfile import MAX_DEPTH, Key
 
 
 def map_paths(model: BaseModel, change: Callable[[Key, str], str], key: Key = ()) -> list[tuple[Key, Path]]:
@@ -100,6 +100,8 @@ WEIGHTS_FILES = (("backbone", "weights"), ("network", "weights"))
 def weights_file_problem(file: Path) -> str | None:
     """Why ``file`` cannot be a weights file, from its first bytes (torch itself is not imported here): a
     file torch saves is a zip archive, or a pickle in the format before it."""
+    if failure := lookup_failure(file):
+        return failure
     if not file.is_file():
         return f"file not found: {display_path(file)}"
     with open(file, "rb") as handle:
@@ -130,6 +132,9 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
             key = parse_key(text)
         except ValueError as exc:
             raise BlendstyleError(Problem(str(exc), origin)) from None
+        if len(key) > MAX_DEPTH:  # a file nests no deeper; copying the data (partial.best_effort) would overflow the stack
+            raise BlendstyleError(Problem(f"the key nests {len(key)} levels deep; a job nests at most {MAX_DEPTH}",
+                                          origin, short_name(text)))
         if key == ("extends",):  # the base is read with the file, before any override
             raise BlendstyleError(Problem("is read from the job file before the command line's settings apply, so "
                                           "it cannot be set here", origin, "extends"),
@@ -210,7 +215,9 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
         if under(key, wrong):
             continue
         try:
-            if key in WEIGHTS_FILES:
+            if reason := lookup_failure(file):  # a name too long, a loop of links: is_dir() would raise
+                pass
+            elif key in WEIGHTS_FILES:
                 reason = weights_file_problem(file)
             elif key == ("content",) and file.is_dir():
                 reason = check_folder(file, limit)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from .animation import Animation
-from .fields import ImagePath, Model, PathText, matching
+from .fields import ImagePath, Model, PathText, finite_sum, matching
 from .layers import BACKBONES, deepest, smallest_side
 from .network import Network
 from .optimizer import Init, Optimizer, init_shorthand
@@ -48,6 +48,12 @@ MPS_PRECISION = ("{precision} is not run on Apple's MPS: the network would run i
 
 class Job(Model):
     """A blendstyle job: one content input rendered in a weighted blend of styles."""
+
+    @field_validator("styles")
+    @classmethod
+    def _finite_blend(cls, styles: list[Style]) -> list[Style]:
+        finite_sum([style.weight for style in styles], "blend weights")
+        return styles
 
     @model_validator(mode="after")
     def _print_size_in_pixels(self) -> Job:

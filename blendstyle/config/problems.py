@@ -67,9 +67,40 @@ def _clean(loc: tuple[Any, ...], data: Any, missing: bool) -> tuple[Key, bool]:
     return tuple(key), False
 
 
-def _short(value: Any) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value[: limit + 1]) if isinstance(value, str) else _json_start(value, limit + 1)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_start(value: Any, size: int) -> str:
+    """At least the first ``size`` characters of ``json.dumps(value, default=str)`` (all of it where shorter),
+    written without the rest: a value of a hundred thousand items, or a huge text, is shown by its start."""
+    pieces: list[str] = []
+    length = 0
+    todo: list[tuple[bool, Any]] = [(False, value)]  # (literal text?, item), last first
+    while todo and length < size:
+        literal, item = todo.pop()
+        if literal:
+            piece = item
+        elif isinstance(item, dict):
+            parts: list[tuple[bool, Any]] = [(True, "{")]
+            for index, (key, inner) in enumerate(item.items()):
+                name = key if isinstance(key, str) else json.dumps(key, default=str)
+                parts += [(True, (", " if index else "") + json.dumps(name[:size]) + ": "), (False, inner)]
+            todo += reversed([*parts, (True, "}")])
+            continue
+        elif isinstance(item, (list, tuple)):
+            parts = [(True, "[")]
+            for index, inner in enumerate(item):
+                parts += [(True, ", ")] if index else []
+                parts.append((False, inner))
+            todo += reversed([*parts, (True, "]")])
+            continue
+        else:
+            piece = json.dumps(item[:size] if isinstance(item, str) else item, default=str)
+        pieces.append(piece)
+        length += len(piece)
+    return "".join(pieces)
 
 
 def _one_per_union(items: list[dict], data: Any) -> list[dict]:

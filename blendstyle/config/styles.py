@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from .fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, ImagePath, LayerWeights, Model, NonNegative, Positive
+from .fields import (
+    DEFAULT_CONTENT_LAYERS,
+    DEFAULT_STYLE_LAYERS,
+    ImagePath,
+    LayerWeights,
+    Model,
+    NonNegative,
+    Positive,
+    finite_sum,
+)
 
 
 def style_shorthand(value: Any) -> Any:
@@ -45,6 +54,13 @@ class Weights(Model):
     content: NonNegative = 1.0
     style: NonNegative = 10.0
     tv: NonNegative = 2.0
+
+    @model_validator(mode="after")
+    def _something_to_optimise(self) -> Weights:
+        # With every weight 0 the loss is a constant: the optimiser would have no gradient to follow.
+        if self.content == self.style == self.tv == 0:
+            raise ValueError("nothing to optimise: at least one of content, style and tv needs a weight above 0")
+        return self
 
 
 def _style_loss_shorthand(value: Any) -> Any:
@@ -116,4 +132,10 @@ class StyleLoss(Model):
         return value
 
 
-StyleLosses = Annotated[list[StyleLoss], BeforeValidator(_style_loss_shorthand), Field(min_length=1, max_length=8)]
+def _finite_shares(entries: list[Any]) -> list[Any]:
+    finite_sum([entry.weight for entry in entries], "weights")
+    return entries
+
+
+StyleLosses = Annotated[list[StyleLoss], BeforeValidator(_style_loss_shorthand), Field(min_length=1, max_length=8),
+                        AfterValidator(_finite_shares)]

@@ -96,6 +96,51 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
     return document
 
 
+def parse_value(text: str, name: str, depth: int = MAX_DEPTH) -> Any:
+    """One YAML value given outside a file (``--set KEY=VALUE``), under a job file's limits: at most
+    :data:`MAX_NODES` values once aliases are expanded, nesting at most ``depth`` levels (a key path's own
+    levels leave less), refused with a :class:`BlendstyleError` located at ``name``. ``yaml.safe_load``
+    alone expands an alias bomb of a few hundred characters into gigabytes."""
+    where = Location(name)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise BlendstyleError(Problem(_unprintable(exc).replace("a job file", "a value"), where)) from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        budget = [MAX_NODES]
+        _count(node, depth, budget, where)
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" (at character {mark.column + 1})" if mark is not None and mark.line == 0 else ""
+        raise BlendstyleError(Problem(f"value is not valid YAML: {exc.problem or exc.context}{at}", where)) from None
+    except yaml.YAMLError as exc:
+        raise BlendstyleError(Problem(f"value is not valid YAML ({' '.join(str(exc).split())})", where)) from None
+    except RecursionError:  # composing nests a call per level: deeper than Python's stack
+        raise BlendstyleError(Problem(f"value nests deeper than {MAX_DEPTH} levels", where)) from None
+    finally:
+        loader.dispose()
+
+
+def _count(node: yaml.Node, depth: int, budget: list[int], where: Location) -> None:
+    """:func:`_walk`'s limits for a value without a file: each use of an alias counts again."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise BlendstyleError(Problem(f"value expands to more than {MAX_NODES} values (aliases of aliases?)", where))
+    if depth < 0:
+        raise BlendstyleError(Problem(f"value nests deeper than {MAX_DEPTH} levels (with the key's own)", where))
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            _count(key_node, depth - 1, budget, where)
+            _count(value_node, depth - 1, budget, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _count(item, depth - 1, budget, where)
+
+
 def _unprintable(error: yaml.reader.ReaderError) -> str:
     character = error.character  # a code point (the text is already decoded)
     code = f"U+{character:04X}" if isinstance(character, int) else repr(character)

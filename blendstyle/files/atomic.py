@@ -24,6 +24,8 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     except (FileExistsError, NotADirectoryError):  # a file stands where a folder of the outputs belongs
         raise BlendstyleError(f"cannot write {path}: {nearest_existing(path)} is a file, not a folder",
                               hint="move the file away and run again") from None
+    except OSError as exc:  # a folder that cannot be made there (a pseudo or read-only file system)
+        raise BlendstyleError(f"cannot make the folder {path.parent}: {exc.strerror or exc}") from None
     if path.is_dir():
         raise BlendstyleError(f"cannot write {path}: a folder of that name is in the way",
                               hint="move the folder away and run again")

@@ -43,11 +43,14 @@ class FrameStore:
         folder.mkdir(parents=True, exist_ok=True)
         state = read_json(self.state_path)
         if state.get("key") == key and state.get("count") == count and not fresh:
-            self.done = {index for index in state.get("done", []) if self._file(index).is_file()}
-            self.closed = bool(state.get("closed")) and len(self.done) == count
+            # Entries that are not what _write_state writes (a damaged or edited file) count as absent: those
+            # frames are rendered again.
+            listed = state.get("done") if isinstance(state.get("done"), list) else []
+            self.done = {index for index in listed if _frame_number(index, count) and self._file(index).is_file()}
+            self.closed = state.get("closed") is True and len(self.done) == count
             losses = state.get("losses") if isinstance(state.get("losses"), dict) else {}
             self.losses = {int(index): terms for index, terms in losses.items()
-                           if index.isdigit() and int(index) in self.done and isinstance(terms, dict)}
+                           if index.isdigit() and int(index) in self.done and _loss_terms(terms)}
         else:  # different settings (or none, or a fresh start asked for): earlier frames are stale
             for stale in folder.glob("frame_*.png"):
                 stale.unlink()
@@ -126,6 +129,17 @@ class FrameStore:
         losses = {str(index): self.losses[index] for index in sorted(self.landed) if index in self.losses}
         write_json({"key": self.key, "count": self.count, "done": sorted(self.landed), "closed": self.closed,
                     "losses": losses}, self.state_path)
+
+
+def _frame_number(value: object, count: int) -> bool:
+    return type(value) is int and 0 <= value < count
+
+
+def _loss_terms(value: object) -> bool:
+    """Whether ``value`` is a frame's loss terms as :meth:`FrameStore.save` keeps them: names and numbers,
+    a total among them (the run record reads it)."""
+    return isinstance(value, dict) and "total" in value and all(
+        isinstance(name, str) and type(term) in (int, float) for name, term in value.items())
 
 
 class Pictures(Sequence):

@@ -20,10 +20,20 @@ def write_record(record: dict[str, Any], path: Path) -> Path:
     return write_json(record, path)
 
 
+#: Largest record read: the records a run writes are a few hundred KiB at most; a larger file is no
+#: record of ours, and is not read into memory whole.
+MAX_RECORD_BYTES = 64 << 20
+
+
 def read_json(path: Path) -> dict[str, Any]:
-    """The mapping in ``path``, or an empty one when it is missing, unreadable or not a mapping."""
+    """The mapping in ``path``, or an empty one when it is missing, unreadable, too large, nested beyond the
+    parser's stack or not a mapping. What the mapping's values are is for its reader to check."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_RECORD_BYTES + 1)
+        if len(text) > MAX_RECORD_BYTES:
+            return {}
+        data = json.loads(text)
+    except (OSError, ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
         return {}
     return data if isinstance(data, dict) else {}

@@ -58,6 +58,19 @@ def steps(names: list[str], history: list[list[float]]) -> list[Step]:
     return [Step(int(i), total, dict(zip(names, values)), elapsed) for i, total, elapsed, *values in history]
 
 
+def steps_from(names: object, history: object) -> list[Step] | None:
+    """:func:`rows` read back from a file that may have been damaged or edited: None unless ``names`` are
+    texts and each row is an iteration number (an int from 0) and as many numbers as :func:`rows` writes
+    (a term a step lacked is NaN, so NaN passes)."""
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names) and isinstance(history, list)):
+        return None
+    for row in history:
+        if not (isinstance(row, list) and len(row) == 3 + len(names) and type(row[0]) is int and row[0] >= 0
+                and all(type(value) in (int, float) for value in row[1:])):
+            return None
+    return steps(names, history)
+
+
 @dataclass
 class Optimized:
     """The result: the best image seen (clamped to ``[0, 1]``), the loss history, whether the stop rule

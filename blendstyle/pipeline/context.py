@@ -136,7 +136,11 @@ class Run:
         """Where the run starts: its output folder made, torch's generators seeded with the job's seed."""
         torch.manual_seed(self.job.seed)
         configure(self.device, self.precision)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a pseudo or read-only file system (/proc, /sys) that os.access calls writable
+            raise BlendstyleError(Problem(f"cannot make the output folder {self.folder}: {exc.strerror or exc}"),
+                                  hint="write the outputs to a folder that can be written (--out)") from None
         return self
 
     @property

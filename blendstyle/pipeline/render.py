@@ -5,6 +5,7 @@ A job whose last run finished with the same settings, inputs and version is not 
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -83,8 +84,11 @@ def render(
             raise Interrupted(f"{loaded.job.name}: stopped while setting up; nothing new was rendered. Run the same "
                               "command again to go on.", run.stop.exit_code) from None
         except Exception as error:  # a bug in blendstyle: its traceback goes into the record too
-            run.write(run.record("failed", error={"internal": True, "type": type(error).__name__, "message": str(error),
-                                                  "traceback": traceback.format_exc()}))
+            # Best effort: where the record cannot be written either (the folder is gone or read-only), the
+            # bug's own traceback is the one worth seeing, not a second one about the record.
+            with contextlib.suppress(OSError, BlendstyleError):
+                run.write(run.record("failed", error={"internal": True, "type": type(error).__name__,
+                                                      "message": str(error), "traceback": traceback.format_exc()}))
             raise
     finally:
         if farm is not None:

@@ -14,7 +14,7 @@ from ..files.images import read_alpha, read_image, write_image
 from ..media.formats import STILLS
 from ..media.probe import content_files
 from ..nst.memory import plan
-from ..nst.optimize import Step, rows, steps
+from ..nst.optimize import Step, rows, steps_from
 from .context import Run, Saved
 from .outputs import record, write_extras
 from .result import RenderResult
@@ -163,13 +163,21 @@ def resume(run: Run, schedule: Schedule, resume_path: Path) -> Progress:
     sizes = [stage.long_side for stage in schedule.stages]
     if not (run.resumable() and isinstance(before, dict) and before.get("sizes") == sizes and resume_path.is_file()):
         return Progress()
-    progress = Progress(int(before.get("stage", 0)), int(before.get("done", 0)), int(before.get("tiles_done", 0)))
-    stage = schedule.stages[progress.stage]
+    # The record is read back from disk: a position or a loss history that is not what a run writes (a
+    # damaged or edited file) starts afresh rather than going on from nowhere.
+    at = [before.get(name, 0) for name in ("stage", "done", "tiles_done")]
+    if not all(type(value) is int and value >= 0 for value in at) or at[0] >= len(sizes):
+        return Progress()
+    stage = schedule.stages[at[0]]
+    if not stage.tiled and at[1] > stage.iterations:
+        return Progress()
+    kept = run.before.get("steps")
+    history = steps_from(kept.get("terms", []), kept.get("rows", [])) if isinstance(kept, dict) else []
+    if history is None:
+        return Progress()
+    progress = Progress(*at, steps=history)
     stylizer = schedule.stylizer(stage)
     progress.image = stylizer.prepare(read_image(resume_path).to(run.device))
-    kept = run.before.get("steps")
-    if isinstance(kept, dict):
-        progress.steps = steps(kept.get("terms", []), kept.get("rows", []))
     run.reporter.stage(
         f"resuming after {progress.tiles_done} tiles" if stage.tiled else
         f"resuming at {stage.long_side} px after iteration {progress.done}"

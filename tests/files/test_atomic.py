@@ -1,6 +1,10 @@
+import os
+from pathlib import Path
+
 import pytest
 
-from blendstyle.files.atomic import atomic_path, make_folders, remove_folders
+from blendstyle.errors import BlendstyleError
+from blendstyle.files.atomic import atomic_path, make_folders, remove_folders, write_bytes
 
 
 def test_make_folders_returns_what_it_made_and_remove_folders_takes_only_that_away(tmp_path):
@@ -61,3 +65,10 @@ def test_a_file_or_folder_in_the_way_of_an_output_is_a_user_error_naming_it(tmp_
         with atomic_path(tmp_path / "sheet.png"):
             pass
     assert (tmp_path / "snapshots").read_text() == "x" and not any((tmp_path / "sheet.png").iterdir())
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_that_cannot_be_made_is_a_user_error():
+    """A folder that cannot be made where os.access says it can (a pseudo file system) is named."""
+    with pytest.raises(BlendstyleError, match="cannot make the folder /proc/blendstyle_no/such: "):
+        write_bytes(b"x", Path("/proc/blendstyle_no/such/file.json"))

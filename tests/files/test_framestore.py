@@ -69,3 +69,35 @@ def test_a_failed_write_is_raised_at_the_next_save_or_read(tmp_path, monkeypatch
     with pytest.raises(OSError, match="No space left"):
         store.flush()
     assert listed(store) == []
+
+
+@pytest.mark.parametrize("done", [["x"], 5, [1e300], [[0]], [True], [-1], [99], "0", None])
+def test_a_damaged_state_lists_no_frame_that_is_not_a_frame_number(tmp_path, done):
+    """Entries of state.json's done list that are not frame numbers of the clip (a damaged or edited file)
+    are taken as absent, so those frames are rendered again; the others are kept."""
+    store = FrameStore(tmp_path, "key", 3)
+    for index in range(3):
+        store.save(index, frame(0.5), {"total": 1.0, "style": 0.5})
+    store.flush()
+    state = json.loads(store.state_path.read_text())
+    store.state_path.write_text(json.dumps({**state, "done": done if not isinstance(done, list) else [*done, 2]}))
+    again = FrameStore(tmp_path, "key", 3)
+    assert again.done == ({2} if isinstance(done, list) else set()) and set(again.losses) <= again.done
+
+
+@pytest.mark.parametrize("losses", [{"0": {"total": None}}, {"0": "x"}, {"0": {}}, {"0": {"total": "1"}}, [1], "x"])
+def test_damaged_loss_terms_are_dropped(tmp_path, losses):
+    store = FrameStore(tmp_path, "key", 2)
+    for index in range(2):
+        store.save(index, frame(0.5), {"total": 1.0})
+    store.flush()
+    state = json.loads(store.state_path.read_text())
+    store.state_path.write_text(json.dumps({**state, "losses": {"1": {"total": 2.0}, **losses}
+                                            if isinstance(losses, dict) else losses}))
+    again = FrameStore(tmp_path, "key", 2)
+    assert again.done == {0, 1} and again.losses == ({1: {"total": 2.0}} if isinstance(losses, dict) else {})
+
+
+def test_a_state_nested_past_the_parsers_stack_is_absent(tmp_path):
+    (tmp_path / "state.json").write_text("[" * 100_000)
+    assert FrameStore(tmp_path, "key", 2).done == set()

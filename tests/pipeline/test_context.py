@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -533,3 +534,27 @@ def test_a_study_says_loading_the_network_only_when_it_loads_it(tiny_job, tmp_pa
     stages = Stages()
     study(blendstyle.load_job(tiny_job("optimizer: {iterations: 1}\nstyle_loss: [gram, bn]\n")), "kinds", tmp_path / "out", stages)
     assert sum(line.startswith("loading vgg19") for line in stages.said) == 1, stages.said
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_output_folder_that_cannot_be_made_is_a_user_error(tiny_job):
+    """A run given an output root where no folder can be made (the API checks no --out) says which folder,
+    not FileNotFoundError."""
+    with pytest.raises(BlendstyleError, match="cannot make the output folder /proc/tiny: "):
+        blendstyle.run_job(tiny_job(), out_root=Path("/proc"))
+
+
+def test_the_failure_record_of_a_bug_is_best_effort(tiny_job, tmp_path, monkeypatch):
+    """A bug's traceback is the one raised, even where its failure record cannot be written either."""
+    from blendstyle.pipeline import context, render
+
+    def bug(run, farm):
+        raise RuntimeError("a bug")
+
+    def unwritable(self, record):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(render, "_mode", lambda loaded: bug)
+    monkeypatch.setattr(context.Run, "write", unwritable)
+    with pytest.raises(RuntimeError, match="a bug"):
+        blendstyle.run_job(tiny_job(), out_root=tmp_path / "out")

@@ -495,3 +495,35 @@ def test_a_transparent_sweep_keeps_alpha_in_every_cell(tmp_path, tiny_job):
     for cell in cells:
         with Image.open(cell) as written:
             assert np.array_equal(np.asarray(written.getchannel("A")), alpha)
+
+
+@pytest.mark.parametrize("position, steps, resumed", [
+    ({"stage": 0, "done": 2}, None, 2),  # what a stop writes: the run goes on
+    ({"stage": 99, "done": 2}, None, 0),
+    ({"stage": 0, "done": "x"}, None, 0),
+    ({"stage": 0, "done": None}, None, 0),
+    ({"stage": 0, "done": 1e999}, None, 0),
+    ({"stage": 0, "done": -5}, None, 0),
+    ({"stage": 0, "done": 99}, None, 0),
+    ({"stage": True, "done": 2}, None, 0),
+    ({"stage": 0, "done": 2}, {"terms": ["a"], "rows": [[1, None, 0.1, 1.0]]}, 0),
+    ({"stage": 0, "done": 2}, {"terms": ["a"], "rows": [[1e999, 1.0, 0.1, 1.0]]}, 0),
+    ({"stage": 0, "done": 2}, {"terms": ["a"], "rows": [[1, 1.0]]}, 0),
+    ({"stage": 0, "done": 2}, {"terms": "a", "rows": 5}, 0),
+])
+def test_a_damaged_record_of_an_interrupted_run_starts_afresh(tiny_job, tmp_path, position, steps, resumed):
+    """What resume reads of run.json (the stage, the iterations done, the loss history so far) is checked:
+    anything a run does not write (a stage that is not there, a count that is no count or past the stage's
+    iterations, a history that is not rows of numbers) starts the run afresh instead of raising IndexError,
+    ValueError, TypeError or OverflowError, or 'resuming after iteration -5'."""
+    job = tiny_job("optimizer: {iterations: 4}\nscales: {count: 1}\n")
+    folder = blendstyle.run_job(job, out_root=tmp_path / "out").folder
+    record = json.loads((folder / "run.json").read_text())
+    record["status"] = "interrupted"
+    record["schedule"] = {"sizes": [48], "tiles_done": 0, **position}
+    record["steps"] = steps or {"terms": ["a"], "rows": [[1, 1.0, 0.1, 1.0], [2, 0.9, 0.2, float("nan")]]}
+    (folder / "run.json").write_text(json.dumps(record))
+    (folder / "snapshots").mkdir(exist_ok=True)
+    (folder / "snapshots" / "tiny_resume.png").write_bytes((folder / "tiny.png").read_bytes())
+    again = json.loads((blendstyle.run_job(job, out_root=tmp_path / "out").folder / "run.json").read_text())
+    assert again["status"] == "done" and again["iterations"]["resumed_after"] == resumed, again["iterations"]
