@@ -133,7 +133,8 @@ def save(run: Run, schedule: Schedule, tiles: int, resume_path: Path, result) ->
     picture = schedule.picture_so_far()
     fields = {
         "iterations": {"requested": job.optimizer.iterations, "done": progress.done},
-        "schedule": {"sizes": [stage.long_side for stage in stages], **progress.fields()},
+        "schedule": {"sizes": [stage.long_side for stage in stages], "tiled": [stage.tiled for stage in stages],
+                     **progress.fields()},
     }
     if tiles:
         fields["tiles"] = {"count": tiles, "done": progress.tiles_done}
@@ -160,8 +161,11 @@ def save(run: Run, schedule: Schedule, tiles: int, resume_path: Path, result) ->
 def resume(run: Run, schedule: Schedule, resume_path: Path) -> Progress:
     """Where an interrupted run of this same job stopped, with its picture so far; or a fresh start."""
     before = run.before.get("schedule")
-    sizes = [stage.long_side for stage in schedule.stages]
-    if not (run.resumable() and isinstance(before, dict) and before.get("sizes") == sizes and resume_path.is_file()):
+    sizes, tiled = [stage.long_side for stage in schedule.stages], [stage.tiled for stage in schedule.stages]
+    # The same sizes, each whole or tiled as before (tiles.mode: auto decides by the memory free at the
+    # start: a print stopped in tiles and resumed whole would take the tiles' iterations as its own).
+    if not (run.resumable() and isinstance(before, dict) and before.get("sizes") == sizes
+            and before.get("tiled") == tiled and resume_path.is_file()):
         return Progress()
     # The record is read back from disk: a position or a loss history that is not what a run writes (a
     # damaged or edited file) starts afresh rather than going on from nowhere.

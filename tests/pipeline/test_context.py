@@ -195,7 +195,8 @@ def test_ctrl_c_in_a_coarse_scale_leaves_a_resumable_record(tiny_job, tmp_path, 
     stopped = _interrupt(blendstyle.load_job(job), out, reporter)
     assert stopped.exit_code == 130 and "32 px scale" in str(stopped)
     record = json.loads((out / "tiny" / "run.json").read_text())
-    assert record["status"] == "interrupted" and record["schedule"] == {"sizes": [32, 48], "stage": 0, "done": 3, "tiles_done": 0}
+    assert record["status"] == "interrupted" and record["schedule"] == {"sizes": [32, 48], "tiled": [False, False], "stage": 0, "done": 3,
+                                                                 "tiles_done": 0}
     with Image.open(out / "tiny" / record["resume_from"]) as kept:
         assert max(kept.size) == 32
     runs = _record_runs(monkeypatch)
@@ -210,7 +211,7 @@ def test_a_stop_between_two_scales_keeps_the_finished_scale(tiny_job, tmp_path, 
     out = tmp_path / "out"
     _interrupt(blendstyle.load_job(job), out, SignalAt(signal.SIGINT, steps=5))
     record = json.loads((out / "tiny" / "run.json").read_text())
-    assert record["schedule"] == {"sizes": [32, 48], "stage": 1, "done": 0, "tiles_done": 0}
+    assert record["schedule"] == {"sizes": [32, 48], "tiled": [False, False], "stage": 1, "done": 0, "tiles_done": 0}
     with Image.open(out / "tiny" / record["resume_from"]) as kept:
         assert max(kept.size) == 32  # the finished small scale
     runs = _record_runs(monkeypatch)

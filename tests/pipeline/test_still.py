@@ -504,6 +504,8 @@ def test_a_transparent_sweep_keeps_alpha_in_every_cell(tmp_path, tiny_job):
     ({"stage": 0, "done": None}, None, 0),
     ({"stage": 0, "done": 1e999}, None, 0),
     ({"stage": 0, "done": -5}, None, 0),
+    ({"stage": 0, "done": 2, "tiled": [True]}, None, 0),  # stopped in tiles, the last scale now whole
+    ({"stage": 0, "done": 2, "tiled": None}, None, 0),
     ({"stage": 0, "done": 99}, None, 0),
     ({"stage": True, "done": 2}, None, 0),
     ({"stage": 0, "done": 2}, {"terms": ["a"], "rows": [[1, None, 0.1, 1.0]]}, 0),
@@ -520,7 +522,7 @@ def test_a_damaged_record_of_an_interrupted_run_starts_afresh(tiny_job, tmp_path
     folder = blendstyle.run_job(job, out_root=tmp_path / "out").folder
     record = json.loads((folder / "run.json").read_text())
     record["status"] = "interrupted"
-    record["schedule"] = {"sizes": [48], "tiles_done": 0, **position}
+    record["schedule"] = {"sizes": [48], "tiled": [False], "tiles_done": 0, **position}
     record["steps"] = steps or {"terms": ["a"], "rows": [[1, 1.0, 0.1, 1.0], [2, 0.9, 0.2, float("nan")]]}
     (folder / "run.json").write_text(json.dumps(record))
     (folder / "snapshots").mkdir(exist_ok=True)
