@@ -344,11 +344,12 @@ def test_a_tiled_print_takes_snapshots_of_the_whole_picture_as_tiles_finish(tiny
 
     job = tiny_job("scales: {count: 2, iterations: 1}\ntiles: {mode: always, size: 64, overlap: 16}\n"
                    "optimizer: {iterations: 3, stop: {tolerance: 0}}\noutput: {snapshot_every: 5}\n",
-                   body="extends: quick.yaml\ncontent: content.png\nstyles: [{path: style_a.png}]\nsize: 96\n")
+                   body="extends: quick.yaml\ncontent: content.png\nstyles: [{path: style_a.png}]\nsize: 112\n")
     result = blendstyle.run_job(job, out_root=tmp_path / "out")
+    assert result.record["tiles"]["count"] == 4
     shots = sorted((result.folder / "snapshots").iterdir())
     assert [shot.name for shot in shots] == ["tiny_tiles_0002.png", "tiny_tiles_0004.png"]
-    assert all(Image.open(shot).size == (96, 72) for shot in shots)
+    assert all(Image.open(shot).size == (112, 84) for shot in shots)
     final, early = read_image(result.image_path), read_image(shots[0])
     assert torch.equal(read_image(shots[1]), final)
     assert (early - final).abs().mean() > 0.001  # taken before tiles 3-4 refined the picture
