@@ -597,3 +597,16 @@ def test_out_on_a_pseudo_file_system_is_refused_before_rendering(tiny_job, out):
     result = invoke("run", tiny_job(), "--out", out, "-q")
     assert result.exit_code == 1, result.output
     assert f"--out: expected a folder to write the outputs in, but no folder can be made in {out}: " in result.output
+
+
+def test_an_error_shows_a_names_control_characters_escaped_and_counts_what_it_leaves_out(tiny_job):
+    """A file named with a terminal's control sequences is named with them escaped (they retitled the window
+    and cleared the screen); 40 unknown keys show 30 problems and a count of the rest (one screen)."""
+    hostile = tiny_job(body="extends: quick.yaml\ncontent: \"x\\e]0;PWNED\\a\\e[2J.png\"\nstyles: [{path: style_a.png}]\n")
+    result = invoke("validate", hostile)
+    assert result.exit_code == 1 and "\x1b" not in result.output and "\x07" not in result.output
+    assert "x\\x1b]0;PWNED\\x07\\x1b[2J.png" in result.output, result.output
+    crowded = tiny_job("".join(f"unknown_{k}: 1\n" for k in range(40)), name="crowded.yaml")
+    result = invoke("validate", crowded)
+    assert result.exit_code == 1 and result.output.count("unknown key") == 30, result.output
+    assert "and 10 more problems" in result.output

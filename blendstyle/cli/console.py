@@ -4,6 +4,7 @@ errors as one short panel."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from rich.console import Console
@@ -21,31 +22,53 @@ out = Console(highlight=False, emoji=False)
 
 
 def note(label: str, style: str, text: str = "") -> Text:
-    """A line to print: our ``label`` in ``style``, then ``text`` exactly as given (user text, never markup)."""
-    return Text.assemble((label, style), text)
+    """A line to print: our ``label`` in ``style``, then ``text`` as given (user text, never markup), with
+    its control characters shown, not sent (:func:`printable`)."""
+    return Text.assemble((label, style), printable(text))
+
+
+#: Control characters but the line break and the tab: C0, DEL and C1.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character written as an escape (``\\x1b``): a file named with a terminal's
+    control sequences would otherwise retitle the window or clear the screen when a message names it."""
+    return _CONTROL.sub(lambda found: ascii(found.group())[1:-1], text)
+
+
+#: The most problems an error shows: the rest are counted (a file of 50,000 unknown keys is not one screen).
+SHOWN = 30
 
 
 def show_error(error: BlendstyleError, title: str = "error") -> None:
     """A panel on a terminal; plain, unwrapped lines in logs (so CI output stays greppable)."""
+    problems, more = error.problems[:SHOWN], len(error.problems) - SHOWN
+    rest = f"and {more} more problem{'s' if more > 1 else ''}" if more > 0 else None
+    title = printable(title)
     if not err.is_terminal:
         err.print(Text(f"{title}:"), soft_wrap=True)
-        for problem in error.problems:
-            err.print(Text(f"  {problem}"), soft_wrap=True)
+        for problem in problems:
+            err.print(Text(f"  {printable(str(problem))}"), soft_wrap=True)
+        if rest:
+            err.print(Text(f"  {rest}"), soft_wrap=True)
         if error.hint:
-            err.print(Text(f"  hint: {error.hint}"), soft_wrap=True)
+            err.print(Text(f"  hint: {printable(error.hint)}"), soft_wrap=True)
         return
     body = Text()
-    for index, problem in enumerate(error.problems):
+    for index, problem in enumerate(problems):
         if index:
             body.append("\n")
         head = " ".join(str(part) for part in (problem.location, problem.key) if part)
         if head:
-            body.append(head, style="bold")
+            body.append(printable(head), style="bold")
             body.append(": ")
-        body.append(problem.message)
+        body.append(printable(problem.message))
+    if rest:
+        body.append(f"\n{rest}")
     if error.hint:
         body.append("\nhint: ", style="cyan")
-        body.append(error.hint)
+        body.append(printable(error.hint))
     err.print(Panel(body, title=Text(title), title_align="left", border_style="red", expand=False))
 
 
