@@ -29,7 +29,7 @@ from ..config.inputs import file_sha256
 from ..config.layering import format_key
 from ..config.load import LoadedJob
 from ..config.models import MPS_PRECISION
-from ..errors import BlendstyleError, Interrupted, Location, Problem
+from ..errors import BlendstyleError, Interrupted, Location, Problem, display_path
 from ..files.atomic import links_outside
 from ..files.records import read_json, write_record
 from ..nst.device import configure, pick_device, pick_precision, precision_name
@@ -141,6 +141,9 @@ class Run:
         except OSError as exc:  # a pseudo or read-only file system (/proc, /sys) that os.access calls writable
             raise BlendstyleError(Problem(f"cannot make the output folder {self.folder}: {exc.strerror or exc}"),
                                   hint="write the outputs to a folder that can be written (--out)") from None
+        if self.record_path.is_dir():  # said now, not after the render, whose record could not be written
+            raise BlendstyleError(f"a folder is in the way of the run's record: {display_path(self.record_path)}",
+                                  hint="move it away, or write the outputs elsewhere (--out)")
         return self
 
     @property

@@ -559,3 +559,13 @@ def test_the_failure_record_of_a_bug_is_best_effort(tiny_job, tmp_path, monkeypa
     monkeypatch.setattr(context.Run, "write", unwritable)
     with pytest.raises(RuntimeError, match="a bug"):
         blendstyle.run_job(tiny_job(), out_root=tmp_path / "out")
+
+
+def test_a_folder_in_the_way_of_the_record_is_refused_before_the_render(tiny_job, tmp_path, monkeypatch):
+    """It was found only when the record was written, after the whole render."""
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    (tmp_path / "out" / "tiny" / "run.json").mkdir(parents=True)
+    monkeypatch.setattr(Stylizer, "run", lambda *_, **__: pytest.fail("rendered"))
+    with pytest.raises(BlendstyleError, match="a folder is in the way of the run's record"):
+        blendstyle.run_job(tiny_job(), out_root=tmp_path / "out")
