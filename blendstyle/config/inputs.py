@@ -5,6 +5,7 @@ file's header is :mod:`blendstyle.media.probe`'s."""
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,13 +25,31 @@ if TYPE_CHECKING:
     from .models import Job
 
 
+#: A web address (``https://``, ``s3://``...; a path made of one collapses its two slashes to one); a
+#: one-letter scheme is a Windows drive.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def is_url(value: str) -> bool:
+    return bool(_URL.match(value))
+
+
+def web_address(path: Path) -> str | None:
+    """The problem of a web address given where a file belongs, or None for a path."""
+    text = str(path)
+    if not is_url(text):
+        return None
+    shown = text if "://" in text else _URL.sub(lambda scheme: scheme.group() + "/", text)
+    return f"a web address, where a file belongs (files are read, nothing is downloaded): {shown}"
+
+
 def check_image(path: Path, max_pixels: int | None = None, video: bool = False) -> str | None:
     """Why ``path`` cannot be used as an image (or, with ``video``, as a video), or None when it can: an
     image's header is read, and then, below ``max_pixels``, its (first) picture decoded, so a file cut short
     is refused here as ``run`` would refuse it; a video's packets are read."""
     from PIL import Image, UnidentifiedImageError
 
-    if failure := lookup_failure(path):
+    if failure := web_address(path) or lookup_failure(path):
         return failure
     if not path.exists():
         return f"file not found: {display_path(path)}"

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import BlendstyleError, Location, Problem, display_path, lookup_failure, short_name
 from ..media.probe import content_files
 from .checks import input_problems
-from .inputs import check_folder, check_image, file_sha256
+from .inputs import check_folder, check_image, file_sha256, is_url, web_address
 from .iterations import FOLLOWERS, FOLLOWING, iteration_settings
 from .layering import Layered, format_key, parse_key, read_layered
 from .models import NAME_PATTERN, Job
@@ -57,6 +57,8 @@ def _resolve_paths(model: BaseModel, layered: Layered) -> list[tuple[Key, Path]]
 def _resolved(layered: Layered, key: Key, value: str) -> Path:
     """A path as written at ``key``, made absolute against the folder of the file that wrote it."""
     path = Path(value)
+    if is_url(value):  # left as written: the input checks say that only files are read
+        return path
     try:
         path = path.expanduser()
     except RuntimeError:  # ~someone who has no account here: left as written, and reported as not found
@@ -100,7 +102,7 @@ WEIGHTS_FILES = (("backbone", "weights"), ("network", "weights"))
 def weights_file_problem(file: Path) -> str | None:
     """Why ``file`` cannot be a weights file, from its first bytes (torch itself is not imported here): a
     file torch saves is a zip archive, or a pickle in the format before it."""
-    if failure := lookup_failure(file):
+    if failure := web_address(file) or lookup_failure(file):
         return failure
     if not file.is_file():
         return f"file not found: {display_path(file)}"
