@@ -135,12 +135,6 @@ def kind_bytes(job, width: int, height: int) -> int:
     return kept + peak
 
 
-def largest_fitting(budget: int, aspect: float, last_layer: str = "relu5_1", history: int = 20, device: str = "cpu",
-                    half: bool = False) -> int:
-    """The largest long side (px) whose estimate fits in ``budget`` bytes, for ``aspect`` = width / height."""
-    return _largest(budget, aspect, lambda width, height: estimate_bytes(width, height, last_layer, history, device, half))
-
-
 def job_fits(job, budget: int, aspect: float, device: str = "cpu") -> int:
     """The largest long side (px) at which ``job``'s picture of ``aspect`` = width / height fits in ``budget``
     bytes, counted as :func:`job_bytes` counts (the style-loss kinds' own memory and Adam's included)."""

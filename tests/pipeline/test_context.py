@@ -19,7 +19,7 @@ import blendstyle
 from blendstyle.cli import main
 from blendstyle.config.load import load_job
 from blendstyle.errors import BlendstyleError, Interrupted
-from blendstyle.nst.memory import estimate_bytes, largest_fitting
+from blendstyle.nst.memory import estimate_bytes, job_bytes, job_fits
 from blendstyle.pipeline.progress import Reporter
 
 BODY = "extends: quick.yaml\ncontent: content.png\nstyles: [{path: style_a.png}]\n"
@@ -376,12 +376,13 @@ def test_out_of_memory_names_a_size_that_fits(tiny_job, tmp_path, monkeypatch):
     assert "should fit" in info.value.hint
 
 
-def test_memory_estimate():
+def test_memory_estimate(tiny_job):
     # Four times the pixels: more than 2.5 times the bytes (the weights and CUDA's workspaces stay).
     assert estimate_bytes(512, 512, device="cuda") > 2.5 * estimate_bytes(256, 256, device="cuda") > 0
     assert estimate_bytes(256, 256, "relu2_1") < estimate_bytes(256, 256, "relu5_1")
+    job = blendstyle.load_job(tiny_job()).job
     for device in ("cpu", "cuda"):
-        fits = largest_fitting(estimate_bytes(1000, 500, device=device), aspect=2.0, device=device)
+        fits = job_fits(job, job_bytes(job, 1000, 500, device), aspect=2.0, device=device)
         assert 990 <= fits <= 1010
     # On the CPU, fitted to measured peaks (see estimate_bytes).
     assert estimate_bytes(512, 341, history=3) / 2**20 == pytest.approx(645 + 80, rel=0.25)  # the bound
