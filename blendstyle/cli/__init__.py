@@ -98,9 +98,8 @@ def validate(jobs, size, iterations, device, seed, settings) -> None:
             bad += 1
             continue
         out.print(note("ok", "green", f" {path} ({loaded.job.name}: {len(loaded.job.styles)} style(s), {loaded.job.size} px)"))
-        content = Path(loaded.job.content)  # what run will say too (it takes the job as it is)
-        notes = [folder_note(content)] if content.is_dir() else []
-        for text in filter(None, notes + style_notes(loaded.job)):
+        # What run will say too (it takes the job as it is).
+        for text in filter(None, [folder_note(Path(loaded.job.content)), *style_notes(loaded.job)]):
             out.print(note("note", "yellow", f" {path}: {text}"), soft_wrap=True)
     if bad:
         sys.exit(1)

@@ -116,7 +116,10 @@ def style_notes(job: Job) -> list[str]:
 
 
 def folder_note(folder: Path) -> str | None:
-    """What ``validate`` and ``run`` say of the files of a content folder that are not stills, or None."""
+    """What ``validate`` and ``run`` say of the files of a content folder that are not stills, or None (and
+    for a content that is no folder)."""
+    if not folder.is_dir():
+        return None
     others = others_in(folder)
     if not others:
         return None

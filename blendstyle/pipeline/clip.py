@@ -71,7 +71,7 @@ class ClipRenderer:
         # (orientation, colour profile, 16 bits) whatever animation settings a shared base gives; training
         # reads them all.
         self.stills = stills_of(job.content)
-        if Path(job.content).is_dir() and (said := folder_note(Path(job.content))):
+        if said := folder_note(Path(job.content)):
             run.note(said)  # the folder's other files are passed over: said, not in silence
         self._palette: torch.Tensor | None = None
         if self.stills is None and settings.flow == "dis" and not flow_available():

@@ -154,7 +154,8 @@ def trained_for(run: Run, key: str, seconds: float, history: list[Step]) -> dict
 
 def _blend(styles: list) -> str:
     """Styles (as :func:`trained_for` keeps them) by file name and share: ``starry_night 67%, udnie 33%``."""
-    weights = [float(style.get("weight", 1)) for style in styles if isinstance(style, dict)]
+    styles = [style for style in styles if isinstance(style, dict)]
+    weights = [float(style.get("weight", 1)) for style in styles]
     total = sum(weights) or 1.0
     return ", ".join(f"{Path(str(style.get('path', ''))).stem} {weight / total:.0%}"
                      for style, weight in zip(styles, weights))

@@ -309,8 +309,9 @@ class Schedule:
             progress.tiles_done, progress.done = done, progress.done + len(tile_history)
             if tile_history:
                 # A tile's own steps send no picture (it is not the whole): the live page gets the whole
-                # picture as each tile ends.
-                self.run.reporter.picture(stylizer.seen(picture)[:1])
+                # picture as a tile ends, when it wants one.
+                if self.run.reporter.picture_due(progress.steps[-1].iteration):
+                    self.run.reporter.picture(stylizer.seen(picture)[:1])
                 if on_tile is not None:
                     on_tile(progress.steps[-1], picture)
         history = progress.steps[first:]  # this run's

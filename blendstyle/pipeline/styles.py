@@ -64,8 +64,9 @@ class StyleImages:
         key = (long_side, job.smallest_side())
         if key not in self._styles:
             self.run.check()
-            for text in style_notes(job):  # an animated style's first frame is read: said, once per run
-                self.run.note(text)
+            if not self._styles:  # an animated style's first frame is read: said once, at the first scale
+                for text in style_notes(job):
+                    self.run.note(text)
             self._styles[key] = read_styles(job, long_side, self.run.device, reference, self.run.reading)
         return self._styles[key]
 
