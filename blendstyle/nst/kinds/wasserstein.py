@@ -77,9 +77,10 @@ NEWTON_SCHULZ_STEPS = 32
 
 
 def psd_sqrt(matrix: torch.Tensor) -> torch.Tensor:
-    """The symmetric square root of a symmetric positive semi-definite matrix (negative rounding clamped)."""
+    """The symmetric square root of a symmetric positive semi-definite matrix (negative rounding clamped), in
+    float64, the precision the loss forms its product in."""
     values, vectors = torch.linalg.eigh(0.5 * (matrix + matrix.T).double())
-    return ((vectors * values.clamp_min(0).sqrt()) @ vectors.T).to(matrix.dtype)
+    return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
 
 
 def root_trace_by_eigh(matrix: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,9 +92,8 @@ def root_trace_by_eigh(matrix: torch.Tensor, floor: torch.Tensor) -> tuple[torch
     return roots.sum(), (vectors / roots) @ vectors.T
 
 
-def _newton_schulz(lifted: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _newton_schulz(lifted: torch.Tensor, eye: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The trace of the root and the inverse root of ``lifted``, and whether the iteration converged."""
-    eye = torch.eye(len(lifted), dtype=lifted.dtype, device=lifted.device)
     norm = torch.linalg.matrix_norm(lifted)
     y, z = lifted / norm, eye
     for _ in range(steps):
@@ -117,8 +117,8 @@ def root_trace_by_newton_schulz(matrix: torch.Tensor, floor: torch.Tensor, steps
     not converge: both always run, since choosing one would read a value back to the host.
     """
     eye = torch.eye(len(matrix), dtype=matrix.dtype, device=matrix.device)
-    value, inverse_root, converged = _newton_schulz(matrix + floor * eye, steps)
-    again, inverse_again, _ = _newton_schulz(matrix + (SECOND_FLOOR / FLOOR) * floor * eye, steps)
+    value, inverse_root, converged = _newton_schulz(matrix + floor * eye, eye, steps)
+    again, inverse_again, _ = _newton_schulz(matrix + (SECOND_FLOOR / FLOOR) * floor * eye, eye, steps)
     return torch.where(converged, value, again), torch.where(converged, inverse_root, inverse_again)
 
 
@@ -171,7 +171,7 @@ class GaussianW2(StyleKind):
         covariance = weighted_gram(features, weights) - torch.outer(mean, mean)
         # The product in float64: in float32 it adds rounding eigenvalues below zero of up to 4e-8 of its
         # trace (measured on VGG features), more than the floor lifts.
-        root = target["root"].double()
+        root = target["root"].double()  # float64 already, unless a caller moved the targets to another dtype
         distance = ((mean - target["mean"]).pow(2).sum() + torch.diagonal(covariance).sum() + target["trace"]
                     - 2 * trace_sqrt(root @ covariance.double() @ root)).to(covariance.dtype)
         return distance.clamp_min(0) / target["norm"]  # the floor takes an exact match a hair below zero
