@@ -153,6 +153,8 @@ class Schedule:
         self.weights = list(self.plan.blend)
         self.progress = Progress()
         self.timings = {"load_network": 0.0, "targets": 0.0}
+        #: The optimisation seconds of each stage the last :meth:`render` ran (a resumed run's: from its stage on).
+        self.stage_seconds: list[float] = []
         if not network_loaded(job, run.device):  # a study's cells, a folder's jobs: said once
             run.reporter.stage(f"loading {job.backbone.name}")
         mark = run.seconds()
@@ -239,6 +241,7 @@ class Schedule:
         and the picture's number, so a resumed run draws what an uninterrupted one would.
         """
         self.progress = progress = progress or Progress()
+        self.stage_seconds = []
         image = None
         for index, stage in enumerate(self.stages):
             if index < progress.stage:
@@ -267,6 +270,7 @@ class Schedule:
                 if optimized.halted is not None:
                     progress.image, progress.done = optimized.image, resumed + optimized.iterations
                     raise Halted(optimized)
+            self.stage_seconds.append(optimized.seconds)
             image = optimized.image
             if index < len(self.stages) - 1:
                 # The finished picture is where the next stage starts, and what a stop before it keeps.

@@ -100,7 +100,8 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
     files = [write_image(optimized.image, folder / f"{job.name}.{fmt}", fmt, alpha, **print_options)]
     history = schedule.progress.steps  # the last scale's steps, those before a stop included
     files += write_extras(schedule, original, optimized.image, history) + snapshots
-    timings = dict(schedule.timings, optimize=optimized.seconds, total=run.seconds())
+    # Every scale's optimisation, and the last scale's alone (per_iteration is the last scale's).
+    timings = dict(schedule.timings, optimize=sum(schedule.stage_seconds), last_scale=optimized.seconds, total=run.seconds())
     # A tiled last scale's iterations are counted over its tiles: so is what was asked of it, and it stopped
     # early where a tile ended on the tolerance rule before its share.
     requested = schedule.stages[-1].iterations * tiles if tiles else job.optimizer.iterations
