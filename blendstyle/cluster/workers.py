@@ -151,7 +151,7 @@ class StillWorker(_Worker):
         with self._as_written():
             schedule = self._setup(shipped)
             mark = time.perf_counter()
-            optimized, final = render_cell(schedule, self.content_at, number, weights)
+            optimized, final = render_cell(schedule, self.content_at, weights)
         return to_device(Rendered([number], optimized.image, optimized.history, final, time.perf_counter() - mark), "cpu")
 
     def tile(self, shipped: list, stage: int, size: tuple[int, int], content: torch.Tensor, start: torch.Tensor,

@@ -115,13 +115,11 @@ def _study(run: Run, what: str) -> Path:
         total = sum(len(row) for _, row in rows)
         return Saved({"study": what, "cells_done": done}, f"with {len(done)} of {total} study cells finished")
 
-    number = 0
     images = StyleImages(run)  # every cell scores the same style images
     with run.guard(save, (width, height)):
         for r, (name, row) in enumerate(rows):
             pictures = []
             for c, (caption, variant) in enumerate(row):
-                number += 1
                 cell = f"study_{what}/cell_{r}_{c}.png"
                 if cell in earlier and (folder / cell).is_file():
                     pictures.append((caption, read_image(folder / cell)))
@@ -129,7 +127,8 @@ def _study(run: Run, what: str) -> Path:
                     continue
                 run.check()
                 run.reporter.stage(f"{name}: {caption}")
-                generator = torch.Generator().manual_seed(job.seed + number)
+                # Every cell starts from the noise the job's seed draws: the cells differ by what they study alone.
+                generator = torch.Generator().manual_seed(job.seed)
                 schedule = Schedule(run, stages, content_at, variant, images)
                 schedule.set_visible(alpha)
                 # An animated mask's own frame for the studied one (not its first).

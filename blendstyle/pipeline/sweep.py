@@ -38,11 +38,12 @@ class CellFarm(TileFarm, Protocol):
         ``indices`` holds its cell's number."""
 
 
-def render_cell(schedule: Schedule, content_at, number: int, weights: list[float]) -> tuple[Optimized, dict[str, float]]:
-    """Sweep cell ``number``: the still through the schedule with these style weights (its start noise
-    from the seed and the cell's number, so a resumed sweep or a worker draws the same)."""
+def render_cell(schedule: Schedule, content_at, weights: list[float]) -> tuple[Optimized, dict[str, float]]:
+    """A sweep cell: the still through the schedule with these style weights. Its start noise is
+    what the job's seed draws, as a still's is, for every cell: the cells differ by their weights alone, a
+    cell is the picture a run of the job with its weights makes, and a resumed sweep or a worker draws the same."""
     schedule.set_weights(weights)
-    return schedule.render(content_at, generator=torch.Generator().manual_seed(schedule.job.seed + number))
+    return schedule.render(content_at, generator=torch.Generator().manual_seed(schedule.job.seed))
 
 
 def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
@@ -105,7 +106,7 @@ def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
                 continue
             run.check()
             reporter.stage(f"sweep cell {label}")
-            optimized, final = render_cell(schedule, content_at, number, weights)
+            optimized, final = render_cell(schedule, content_at, weights)
             keep(number, optimized.image, final, optimized.history)
 
     first = job.sweep[0]

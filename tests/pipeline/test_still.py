@@ -256,6 +256,20 @@ def test_blend_sweep_renders_every_cell_and_one_grid(tmp_path):
         assert history[-1] < history[0] and cell["final_loss"]["total"] <= history[-1] * 1.001
 
 
+def test_a_sweep_cell_is_the_still_of_its_weights(tiny_job, tmp_path):
+    """Every cell starts from the noise the job's seed draws, as a still does: a cell picked from the grid is
+    what a run of the job with those weights makes (the cells differ by their weights alone)."""
+    styles = "styles: [{path: style_a.png}, {path: style_b.png, weight: %s}]\n"
+    body = ("content: content.png\nsize: 32\ninit: {source: content, noise: 0.5}\n"
+            "optimizer: {iterations: 3, stop: {tolerance: 0}}\n")
+    sweep = blendstyle.run_job(tiny_job(body=body + styles % 1 + "sweep: [{style: 1, start: 0.5, stop: 1, steps: 3}]\n",
+                                        name="sweep.yaml"), out_root=tmp_path / "sweep")
+    for cell in sweep.record["sweep"][1:]:
+        weight = cell["weights"][1]
+        still = blendstyle.run_job(tiny_job(body=body + styles % weight, name=f"still_{weight}.yaml"), out_root=tmp_path / "still")
+        assert torch.equal(read_image(sweep.folder / cell["file"]), read_image(still.image_path)), cell["file"]
+
+
 def test_a_mask_confines_its_style_to_its_region(tmp_path, vgg):
     """Starry Night masked to the left half, The Scream everywhere else: each half ends nearer its own
     style, and the left half nearer Starry Night than in the same run without the mask."""
