@@ -189,8 +189,18 @@ def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
                     message += f"; a time is written with an s: {item['input']}s"
         if not is_key and kind not in ("extra_forbidden", "missing"):
             message += _unquote(item.get("input"), key, kind)
+        if isinstance(item.get("input"), dict) and location is not None and location.line is not None:
+            message += _set_inside(layered, key[:-1] if kind == "missing" else key)
         problems.append(Problem(message, location, format_key(key) or None))
     return sorted(problems, key=problem_order)
+
+
+def _set_inside(layered: Layered, key: Key) -> str:
+    """A problem of a mapping as a whole (``output``: depth 16 with format jpg) is placed where a file wrote
+    the mapping; what the command line set inside it is said too, as it may be what the problem is about."""
+    given = [format_key(at) for at, where in layered.values.items()
+             if key and len(at) > len(key) and at[: len(key)] == key and where.line is None]
+    return f" ({', '.join(given)} set on the command line)" if given else ""
 
 
 def _unquote(value: Any, key: Key, kind: str) -> str:
