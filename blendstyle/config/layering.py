@@ -127,6 +127,16 @@ def parse_key(text: str) -> Key:
     return tuple(int(part[1:-1]) if part.startswith("[") else part for part in re.findall(r"\[\d+\]|\w+", text))
 
 
+def home_expanded(path: str) -> Path:
+    """``~/x`` and ``~user/x`` in the home folder, as a shell expands them (an absolute path, so it is not
+    taken relative to the file that wrote it); ``~someone`` who has no account here stays as written, and is
+    then not found."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
+
+
 def read_layered(path: Path, chain: tuple[Path, ...], origin: Location | None) -> Layered:
     # A loop of links or a name too long: Path.resolve and Path.exists would raise, not answer.
     if failure := lookup_failure(path):
@@ -164,7 +174,7 @@ def read_layered(path: Path, chain: tuple[Path, ...], origin: Location | None) -
     where = own.location(("extends",))
     if not isinstance(base_name, str) or not base_name or "\x00" in base_name:
         raise BlendstyleError(Problem("expected a file path", where, "extends"))
-    layered = read_layered(resolved.parent / base_name, chain + (resolved,), where)
+    layered = read_layered(resolved.parent / home_expanded(base_name), chain + (resolved,), where)
     layered.overlay(own)
     return layered
 

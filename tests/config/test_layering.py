@@ -57,3 +57,24 @@ def test_a_problem_of_a_mapping_a_file_wrote_stays_at_its_line_and_names_what_se
     with pytest.raises(BlendstyleError) as info:
         load_job(path, {"output.depth": 16})
     assert str(info.value) == f"{path}:6:9 output: depth 16 needs format png or tiff, not jpg (output.depth set on the command line)"
+
+
+def test_extends_takes_a_path_in_the_home_folder_as_the_job_s_other_paths_do(tiny_job, tmp_path, monkeypatch):
+    """``extends: ~/base.yaml`` is the base in the home folder, as ``content: ~/cat.png`` is a file there."""
+    home = tmp_path / "home"
+    (home / "shared").mkdir(parents=True)
+    (home / "shared" / "base.yaml").write_text("optimizer: {iterations: 7}\nstyles: [style.png]\n")
+    (home / "shared" / "style.png").write_bytes((tmp_path / "style_a.png").read_bytes())
+    monkeypatch.setenv("HOME", str(home))
+    loaded = load_job(tiny_job(body="extends: ~/shared/base.yaml\ncontent: ~/shared/style.png\nsize: 48\n"))
+    assert loaded.job.optimizer.iterations == 7
+    assert loaded.files[0] == home / "shared" / "base.yaml"
+    assert loaded.job.styles[0].path == str(home / "shared" / "style.png")  # relative to the base, in the home folder
+
+
+def test_extends_in_the_home_of_an_unknown_user_is_not_found_at_its_line(tiny_job):
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job(body="extends: ~no_such_user_here/base.yaml\ncontent: content.png\nstyles: [style_a.png]\n"))
+    [problem] = info.value.problems
+    assert (problem.key, problem.location.line) == ("extends", 1)
+    assert problem.message.startswith("file not found: ") and problem.message.endswith("~no_such_user_here/base.yaml")
