@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from ..media.formats import CLIPS, ClipName, names
-from .fields import Model, NonNegative, matching
+from .fields import WHOLE, Model, NonNegative, matching
 
 #: A point in a clip: a frame number, or a time such as ``2.5s`` (the first frame shown at or after it).
 SECONDS = r"[0-9]+(\.[0-9]+)?s"
@@ -33,21 +33,21 @@ LOOP_FRAMES_AT_LEAST = 3
 class Animation(Model):
     """How an animated content file (GIF, animated WebP or PNG) or a video is rendered; refused for stills."""
 
-    start: Annotated[int, Field(ge=0)] | Seconds = Field(
+    start: Annotated[int, Field(ge=0), *WHOLE] | Seconds = Field(
         0, description="first frame (counting from 0), or a time such as 2.5s: the first frame shown at or after it"
     )
-    stop: Annotated[int, Field(ge=1)] | Seconds | None = Field(
+    stop: Annotated[int, Field(ge=1), *WHOLE] | Seconds | None = Field(
         None, description="frame (or time, such as 10s) to stop before; default: the end"
     )
-    step: Annotated[int, Field(ge=1, le=1000)] = Field(1, description="render every step-th frame")
-    max_frames: Annotated[int, Field(ge=1, le=100_000)] = Field(
+    step: Annotated[int, Field(ge=1, le=1000), *WHOLE] = Field(1, description="render every step-th frame")
+    max_frames: Annotated[int, Field(ge=1, le=100_000), *WHOLE] = Field(
         300, description="refuse clips with more frames than this (a guard against hour-long surprises)"
     )
     mode: Literal["coherent", "independent"] = Field(
         "coherent",
         description="coherent: frames start from and keep to their neighbours; independent: each frame alone, like a still",
     )
-    iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+    iterations: Annotated[int, Field(ge=1, le=100_000), *WHOLE] | None = Field(
         None, description="iterations for coherent frames after the first; default: a third of optimizer.iterations"
     )
     temporal_weight: NonNegative = Field(
@@ -61,12 +61,12 @@ class Animation(Model):
     flow: Literal["auto", "dis", "none"] = Field(
         "auto", description="motion estimate: dis (OpenCV), none (static pixels only), auto (dis if installed)"
     )
-    batch: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = Field(
+    batch: Literal["auto"] | Annotated[int, Field(ge=1, le=256), *WHOLE] = Field(
         "auto",
         description="independent mode: frames optimised together; auto fits as many as GPU memory allows (1 on a CPU)",
     )
     close_loop: bool = Field(True, description="re-render the first frames against the last so a loop has no seam")
-    loop_frames: Annotated[int, Field(ge=1, le=1000)] = Field(
+    loop_frames: Annotated[int, Field(ge=1, le=1000), *WHOLE] = Field(
         4, description="how many frames the loop-closing pass re-renders"
     )
     formats: Annotated[list[ClipName], Field(min_length=1)] | None = Field(
@@ -74,11 +74,11 @@ class Animation(Model):
         description=f"files to write: {', '.join(names(CLIPS, 'animation'))} (animations) or "
         f"{', '.join(names(CLIPS, 'video'))} (videos, with the input's sound); default: mp4 for a video, gif otherwise",
     )
-    crf: Annotated[int, Field(ge=0, le=51)] = Field(
+    crf: Annotated[int, Field(ge=0, le=51), *WHOLE] = Field(
         18, description="mp4/webm quality (constant rate factor): lower is better and larger; 18 looks lossless"
     )
     dither: bool = Field(False, description="Floyd-Steinberg dithering in the GIF (finer colour, some shimmer)")
-    steady: Annotated[int, Field(ge=0, le=32)] = Field(
+    steady: Annotated[int, Field(ge=0, le=32), *WHOLE] = Field(
         3,
         description="GIF: a pixel whose colour changed by at most this (0-255, every channel) since the previous "
         "frame keeps its palette entry, so invisible changes do not shimmer; 0: every frame on its own",

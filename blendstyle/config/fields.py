@@ -11,7 +11,8 @@ import math
 import re
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from .layers import LAYER_NAMES
 
@@ -72,6 +73,18 @@ def matching(pattern: str, expected: str) -> Any:
     return [AfterValidator(check), WithJsonSchema({"type": "string", "pattern": pattern})]
 
 
+def _a_number(value: Any) -> Any:
+    """A whole-number key takes a number as YAML typed it: ``true`` is no number, nor is ``"200"`` in quotes
+    (pydantic's lax mode, kept for ``2.0`` is ``2``, would take both)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+#: Written after a whole number's bounds, ``Annotated[int, Field(ge=1), *WHOLE]``: a number as YAML typed it,
+#: ``2.0`` taken as ``2`` (``2.5`` refused). The bounds come first, so that the schema keeps them as bounds.
+WHOLE = [Strict(False), BeforeValidator(_a_number)]
+
 LayerName = Annotated[str, AfterValidator(_check_layer), WithJsonSchema({"enum": list(LAYER_NAMES)})]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -103,7 +116,10 @@ ImagePath = Annotated[PathText, Field(description="image file, relative to the j
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Strict: a value keeps the type YAML gave it. A number is no boolean (compile: 1), a boolean no number
+    # (iterations: true) and quoted text neither ("200"); an integer is still a float (weight: 1), and a
+    # whole number takes 2.0 (WHOLE).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
     #: Fields holding file paths, resolved against the directory of the file that wrote them.
     path_fields: ClassVar[tuple[str, ...]] = ()
     #: Values of those fields that are keywords, not paths.

@@ -24,6 +24,10 @@ class Layered:
     keys: dict[Key, Location] = field(default_factory=dict)
     dirs: dict[Key, Path] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    #: Mappings and lists a command-line setting made on its way to its key (``--set output.depth=16`` where
+    #: the file has no ``output``): a problem of the made value itself is the command line's, not of the
+    #: file's enclosing line; nothing in them but what the command line set was given.
+    made: dict[Key, Location] = field(default_factory=dict)
 
     @classmethod
     def from_document(cls, doc: YamlDocument, directory: Path) -> Layered:
@@ -31,18 +35,23 @@ class Layered:
         return cls(doc.data, dict(doc.values), dict(doc.keys), {key: directory for key in doc.values}, [])
 
     def location(self, key: Key, of_key: bool = False) -> Location | None:
-        """Where ``key`` (or the nearest enclosing value) was written."""
+        """Where ``key`` (or the nearest enclosing value) was written, or made by a command-line setting."""
         if of_key and key in self.keys:
             return self.keys[key]
         for end in range(len(key), -1, -1):
             if key[:end] in self.values:
                 return self.values[key[:end]]
+            if key[:end] in self.made:
+                return self.made[key[:end]]
         return None
 
     def on_command_line(self, key: Key) -> bool:
-        """Whether ``key`` (or the value enclosing it) was set on the command line, not in a file."""
-        where = self.location(key)
-        return where is not None and where.line is None
+        """Whether ``key`` (or the value enclosing it) was set on the command line, not in a file: a mapping
+        made on the way to another key's setting does not set its other keys."""
+        for end in range(len(key), -1, -1):
+            if key[:end] in self.values:
+                return self.values[key[:end]].line is None
+        return False
 
     def directory(self, key: Key) -> Path:
         for end in range(len(key), -1, -1):
@@ -52,7 +61,7 @@ class Layered:
 
     def _forget(self, key: Key) -> None:
         """Drop the marks of ``key`` and everything below it."""
-        for marks in (self.values, self.keys, self.dirs):
+        for marks in (self.values, self.keys, self.dirs, self.made):
             for stale in [k for k in marks if k[: len(key)] == key]:
                 del marks[stale]
 
@@ -83,6 +92,8 @@ class Layered:
             if isinstance(node, dict):
                 if not isinstance(node.get(part), (dict, list)):
                     node[part] = {} if isinstance(nxt, str) else []
+                    self._forget(key[: depth + 1])  # a value it replaces is gone, and its marks with it
+                    self.made[key[: depth + 1]] = origin
                 node = node[part]
             elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
                 node = node[part]
@@ -114,6 +125,16 @@ def parse_key(text: str) -> Key:
     if not re.fullmatch(r"[A-Za-z_]\w*(\[\d+\]|\.[A-Za-z_]\w*)*", text):
         raise ValueError(f"{text!r} is not a key path like optimizer.iterations or styles[0].weight")
     return tuple(int(part[1:-1]) if part.startswith("[") else part for part in re.findall(r"\[\d+\]|\w+", text))
+
+
+def home_expanded(path: str) -> Path:
+    """``~/x`` and ``~user/x`` in the home folder, as a shell expands them (an absolute path, so it is not
+    taken relative to the file that wrote it); ``~someone`` who has no account here stays as written, and is
+    then not found."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
 
 
 def read_layered(path: Path, chain: tuple[Path, ...], origin: Location | None) -> Layered:
@@ -153,7 +174,7 @@ def read_layered(path: Path, chain: tuple[Path, ...], origin: Location | None) -
     where = own.location(("extends",))
     if not isinstance(base_name, str) or not base_name or "\x00" in base_name:
         raise BlendstyleError(Problem("expected a file path", where, "extends"))
-    layered = read_layered(resolved.parent / base_name, chain + (resolved,), where)
+    layered = read_layered(resolved.parent / home_expanded(base_name), chain + (resolved,), where)
     layered.overlay(own)
     return layered
 

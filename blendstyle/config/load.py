@@ -20,7 +20,7 @@ from ..media.probe import content_files
 from .checks import input_problems
 from .inputs import check_folder, check_image, file_sha256, is_url, web_address
 from .iterations import FOLLOWERS, FOLLOWING, iteration_settings
-from .layering import Layered, format_key, parse_key, read_layered
+from .layering import Layered, format_key, home_expanded, parse_key, read_layered
 from .models import NAME_PATTERN, Job
 from .partial import affected, best_effort, raw_paths, under
 from .problems import located_problems, problem_order, wrong_keys
@@ -56,13 +56,9 @@ def _resolve_paths(model: BaseModel, layered: Layered) -> list[tuple[Key, Path]]
 
 def _resolved(layered: Layered, key: Key, value: str) -> Path:
     """A path as written at ``key``, made absolute against the folder of the file that wrote it."""
-    path = Path(value)
     if is_url(value):  # left as written: the input checks say that only files are read
-        return path
-    try:
-        path = path.expanduser()
-    except RuntimeError:  # ~someone who has no account here: left as written, and reported as not found
-        pass
+        return Path(value)
+    path = home_expanded(value)  # as extends: ~/base.yaml is
     return path if path.is_absolute() else layered.directory(key) / path
 
 

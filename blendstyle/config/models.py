@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from .animation import Animation
-from .fields import ImagePath, Model, PathText, finite_sum, matching
+from .fields import WHOLE, ImagePath, Model, PathText, finite_sum, matching
 from .layers import BACKBONES, deepest, smallest_side
 from .network import Network
 from .optimizer import Init, Optimizer, init_shorthand
@@ -119,7 +119,7 @@ class Job(Model):
     preserve_color: Literal["none", "luminance", "histogram"] = Field(
         "none", description="keep the content's colours: luminance-only transfer, or styles recoloured to the content's"
     )
-    size: Annotated[int, Field(ge=SIZES[0], le=SIZES[1])] | PrintSize = Field(
+    size: Annotated[int, Field(ge=SIZES[0], le=SIZES[1]), *WHOLE] | PrintSize = Field(
         512, description="output long side in pixels, or in print units: {long_side: 40cm, dpi: 300}"
     )
     scales: Scales = Field(default_factory=Scales)
@@ -129,12 +129,12 @@ class Job(Model):
     )
     optimizer: Optimizer = Field(default_factory=Optimizer)
     init: Annotated[Init, BeforeValidator(init_shorthand)] = Field(default_factory=Init)
-    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    seed: Annotated[int, Field(ge=0, lt=2**63), *WHOLE] = 0
     compile: bool = Field(
         False, description="torch.compile VGG, the network the losses are measured with: faster steps on a GPU after a "
         "slow first one; mostly a loss on a CPU (method: network's own network is not compiled)"
     )
-    max_input_pixels: Annotated[int, Field(ge=1, le=2**40)] = Field(
+    max_input_pixels: Annotated[int, Field(ge=1, le=2**40), *WHOLE] = Field(
         100_000_000, description="refuse input images with more pixels than this (decompression bombs)"
     )
     device: Device = "auto"

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
-from .fields import Model, PathText
+from .fields import WHOLE, Model, PathText
 
 #: Settings that shape or train a network; a saved one (``weights``) is applied as it is.
 TRAINING = ("iterations", "crop", "batch", "learning_rate", "width", "blocks", "checkpoint_every")
@@ -19,27 +19,27 @@ class Network(Model):
 
     path_fields: ClassVar[tuple[str, ...]] = ("weights",)
 
-    iterations: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+    iterations: Annotated[int, Field(ge=1, le=1_000_000), *WHOLE] = Field(
         600, description="training steps (each one batch of crops through the network and the loss)"
     )
-    crop: Annotated[int, Field(ge=32, le=2048)] = Field(
+    crop: Annotated[int, Field(ge=32, le=2048), *WHOLE] = Field(
         192, description="side of the square training crops in px (smaller frames are taken whole)"
     )
-    batch: Annotated[int, Field(ge=2, le=64, multiple_of=2)] = Field(
+    batch: Annotated[int, Field(ge=2, le=64, multiple_of=2), *WHOLE] = Field(
         2, description="crops per step: pairs of consecutive frames cut alike, for the temporal term"
     )
     learning_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
         0.001, description="Adam's step size (falling along a half cosine to a tenth of it by the last step)"
     )
-    width: Annotated[int, Field(ge=4, le=128)] = Field(
+    width: Annotated[int, Field(ge=4, le=128), *WHOLE] = Field(
         16, description="channels of the network's first layer (then 2x and 4x); more: finer and slower"
     )
-    blocks: Annotated[int, Field(ge=1, le=16)] = Field(5, description="residual blocks at a quarter of the size")
-    refine: Annotated[int, Field(ge=0, le=100_000)] = Field(
+    blocks: Annotated[int, Field(ge=1, le=16), *WHOLE] = Field(5, description="residual blocks at a quarter of the size")
+    refine: Annotated[int, Field(ge=0, le=100_000), *WHOLE] = Field(
         0, description="optimiser iterations per frame, started from the network's picture and held to the "
         "previous frame (0: the network's pictures as they are)"
     )
-    checkpoint_every: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+    checkpoint_every: Annotated[int, Field(ge=1, le=1_000_000), *WHOLE] = Field(
         50, description="training steps between checkpoints (a stop always writes one)"
     )
     weights: PathText | None = Field(

@@ -6,19 +6,19 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from .fields import DEFAULT_LEARNING_RATES, Model, PathText
+from .fields import DEFAULT_LEARNING_RATES, WHOLE, Model, PathText
 
 
 class Stop(Model):
     """Stop early when the loss fell by less than ``tolerance`` (relative) over the last ``window`` iterations."""
 
     tolerance: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.005
-    window: Annotated[int, Field(ge=1, le=10_000)] = 50
+    window: Annotated[int, Field(ge=1, le=10_000), *WHOLE] = 50
 
 
 class Optimizer(Model):
     name: Literal["lbfgs", "adam"] = "lbfgs"
-    iterations: Annotated[int, Field(ge=1, le=100_000)] = 500
+    iterations: Annotated[int, Field(ge=1, le=100_000), *WHOLE] = 500
     learning_rate: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = Field(
         None, description="default: 1.0 for lbfgs, 0.02 for adam"
     )
@@ -26,7 +26,7 @@ class Optimizer(Model):
     # content distances (within 1 %) in 17 % less time (the two-loop recursion walks every kept pair at
     # every step), and 160 image-sized vectors (320 MiB at 512 px, 1.25 GiB at 1024 px) are never held.
     # 10 cost 0.7 % more content distance than 20.
-    history: Annotated[int, Field(ge=1, le=1000)] = Field(
+    history: Annotated[int, Field(ge=1, le=1000), *WHOLE] = Field(
         20, description="L-BFGS memory (past steps kept; each holds two image-sized vectors)"
     )
     stop: Stop = Field(default_factory=Stop)

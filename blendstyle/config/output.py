@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from ..media.formats import StillName
-from .fields import Model, matching
+from .fields import WHOLE, Model, matching
 
 
 class Output(Model):
@@ -15,14 +15,14 @@ class Output(Model):
     depth: Literal[8, 16] = Field(
         8, description="bits per channel: 16 (png, tiff) keeps smooth gradients free of banding on large prints"
     )
-    dpi: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+    dpi: Annotated[int, Field(ge=1, le=10_000), *WHOLE] | None = Field(
         None, description="resolution stored in the file (png, jpg, tiff); default: the size's dpi when given in print units"
     )
-    snapshot_every: Annotated[int, Field(ge=0)] = Field(0, description="save the image every N iterations (a tiled print: the whole "
+    snapshot_every: Annotated[int, Field(ge=0), *WHOLE] = Field(0, description="save the image every N iterations (a tiled print: the whole "
                                                      "picture after the tile in which N more ended); 0: never")
     contact_sheet: bool = True
     loss_plot: bool = True
-    preview_every: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+    preview_every: Annotated[int, Field(ge=1, le=100_000), *WHOLE] | None = Field(
         None, description="with run --serve: send the picture under way every N iterations; default: about every 2 s"
     )
 
@@ -55,7 +55,7 @@ class PrintSize(Model):
     4724 px, and the file is marked 300 dpi (unless ``output.dpi`` says otherwise)."""
 
     long_side: Annotated[str, BeforeValidator(_with_unit), *matching(r"^[0-9]+(\.[0-9]+)?(mm|cm|in)$", "a length such as 40cm, 400mm or 16in")]
-    dpi: Annotated[int, Field(ge=1, le=10_000)]
+    dpi: Annotated[int, Field(ge=1, le=10_000), *WHOLE]
 
     @property
     def pixels(self) -> int:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import difflib
 import json
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import Problem
 from .layering import Layered, format_key
 from .models import Job
-from .yamlfile import Key
+from .yamlfile import JobLoader, Key
 
 
 def _model_at(key: Key) -> type[BaseModel] | None:
@@ -186,8 +187,52 @@ def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
                     message += "; YAML reads yes, no, on and off as true or false: quote a word meant as text"
                 if kind == "int_from_float" and "time" in _description(key):
                     message += f"; a time is written with an s: {item['input']}s"
+        if not is_key and kind not in ("extra_forbidden", "missing"):
+            message += _unquote(item.get("input"), key, kind)
+        if isinstance(item.get("input"), dict) and location is not None and location.line is not None:
+            message += _set_inside(layered, key[:-1] if kind == "missing" else key)
         problems.append(Problem(message, location, format_key(key) or None))
     return sorted(problems, key=problem_order)
+
+
+def _set_inside(layered: Layered, key: Key) -> str:
+    """A problem of a mapping as a whole (``output``: depth 16 with format jpg) is placed where a file wrote
+    the mapping; what the command line set inside it is said too, as it may be what the problem is about."""
+    given = [format_key(at) for at, where in layered.values.items()
+             if key and len(at) > len(key) and at[: len(key)] == key and where.line is None]
+    return f" ({', '.join(given)} set on the command line)" if given else ""
+
+
+def _unquote(value: Any, key: Key, kind: str) -> str:
+    """What to add where text was found that YAML reads, unquoted, as the number or the true or false the key
+    takes (``"200"``, ``"true"``): a job's values keep the types YAML gives them."""
+    if not isinstance(value, str):
+        return ""
+    tag = JobLoader("").resolve(yaml.ScalarNode, value, (True, False)).rsplit(":", 1)[-1]  # read as a plain scalar
+    if tag == "bool" and kind == "bool_type":
+        return "; true and false are written without quotes"
+    if tag in ("int", "float") and (kind in ("int_type", "float_type") or _takes_numbers(_annotation(key))):
+        return "; a number is written without quotes"
+    return ""
+
+
+def _annotation(key: Key) -> Any:
+    parent = _model_at(key[:-1])
+    field = parent.model_fields.get(str(key[-1])) if parent and key else None
+    return field.annotation if field else None
+
+
+def _takes_numbers(annotation: Any) -> bool:
+    """Whether a field of this annotation takes a number (``int``, ``float``, ``Literal[8, 16]``, a union
+    with one)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _takes_numbers(get_args(annotation)[0])
+    if origin is Union or str(origin) == "<class 'types.UnionType'>":
+        return any(map(_takes_numbers, get_args(annotation)))
+    if origin is Literal:
+        return any(isinstance(arg, (int, float)) and not isinstance(arg, bool) for arg in get_args(annotation))
+    return annotation in (int, float)
 
 
 def _description(key: Key) -> str:

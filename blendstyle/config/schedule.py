@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from .fields import Model, NonNegative
+from .fields import WHOLE, Model, NonNegative
 
 #: ``scales.count: auto`` adds smaller scales down to this long side, no further (px).
 AUTO_SCALES_DOWN_TO = 256
@@ -24,13 +24,13 @@ def _scale_count(value: Any) -> Any:
 class Scales(Model):
     """Coarse-to-fine: optimise at smaller sizes first, each result upsampled as the next one's start."""
 
-    count: Annotated[Literal["auto"] | Annotated[int, Field(ge=1, le=8)], BeforeValidator(_scale_count)] = Field(
+    count: Annotated[Literal["auto"] | Annotated[int, Field(ge=1, le=8), *WHOLE], BeforeValidator(_scale_count)] = Field(
         "auto",
         description=f"number of sizes; 1 = off; auto: smaller sizes by factor down to {AUTO_SCALES_DOWN_TO} px "
         "(512 px: 256, 512; 1024 px: 256, 512, 1024; below 512 px: one)",
     )
     factor: Annotated[float, Field(gt=1, le=4, allow_inf_nan=False)] = Field(2.0, description="size ratio between scales")
-    iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+    iterations: Annotated[int, Field(ge=1, le=100_000), *WHOLE] | None = Field(
         None, description="iterations at each smaller scale; default: a tenth of optimizer.iterations "
         "(all of them for the one before a tiled last scale)"
     )
@@ -61,9 +61,9 @@ class Tiles(Model):
         description="auto: tile only when the whole image would not fit in memory; always; "
         "never (a size that does not fit stops before starting, saying what size fits)",
     )
-    size: Annotated[int, Field(ge=64, le=8192)] = Field(512, description="tile side in pixels")
-    overlap: Annotated[int, Field(ge=16, le=1024)] = Field(64, description="pixels shared by neighbouring tiles")
-    iterations: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+    size: Annotated[int, Field(ge=64, le=8192), *WHOLE] = Field(512, description="tile side in pixels")
+    overlap: Annotated[int, Field(ge=16, le=1024), *WHOLE] = Field(64, description="pixels shared by neighbouring tiles")
+    iterations: Annotated[int, Field(ge=1, le=100_000), *WHOLE] | None = Field(
         None, description="iterations per tile; default: optimizer.iterations"
     )
     memory: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
@@ -80,10 +80,10 @@ class Tiles(Model):
 class Sweep(Model):
     """Vary one style's blend weight over evenly spaced values (two sweeps make a grid)."""
 
-    style: Annotated[int, Field(ge=0, description="index into styles")]
+    style: Annotated[int, Field(ge=0, description="index into styles"), *WHOLE]
     start: NonNegative = 0.0
     stop: NonNegative = 1.0
-    steps: Annotated[int, Field(ge=2, le=12)] = 5
+    steps: Annotated[int, Field(ge=2, le=12), *WHOLE] = 5
 
     def values(self) -> list[float]:
         return [self.start + (self.stop - self.start) * i / (self.steps - 1) for i in range(self.steps)]

@@ -10,6 +10,7 @@ import yaml
 
 from .fields import DEFAULT_STYLE_LAYERS
 from .models import Job
+from .yamlfile import JobLoader
 
 STARTER = """\
 # A blendstyle job, written by `blendstyle new`. Render it with:  blendstyle run {job}
@@ -65,7 +66,7 @@ def _scalar(text: str) -> str:
     list, ``true`` a boolean), quoted and escaped by YAML itself (a control character such as DEL, which JSON
     leaves as it is, is no character a YAML file may hold)."""
     try:
-        if yaml.safe_load(f"key: {text}") == {"key": text}:
+        if yaml.load(f"key: {text}", Loader=JobLoader) == {"key": text}:  # as a job file is read
             return text
     except yaml.YAMLError:
         pass

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 from .fields import (
     DEFAULT_CONTENT_LAYERS,
     DEFAULT_STYLE_LAYERS,
+    WHOLE,
     ImagePath,
     LayerWeights,
     Model,
@@ -98,16 +99,16 @@ class StyleLoss(Model):
         description="poly kernel ((x/s).(y/s) + c)^degree, features in units of the style's RMS norm s at the "
         "layer: c = 1 weighs the lower moments like a typical dot product; 0 with degree 2 is gram",
     )
-    degree: Annotated[int, Field(ge=1, le=6)] = 2
+    degree: Annotated[int, Field(ge=1, le=6), *WHOLE] = 2
     sigma: Positive | None = Field(None, description="gaussian kernel width; default: median heuristic")
-    samples: Annotated[int, Field(ge=64, le=1_000_000)] = Field(
+    samples: Annotated[int, Field(ge=64, le=1_000_000), *WHOLE] = Field(
         4096, description="style feature vectors kept per layer for the gaussian and poly (degree != 2) kinds, and "
         "the pool the neighbours kind searches (more: nearer matches, slower steps)"
     )
-    features: Annotated[int, Field(ge=16, le=16384)] = Field(
+    features: Annotated[int, Field(ge=16, le=16384), *WHOLE] = Field(
         512, description="random Fourier features of the gaussian kernel (more: a closer kernel, slower steps)"
     )
-    directions: Annotated[int, Field(ge=1, le=8192)] | None = Field(
+    directions: Annotated[int, Field(ge=1, le=8192), *WHOLE] | None = Field(
         None, description="for kind sliced: random directions per layer; default: the layer's channels"
     )
 

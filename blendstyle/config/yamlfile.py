@@ -7,6 +7,7 @@ refused before any of their data is used.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,18 @@ MAX_NODES = 100_000
 MAX_DEPTH = 64
 
 Key = tuple[str | int, ...]
+
+
+class JobLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading every number in exponent notation (``1e-3``, ``2E6``, ``1.5e3``) as the
+    number YAML 1.2 and JSON make it: YAML 1.1, which PyYAML follows, reads them as text unless a dot and a
+    signed exponent are both there (``1.0e-3``). A job's values keep the types YAML gives them (a number
+    given as text is refused), so ``learning_rate: 1e-3`` must be a number."""
+
+
+JobLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 
 
 @dataclass
@@ -66,7 +79,7 @@ def read_yaml(path: Path | str, display: str | None = None) -> YamlDocument:
 def parse_yaml(text: str, path: Path) -> YamlDocument:
     try:
         # The reader checks every character when it is made: a control character raises here.
-        loader = yaml.SafeLoader(text)
+        loader = JobLoader(text)
     except yaml.reader.ReaderError as exc:
         raise BlendstyleError(Problem(_unprintable(exc), _offset_location(path, text, exc.position))) from None
     try:
@@ -103,7 +116,7 @@ def parse_value(text: str, name: str, depth: int = MAX_DEPTH) -> Any:
     alone expands an alias bomb of a few hundred characters into gigabytes."""
     where = Location(name)
     try:
-        loader = yaml.SafeLoader(text)
+        loader = JobLoader(text)
     except yaml.reader.ReaderError as exc:
         raise BlendstyleError(Problem(_unprintable(exc).replace("a job file", "a value"), where)) from None
     try:

@@ -1,8 +1,9 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
-from blendstyle.config.yamlfile import MAX_BYTES, parse_yaml, read_yaml
+from blendstyle.config.yamlfile import MAX_BYTES, parse_value, parse_yaml, read_yaml
 from blendstyle.errors import BlendstyleError
 
 
@@ -16,6 +17,15 @@ def test_values_and_marks():
     assert str(doc.values[("a",)]) == "job.yaml:1:4"
     assert str(doc.keys[("b", 0, "y")]) == "job.yaml:4:5"
     assert str(doc.values[("b", 0, "y", 1)]) == "job.yaml:4:12"
+
+
+def test_numbers_in_exponent_notation_are_numbers():
+    """YAML 1.2 and JSON read 1e-3 as a number; PyYAML (YAML 1.1) as text unless it has a dot and a signed
+    exponent. A job's values keep their YAML types, so these must be numbers; quoted, they stay text."""
+    doc = parse("a: 1e-3\nb: 1.5e3\nc: 2E6\nd: .5e1\ne: '1e-3'\nf: 1e3.png\ng: 1.0e-3\n")
+    assert doc.data == {"a": 0.001, "b": 1500.0, "c": 2e6, "d": 5.0, "e": "1e-3", "f": "1e3.png", "g": 0.001}
+    assert parse_value("1e-3", "--set x") == 0.001
+    assert yaml.safe_load("a: 1e-3") == {"a": "1e-3"}  # PyYAML's own loader is left as it is
 
 
 @pytest.mark.parametrize(

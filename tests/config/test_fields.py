@@ -1,0 +1,98 @@
+from typing import Annotated, Literal, Union, get_args, get_origin
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from blendstyle.config import models  # noqa: F401  (every section model is defined)
+from blendstyle.config.fields import Model
+from blendstyle.config.load import load_job
+from blendstyle.config.yamlfile import parse_value
+from blendstyle.errors import BlendstyleError
+
+
+def _sections() -> list[type[BaseModel]]:
+    found, todo = [], [Model]
+    while todo:
+        for model in todo.pop().__subclasses__():
+            found.append(model)
+            todo.append(model)
+    return found
+
+
+def _kinds(annotation) -> set[type]:
+    """The plain types an annotation admits (through Annotated, unions and optionals; not inside lists)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _kinds(get_args(annotation)[0])
+    if origin is Union or str(origin) == "<class 'types.UnionType'>":
+        return set().union(*map(_kinds, get_args(annotation)))
+    if origin is Literal:
+        return set()
+    return {annotation} if isinstance(annotation, type) else set()
+
+
+#: pydantic's errors for a number out of range.
+RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of", "finite_number"}
+SCALARS = [(model, name, kinds & {int, float, bool}) for model in _sections()
+           for name, field in model.model_fields.items() if (kinds := _kinds(field.annotation)) & {int, float, bool}]
+
+
+def test_every_section_has_its_numbers_and_switches_found():
+    """The sweep below reaches the keys it is meant to (a model renamed away would leave it checking nothing)."""
+    names = {f"{model.__name__}.{name}" for model, name, _ in SCALARS}
+    assert {"Optimizer.iterations", "Optimizer.learning_rate", "Style.weight", "Job.size", "Job.seed", "Job.compile",
+            "Animation.start", "Output.contact_sheet", "Sweep.steps", "StyleLoss.degree"} <= names
+
+
+@pytest.mark.parametrize("model,name,kinds", SCALARS, ids=[f"{m.__name__}.{n}" for m, n, _ in SCALARS])
+def test_a_number_or_a_switch_keeps_its_yaml_type(model, name, kinds):
+    """A job file's values are taken as YAML typed them: true is no number, "200" (quoted) is text, and 1 is
+    no boolean; pydantic's lax mode would turn each into the other."""
+    wrong = ([True, False] if kinds & {int, float} else []) + ["1", "2.0", "true"] + ([1, 0] if bool in kinds else [])
+    for value in wrong:
+        with pytest.raises(ValidationError) as info:
+            model.model_validate({name: value})
+        # Refused for its type (or by the key's own check of it), not for the number it was taken as.
+        kinds_said = {error["type"] for error in info.value.errors() if error["loc"][0] == name}
+        assert kinds_said and not kinds_said & RANGE, (value, info.value.errors())
+
+
+@pytest.mark.parametrize("text,key,expected", [
+    ("optimizer: {iterations: true}\n", "optimizer.iterations", "Input should be a valid integer (found true)"),
+    ('optimizer: {iterations: "200"}\n', "optimizer.iterations",
+     "Input should be a valid integer (found '200'); a number is written without quotes"),
+    ('optimizer: {learning_rate: "0.5"}\n', "optimizer.learning_rate",
+     "Input should be a valid number (found '0.5'); a number is written without quotes"),
+    ('output: {depth: "16"}\n', "output.depth", "Input should be 8 or 16 (found '16'); a number is written without quotes"),
+    ("init: {noise: false}\n", "init.noise", "Input should be a valid number (found false)"),
+    ("seed: true\n", "seed", "Input should be a valid integer (found true)"),
+    ("compile: 1\n", "compile", "Input should be a valid boolean (found 1)"),
+    ('compile: "yes"\n', "compile", "Input should be a valid boolean (found 'yes'); true and false are written "
+                                    "without quotes"),
+])
+def test_a_value_of_the_wrong_yaml_type_is_refused_at_its_key(tiny_job, text, key, expected):
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job(text))
+    [problem] = info.value.problems
+    assert (problem.key, problem.message) == (key, expected)
+    assert problem.location.line is not None  # at its line in the job file
+
+
+def test_numbers_as_yaml_writes_them_are_taken(tiny_job):
+    """An integer where a float goes, a whole float where an integer goes (2.0 is 2), and a number in
+    exponent notation, which YAML 1.1 (PyYAML) reads as text without a dot (1e-3) but YAML 1.2 and JSON as
+    a number."""
+    job = load_job(tiny_job("weights: {style: 20, content: 1e-3}\noptimizer: {iterations: 200.0, learning_rate: 5e-1}\n"
+                            "init: {noise: 0}\n")).job
+    assert (job.weights.style, job.weights.content, job.optimizer.iterations, job.optimizer.lr) == (20.0, 0.001, 200, 0.5)
+    assert type(job.optimizer.iterations) is int and type(job.weights.style) is float
+
+
+def test_set_on_the_command_line_follows_the_same_rule(tiny_job):
+    """``--set KEY=VALUE`` reads VALUE as YAML, as in a file: true is no number there either."""
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job(), {"optimizer.iterations": parse_value("true", "--set optimizer.iterations")})
+    assert str(info.value) == "command line optimizer.iterations: Input should be a valid integer (found true)"
+    job = load_job(tiny_job(), {"optimizer.learning_rate": parse_value("1e-3", "--set optimizer.learning_rate"),
+                                "optimizer.iterations": parse_value("200", "--set optimizer.iterations")}).job
+    assert (job.optimizer.lr, job.optimizer.iterations) == (0.001, 200)
