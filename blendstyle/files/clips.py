@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, is_video
-from ..media.probe import frame_count, gif_loop, plays_in_all, probe_video
+from ..media.probe import frame_count, frame_failure, gif_loop, plays_in_all, probe_video
 from .atomic import atomic_path
 from .images import (
     DECODE_ERRORS,
@@ -92,8 +92,9 @@ class ClipFile:
                         yield None, np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
                     else:
                         yield pil_to_tensor(rgba), None
-            except DECODE_ERRORS as exc:
-                raise BlendstyleError(f"cannot decode frame {index} of {display_path(self.path)}: {exc}") from None
+            except DECODE_ERRORS as exc:  # named as validate names it (Pillow may fail on the frame before)
+                said = frame_failure(self.path) or f"cannot decode frame {index} of {display_path(self.path)}: {exc}"
+                raise BlendstyleError(said) from None
 
 
 def open_clip(
@@ -158,8 +159,8 @@ def open_clip(
                     image.seek(covered)
                     duration += int(image.info.get("duration", 0) or 0)
                 durations.append(duration)
-        except DECODE_ERRORS as exc:
-            raise BlendstyleError(f"cannot decode frame {index} of {display_path(path)}: {exc}") from None
+        except DECODE_ERRORS as exc:  # named as validate names it (Pillow may fail on the frame before)
+            raise BlendstyleError(frame_failure(path) or f"cannot decode frame {index} of {display_path(path)}: {exc}") from None
     return ClipFile(path, indices, total, size, Timeline.from_durations(durations), loop, not opaque, False)
 
 

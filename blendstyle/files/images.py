@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import STILLS
-from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit, unrecognised
+from ..media.probe import DECODE_ERRORS, frame_count, frame_failure, own_pixel_limit, unrecognised
 from .atomic import atomic_path
 from .deep import DeepPicture, read_deep
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
@@ -204,8 +204,8 @@ def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | 
                 grey, alpha = (np.asarray(band, dtype=np.uint16) for band in frame.split())
                 value = ((grey * alpha + 127) // 255).astype(np.uint8)
                 masks.append(torch.from_numpy(value)[None, None])
-        except DECODE_ERRORS as exc:
-            raise BlendstyleError(f"cannot decode mask {display_path(Path(path))}: {exc}") from None
+        except DECODE_ERRORS as exc:  # an animated mask's damaged frame, named as validate names it
+            raise BlendstyleError(frame_failure(path) or f"cannot decode mask {display_path(Path(path))}: {exc}") from None
     return masks
 
 

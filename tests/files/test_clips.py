@@ -3,10 +3,14 @@
 import io
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from blendstyle.files.clips import encode_gif
+from blendstyle.errors import BlendstyleError
+from blendstyle.files.clips import encode_gif, open_clip, read_clip
+
+from ..conftest import animation, damaged
 
 
 def _frames():
@@ -41,7 +45,7 @@ def test_invisible_changes_keep_their_palette_entries_visible_ones_do_not():
 def test_a_loop_count_means_the_same_plays_in_every_format(tmp_path):
     """A GIF counts repeats after the first play, APNG and WebP plays in all: a clip read from one and
     written as another plays as often (once, three times, for ever), read back by Pillow."""
-    from blendstyle.files.clips import open_clip, write_animation
+    from blendstyle.files.clips import write_animation
     from blendstyle.media.probe import loop_count
 
     frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue", "green")]
@@ -94,8 +98,6 @@ def apng16(path, frames, key=None):
 def test_16_bit_grey_animation_frames_are_scaled_not_clipped(tmp_path):
     """Each frame of a 16-bit grey APNG reads as its level over 65535, as a 16-bit grey still does (they
     all read as white before), and a colour key is transparency there too."""
-    from blendstyle.files.clips import read_clip
-
     levels = (1000, 20000, 50000)
     clip = read_clip(apng16(tmp_path / "grey16.png", [np.full((6, 8), level, np.uint16) for level in levels]))
     assert clip.alpha is None
@@ -107,3 +109,17 @@ def test_16_bit_grey_animation_frames_are_scaled_not_clipped(tmp_path):
     keyed = read_clip(apng16(tmp_path / "keyed16.png", frames, key=7))
     assert keyed.alpha is not None and all(a[..., :2].eq(0).all() and a[..., 2:].eq(1).all() for a in keyed.alpha)
     assert all(abs(frame[0, 0, 0, 4].item() - level / 65535) <= 0.5 / 255 for frame, level in zip(keyed.frames, levels))
+
+
+@pytest.mark.parametrize("fmt", ["gif", "apng"])
+def test_a_damaged_frame_is_named_as_itself(tmp_path, fmt):
+    """The reader names the damaged frame as validate does, not the one after it (Pillow decodes a frame
+    when it seeks past it), whether it meets it opening the clip or reading its pictures."""
+    path = damaged(animation(tmp_path / f"clip.{'png' if fmt == 'apng' else fmt}", fmt), 3)
+    said = r"cannot decode frame 3 of .*clip\.\w+ \(frames 0 to 2 of its 6 decode\): broken data stream"
+    with pytest.raises(BlendstyleError, match=said):
+        read_clip(path)
+    opened = open_clip(path, stop=2)  # the frames before it open and read
+    assert len(list(opened.frames())) == 2
+    with pytest.raises(BlendstyleError, match=said):
+        list(open_clip(path, stop=6, step=5).frames())  # frame 3 lies between the two selected
