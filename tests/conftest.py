@@ -71,6 +71,65 @@ def moving_gif(path, count=3, size=(48, 36)) -> Path:
     return path
 
 
+def animation(path, fmt: str = "gif", count: int = 6) -> Path:
+    """An animation of ``count`` different frames (blobs, 48x36), 100 ms each, looping, written as
+    blendstyle writes ``fmt`` (gif, webp, apng)."""
+    from blendstyle.files.clips import write_animation
+
+    write_animation([blobs((48, 36), seed=k) for k in range(count)], path, [100] * count, 0, fmt=fmt)
+    return Path(path)
+
+
+def damaged(path, frame: int, cut: bool = False) -> Path:
+    """``path``'s animation (a GIF, APNG or WebP of several frames) with frame ``frame``'s compressed data
+    overwritten, or, with ``cut``, the file cut short in the middle of that data, in place."""
+    data = bytearray(Path(path).read_bytes())
+    start, end = _frame_data(data, frame)
+    if cut:
+        del data[(start + end) // 2 :]
+    else:
+        data[start : min(end, start + 32)] = b"\xff" * (min(end, start + 32) - start)
+    Path(path).write_bytes(data)
+    return Path(path)
+
+
+def _frame_data(data: bytearray, frame: int) -> tuple[int, int]:
+    """Where one frame's compressed picture lies in a GIF, APNG or WebP file, as its format lays frames out."""
+    import struct
+
+    if data[:3] == b"GIF":  # blocks after the header and global palette: extensions (0x21), pictures (0x2C)
+        at, seen = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0), 0
+        while True:
+            kind = data[at]
+            at += 2 if kind == 0x21 else 10 + (3 << ((data[at + 9] & 7) + 1) if data[at + 9] & 0x80 else 0) + 1
+            start = at + 1  # past the first sub-block's length
+            while data[at]:
+                at += data[at] + 1
+            at += 1
+            if kind == 0x2C:
+                if seen == frame:
+                    return start, at
+                seen += 1
+    if data[:4] == b"\x89PNG":  # chunks: frame 0's picture is IDAT, each later frame's an fdAT
+        at, seen = 8, 0
+        while True:
+            length, kind = struct.unpack(">I4s", data[at : at + 8])
+            if kind in (b"IDAT", b"fdAT"):
+                if seen == frame:
+                    skip = 4 if kind == b"fdAT" else 0  # its sequence number
+                    return at + 8 + skip, at + 8 + length
+                seen += 1
+            at += 12 + length
+    at, seen = 12, 0  # WebP: RIFF chunks; an ANMF holds a 16-byte frame header, then its VP8L chunk
+    while True:
+        length = struct.unpack("<I", data[at + 4 : at + 8])[0]
+        if data[at : at + 4] == b"ANMF":
+            if seen == frame:
+                return at + 8 + 16 + 8 + 13, at + 8 + length  # past VP8L's own header (signature, size)
+            seen += 1
+        at += 8 + length + (length & 1)
+
+
 @pytest.fixture
 def tiny_job(tmp_path):
     """A small valid job in tmp_path with synthetic images; returns a writer taking extra YAML."""

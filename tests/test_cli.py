@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from blendstyle.cli import main
 
-from .conftest import ROOT, moving_gif
+from .conftest import ROOT, animation, damaged, moving_gif
 
 
 def invoke(*args):
@@ -63,6 +63,30 @@ def test_two_jobs_of_one_run_never_share_an_output_folder(tiny_job, tmp_path):
     assert "2 of 3 jobs failed" in result.output
     record = json.loads((tmp_path / "out" / "cat_portrait" / "run.json").read_text())
     assert any(file["path"].endswith("c1/cat portrait.yaml") for file in record["job_files"]), record["job_files"]
+
+
+def test_a_damaged_animation_is_refused_by_validate_and_run_alike(tiny_job, tmp_path):
+    """A content cut short in frame 3 and a mask damaged in frame 3: validate names each file and frame, as
+    run does before it renders or writes anything (validate passed such a mask, which run refused once it
+    had loaded the network), and an earlier result stays as it was."""
+    damaged(animation(tmp_path / "clip.gif"), 3, cut=True)
+    damaged(animation(tmp_path / "mask.png", "apng"), 3)
+    job = tiny_job(body="extends: quick.yaml\ncontent: clip.gif\nstyles:\n  - {path: style_a.png, mask: mask.png}\n"
+                        "  - style_b.png\nsize: 32\n")
+    earlier = tmp_path / "out" / "tiny" / "tiny.gif"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"an earlier result")
+    for command in (["validate", job], ["run", job, "--out", tmp_path / "out"]):
+        result = invoke(*command)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        lines = [line.strip() for line in result.output.splitlines()[1:]]
+        assert len(lines) == 2, result.output
+        assert "tiny.yaml:2:10 content: cannot decode frame 3 of " in lines[0] and lines[0].endswith(
+            "clip.gif (frames 0 to 2 of its 4 decode): image file is truncated (50 bytes not processed)"), lines
+        assert "tiny.yaml:4:31 styles[0].mask: cannot decode frame 3 of " in lines[1] and lines[1].endswith(
+            "mask.png (frames 0 to 2 of its 6 decode): broken data stream when reading image file"), lines
+    assert [path for path in (tmp_path / "out").rglob("*")] == [earlier.parent, earlier]
+    assert earlier.read_bytes() == b"an earlier result"
 
 
 def test_quiet_prints_nothing(tiny_job, tmp_path):

@@ -13,6 +13,7 @@ from ..errors import display_path, lookup_failure
 from ..media.formats import STILL_SUFFIXES, is_video
 from ..media.probe import (
     DECODE_ERRORS,
+    frame_failure,
     frames_in,
     others_in,
     own_pixel_limit,
@@ -43,10 +44,11 @@ def web_address(path: Path) -> str | None:
     return f"a web address, where a file belongs (files are read, nothing is downloaded): {shown}"
 
 
-def check_image(path: Path, max_pixels: int | None = None, video: bool = False) -> str | None:
+def check_image(path: Path, max_pixels: int | None = None, video: bool = False, frames: bool = False) -> str | None:
     """Why ``path`` cannot be used as an image (or, with ``video``, as a video), or None when it can: an
     image's header is read, and then, below ``max_pixels``, its (first) picture decoded, so a file cut short
-    is refused here as ``run`` would refuse it; a video's packets are read."""
+    is refused here as ``run`` would refuse it; with ``frames`` (a content's, a mask's: ``run`` reads them
+    all), every frame of an animation, the first that cannot be decoded named; a video's packets are read."""
     from PIL import Image, UnidentifiedImageError
 
     if failure := web_address(path) or lookup_failure(path):
@@ -80,6 +82,8 @@ def check_image(path: Path, max_pixels: int | None = None, video: bool = False) 
                 image.load()
             except DECODE_ERRORS as exc:  # cut short or corrupt: run's message (files.images.open_image)
                 return f"cannot decode image {display_path(path)}: {exc}"
+        if frames and (failure := frame_failure(path)):  # run's message (files.clips, files.images.read_mask)
+            return failure
     except UnidentifiedImageError:
         return f"{unrecognised(path)}: {display_path(path)}"
     except Image.DecompressionBombError as exc:

@@ -220,7 +220,7 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
             elif key == ("content",) and file.is_dir():
                 reason = check_folder(file, limit)
             else:
-                reason = check_image(file, limit, video=key == ("content",))
+                reason = check_image(file, limit, video=key == ("content",), frames=key == ("content",) or key[-1] == "mask")
         except OSError as exc:  # a name the system refuses to look up (too long, a loop of links)
             reason = f"cannot look up {display_path(file)}: {exc.strerror or exc}"
         if reason:

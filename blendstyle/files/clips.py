@@ -22,9 +22,19 @@ from PIL import Image
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, is_video
-from ..media.probe import frame_count, gif_loop, plays_in_all, probe_video
+from ..media.probe import frame_count, frame_failure, gif_loop, plays_in_all, probe_video
 from .atomic import atomic_path
-from .images import DECODE_ERRORS, _open_lazy, fit_long_side, pil_to_tensor, resize, tensor_to_pil, with_alpha
+from .images import (
+    DECODE_ERRORS,
+    DEEP_GREYS,
+    _open_lazy,
+    fit_long_side,
+    pil_to_tensor,
+    resize,
+    tensor_to_pil,
+    to_grey8,
+    with_alpha,
+)
 from .video import Sound, Timeline, decode
 
 
@@ -77,13 +87,14 @@ class ClipFile:
             try:
                 for index in self.indices:
                     image.seek(index)
-                    rgba = resize(image.convert("RGBA"), (width, height))
+                    rgba = resize(_scaled(image).convert("RGBA"), (width, height))
                     if alpha:
                         yield None, np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
                     else:
                         yield pil_to_tensor(rgba), None
-            except DECODE_ERRORS as exc:
-                raise BlendstyleError(f"cannot decode frame {index} of {display_path(self.path)}: {exc}") from None
+            except DECODE_ERRORS as exc:  # named as validate names it (Pillow may fail on the frame before)
+                said = frame_failure(self.path) or f"cannot decode frame {index} of {display_path(self.path)}: {exc}"
+                raise BlendstyleError(said) from None
 
 
 def open_clip(
@@ -139,8 +150,8 @@ def open_clip(
         try:
             for position, index in enumerate(indices):
                 image.seek(index)  # forward only: Pillow re-decodes from the start to seek back
-                if opaque and image.mode in ("RGBA", "LA", "PA", "P"):
-                    opaque = image.convert("RGBA").getextrema()[3][0] == 255
+                if opaque and (frame := _scaled(image)).mode in ("RGBA", "LA", "PA", "P"):
+                    opaque = frame.convert("RGBA").getextrema()[3][0] == 255
                 # Frames dropped by step lend their display time to the frame shown before them.
                 shown = indices[position + 1] if position + 1 < len(indices) else stop
                 duration = int(image.info.get("duration", 0) or 0)
@@ -148,9 +159,16 @@ def open_clip(
                     image.seek(covered)
                     duration += int(image.info.get("duration", 0) or 0)
                 durations.append(duration)
-        except DECODE_ERRORS as exc:
-            raise BlendstyleError(f"cannot decode frame {index} of {display_path(path)}: {exc}") from None
+        except DECODE_ERRORS as exc:  # named as validate names it (Pillow may fail on the frame before)
+            raise BlendstyleError(frame_failure(path) or f"cannot decode frame {index} of {display_path(path)}: {exc}") from None
     return ClipFile(path, indices, total, size, Timeline.from_durations(durations), loop, not opaque, False)
+
+
+def _scaled(frame: Image.Image) -> Image.Image:
+    """An animation's current frame, a grey deeper than 8 bits (an APNG's 16-bit grey) scaled by its bit
+    depth to 8-bit grey (:func:`~blendstyle.files.images.to_grey8`), as a still's is: Pillow's own
+    conversion to RGBA clips its values at 255, so every level above 255 of 65535 would show as white."""
+    return to_grey8(frame) if frame.mode in DEEP_GREYS else frame
 
 
 def _selection(path: Path, total: int, start: int, stop: int | None, step: int, max_frames: int | None) -> list[int]:

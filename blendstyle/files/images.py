@@ -1,6 +1,7 @@
 """Images in and out: any Pillow-readable file to an RGB tensor in ``[0, 1]``, and back, atomically.
 
-Tensors are ``(1, 3, H, W)`` float32, contiguous.
+Tensors are ``(1, 3, H, W)`` float32, contiguous. A 16-bit colour PNG or TIFF is read at full precision
+(:mod:`blendstyle.files.deep`); every other picture through Pillow, at 8 bits a channel.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import STILLS
-from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit, unrecognised
+from ..media.probe import DECODE_ERRORS, frame_count, frame_failure, own_pixel_limit, unrecognised
 from .atomic import atomic_path
+from .deep import DeepPicture, read_deep
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
 
 #: Pillow's options per output format (TIFF and 16-bit PNG: :mod:`blendstyle.files.prints`).
@@ -94,8 +96,11 @@ def with_alpha(picture: Image.Image, opacity: np.ndarray | torch.Tensor) -> Imag
     return Image.merge("RGBA", (*picture.convert("RGB").split(), alpha))
 
 
-def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    array = np.array(to_rgb(image), dtype=np.float32) / 255.0  # a writable copy
+def pil_to_tensor(image: Image.Image | DeepPicture) -> torch.Tensor:
+    if isinstance(image, DeepPicture):
+        array = image.over_white().array()
+    else:
+        array = np.array(to_rgb(image), dtype=np.float32) / 255.0  # a writable copy
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
@@ -124,14 +129,29 @@ def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
         raise BlendstyleError(f"cannot decode image {display_path(Path(path))}: {exc}") from None
 
 
+def open_picture(path: Path | str, max_pixels: int | None = None) -> Image.Image | DeepPicture:
+    """:func:`open_image`, but a 16-bit colour PNG or TIFF at full precision (:func:`~.deep.read_deep`)."""
+    with _open_lazy(path, max_pixels) as header:
+        deep = read_deep(Path(path), header)
+    return deep if deep is not None else open_image(path, max_pixels)
+
+
 def read_image(
-    path: Path | str, long_side: int | None = None, max_pixels: int | None = None, min_short: int = 1
+    path: Path | str,
+    long_side: int | None = None,
+    max_pixels: int | None = None,
+    min_short: int = 1,
+    size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Load ``path`` as ``(1, 3, H, W)`` RGB in ``[0, 1]``, resized so its long side is ``long_side`` (made
-    larger where the short side would fall below ``min_short`` px, which the network needs)."""
-    image = to_rgb(open_image(path, max_pixels))
-    if long_side is not None:
-        image = resize(image, fit_long_side(*image.size, max(long_side, long_side_for_short(*image.size, min_short))))
+    larger where the short side would fall below ``min_short`` px, which the network needs), or to ``size``
+    (width, height) exactly."""
+    image = open_picture(path, max_pixels)
+    image = image.over_white() if isinstance(image, DeepPicture) else to_rgb(image)
+    if size is None and long_side is not None:
+        size = fit_long_side(*image.size, max(long_side, long_side_for_short(*image.size, min_short)))
+    if size is not None:
+        image = resize(image, size)
     return pil_to_tensor(image)
 
 
@@ -143,15 +163,17 @@ def read_alpha(
     with _open_lazy(path, max_pixels) as header:  # a picture without alpha (a photo) is not decoded again
         if not _has_alpha(header):
             return None
-    image = open_image(path, max_pixels)
-    if not _has_alpha(image):
-        return None
-    alpha = image.convert("RGBA").getchannel("A")
-    if alpha.getextrema()[0] == 255:
+    image = open_picture(path, max_pixels)
+    if isinstance(image, DeepPicture):  # its alpha at full precision, as an F band in [0, 1]
+        alpha, opaque, white = image.alpha, 1.0, 1.0
+    else:
+        alpha, opaque, white = image.convert("RGBA").getchannel("A") if _has_alpha(image) else None, 255, 255.0
+    if alpha is None or alpha.getextrema()[0] == opaque:
         return None
     if long_side is not None:
         alpha = resize(alpha, fit_long_side(*alpha.size, max(long_side, long_side_for_short(*alpha.size, min_short))))
-    return torch.from_numpy(np.asarray(alpha, dtype=np.float32) / 255.0).reshape(1, 1, alpha.height, alpha.width)
+    values = np.clip(np.asarray(alpha, dtype=np.float32) / white, 0, 1)  # a Lanczos resize overshoots
+    return torch.from_numpy(values).reshape(1, 1, alpha.height, alpha.width)
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -182,14 +204,16 @@ def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | 
                 grey, alpha = (np.asarray(band, dtype=np.uint16) for band in frame.split())
                 value = ((grey * alpha + 127) // 255).astype(np.uint8)
                 masks.append(torch.from_numpy(value)[None, None])
-        except DECODE_ERRORS as exc:
-            raise BlendstyleError(f"cannot decode mask {display_path(Path(path))}: {exc}") from None
+        except DECODE_ERRORS as exc:  # an animated mask's damaged frame, named as validate names it
+            raise BlendstyleError(frame_failure(path) or f"cannot decode mask {display_path(Path(path))}: {exc}") from None
     return masks
 
 
-def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+def resize(image: Image.Image | DeepPicture, size: tuple[int, int]) -> Image.Image | DeepPicture:
     if image.size == size:
         return image
+    if isinstance(image, DeepPicture):
+        return image.resized(lambda band: resize(band, size))
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 def write_image(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
 
@@ -119,33 +120,79 @@ def content_files(content: Path | str) -> list[Path]:
 
 def frames_in(path: Path | str) -> int | None:
     """How many frames an image or video file holds (1 for a still), or None when they cannot be counted
-    (a truncated or corrupt file); reads only what counting needs, once per file, size and modification
-    time (``validate``, the mode a run picks and a study all ask)."""
+    or one cannot be decoded (a truncated or corrupt file: :func:`frame_failure` says which and why); reads
+    only what counting needs, once per file, size and modification time (``validate``, the mode a run picks
+    and a study all ask)."""
+    if is_video(path):
+        probe = _readable_video(path) if _regular(path) is not None else None
+        return None if probe is None else len(probe.pts)
+    decoded = _decoded(path)
+    return None if decoded is None or decoded.failed is not None else decoded.count
+
+
+def frame_failure(path: Path | str) -> str | None:
+    """Why an animation's frames cannot all be decoded, as a user reads it: the first that cannot, named
+    with the frames before it and the decoder's reason; None when every frame decodes, and for a still, a
+    video or a file that cannot be opened (``check_image`` says why). Shares :func:`frames_in`'s decoding."""
+    decoded = None if is_video(path) else _decoded(path)
+    if decoded is None or decoded.failed is None:
+        return None
+    frame, count = decoded.failed, decoded.count
+    before = f"the first of its {count}" if frame == 0 else (
+        f"frame 0 of its {count} decodes" if frame == 1 else f"frames 0 to {frame - 1} of its {count} decode")
+    return f"cannot decode frame {frame} of {display_path(Path(path))} ({before}): {decoded.reason}"
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """What decoding an image file's frames found: ``count`` its frames (None when they cannot be counted),
+    ``failed`` the first frame that cannot be decoded (None when all can) and the decoder's ``reason``."""
+
+    count: int | None
+    failed: int | None = None
+    reason: str = ""
+
+
+def _regular(path: Path | str):
+    """``path``'s ``stat``, or None when it is missing or no regular file (a FIFO or a device: opening it to
+    read would wait for ever, or never end)."""
     try:
         stat = Path(path).stat()
     except OSError:
         return None
-    if not S_ISREG(stat.st_mode):  # a FIFO or a device: opening it to read would wait for ever (or never end)
+    return stat if S_ISREG(stat.st_mode) else None
+
+
+def _decoded(path: Path | str) -> _Decoded | None:
+    """:func:`_decode_frames` of an image file, or None when ``path`` is no regular file."""
+    if (stat := _regular(path)) is None:
         return None
-    if is_video(path):
-        probe = _readable_video(path)
-        return None if probe is None else len(probe.pts)
-    return _count_frames(Path(path).resolve(), stat.st_size, stat.st_mtime_ns)
+    return _decode_frames(Path(path).resolve(), stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=32)
-def _count_frames(path: Path, size: int, mtime: int) -> int | None:
+def _decode_frames(path: Path, size: int, mtime: int) -> _Decoded:
+    """An animation's frames decoded one by one, in order (a still's one picture is ``check_image``'s).
+    Pillow decodes a GIF or APNG frame when it moves on to the next: seeking alone would blame a damaged
+    frame on the one after it, so each is loaded before the next is sought. The count comes from the
+    headers: a file cut short inside a frame still counts it."""
     from PIL import Image
 
     try:
         with own_pixel_limit(), Image.open(path) as image:
             count = frame_count(image)
-            if count > 1:  # the count comes from the headers: a file cut short in its last frame still counts it
-                image.seek(count - 1)
-                image.load()
-            return count
+            if count == 1:
+                return _Decoded(count)
+            frame = 0
+            try:
+                for frame in range(count):
+                    image.seek(frame)
+                    image.load()
+            except DECODE_ERRORS as exc:
+                return _Decoded(count, frame, str(exc) or type(exc).__name__)
+            return _Decoded(count)
     except DECODE_ERRORS:
-        return None
+        return _Decoded(None)
 
 
 def image_size(path: Path | str) -> tuple[int, int] | None:

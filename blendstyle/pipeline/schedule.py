@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config.models import Job
-from ..files.images import long_side_for_short, open_image, pil_to_tensor, resize, to_rgb
+from ..files.images import long_side_for_short, read_image
 from ..nst.memory import Plan
 from ..nst.optimize import Optimized, Step
 from ..nst.plan import StylePlan
@@ -103,8 +103,7 @@ def initial_image(job: Job, content: torch.Tensor, generator: torch.Generator) -
     elif source == "noise":
         return noise
     else:
-        picture = resize(to_rgb(open_image(source)), (content.shape[-1], content.shape[-2]))
-        start = pil_to_tensor(picture).to(content.device).expand_as(content)
+        start = read_image(source, size=(content.shape[-1], content.shape[-2])).to(content.device).expand_as(content)
     ratio = job.init.noise
     return start if ratio == 0 else (1 - ratio) * start + ratio * noise
 

@@ -285,7 +285,8 @@ def test_a_gif_cut_short_in_its_last_frame_is_refused_when_the_job_loads(tiny_jo
     with pytest.raises(BlendstyleError) as info:
         load_job(tiny_job(body="extends: quick.yaml\ncontent: cut.gif\nstyles: [style_a.png]\nsize: 48\n"))
     [problem] = info.value.problems
-    assert problem.key == "content" and "corrupt or truncated" in problem.message
+    assert problem.key == "content" and "cannot decode frame 3 of " in problem.message
+    assert "cut.gif (frames 0 to 2 of its 4 decode): image file is truncated" in problem.message
 
 
 def test_a_fraction_where_a_frame_or_a_time_goes_says_how_to_write_the_time(tiny_job, tmp_path):

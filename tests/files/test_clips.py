@@ -1,11 +1,16 @@
-"""Animation files: the GIF writer's steady palette entries."""
+"""Animation files: the GIF writer's steady palette entries, loop counts, and frames read as they are meant."""
 
 import io
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
-from blendstyle.files.clips import encode_gif
+from blendstyle.errors import BlendstyleError
+from blendstyle.files.clips import encode_gif, open_clip, read_clip
+
+from ..conftest import animation, damaged
 
 
 def _frames():
@@ -40,7 +45,7 @@ def test_invisible_changes_keep_their_palette_entries_visible_ones_do_not():
 def test_a_loop_count_means_the_same_plays_in_every_format(tmp_path):
     """A GIF counts repeats after the first play, APNG and WebP plays in all: a clip read from one and
     written as another plays as often (once, three times, for ever), read back by Pillow."""
-    from blendstyle.files.clips import open_clip, write_animation
+    from blendstyle.files.clips import write_animation
     from blendstyle.media.probe import loop_count
 
     frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue", "green")]
@@ -57,3 +62,64 @@ def test_a_loop_count_means_the_same_plays_in_every_format(tmp_path):
                 write_animation(frames, out, [100] * 3, clip.loop, fmt=target)
                 with Image.open(out) as written:
                     assert plays_of[target](written.info.get("loop")) == plays, (plays, source, target)
+
+
+def apng16(path, frames, key=None):
+    """An APNG of 16-bit grey ``frames`` (``(H, W)`` uint16 arrays, 100 ms each), with ``key`` as its
+    see-through grey level (a tRNS chunk): chunks as the APNG specification lays them out, since Pillow
+    writes no 16-bit animation."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width = frames[0].shape
+    parts = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)),
+             chunk(b"acTL", struct.pack(">II", len(frames), 0))]
+    if key is not None:
+        parts.append(chunk(b"tRNS", struct.pack(">H", key)))
+    sequence = 0
+    for index, frame in enumerate(frames):
+        parts.append(chunk(b"fcTL", struct.pack(">IIIIIHHBB", sequence, width, height, 0, 0, 100, 1000, 0, 0)))
+        sequence += 1
+        rows = np.hstack([np.zeros((height, 1), np.uint8), frame.astype(">u2").view(np.uint8)])  # filter 0
+        data = zlib.compress(rows.tobytes())
+        if index:
+            parts.append(chunk(b"fdAT", struct.pack(">I", sequence) + data))
+            sequence += 1
+        else:
+            parts.append(chunk(b"IDAT", data))
+    parts.append(chunk(b"IEND", b""))
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+def test_16_bit_grey_animation_frames_are_scaled_not_clipped(tmp_path):
+    """Each frame of a 16-bit grey APNG reads as its level over 65535, as a 16-bit grey still does (they
+    all read as white before), and a colour key is transparency there too."""
+    levels = (1000, 20000, 50000)
+    clip = read_clip(apng16(tmp_path / "grey16.png", [np.full((6, 8), level, np.uint16) for level in levels]))
+    assert clip.alpha is None
+    for frame, level in zip(clip.frames, levels):
+        assert torch.allclose(frame, torch.full_like(frame, level / 65535), atol=0.5 / 255)
+    frames = [np.full((6, 8), level, np.uint16) for level in levels]
+    for frame in frames:
+        frame[:, :2] = 7
+    keyed = read_clip(apng16(tmp_path / "keyed16.png", frames, key=7))
+    assert keyed.alpha is not None and all(a[..., :2].eq(0).all() and a[..., 2:].eq(1).all() for a in keyed.alpha)
+    assert all(abs(frame[0, 0, 0, 4].item() - level / 65535) <= 0.5 / 255 for frame, level in zip(keyed.frames, levels))
+
+
+@pytest.mark.parametrize("fmt", ["gif", "apng"])
+def test_a_damaged_frame_is_named_as_itself(tmp_path, fmt):
+    """The reader names the damaged frame as validate does, not the one after it (Pillow decodes a frame
+    when it seeks past it), whether it meets it opening the clip or reading its pictures."""
+    path = damaged(animation(tmp_path / f"clip.{'png' if fmt == 'apng' else fmt}", fmt), 3)
+    said = r"cannot decode frame 3 of .*clip\.\w+ \(frames 0 to 2 of its 6 decode\): broken data stream"
+    with pytest.raises(BlendstyleError, match=said):
+        read_clip(path)
+    opened = open_clip(path, stop=2)  # the frames before it open and read
+    assert len(list(opened.frames())) == 2
+    with pytest.raises(BlendstyleError, match=said):
+        list(open_clip(path, stop=6, step=5).frames())  # frame 3 lies between the two selected

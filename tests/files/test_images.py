@@ -6,7 +6,7 @@ from PIL import Image
 from blendstyle.errors import BlendstyleError
 from blendstyle.files.images import fit_long_side, read_alpha, read_image, read_mask, tensor_to_pil, write_image
 
-from ..conftest import ASSETS
+from ..conftest import ASSETS, animation, damaged
 
 
 def test_fit_long_side():
@@ -193,6 +193,12 @@ def _ramp_mask(tmp_path, name, values):
 def test_a_deep_grey_mask_reads_as_its_ramp(tmp_path, name, values):
     """A 0-65535 (or float 0-1) ramp is a 0-1 ramp, as it is in a picture (it was clipped to white)."""
     assert np.abs(_ramp_mask(tmp_path, name, values)[0] - np.arange(256)).max() <= 1
+
+
+def test_a_damaged_frame_of_an_animated_mask_is_named(tmp_path):
+    path = damaged(animation(tmp_path / "mask.gif"), 3)
+    with pytest.raises(BlendstyleError, match=r"cannot decode frame 3 of .*mask\.gif \(frames 0 to 2 of its 6 decode\)"):
+        read_mask(path)
 
 
 def test_a_float_rgb_tiff_is_refused_as_what_it_is(tmp_path, monkeypatch):

@@ -7,10 +7,10 @@ import tifffile
 from PIL import Image
 
 from blendstyle.config.load import load_job
-from blendstyle.errors import BlendstyleError
-from blendstyle.media.probe import frame_times, frames_in, loop_count
+from blendstyle.errors import BlendstyleError, display_path
+from blendstyle.media.probe import frame_failure, frame_times, frames_in, loop_count
 
-from ..conftest import blobs, moving_gif
+from ..conftest import animation, blobs, damaged, moving_gif
 
 
 def _mpo(path):
@@ -69,3 +69,23 @@ def test_a_tiff_pillow_cannot_decode_says_what_it_holds(tmp_path, dtype, shape, 
     assert unrecognised(tmp_path / "big.tif").startswith("a TIFF of 32-bit float RGB,")
     (tmp_path / "text.tif").write_text("hello")
     assert unrecognised(tmp_path / "text.tif") == "not an image file (no image format recognised)"
+
+
+@pytest.mark.parametrize("fmt, cut, count, reason", [
+    ("gif", False, 6, "broken data stream when reading image file"),
+    ("gif", True, 4, "image file is truncated"),  # a GIF cut short counts the frames whose headers are left
+    ("apng", False, 6, "broken data stream when reading image file"),
+    ("apng", True, 6, "image file is truncated"),  # an APNG says how many frames it has
+    ("webp", False, 6, "failed to read next frame"),
+], ids=["gif", "gif_cut_short", "apng", "apng_cut_short", "webp"])
+def test_a_damaged_frame_is_named_with_the_frames_before_it(tmp_path, fmt, cut, count, reason):
+    """Frames are decoded one by one: Pillow decodes a GIF's or APNG's frame when it moves on to the next,
+    so seeking alone would blame the frame after the damaged one."""
+    suffix = {"apng": "png"}.get(fmt, fmt)
+    path = damaged(animation(tmp_path / f"clip.{suffix}", fmt), 3, cut)
+    assert frames_in(path) is None
+    assert frame_failure(path).startswith(
+        f"cannot decode frame 3 of {display_path(path)} (frames 0 to 2 of its {count} decode): {reason}")
+    whole = animation(tmp_path / f"whole.{suffix}", fmt)
+    assert frame_failure(whole) is None and frames_in(whole) == 6
+    assert frame_failure(moving_gif(tmp_path / "one.gif", count=1)) is None
