@@ -42,7 +42,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
     Transparent pixels, by alpha or by a colour key (a PNG's tRNS), are composited over white (a still's
     alpha carries no style and the colour hidden under it is often garbage); 16-bit and float greys are
-    scaled by their bit depth (:func:`grey_white`), not clipped.
+    scaled by their bit depth (:func:`grey_levels`), not clipped.
     """
     if image.mode in DEEP_GREYS:
         image = to_grey8(image)
@@ -67,15 +67,26 @@ def grey_white(image: Image.Image) -> float:
     return 65535.0
 
 
-def to_grey8(image: Image.Image, white: float | None = None) -> Image.Image:
+def grey_levels(image: Image.Image) -> tuple[float, float]:
+    """The values of black and white in a grey picture deeper than 8 bits: 0 and :func:`grey_white`'s, the
+    other way round in a TIFF whose photometric interpretation is WhiteIsZero (0), which Pillow inverts at 8
+    bits and fewer but holds as stored when deeper."""
+    white = grey_white(image)
+    if image.format == "TIFF" and _tag(image, 262, 1) == 0:
+        return white, 0.0
+    return 0.0, white
+
+
+def to_grey8(image: Image.Image, levels: tuple[float, float] | None = None) -> Image.Image:
     """A grey picture deeper than 8 bits as 8-bit ``L`` (``LA`` where a colour key marks see-through
-    pixels), its values divided by ``white`` (default: :func:`grey_white`'s) and clipped to ``[0, 1]``."""
-    white = grey_white(image) if white is None else white
+    pixels), its values scaled from ``levels`` (black and white; default: :func:`grey_levels`'s) to
+    ``[0, 1]`` and clipped."""
+    black, white = grey_levels(image) if levels is None else levels
     raw = np.asarray(image)
     values = raw.astype(np.float64)
-    if white == 2**32 - 1:  # Pillow reads unsigned 32-bit values into signed ones: above 2^31 they wrap
+    if 2**32 - 1 in (black, white):  # Pillow reads unsigned 32-bit values into signed ones: above 2^31 they wrap
         values[values < 0] += 2**32
-    grey = Image.fromarray(np.round(np.clip(values / white, 0, 1) * 255).astype(np.uint8), "L")
+    grey = Image.fromarray(np.round(np.clip((values - black) / (white - black), 0, 1) * 255).astype(np.uint8), "L")
     grey.info = {key: value for key, value in image.info.items() if key != "transparency"}
     key = image.info.get("transparency")
     if isinstance(key, int):
@@ -119,11 +130,11 @@ def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
     try:
         with image:
             image.load()
-            # A deep grey's white comes from its file (a TIFF's tags), which the upright copy no longer has.
-            white = grey_white(image) if image.mode in DEEP_GREYS else None
+            # A deep grey's black and white come from its file (a TIFF's tags), which the upright copy no longer has.
+            levels = grey_levels(image) if image.mode in DEEP_GREYS else None
             upright = ImageOps.exif_transpose(image)
-        if white is not None:
-            upright = to_grey8(upright, white)
+        if levels is not None:
+            upright = to_grey8(upright, levels)
         return to_srgb(upright)[0]  # an embedded colour profile is applied once, here
     except DECODE_ERRORS as exc:  # truncated or corrupt data (validate's check_image says the same)
         raise BlendstyleError(f"cannot decode image {display_path(Path(path))}: {exc}") from None

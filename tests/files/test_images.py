@@ -195,6 +195,18 @@ def test_a_deep_grey_mask_reads_as_its_ramp(tmp_path, name, values):
     assert np.abs(_ramp_mask(tmp_path, name, values)[0] - np.arange(256)).max() <= 1
 
 
+@pytest.mark.parametrize("values", [np.round(np.linspace(0, 65535, 256)).astype(np.uint16),
+                                    np.linspace(0, 1, 256, dtype=np.float32)])
+def test_a_white_is_zero_deep_grey_tiff_is_no_negative(tmp_path, values):
+    """A TIFF's WhiteIsZero grey (photometric 0) is white at 0, in a picture and in a mask, as Pillow shows
+    it at 8 bits (deeper, it holds the samples as stored: they were read as a negative)."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "negative.tif", values[None].repeat(4, 0), photometric="miniswhite")
+    assert np.abs(_grey(tmp_path / "negative.tif")[0] - np.arange(255, -1, -1)).max() <= 0.51
+    assert np.abs(read_mask(tmp_path / "negative.tif")[0][0, 0, 0].numpy() - np.arange(255, -1, -1)).max() <= 1
+
+
 def test_a_damaged_frame_of_an_animated_mask_is_named(tmp_path):
     path = damaged(animation(tmp_path / "mask.gif"), 3)
     with pytest.raises(BlendstyleError, match=r"cannot decode frame 3 of .*mask\.gif \(frames 0 to 2 of its 6 decode\)"):
