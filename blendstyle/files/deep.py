@@ -1,25 +1,33 @@
-"""Colour stills of 16 bits a channel (RGB or RGBA PNG and TIFF), read at full precision.
+"""Stills of 16 bits a channel (grey, grey and alpha, RGB and RGBA PNG and TIFF), read at full precision.
 
 Pillow holds colour at 8 bits a channel: it reads a 16-bit colour PNG or TIFF by keeping each sample's high
-byte, so a smooth 16-bit gradient (a sky from a raw converter, a blendstyle ``depth: 16`` output read back
-to resume or to refine) reaches the optimisation in 256 steps. Such a file's samples are read here instead,
-into float ``[0, 1]``, with the dependencies blendstyle already has: tifffile for a TIFF, and OpenCV's own
-libpng and libtiff for a PNG and for a TIFF whose compression tifffile has no codec for without
-imagecodecs (LZW, the usual one of photo editors). OpenCV misreads a planar 16-bit TIFF (one plane per
-channel), so tifffile alone reads those. Pillow still reads the header (size, orientation, colour profile)
-and stays the judge of a file's soundness: a file neither reader takes is read by Pillow, at 8 bits, as before.
+byte (a 16-bit grey and alpha PNG too, which it opens as RGBA); a 16-bit grey it holds whole, but it shows it
+at 8 bits (:func:`~blendstyle.files.images.to_grey8`). So a smooth 16-bit gradient (a sky from a raw
+converter, a scan, a blendstyle ``depth: 16`` output read back to resume or to refine) reaches the
+optimisation in 256 steps. Such a file's samples are read here instead, into float ``[0, 1]``, with the
+dependencies blendstyle already has: tifffile for a TIFF, and OpenCV's own libpng and libtiff for a PNG and
+for a TIFF whose compression tifffile has no codec for without imagecodecs (LZW, the usual one of photo
+editors). OpenCV misreads a planar 16-bit colour TIFF (one plane per channel), so tifffile alone reads
+those. Pillow still reads the header (size, orientation, colour profile) and stays the judge of a file's
+soundness: a file neither reader takes is read by Pillow, at 8 bits, as before.
 
+* **Grey.** A grey's level is its red, green and blue, as in Pillow's conversion to RGB. A TIFF's
+  WhiteIsZero grey (0 is white) is inverted, as :func:`~blendstyle.files.images.grey_levels` has it.
 * **Orientation.** The EXIF orientation is applied as :func:`PIL.ImageOps.exif_transpose` applies it.
-* **Alpha.** A fourth channel is kept: a PNG's, a PNG colour key's (OpenCV turns the tRNS key into alpha), a
-  TIFF's unassociated alpha; a TIFF's associated (premultiplied) alpha is divided out, as Pillow does for 8 bits.
+* **Alpha.** A last channel is kept: a PNG's, a PNG colour key's (OpenCV turns a colour PNG's tRNS key
+  into alpha; a grey PNG's key it ignores, so the keyed level is made see-through here), a TIFF's
+  unassociated alpha; a TIFF's associated (premultiplied) alpha is divided out, as Pillow does for 8 bits.
+  Pillow opens no 16-bit grey TIFF with alpha, so none reaches here.
 * **Colour profile.** An embedded profile is applied as :func:`~blendstyle.files.prints.to_srgb` applies
   it, by LittleCMS through Pillow, relative colorimetric; a profile it cannot apply leaves the values as
-  they are. Departure: Pillow runs LittleCMS on 8-bit pictures only, so each 16-bit colour's 8 neighbours
-  on the 8-bit lattice (each channel rounded down and up) are converted and the results blended
-  trilinearly by the colour's place between them. The blend is continuous in the colour, so a gradient
-  stays as smooth as the file holds it; its accuracy is the 8-bit conversion's (within half a level in
-  255 at the lattice points). sRGB's own profile, which blendstyle's outputs embed, converts every 8-bit
-  colour to itself: it is skipped, and the values are read exactly.
+  they are (so a grey picture takes a grey profile only, as at 8 bits). Departure: Pillow runs LittleCMS on
+  8-bit pictures only, so each 16-bit colour's 8 neighbours on the 8-bit lattice (each channel rounded down
+  and up) are converted and the results blended trilinearly by the colour's place between them; a grey's
+  lattice has one dimension, its 256 levels converted once and each 16-bit level blended linearly between
+  the two around it. The blend is continuous in the colour, so a gradient stays as smooth as the file holds
+  it; its accuracy is the 8-bit conversion's (within half a level in 255 at the lattice points). sRGB's own
+  profile, which blendstyle's outputs embed, converts every 8-bit colour to itself: it is skipped, and the
+  values are read exactly.
 """
 
 from __future__ import annotations
@@ -51,8 +59,9 @@ _READ_ERRORS = (*DECODE_ERRORS, KeyError, zlib.error)
 
 @dataclass(frozen=True)
 class DeepPicture:
-    """A colour picture read at 16 bits a channel: ``bands`` red, green, blue and, where the file has one,
-    alpha, as Pillow ``F`` images in ``[0, 1]``, upright and in sRGB (what an 8-bit picture is once opened)."""
+    """A picture read at 16 bits a channel: ``bands`` red, green, blue (a grey's level three times) and,
+    where the file has one, alpha, as Pillow ``F`` images in ``[0, 1]``, upright and in sRGB (what an 8-bit
+    picture is once opened)."""
 
     bands: tuple[Image.Image, ...]
 
@@ -82,13 +91,14 @@ class DeepPicture:
 
 
 def read_deep(path: Path, header: Image.Image) -> DeepPicture | None:
-    """``path`` at full precision when it is a 16-bit RGB or RGBA PNG or TIFF that a reader here takes
-    (``header``: the file opened by Pillow, not yet decoded); None for any other file, read by Pillow."""
-    associated = _deep_colour(path, header)
-    if associated is None:
+    """``path`` at full precision when it is a 16-bit grey, grey and alpha, RGB or RGBA PNG or TIFF that a
+    reader here takes (``header``: the file opened by Pillow, not yet decoded); None for any other file,
+    read by Pillow."""
+    layout = _layout(path, header)
+    if layout is None:
         return None
     try:
-        samples = _samples(path, header)
+        samples = _samples(path, header, layout)
         # A PNG's EXIF may follow its pixels: Pillow then decodes them (at 8 bits) to find it.
         orientation = header.getexif().get(ExifTags.Base.Orientation, 1)
     except _READ_ERRORS:  # a damaged file: Pillow reads it again, and says why it cannot
@@ -96,15 +106,17 @@ def read_deep(path: Path, header: Image.Image) -> DeepPicture | None:
     if samples is None:
         return None
     values = samples.astype(np.float32) / 65535
-    rgb = values[..., :3]
-    if associated:
-        opacity = values[..., 3:]
-        rgb = np.divide(rgb, opacity, out=np.zeros_like(rgb), where=opacity > 0).clip(0, 1)
+    colour, opacity = values[..., : layout.colours], values[..., layout.colours :]
+    if layout.inverted:
+        colour = 1 - colour
+    if layout.associated:
+        colour = np.divide(colour, opacity, out=np.zeros_like(colour), where=opacity > 0).clip(0, 1)
     if profile := header.info.get("icc_profile"):
-        rgb = _in_srgb(rgb, profile)
-    bands = [_band(rgb[..., channel]) for channel in range(3)]
-    if values.shape[2] == 4:
-        bands.append(_band(values[..., 3]))
+        colour = _in_srgb(colour, profile)
+    bands = [_band(colour[..., channel]) for channel in range(colour.shape[2])]
+    bands = bands * 3 if len(bands) == 1 else bands  # a grey's level is its red, green and blue
+    if layout.alpha:
+        bands.append(_band(opacity[..., 0]))
     if method := _UPRIGHT.get(orientation):
         bands = [band.transpose(method) for band in bands]
     return DeepPicture(tuple(bands))
@@ -114,88 +126,159 @@ def _band(values: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(values, dtype=np.float32))
 
 
-def _deep_colour(path: Path, header: Image.Image) -> bool | None:
-    """Whether ``header`` is a 16-bit RGB(A) PNG or TIFF: None when it is not, else whether its alpha is
-    associated (premultiplied: a TIFF's ExtraSamples 1)."""
-    if header.mode not in ("RGB", "RGBA"):
-        return None
+@dataclass(frozen=True)
+class _Layout:
+    """What a 16-bit file's samples are: ``colours`` 1 (grey) or 3 (RGB), then an alpha where ``alpha``,
+    premultiplied where ``associated`` (a TIFF's ExtraSamples 1); a grey stored ``inverted`` is a TIFF's
+    WhiteIsZero (0 is white)."""
+
+    colours: int
+    alpha: bool
+    associated: bool = False
+    inverted: bool = False
+
+
+def _layout(path: Path, header: Image.Image) -> _Layout | None:
+    """``header``'s layout when it is a 16-bit PNG or TIFF of a kind read here, else None."""
     if header.format == "PNG":
-        with open(path, "rb") as handle:  # the first chunk is IHDR: its bit depth follows width and height
-            start = handle.read(25)
-        return False if start[12:16] == b"IHDR" and start[24:25] == b"\x10" else None
-    if header.format != "TIFF":
+        return _png_layout(path, header)
+    return _tiff_layout(header) if header.format == "TIFF" else None
+
+
+def _png_layout(path: Path, header: Image.Image) -> _Layout | None:
+    """From the IHDR chunk, the first, whose bit depth and colour type follow the width and height. Pillow
+    opens a 16-bit grey and alpha PNG as 8-bit RGBA: it is read here as grey, as an 8-bit ``LA`` is (a grey
+    profile applies to it). A colour key (tRNS) is alpha."""
+    with open(path, "rb") as handle:
+        start = handle.read(26)
+    if len(start) < 26 or start[12:16] != b"IHDR" or start[24] != 16 or start[25] not in (0, 2, 4, 6):
         return None
+    kind = start[25]
+    return _Layout(1 if kind in (0, 4) else 3, kind in (4, 6) or "transparency" in header.info)
+
+
+#: Pillow's modes of the 16-bit TIFFs read here, by their colours (it opens no 16-bit grey TIFF with alpha).
+_TIFF_MODES = {1: ("I;16", "I;16B", "I;16L", "I;16N"), 3: ("RGB", "RGBA")}
+
+
+def _tiff_layout(header: Image.Image) -> _Layout | None:
+    """From the tags: 16-bit unsigned samples, photometric BlackIsZero or WhiteIsZero (grey) or RGB."""
     tags = header.tag_v2
-    bits = tags.get(258, (1,))
-    bits = bits if isinstance(bits, tuple) else (bits,)
-    kind = tags.get(339, (1,))
-    kind = kind[0] if isinstance(kind, tuple) else kind
-    extra = tags.get(338, ())
-    extra = extra if isinstance(extra, tuple) else (extra,)
-    if tags.get(262) != 2 or kind != 1 or set(bits) != {16} or len(bits) != (3 if header.mode == "RGB" else 4):
+    bits, kind, extra = (_values(tags.get(tag, default)) for tag, default in ((258, (1,)), (339, (1,)), (338, ())))
+    photometric = tags.get(262)
+    colours = 3 if photometric == 2 else 1 if photometric in (0, 1) else None
+    if colours is None or header.mode not in _TIFF_MODES[colours] or kind[:1] != (1,) or set(bits) != {16}:
         return None
-    return header.mode == "RGBA" and extra[:1] == (1,)
+    alpha = header.mode == "RGBA"
+    if len(bits) != colours + alpha:
+        return None
+    return _Layout(colours, alpha, associated=alpha and extra[:1] == (1,), inverted=photometric == 0)
 
 
-def _samples(path: Path, header: Image.Image) -> np.ndarray | None:
-    """The file's first picture as ``(H, W, 3 or 4)`` uint16 RGB(A), as stored (not yet upright), or None."""
+def _values(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _samples(path: Path, header: Image.Image, layout: _Layout) -> np.ndarray | None:
+    """The file's first picture as ``(H, W, channels)`` uint16, grey or RGB then alpha, as stored (not yet
+    upright), or None."""
     width, height = header.size
-    channels = len(header.mode)
     if header.format == "TIFF":
         width, height = header.tag_v2[256], header.tag_v2[257]  # Pillow's size is as shown, turned upright
         import tifffile
 
         with tifffile.TiffFile(path) as tiff:
             page = tiff.pages[0]
-            separate = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+            separate = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and layout.colours > 1
             if page.compression in tifffile.TIFF.DECOMPRESSORS:
                 samples = page.asarray()
                 samples = np.moveaxis(samples, 0, -1) if separate else samples
+                samples = samples[..., None] if samples.ndim == 2 else samples
             elif separate:
                 return None
             else:
                 samples = _opencv(path)
     else:
         samples = _opencv(path)
-    if header.format == "PNG" and "transparency" in header.info:
-        channels = 4  # a colour key, which OpenCV reads as alpha
-    if samples is None or samples.dtype != np.uint16 or samples.shape != (height, width, channels):
+        samples = samples if samples is None or layout.colours == 3 else _png_grey(samples, header)
+    if samples is None or samples.dtype != np.uint16 or samples.shape != (height, width, layout.colours + layout.alpha):
         return None
     return samples
 
 
+def _png_grey(samples: np.ndarray, header: Image.Image) -> np.ndarray:
+    """A grey PNG's samples as OpenCV reads them (grey, or a grey and alpha's as RGBA) as grey then alpha,
+    where a colour key (which OpenCV ignores in a grey PNG) is alpha: 0 at the keyed level."""
+    if samples.shape[2] == 4:
+        return samples[..., [0, 3]]
+    key = header.info.get("transparency")
+    if isinstance(key, int):
+        return np.dstack([samples, np.where(samples == key, 0, 65535).astype(np.uint16)])
+    return samples
+
+
 def _opencv(path: Path) -> np.ndarray | None:
-    """A PNG's or TIFF's samples as stored, RGB(A), read by OpenCV; None where it cannot read them."""
+    """A PNG's or TIFF's samples as stored, ``(H, W, channels)`` grey or RGB(A), read by OpenCV; None where it
+    cannot read them."""
     try:
         import cv2
     except ImportError:
         return None
     samples = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)  # as stored: no orientation
-    if samples is None or samples.ndim != 3 or samples.shape[2] not in (3, 4):
+    if samples is None or samples.ndim == 2:
+        return samples if samples is None else samples[..., None]
+    if samples.ndim != 3 or samples.shape[2] not in (3, 4):
         return None
     return samples[..., [2, 1, 0, 3][: samples.shape[2]]]  # OpenCV's BGR(A)
 
 
-def _in_srgb(rgb: np.ndarray, profile: bytes) -> np.ndarray:
-    """``rgb`` (``(H, W, 3)`` in ``[0, 1]``) converted from ``profile`` to sRGB (see the module's notes),
-    unchanged where the profile cannot be applied (:func:`~blendstyle.files.prints.to_srgb`'s rule)."""
+def _in_srgb(colour: np.ndarray, profile: bytes) -> np.ndarray:
+    """``colour`` (``(H, W, 3)`` RGB or ``(H, W, 1)`` grey, in ``[0, 1]``) converted from ``profile`` to sRGB
+    (see the module's notes), unchanged where the profile cannot be applied (:func:`~blendstyle.files.prints.to_srgb`'s
+    rule: a grey picture takes a grey profile only)."""
     if profile == srgb_profile():
-        return rgb
-    height, width = rgb.shape[:2]
+        return colour
+    if colour.shape[2] == 1:
+        return _grey_converted(colour, profile)
+    height, width = colour.shape[:2]
     rows = max(1, _PROFILE_PIXELS // (8 * width))
-    converted = np.empty_like(rgb)
+    converted = np.empty_like(colour)
     for top in range(0, height, rows):
-        part = _lattice_converted(rgb[top : top + rows], profile)
+        part = _lattice_converted(colour[top : top + rows], profile)
         if part is None:
-            return rgb
+            return colour
         converted[top : top + rows] = part
     return converted
 
 
+def _grey_converted(grey: np.ndarray, profile: bytes) -> np.ndarray:
+    """``grey`` (``(H, W, 1)``) through a grey ``profile``, as ``(H, W, 3)`` sRGB: the lattice of the module's
+    notes in one dimension, its 256 levels converted once and each 16-bit level blended linearly between the
+    two around it; ``grey`` itself where the profile cannot be applied."""
+    levels = Image.fromarray(np.arange(256, dtype=np.uint8)[None], "L")
+    levels.info["icc_profile"] = profile
+    shown, _ = to_srgb(levels)
+    if shown is levels:  # not applied
+        return grey
+    table = np.asarray(shown.convert("RGB"), np.float32)[0] / 255
+    low, up = _on_lattice(grey[..., 0])
+    down = 1 - up
+    converted = np.empty((*grey.shape[:2], 3), np.float32)
+    for channel, column in enumerate(table.T):
+        converted[..., channel] = column[low] * down + column[low + 1] * up
+    return converted
+
+
+def _on_lattice(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value in ``[0, 1]`` as its 8-bit level rounded down (254 at most, so that one up is a level too)
+    and its place between that level and the next, in ``[0, 1]``."""
+    scaled = values * np.float32(255)
+    low = np.minimum(scaled.astype(np.uint8), 254)
+    return low, scaled - low
+
+
 def _lattice_converted(rgb: np.ndarray, profile: bytes) -> np.ndarray | None:
-    scaled = rgb * np.float32(255)
-    low = np.minimum(scaled.astype(np.uint8), 254)  # each channel rounded down, so that low + 1 is a level too
-    fraction = scaled - low
+    low, fraction = _on_lattice(rgb)
     corners = list(itertools.product((0, 1), repeat=3))
     picture = Image.fromarray(np.concatenate([low + np.array(corner, np.uint8) for corner in corners]), "RGB")
     picture.info["icc_profile"] = profile

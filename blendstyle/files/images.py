@@ -1,7 +1,8 @@
 """Images in and out: any Pillow-readable file to an RGB tensor in ``[0, 1]``, and back, atomically.
 
-Tensors are ``(1, 3, H, W)`` float32, contiguous. A 16-bit colour PNG or TIFF is read at full precision
-(:mod:`blendstyle.files.deep`); every other picture through Pillow, at 8 bits a channel.
+Tensors are ``(1, 3, H, W)`` float32, contiguous. A 16-bit grey or colour PNG or TIFF still is read at full
+precision (:mod:`blendstyle.files.deep`); every other picture through Pillow, at 8 bits a channel, and every
+mask at 8 bits.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
 
 
 def open_picture(path: Path | str, max_pixels: int | None = None) -> Image.Image | DeepPicture:
-    """:func:`open_image`, but a 16-bit colour PNG or TIFF at full precision (:func:`~.deep.read_deep`)."""
+    """:func:`open_image`, but a 16-bit grey or colour PNG or TIFF at full precision (:func:`~.deep.read_deep`)."""
     with _open_lazy(path, max_pixels) as header:
         deep = read_deep(Path(path), header)
     return deep if deep is not None else open_image(path, max_pixels)
