@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import Problem, display_path
 from ..media.formats import is_video
-from ..media.probe import frame_failure, frame_times, frames_in, image_size, loop_count, stills_in
+from ..media.probe import frame_times, frames_in, image_size, loop_count, stills_in, undecodable
 from .animation import LOOP_FRAMES_AT_LEAST
 from .layering import Layered, format_key
 from .models import Job
@@ -45,8 +45,7 @@ def input_problems(job: Job, layered: Layered, job_file: Path, wrong: set[Key] =
         return problems
     content_frames = frames_in(job.content)
     if content_frames is None:
-        problem(("content",), frame_failure(job.content)
-                or f"cannot count the frames of {display_path(Path(job.content))}: corrupt or truncated")
+        problem(("content",), undecodable(job.content, "a frame"))
         return problems
 
     for index, style in enumerate(job.styles):

@@ -14,7 +14,7 @@ from ..media.formats import STILL_SUFFIXES, is_video
 from ..media.probe import (
     DECODE_ERRORS,
     frame_failure,
-    frames_in,
+    frame_total,
     others_in,
     own_pixel_limit,
     probe_video,
@@ -102,7 +102,7 @@ def check_folder(path: Path, max_pixels: int | None = None) -> str | None:
     for still in stills:
         if reason := check_image(still, max_pixels):
             return reason
-        if (frames_in(still) or 1) > 1:
+        if (frame_total(still) or 1) > 1:
             return (f"{display_path(still)} is animated: a folder's files are trained on as stills (move it out of "
                     "the folder, or render it with a job of its own)")
     return None
@@ -113,7 +113,7 @@ def style_notes(job: Job) -> list[str]:
     first frame is the style (the style statistics describe one picture)."""
     notes = []
     for index, style in enumerate(job.styles):
-        if (frames := frames_in(style.path) or 1) > 1:
+        if (frames := frame_total(style.path) or 1) > 1:
             notes.append(f"styles[{index}] {Path(style.path).name} is animated ({frames} frames): its first frame "
                          "is the style")
     return notes

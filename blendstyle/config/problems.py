@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
@@ -32,7 +33,7 @@ def _unwrap(annotation: Any) -> Any:
         origin = get_origin(annotation)
         if origin is Annotated:
             annotation = get_args(annotation)[0]
-        elif origin in (list, Union) or str(origin) == "<class 'types.UnionType'>":
+        elif origin in (list, Union) or origin is types.UnionType:
             models = [arg for arg in get_args(annotation) if arg is not type(None)]
             annotation = next((m for m in map(_unwrap, models) if isinstance(m, type) and issubclass(m, BaseModel)), models[0])
             return annotation
@@ -228,7 +229,7 @@ def _takes_numbers(annotation: Any) -> bool:
     origin = get_origin(annotation)
     if origin is Annotated:
         return _takes_numbers(get_args(annotation)[0])
-    if origin is Union or str(origin) == "<class 'types.UnionType'>":
+    if origin is Union or origin is types.UnionType:
         return any(map(_takes_numbers, get_args(annotation)))
     if origin is Literal:
         return any(isinstance(arg, (int, float)) and not isinstance(arg, bool) for arg in get_args(annotation))

@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, is_video
-from ..media.probe import frame_count, frame_failure, gif_loop, plays_in_all, probe_video
+from ..media.probe import frame_count, gif_loop, plays_in_all, probe_video, undecodable
 from .atomic import atomic_path
 from .images import (
     DECODE_ERRORS,
@@ -93,8 +93,7 @@ class ClipFile:
                     else:
                         yield pil_to_tensor(rgba), None
             except DECODE_ERRORS as exc:  # named as validate names it (Pillow may fail on the frame before)
-                said = frame_failure(self.path) or f"cannot decode frame {index} of {display_path(self.path)}: {exc}"
-                raise BlendstyleError(said) from None
+                raise BlendstyleError(undecodable(self.path, f"frame {index}", exc)) from None
 
 
 def open_clip(
@@ -160,7 +159,7 @@ def open_clip(
                     duration += int(image.info.get("duration", 0) or 0)
                 durations.append(duration)
         except DECODE_ERRORS as exc:  # named as validate names it (Pillow may fail on the frame before)
-            raise BlendstyleError(frame_failure(path) or f"cannot decode frame {index} of {display_path(path)}: {exc}") from None
+            raise BlendstyleError(undecodable(path, f"frame {index}", exc)) from None
     return ClipFile(path, indices, total, size, Timeline.from_durations(durations), loop, not opaque, False)
 
 

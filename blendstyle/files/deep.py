@@ -224,7 +224,10 @@ def _opencv(path: Path) -> np.ndarray | None:
         import cv2
     except ImportError:
         return None
-    samples = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)  # as stored: no orientation
+    try:
+        samples = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)  # as stored: no orientation
+    except cv2.error:  # beyond OpenCV's own pixel limit, say: Pillow reads it, at 8 bits
+        return None
     if samples is None or samples.ndim == 2:
         return samples if samples is None else samples[..., None]
     if samples.ndim != 3 or samples.shape[2] not in (3, 4):

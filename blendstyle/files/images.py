@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import STILLS
-from ..media.probe import DECODE_ERRORS, frame_count, frame_failure, own_pixel_limit, unrecognised
+from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit, undecodable, unrecognised
 from .atomic import atomic_path
 from .deep import DeepPicture, read_deep
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
@@ -217,7 +217,7 @@ def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | 
                 value = ((grey * alpha + 127) // 255).astype(np.uint8)
                 masks.append(torch.from_numpy(value)[None, None])
         except DECODE_ERRORS as exc:  # an animated mask's damaged frame, named as validate names it
-            raise BlendstyleError(frame_failure(path) or f"cannot decode mask {display_path(Path(path))}: {exc}") from None
+            raise BlendstyleError(undecodable(path, "a frame", exc)) from None
     return masks
 
 

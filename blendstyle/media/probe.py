@@ -130,6 +130,27 @@ def frames_in(path: Path | str) -> int | None:
     return None if decoded is None or decoded.failed is not None else decoded.count
 
 
+def frame_total(path: Path | str) -> int | None:
+    """How many frames an image or video file says it holds (1 for a still), a damaged frame or not: whether
+    it is animated; None when they cannot be counted."""
+    if is_video(path):
+        return frames_in(path)
+    decoded = _decoded(path)
+    return None if decoded is None else decoded.count
+
+
+def undecodable(path: Path | str, what: str, exc: BaseException | None = None) -> str:
+    """What a reader says of a frame of ``path`` it could not decode: :func:`frame_failure`'s words where
+    decoding every frame finds one (Pillow may fail on the frame before the damaged one, where it seeks),
+    else ``what`` (``"frame 3"``, ``"mask"``) with the reader's reason (``exc``), or that the frames cannot
+    be counted."""
+    if said := frame_failure(path):
+        return said
+    if exc is None:
+        return f"cannot count the frames of {display_path(Path(path))}: corrupt or truncated"
+    return f"cannot decode {what} of {display_path(Path(path))}: {exc}"
+
+
 def frame_failure(path: Path | str) -> str | None:
     """Why an animation's frames cannot all be decoded, as a user reads it: the first that cannot, named
     with the frames before it and the decoder's reason; None when every frame decodes, and for a still, a

@@ -14,7 +14,7 @@ from typing import Protocol
 from ..config.load import LoadedJob
 from ..errors import BlendstyleError, Interrupted, Problem
 from ..media.formats import is_video
-from ..media.probe import frame_failure, frames_in
+from ..media.probe import frames_in, undecodable
 from .animation import render_animation
 from .context import Halted, Identity, Run, open_run
 from .farm import ClipFarm
@@ -103,8 +103,7 @@ def _mode(loaded: LoadedJob) -> Callable[[Run, Farm | None], RenderResult]:
         return render_network_still
     frames = frames_in(loaded.job.content)
     if frames is None:
-        said = frame_failure(loaded.job.content) or "cannot count its frames: corrupt or truncated"
-        raise BlendstyleError(Problem(said, loaded.location(("content",)), "content"))
+        raise BlendstyleError(Problem(undecodable(loaded.job.content, "a frame"), loaded.location(("content",)), "content"))
     if frames > 1 or is_video(loaded.job.content):
         return render_network if loaded.job.method == "network" else render_animation
     if loaded.job.method == "network":  # validate refuses it for a sweep

@@ -236,8 +236,9 @@ class Schedule:
         stage is tiled, the whole picture as each tile is done (its step numbered on over the tiles). Returns the last
         stage's result, its image in the output's colours, and its final loss terms; raises
         :class:`Halted` with :attr:`progress` kept when stopped. ``generator`` draws the start's noise
-        (default: the run's); modes that render many pictures give each its own, seeded by the job's seed
-        and the picture's number, so a resumed run draws what an uninterrupted one would.
+        (default: the run's); modes that render many pictures give each one of its own, so a resumed run draws
+        what an uninterrupted one would: a clip's frames from the job's seed and the frame's number, a sweep's
+        or a study's cells from the job's seed alone (a cell is then the still its settings make).
         """
         self.progress = progress = progress or Progress()
         self.stage_seconds = []

@@ -28,7 +28,7 @@ from ..config.optimizer import Init
 from ..config.styles import Layers, Weights
 from ..files.images import read_image, write_image
 from ..files.report import grid_sheet
-from ..media.probe import frames_in
+from ..media.probe import frame_total
 from ..nst.kinds import kind_of
 from ..nst.memory import plan
 from ..nst.regions import over_white
@@ -95,7 +95,7 @@ def study(loaded: LoadedJob, what: str, out_root: Path | str = "outputs", report
 
 def _study(run: Run, what: str) -> Path:
     job, folder = run.job, run.folder
-    animated = not Path(job.content).is_dir() and (frames_in(job.content) or 1) > 1
+    animated = not Path(job.content).is_dir() and (frame_total(job.content) or 1) > 1
     # An animation is studied at its first selected frame (a start given in seconds: the frame shown then).
     frame = frame_range(job)[0] if animated else None
     content_at = StillContent(run, frame=frame)

@@ -1,3 +1,4 @@
+import types
 from typing import Annotated, Literal, Union, get_args, get_origin
 
 import pytest
@@ -24,7 +25,7 @@ def _kinds(annotation) -> set[type]:
     origin = get_origin(annotation)
     if origin is Annotated:
         return _kinds(get_args(annotation)[0])
-    if origin is Union or str(origin) == "<class 'types.UnionType'>":
+    if origin is Union or origin is types.UnionType:
         return set().union(*map(_kinds, get_args(annotation)))
     if origin is Literal:
         return set()

@@ -26,6 +26,8 @@ def test_numbers_in_exponent_notation_are_numbers():
     assert doc.data == {"a": 0.001, "b": 1500.0, "c": 2e6, "d": 5.0, "e": "1e-3", "f": "1e3.png", "g": 0.001}
     assert parse_value("1e-3", "--set x") == 0.001
     assert yaml.safe_load("a: 1e-3") == {"a": "1e-3"}  # PyYAML's own loader is left as it is
+    # Underscores alone between the dot and the exponent are no number (PyYAML would make '.e3' of it).
+    assert parse("a: ._e3\n").data == {"a": "._e3"} and parse_value("._e3", "--set x") == "._e3"
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,10 @@ import pytest
 import tifffile
 from PIL import Image
 
+from blendstyle.config.inputs import check_folder
 from blendstyle.config.load import load_job
 from blendstyle.errors import BlendstyleError, display_path
-from blendstyle.media.probe import frame_failure, frame_times, frames_in, loop_count
+from blendstyle.media.probe import frame_failure, frame_times, frame_total, frames_in, loop_count
 
 from ..conftest import animation, blobs, damaged, moving_gif
 
@@ -84,8 +85,16 @@ def test_a_damaged_frame_is_named_with_the_frames_before_it(tmp_path, fmt, cut, 
     suffix = {"apng": "png"}.get(fmt, fmt)
     path = damaged(animation(tmp_path / f"clip.{suffix}", fmt), 3, cut)
     assert frames_in(path) is None
+    assert frame_total(path) == count  # animated all the same: the header's count
     assert frame_failure(path).startswith(
         f"cannot decode frame 3 of {display_path(path)} (frames 0 to 2 of its {count} decode): {reason}")
     whole = animation(tmp_path / f"whole.{suffix}", fmt)
     assert frame_failure(whole) is None and frames_in(whole) == 6
+    assert frame_total(whole) == 6
+    # A folder's animated file is refused as animated, a damaged frame or not (it was taken for a still).
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    blobs((48, 36)).save(folder / "a.png")
+    path.rename(folder / path.name)
+    assert "is animated: a folder's files are trained on as stills" in check_folder(folder)
     assert frame_failure(moving_gif(tmp_path / "one.gif", count=1)) is None

@@ -96,6 +96,14 @@ blend at 128 px, 100 iterations, fp32, scored by ``benchmarks.kinds``; Gram's sl
   Most of the gap left is at relu5_1 (0.15 and 0.16 against Gram's 0.05 and 0.04), where colour plays no
   part.
 
+Where that bar lies against the best distribution match (same pairs and settings, 2026-12-05): the
+``sliced`` kind's own weight, swept, traces the trade it makes between the style's distribution and the
+content. On the blend, ``weights.style`` 10, 8.5, 7 and 5 gave 0.95, 1.01, 1.09 and 1.28 times Gram's sliced
+W2 at 0.87, 0.84, 0.80 and 0.74 times its content error: at Gram's sliced W2 it keeps 0.84 of Gram's content
+error, not 0.8 (on coffee / shipwreck, 0.84 at 0.75 and 0.96 at 0.66 with weights 10 and 7). A
+nearest-neighbour kind held to 0.8 at Gram's sliced W2 would have to keep more of the content on the blend
+than the best distribution match does, while matching the distribution, which its targets do not aim at.
+
 So the kind stays what NNST makes it, the style's local textures on the content's layout; for a match of
 the style's distribution, pick ``sliced`` (or Gram fused with it).
 
