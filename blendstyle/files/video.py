@@ -251,6 +251,18 @@ class _Copy:
         self.packets = iter(())
 
 
+def _layout(layout) -> str:
+    """The channel layout to encode ``layout``'s sound in. A layout whose channels are only counted, in no
+    known order (PCM from a Matroska or QuickTime file without a channel mask: ``"1 channels"``), is refused
+    by the AAC encoder: one channel is taken as mono and any other count as stereo (the resampler mixes it
+    down); a named layout is kept."""
+    if layout is None or not layout.nb_channels:
+        return "stereo"
+    if all(channel.name != "NONE" for channel in layout.channels):
+        return layout.name
+    return "mono" if layout.nb_channels == 1 else "stereo"
+
+
 class _Reencode(_Copy):
     """Audio decoded and encoded into a codec the container takes (webm: Opus)."""
 
@@ -259,7 +271,7 @@ class _Reencode(_Copy):
 
         rate = 48000 if codec == "libopus" else stream.codec_context.sample_rate
         output = container.add_stream(codec, rate=rate)
-        output.layout = stream.codec_context.layout.name if stream.codec_context.layout else "stereo"
+        output.layout = _layout(stream.codec_context.layout)
         super().__init__(container, source, stream, sound, output)
         self.resampler = av.AudioResampler(format=output.codec_context.codec.audio_formats[0].name,
                                            layout=output.layout, rate=rate)

@@ -167,3 +167,19 @@ def test_the_last_frame_shows_for_its_own_time_not_the_average(tmp_path, fmt):
         last = list(container.decode(video=0))[-1]
         end = float((last.pts + last.duration) * last.time_base)
     assert end == pytest.approx(1.8, abs=0.01)
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_pcm_sound_with_no_channel_order_is_re_encoded(tmp_path, fmt):
+    """PCM in Matroska carries a channel count and no channel mask (FFmpeg's layout ``"1 channels"``): AAC
+    refused that layout, so an mp4 could not be written at all (a traceback); it is taken as mono."""
+    source = make_video(tmp_path / "v.mkv", fmt="matroska", audio="pcm_s16le")
+    probe = probe_video(source)
+    assert probe.audio == "pcm_s16le"
+    note = write_video((p for _, p in decode(source, probe.pts, 0)), tmp_path / f"out.{fmt}", fmt,
+                       Timeline(probe.pts, probe.time_base, probe.end), sound=Sound(source, float("-inf"), None, 0.0))
+    assert note == f"re-encoded (pcm_s16le -> {'aac' if fmt == 'mp4' else 'opus'})"
+    with av.open(str(tmp_path / f"out.{fmt}")) as container:
+        assert container.streams.audio[0].codec_context.layout.name == "mono"
+        tone = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(audio=0)])
+    assert len(tone) / 48000 == pytest.approx(0.24, abs=0.05) and np.abs(tone).max() > 0.2  # the tone, not silence
