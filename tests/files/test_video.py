@@ -183,3 +183,21 @@ def test_pcm_sound_with_no_channel_order_is_re_encoded(tmp_path, fmt):
         assert container.streams.audio[0].codec_context.layout.name == "mono"
         tone = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(audio=0)])
     assert len(tone) / 48000 == pytest.approx(0.24, abs=0.05) and np.abs(tone).max() > 0.2  # the tone, not silence
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_written_video_is_bt709_and_says_so(tmp_path, fmt):
+    """An untagged stream's matrix is the player's guess (BT.709 for HD, BT.601 for small pictures) while it
+    was written with BT.601: the written video is converted with BT.709 and tagged BT.709, limited range,
+    so every player shows the colours it was given."""
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[:] = (204, 51, 51)
+    write_video([red], tmp_path / f"red.{fmt}", fmt, Timeline([0], Fraction(1, 1000), 40))
+    with av.open(str(tmp_path / f"red.{fmt}")) as container:
+        stream = container.streams.video[0].codec_context
+        assert (stream.colorspace, stream.color_range, stream.color_primaries, stream.color_trc) == (1, 1, 1, 1)
+        frame = next(container.decode(video=0))
+        luma = np.frombuffer(bytes(frame.planes[0]), np.uint8)[0]
+        assert luma == pytest.approx(16 + 219 * (0.2126 * 0.8 + 0.7152 * 0.2 + 0.0722 * 0.2), abs=1.5)  # BT.709's Y'
+        shown = frame.to_ndarray(format="rgb24")[16, 16].astype(int)
+    assert np.abs(shown - (204, 51, 51)).max() <= 3
