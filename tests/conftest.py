@@ -211,3 +211,39 @@ def make_video(
             for packet in sound.encode():
                 container.mux(packet)
     return Path(path)
+
+
+def make_deep_video(path, stripes10, transfer=1, primaries=1, matrix=1, frames=2, size=(64, 48)) -> Path:
+    """A 10-bit HEVC Matroska video (as phones record, HDR or not) of vertical stripes whose limited-range
+    Y'CbCr values are ``stripes10`` (10-bit triples, left to right), tagged with FFmpeg's ``transfer``,
+    ``primaries`` and ``matrix`` numbers (1: BT.709; 18: HLG, 16: PQ; 9: BT.2020); skipped where the
+    FFmpeg inside PyAV has no libx265."""
+    import av
+
+    if "libx265" not in av.codecs_available:
+        pytest.skip("this FFmpeg has no HEVC encoder")
+    width, height = size
+    luma = np.zeros((height, width), np.uint16)
+    cb, cr = np.zeros((height // 2, width // 2), np.uint16), np.zeros((height // 2, width // 2), np.uint16)
+    band = width // len(stripes10) // 2 * 2
+    for k, (y, u, v) in enumerate(stripes10):
+        luma[:, k * band:(k + 1) * band] = y
+        cb[:, k * band // 2:(k + 1) * band // 2], cr[:, k * band // 2:(k + 1) * band // 2] = u, v
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("libx265", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p10le"
+        stream.options = {"crf": "0", "x265-params": "log-level=error"}
+        context = stream.codec_context
+        context.color_trc, context.color_primaries, context.colorspace, context.color_range = transfer, primaries, matrix, 1
+        for index in range(frames):
+            frame = av.VideoFrame(width, height, "yuv420p10le")
+            for plane, values in zip(frame.planes, (luma, cb, cr)):
+                padded = np.zeros((plane.height, plane.line_size // 2), np.uint16)
+                padded[:, : values.shape[1]] = values
+                plane.update(padded.tobytes())
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return Path(path)

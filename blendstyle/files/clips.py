@@ -60,6 +60,7 @@ class ClipFile:
     rotation: int = 0
     sound: Sound | None = None
     source_pts: list[int] | None = None  # a video's selected frames' timestamps in the file
+    hdr: str | None = None  # a video's HDR transfer (its frames are tone-mapped to SDR), None for SDR
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -135,7 +136,7 @@ def open_clip(
         # Odd sides are fine here: the video writer pads them for 4:2:0 (see files.video).
         size = (probe.width, probe.height) if long_side is None else fit_long_side(probe.width, probe.height, long_side)
         return ClipFile(path, indices, total, size, timeline, None, False, True, probe.rotation, sound,
-                        [probe.pts[i] for i in indices])
+                        [probe.pts[i] for i in indices], probe.hdr)
 
     image = _open_lazy(path, max_pixels)
     with image:

@@ -63,6 +63,10 @@ CLIPS: dict[str, MediaFormat] = {
     )
 }
 
+#: FFmpeg's transfer characteristics (``AVColorTransferCharacteristic``) that mark a video as HDR, as a note
+#: names them: what phones record by default (iPhones HLG, many Android phones PQ).
+HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG (ARIB STD-B67)"}
+
 #: Content files read as video (PyAV, FFmpeg inside its wheel); every other file is read as an image.
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from stat import S_ISREG
 
 from ..errors import display_path
-from .formats import STILL_SUFFIXES, is_video
+from .formats import HDR_TRANSFERS, STILL_SUFFIXES, is_video
 
 #: What Pillow raises on truncated or malformed image data.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -237,15 +237,17 @@ class VideoProbe:
 
     ``width``/``height`` are as shown (after the rotation), ``rotation`` is counter-clockwise degrees
     (FFmpeg's display matrix), ``pts`` are every frame's presentation timestamps in ``time_base`` units in
-    display order, and ``end`` the timestamp at which the last frame stops showing.
+    display order, ``end`` the timestamp at which the last frame stops showing, and ``hdr`` the HDR
+    transfer its frames are in, as a note names it (``HLG (ARIB STD-B67)``), None for SDR.
     """
 
-    def __init__(self, width, height, rotation, pts, time_base, end, audio):
+    def __init__(self, width, height, rotation, pts, time_base, end, audio, hdr=None):
         self.width, self.height, self.rotation = width, height, rotation
         self.pts: list[int] = pts
         self.time_base = time_base
         self.end: int = end
         self.audio: str | None = audio  # the audio codec's name, or None
+        self.hdr: str | None = hdr
 
     @property
     def times(self) -> list[float]:
@@ -287,6 +289,7 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
                 raise ValueError(f"cannot decode any frame of {display_path(Path(path))}")
             rotation = int(round(first.rotation or 0)) % 360
             width, height = first.width, first.height
+            hdr = HDR_TRANSFERS.get(int(first.color_trc))
     except av.error.EOFError:
         raise ValueError(f"{display_path(Path(path))} ends before its first frame: empty or cut short") from None
     except av.FFmpegError as exc:
@@ -298,7 +301,7 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
         width, height = height, width
     # The last frame shows for its packet's duration, or as long as the one before it.
     tail = durations.get(pts[-1]) or (pts[-1] - pts[-2] if len(pts) > 1 else 1)
-    return VideoProbe(width, height, rotation, pts, time_base, pts[-1] + tail, audio)
+    return VideoProbe(width, height, rotation, pts, time_base, pts[-1] + tail, audio, hdr)
 
 
 def loop_count(path: Path | str) -> int | None:

@@ -91,6 +91,10 @@ class ClipRenderer:
                 clip = open_clip(self.stills[0], job.size, max_pixels=job.max_input_pixels)
                 self.first = read_image(self.stills[0], job.size, job.max_input_pixels).to(device)
         self.clip = clip
+        if clip.hdr:
+            run.note(f"{Path(job.content).name} is HDR video ({clip.hdr}, BT.2020): its frames are tone-mapped to "
+                     "SDR BT.709 (HDR reference white to near SDR white, highlights compressed) and the video "
+                     "written is SDR")
         run.check()
         width, height = clip.size if self.stills is None else largest(self.stills, job.size)
         self.memory = memory = plan(job, device, width, height)

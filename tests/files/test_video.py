@@ -10,10 +10,11 @@ import pytest
 
 from blendstyle.errors import BlendstyleError
 from blendstyle.files.clips import open_clip
+from blendstyle.files.hdr import to_sdr
 from blendstyle.files.video import Sound, Timeline, decode, write_video
 from blendstyle.media.probe import probe_video
 
-from ..conftest import blobs, make_video
+from ..conftest import blobs, make_deep_video, make_video
 
 UNEVEN = (0, 33, 50, 120, 130, 200)  # a variable frame rate, in milliseconds
 
@@ -201,3 +202,66 @@ def test_written_video_is_bt709_and_says_so(tmp_path, fmt):
         assert luma == pytest.approx(16 + 219 * (0.2126 * 0.8 + 0.7152 * 0.2 + 0.0722 * 0.2), abs=1.5)  # BT.709's Y'
         shown = frame.to_ndarray(format="rgb24")[16, 16].astype(int)
     assert np.abs(shown - (204, 51, 51)).max() <= 3
+
+
+def _stripes_read(path, count: int) -> list[np.ndarray]:
+    """The mean RGB of each of ``count`` vertical stripes of the first frame, as blendstyle reads it."""
+    probe = probe_video(path)
+    (_, picture), *_ = decode(path, probe.pts, 0)
+    band = picture.shape[1] // count // 2 * 2
+    return [picture[:, k * band + 2:(k + 1) * band - 2].reshape(-1, 3).mean(0) for k in range(count)]
+
+
+def test_10_bit_video_is_read_at_full_precision(tmp_path):
+    """swscale's direct path from 10 bits to 8 truncates: every level came out one to two dark (grey 128 as
+    126). Greys written as the 10-bit values of 8-bit levels read back as those levels."""
+    levels = (30, 128, 220)
+    path = make_deep_video(tmp_path / "deep.mkv", [(round(64 + 876 * level / 255), 512, 512) for level in levels])
+    assert probe_video(path).hdr is None
+    for level, read in zip(levels, _stripes_read(path, len(levels))):
+        assert np.abs(read - level).max() <= 0.75
+
+
+def _hlg(linear_709) -> tuple[float, float, float]:
+    """The HLG R'G'B' (BT.2020) of a linear BT.709 colour with 1.0 at HDR reference white, through the
+    inverse of the OOTF and the OETF of BT.2100 (what an HLG camera records for it)."""
+    to_2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])
+    display = to_2020 @ np.asarray(linear_709, float) * 203 / 1000  # display light, 1.0 the 1000 cd/m2 peak
+    scene_y = (display @ (0.2627, 0.6780, 0.0593)) ** (1 / 1.2)
+    scene = display / scene_y ** 0.2
+    a, b, c = 0.17883277, 0.28466892, 0.55991073
+    return tuple(np.where(scene <= 1 / 12, np.sqrt(3 * scene), a * np.log(np.maximum(12 * scene - b, 1e-9)) + c))
+
+
+def _ycbcr_2020(signal) -> tuple[int, int, int]:
+    r, g, b = signal
+    y = 0.2627 * r + 0.6780 * g + 0.0593 * b
+    return round(64 + 876 * y), round(512 + 896 * (b - y) / 1.8814), round(512 + 896 * (r - y) / 1.4746)
+
+
+class TestHDR:
+    """An HLG clip (an iPhone's default) read as if it were SDR was dim and washed out: its reference white
+    showed as grey 190 of 255, and colours lost a third of their saturation. It is tone-mapped to SDR."""
+
+    def test_the_curve_on_hand_made_values(self):
+        greys = np.array([[[0, 0, 0], [0.5, 0.5, 0.5], [0.75, 0.75, 0.75], [1, 1, 1]]], np.float32)
+        # 0.5: scene light 1/12, 1000 x (1/12)^1.2 = 50.6 cd/m2, 0.249 of reference white, 0.249^(1/2.4) = 0.56.
+        assert to_sdr(greys, 18)[0, :, 0].tolist() == [0, 143, 241, 255]
+        pq_white = ((0.8359375 + 18.8515625 * 0.0203 ** 0.1593) / (1 + 18.6875 * 0.0203 ** 0.1593)) ** 78.84375
+        assert to_sdr(np.full((1, 1, 3), pq_white, np.float32), 16)[0, 0].tolist() == [241] * 3  # 203 cd/m2
+
+    def test_an_hlg_clip_reads_as_its_sdr_colours_and_says_it_is_hdr(self, tmp_path):
+        # SDR red, green and grey at display light (signal 0.8/0.3/0.5 through gamma 2.4) and reference white.
+        colours = [(0.8, 0.3, 0.3), (0.3, 0.7, 0.3), (0.5, 0.5, 0.5), (1.0, 1.0, 1.0)]
+        signals = [_hlg(np.power(colour, 2.4)) for colour in colours]
+        path = make_deep_video(tmp_path / "hlg.mkv", [_ycbcr_2020(s) for s in signals], transfer=18, primaries=9, matrix=9)
+        assert probe_video(path).hdr == "HLG (ARIB STD-B67)"
+        assert open_clip(path).hdr == "HLG (ARIB STD-B67)"
+        read = _stripes_read(path, len(colours))
+        expected = [to_sdr(np.array([[s]], np.float32), 18)[0, 0] for s in signals]
+        for got, want in zip(read, expected):
+            assert np.abs(got - want).max() <= 4  # the 10-bit code values and 4:2:0 chroma
+        # Below the knee the SDR colours come back; reference white near SDR white.
+        for got, colour in zip(read[:3], colours[:3]):
+            assert np.abs(got - 255 * np.array(colour)).max() <= 6
+        assert read[3].min() >= 235

@@ -18,7 +18,7 @@ from PIL import Image
 import blendstyle
 from blendstyle.cli import main
 
-from ..conftest import QUICK, ROOT, make_video, stripes
+from ..conftest import QUICK, ROOT, make_deep_video, make_video, stripes
 from .test_animation import moving_square
 from .test_context import SignalAt, _interrupt
 
@@ -67,6 +67,18 @@ def test_a_phone_clip_comes_back_with_its_frames_timestamps_rotation_and_sound(t
     record = result.record["animation"]
     assert record["video"] == {"rotation": 90, "sound": {"video.mp4": "copied"}} and record["formats"] == ["mp4"]
     assert result.record["timings"]["frames_per_second"] > 0
+
+
+def test_an_hdr_clip_is_tone_mapped_and_the_run_says_so(tmp_path):
+    """An iPhone's HLG clip was styled as if it were SDR, dim and washed out, without a word: the record
+    notes that it is HDR and how it was taken, and the video written is SDR BT.709."""
+    make_deep_video(tmp_path / "phone.mkv", [(700, 512, 512)], transfer=18, primaries=9, matrix=9)
+    result = blendstyle.run_job(job(tmp_path, "phone.mkv", "iterations: 2", "iterations: 2"), out_root=tmp_path / "out")
+    assert any("phone.mkv is HDR video (HLG (ARIB STD-B67), BT.2020)" in note and "tone-mapped to SDR" in note
+               for note in result.record["notes"])
+    with av.open(str(result.folder / "video.mp4")) as container:
+        context = container.streams.video[0].codec_context
+        assert (context.color_trc, context.color_primaries, context.colorspace) == (1, 1, 1)
 
 
 def test_an_odd_size_renders_and_the_video_is_padded_to_even_sides(tmp_path):
