@@ -161,12 +161,13 @@ def make_video(
     audio=True,
     fmt="mp4",
     pictures=None,
+    audio_streams=1,
 ) -> Path:
     """A short video made with PyAV: a bright square moving right across blobs (or ``pictures``, upright
     RGB arrays), frames at ``pts_ms`` milliseconds (variable frame rate when they are uneven), stored turned
     so that a player showing it with the display ``rotation`` (counter-clockwise degrees) sees it upright,
     and with ``audio`` a 440 Hz tone as long as the clip (AAC in mp4, Opus in webm, or the encoder ``audio``
-    names, such as ``libmp3lame``)."""
+    names, such as ``libmp3lame``), in ``audio_streams`` streams (the n-th at 440 * n Hz)."""
     from fractions import Fraction
 
     import av
@@ -188,11 +189,11 @@ def make_video(
         stream.options = {"crf": "10"}
         if rotation:
             stream.set_display_rotation(rotation)
-        sound = None
-        if audio:
+        sounds = []
+        for _ in range(audio_streams if audio else 0):
             codec = audio if isinstance(audio, str) else ("aac" if fmt == "mp4" else "libopus")
-            sound = container.add_stream(codec, rate=48000)
-            sound.layout = "mono"
+            sounds.append(container.add_stream(codec, rate=48000))
+            sounds[-1].layout = "mono"
         for pts, picture in zip(pts_ms, stored):
             frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             frame.pts, frame.time_base = pts, time_base
@@ -200,10 +201,10 @@ def make_video(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-        if sound is not None:
+        for number, sound in enumerate(sounds, 1):
             seconds = (pts_ms[-1] + 40) / 1000
             t = np.arange(int(48000 * seconds)) / 48000
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            tone = (0.3 * np.sin(2 * np.pi * 440 * number * t)).astype(np.float32)[None]
             frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
             frame.sample_rate, frame.pts = 48000, 0
             for packet in sound.encode(frame):

@@ -121,12 +121,14 @@ def rgb(frame) -> np.ndarray:
 @dataclass(frozen=True)
 class Sound:
     """The part of a file's first audio stream that goes with the frames written: packets whose time lies
-    in ``[start, stop)`` seconds (source clock), moved earlier by ``shift`` seconds."""
+    in ``[start, stop)`` seconds (source clock), moved earlier by ``shift`` seconds. ``streams``: how many
+    audio streams the file has (the first alone is written: a run with more says so)."""
 
     path: Path
     start: float
     stop: float | None
     shift: float
+    streams: int = 1
 
 
 def write_video(

@@ -241,12 +241,13 @@ class VideoProbe:
     transfer its frames are in, as a note names it (``HLG (ARIB STD-B67)``), None for SDR.
     """
 
-    def __init__(self, width, height, rotation, pts, time_base, end, audio, hdr=None):
+    def __init__(self, width, height, rotation, pts, time_base, end, audio, hdr=None, audio_streams=0):
         self.width, self.height, self.rotation = width, height, rotation
         self.pts: list[int] = pts
         self.time_base = time_base
         self.end: int = end
-        self.audio: str | None = audio  # the audio codec's name, or None
+        self.audio: str | None = audio  # the first audio stream's codec's name, or None
+        self.audio_streams: int = audio_streams  # how many audio streams the file has
         self.hdr: str | None = hdr
 
     @property
@@ -274,6 +275,7 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
             stream = container.streams.video[0]
             time_base = stream.time_base
             audio = container.streams.audio[0].codec_context.codec.canonical_name if container.streams.audio else None
+            audio_streams = len(container.streams.audio)
             pts, durations = [], {}
             for packet in container.demux(stream):
                 # Packets an edit list discards (a clip trimmed without re-encoding) decode to no frame.
@@ -301,7 +303,7 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
         width, height = height, width
     # The last frame shows for its packet's duration, or as long as the one before it.
     tail = durations.get(pts[-1]) or (pts[-1] - pts[-2] if len(pts) > 1 else 1)
-    return VideoProbe(width, height, rotation, pts, time_base, pts[-1] + tail, audio, hdr)
+    return VideoProbe(width, height, rotation, pts, time_base, pts[-1] + tail, audio, hdr, audio_streams)
 
 
 def loop_count(path: Path | str) -> int | None:

@@ -95,6 +95,9 @@ class ClipRenderer:
             run.note(f"{Path(job.content).name} is HDR video ({clip.hdr}, BT.2020): its frames are tone-mapped to "
                      "SDR BT.709 (HDR reference white to near SDR white, highlights compressed) and the video "
                      "written is SDR")
+        if clip.sound is not None and clip.sound.streams > 1:  # a second language, a commentary, a raw microphone
+            run.note(f"{Path(job.content).name} has {clip.sound.streams} audio streams: the first goes into the videos "
+                     "written, the others are left out")
         run.check()
         width, height = clip.size if self.stills is None else largest(self.stills, job.size)
         self.memory = memory = plan(job, device, width, height)

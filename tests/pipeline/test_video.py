@@ -81,6 +81,19 @@ def test_an_hdr_clip_is_tone_mapped_and_the_run_says_so(tmp_path):
         assert (context.color_trc, context.color_primaries, context.colorspace) == (1, 1, 1)
 
 
+def test_a_clip_with_two_audio_streams_says_only_the_first_is_written(tmp_path):
+    """A phone's or camera's second audio stream (a second language, a raw microphone) was dropped without
+    a word: the run says so, and the video written has the first."""
+    make_video(tmp_path / "clip.mp4", audio_streams=2)
+    result = blendstyle.run_job(job(tmp_path, "clip.mp4", "iterations: 2", "iterations: 2"), out_root=tmp_path / "out")
+    assert "clip.mp4 has 2 audio streams: the first goes into the videos written, the others are left out" in result.record["notes"]
+    with av.open(str(result.folder / "video.mp4")) as container:
+        assert len(container.streams.audio) == 1
+    one = make_video(tmp_path / "one.mp4")
+    result = blendstyle.run_job(job(tmp_path, one.name, "iterations: 2", "iterations: 2"), out_root=tmp_path / "one")
+    assert not any("audio streams" in note for note in result.record.get("notes", []))
+
+
 def test_an_odd_size_renders_and_the_video_is_padded_to_even_sides(tmp_path):
     make_video(tmp_path / "clip.mp4", pts_ms=(0, 40, 80))
     path = job(tmp_path, "clip.mp4")
