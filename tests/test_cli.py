@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import subprocess
@@ -222,6 +223,37 @@ def test_a_folder_run_isolates_an_internal_error(tiny_job, tmp_path, monkeypatch
     assert (tmp_path / "out" / "a_good" / "a_good.png").is_file()
     record = json.loads((tmp_path / "out" / "b_bug" / "run.json").read_text())
     assert record["status"] == "failed" and "RuntimeError: an internal bug" in record["error"]["traceback"]
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_is_said_not_reported_as_a_bug(tiny_job, tmp_path, monkeypatch, code):
+    """A disk that fills up while the outputs are written is the machine's state: one clear error naming
+    the file, exit 1, no traceback, and a record that says it was no internal error."""
+    import json
+
+    import blendstyle.pipeline.render as render
+
+    def full(run, farm=None):
+        raise OSError(code, os.strerror(code), str(run.folder / "tiny.png"))
+
+    monkeypatch.setattr(render, "render_still", full)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(tiny_job()), "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"cannot write {out / 'tiny' / 'tiny.png'}: {os.strerror(code)}" in " ".join(result.output.split())
+    record = json.loads((out / "tiny" / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"]["internal"] is False and "traceback" not in record["error"]
+
+
+def test_an_os_error_of_another_kind_is_still_a_bug(tiny_job, tmp_path, monkeypatch):
+    import blendstyle.pipeline.render as render
+
+    def missing(run, farm=None):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/nowhere")
+
+    monkeypatch.setattr(render, "render_still", missing)
+    with pytest.raises(FileNotFoundError):
+        CliRunner().invoke(main, ["run", str(tiny_job()), "--out", str(tmp_path / "out")], catch_exceptions=False)
 
 
 def test_a_loss_that_is_zero_throughout_draws_a_plot_without_warnings(tmp_path):

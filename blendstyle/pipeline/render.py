@@ -6,6 +6,7 @@ A job whose last run finished with the same settings, inputs and version is not 
 from __future__ import annotations
 
 import contextlib
+import errno
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,10 @@ class Farm(ClipFarm, CellFarm, NetworkFarm, Protocol):
 
     def close(self) -> None:
         """The run is over: let the workers go."""
+
+
+#: What writing raises on a full, over-quota, read-only or failing disk: the machine's state, not a bug.
+DISK_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
 
 
 def render(
@@ -83,12 +88,20 @@ def render(
         except Halted:  # a stop during set-up, before the mode's guard: nothing rendered, nothing to keep
             raise Interrupted(f"{loaded.job.name}: stopped while setting up; nothing new was rendered. Run the same "
                               "command again to go on.", run.stop.exit_code) from None
-        except Exception as error:  # a bug in blendstyle: its traceback goes into the record too
-            # Best effort: where the record cannot be written either (the folder is gone or read-only), the
-            # bug's own traceback is the one worth seeing, not a second one about the record.
+        except Exception as error:  # a bug in blendstyle (its traceback goes into the record too), or a full disk
+            disk = isinstance(error, OSError) and error.errno in DISK_FAILURES
+            # Best effort: where the record cannot be written either (the folder is gone, read-only or full),
+            # the error itself is the one worth seeing, not a second one about the record.
             with contextlib.suppress(OSError, BlendstyleError):
-                run.write(run.record("failed", error={"internal": True, "type": type(error).__name__,
-                                                      "message": str(error), "traceback": traceback.format_exc()}))
+                said = {"type": type(error).__name__, "message": str(error)}
+                run.write(run.record("failed", error={"internal": not disk, **said}
+                                     | ({} if disk else {"traceback": traceback.format_exc()})))
+            if disk:
+                where = f" {error.filename}" if error.filename else ""
+                raise BlendstyleError(
+                    f"{loaded.job.name}: cannot write{where}: {error.strerror or error}. Make room (or give --out "
+                    "another disk) and run the same command again: the frames, cells and tiles it finished are "
+                    "kept") from None
             raise
     finally:
         if farm is not None:
