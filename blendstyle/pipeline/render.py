@@ -100,7 +100,7 @@ def render(
                 where = f" {error.filename}" if error.filename else ""
                 raise BlendstyleError(
                     f"{loaded.job.name}: cannot write{where}: {error.strerror or error}. Make room (or give --out "
-                    "another disk) and run the same command again: the frames, cells and tiles it finished are "
+                    "another disk) and run the same command again: the frames and sweep cells it finished are "
                     "kept") from None
             raise
     finally:
