@@ -24,6 +24,7 @@ from .layering import Layered, format_key, home_expanded, parse_key, read_layere
 from .models import NAME_PATTERN, Job
 from .partial import affected, best_effort, raw_paths, under
 from .problems import located_problems, problem_order, wrong_keys
+from .saved_network import saved_network_problem
 from .yamlfile import MAX_DEPTH, Key
 
 
@@ -92,7 +93,8 @@ class LoadedJob:
 
 
 #: Keys naming a weights file, not an image: checked for being a file (their contents are torch's to read).
-WEIGHTS_FILES = (("backbone", "weights"), ("network", "weights"))
+NETWORK_WEIGHTS = ("network", "weights")
+WEIGHTS_FILES = (("backbone", "weights"), NETWORK_WEIGHTS)
 
 
 def weights_file_problem(file: Path) -> str | None:
@@ -216,7 +218,7 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
             if reason := lookup_failure(file):  # a name too long, a loop of links: is_dir() would raise
                 pass
             elif key in WEIGHTS_FILES:
-                reason = weights_file_problem(file)
+                reason = weights_file_problem(file) or (saved_network_problem(file) if key == NETWORK_WEIGHTS else None)
             elif key == ("content",) and file.is_dir():
                 reason = check_folder(file, limit)
             else:

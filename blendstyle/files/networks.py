@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
+from ..config.saved_network import FORMAT, saved_network_problem
 from ..errors import BlendstyleError, display_path, load_failure
+from ..nst.optimize import steps_from
 from ..nst.transformer import Architecture, mismatch
 from .atomic import atomic_path
-
-FORMAT = "blendstyle.network/1"
 
 
 @dataclass
@@ -50,8 +50,11 @@ def save_network(path: Path, saved: SavedNetwork) -> Path:
 
 def load_network(path: Path | str) -> SavedNetwork:
     """A saved network; a :class:`BlendstyleError` saying what is wrong with a file that is not one
-    (unreadable, another kind of file, weights of another shape)."""
+    (unreadable, another kind of file or version, weights of another shape or not finite, its record
+    damaged)."""
     path = Path(path)
+    if problem := saved_network_problem(path):  # told from the file's opening, as validate tells it
+        raise BlendstyleError(problem)
     payload = _read(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise BlendstyleError(f"{display_path(path)} is not a blendstyle network (a <name>.network.pt written by "
@@ -59,7 +62,8 @@ def load_network(path: Path | str) -> SavedNetwork:
     shape = payload.get("architecture")
     try:
         architecture = Architecture(**shape)
-        if not all(isinstance(value, int) and value >= 1 for value in shape.values()):
+        # bool is an int to Python, not a number of channels
+        if not all(type(value) is int and value >= 1 for value in shape.values()):
             raise TypeError
     except TypeError:
         raise BlendstyleError(f"{display_path(path)}: its architecture {shape!r} is not a network's shape") from None
@@ -68,9 +72,16 @@ def load_network(path: Path | str) -> SavedNetwork:
     if reason:
         raise BlendstyleError(f"{display_path(path)} does not hold the weights of a {architecture.width}-wide, "
                               f"{architecture.blocks}-block network: {reason}")
-    history = payload.get("history") if isinstance(payload.get("history"), dict) else {}
-    return SavedNetwork(architecture, state, payload.get("trained_for") or {}, list(history.get("terms", [])),
-                        list(history.get("rows", [])))
+    broken = next((name for name, tensor in state.items()
+                   if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())), None)
+    if broken:  # a training that diverged: every picture would come out black
+        raise BlendstyleError(f"{display_path(path)}: its weights are not finite ({broken} holds NaN or infinity)")
+    trained_for, history = payload.get("trained_for") or {}, payload.get("history") or {}
+    terms, table = (history.get("terms", []), history.get("rows", [])) if isinstance(history, dict) else (None, None)
+    if not isinstance(trained_for, dict) or steps_from(terms, table) is None:
+        part = "what it was trained for" if not isinstance(trained_for, dict) else "its training's loss history"
+        raise BlendstyleError(f"{display_path(path)} is damaged: {part} is not as method: network writes it")
+    return SavedNetwork(architecture, state, trained_for, list(terms), [list(row) for row in table])
 
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> Path:
