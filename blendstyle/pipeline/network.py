@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ..config.inputs import file_sha256
 from ..errors import BlendstyleError, Problem
 from ..files.images import read_image
 from ..files.networks import SavedNetwork, load_network, save_network
@@ -44,6 +45,7 @@ from .farm import FrameCursor
 from .frames import FrameLog
 from .rendered import Rendered
 from .result import RenderResult
+from .trained_for import differences, settings
 from .training import Trainer, Training, gather
 
 #: Frames through the network at once (a CPU gains little from more; a GPU's batches are larger).
@@ -115,8 +117,14 @@ def network_path(run: Run):
 
 
 def network_record(run: Run, trained: Trained) -> dict[str, Any]:
-    """The record's ``network`` field: its file, how it came about and what it was trained for."""
-    return {"file": None if trained.source == "applied" else network_path(run).name, "source": trained.source,
+    """The record's ``network`` field: its file (the one written, or the saved one applied, with its
+    SHA-256), how it came about and what it was trained for."""
+    if trained.source == "applied":
+        file = str(run.job.network.weights)
+        digest = next(item["sha256"] for item in run.identity.inputs if item["role"] == "network.weights")
+    else:
+        file, digest = network_path(run).name, file_sha256(network_path(run))
+    return {"file": file, "sha256": digest, "source": trained.source,
             "architecture": trained.architecture.record(), "trained_for": trained.trained_for,
             "refine": run.job.network.refine, "training_seconds": round(trained.seconds, 4),
             "trained_on": trained.trained_on}
@@ -132,19 +140,12 @@ def training_key(run: Run) -> str:
 
 def trained_for(run: Run, key: str, seconds: float, history: list[Step]) -> dict[str, Any]:
     """What a network was trained for, as its file and the run record say it."""
-    job = run.job.model_dump(mode="json")
     final = history[-1] if history else None
     return {
         "key": key,
         "job": run.job.name,
-        "content": job["content"],
-        "styles": [{"path": style["path"], "weight": style["weight"], "mask": style["mask"]} for style in job["styles"]],
-        "style_loss": job["style_loss"],
-        "layers": job["layers"],
-        "weights": job["weights"],
-        "preserve_color": job["preserve_color"],
-        "size": job["size"],
-        "temporal_weight": job["animation"]["temporal_weight"],
+        "content": run.job.model_dump(mode="json")["content"],
+        **settings(run.job),
         "steps": len(history),
         "seconds": round(seconds, 2),
         "final_loss": {"total": round(final.total, 6)} | {k: round(v, 6) for k, v in final.terms.items()} if final else {},
@@ -152,13 +153,15 @@ def trained_for(run: Run, key: str, seconds: float, history: list[Step]) -> dict
     }
 
 
-def _blend(styles: list) -> str:
-    """Styles (as :func:`trained_for` keeps them) by file name and share: ``starry_night 67%, udnie 33%``."""
-    styles = [style for style in styles if isinstance(style, dict)]
-    weights = [float(style.get("weight", 1)) for style in styles]
-    total = sum(weights) or 1.0
-    return ", ".join(f"{Path(str(style.get('path', ''))).stem} {weight / total:.0%}"
-                     for style, weight in zip(styles, weights))
+def differing(run: Run, renderer: ClipRenderer, saved: SavedNetwork) -> str | None:
+    """What a job applying ``saved`` asks for that the network was not trained for, said once (None: nothing)."""
+    found = differences(saved.trained_for, settings(run.job), clip=renderer.stills is None)
+    if not found:
+        return None
+    said = "; ".join(f"{name} {theirs} (this job: {ours})" for name, theirs, ours in found)
+    return (f"the saved network was trained with other settings than this job's: {said}. The pictures have the "
+            "network's look" + (", refined towards the job's" if run.job.network.refine else
+                                 "; train a network for this job (remove network.weights) to have its own"))
 
 
 def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) -> Trained:
@@ -168,10 +171,8 @@ def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) ->
     if settings.weights is not None:
         with run.reading(("network", "weights")):
             saved = load_network(settings.weights)
-        said, ours = _blend(saved.trained_for.get("styles") or []), _blend(run.job.model_dump(mode="json")["styles"])
-        if said and said != ours:  # said, not passed over: the pictures take the network's styles
-            run.note(f"the saved network was trained for {said}; this job names {ours}: the pictures have the "
-                     "network's styles" + (", refined towards the job's" if settings.refine else ""))
+        if said := differing(run, renderer, saved):  # said, not passed over: the network's look is its own
+            run.note(said)
         return Trained(build(saved, device), saved.architecture, "applied", saved.trained_for)
     key, path = training_key(run), network_path(run)
     if path.is_file() and not run.fresh:  # an earlier run of this job trained it (and stopped while rendering, say)

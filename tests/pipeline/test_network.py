@@ -1,5 +1,6 @@
 """``method: network`` end to end: training on a clip's own frames, the saved network, resume, errors."""
 
+import hashlib
 import json
 import os
 import signal
@@ -13,8 +14,10 @@ from PIL import Image
 import blendstyle
 from blendstyle.errors import BlendstyleError, Interrupted
 from blendstyle.files.clips import read_clip
-from blendstyle.files.networks import load_network
+from blendstyle.files.networks import SavedNetwork, load_network, save_network
+from blendstyle.nst.transformer import Architecture, TransformerNet
 from blendstyle.pipeline.progress import Reporter
+from blendstyle.pipeline.trained_for import settings
 
 from ..conftest import ASSETS, QUICK, moving_gif, stripes
 from .test_context import SignalAt
@@ -98,7 +101,33 @@ def test_the_saved_network_reloads_and_renders_the_same_frames(clip_job, tmp_pat
     other.write_text(other.read_text().replace("path: style.png", "path: other.png"))
     heard = Stages()
     blendstyle.render_job(blendstyle.load_job(other), tmp_path / "out", heard)
-    assert heard.heard("the saved network was trained for style 100%; this job names other 100%"), heard.said
+    assert heard.heard("styles style 100% (this job: other 100%)"), heard.said
+
+
+def test_a_saved_network_applied_with_other_settings_says_each_and_the_record_names_its_file(clip_job, tmp_path):
+    """The job's loss weights, layers, colour preservation and size change nothing in a saved network's
+    pictures: each one that differs from what it was trained for is said, with both values."""
+    from ..cluster.conftest import Stages
+
+    job = blendstyle.load_job(clip_job()).job
+    architecture = Architecture(8, 1)
+    path = save_network(tmp_path / "given.network.pt", SavedNetwork(
+        architecture, TransformerNet(architecture).state_dict(), {"key": "elsewhere", **settings(job)}))
+    same = Stages()
+    applied = blendstyle.render_job(blendstyle.load_job(clip_job("name: same\n", f"weights: {path}")), tmp_path / "out", same)
+    assert not same.heard("other settings"), same.said
+    network = applied.record["network"]
+    assert network["file"] == str(path) and network["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    other = Stages()
+    changed = "name: changed\nweights: {style: 1000}\npreserve_color: luminance\nlayers: {style: [relu1_1]}\n"
+    done = blendstyle.render_job(blendstyle.load_job(clip_job(changed, f"weights: {path}"), {"size": 40}),
+                                 tmp_path / "out", other)
+    for words in ("weights.style 10 (this job: 1000)", "preserve_color none (this job: luminance)",
+                  "size 48 px (this job: 40 px)", "layers.style relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (this job: relu1_1)",
+                  "The pictures have the network's look; train a network for this job"):
+        assert other.heard(words), (words, other.said)
+    assert any("weights.style 10" in note for note in done.record["notes"])
+
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
