@@ -33,7 +33,7 @@ import torch
 from ..config.inputs import file_sha256
 from ..errors import BlendstyleError, Problem
 from ..files.images import read_image
-from ..files.networks import SavedNetwork, load_network, save_network
+from ..files.networks import SavedNetwork, load_checkpoint, load_network, save_network
 from ..nst.optimize import Step, rows, steps
 from ..nst.temporal import followed_reference, unchanged
 from ..nst.transformer import Architecture, TransformerNet, placed, transform
@@ -187,6 +187,9 @@ def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) ->
     checkpoint = run.folder / "network.checkpoint.pt"
     if run.fresh:  # run --force: the training starts again
         checkpoint.unlink(missing_ok=True)
+    elif checkpoint.is_file() and load_checkpoint(checkpoint, key) is None:  # said: the stopped steps are not gone on from
+        run.note(f"{checkpoint.name} was written for another training (the job, its files or blendstyle changed since "
+                 "it stopped, or the file is damaged): the network is trained from its first step")
     if farm is not None:  # on a worker (with a GPU where the cluster has them); the checkpoints come here
         training: Trainer = farm.training(renderer, key, checkpoint)
     else:

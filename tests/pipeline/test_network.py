@@ -165,6 +165,28 @@ def test_a_stop_mid_training_keeps_a_checkpoint_and_the_rerun_trains_on_to_the_s
         assert torch.allclose(a[name], b[name], atol=1e-5), name
 
 
+def test_a_checkpoint_of_the_job_before_its_change_is_said_and_not_gone_on_from(clip_job, tmp_path):
+    """Stopped, then the job's style weight edited: its checkpoint is another training's, so the network is
+    trained from the first step, and the run says so instead of dropping the stopped steps in silence."""
+    from ..cluster.conftest import Stages
+
+    short = TINY.replace("iterations: 24", "iterations: 6")
+    job, out = clip_job(network=short), tmp_path / "out"
+    with pytest.raises(Interrupted):
+        blendstyle.render_job(blendstyle.load_job(job), out, reporter=SignalAt(signal.SIGINT, steps=3))
+    assert (out / "clip" / "network.checkpoint.pt").is_file()
+    seen = []
+
+    class Steps(Stages):
+        def step(self, step):
+            seen.append(step.iteration)
+
+    heard = Steps()
+    blendstyle.render_job(blendstyle.load_job(clip_job("weights: {style: 5}\n", short)), out, reporter=heard)
+    assert seen[0] == 1 and len(seen) == 6
+    assert heard.heard("network.checkpoint.pt was written for another training"), heard.said
+
+
 def test_two_ctrl_cs_as_the_weights_update_keep_the_step_and_its_count_together(clip_job, tmp_path, monkeypatch):
     """Both signals land between the weights' update and the step's count: the checkpoint holds the
     updated weights with the count that includes them (it held them with the count before)."""
