@@ -80,6 +80,16 @@ def animation(path, fmt: str = "gif", count: int = 6) -> Path:
     return Path(path)
 
 
+def saved_network(path) -> Path:
+    """A file whose format says it is a saved network (what ``validate`` reads of one; no weights in it)."""
+    import torch
+
+    from blendstyle.config.saved_network import FORMAT
+
+    torch.save({"format": FORMAT}, path)
+    return Path(path)
+
+
 def damaged(path, frame: int, cut: bool = False) -> Path:
     """``path``'s animation (a GIF, APNG or WebP of several frames) with frame ``frame``'s compressed data
     overwritten, or, with ``cut``, the file cut short in the middle of that data, in place."""

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from blendstyle.cli import main
 
-from .conftest import ROOT, animation, damaged, moving_gif
+from .conftest import ROOT, animation, damaged, moving_gif, saved_network
 
 
 def invoke(*args):
@@ -43,7 +43,7 @@ def test_iterations_shortens_every_optimisation_of_a_clip(tiny_job, tmp_path):
     record = json.loads((tmp_path / "out" / "tiny" / "run.json").read_text())
     assert (record["iterations"]["first_frame"], record["iterations"]["later_frames"]) == (4, 2)
     assert record["iterations"]["done"] <= 4 + 2 * 2
-    (tmp_path / "saved.network.pt").write_bytes(b"PK\x03\x04")  # what torch.save writes first
+    saved_network(tmp_path / "saved.network.pt")
     applied = tiny_job("method: network\nnetwork: {weights: saved.network.pt}\n", name="applied.yaml")
     said = [invoke(command, applied, "--iterations", "4").output for command in ("validate", "run")]
     assert all("command line --iterations: the job applies a saved network as it is" in text for text in said), said

@@ -7,6 +7,7 @@ from blendstyle.config.iterations import iteration_settings, preview_iterations
 from blendstyle.config.load import COMMAND_LINE, load_job
 from blendstyle.errors import BlendstyleError
 
+from ..conftest import saved_network
 from .test_unread import clip_job
 
 
@@ -34,7 +35,7 @@ def test_a_coherent_clips_later_frames_follow(tiny_job, tmp_path):
 def test_a_network_job_sets_what_it_iterates(tiny_job, tmp_path):
     trained = load_job(tiny_job("method: network\nnetwork: {iterations: 50, refine: 5}\n"), iterations=7).job
     assert (trained.network.iterations, trained.network.refine, trained.optimizer.iterations) == (7, 5, 500)
-    (tmp_path / "saved.network.pt").write_bytes(b"PK\x03\x04")  # what torch.save writes first
+    saved_network(tmp_path / "saved.network.pt")
     refined = load_job(tiny_job("method: network\nnetwork: {weights: saved.network.pt, refine: 5}\n"), iterations=7).job
     assert refined.network.refine == 7
     with pytest.raises(BlendstyleError) as info:
@@ -66,7 +67,7 @@ def test_a_network_job_that_does_not_validate_gets_only_its_own_problems(tiny_jo
 
 
 def test_a_preview_is_never_longer_than_the_job(tiny_job, tmp_path):
-    (tmp_path / "saved.network.pt").write_bytes(b"PK\x03\x04")  # what torch.save writes first
+    saved_network(tmp_path / "saved.network.pt")
     for extra, expected in [("optimizer: {iterations: 50}\n", 50), ("", 100),
                             ("method: network\nnetwork: {iterations: 600}\n", 100),
                             ("method: network\nnetwork: {weights: saved.network.pt, refine: 5}\n", 5),

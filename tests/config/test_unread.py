@@ -6,7 +6,7 @@ import pytest
 from blendstyle.config.load import load_job
 from blendstyle.errors import BlendstyleError
 
-from ..conftest import moving_gif
+from ..conftest import moving_gif, saved_network
 
 #: (the other settings, the key with a value other than its default, its refusal, the other settings that
 #: turn the key on).
@@ -132,7 +132,7 @@ def test_a_video_has_no_loop_to_close(tiny_job, tmp_path):
      "network: a saved network is applied as it is, without training: checkpoint_every cannot be set"),
 ])
 def test_a_setting_its_own_section_turns_off_is_refused(tiny_job, tmp_path, extra, refusal):
-    (tmp_path / "saved.pt").write_bytes(b"PK\x03\x04")  # what torch.save writes first
+    saved_network(tmp_path / "saved.pt")
     with pytest.raises(BlendstyleError, match=refusal):
         load_job(tiny_job(extra))
 
