@@ -285,16 +285,29 @@ class _Copy:
         self.packets = iter(())
 
 
-def _layout(layout) -> str:
-    """The channel layout to encode ``layout``'s sound in. A layout whose channels are only counted, in no
-    known order (PCM from a Matroska or QuickTime file without a channel mask: ``"1 channels"``), is refused
-    by the AAC encoder: one channel is taken as mono and any other count as stereo (the resampler mixes it
-    down); a named layout is kept."""
+#: The layout each encoder sound is re-encoded with (AAC for mp4, Opus for webm) is given for a channel
+#: count, where the source's own will not do. AAC low-passes an LFE channel, so channels in no known
+#: order go to a layout without one; Opus takes six to eight channels only as 5.1, 6.1 or 7.1 (its
+#: Vorbis mapping), and no ``2.1`` or ``5.1(side)`` (the AC-3 decoder's), whose channels the resampler
+#: maps onto its own.
+LAYOUTS = {
+    "aac": {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "6.0", 7: "7.0", 8: "octagonal"},
+    "libopus": {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"},
+}
+
+
+def _layout(layout, codec: str) -> str:
+    """The channel layout to encode ``layout``'s sound in with ``codec``: a named layout as it is where the
+    encoder takes it (AAC: any; Opus: those of :data:`LAYOUTS`), else :data:`LAYOUTS`'s for its channel
+    count (PCM from a Matroska or QuickTime file has no channel mask: ``"6 channels"``, in no known order,
+    keeps all six); beyond eight channels, stereo (mixed down)."""
     if layout is None or not layout.nb_channels:
         return "stereo"
-    if all(channel.name != "NONE" for channel in layout.channels):
+    table = LAYOUTS.get(codec, LAYOUTS["libopus"])
+    named = all(channel.name != "NONE" for channel in layout.channels)
+    if named and (codec == "aac" or layout.name in table.values()):
         return layout.name
-    return "mono" if layout.nb_channels == 1 else "stereo"
+    return table.get(layout.nb_channels, "stereo")
 
 
 class _Reencode(_Copy):
@@ -305,15 +318,30 @@ class _Reencode(_Copy):
 
         rate = 48000 if codec == "libopus" else stream.codec_context.sample_rate
         output = container.add_stream(codec, rate=rate)
-        output.layout = _layout(stream.codec_context.layout)
+        source_layout = stream.codec_context.layout
+        output.layout = _layout(source_layout, codec)
         super().__init__(container, source, stream, sound, output)
         self.resampler = av.AudioResampler(format=output.codec_context.codec.audio_formats[0].name,
                                            layout=output.layout, rate=rate)
+        # Channels in no known order go one to one into the layout of their count: the resampler, left to
+        # itself, would take six as 5.1 and remix them (dropping one as an LFE into a layout without one).
+        unnamed = source_layout is not None and any(channel.name == "NONE" for channel in source_layout.channels)
+        self.relabel = output.layout.name if unnamed and output.layout.nb_channels == source_layout.nb_channels else None
 
     def put(self, packet) -> None:
         for frame in packet.decode():
-            for resampled in self.resampler.resample(frame):
+            for resampled in self.resampler.resample(self._labelled(frame)):
                 self.encode(resampled)
+
+    def _labelled(self, frame):
+        """``frame`` with :attr:`relabel`'s channel names, its samples as they are."""
+        if self.relabel is None:
+            return frame
+        import av
+
+        labelled = av.AudioFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name, layout=self.relabel)
+        labelled.sample_rate, labelled.pts, labelled.time_base = frame.sample_rate, frame.pts, frame.time_base
+        return labelled
 
     def encode(self, frame) -> None:
         if frame is not None:

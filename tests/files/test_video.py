@@ -3,6 +3,7 @@
 Every check reads the written file back with PyAV itself, not through blendstyle's reader."""
 
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -184,6 +185,41 @@ def test_pcm_sound_with_no_channel_order_is_re_encoded(tmp_path, fmt):
         assert container.streams.audio[0].codec_context.layout.name == "mono"
         tone = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(audio=0)])
     assert len(tone) / 48000 == pytest.approx(0.24, abs=0.05) and np.abs(tone).max() > 0.2  # the tone, not silence
+
+
+def _six_channel_sound(path, codec: str, layout: str) -> Path:
+    """A quarter second of six tones (220, 440 ... 1320 Hz), one a channel, in Matroska."""
+    t = np.arange(48000 // 4) / 48000
+    tones = np.stack([0.3 * np.sin(2 * np.pi * 220 * (k + 1) * t) for k in range(6)]).astype(np.float32)
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream(codec, rate=48000)
+        stream.layout = layout
+        if stream.codec_context.codec.audio_formats[0].name == "s16":
+            frame = av.AudioFrame.from_ndarray((tones.T.reshape(1, -1) * 32767).astype(np.int16), format="s16", layout=layout)
+        else:
+            frame = av.AudioFrame.from_ndarray(tones, format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = 48000, 0
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return Path(path)
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+@pytest.mark.parametrize("codec, layout", [("pcm_s16le", "5.1"), ("ac3", "5.1(side)")])
+def test_six_channel_sound_keeps_its_six_channels(tmp_path, fmt, codec, layout):
+    """Six channels in no known order (PCM in Matroska) were mixed down to stereo, one channel lost as if it
+    were the LFE; AC-3's 5.1(side), which Opus refuses, stopped a webm with a traceback. Both are written
+    as 5.1, every channel's tone kept."""
+    sound = _six_channel_sound(tmp_path / "six.mkv", codec, layout)
+    picture = np.zeros((32, 32, 3), np.uint8)
+    note = write_video([picture] * 6, tmp_path / f"out.{fmt}", fmt, Timeline([0, 40, 80, 120, 160, 200], Fraction(1, 1000), 240),
+                       sound=Sound(sound, float("-inf"), None, 0.0))
+    assert note.startswith("re-encoded") or note == "copied"
+    with av.open(str(tmp_path / f"out.{fmt}")) as container:
+        layout_written = container.streams.audio[0].codec_context.layout
+        samples = np.concatenate([frame.to_ndarray() for frame in container.decode(audio=0)], axis=1)
+    assert layout_written.nb_channels == 6 and samples.shape[0] == 6
+    assert all(np.abs(channel).max() > 0.1 for channel in samples)  # no channel silent
 
 
 @pytest.mark.parametrize("fmt", ["mp4", "webm"])
