@@ -23,7 +23,7 @@ from ..config.inputs import folder_note
 from ..errors import BlendstyleError, Problem
 from ..files.clips import ClipFile, open_clip
 from ..files.images import fit_long_side, read_alpha, read_image
-from ..media.formats import is_video
+from ..media.formats import CLIPS, is_video
 from ..media.probe import frame_times, frames_in, image_size, stills_in
 from ..nst.memory import free_bytes, job_bytes, plan
 from ..nst.temporal import flow_available, reference
@@ -91,11 +91,12 @@ class ClipRenderer:
                 clip = open_clip(self.stills[0], job.size, max_pixels=job.max_input_pixels)
                 self.first = read_image(self.stills[0], job.size, job.max_input_pixels).to(device)
         self.clip = clip
+        videos = any(CLIPS[name].kind == "video" for name in job.animation.output_formats(clip.video))
         if clip.hdr:
             run.note(f"{Path(job.content).name} is HDR video ({clip.hdr}, BT.2020): its frames are tone-mapped to "
-                     "SDR BT.709 (HDR reference white to near SDR white, highlights compressed) and the video "
-                     "written is SDR")
-        if clip.sound is not None and clip.sound.streams > 1:  # a second language, a commentary, a raw microphone
+                     "SDR BT.709 (HDR reference white to near SDR white, highlights compressed)"
+                     + (" and the video written is SDR" if videos else ""))
+        if videos and clip.sound is not None and clip.sound.streams > 1:  # a second language, a raw microphone
             run.note(f"{Path(job.content).name} has {clip.sound.streams} audio streams: the first goes into the videos "
                      "written, the others are left out")
         run.check()

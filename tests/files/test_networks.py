@@ -78,9 +78,10 @@ def test_validate_refuses_at_network_weights_what_run_would_for_its_format(saved
     torch.save({"model": payload["state"]}, tmp_path / "plain.pt")
     torch.save(payload | {"format": "blendstyle.network/2"}, tmp_path / "future.pt")
     (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:3000])
+    (tmp_path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}" + bytes(8))  # no archive at all
     job = tmp_path / "job.yaml"
     for name, words in (("plain.pt", "is not a blendstyle network"), ("future.pt", "another blendstyle version"),
-                        ("cut.pt", "not a whole zip archive")):
+                        ("cut.pt", "not a whole zip archive"), ("model.safetensors", "is not a file torch saved")):
         job.write_text(f"content: photo.png\nstyles: [{{path: style.png}}]\nmethod: network\nnetwork: {{weights: {name}}}\n")
         with pytest.raises(BlendstyleError) as info:
             blendstyle.load_job(job)

@@ -92,6 +92,9 @@ def test_a_clip_with_two_audio_streams_says_only_the_first_is_written(tmp_path):
     one = make_video(tmp_path / "one.mp4")
     result = blendstyle.run_job(job(tmp_path, one.name, "iterations: 2", "iterations: 2"), out_root=tmp_path / "one")
     assert not any("audio streams" in note for note in result.record.get("notes", []))
+    gif = job(tmp_path, "clip.mp4", "iterations: 2, formats: [gif]", "iterations: 2")  # no video written: nothing to say
+    result = blendstyle.run_job(gif, out_root=tmp_path / "gif")
+    assert not any("audio streams" in note for note in result.record.get("notes", []))
 
 
 def test_an_odd_size_renders_and_the_video_is_padded_to_even_sides(tmp_path):
