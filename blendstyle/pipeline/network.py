@@ -158,6 +158,10 @@ def differing(run: Run, renderer: ClipRenderer, saved: SavedNetwork) -> str | No
     found = differences(saved.trained_for, settings(run.job), clip=renderer.stills is None)
     if not found:
         return None
+    if [name for name, _, _ in found] == ["size"]:  # applied at another size, as a network is meant to be
+        _, theirs, ours = found[0]
+        return (f"the saved network was trained on {theirs} pictures and this job's are {ours}: its strokes keep "
+                "their size in pixels")
     said = "; ".join(f"{name} {theirs} (this job: {ours})" for name, theirs, ours in found)
     return (f"the saved network was trained with other settings than this job's: {said}. The pictures have the "
             "network's look" + (", refined towards the job's" if run.job.network.refine else

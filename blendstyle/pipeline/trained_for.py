@@ -47,8 +47,13 @@ def differences(trained: dict[str, Any], ours: dict[str, Any], clip: bool) -> li
         if name not in trained or (name == "temporal_weight" and not clip):
             continue
         for key, theirs, mine in _leaves(name, trained[name], ours[name]):
-            if theirs != mine:
-                found.append((key, *_said(key, theirs, mine)))
+            said = _said(key, theirs, mine)
+            # Alike as they are said is alike as trained: the same style files in another folder (a moved
+            # project, a network shared), weights 1 and 1.0, blend weights 2:2 where they were 1:1; and a
+            # layer set's weights count as shares of their sum (2:2 is 1:1 there too).
+            alike = _shares(theirs) == _shares(mine) if key.startswith("layers.") else theirs == mine
+            if not alike and said[0] != said[1]:
+                found.append((key, *said))
     return found
 
 
@@ -70,6 +75,15 @@ def _said(key: str, theirs: Any, mine: Any) -> tuple[str, str]:
     if key == "size":
         return f"{theirs} px", f"{mine} px"
     return _value(theirs), _value(mine)
+
+
+def _shares(layers: Any) -> Any:
+    """A layer set's weights as shares of their sum (the losses normalise them so), zeros left out."""
+    if not isinstance(layers, dict):
+        return layers
+    weights = {name: float(weight) for name, weight in layers.items() if isinstance(weight, (int, float)) and weight > 0}
+    total = sum(weights.values())
+    return {name: round(weight / total, 6) for name, weight in weights.items()} if total > 0 else layers
 
 
 def _kinds(entries: Any) -> str:

@@ -127,6 +127,10 @@ def test_a_saved_network_applied_with_other_settings_says_each_and_the_record_na
                   "The pictures have the network's look; train a network for this job"):
         assert other.heard(words), (words, other.said)
     assert any("weights.style 10" in note for note in done.record["notes"])
+    resized = Stages()  # another size alone: how a network is meant to be used, said as what it does
+    blendstyle.render_job(blendstyle.load_job(clip_job("name: resized\n", f"weights: {path}"), {"size": 40}), tmp_path / "out", resized)
+    assert resized.heard("trained on 48 px pictures and this job's are 40 px: its strokes keep their size in pixels"), resized.said
+    assert not resized.heard("train a network for this job"), resized.said
 
 
 
