@@ -225,7 +225,7 @@ def test_a_folder_run_isolates_an_internal_error(tiny_job, tmp_path, monkeypatch
     assert record["status"] == "failed" and "RuntimeError: an internal bug" in record["error"]["traceback"]
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EIO])
 def test_a_full_disk_is_said_not_reported_as_a_bug(tiny_job, tmp_path, monkeypatch, code):
     """A disk that fills up while the outputs are written is the machine's state: one clear error naming
     the file, exit 1, no traceback, and a record that says it was no internal error."""
@@ -240,7 +240,8 @@ def test_a_full_disk_is_said_not_reported_as_a_bug(tiny_job, tmp_path, monkeypat
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", str(tiny_job()), "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert f"cannot write {out / 'tiny' / 'tiny.png'}: {os.strerror(code)}" in " ".join(result.output.split())
+    what = "the disk failed at" if code == errno.EIO else "cannot write"
+    assert f"{what} {out / 'tiny' / 'tiny.png'}: {os.strerror(code)}" in " ".join(result.output.split())
     record = json.loads((out / "tiny" / "run.json").read_text())
     assert record["status"] == "failed" and record["error"]["internal"] is False and "traceback" not in record["error"]
 

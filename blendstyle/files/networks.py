@@ -11,7 +11,10 @@ and the loss history, under the key of the training it belongs to.
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +46,7 @@ def save_network(path: Path, saved: SavedNetwork) -> Path:
     payload = {"format": FORMAT, "architecture": saved.architecture.record(),
                "state": {name: tensor.detach().cpu() for name, tensor in saved.state.items()},
                "trained_for": saved.trained_for, "history": {"terms": saved.terms, "rows": saved.history}}
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
+    _save(payload, path)
     return path
 
 
@@ -85,9 +87,22 @@ def load_network(path: Path | str) -> SavedNetwork:
 
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> Path:
-    with atomic_path(path) as temporary:
-        torch.save(checkpoint, temporary)
+    _save(checkpoint, path)
     return path
+
+
+def _save(payload: dict[str, Any], path: Path) -> None:
+    """``torch.save`` atomically. torch says a write that failed (a full disk) as a RuntimeError of its
+    archive writer: it is raised as the OSError it is, naming the file."""
+    with atomic_path(path) as temporary:
+        try:
+            torch.save(payload, temporary)
+        except RuntimeError as error:
+            if "write" not in str(error).lower():
+                raise
+            full = shutil.disk_usage(temporary.parent).free < (1 << 20)
+            raise OSError(errno.ENOSPC if full else errno.EIO, os.strerror(errno.ENOSPC) if full else
+                          f"the file could not be written ({str(error).splitlines()[-1]})", str(path)) from None
 
 
 def load_checkpoint(path: Path, key: str) -> dict[str, Any] | None:

@@ -98,8 +98,9 @@ def render(
                                      | ({} if disk else {"traceback": traceback.format_exc()})))
             if disk:
                 where = f" {error.filename}" if error.filename else ""
+                what = "the disk failed at" if error.errno == errno.EIO else "cannot write"  # EIO: a read, too
                 raise BlendstyleError(
-                    f"{loaded.job.name}: cannot write{where}: {error.strerror or error}. Make room (or give --out "
+                    f"{loaded.job.name}: {what}{where}: {error.strerror or error}. Make room (or give --out "
                     "another disk) and run the same command again: the frames and sweep cells it finished are "
                     "kept") from None
             raise

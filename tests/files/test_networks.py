@@ -89,3 +89,21 @@ def test_validate_refuses_at_network_weights_what_run_would_for_its_format(saved
         assert problem.key == "network.weights" and problem.location.line == 4 and words in problem.message
     job.write_text(f"content: photo.png\nstyles: [{{path: style.png}}]\nmethod: network\nnetwork: {{weights: {path}}}\n")
     assert blendstyle.load_job(job).job.network.weights == str(path)
+
+
+def test_a_write_that_fails_is_said_as_the_os_error_it_is(tmp_path, monkeypatch):
+    """torch says a full disk as a RuntimeError of its archive writer: a run then showed a traceback."""
+    import errno
+
+    from blendstyle.files.networks import save_checkpoint
+
+    def failing(payload, path):
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0\n"
+                           "PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", failing)
+    with pytest.raises(OSError) as info:
+        save_checkpoint(tmp_path / "network.checkpoint.pt", {"step": 1})
+    assert info.value.errno in (errno.ENOSPC, errno.EIO) and info.value.filename == str(tmp_path / "network.checkpoint.pt")
+    assert "file write failed" in info.value.strerror  # this disk has room: the writer's own words
+    assert not list(tmp_path.iterdir())  # nothing half-written left
