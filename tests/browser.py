@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome")
@@ -70,6 +71,12 @@ class Browser:
         self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         self.call("Emulation.setDeviceMetricsOverride",
                   {"width": self.size[0], "height": self.size[1], "deviceScaleFactor": 1, "mobile": False}, self.session)
+        # Until the page has loaded, its elements are not there to be read (on a busy machine, seconds); the
+        # new target shows about:blank, loaded, before it goes to ``url``.
+        loaded = f"location.href === {json.dumps(url)} && document.readyState === 'complete'"
+        deadline = time.monotonic() + 30
+        while not self.evaluate(loaded) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def evaluate(self, expression: str):
         result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, self.session)
