@@ -45,7 +45,7 @@ def input_problems(job: Job, layered: Layered, job_file: Path, wrong: set[Key] =
         return problems
     content_frames = frames_in(job.content)
     if content_frames is None:
-        problem(("content",), undecodable(job.content, "a frame"))
+        problem(("content",), undecodable(job.content))
         return problems
 
     for index, style in enumerate(job.styles):

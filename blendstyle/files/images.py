@@ -217,7 +217,7 @@ def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | 
                 value = ((grey * alpha + 127) // 255).astype(np.uint8)
                 masks.append(torch.from_numpy(value)[None, None])
         except DECODE_ERRORS as exc:  # an animated mask's damaged frame, named as validate names it
-            raise BlendstyleError(undecodable(path, "a frame", exc)) from None
+            raise BlendstyleError(undecodable(path, exc=exc)) from None
     return masks
 
 

@@ -139,11 +139,11 @@ def frame_total(path: Path | str) -> int | None:
     return None if decoded is None else decoded.count
 
 
-def undecodable(path: Path | str, what: str, exc: BaseException | None = None) -> str:
+def undecodable(path: Path | str, what: str = "a frame", exc: BaseException | None = None) -> str:
     """What a reader says of a frame of ``path`` it could not decode: :func:`frame_failure`'s words where
     decoding every frame finds one (Pillow may fail on the frame before the damaged one, where it seeks),
-    else ``what`` (``"frame 3"``, ``"mask"``) with the reader's reason (``exc``), or that the frames cannot
-    be counted."""
+    else ``what`` (``"frame 3"``) with the reader's reason (``exc``); without a reason, that the frames
+    cannot be counted."""
     if said := frame_failure(path):
         return said
     if exc is None:

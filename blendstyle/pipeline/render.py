@@ -117,7 +117,7 @@ def _mode(loaded: LoadedJob) -> Callable[[Run, Farm | None], RenderResult]:
         return render_network_still
     frames = frames_in(loaded.job.content)
     if frames is None:
-        raise BlendstyleError(Problem(undecodable(loaded.job.content, "a frame"), loaded.location(("content",)), "content"))
+        raise BlendstyleError(Problem(undecodable(loaded.job.content), loaded.location(("content",)), "content"))
     if frames > 1 or is_video(loaded.job.content):
         return render_network if loaded.job.method == "network" else render_animation
     if loaded.job.method == "network":  # validate refuses it for a sweep
