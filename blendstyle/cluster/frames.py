@@ -149,11 +149,11 @@ class RayFarm:
         refs = [actors[number // per].network.remote(self.shipped, network, group) for number, group in enumerate(groups)]
         yield from self._gather(renderer.run, refs, [], ordered=True)
 
-    def training(self, renderer: ClipRenderer, key: str, checkpoint: Path) -> Trainer:
+    def training(self, renderer: ClipRenderer, key: str, checkpoint: Path, resumed: dict | None) -> Trainer:
         if (self.cluster.address or "").startswith("ray://"):  # Ray Client cannot stream the steps back
             renderer.run.reporter.stage("training the network here: Ray Client (ray://) cannot stream a worker's steps")
-            return Training(renderer.run, renderer, gather(renderer), checkpoint, key)
-        return RemoteTraining(self.train, self.cluster.gpus, renderer, key, checkpoint)
+            return Training(renderer.run, renderer, gather(renderer), checkpoint, key, resumed)
+        return RemoteTraining(self.train, self.cluster.gpus, renderer, key, checkpoint, resumed)
 
     def train(self, renderer: ClipRenderer, key: str, checkpoint: dict | None) -> Iterator[tuple]:
         """The events of the network's training on one worker (:meth:`FrameWorker.train`), as they come.

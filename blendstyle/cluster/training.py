@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..files.networks import load_checkpoint, save_checkpoint
+from ..files.networks import save_checkpoint
 from ..nst.optimize import Optimized, steps
 from ..nst.transformer import Architecture, TransformerNet, placed, transform
 from ..pipeline.clip import ClipRenderer
@@ -33,12 +33,12 @@ class RemoteTraining:
     the cluster has GPUs."""
 
     def __init__(self, stream: Callable[[ClipRenderer, str, dict | None], Iterator[tuple]], gpus: bool,
-                 renderer: ClipRenderer, key: str, path: Path):
+                 renderer: ClipRenderer, key: str, path: Path, resumed: dict | None):
         settings = renderer.run.job.network
         self.stream, self.gpus, self.renderer, self.key, self.path = stream, gpus, renderer, key, path
         self.architecture = Architecture(settings.width, settings.blocks)
         self.net = None
-        self.resumed = load_checkpoint(path, key)
+        self.resumed = resumed  # the checkpoint of this training read from ``path`` (None: from the start)
         self.kept = self.done = self.resumed["done"] if self.resumed else 0
         self.seconds = self.resumed["seconds"] if self.resumed else 0.0
         self.history = steps(self.resumed["terms"], self.resumed["history"]) if self.resumed else []

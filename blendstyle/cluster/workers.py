@@ -21,7 +21,6 @@ from typing import Any
 import torch
 
 from ..errors import BlendstyleError, Interrupted
-from ..files.networks import save_checkpoint
 from ..nst.device import to_device
 from ..pipeline.clip import ClipRenderer
 from ..pipeline.context import open_run
@@ -204,10 +203,9 @@ class FrameWorker(_Worker):
         state, picture)`` whenever a checkpoint is due; ``("done", state, device)`` at the end."""
         with self._as_written():
             renderer = self._setup(shipped)
-            path = self.folder / "network.checkpoint.pt"
-            if checkpoint is not None:
-                save_checkpoint(path, checkpoint)
-            training = Training(renderer.run, renderer, gather(renderer), path, key)
+            # The driver read the checkpoint (this training's): the worker goes on from it as it is.
+            training = Training(renderer.run, renderer, gather(renderer), self.folder / "network.checkpoint.pt", key,
+                                checkpoint)
             for step in training.stepping():
                 yield "step", step
                 if training.checkpoint_due():

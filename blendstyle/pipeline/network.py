@@ -83,9 +83,9 @@ class NetworkFarm(Protocol):
     def network(self, renderer: ClipRenderer, saved: SavedNetwork, groups: list[list[int]]) -> Iterator[Rendered]:
         """Each group of frames through the network (:func:`through`), handed back in the groups' order."""
 
-    def training(self, renderer: ClipRenderer, key: str, checkpoint: Path) -> Trainer:
-        """The job's network trained on a worker, going on from ``checkpoint`` (this training's, ``key``) and
-        keeping its checkpoints there."""
+    def training(self, renderer: ClipRenderer, key: str, checkpoint: Path, resumed: dict | None) -> Trainer:
+        """The job's network trained on a worker, going on from ``resumed`` (the checkpoint of this training,
+        ``key``, as read from ``checkpoint``; None: from the start) and keeping its checkpoints there."""
 
 
 def render_network(run: Run, farm: NetworkFarm | None = None) -> RenderResult:
@@ -191,14 +191,15 @@ def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) ->
     checkpoint = run.folder / "network.checkpoint.pt"
     if run.fresh:  # run --force: the training starts again
         checkpoint.unlink(missing_ok=True)
-    elif checkpoint.is_file() and load_checkpoint(checkpoint, key) is None:  # said: the stopped steps are not gone on from
+    resumed = load_checkpoint(checkpoint, key)  # read once, here: the trainers go on from it
+    if resumed is None and checkpoint.is_file():  # said: the stopped steps are not gone on from
         run.note(f"{checkpoint.name} was written for another training (the job, its files or blendstyle changed since "
                  "it stopped, or the file is damaged): the network is trained from its first step")
     if farm is not None:  # on a worker (with a GPU where the cluster has them); the checkpoints come here
-        training: Trainer = farm.training(renderer, key, checkpoint)
+        training: Trainer = farm.training(renderer, key, checkpoint, resumed)
     else:
         run.reporter.stage("gathering training frames")
-        training = Training(run, renderer, gather(renderer), checkpoint, key)
+        training = Training(run, renderer, gather(renderer), checkpoint, key, resumed)
     with run.guard(training.saved, renderer.clip.size):
         training.train()
     record = trained_for(run, key, training.seconds, training.history)

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import torch
 
 from ..files.images import read_alpha, read_image
-from ..files.networks import load_checkpoint, save_checkpoint
+from ..files.networks import save_checkpoint
 from ..nst.losses import temporal_loss
 from ..nst.optimize import Halt, Optimized, Step, rows, steps
 from ..nst.temporal import reference
@@ -156,7 +156,9 @@ def begin(reporter, stage: str, total: int, history: list[Step]) -> None:
 class Training:
     """One network's training for one job, here: resumable, stoppable, reported step by step."""
 
-    def __init__(self, run: Run, renderer: ClipRenderer, pool: Pool, checkpoint, key: str):
+    def __init__(self, run: Run, renderer: ClipRenderer, pool: Pool, checkpoint, key: str, saved: dict | None):
+        """``checkpoint``: where the training keeps its checkpoints; ``saved``: the one of this training (``key``)
+        read from there, to go on from (None: from the first step)."""
         job, device = run.job, run.device
         settings = job.network
         self.run, self.renderer, self.pool = run, renderer, pool
@@ -173,7 +175,6 @@ class Training:
         self.side = crop_size(height, width, settings.crop)
         self.done, self.history, self.seconds = 0, [], 0.0
         self.trained_on = {"process": "this", "device": device.type}
-        saved = load_checkpoint(checkpoint, key)
         if saved is not None:
             self.net.load_state_dict(saved["network"])
             self.optimizer.load_state_dict(saved["optimizer"])
