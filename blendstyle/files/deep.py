@@ -90,10 +90,10 @@ class DeepPicture:
         return np.clip(np.dstack([np.asarray(band) for band in self.bands]), 0, 1).astype(np.float32)
 
 
-def read_deep(path: Path, header: Image.Image) -> DeepPicture | None:
+def read_deep(path: Path, header: Image.Image, convert: bool = True) -> DeepPicture | None:
     """``path`` at full precision when it is a 16-bit grey, grey and alpha, RGB or RGBA PNG or TIFF that a
     reader here takes (``header``: the file opened by Pillow, not yet decoded); None for any other file,
-    read by Pillow."""
+    read by Pillow. ``convert``: its colours through its profile to sRGB (not for a reader of its alpha alone)."""
     layout = _layout(path, header)
     if layout is None:
         return None
@@ -111,7 +111,7 @@ def read_deep(path: Path, header: Image.Image) -> DeepPicture | None:
         colour = 1 - colour
     if layout.associated:
         colour = np.divide(colour, opacity, out=np.zeros_like(colour), where=opacity > 0).clip(0, 1)
-    if profile := header.info.get("icc_profile"):
+    if convert and (profile := header.info.get("icc_profile")):
         colour = _in_srgb(colour, profile)
     bands = [_band(colour[..., channel]) for channel in range(colour.shape[2])]
     bands = bands * 3 if len(bands) == 1 else bands  # a grey's level is its red, green and blue

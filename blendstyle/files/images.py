@@ -141,10 +141,11 @@ def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
         raise BlendstyleError(f"cannot decode image {display_path(Path(path))}: {exc}") from None
 
 
-def open_picture(path: Path | str, max_pixels: int | None = None) -> Image.Image | DeepPicture:
-    """:func:`open_image`, but a 16-bit grey or colour PNG or TIFF at full precision (:func:`~.deep.read_deep`)."""
+def open_picture(path: Path | str, max_pixels: int | None = None, convert: bool = True) -> Image.Image | DeepPicture:
+    """:func:`open_image`, but a 16-bit grey or colour PNG or TIFF at full precision (:func:`~.deep.read_deep`;
+    ``convert``: its colours to sRGB, which a reader of its alpha alone goes without)."""
     with _open_lazy(path, max_pixels) as header:
-        deep = read_deep(Path(path), header)
+        deep = read_deep(Path(path), header, convert)
     return deep if deep is not None else open_image(path, max_pixels)
 
 
@@ -175,7 +176,7 @@ def read_alpha(
     with _open_lazy(path, max_pixels) as header:  # a picture without alpha (a photo) is not decoded again
         if not _has_alpha(header):
             return None
-    image = open_picture(path, max_pixels)
+    image = open_picture(path, max_pixels, convert=False)
     if isinstance(image, DeepPicture):  # its alpha at full precision, as an F band in [0, 1]
         alpha, opaque, white = image.alpha, 1.0, 1.0
     else:
