@@ -26,13 +26,12 @@ from ..media.probe import frame_count, gif_loop, plays_in_all, probe_video, unde
 from .atomic import atomic_path
 from .images import (
     DECODE_ERRORS,
-    DEEP_GREYS,
     _open_lazy,
     fit_long_side,
+    grey8,
     pil_to_tensor,
     resize,
     tensor_to_pil,
-    to_grey8,
     with_alpha,
 )
 from .video import Sound, Timeline, decode
@@ -88,7 +87,7 @@ class ClipFile:
             try:
                 for index in self.indices:
                     image.seek(index)
-                    rgba = resize(_scaled(image).convert("RGBA"), (width, height))
+                    rgba = resize(grey8(image).convert("RGBA"), (width, height))
                     if alpha:
                         yield None, np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
                     else:
@@ -151,7 +150,7 @@ def open_clip(
         try:
             for position, index in enumerate(indices):
                 image.seek(index)  # forward only: Pillow re-decodes from the start to seek back
-                if opaque and (frame := _scaled(image)).mode in ("RGBA", "LA", "PA", "P"):
+                if opaque and (frame := grey8(image)).mode in ("RGBA", "LA", "PA", "P"):
                     opaque = frame.convert("RGBA").getextrema()[3][0] == 255
                 # Frames dropped by step lend their display time to the frame shown before them.
                 shown = indices[position + 1] if position + 1 < len(indices) else stop
@@ -163,13 +162,6 @@ def open_clip(
         except DECODE_ERRORS as exc:  # named as validate names it (Pillow may fail on the frame before)
             raise BlendstyleError(undecodable(path, f"frame {index}", exc)) from None
     return ClipFile(path, indices, total, size, Timeline.from_durations(durations), loop, not opaque, False)
-
-
-def _scaled(frame: Image.Image) -> Image.Image:
-    """An animation's current frame, a grey deeper than 8 bits (an APNG's 16-bit grey) scaled by its bit
-    depth to 8-bit grey (:func:`~blendstyle.files.images.to_grey8`), as a still's is: Pillow's own
-    conversion to RGBA clips its values at 255, so every level above 255 of 65535 would show as white."""
-    return to_grey8(frame) if frame.mode in DEEP_GREYS else frame
 
 
 def _selection(path: Path, total: int, start: int, stop: int | None, step: int, max_frames: int | None) -> list[int]:

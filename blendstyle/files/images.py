@@ -45,8 +45,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     alpha carries no style and the colour hidden under it is often garbage); 16-bit and float greys are
     scaled by their bit depth (:func:`grey_levels`), not clipped.
     """
-    if image.mode in DEEP_GREYS:
-        image = to_grey8(image)
+    image = grey8(image)
     if _has_alpha(image):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -76,6 +75,13 @@ def grey_levels(image: Image.Image) -> tuple[float, float]:
     if image.format == "TIFF" and _tag(image, 262, 1) == 0:
         return white, 0.0
     return 0.0, white
+
+
+def grey8(image: Image.Image) -> Image.Image:
+    """``image`` as Pillow can convert it: a grey deeper than 8 bits (:data:`DEEP_GREYS`) scaled to 8 bits by
+    :func:`to_grey8` (Pillow's own conversion clips its values at 255: every level above 255 of 65535 would
+    show as white), any other picture as it is."""
+    return to_grey8(image) if image.mode in DEEP_GREYS else image
 
 
 def to_grey8(image: Image.Image, levels: tuple[float, float] | None = None) -> Image.Image:
@@ -210,7 +216,7 @@ def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | 
             for index in range(frame_count(image)):
                 image.seek(index)
                 # A deep grey is scaled by its bit depth, as a picture is (an RGBA conversion would clip it).
-                grey = to_grey8(image) if image.mode in DEEP_GREYS else image
+                grey = grey8(image)
                 frame = ImageOps.exif_transpose(grey.convert("RGBA").convert("LA"))
                 if long_side is not None:
                     frame = resize(frame, fit_long_side(*frame.size, long_side))
