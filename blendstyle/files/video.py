@@ -296,6 +296,11 @@ LAYOUTS = {
 }
 
 
+def _named(layout) -> bool:
+    """Whether each channel of ``layout`` is named (FFmpeg's ``NONE``: counted, in no known order)."""
+    return all(channel.name != "NONE" for channel in layout.channels)
+
+
 def _layout(layout, codec: str) -> str:
     """The channel layout to encode ``layout``'s sound in with ``codec``: a named layout as it is where the
     encoder takes it (AAC: any; Opus: those of :data:`LAYOUTS`), else :data:`LAYOUTS`'s for its channel
@@ -304,8 +309,7 @@ def _layout(layout, codec: str) -> str:
     if layout is None or not layout.nb_channels:
         return "stereo"
     table = LAYOUTS.get(codec, LAYOUTS["libopus"])
-    named = all(channel.name != "NONE" for channel in layout.channels)
-    if named and (codec == "aac" or layout.name in table.values()):
+    if _named(layout) and (codec == "aac" or layout.name in table.values()):
         return layout.name
     return table.get(layout.nb_channels, "stereo")
 
@@ -325,7 +329,7 @@ class _Reencode(_Copy):
                                            layout=output.layout, rate=rate)
         # Channels in no known order go one to one into the layout of their count: the resampler, left to
         # itself, would take six as 5.1 and remix them (dropping one as an LFE into a layout without one).
-        unnamed = source_layout is not None and any(channel.name == "NONE" for channel in source_layout.channels)
+        unnamed = source_layout is not None and not _named(source_layout)
         self.relabel = output.layout.name if unnamed and output.layout.nb_channels == source_layout.nb_channels else None
 
     def put(self, packet) -> None:
