@@ -77,9 +77,12 @@ class ClipFile:
     def _pictures(self, alpha: bool) -> Iterator[tuple[torch.Tensor | None, np.ndarray | None]]:
         width, height = self.size
         if self.video:
-            for _, picture in decode(self.path, self.source_pts, self.rotation):
-                image = resize(Image.fromarray(picture, "RGB"), (width, height))
-                yield (None, np.ones((height, width), np.float32)) if alpha else (pil_to_tensor(image), None)
+            if alpha:  # opaque: no frame needs decoding
+                for _ in self.source_pts:
+                    yield None, np.ones((height, width), np.float32)
+                return
+            for _, picture in decode(self.path, self.source_pts, self.rotation, (width, height)):
+                yield pil_to_tensor(Image.fromarray(picture, "RGB")), None
             return
         image = _open_lazy(self.path)
         with image:

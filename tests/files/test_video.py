@@ -8,11 +8,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from blendstyle.errors import BlendstyleError
 from blendstyle.files.clips import open_clip
 from blendstyle.files.hdr import to_sdr
-from blendstyle.files.video import Sound, Timeline, decode, write_video
+from blendstyle.files.video import Sound, Timeline, decode, picture, write_video
 from blendstyle.media.probe import probe_video
 
 from ..conftest import blobs, make_deep_video, make_video
@@ -301,3 +302,24 @@ class TestHDR:
         for got, colour in zip(read[:3], colours[:3]):
             assert np.abs(got - 255 * np.array(colour)).max() <= 6
         assert read[3].min() >= 235
+
+    def test_a_scaled_read_is_the_full_read_scaled(self, tmp_path):
+        """swscale scales an HDR frame before its tone map (a 4K HLG frame read at 1024 px: 1.37 s -> 0.14 s);
+        the picture is still the full-size read scaled down, and a turned clip is scaled to its upright size."""
+        colours = [(0.8, 0.3, 0.3), (0.3, 0.7, 0.3), (0.5, 0.5, 0.5), (1.0, 1.0, 1.0)]
+        stripes = [_ycbcr_2020(_hlg(np.power(colour, 2.4))) for colour in colours]
+        path = make_deep_video(tmp_path / "hlg.mkv", stripes, transfer=18, primaries=9, matrix=9, size=(256, 144))
+        pts = probe_video(path).pts
+        (_, full), *_ = decode(path, pts, 0)
+        (_, small), *_ = decode(path, pts, 0, (64, 36))
+        assert small.shape == (36, 64, 3)
+        expected = np.asarray(Image.fromarray(full).resize((64, 36), Image.Resampling.LANCZOS, reducing_gap=3.0))
+        # Two Lanczos filters (swscale's, chroma scaled apart) differ within the kernel's reach of an edge.
+        inside = np.concatenate([np.arange(16 * k + 4, 16 * k + 12) for k in range(4)])
+        assert np.abs(small[:, inside].astype(int) - expected[:, inside]).max() <= 2
+        assert np.abs(small.astype(int) - expected).mean() <= 1.5
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+            turned = picture(frame, 90, (36, 64))
+        assert turned.shape == (64, 36, 3)
+        assert np.abs(turned.astype(int) - np.rot90(small)).max() <= 1
