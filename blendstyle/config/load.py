@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import BlendstyleError, Location, Problem, display_path, lookup_failure, short_name
+from ..errors import BlendstyleError, Location, Problem, display_path, short_name
 from ..media.probe import content_files
 from .checks import input_problems
-from .inputs import check_folder, check_image, file_sha256, is_url, web_address
+from .inputs import check_folder, check_image, file_failure, file_sha256, is_url
 from .iterations import FOLLOWERS, FOLLOWING, iteration_settings
 from .layering import Layered, format_key, home_expanded, parse_key, read_layered
 from .models import NAME_PATTERN, Job
@@ -98,12 +98,9 @@ WEIGHTS_FILES = (("backbone", "weights"), NETWORK_WEIGHTS)
 
 
 def weights_file_problem(file: Path) -> str | None:
-    """Why ``file`` cannot be a weights file, from its first bytes (torch itself is not imported here): a
-    file torch saves is a zip archive, or a pickle in the format before it."""
-    if failure := web_address(file) or lookup_failure(file):
-        return failure
-    if not file.is_file():
-        return f"file not found: {display_path(file)}"
+    """Why ``file`` (of which :func:`~blendstyle.config.inputs.file_failure` says nothing) cannot be a weights
+    file, from its first bytes (torch itself is not imported here): a file torch saves is a zip archive, or a
+    pickle in the format before it."""
     with open(file, "rb") as handle:
         head = handle.read(4)
     if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":
@@ -214,15 +211,16 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
     for key, file in paths:
         if under(key, wrong):
             continue
+        content = key == ("content",)
         try:
-            if reason := lookup_failure(file):  # a name too long, a loop of links: is_dir() would raise
+            if reason := file_failure(file, folder=content):  # a content may be a folder of stills
                 pass
             elif key in WEIGHTS_FILES:
                 reason = weights_file_problem(file) or (saved_network_problem(file) if key == NETWORK_WEIGHTS else None)
-            elif key == ("content",) and file.is_dir():
+            elif content and file.is_dir():
                 reason = check_folder(file, limit)
             else:
-                reason = check_image(file, limit, video=key == ("content",), frames=key == ("content",) or key[-1] == "mask")
+                reason = check_image(file, limit, video=content, frames=content or key[-1] == "mask")
         except OSError as exc:  # a name the system refuses to look up (too long, a loop of links)
             reason = f"cannot look up {display_path(file)}: {exc.strerror or exc}"
         if reason:

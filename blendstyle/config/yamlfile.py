@@ -61,7 +61,8 @@ def read_yaml(path: Path | str, display: str | None = None) -> YamlDocument:
     try:
         size = path.stat().st_size
         if not path.is_file():
-            raise BlendstyleError(Problem("is not a file", Location(name)))
+            found = "is a folder, where a job file is expected" if path.is_dir() else "is not a file"
+            raise BlendstyleError(Problem(found, Location(name)))
         if size > MAX_BYTES:
             raise BlendstyleError(
                 Problem(f"is {size} bytes; a job file may be at most {MAX_BYTES} bytes", Location(name))
