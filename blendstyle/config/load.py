@@ -124,19 +124,7 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     path = Path(path)
     layered = read_layered(path, (), None)
     for text, value in (overrides or {}).items():
-        origin = Location(COMMAND_LINE)
-        try:
-            key = parse_key(text)
-        except ValueError as exc:
-            raise BlendstyleError(Problem(str(exc), origin)) from None
-        if len(key) > MAX_DEPTH:  # a file nests no deeper; copying the data (partial.best_effort) would overflow the stack
-            raise BlendstyleError(Problem(f"the key nests {len(key)} levels deep; a job nests at most {MAX_DEPTH}",
-                                          origin, short_name(text)))
-        if key == ("extends",):  # the base is read with the file, before any override
-            raise BlendstyleError(Problem("is read from the job file before the command line's settings apply, so "
-                                          "it cannot be set here", origin, "extends"),
-                                  hint="write extends: in the job file, or use a job file that extends the base")
-        layered.assign(key, value, origin)
+        layered.assign(override_key(text), value, Location(COMMAND_LINE))
     problems = [] if iterations is None else _set_iterations(layered, iterations)
     try:
         job: Job | None = Job.model_validate(layered.data)
@@ -152,6 +140,24 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     if job.name is None:
         job.name = name_from(path.stem)
     return LoadedJob(job, path.resolve(), layered.files, layered)
+
+
+def override_key(text: str) -> Key:
+    """The key path an override names (``styles[0].weight``), or a :class:`BlendstyleError` located on the
+    command line where it names none, nests deeper than a job file may or is ``extends``."""
+    origin = Location(COMMAND_LINE)
+    try:
+        key = parse_key(text)
+    except ValueError as exc:
+        raise BlendstyleError(Problem(str(exc), origin)) from None
+    if len(key) > MAX_DEPTH:  # a file nests no deeper; copying the data (partial.best_effort) would overflow the stack
+        raise BlendstyleError(Problem(f"the key nests {len(key)} levels deep; a job nests at most {MAX_DEPTH}",
+                                      origin, short_name(text)))
+    if key == ("extends",):  # the base is read with the file, before any override
+        raise BlendstyleError(Problem("is read from the job file before the command line's settings apply, so "
+                                      "it cannot be set here", origin, "extends"),
+                              hint="write extends: in the job file, or use a job file that extends the base")
+    return key
 
 
 def name_from(stem: str) -> str:
