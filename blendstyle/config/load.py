@@ -227,7 +227,7 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
                 reason = check_folder(file, limit)
             else:
                 reason = check_image(file, limit, video=content, frames=content or key[-1] == "mask")
-        except OSError as exc:  # a name the system refuses to look up (too long, a loop of links)
+        except OSError as exc:  # found, but not to be opened or listed (file_failure looked each name up)
             reason = f"cannot look up {display_path(file)}: {exc.strerror or exc}"
         if reason:
             problems.append(Problem(reason, layered.location(key), format_key(key)))
