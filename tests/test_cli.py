@@ -623,6 +623,36 @@ def test_a_symbolic_link_loop_is_a_located_problem(tiny_job, tmp_path, body, key
             assert f"{where}: a symbolic link loop: " in result.output, result.output
 
 
+FOLDER_AT = [
+    ("extends: quick.yaml\ncontent: content.png\nstyles: [folder]\n", "3:10 styles[0].path"),
+    ("extends: quick.yaml\ncontent: content.png\nstyles: [{path: style_a.png, mask: folder/}]\n", "3:36 styles[0].mask"),
+    ("extends: quick.yaml\ncontent: content.png\nstyles: [style_a.png]\ninit: folder\n", "4:7 init.source"),
+    ("extends: quick.yaml\ncontent: content.png\nstyles: [style_a.png]\nbackbone: {weights: folder}\n", "4:21 backbone.weights"),
+    ("extends: quick.yaml\ncontent: content.png\nstyles: [style_a.png]\nmethod: network\nnetwork: {weights: folder/}\n",
+     "5:20 network.weights"),
+    ("extends: folder\ncontent: content.png\nstyles: [style_a.png]\n", "1:10 extends"),
+]
+
+
+@pytest.mark.parametrize("body, where", FOLDER_AT, ids=[where.split()[1] for _, where in FOLDER_AT])
+def test_a_folder_where_a_file_goes_is_said_to_be_a_folder(tiny_job, tmp_path, body, where):
+    """A folder (one holding an image, even) named where a file goes is said to be a folder where a file is
+    expected, at its key, by validate and run alike: a weights key said "file not found", an image key "not
+    a file", extends "is not a file"."""
+    job = tiny_job(body=body)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "style_a.png").write_bytes((tmp_path / "style_a.png").read_bytes())
+    expected = f"{folder} is a folder, where a job file is expected" if "extends" in where else \
+        f"a folder, where a file is expected: {folder}"
+    for command in ("validate", "run"):
+        result = invoke(command, job, *(["--out", tmp_path / "out"] if command == "run" else []))
+        assert result.exit_code == 1, result.output
+        assert f"tiny.yaml:{where}: {expected}" in result.output, result.output
+        assert "not found" not in result.output and "not a file" not in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_job_file_that_is_a_link_loop_or_too_long_a_name_is_refused(tmp_path):
     loop = _link_loop(tmp_path)
     long_name = tmp_path / ("j" * 300 + ".yaml")

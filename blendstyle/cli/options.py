@@ -12,8 +12,7 @@ from typing import Any
 import click
 
 from ..config.iterations import LIMIT
-from ..config.layering import parse_key
-from ..config.load import LoadedJob, load_job
+from ..config.load import LoadedJob, load_job, override_key
 from ..config.yamlfile import MAX_DEPTH, parse_value
 from ..errors import BlendstyleError, Problem, display_path, lookup_failure, short_name
 
@@ -58,16 +57,9 @@ def overrides(size, iterations, device, seed, settings) -> Overrides:
         if not sep or not key:
             raise BlendstyleError(Problem(f"expected KEY=VALUE, found {setting!r}", key="--set"))
         key = key.strip()
-        name = f"--set {short_name(key)}"
-        try:
-            levels = len(parse_key(key))
-        except ValueError:
-            levels = 0  # not a key path: load_job says so
-        if levels > MAX_DEPTH:  # a job file nests no deeper; copying the job's data would exhaust the stack
-            raise BlendstyleError(Problem(f"the key nests {levels} levels deep; a job nests at most {MAX_DEPTH}",
-                                          key=name))
+        levels = len(override_key(key))  # refused here, once, as load_job would refuse it for every job
         # The job file's limits (values with aliases expanded, nesting) hold for a value given here too.
-        changes[key] = parse_value(raw, name, MAX_DEPTH - levels) if raw.strip() else ""
+        changes[key] = parse_value(raw, f"--set {short_name(key)}", MAX_DEPTH - levels) if raw.strip() else ""
     return Overrides(changes, iterations)
 
 

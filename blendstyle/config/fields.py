@@ -62,6 +62,17 @@ def finite_sum(weights, what: str) -> None:
                          "numbers in the same proportions mean the same")
 
 
+def finite_shares(what: str) -> AfterValidator:
+    """The check of a list whose entries' ``weight`` are shares (the styles of a blend, the kinds of a fused
+    style loss): their sum is finite (:func:`finite_sum`; each weight is positive on its own)."""
+
+    def check(entries: list[Any]) -> list[Any]:
+        finite_sum([entry.weight for entry in entries], what)
+        return entries
+
+    return AfterValidator(check)
+
+
 def matching(pattern: str, expected: str) -> Any:
     """A string constraint whose error says what is expected in words (the pattern stays in the schema)."""
 

@@ -1,6 +1,7 @@
 """What a job's input files are, as far as ``validate`` and ``run`` check them (no torch): whether each is
-usable as an image or video (:func:`check_image`), or a folder as stills (:func:`check_folder`), and the hash a run record keeps of it. Reading a
-file's header is :mod:`blendstyle.media.probe`'s."""
+a file at all (:func:`file_failure`), usable as an image or video (:func:`check_image`), or a folder as stills
+(:func:`check_folder`), and the hash a run record keeps of it. Reading a file's header is
+:mod:`blendstyle.media.probe`'s."""
 
 from __future__ import annotations
 
@@ -44,19 +45,29 @@ def web_address(path: Path) -> str | None:
     return f"a web address, where a file belongs (files are read, nothing is downloaded): {shown}"
 
 
-def check_image(path: Path, max_pixels: int | None = None, video: bool = False, frames: bool = False) -> str | None:
-    """Why ``path`` cannot be used as an image (or, with ``video``, as a video), or None when it can: an
-    image's header is read, and then, below ``max_pixels``, its (first) picture decoded, so a file cut short
-    is refused here as ``run`` would refuse it; with ``frames`` (a content's, a mask's: ``run`` reads them
-    all), every frame of an animation, the first that cannot be decoded named; a video's packets are read."""
-    from PIL import Image, UnidentifiedImageError
-
+def file_failure(path: Path, folder: bool = False) -> str | None:
+    """Why nothing can be read from ``path`` as a job's input file, or None: a web address, a name the system
+    refuses to look up (:func:`~blendstyle.errors.lookup_failure`), no such file, a folder (unless
+    ``folder``: a content may be one), something other than a file (a device, a pipe)."""
     if failure := web_address(path) or lookup_failure(path):
         return failure
     if not path.exists():
         return f"file not found: {display_path(path)}"
+    if path.is_dir():
+        return None if folder else f"a folder, where a file is expected: {display_path(path)}"
     if not path.is_file():
         return f"not a file: {display_path(path)}"
+    return None
+
+
+def check_image(path: Path, max_pixels: int | None = None, video: bool = False, frames: bool = False) -> str | None:
+    """Why the file at ``path`` (of which :func:`file_failure` says nothing) cannot be used as an image (or,
+    with ``video``, as a video), or None when it can: an image's header is read, and then, below
+    ``max_pixels``, its (first) picture decoded, so a file cut short is refused here as ``run`` would refuse
+    it; with ``frames`` (a content's, a mask's: ``run`` reads them all), every frame of an animation, the first
+    that cannot be decoded named; a video's packets are read."""
+    from PIL import Image, UnidentifiedImageError
+
     if is_video(path):
         if not video:
             return f"a video cannot serve here, only an image: {display_path(path)}"

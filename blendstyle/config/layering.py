@@ -6,6 +6,7 @@ anything else, lists included, is replaced); relative paths stay relative to the
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,9 @@ class Layered:
         self.files += top.files
 
     def assign(self, key: Key, value: Any, origin: Location) -> None:
-        """Set one value, creating mappings on the way (a command-line override)."""
+        """Set one value, creating mappings on the way (a command-line or API override); NumPy scalars in it
+        become the Python scalars they are (:func:`python_scalars`)."""
+        value = python_scalars(value)
         node: Any = self.data
         for depth, part in enumerate(key[:-1]):
             nxt = key[depth + 1]
@@ -110,6 +113,32 @@ class Layered:
         self.values[key] = origin
         self.keys[key] = origin
         self.dirs[key] = Path.cwd()
+
+
+def python_scalars(value: Any) -> Any:
+    """``value`` with each NumPy scalar in it (through mappings, lists and tuples) made the Python scalar it
+    stands for: ``np.bool_`` a bool, a NumPy integer an int, a NumPy float a float (a complex a complex).
+    An API caller's values (a sweep's ``numpy.linspace`` steps) are then taken where Python's would be and
+    refused where Python's would be (``np.bool_`` as a number, NaN), where strict validation refused
+    ``np.int64`` and took ``np.bool_`` as a number. YAML and ``--set`` give Python values only: their strict
+    rules are untouched."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:  # no NumPy value exists before numpy is imported (config does not import it)
+        return value
+    if isinstance(value, dict):
+        return {python_scalars(name): python_scalars(item) for name, item in value.items()}
+    if isinstance(value, (list, tuple)):  # each stays what it was: a tuple is no list to the models
+        items = [python_scalars(item) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, numpy.bool_):
+        return bool(value)
+    if isinstance(value, numpy.integer):
+        return int(value)
+    if isinstance(value, numpy.floating):  # float(), not item(): a longdouble's item() is a longdouble
+        return float(value)
+    if isinstance(value, numpy.complexfloating):  # refused as a complex is (validation took its real part)
+        return complex(value)
+    return value
 
 
 def format_key(key: Key) -> str:

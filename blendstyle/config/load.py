@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import BlendstyleError, Location, Problem, display_path, lookup_failure, short_name
+from ..errors import BlendstyleError, Location, Problem, display_path, short_name
 from ..media.probe import content_files
 from .checks import input_problems
-from .inputs import check_folder, check_image, file_sha256, is_url, web_address
+from .inputs import check_folder, check_image, file_failure, file_sha256, is_url
 from .iterations import FOLLOWERS, FOLLOWING, iteration_settings
 from .layering import Layered, format_key, home_expanded, parse_key, read_layered
 from .models import NAME_PATTERN, Job
@@ -98,12 +98,9 @@ WEIGHTS_FILES = (("backbone", "weights"), NETWORK_WEIGHTS)
 
 
 def weights_file_problem(file: Path) -> str | None:
-    """Why ``file`` cannot be a weights file, from its first bytes (torch itself is not imported here): a
-    file torch saves is a zip archive, or a pickle in the format before it."""
-    if failure := web_address(file) or lookup_failure(file):
-        return failure
-    if not file.is_file():
-        return f"file not found: {display_path(file)}"
+    """Why ``file`` (of which :func:`~blendstyle.config.inputs.file_failure` says nothing) cannot be a weights
+    file, from its first bytes (torch itself is not imported here): a file torch saves is a zip archive, or a
+    pickle in the format before it."""
     with open(file, "rb") as handle:
         head = handle.read(4)
     if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":
@@ -127,19 +124,7 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     path = Path(path)
     layered = read_layered(path, (), None)
     for text, value in (overrides or {}).items():
-        origin = Location(COMMAND_LINE)
-        try:
-            key = parse_key(text)
-        except ValueError as exc:
-            raise BlendstyleError(Problem(str(exc), origin)) from None
-        if len(key) > MAX_DEPTH:  # a file nests no deeper; copying the data (partial.best_effort) would overflow the stack
-            raise BlendstyleError(Problem(f"the key nests {len(key)} levels deep; a job nests at most {MAX_DEPTH}",
-                                          origin, short_name(text)))
-        if key == ("extends",):  # the base is read with the file, before any override
-            raise BlendstyleError(Problem("is read from the job file before the command line's settings apply, so "
-                                          "it cannot be set here", origin, "extends"),
-                                  hint="write extends: in the job file, or use a job file that extends the base")
-        layered.assign(key, value, origin)
+        layered.assign(override_key(text), value, Location(COMMAND_LINE))
     problems = [] if iterations is None else _set_iterations(layered, iterations)
     try:
         job: Job | None = Job.model_validate(layered.data)
@@ -155,6 +140,24 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     if job.name is None:
         job.name = name_from(path.stem)
     return LoadedJob(job, path.resolve(), layered.files, layered)
+
+
+def override_key(text: str) -> Key:
+    """The key path an override names (``styles[0].weight``), or a :class:`BlendstyleError` located on the
+    command line where it names none, nests deeper than a job file may or is ``extends``."""
+    origin = Location(COMMAND_LINE)
+    try:
+        key = parse_key(text)
+    except ValueError as exc:
+        raise BlendstyleError(Problem(str(exc), origin)) from None
+    if len(key) > MAX_DEPTH:  # a file nests no deeper; copying the data (partial.best_effort) would overflow the stack
+        raise BlendstyleError(Problem(f"the key nests {len(key)} levels deep; a job nests at most {MAX_DEPTH}",
+                                      origin, short_name(text)))
+    if key == ("extends",):  # the base is read with the file, before any override
+        raise BlendstyleError(Problem("is read from the job file before the command line's settings apply, so "
+                                      "it cannot be set here", origin, "extends"),
+                              hint="write extends: in the job file, or use a job file that extends the base")
+    return key
 
 
 def name_from(stem: str) -> str:
@@ -214,16 +217,17 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
     for key, file in paths:
         if under(key, wrong):
             continue
+        content = key == ("content",)
         try:
-            if reason := lookup_failure(file):  # a name too long, a loop of links: is_dir() would raise
+            if reason := file_failure(file, folder=content):  # a content may be a folder of stills
                 pass
             elif key in WEIGHTS_FILES:
                 reason = weights_file_problem(file) or (saved_network_problem(file) if key == NETWORK_WEIGHTS else None)
-            elif key == ("content",) and file.is_dir():
+            elif content and file.is_dir():
                 reason = check_folder(file, limit)
             else:
-                reason = check_image(file, limit, video=key == ("content",), frames=key == ("content",) or key[-1] == "mask")
-        except OSError as exc:  # a name the system refuses to look up (too long, a loop of links)
+                reason = check_image(file, limit, video=content, frames=content or key[-1] == "mask")
+        except OSError as exc:  # found, but not to be opened or listed (file_failure looked each name up)
             reason = f"cannot look up {display_path(file)}: {exc.strerror or exc}"
         if reason:
             problems.append(Problem(reason, layered.location(key), format_key(key)))

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from .animation import Animation
-from .fields import WHOLE, ImagePath, Model, PathText, finite_sum, matching
+from .fields import WHOLE, ImagePath, Model, PathText, finite_shares, matching
 from .layers import BACKBONES, deepest, smallest_side
 from .network import Network
 from .optimizer import Init, Optimizer, init_shorthand
@@ -48,12 +48,6 @@ MPS_PRECISION = ("{precision} is not run on Apple's MPS: the network would run i
 
 class Job(Model):
     """A blendstyle job: one content input rendered in a weighted blend of styles."""
-
-    @field_validator("styles")
-    @classmethod
-    def _finite_blend(cls, styles: list[Style]) -> list[Style]:
-        finite_sum([style.weight for style in styles], "blend weights")
-        return styles
 
     @model_validator(mode="after")
     def _print_size_in_pixels(self) -> Job:
@@ -110,7 +104,8 @@ class Job(Model):
     )
     content: ImagePath = Field(description="image, animation or video file, or (method: network) a folder of stills; "
                                "relative to the job file that names it")
-    styles: Annotated[list[Annotated[Style, BeforeValidator(style_shorthand)]], Field(min_length=1, max_length=64)]
+    styles: Annotated[list[Annotated[Style, BeforeValidator(style_shorthand)]], Field(min_length=1, max_length=64),
+                      finite_shares("blend weights")]
     layers: Layers = Field(default_factory=Layers)
     style_loss: StyleLosses = Field(
         default_factory=lambda: [StyleLoss()], description="gram (default), bn, mmd, histogram, sliced, w2, neighbours, or a list of kinds to fuse"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from .fields import (
     DEFAULT_CONTENT_LAYERS,
@@ -16,7 +16,7 @@ from .fields import (
     Model,
     NonNegative,
     Positive,
-    finite_sum,
+    finite_shares,
 )
 
 
@@ -133,10 +133,5 @@ class StyleLoss(Model):
         return value
 
 
-def _finite_shares(entries: list[Any]) -> list[Any]:
-    finite_sum([entry.weight for entry in entries], "weights")
-    return entries
-
-
 StyleLosses = Annotated[list[StyleLoss], BeforeValidator(_style_loss_shorthand), Field(min_length=1, max_length=8),
-                        AfterValidator(_finite_shares)]
+                        finite_shares("weights")]

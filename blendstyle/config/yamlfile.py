@@ -61,7 +61,8 @@ def read_yaml(path: Path | str, display: str | None = None) -> YamlDocument:
     try:
         size = path.stat().st_size
         if not path.is_file():
-            raise BlendstyleError(Problem("is not a file", Location(name)))
+            found = "is a folder, where a job file is expected" if path.is_dir() else "is not a file"
+            raise BlendstyleError(Problem(found, Location(name)))
         if size > MAX_BYTES:
             raise BlendstyleError(
                 Problem(f"is {size} bytes; a job file may be at most {MAX_BYTES} bytes", Location(name))
@@ -123,8 +124,7 @@ def parse_value(text: str, name: str, depth: int = MAX_DEPTH) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        budget = [MAX_NODES]
-        _count(node, depth, budget, where)
+        _count(node, MAX_DEPTH - depth, [MAX_NODES], where)
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -138,20 +138,30 @@ def parse_value(text: str, name: str, depth: int = MAX_DEPTH) -> Any:
         loader.dispose()
 
 
-def _count(node: yaml.Node, depth: int, budget: list[int], where: Location) -> None:
-    """:func:`_walk`'s limits for a value without a file: each use of an alias counts again."""
+def _spend(budget: list[int], depth: int) -> str | None:
+    """Count one node at nesting ``depth`` against ``budget`` (what is left of :data:`MAX_NODES`); what limit
+    of a job's YAML it breaks, or None."""
     budget[0] -= 1
     if budget[0] < 0:
-        raise BlendstyleError(Problem(f"value expands to more than {MAX_NODES} values (aliases of aliases?)", where))
-    if depth < 0:
-        raise BlendstyleError(Problem(f"value nests deeper than {MAX_DEPTH} levels (with the key's own)", where))
+        return f"expands to more than {MAX_NODES} values (aliases of aliases?)"
+    if depth > MAX_DEPTH:
+        return f"nests deeper than {MAX_DEPTH} levels"
+    return None
+
+
+def _count(node: yaml.Node, depth: int, budget: list[int], where: Location) -> None:
+    """:func:`_walk`'s limits for a value without a file, ``depth`` levels below the top (its key's own):
+    each use of an alias counts again, and so does each key of a mapping."""
+    if broken := _spend(budget, depth):
+        own = "" if budget[0] < 0 else " (with the key's own)"
+        raise BlendstyleError(Problem(f"value {broken}{own}", where))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            _count(key_node, depth - 1, budget, where)
-            _count(value_node, depth - 1, budget, where)
+            _count(key_node, depth + 1, budget, where)
+            _count(value_node, depth + 1, budget, where)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            _count(item, depth - 1, budget, where)
+            _count(item, depth + 1, budget, where)
 
 
 def _unprintable(error: yaml.reader.ReaderError) -> str:
@@ -168,13 +178,8 @@ def _offset_location(path: Path, text: str, offset: int) -> Location:
 
 
 def _walk(node: yaml.Node, key: Key, doc: YamlDocument, depth: int, budget: list[int]) -> None:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise BlendstyleError(
-            Problem(f"expands to more than {MAX_NODES} values (aliases of aliases?)", _location(doc.path, node.start_mark))
-        )
-    if depth > MAX_DEPTH:
-        raise BlendstyleError(Problem(f"nests deeper than {MAX_DEPTH} levels", _location(doc.path, node.start_mark)))
+    if broken := _spend(budget, depth):
+        raise BlendstyleError(Problem(broken, _location(doc.path, node.start_mark)))
     doc.values.setdefault(key, _location(doc.path, node.start_mark))
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, yaml.Node] = {}

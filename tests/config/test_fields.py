@@ -1,9 +1,11 @@
 import types
 from typing import Annotated, Literal, Union, get_args, get_origin
 
+import numpy as np
 import pytest
 from pydantic import BaseModel, ValidationError
 
+import blendstyle
 from blendstyle.config import models  # noqa: F401  (every section model is defined)
 from blendstyle.config.fields import Model
 from blendstyle.config.load import load_job
@@ -97,3 +99,39 @@ def test_set_on_the_command_line_follows_the_same_rule(tiny_job):
     job = load_job(tiny_job(), {"optimizer.learning_rate": parse_value("1e-3", "--set optimizer.learning_rate"),
                                 "optimizer.iterations": parse_value("200", "--set optimizer.iterations")}).job
     assert (job.optimizer.lr, job.optimizer.iterations) == (0.001, 200)
+
+
+def test_numpy_scalars_from_the_python_api_are_taken_as_python_scalars(tiny_job):
+    """A job built in Python from NumPy values (a sweep over ``numpy.linspace``, counts from ``numpy.arange``)
+    is taken as the same job built from Python's: strict validation refused ``np.int64`` iterations, and the
+    values reach the job (and its record) as Python scalars."""
+    weights = np.linspace(1.0, 4.0, 4, dtype=np.float32)
+    job = blendstyle.load_job(tiny_job(), {
+        "optimizer.history": np.int64(5), "styles[0].weight": weights[1], "compile": np.bool_(True),
+        "size": np.int32(40), "scales": {"count": np.int64(1)}, "weights": {"style": np.float64(20), "tv": np.float16(0.5)},
+        "layers.style": {"relu1_1": np.float32(1), "relu2_1": np.int8(2)}, "seed": np.float32(3.0),
+    }, iterations=np.int64(30)).job
+    values = (job.optimizer.iterations, job.optimizer.history, job.styles[0].weight, job.compile, job.size, job.scales.count,
+              job.weights.style, job.weights.tv, job.layers.style, job.seed)
+    assert values == (30, 5, 2.0, True, 40, 1, 20.0, 0.5, {"relu1_1": 1.0, "relu2_1": 2.0}, 3)
+    assert [type(value) for value in values] == [int, int, float, bool, int, int, float, float, dict, int]
+    assert all(type(weight) is float for weight in job.layers.style.values())
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("weights.style", np.bool_(True), "Input should be a valid number (found true)"),
+    ("optimizer.iterations", np.bool_(True), "Input should be a valid integer (found true)"),
+    ("compile", np.int64(1), "Input should be a valid boolean (found 1)"),
+    ("styles[0].weight", np.float32("nan"), "Input should be a finite number (found NaN)"),
+    ("weights.tv", np.float32("inf"), "Input should be a finite number (found Infinity)"),
+    ("optimizer.iterations", np.float32(2.5), "Input should be a valid integer, got a number with a fractional part"),
+    ("optimizer.learning_rate", np.complex64(1), "Input should be a valid number"),
+], ids=lambda value: repr(value) if isinstance(value, np.generic) else None)
+def test_numpy_scalars_are_refused_where_python_scalars_are(tiny_job, key, value, expected):
+    """A NumPy scalar is refused where the Python scalar it stands for is, at its key: ``np.bool_`` is no
+    number (validation took it as 1.0 for a weight), a NumPy complex no real number (its real part was
+    taken), NaN and infinity no weight."""
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.load_job(tiny_job(), {key: value})
+    [problem] = info.value.problems
+    assert problem.key == key and problem.message.startswith(expected), problem

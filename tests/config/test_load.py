@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+import blendstyle
 from blendstyle.config.fields import DEFAULT_STYLE_LAYERS
 from blendstyle.config.layering import format_key, parse_key
 from blendstyle.config.load import load_job
@@ -108,6 +109,13 @@ def test_missing_job_file(in_root):
     with pytest.raises(BlendstyleError) as info:
         load_job("jobs/nope.yaml")
     assert str(info.value) == "jobs/nope.yaml: file not found"
+
+
+def test_a_folder_given_as_the_job_file_is_said_to_be_a_folder(in_root):
+    """Through the Python API (the command line takes a folder as its job files): it said "is not a file"."""
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.load_job("jobs")
+    assert str(info.value) == "jobs: is a folder, where a job file is expected"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
