@@ -151,11 +151,15 @@ def _spend(budget: list[int], depth: int) -> str | None:
 
 def _count(node: yaml.Node, depth: int, budget: list[int], where: Location) -> None:
     """:func:`_walk`'s limits for a value without a file, ``depth`` levels below the top (its key's own):
-    each use of an alias counts again, and so does each key of a mapping."""
+    each use of an alias counts again, and so does each key of a mapping; a key given twice in one mapping
+    is refused, as in a file (the later one would win unseen)."""
     if broken := _spend(budget, depth):
         own = "" if budget[0] < 0 else " (with the key's own)"
         raise BlendstyleError(Problem(f"value {broken}{own}", where))
     if isinstance(node, yaml.MappingNode):
+        names = [key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge"]
+        if twice := next((name for k, name in enumerate(names) if name in names[:k]), None):
+            raise BlendstyleError(Problem(f"value has the key {twice!r} twice", where))
         for key_node, value_node in node.value:
             _count(key_node, depth + 1, budget, where)
             _count(value_node, depth + 1, budget, where)

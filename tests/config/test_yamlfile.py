@@ -67,3 +67,11 @@ def test_file_errors(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00a")
     with pytest.raises(BlendstyleError, match="not UTF-8"):
         read_yaml(binary)
+
+
+@pytest.mark.parametrize("text", ["{relu1_1: 1, relu1_1: 2}", "[1, {a: {b: 1, b: 2}}]"])
+def test_a_set_value_with_a_key_twice_is_refused_as_a_file_is(text):
+    """A job file refuses a key given twice; a ``--set`` value kept the later one in silence."""
+    with pytest.raises(BlendstyleError, match="value has the key '(relu1_1|b)' twice"):
+        parse_value(text, "--set layers")
+    assert parse_value("{a: 1, b: 2}", "--set layers") == {"a": 1, "b": 2}
