@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, is_video
-from ..media.probe import frame_count, gif_loop, plays_in_all, probe_video, undecodable
+from ..media.probe import frame_count, frame_duration, gif_loop, plays_in_all, probe_video, undecodable
 from .atomic import atomic_path
 from .images import (
     DECODE_ERRORS,
@@ -154,10 +154,10 @@ def open_clip(
                     opaque = frame.convert("RGBA").getextrema()[3][0] == 255
                 # Frames dropped by step lend their display time to the frame shown before them.
                 shown = indices[position + 1] if position + 1 < len(indices) else stop
-                duration = int(image.info.get("duration", 0) or 0)
+                duration = frame_duration(image)
                 for covered in range(index + 1, shown):
                     image.seek(covered)
-                    duration += int(image.info.get("duration", 0) or 0)
+                    duration += frame_duration(image)
                 durations.append(duration)
         except DECODE_ERRORS as exc:  # named as validate names it (Pillow may fail on the frame before)
             raise BlendstyleError(undecodable(path, f"frame {index}", exc)) from None

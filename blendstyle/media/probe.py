@@ -321,6 +321,15 @@ def loop_count(path: Path | str) -> int | None:
         return None
 
 
+def frame_duration(image) -> int:
+    """How long the current frame of an open animation shows, in milliseconds (0 when it does not say).
+    A WebP's frame says it only once decoded (Pillow's seek forgets the previous frame's and reads nothing),
+    a GIF's and an APNG's in the frame header that seeking reads."""
+    if image.format == "WEBP":
+        image.load()
+    return int(image.info.get("duration", 0) or 0)
+
+
 def gif_loop(image) -> int | None:
     """An open animation's loop count as a GIF counts it (see :func:`loop_count`). Pillow reports each
     format's own number: a GIF's NETSCAPE count is the repeats after the first play, while APNG's
@@ -350,7 +359,7 @@ def frame_times(path: Path | str) -> list[float] | None:
             for index in range(frame_count(image)):
                 image.seek(index)
                 times.append(clock / 1000)
-                clock += int(image.info.get("duration", 0) or 0)
+                clock += frame_duration(image)
             return times
     except DECODE_ERRORS:
         return None
