@@ -11,16 +11,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import display_path, lookup_failure
 from ..media.formats import STILL_SUFFIXES, is_video
-from ..media.probe import (
-    DECODE_ERRORS,
-    frame_failure,
-    frame_total,
-    others_in,
-    own_pixel_limit,
-    probe_video,
-    stills_in,
-    unrecognised,
-)
+from ..media.frames import DECODE_ERRORS, own_pixel_limit
+from ..media.probe import frame_failure, frame_total, others_in, probe_video, stills_in, unrecognised
 
 if TYPE_CHECKING:
     from .models import Job

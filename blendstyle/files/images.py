@@ -16,7 +16,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import STILLS
-from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit, undecodable, unrecognised
+from ..media.frames import DECODE_ERRORS, DEEP_GREYS, frame_count, own_pixel_limit
+from ..media.probe import undecodable, unrecognised
 from .atomic import atomic_path
 from .deep import DeepPicture, read_deep
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
@@ -30,9 +31,6 @@ def fit_long_side(width: int, height: int, long_side: int) -> tuple[int, int]:
     scale = long_side / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
 
-
-#: Pillow's modes of grey pictures deeper than 8 bits: 16-bit, 32-bit integer and 32-bit float.
-DEEP_GREYS = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 #: Modes with an alpha channel; other pictures may have see-through pixels by a colour key (``transparency``).
 ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
