@@ -261,6 +261,22 @@ def make_deep_video(path, stripes10, transfer=1, primaries=1, matrix=1, frames=2
 
 
 @pytest.fixture
+def opened(monkeypatch):
+    """How many times Pillow opens each file, by name (``Image.open``): what reading a header costs."""
+    from collections import Counter
+
+    counts: Counter = Counter()
+    pillow_open = Image.open
+
+    def counting(fp, *args, **kwargs):
+        counts[Path(fp).name if isinstance(fp, (str, Path)) else repr(fp)] += 1
+        return pillow_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting)
+    return counts
+
+
+@pytest.fixture
 def decoded(monkeypatch):
     """How many times each frame is decoded, by (file name, frame number): Pillow's load of a frame's data
     (a GIF's, an APNG's, a still's), libwebp's decoding of a WebP frame. Starts with no frames pass kept."""
