@@ -52,7 +52,9 @@ def check_image(path: Path, max_pixels: int | None = None, video: bool = False, 
     """Whether ``path`` can be used as an image (or, with ``video``, as a video): an image's header is read,
     and then, below ``max_pixels``, its (first) picture decoded, so a file cut short is refused here as
     ``run`` would refuse it; with ``frames`` (a content's, a mask's: ``run`` reads them all), every frame of
-    an animation, the first that cannot be decoded named; a video's packets are read."""
+    an animation, the first that cannot be decoded named; a video's packets are read. With a job to check it
+    against, a content's frames are decoded by :func:`~blendstyle.config.checks.input_problems` instead,
+    once its frame range is known to refuse nothing."""
     from PIL import Image, UnidentifiedImageError
 
     if failure := web_address(path) or lookup_failure(path):

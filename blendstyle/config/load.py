@@ -226,8 +226,10 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
             elif key in WEIGHTS_FILES:
                 reason = weights_file_problem(file) or (saved_network_problem(file) if key == NETWORK_WEIGHTS else None)
             elif key == ("content",):
+                # With a job to check it against, a content's frames are decoded by input_problems, once its
+                # range is known to select no more than max_frames.
                 found = (check_folder(file, limit) if file.is_dir()
-                         else check_image(file, limit, video=True, frames=True))
+                         else check_image(file, limit, video=True, frames=checked is None))
                 reason, content = found.problem, found
             else:
                 reason = check_image(file, limit, frames=key[-1] == "mask").problem
