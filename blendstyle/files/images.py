@@ -131,7 +131,11 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
 def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
     """Open and fully decode ``path``, upright per its EXIF orientation; user errors for unreadable files
     and for images of more than ``max_pixels`` pixels (checked from the header, before decoding)."""
-    image = _open_lazy(path, max_pixels)
+    return _decode(_open_lazy(path, max_pixels), path)
+
+
+def _decode(image: Image.Image, path: Path | str) -> Image.Image:
+    """:func:`open_image` of the file ``image`` has open (not yet decoded), which it closes."""
     try:
         with image:
             image.load()
@@ -148,9 +152,9 @@ def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
 def open_picture(path: Path | str, max_pixels: int | None = None, convert: bool = True) -> Image.Image | DeepPicture:
     """:func:`open_image`, but a 16-bit grey or colour PNG or TIFF at full precision (:func:`~.deep.read_deep`;
     ``convert``: its colours to sRGB, which a reader of its alpha alone goes without)."""
-    with _open_lazy(path, max_pixels) as header:
-        deep = read_deep(Path(path), header, convert)
-    return deep if deep is not None else open_image(path, max_pixels)
+    with _open_lazy(path, max_pixels) as image:
+        deep = read_deep(Path(path), image, convert)
+        return deep if deep is not None else _decode(image, path)  # the file opened once for both
 
 
 def read_image(
