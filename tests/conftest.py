@@ -258,3 +258,47 @@ def make_deep_video(path, stripes10, transfer=1, primaries=1, matrix=1, frames=2
         for packet in stream.encode():
             container.mux(packet)
     return Path(path)
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """How many times Pillow opens each file, by name (``Image.open``): what reading a header costs."""
+    from collections import Counter
+
+    counts: Counter = Counter()
+    pillow_open = Image.open
+
+    def counting(fp, *args, **kwargs):
+        counts[Path(fp).name if isinstance(fp, (str, Path)) else repr(fp)] += 1
+        return pillow_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting)
+    return counts
+
+
+@pytest.fixture
+def decoded(monkeypatch):
+    """How many times each frame is decoded, by (file name, frame number): Pillow's load of a frame's data
+    (a GIF's, an APNG's, a still's), libwebp's decoding of a WebP frame. Starts with no frames pass kept."""
+    from collections import Counter
+
+    from PIL import ImageFile, WebPImagePlugin
+
+    from blendstyle.media import frames
+
+    frames._decode_frames.cache_clear()
+    counts: Counter = Counter()
+    load, decode_webp = ImageFile.ImageFile.load, WebPImagePlugin.WebPImageFile._get_next
+
+    def counting_load(image):
+        if image.tile and not isinstance(image, WebPImagePlugin.WebPImageFile):
+            counts[(Path(image.filename).name, image.tell())] += 1
+        return load(image)
+
+    def counting_webp(image):
+        counts[(Path(image.filename).name, image._WebPImageFile__physical_frame)] += 1
+        return decode_webp(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting_load)
+    monkeypatch.setattr(WebPImagePlugin.WebPImageFile, "_get_next", counting_webp)
+    return counts

@@ -1,27 +1,21 @@
 """What a job's input files are, as far as ``validate`` and ``run`` check them (no torch): whether each is
-a file at all (:func:`file_failure`), usable as an image or video (:func:`check_image`), or a folder as stills
-(:func:`check_folder`), and the hash a run record keeps of it. Reading a file's header is
-:mod:`blendstyle.media.probe`'s."""
+a file at all (:func:`file_failure`), usable as an image or video (:func:`check_image`), or a folder as
+stills (:func:`check_folder`), with the
+headers read on the way (:class:`Checked`: the checks of the job against its content go on from them), and
+the hash a run record keeps of it. Reading a file's header is :mod:`blendstyle.media.probe`'s."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import display_path, lookup_failure
 from ..media.formats import STILL_SUFFIXES, is_video
-from ..media.probe import (
-    DECODE_ERRORS,
-    frame_failure,
-    frame_total,
-    others_in,
-    own_pixel_limit,
-    probe_video,
-    stills_in,
-    unrecognised,
-)
+from ..media.frames import DECODE_ERRORS, ImageHeader, header_of, own_pixel_limit
+from ..media.probe import frame_failure, frame_total, others_in, probe_video, stills_in, unrecognised
 
 if TYPE_CHECKING:
     from .models import Job
@@ -60,63 +54,83 @@ def file_failure(path: Path, folder: bool = False) -> str | None:
     return None
 
 
-def check_image(path: Path, max_pixels: int | None = None, video: bool = False, frames: bool = False) -> str | None:
-    """Why the file at ``path`` (of which :func:`file_failure` says nothing) cannot be used as an image (or,
-    with ``video``, as a video), or None when it can: an image's header is read, and then, below
-    ``max_pixels``, its (first) picture decoded, so a file cut short is refused here as ``run`` would refuse
-    it; with ``frames`` (a content's, a mask's: ``run`` reads them all), every frame of an animation, the first
-    that cannot be decoded named; a video's packets are read."""
+@dataclass(frozen=True)
+class Checked:
+    """What checking an input found: ``problem``, why it cannot be used (None when it can), and the
+    ``headers`` read on the way: an image's own, a content folder's stills' in order; none for a video, nor
+    where the problem came first."""
+
+    problem: str | None
+    headers: tuple[ImageHeader, ...] = ()
+
+
+def check_image(path: Path, max_pixels: int | None = None, video: bool = False, frames: bool = False) -> Checked:
+    """Whether the file at ``path`` (of which :func:`file_failure` says nothing) can be used as an image (or,
+    with ``video``, as a video): an image's header is read,
+    and then, below ``max_pixels``, its (first) picture decoded, so a file cut short is refused here as
+    ``run`` would refuse it; with ``frames`` (a content's, a mask's: ``run`` reads them all), every frame of
+    an animation, the first that cannot be decoded named; a video's packets are read. With a job to check it
+    against, a content's frames are decoded by :func:`~blendstyle.config.checks.input_problems` instead,
+    once its frame range is known to refuse nothing."""
     from PIL import Image, UnidentifiedImageError
 
     if is_video(path):
         if not video:
-            return f"a video cannot serve here, only an image: {display_path(path)}"
+            return Checked(f"a video cannot serve here, only an image: {display_path(path)}")
         try:
             probe = probe_video(path)
         except ValueError as exc:
-            return str(exc)
+            return Checked(str(exc))
         width, height = probe.width, probe.height
         if max_pixels is not None and width * height > max_pixels:
-            return f"video frames are {width}x{height} = {width * height} pixels, above max_input_pixels ({max_pixels}): {display_path(path)}"
-        return None
+            return Checked(f"video frames are {width}x{height} = {width * height} pixels, above max_input_pixels "
+                           f"({max_pixels}): {display_path(path)}")
+        return Checked(None)
     try:
         with own_pixel_limit(), Image.open(path) as image:
             width, height = image.size
             if width < 1 or height < 1:
-                return f"image has no pixels ({width}x{height}): {display_path(path)}"
+                return Checked(f"image has no pixels ({width}x{height}): {display_path(path)}")
             if max_pixels is not None and width * height > max_pixels:
-                return (f"image is {width}x{height} = {width * height} pixels, above max_input_pixels ({max_pixels}): "
-                        f"{display_path(path)}")
+                return Checked(f"image is {width}x{height} = {width * height} pixels, above max_input_pixels "
+                               f"({max_pixels}): {display_path(path)}")
             if image.format == "JPEG":  # decoded at an eighth of its size: every byte is read, in a tenth the time
                 image.draft(image.mode, (width // 8, height // 8))
             try:
                 image.load()
             except DECODE_ERRORS as exc:  # cut short or corrupt: run's message (files.images.open_image)
-                return f"cannot decode image {display_path(path)}: {exc}"
-        if frames and (failure := frame_failure(path)):  # run's message (files.clips, files.images.read_mask)
-            return failure
+                return Checked(f"cannot decode image {display_path(path)}: {exc}")
+            header = replace(header_of(image), size=(width, height))  # as stored (a JPEG's draft is smaller)
+        # An animation's every frame (a still's one picture is decoded above): run's message (files.clips,
+        # files.images.read_mask).
+        if frames and (header.frames or 1) > 1 and (failure := frame_failure(path)):
+            return Checked(failure)
     except UnidentifiedImageError:
-        return f"{unrecognised(path)}: {display_path(path)}"
+        return Checked(f"{unrecognised(path)}: {display_path(path)}")
     except Image.DecompressionBombError as exc:
-        return f"image too large ({exc}): {display_path(path)}"
+        return Checked(f"image too large ({exc}): {display_path(path)}")
     except OSError as exc:
-        return f"cannot read image {display_path(path)}: {exc}"
-    return None
+        return Checked(f"cannot read image {display_path(path)}: {exc}")
+    return Checked(None, (header,))
 
 
-def check_folder(path: Path, max_pixels: int | None = None) -> str | None:
-    """Why a content folder cannot be used as a folder of stills, or None when it can: it must hold a
-    still (:func:`~blendstyle.media.probe.stills_in`), and each must be a usable, unanimated image."""
+def check_folder(path: Path, max_pixels: int | None = None) -> Checked:
+    """Whether a content folder can be used as a folder of stills: it must hold a still
+    (:func:`~blendstyle.media.probe.stills_in`), and each must be a usable, unanimated image."""
     stills = stills_in(path)
     if not stills:
-        return f"no still image ({still_kinds()}) in the folder {display_path(path)}"
+        return Checked(f"no still image ({still_kinds()}) in the folder {display_path(path)}")
+    headers = []
     for still in stills:
-        if reason := check_image(still, max_pixels):
-            return reason
-        if (frame_total(still) or 1) > 1:
-            return (f"{display_path(still)} is animated: a folder's files are trained on as stills (move it out of "
-                    "the folder, or render it with a job of its own)")
-    return None
+        checked = check_image(still, max_pixels)
+        if checked.problem:
+            return checked
+        header = checked.headers[0]
+        if (header.frames or 1) > 1:
+            return Checked(f"{display_path(still)} is animated: a folder's files are trained on as stills (move it "
+                           "out of the folder, or render it with a job of its own)")
+        headers.append(header)
+    return Checked(None, tuple(headers))
 
 
 def style_notes(job: Job) -> list[str]:

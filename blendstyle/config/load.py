@@ -16,9 +16,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import BlendstyleError, Location, Problem, display_path, short_name
+from ..media.frames import ImageHeader
 from ..media.probe import content_files
 from .checks import input_problems
-from .inputs import check_folder, check_image, file_failure, file_sha256, is_url
+from .inputs import Checked, check_folder, check_image, file_failure, file_sha256, is_url
 from .iterations import FOLLOWERS, FOLLOWING, iteration_settings
 from .layering import Layered, format_key, home_expanded, parse_key, read_layered
 from .models import NAME_PATTERN, Job
@@ -65,12 +66,15 @@ def _resolved(layered: Layered, key: Key, value: str) -> Path:
 
 @dataclass
 class LoadedJob:
-    """A validated job with where it came from."""
+    """A validated job with where it came from. ``content``: the content's image headers as its check read
+    them, a file's or each still's of a folder in order (none for a video, nor where the files were not
+    checked): the run goes on from them rather than open the files for them again."""
 
     job: Job
     path: Path
     files: list[Path]
     layered: Layered
+    content: tuple[ImageHeader, ...] = ()
 
     def location(self, key: Key) -> Location | None:
         return self.layered.location(key)
@@ -133,13 +137,15 @@ def load_job(path: Path | str, overrides: dict[str, Any] | None = None, check_fi
     except ValidationError as exc:
         job, wrong, paths = None, wrong_keys(exc, layered), None
         problems += located_problems(exc, layered)
+    content: tuple[ImageHeader, ...] = ()
     if check_files:  # every problem at once: the inputs are checked even when other keys are wrong
-        problems += _input_problems(layered, job, wrong, path.resolve(), paths)
+        found, content = _input_problems(layered, job, wrong, path.resolve(), paths)
+        problems += found
     if problems:
         raise BlendstyleError(sorted(problems, key=problem_order))
     if job.name is None:
         job.name = name_from(path.stem)
-    return LoadedJob(job, path.resolve(), layered.files, layered)
+    return LoadedJob(job, path.resolve(), layered.files, layered, content)
 
 
 def override_key(text: str) -> Key:
@@ -197,11 +203,11 @@ def _set_iterations(layered: Layered, iterations: int) -> list[Problem]:
 
 
 def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file: Path,
-                    paths: list[tuple[Key, Path]] | None) -> list[Problem]:
+                    paths: list[tuple[Key, Path]] | None) -> tuple[list[Problem], tuple[ImageHeader, ...]]:
     """The problems of the files the job names and of the job against them, skipping only what depends on a
     ``wrong`` key (see :mod:`blendstyle.config.partial`): each file named at a key that was not refused, and,
     when the content is usable, the checks of :func:`input_problems` with the job as valid (``job``, whose
-    resolved ``paths`` are given) or as it is without its wrong values."""
+    resolved ``paths`` are given) or as it is without its wrong values; with the content's headers read."""
     checked = job
     if checked is None and (checked := best_effort(layered.data, wrong)) is not None:
         paths = _resolve_paths(checked, layered)
@@ -213,27 +219,30 @@ def _input_problems(layered: Layered, job: Job | None, wrong: set[Key], job_file
         limit = checked.max_input_pixels if checked is not None else layered.data.get("max_input_pixels")
         limit = limit if isinstance(limit, int) else Job.model_fields["max_input_pixels"].default
     problems = []
-    usable_content = False
+    content: Checked | None = None  # the content's check, when it can be used
     for key, file in paths:
         if under(key, wrong):
             continue
-        content = key == ("content",)
         try:
-            if reason := file_failure(file, folder=content):  # a content may be a folder of stills
+            if reason := file_failure(file, folder=key == ("content",)):  # a content may be a folder of stills
                 pass
             elif key in WEIGHTS_FILES:
                 reason = weights_file_problem(file) or (saved_network_problem(file) if key == NETWORK_WEIGHTS else None)
-            elif content and file.is_dir():
-                reason = check_folder(file, limit)
+            elif key == ("content",):
+                # With a job to check it against, a content's frames are decoded by input_problems, once its
+                # range is known to select no more than max_frames.
+                found = (check_folder(file, limit) if file.is_dir()
+                         else check_image(file, limit, video=True, frames=checked is None))
+                reason, content = found.problem, found
             else:
-                reason = check_image(file, limit, video=content, frames=content or key[-1] == "mask")
+                reason = check_image(file, limit, frames=key[-1] == "mask").problem
         except OSError as exc:  # found, but not to be opened or listed (file_failure looked each name up)
             reason = f"cannot look up {display_path(file)}: {exc.strerror or exc}"
         if reason:
             problems.append(Problem(reason, layered.location(key), format_key(key)))
-        elif key == ("content",):
-            usable_content = True
     # What the content is (frames, size, mode) decides the rest; a style file's problem decides nothing.
-    if checked is not None and usable_content:
-        problems += input_problems(checked, layered, job_file, wrong)
-    return problems
+    if content is None or content.problem is not None:
+        return problems, ()
+    if checked is not None:
+        problems += input_problems(checked, layered, job_file, wrong, content.headers)
+    return problems, content.headers

@@ -22,7 +22,8 @@ from PIL import Image
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, is_video
-from ..media.probe import frame_count, gif_loop, plays_in_all, probe_video, undecodable
+from ..media.frames import decode_frames, frame_count, gif_loop, has_see_through
+from ..media.probe import plays_in_all, probe_video, undecodable
 from .atomic import atomic_path
 from .images import (
     DECODE_ERRORS,
@@ -111,7 +112,8 @@ def open_clip(
     """Open frames ``start:stop:step`` of an animated GIF/WebP/PNG, a video, or a still (one frame).
 
     Reads no picture of a video (its packet index and first frame only); an animation's frames are
-    visited once for their durations and transparency."""
+    decoded once for their durations and transparency, in the pass that ``validate``'s check of them makes
+    (:func:`~blendstyle.media.frames.decode_frames`), so a run that validated its job decodes them no more."""
     path = Path(path)
     if is_video(path):
         try:
@@ -145,26 +147,26 @@ def open_clip(
     with image:
         total = frame_count(image)
         indices = _selection(path, total, start, stop, step, max_frames)
-        stop = total if stop is None else stop
         loop = gif_loop(image) if total > 1 else None
         size = image.size if long_side is None else fit_long_side(*image.size, long_side)
-        durations, opaque = [], True
-        index = indices[0]
-        try:
-            for position, index in enumerate(indices):
-                image.seek(index)  # forward only: Pillow re-decodes from the start to seek back
-                if opaque and (frame := grey8(image)).mode in ("RGBA", "LA", "PA", "P"):
-                    opaque = frame.convert("RGBA").getextrema()[3][0] == 255
-                # Frames dropped by step lend their display time to the frame shown before them.
-                shown = indices[position + 1] if position + 1 < len(indices) else stop
-                duration = int(image.info.get("duration", 0) or 0)
-                for covered in range(index + 1, shown):
-                    image.seek(covered)
-                    duration += int(image.info.get("duration", 0) or 0)
-                durations.append(duration)
-        except DECODE_ERRORS as exc:  # named as validate names it (Pillow may fail on the frame before)
-            raise BlendstyleError(undecodable(path, f"frame {index}", exc)) from None
-    return ClipFile(path, indices, total, size, Timeline.from_durations(durations), loop, not opaque, False)
+        if total == 1:  # a still: its picture is decoded only where it may have see-through pixels
+            try:
+                transparent = has_see_through(image)
+            except DECODE_ERRORS as exc:
+                raise BlendstyleError(undecodable(path, "frame 0", exc)) from None
+            timeline = Timeline.from_durations([int(image.info.get("duration", 0) or 0)])
+            return ClipFile(path, indices, total, size, timeline, loop, transparent, False)
+    decoded = decode_frames(path)  # every frame decoded once, in the pass validate's check of them made
+    stop = total if stop is None else stop
+    if decoded is None or decoded.count is None:  # changed or gone since it was opened
+        raise BlendstyleError(undecodable(path))
+    if decoded.failed is not None and decoded.failed < stop:  # named as validate names it
+        raise BlendstyleError(undecodable(path, f"frame {decoded.failed}", decoded.reason))
+    # Frames dropped by step lend their display time to the frame shown before them.
+    shown = [*indices[1:], stop]
+    durations = [sum(decoded.durations[index:until]) for index, until in zip(indices, shown)]
+    transparent = any(decoded.see_through[index] for index in indices)
+    return ClipFile(path, indices, total, size, Timeline.from_durations(durations), loop, transparent, False)
 
 
 def _selection(path: Path, total: int, start: int, stop: int | None, step: int, max_frames: int | None) -> list[int]:

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image
 
-from ..media.probe import DECODE_ERRORS
+from ..media.frames import DECODE_ERRORS
 from .prints import srgb_profile, to_srgb
 
 #: The transposition an EXIF orientation asks for (:func:`PIL.ImageOps.exif_transpose`'s table).

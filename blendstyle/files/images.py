@@ -16,7 +16,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import STILLS
-from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit, undecodable, unrecognised
+from ..media.frames import DECODE_ERRORS, DEEP_GREYS, frame_count, own_pixel_limit
+from ..media.probe import undecodable, unrecognised
 from .atomic import atomic_path
 from .deep import DeepPicture, read_deep
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
@@ -30,9 +31,6 @@ def fit_long_side(width: int, height: int, long_side: int) -> tuple[int, int]:
     scale = long_side / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
 
-
-#: Pillow's modes of grey pictures deeper than 8 bits: 16-bit, 32-bit integer and 32-bit float.
-DEEP_GREYS = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 #: Modes with an alpha channel; other pictures may have see-through pixels by a colour key (``transparency``).
 ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
@@ -133,7 +131,11 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
 def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
     """Open and fully decode ``path``, upright per its EXIF orientation; user errors for unreadable files
     and for images of more than ``max_pixels`` pixels (checked from the header, before decoding)."""
-    image = _open_lazy(path, max_pixels)
+    return _decode(_open_lazy(path, max_pixels), path)
+
+
+def _decode(image: Image.Image, path: Path | str) -> Image.Image:
+    """:func:`open_image` of the file ``image`` has open (not yet decoded), which it closes."""
     try:
         with image:
             image.load()
@@ -150,9 +152,9 @@ def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
 def open_picture(path: Path | str, max_pixels: int | None = None, convert: bool = True) -> Image.Image | DeepPicture:
     """:func:`open_image`, but a 16-bit grey or colour PNG or TIFF at full precision (:func:`~.deep.read_deep`;
     ``convert``: its colours to sRGB, which a reader of its alpha alone goes without)."""
-    with _open_lazy(path, max_pixels) as header:
-        deep = read_deep(Path(path), header, convert)
-    return deep if deep is not None else open_image(path, max_pixels)
+    with _open_lazy(path, max_pixels) as image:
+        deep = read_deep(Path(path), image, convert)
+        return deep if deep is not None else _decode(image, path)  # the file opened once for both
 
 
 def read_image(

@@ -1,48 +1,18 @@
 """What a media file holds, read from its header (Pillow) or its packets (PyAV), decoding no more than one
-frame: whether it is an image at all, its size, its frame count and frame times, and a video's layout
-(timestamps, rotation, sound). The one place a file is probed: ``validate``'s checks, the mode a run
-picks and the clip reader all ask here, and a video's probe is kept per file, size and modification time.
+frame, or an animation's frames once (:mod:`~blendstyle.media.frames`): whether it is an image at all, its
+size, its frame count and frame times, and a video's layout (timestamps, rotation, sound). The one place a
+file is probed: ``validate``'s checks, the mode a run picks and the clip reader all ask here, and a video's
+probe is kept per file, size and modification time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import struct
-from dataclasses import dataclass
 from pathlib import Path
-from stat import S_ISREG
 
 from ..errors import display_path
 from .formats import HDR_TRANSFERS, STILL_SUFFIXES, is_video
-
-#: What Pillow raises on truncated or malformed image data.
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
-
-#: The formats (Pillow's names) whose images are frames of an animation: GIF, WebP and PNG (APNG). Pillow
-#: counts the images of other files as frames too, but they are not: an MPO (a camera's or phone's JPEG) holds
-#: previews or a gain map after the picture, a multi-page TIFF holds pages or reduced copies; those are
-#: stills, their first image shown, as every viewer shows them.
-ANIMATED_FORMATS = frozenset({"GIF", "WEBP", "PNG"})
-
-
-def frame_count(image) -> int:
-    """The frames of an open Pillow image as an animation: its images for an animated format, else 1."""
-    return getattr(image, "n_frames", 1) if image.format in ANIMATED_FORMATS else 1
-
-
-@contextlib.contextmanager
-def own_pixel_limit():
-    """Lift Pillow's fixed decompression-bomb limit while opening: the job's ``max_input_pixels`` is
-    checked from the header instead, so the limit can be raised for trusted files and its message is ours."""
-    from PIL import Image
-
-    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-
+from .frames import DECODE_ERRORS, decode_frames, read_header, regular
 
 #: A TIFF's photometric interpretation (tag 262), as a reason names it; with alpha where a fourth sample follows RGB.
 _TIFF_COLOURS = {0: "grey", 1: "grey", 2: "RGB", 3: "palette", 5: "CMYK", 6: "YCbCr", 8: "CIELab"}
@@ -120,26 +90,26 @@ def content_files(content: Path | str) -> list[Path]:
 
 def frames_in(path: Path | str) -> int | None:
     """How many frames an image or video file holds (1 for a still), or None when they cannot be counted
-    or one cannot be decoded (a truncated or corrupt file: :func:`frame_failure` says which and why); reads
-    only what counting needs, once per file, size and modification time (``validate``, the mode a run picks
-    and a study all ask)."""
+    or one cannot be decoded (a truncated or corrupt file: :func:`frame_failure` says which and why); an
+    animation's frames are decoded once per file, size and modification time
+    (:func:`~blendstyle.media.frames.decode_frames`), a still's counted from its header."""
     if is_video(path):
-        probe = _readable_video(path) if _regular(path) is not None else None
+        probe = _readable_video(path) if regular(path) is not None else None
         return None if probe is None else len(probe.pts)
-    decoded = _decoded(path)
+    decoded = decode_frames(path)
     return None if decoded is None or decoded.failed is not None else decoded.count
 
 
 def frame_total(path: Path | str) -> int | None:
     """How many frames an image or video file says it holds (1 for a still), a damaged frame or not: whether
-    it is animated; None when they cannot be counted."""
+    it is animated, from its header (no picture decoded); None when they cannot be counted."""
     if is_video(path):
         return frames_in(path)
-    decoded = _decoded(path)
-    return None if decoded is None else decoded.count
+    header = read_header(path)
+    return None if header is None else header.frames
 
 
-def undecodable(path: Path | str, what: str = "a frame", exc: BaseException | None = None) -> str:
+def undecodable(path: Path | str, what: str = "a frame", exc: BaseException | str | None = None) -> str:
     """What a reader says of a frame of ``path`` it could not decode: :func:`frame_failure`'s words where
     decoding every frame finds one (Pillow may fail on the frame before the damaged one, where it seeks),
     else ``what`` (``"frame 3"``) with the reader's reason (``exc``); without a reason, that the frames
@@ -155,7 +125,7 @@ def frame_failure(path: Path | str) -> str | None:
     """Why an animation's frames cannot all be decoded, as a user reads it: the first that cannot, named
     with the frames before it and the decoder's reason; None when every frame decodes, and for a still, a
     video or a file that cannot be opened (``check_image`` says why). Shares :func:`frames_in`'s decoding."""
-    decoded = None if is_video(path) else _decoded(path)
+    decoded = None if is_video(path) else decode_frames(path)
     if decoded is None or decoded.failed is None:
         return None
     frame, count = decoded.failed, decoded.count
@@ -164,71 +134,13 @@ def frame_failure(path: Path | str) -> str | None:
     return f"cannot decode frame {frame} of {display_path(Path(path))} ({before}): {decoded.reason}"
 
 
-@dataclass(frozen=True)
-class _Decoded:
-    """What decoding an image file's frames found: ``count`` its frames (None when they cannot be counted),
-    ``failed`` the first frame that cannot be decoded (None when all can) and the decoder's ``reason``."""
-
-    count: int | None
-    failed: int | None = None
-    reason: str = ""
-
-
-def _regular(path: Path | str):
-    """``path``'s ``stat``, or None when it is missing or no regular file (a FIFO or a device: opening it to
-    read would wait for ever, or never end)."""
-    try:
-        stat = Path(path).stat()
-    except OSError:
-        return None
-    return stat if S_ISREG(stat.st_mode) else None
-
-
-def _decoded(path: Path | str) -> _Decoded | None:
-    """:func:`_decode_frames` of an image file, or None when ``path`` is no regular file."""
-    if (stat := _regular(path)) is None:
-        return None
-    return _decode_frames(Path(path).resolve(), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _decode_frames(path: Path, size: int, mtime: int) -> _Decoded:
-    """An animation's frames decoded one by one, in order (a still's one picture is ``check_image``'s).
-    Pillow decodes a GIF or APNG frame when it moves on to the next: seeking alone would blame a damaged
-    frame on the one after it, so each is loaded before the next is sought. The count comes from the
-    headers: a file cut short inside a frame still counts it."""
-    from PIL import Image
-
-    try:
-        with own_pixel_limit(), Image.open(path) as image:
-            count = frame_count(image)
-            if count == 1:
-                return _Decoded(count)
-            frame = 0
-            try:
-                for frame in range(count):
-                    image.seek(frame)
-                    image.load()
-            except DECODE_ERRORS as exc:
-                return _Decoded(count, frame, str(exc) or type(exc).__name__)
-            return _Decoded(count)
-    except DECODE_ERRORS:
-        return _Decoded(None)
-
-
 def image_size(path: Path | str) -> tuple[int, int] | None:
     """(width, height) as shown, from the header, or None when it cannot be read (reported elsewhere)."""
-    from PIL import Image
-
     if is_video(path):
         probe = _readable_video(path)
         return None if probe is None else (probe.width, probe.height)
-
-    try:
-        with own_pixel_limit(), Image.open(path) as image:
-            return image.size
-    except DECODE_ERRORS:
-        return None
+    header = read_header(path)
+    return None if header is None else header.size
 
 
 class VideoProbe:
@@ -309,51 +221,34 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
 def loop_count(path: Path | str) -> int | None:
     """An animation's loop count as a GIF counts it (0: forever; N: N repeats after the first play), or None
     when it plays once: a video, a still, a GIF without a NETSCAPE loop block, an APNG or WebP of one play,
-    or a file that cannot be read (reported elsewhere)."""
-    from PIL import Image
-
-    if is_video(path):
-        return None
-    try:
-        with own_pixel_limit(), Image.open(path) as image:
-            return gif_loop(image) if frame_count(image) > 1 else None
-    except DECODE_ERRORS:
-        return None
-
-
-def gif_loop(image) -> int | None:
-    """An open animation's loop count as a GIF counts it (see :func:`loop_count`). Pillow reports each
-    format's own number: a GIF's NETSCAPE count is the repeats after the first play, while APNG's
-    ``num_plays`` and WebP's loop count are the plays in all (0 forever in every one)."""
-    loop = image.info.get("loop")
-    if image.format == "GIF" or loop is None or loop == 0:
-        return loop
-    return None if loop == 1 else loop - 1
+    or a file that cannot be read (reported elsewhere); from its header
+    (:func:`~blendstyle.media.frames.gif_loop`)."""
+    header = None if is_video(path) else read_header(path)
+    return None if header is None else header.loop
 
 
 def plays_in_all(loop: int | None) -> int:
-    """:func:`gif_loop`'s count as WebP and APNG write it: the plays in all (0: forever)."""
+    """:func:`~blendstyle.media.frames.gif_loop`'s count as WebP and APNG write it: the plays in all (0: forever)."""
     return 1 if loop is None else 0 if loop == 0 else loop + 1
 
 
 def frame_times(path: Path | str) -> list[float] | None:
     """When each frame of an animation or video starts showing, in seconds from the first; None when the
-    file cannot be read (reported elsewhere)."""
-    from PIL import Image
-
+    file cannot be read, or a frame decoded (reported elsewhere). An animation's come from decoding its
+    frames, shared with :func:`frames_in` (a WebP frame says how long it shows only once decoded)."""
     if is_video(path):
         probe = _readable_video(path)
         return None if probe is None else probe.times
-    try:
-        with own_pixel_limit(), Image.open(path) as image:
-            times, clock = [], 0
-            for index in range(frame_count(image)):
-                image.seek(index)
-                times.append(clock / 1000)
-                clock += int(image.info.get("duration", 0) or 0)
-            return times
-    except DECODE_ERRORS:
+    decoded = decode_frames(path)
+    if decoded is None or decoded.count is None or decoded.failed is not None:
         return None
+    if decoded.count == 1:
+        return [0.0]
+    times, clock = [], 0
+    for duration in decoded.durations:
+        times.append(clock / 1000)
+        clock += duration
+    return times
 
 
 def _readable_video(path: Path | str) -> VideoProbe | None:

@@ -24,7 +24,8 @@ from ..errors import BlendstyleError, Problem
 from ..files.clips import ClipFile, open_clip
 from ..files.images import fit_long_side, read_alpha, read_image
 from ..media.formats import CLIPS, is_video
-from ..media.probe import frame_times, frames_in, image_size, stills_in
+from ..media.frames import ImageHeader
+from ..media.probe import frame_times, frame_total, image_size, stills_in
 from ..nst.memory import free_bytes, job_bytes, plan
 from ..nst.temporal import flow_available, reference
 from .context import Run
@@ -70,7 +71,7 @@ class ClipRenderer:
         # A still, or a folder's stills (method: network): set up on the first, read as a still is read
         # (orientation, colour profile, 16 bits) whatever animation settings a shared base gives; training
         # reads them all.
-        self.stills = stills_of(job.content)
+        self.stills = stills_of(job.content, run.loaded.content)
         if said := folder_note(Path(job.content)):
             run.note(said)  # the folder's other files are passed over: said, not in silence
         self._palette: torch.Tensor | None = None
@@ -100,7 +101,7 @@ class ClipRenderer:
             run.note(f"{Path(job.content).name} has {clip.sound.streams} audio streams: the first goes into the videos "
                      "written, the others are left out")
         run.check()
-        width, height = clip.size if self.stills is None else largest(self.stills, job.size)
+        width, height = clip.size if self.stills is None else largest(self.stills, job.size, run.loaded.content)
         self.memory = memory = plan(job, device, width, height)
         # method: network has one stage, the job's size, whole (the network runs on whole frames); without
         # refine it optimises no frame, so the optimiser's memory plan does not bind it.
@@ -221,18 +222,22 @@ class ClipRenderer:
         return self.follow(index, original, start, temporal, iterations)
 
 
-def stills_of(content: str) -> list[Path] | None:
+def stills_of(content: str, headers: tuple[ImageHeader, ...] = ()) -> list[Path] | None:
     """The stills of a content that is a still (itself) or a folder (:func:`stills_in`); None for an
-    animation or a video."""
+    animation or a video. ``headers``: the content's as validate read them (else its header is read)."""
     path = Path(content)
     if path.is_dir():
         return stills_in(path)
-    return [path] if not is_video(path) and frames_in(path) == 1 else None
+    if is_video(path):
+        return None
+    return [path] if (headers[0].frames if headers else frame_total(path)) == 1 else None
 
 
-def largest(stills: list[Path], long_side: int) -> tuple[int, int]:
-    """The size of the still with the most pixels at ``long_side``: what memory is planned for."""
-    sizes = [fit_long_side(*(image_size(still) or (1, 1)), long_side) for still in stills]
+def largest(stills: list[Path], long_side: int, headers: tuple[ImageHeader, ...] = ()) -> tuple[int, int]:
+    """The size of the still with the most pixels at ``long_side``: what memory is planned for. ``headers``:
+    the stills' as validate read them, in order (else each one's header is read)."""
+    found = [header.size for header in headers] if len(headers) == len(stills) else map(image_size, stills)
+    sizes = [fit_long_side(*(size or (1, 1)), long_side) for size in found]
     return max(sizes, key=lambda size: size[0] * size[1])
 
 

@@ -363,3 +363,31 @@ def test_an_override_key_deeper_than_a_file_may_nest_is_refused(tiny_job):
     copying the data raised RecursionError."""
     with pytest.raises(BlendstyleError, match="the key nests 601 levels deep; a job nests at most 64"):
         load_job(tiny_job(), {"x" + ".a" * 600: 1})
+
+
+def test_validate_opens_a_still_once_and_keeps_its_header(tiny_job, opened):
+    """Its check, its frame count and the size check each opened it before (three times)."""
+    from blendstyle.media.frames import ImageHeader
+
+    loaded = load_job(tiny_job())
+    assert opened["content.png"] == 1
+    assert loaded.content == (ImageHeader("PNG", (64, 48), 1),)  # what the run goes on from
+
+
+def test_validate_opens_each_still_of_a_folder_once(tiny_job, tmp_path, opened):
+    """Each still's check, its frame count and the size check opened it before (three times); the size check
+    still finds the still too thin for the job, from the headers its check read."""
+    from ..conftest import blobs
+
+    (tmp_path / "photos").mkdir()
+    sizes = [(64, 48), (200, 20), (50, 50)]
+    for number, size in enumerate(sizes):
+        blobs(size, seed=number).save(tmp_path / "photos" / f"p{number}.png")
+    job = tiny_job(body="extends: quick.yaml\ncontent: photos\nstyles: [style_a.png]\nsize: 48\nmethod: network\n")
+    with pytest.raises(BlendstyleError) as info:
+        load_job(job)
+    [problem] = info.value.problems
+    assert problem.key == "size" and "at size 48 the still p1.png (200x20) is 5 px on its short side" in problem.message
+    assert [opened[f"p{number}.png"] for number in range(3)] == [1, 1, 1]
+    (tmp_path / "photos" / "p1.png").unlink()
+    assert [header.size for header in load_job(job).content] == [(64, 48), (50, 50)]

@@ -123,3 +123,17 @@ def test_a_damaged_frame_is_named_as_itself(tmp_path, fmt):
     assert len(list(opened.frames())) == 2
     with pytest.raises(BlendstyleError, match=said):
         list(open_clip(path, stop=6, step=5).frames())  # frame 3 lies between the two selected
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp", "apng"])
+def test_each_frame_keeps_its_duration_in_every_format(tmp_path, fmt):
+    """An opaque WebP's frames read as lasting 0 ms before: Pillow says a WebP frame's duration only once
+    it has decoded it, and its seek forgets the previous frame's."""
+    from blendstyle.files.clips import write_animation
+    from blendstyle.media.probe import frame_times
+
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue", "green", "white")]
+    path = write_animation(frames, tmp_path / f"clip.{'png' if fmt == 'apng' else fmt}", [40, 120, 200, 80], 0, fmt=fmt)
+    assert open_clip(path).timeline.durations_ms() == [40, 120, 200, 80]
+    assert open_clip(path, step=2).timeline.durations_ms() == [160, 280]  # a dropped frame's time goes to the one before
+    assert frame_times(path) == pytest.approx([0, 0.04, 0.16, 0.36])

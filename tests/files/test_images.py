@@ -221,3 +221,13 @@ def test_a_float_rgb_tiff_is_refused_as_what_it_is(tmp_path, monkeypatch):
     with pytest.raises(BlendstyleError) as info:
         read_image(tmp_path / "scan.tif")
     assert str(info.value) == "a TIFF of 32-bit float RGB, which cannot be read (save it as 8- or 16-bit): scan.tif"
+
+
+@pytest.mark.parametrize("name", ["photo.png", "photo.jpg"])
+def test_a_picture_is_read_from_one_opening_of_its_file(tmp_path, opened, name):
+    """read_deep looked at the header, then the file was opened again to be decoded."""
+    from ..conftest import blobs
+
+    blobs().save(tmp_path / name)
+    assert read_image(tmp_path / name, 32).shape == (1, 3, 24, 32)
+    assert opened[name] == 1

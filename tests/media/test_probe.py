@@ -96,5 +96,5 @@ def test_a_damaged_frame_is_named_with_the_frames_before_it(tmp_path, fmt, cut, 
     folder.mkdir()
     blobs((48, 36)).save(folder / "a.png")
     path.rename(folder / path.name)
-    assert "is animated: a folder's files are trained on as stills" in check_folder(folder)
+    assert "is animated: a folder's files are trained on as stills" in check_folder(folder).problem
     assert frame_failure(moving_gif(tmp_path / "one.gif", count=1)) is None

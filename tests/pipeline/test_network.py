@@ -493,3 +493,17 @@ def test_a_folder_s_gifs_are_stills_and_its_other_files_are_said_to_be_passed_ov
     renderer = ClipRenderer(open_run(loaded, tmp_path / "out", reporter).start())
     assert [still.name for still in renderer.stills] == ["cat.png", "logo.gif", "rocket.jpg"]
     assert [text.endswith(said) for text in reporter.notes] == [True]
+
+
+def test_a_folder_s_run_plans_from_the_headers_validate_read(folder_job, opened):
+    """The run looked at each still's header again for the mode, the stills and the memory plan."""
+    from blendstyle.pipeline import render
+    from blendstyle.pipeline.clip import largest, stills_of
+
+    loaded = blendstyle.load_job(folder_job)
+    assert opened["cat.png"] == opened["rocket.jpg"] == 1
+    opened.clear()
+    stills = stills_of(loaded.job.content, loaded.content)
+    assert [still.name for still in stills] == ["cat.png", "rocket.jpg"]
+    assert largest(stills, 96, loaded.content) == (96, 72)  # rocket.jpg is 64x96 at 96: fewer pixels
+    assert render._mode(loaded) is render.render_network_still and not opened

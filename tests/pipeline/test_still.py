@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -551,3 +552,14 @@ def test_a_damaged_record_of_an_interrupted_run_starts_afresh(tiny_job, tmp_path
     (folder / "snapshots" / "tiny_resume.png").write_bytes((folder / "tiny.png").read_bytes())
     again = json.loads((blendstyle.run_job(job, out_root=tmp_path / "out").folder / "run.json").read_text())
     assert again["status"] == "done" and again["iterations"]["resumed_after"] == resumed, again["iterations"]
+
+
+def test_a_still_s_run_picks_its_mode_from_the_header_validate_read(tiny_job, opened):
+    """The run opened the still again to count its frames, for its mode and to know it a still."""
+    from blendstyle.pipeline import render
+    from blendstyle.pipeline.clip import stills_of
+
+    loaded = blendstyle.load_job(tiny_job())
+    opened.clear()
+    assert render._mode(loaded) is render.render_still
+    assert stills_of(loaded.job.content, loaded.content) == [Path(loaded.job.content)] and not opened
