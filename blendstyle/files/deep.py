@@ -19,20 +19,15 @@ soundness: a file neither reader takes is read by Pillow, at 8 bits, as before.
   unassociated alpha; a TIFF's associated (premultiplied) alpha is divided out, as Pillow does for 8 bits.
   Pillow opens no 16-bit grey TIFF with alpha, so none reaches here.
 * **Colour profile.** An embedded profile is applied as :func:`~blendstyle.files.prints.to_srgb` applies
-  it, by LittleCMS through Pillow, relative colorimetric; a profile it cannot apply leaves the values as
-  they are (so a grey picture takes a grey profile only, as at 8 bits). Departure: Pillow runs LittleCMS on
-  8-bit pictures only, so each 16-bit colour's 8 neighbours on the 8-bit lattice (each channel rounded down
-  and up) are converted and the results blended trilinearly by the colour's place between them; a grey's
-  lattice has one dimension, its 256 levels converted once and each 16-bit level blended linearly between
-  the two around it. The blend is continuous in the colour, so a gradient stays as smooth as the file holds
-  it; its accuracy is the 8-bit conversion's (within half a level in 255 at the lattice points). sRGB's own
-  profile, which blendstyle's outputs embed, converts every 8-bit colour to itself: it is skipped, and the
-  values are read exactly.
+  it, by LittleCMS through Pillow, relative colorimetric, over the 8-bit lattice of
+  :mod:`~blendstyle.files.lattice` (Pillow runs LittleCMS on 8-bit pictures only); a profile it cannot
+  apply leaves the values as they are (so a grey picture takes a grey profile only, as at 8 bits). sRGB's
+  own profile, which blendstyle's outputs embed, converts every 8-bit colour to itself: it is skipped, and
+  the values are read exactly.
 """
 
 from __future__ import annotations
 
-import itertools
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +36,8 @@ import numpy as np
 from PIL import ExifTags, Image
 
 from ..media.probe import DECODE_ERRORS
-from .prints import srgb_profile, to_srgb
+from .lattice import in_srgb
+from .prints import SrgbConversion, srgb_profile
 
 #: The transposition an EXIF orientation asks for (:func:`PIL.ImageOps.exif_transpose`'s table).
 _UPRIGHT = {
@@ -49,9 +45,6 @@ _UPRIGHT = {
     5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-
-#: Pixels converted through a colour profile at a time (8 lattice pictures of 3 bytes a pixel each).
-_PROFILE_PIXELS = 1 << 21
 
 #: What a reader raises on a file it cannot take (zlib's error is tifffile's on a cut-short deflate strip).
 _READ_ERRORS = (*DECODE_ERRORS, KeyError, zlib.error)
@@ -111,8 +104,8 @@ def read_deep(path: Path, header: Image.Image, convert: bool = True) -> DeepPict
         colour = 1 - colour
     if layout.associated:
         colour = np.divide(colour, opacity, out=np.zeros_like(colour), where=opacity > 0).clip(0, 1)
-    if convert and (profile := header.info.get("icc_profile")):
-        colour = _in_srgb(colour, profile)
+    if convert and (profile := header.info.get("icc_profile")) and profile != srgb_profile():
+        colour = in_srgb(colour, SrgbConversion(profile))
     bands = [_band(colour[..., channel]) for channel in range(colour.shape[2])]
     bands = bands * 3 if len(bands) == 1 else bands  # a grey's level is its red, green and blue
     if layout.alpha:
@@ -233,66 +226,3 @@ def _opencv(path: Path) -> np.ndarray | None:
     if samples.ndim != 3 or samples.shape[2] not in (3, 4):
         return None
     return samples[..., [2, 1, 0, 3][: samples.shape[2]]]  # OpenCV's BGR(A)
-
-
-def _in_srgb(colour: np.ndarray, profile: bytes) -> np.ndarray:
-    """``colour`` (``(H, W, 3)`` RGB or ``(H, W, 1)`` grey, in ``[0, 1]``) converted from ``profile`` to sRGB
-    (see the module's notes), unchanged where the profile cannot be applied (:func:`~blendstyle.files.prints.to_srgb`'s
-    rule: a grey picture takes a grey profile only)."""
-    if profile == srgb_profile():
-        return colour
-    if colour.shape[2] == 1:
-        return _grey_converted(colour, profile)
-    height, width = colour.shape[:2]
-    rows = max(1, _PROFILE_PIXELS // (8 * width))
-    converted = np.empty_like(colour)
-    for top in range(0, height, rows):
-        part = _lattice_converted(colour[top : top + rows], profile)
-        if part is None:
-            return colour
-        converted[top : top + rows] = part
-    return converted
-
-
-def _grey_converted(grey: np.ndarray, profile: bytes) -> np.ndarray:
-    """``grey`` (``(H, W, 1)``) through a grey ``profile``, as ``(H, W, 3)`` sRGB: the lattice of the module's
-    notes in one dimension, its 256 levels converted once and each 16-bit level blended linearly between the
-    two around it; ``grey`` itself where the profile cannot be applied."""
-    levels = Image.fromarray(np.arange(256, dtype=np.uint8)[None], "L")
-    levels.info["icc_profile"] = profile
-    shown, _ = to_srgb(levels)
-    if shown is levels:  # not applied
-        return grey
-    table = np.asarray(shown.convert("RGB"), np.float32)[0] / 255
-    low, up = _on_lattice(grey[..., 0])
-    down = 1 - up
-    converted = np.empty((*grey.shape[:2], 3), np.float32)
-    for channel, column in enumerate(table.T):
-        converted[..., channel] = column[low] * down + column[low + 1] * up
-    return converted
-
-
-def _on_lattice(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each value in ``[0, 1]`` as its 8-bit level rounded down (254 at most, so that one up is a level too)
-    and its place between that level and the next, in ``[0, 1]``."""
-    scaled = values * np.float32(255)
-    low = np.minimum(scaled.astype(np.uint8), 254)
-    return low, scaled - low
-
-
-def _lattice_converted(rgb: np.ndarray, profile: bytes) -> np.ndarray | None:
-    low, fraction = _on_lattice(rgb)
-    corners = list(itertools.product((0, 1), repeat=3))
-    picture = Image.fromarray(np.concatenate([low + np.array(corner, np.uint8) for corner in corners]), "RGB")
-    picture.info["icc_profile"] = profile
-    shown, _ = to_srgb(picture)
-    if shown is picture:  # not applied
-        return None
-    values = np.asarray(shown).reshape(len(corners), *rgb.shape)
-    up = [fraction[..., channel] for channel in range(3)]
-    down = [1 - weight for weight in up]
-    blended = np.zeros(rgb.shape, np.float32)
-    for value, corner in zip(values, corners):
-        weight = np.prod([(up if bit else down)[channel] for channel, bit in enumerate(corner)], axis=0)
-        blended += weight[..., None] * value
-    return blended / 255
