@@ -34,6 +34,7 @@ from .images import (
     tensor_to_pil,
     with_alpha,
 )
+from .prints import SrgbConversion
 from .video import Sound, Timeline, decode
 
 
@@ -65,7 +66,8 @@ class ClipFile:
         return len(self.indices)
 
     def frames(self) -> Iterator[torch.Tensor]:
-        """The selected frames in order, each ``(1, 3, H, W)`` RGB in ``[0, 1]`` (transparent pixels over white)."""
+        """The selected frames in order, each ``(1, 3, H, W)`` RGB in ``[0, 1]`` (transparent pixels over white),
+        an animation's through its colour profile to sRGB as a still is (:func:`~.prints.to_srgb`)."""
         for picture, _ in self._pictures(alpha=False):
             yield picture
 
@@ -83,11 +85,15 @@ class ClipFile:
             return
         image = _open_lazy(self.path)
         with image:
+            # The profile (an APNG's iCCP, a WebP's ICCP) is the whole file's: its transform is built once.
+            profile = None if alpha else image.info.get("icc_profile")
+            convert = SrgbConversion(profile) if profile else None
             index = self.indices[0]
             try:
                 for index in self.indices:
                     image.seek(index)
-                    rgba = resize(grey8(image).convert("RGBA"), (width, height))
+                    frame = grey8(image) if convert is None else convert(grey8(image))[0]
+                    rgba = resize(frame.convert("RGBA"), (width, height))
                     if alpha:
                         yield None, np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
                     else:
