@@ -82,7 +82,7 @@ def check_image(path: Path, max_pixels: int | None = None, video: bool = False, 
                 image.load()
             except DECODE_ERRORS as exc:  # cut short or corrupt: run's message (files.images.open_image)
                 return f"cannot decode image {display_path(path)}: {exc}"
-        if frames and (failure := frame_failure(path)):  # run's message (files.clips, files.images.read_mask)
+        if frames and (failure := frame_failure(path)):  # run's message (files.clips, files.masks.read_mask)
             return failure
     except UnidentifiedImageError:
         return f"{unrecognised(path)}: {display_path(path)}"

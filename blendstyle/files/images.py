@@ -1,9 +1,9 @@
 """Images in and out: any Pillow-readable file to an RGB tensor in ``[0, 1]``, and back, atomically.
 
 Tensors are ``(1, 3, H, W)`` float32, contiguous. A 16-bit grey or colour PNG or TIFF still is read at full
-precision (:mod:`blendstyle.files.deep`); every other picture through Pillow, at 8 bits a channel, and every
-mask at 8 bits. A run's readers hand in its decoded stills (:mod:`blendstyle.files.decoded`): each file is
-decoded once, however many sizes it is read at.
+precision (:mod:`blendstyle.files.deep`); every other picture through Pillow, at 8 bits a channel (masks:
+:mod:`blendstyle.files.masks`). A run's readers hand in its decoded stills (:mod:`blendstyle.files.decoded`):
+each file is decoded once, however many sizes it is read at.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import STILLS
-from ..media.probe import DECODE_ERRORS, frame_count, own_pixel_limit, undecodable, unrecognised
+from ..media.probe import DECODE_ERRORS, own_pixel_limit, unrecognised
 from .atomic import atomic_path
 from .decoded import DecodedStills
 from .deep import DeepPicture, DeepSamples, read_deep
@@ -228,28 +228,6 @@ def _has_alpha(image: Image.Image) -> bool:
 def long_side_for_short(width: int, height: int, short: int) -> int:
     """The long side at which an image of this aspect has a short side of at least ``short`` px."""
     return math.ceil(short * max(width, height) / min(width, height))
-
-
-def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | None = None) -> list[torch.Tensor]:
-    """Every frame of a mask image as ``(1, 1, H, W)`` uint8: its grey level times its opacity (a
-    transparent pixel is "not here"), resized so the long side is ``long_side``."""
-    image = _open_lazy(path, max_pixels)
-    masks = []
-    with image:
-        try:
-            for index in range(frame_count(image)):
-                image.seek(index)
-                # A deep grey is scaled by its bit depth, as a picture is (an RGBA conversion would clip it).
-                grey = grey8(image)
-                frame = ImageOps.exif_transpose(grey.convert("RGBA").convert("LA"))
-                if long_side is not None:
-                    frame = resize(frame, fit_long_side(*frame.size, long_side))
-                grey, alpha = (np.asarray(band, dtype=np.uint16) for band in frame.split())
-                value = ((grey * alpha + 127) // 255).astype(np.uint8)
-                masks.append(torch.from_numpy(value)[None, None])
-        except DECODE_ERRORS as exc:  # an animated mask's damaged frame, named as validate names it
-            raise BlendstyleError(undecodable(path, exc=exc)) from None
-    return masks
 
 
 def resize(image: Image.Image | DeepPicture, size: tuple[int, int]) -> Image.Image | DeepPicture:

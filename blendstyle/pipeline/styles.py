@@ -10,7 +10,8 @@ import torch
 from ..config.inputs import style_notes
 from ..config.models import Job
 from ..files.decoded import DecodedStills
-from ..files.images import read_image, read_mask
+from ..files.images import read_image
+from ..files.masks import read_mask
 from ..nst.color import match_histogram, match_luminance
 from ..nst.device import configure, pick_precision
 from ..nst.plan import StylePlan
