@@ -115,17 +115,18 @@ def write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, dpi: int 
     colour_type = 2 if alpha is None else 6
     rows = planes.astype(">u2").reshape(height, -1).view(np.uint8)
     raw = np.hstack([np.zeros((height, 1), np.uint8), rows]).tobytes()  # filter type 0 on every row
-    chunks = [_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
-    chunks.append(_chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(srgb_profile())))
+    chunks = [png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
+    chunks.append(png_chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(srgb_profile())))
     if dpi:
         per_metre = round(dpi / 0.0254)
-        chunks.append(_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)))
-    chunks.append(_chunk(b"IDAT", zlib.compress(raw, 6)))
-    chunks.append(_chunk(b"IEND", b""))
+        chunks.append(png_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)))
+    chunks.append(png_chunk(b"IDAT", zlib.compress(raw, 6)))
+    chunks.append(png_chunk(b"IEND", b""))
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(chunks))
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk: length, type, data and CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
