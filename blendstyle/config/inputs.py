@@ -102,7 +102,7 @@ def check_image(path: Path, max_pixels: int | None = None, video: bool = False, 
                 return Checked(f"cannot decode image {display_path(path)}: {exc}")
             header = replace(header_of(image), size=(width, height))  # as stored (a JPEG's draft is smaller)
         # An animation's every frame (a still's one picture is decoded above): run's message (files.clips,
-        # files.images.read_mask).
+        # files.masks.read_mask).
         if frames and (header.frames or 1) > 1 and (failure := frame_failure(path)):
             return Checked(failure)
     except UnidentifiedImageError:

@@ -2,8 +2,9 @@
 
 :func:`open_clip` reads what a run needs before any picture (frame count, the selected frames, their
 timing, size, rotation, transparency, sound) and :meth:`ClipFile.frames` then decodes the selected
-frames one by one, so a clip of any length is read in constant memory. :func:`read_clip` loads every
-selected frame at once (tests, benchmarks, one frame of a study).
+frames one by one, so a clip of any length is read in constant memory (a 16-bit APNG's at full precision:
+:mod:`~blendstyle.files.apng`). :func:`read_clip` loads every selected frame at once (tests, benchmarks,
+one frame of a study).
 
 Written animations keep every frame (even repeated ones), every duration, the loop count and the
 transparent pixels; a GIF gets one palette for the whole clip, so colours do not flicker, and is written
@@ -12,7 +13,9 @@ frame by frame from a sequence that may be read lazily from disk.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, is_video
 from ..media.frames import decode_frames, frame_count, gif_loop, has_see_through
 from ..media.probe import plays_in_all, probe_video, undecodable
+from .apng import composed_frames, frame_conversion, frame_picture, is_deep_apng
 from .atomic import atomic_path
 from .images import (
     DECODE_ERRORS,
@@ -35,6 +39,7 @@ from .images import (
     tensor_to_pil,
     with_alpha,
 )
+from .prints import SrgbConversion
 from .video import Sound, Timeline, decode
 
 
@@ -66,7 +71,8 @@ class ClipFile:
         return len(self.indices)
 
     def frames(self) -> Iterator[torch.Tensor]:
-        """The selected frames in order, each ``(1, 3, H, W)`` RGB in ``[0, 1]`` (transparent pixels over white)."""
+        """The selected frames in order, each ``(1, 3, H, W)`` RGB in ``[0, 1]`` (transparent pixels over white),
+        an animation's through its colour profile to sRGB as a still is (:func:`~.prints.to_srgb`)."""
         for picture, _ in self._pictures(alpha=False):
             yield picture
 
@@ -87,17 +93,46 @@ class ClipFile:
             return
         image = _open_lazy(self.path)
         with image:
+            if image.format == "PNG" and is_deep_apng(self.path):
+                yield from self._deep_pictures(image, alpha)
+                return
+            # The profile (an APNG's iCCP, a WebP's ICCP) is the whole file's: its transform is built once.
+            profile = None if alpha else image.info.get("icc_profile")
+            convert = SrgbConversion(profile) if profile else None
             index = self.indices[0]
             try:
                 for index in self.indices:
                     image.seek(index)
-                    rgba = resize(grey8(image).convert("RGBA"), (width, height))
+                    frame = grey8(image) if convert is None else convert(grey8(image))[0]
+                    rgba = resize(frame.convert("RGBA"), (width, height))
                     if alpha:
                         yield None, np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
                     else:
                         yield pil_to_tensor(rgba), None
             except DECODE_ERRORS as exc:  # named as validate names it (Pillow may fail on the frame before)
                 raise BlendstyleError(undecodable(self.path, f"frame {index}", exc)) from None
+
+    def _deep_pictures(self, header: Image.Image, alpha: bool) -> Iterator[tuple[torch.Tensor | None, np.ndarray | None]]:
+        """:meth:`_pictures` of a 16-bit APNG, its frames composed at full precision (:mod:`~.apng`) and
+        through its colour profile to sRGB (:mod:`~.lattice`, one transform for the clip)."""
+        conversion = None if alpha else frame_conversion(header)
+        selected, number = set(self.indices), 0
+        try:
+            with closing(composed_frames(self.path)) as frames:  # closed at the last selected frame
+                for values in frames:
+                    if number in selected:
+                        picture = resize(frame_picture(values, conversion), self.size)
+                        if not alpha:
+                            yield pil_to_tensor(picture), None
+                        elif picture.alpha is None:
+                            yield None, np.ones(self.size[::-1], np.float32)
+                        else:
+                            yield None, np.clip(np.asarray(picture.alpha), 0, 1)  # a Lanczos resize overshoots
+                    if number == self.indices[-1]:
+                        return
+                    number += 1
+        except (*DECODE_ERRORS, zlib.error) as exc:  # named as validate names it
+            raise BlendstyleError(undecodable(self.path, f"frame {number}", exc)) from None
 
 
 def open_clip(

@@ -4,12 +4,14 @@ Pillow holds colour at 8 bits a channel: it reads a 16-bit colour PNG or TIFF by
 byte (a 16-bit grey and alpha PNG too, which it opens as RGBA); a 16-bit grey it holds whole, but it shows it
 at 8 bits (:func:`~blendstyle.files.images.to_grey8`). So a smooth 16-bit gradient (a sky from a raw
 converter, a scan, a blendstyle ``depth: 16`` output read back to resume or to refine) reaches the
-optimisation in 256 steps. Such a file's samples are read here instead, into float ``[0, 1]``, with the
+optimisation in 256 steps. Such a file's samples are read here instead, at 16 bits, with the
 dependencies blendstyle already has: tifffile for a TIFF, and OpenCV's own libpng and libtiff for a PNG and
 for a TIFF whose compression tifffile has no codec for without imagecodecs (LZW, the usual one of photo
 editors). OpenCV misreads a planar 16-bit colour TIFF (one plane per channel), so tifffile alone reads
 those. Pillow still reads the header (size, orientation, colour profile) and stays the judge of a file's
-soundness: a file neither reader takes is read by Pillow, at 8 bits, as before.
+soundness: a file neither reader takes is read by Pillow, at 8 bits, as before. What is read is kept in
+its compact form, 2 bytes a sample (:class:`DeepSamples`, which a run keeps: :mod:`~blendstyle.files.decoded`),
+and shown in float for resizing (:class:`DeepPicture`).
 
 * **Grey.** A grey's level is its red, green and blue, as in Pillow's conversion to RGB. A TIFF's
   WhiteIsZero grey (0 is white) is inverted, as :func:`~blendstyle.files.images.grey_levels` has it.
@@ -19,20 +21,15 @@ soundness: a file neither reader takes is read by Pillow, at 8 bits, as before.
   unassociated alpha; a TIFF's associated (premultiplied) alpha is divided out, as Pillow does for 8 bits.
   Pillow opens no 16-bit grey TIFF with alpha, so none reaches here.
 * **Colour profile.** An embedded profile is applied as :func:`~blendstyle.files.prints.to_srgb` applies
-  it, by LittleCMS through Pillow, relative colorimetric; a profile it cannot apply leaves the values as
-  they are (so a grey picture takes a grey profile only, as at 8 bits). Departure: Pillow runs LittleCMS on
-  8-bit pictures only, so each 16-bit colour's 8 neighbours on the 8-bit lattice (each channel rounded down
-  and up) are converted and the results blended trilinearly by the colour's place between them; a grey's
-  lattice has one dimension, its 256 levels converted once and each 16-bit level blended linearly between
-  the two around it. The blend is continuous in the colour, so a gradient stays as smooth as the file holds
-  it; its accuracy is the 8-bit conversion's (within half a level in 255 at the lattice points). sRGB's own
-  profile, which blendstyle's outputs embed, converts every 8-bit colour to itself: it is skipped, and the
-  values are read exactly.
+  it, by LittleCMS through Pillow, relative colorimetric, over the 8-bit lattice of
+  :mod:`~blendstyle.files.lattice` (Pillow runs LittleCMS on 8-bit pictures only); a profile it cannot
+  apply leaves the values as they are (so a grey picture takes a grey profile only, as at 8 bits). sRGB's
+  own profile, which blendstyle's outputs embed, converts every 8-bit colour to itself: it is skipped, and
+  the values are read exactly.
 """
 
 from __future__ import annotations
 
-import itertools
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,17 +38,16 @@ import numpy as np
 from PIL import ExifTags, Image
 
 from ..media.frames import DECODE_ERRORS
-from .prints import srgb_profile, to_srgb
+from .lattice import in_srgb
+from .prints import SrgbConversion, srgb_profile
 
-#: The transposition an EXIF orientation asks for (:func:`PIL.ImageOps.exif_transpose`'s table).
+#: What each EXIF orientation asks for, on an ``(H, W, C)`` array: :func:`PIL.ImageOps.exif_transpose`'s
+#: transpositions (2 FLIP_LEFT_RIGHT, 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE, 6 ROTATE_270, 7 TRANSVERSE,
+#: 8 ROTATE_90; Pillow's rotations are anticlockwise, numpy's ``rot90`` too).
 _UPRIGHT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1),
 }
-
-#: Pixels converted through a colour profile at a time (8 lattice pictures of 3 bytes a pixel each).
-_PROFILE_PIXELS = 1 << 21
 
 #: What a reader raises on a file it cannot take (zlib's error is tifffile's on a cut-short deflate strip).
 _READ_ERRORS = (*DECODE_ERRORS, KeyError, zlib.error)
@@ -79,18 +75,58 @@ class DeepPicture:
         if self.alpha is None:
             return self
         opacity = np.asarray(self.alpha)
-        return DeepPicture(tuple(_band(np.asarray(band) * opacity + (1 - opacity)) for band in self.bands[:3]))
+        return DeepPicture(tuple(band(np.asarray(colour) * opacity + (1 - opacity)) for colour in self.bands[:3]))
 
     def resized(self, resize) -> DeepPicture:
         """Each band through ``resize`` (a function of one ``F`` image)."""
-        return DeepPicture(tuple(resize(band) for band in self.bands))
+        return DeepPicture(tuple(resize(each) for each in self.bands))
 
     def array(self) -> np.ndarray:
         """``(H, W, bands)`` float32, clipped to ``[0, 1]`` (a Lanczos resize overshoots at sharp edges)."""
-        return np.clip(np.dstack([np.asarray(band) for band in self.bands]), 0, 1).astype(np.float32)
+        return np.clip(np.dstack([np.asarray(each) for each in self.bands]), 0, 1).astype(np.float32)
 
 
-def read_deep(path: Path, header: Image.Image, convert: bool = True) -> DeepPicture | None:
+@dataclass(frozen=True)
+class DeepSamples:
+    """A 16-bit picture as read, in its compact form (2 bytes a sample, where its :class:`DeepPicture` takes 4):
+    ``samples`` ``(H, W, C)`` uint16, grey (C 1) or RGB (C 3) then, where the file has one, alpha, upright
+    and in sRGB; a colour converted through a profile is kept to the nearest of its 65,536 levels (within
+    1/131070, far inside the conversion's own half a level in 255). ``associated``: the colour is still
+    premultiplied by the alpha, as a TIFF stores it, and divided out by :meth:`picture` (in float, exactly
+    as the file holds it, where dividing first would round the quotient to 16 bits)."""
+
+    samples: np.ndarray
+    associated: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)"""
+        return self.samples.shape[1], self.samples.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return self.samples.nbytes
+
+    def alpha(self) -> Image.Image | None:
+        """The alpha as an ``F`` image in ``[0, 1]``, None without one."""
+        return band(self.samples[..., -1] / np.float32(65535)) if self.samples.shape[2] in (2, 4) else None
+
+    def picture(self) -> DeepPicture:
+        """The picture as bands in float: a grey's level three times, then the alpha."""
+        opacity = self.alpha()
+        colours = self.samples.shape[2] - (opacity is not None)
+        alpha = None if opacity is None else np.asarray(opacity)
+        bands = []
+        for channel in range(colours):  # a band at a time: one float copy of the picture, not two
+            colour = self.samples[..., channel] / np.float32(65535)
+            if self.associated:
+                colour = np.divide(colour, alpha, out=np.zeros_like(colour), where=alpha > 0).clip(0, 1)
+            bands.append(band(colour))
+        bands = bands * 3 if colours == 1 else bands  # a grey's level is its red, green and blue
+        return DeepPicture(tuple(bands) + (() if opacity is None else (opacity,)))
+
+
+def read_deep(path: Path, header: Image.Image, convert: bool = True) -> DeepSamples | None:
     """``path`` at full precision when it is a 16-bit grey, grey and alpha, RGB or RGBA PNG or TIFF that a
     reader here takes (``header``: the file opened by Pillow, not yet decoded); None for any other file,
     read by Pillow. ``convert``: its colours through its profile to sRGB (not for a reader of its alpha alone)."""
@@ -105,24 +141,30 @@ def read_deep(path: Path, header: Image.Image, convert: bool = True) -> DeepPict
         return None
     if samples is None:
         return None
-    values = samples.astype(np.float32) / 65535
-    colour, opacity = values[..., : layout.colours], values[..., layout.colours :]
+    colour, opacity = samples[..., : layout.colours], samples[..., layout.colours :]
     if layout.inverted:
-        colour = 1 - colour
-    if layout.associated:
-        colour = np.divide(colour, opacity, out=np.zeros_like(colour), where=opacity > 0).clip(0, 1)
-    if convert and (profile := header.info.get("icc_profile")):
-        colour = _in_srgb(colour, profile)
-    bands = [_band(colour[..., channel]) for channel in range(colour.shape[2])]
-    bands = bands * 3 if len(bands) == 1 else bands  # a grey's level is its red, green and blue
-    if layout.alpha:
-        bands.append(_band(opacity[..., 0]))
-    if method := _UPRIGHT.get(orientation):
-        bands = [band.transpose(method) for band in bands]
-    return DeepPicture(tuple(bands))
+        colour = 65535 - colour
+    associated = layout.associated
+    if convert and (profile := header.info.get("icc_profile")) and profile != srgb_profile():
+        values = colour / np.float32(65535)
+        if associated:
+            alpha = opacity / np.float32(65535)
+            values = np.divide(values, alpha, out=np.zeros_like(values), where=alpha > 0).clip(0, 1)
+        converted = in_srgb(values, SrgbConversion(profile))
+        if converted is not values:  # applied (not a profile that cannot apply)
+            colour, associated = np.round(np.clip(converted, 0, 1) * 65535).astype(np.uint16), False
+    samples = np.concatenate([colour, opacity], axis=2) if layout.alpha else colour
+    return DeepSamples(np.ascontiguousarray(upright(samples, orientation)), associated)
 
 
-def _band(values: np.ndarray) -> Image.Image:
+def upright(values: np.ndarray, orientation: int) -> np.ndarray:
+    """``values`` (``(H, W, C)``) turned as an EXIF ``orientation`` asks (a view, not a copy)."""
+    turn = _UPRIGHT.get(orientation)
+    return values if turn is None else turn(values)
+
+
+def band(values: np.ndarray) -> Image.Image:
+    """An ``(H, W)`` array as a Pillow ``F`` image."""
     return Image.fromarray(np.ascontiguousarray(values, dtype=np.float32))
 
 
@@ -233,66 +275,3 @@ def _opencv(path: Path) -> np.ndarray | None:
     if samples.ndim != 3 or samples.shape[2] not in (3, 4):
         return None
     return samples[..., [2, 1, 0, 3][: samples.shape[2]]]  # OpenCV's BGR(A)
-
-
-def _in_srgb(colour: np.ndarray, profile: bytes) -> np.ndarray:
-    """``colour`` (``(H, W, 3)`` RGB or ``(H, W, 1)`` grey, in ``[0, 1]``) converted from ``profile`` to sRGB
-    (see the module's notes), unchanged where the profile cannot be applied (:func:`~blendstyle.files.prints.to_srgb`'s
-    rule: a grey picture takes a grey profile only)."""
-    if profile == srgb_profile():
-        return colour
-    if colour.shape[2] == 1:
-        return _grey_converted(colour, profile)
-    height, width = colour.shape[:2]
-    rows = max(1, _PROFILE_PIXELS // (8 * width))
-    converted = np.empty_like(colour)
-    for top in range(0, height, rows):
-        part = _lattice_converted(colour[top : top + rows], profile)
-        if part is None:
-            return colour
-        converted[top : top + rows] = part
-    return converted
-
-
-def _grey_converted(grey: np.ndarray, profile: bytes) -> np.ndarray:
-    """``grey`` (``(H, W, 1)``) through a grey ``profile``, as ``(H, W, 3)`` sRGB: the lattice of the module's
-    notes in one dimension, its 256 levels converted once and each 16-bit level blended linearly between the
-    two around it; ``grey`` itself where the profile cannot be applied."""
-    levels = Image.fromarray(np.arange(256, dtype=np.uint8)[None], "L")
-    levels.info["icc_profile"] = profile
-    shown, _ = to_srgb(levels)
-    if shown is levels:  # not applied
-        return grey
-    table = np.asarray(shown.convert("RGB"), np.float32)[0] / 255
-    low, up = _on_lattice(grey[..., 0])
-    down = 1 - up
-    converted = np.empty((*grey.shape[:2], 3), np.float32)
-    for channel, column in enumerate(table.T):
-        converted[..., channel] = column[low] * down + column[low + 1] * up
-    return converted
-
-
-def _on_lattice(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each value in ``[0, 1]`` as its 8-bit level rounded down (254 at most, so that one up is a level too)
-    and its place between that level and the next, in ``[0, 1]``."""
-    scaled = values * np.float32(255)
-    low = np.minimum(scaled.astype(np.uint8), 254)
-    return low, scaled - low
-
-
-def _lattice_converted(rgb: np.ndarray, profile: bytes) -> np.ndarray | None:
-    low, fraction = _on_lattice(rgb)
-    corners = list(itertools.product((0, 1), repeat=3))
-    picture = Image.fromarray(np.concatenate([low + np.array(corner, np.uint8) for corner in corners]), "RGB")
-    picture.info["icc_profile"] = profile
-    shown, _ = to_srgb(picture)
-    if shown is picture:  # not applied
-        return None
-    values = np.asarray(shown).reshape(len(corners), *rgb.shape)
-    up = [fraction[..., channel] for channel in range(3)]
-    down = [1 - weight for weight in up]
-    blended = np.zeros(rgb.shape, np.float32)
-    for value, corner in zip(values, corners):
-        weight = np.prod([(up if bit else down)[channel] for channel, bit in enumerate(corner)], axis=0)
-        blended += weight[..., None] * value
-    return blended / 255

@@ -1,8 +1,9 @@
 """Images in and out: any Pillow-readable file to an RGB tensor in ``[0, 1]``, and back, atomically.
 
 Tensors are ``(1, 3, H, W)`` float32, contiguous. A 16-bit grey or colour PNG or TIFF still is read at full
-precision (:mod:`blendstyle.files.deep`); every other picture through Pillow, at 8 bits a channel, and every
-mask at 8 bits.
+precision (:mod:`blendstyle.files.deep`); every other picture through Pillow, at 8 bits a channel (masks:
+:mod:`blendstyle.files.masks`). A run's readers hand in its decoded stills (:mod:`blendstyle.files.decoded`):
+each file is decoded once, however many sizes it is read at.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import STILLS
-from ..media.frames import DECODE_ERRORS, DEEP_GREYS, frame_count, own_pixel_limit
-from ..media.probe import undecodable, unrecognised
+from ..media.frames import DECODE_ERRORS, DEEP_GREYS, own_pixel_limit
+from ..media.probe import unrecognised
 from .atomic import atomic_path
-from .deep import DeepPicture, read_deep
+from .decoded import DecodedStills
+from .deep import DeepPicture, DeepSamples, read_deep
 from .prints import srgb_profile, to_srgb, write_png16, write_tiff
 
 #: Pillow's options per output format (TIFF and 16-bit PNG: :mod:`blendstyle.files.prints`).
@@ -149,12 +151,29 @@ def _decode(image: Image.Image, path: Path | str) -> Image.Image:
         raise BlendstyleError(f"cannot decode image {display_path(Path(path))}: {exc}") from None
 
 
-def open_picture(path: Path | str, max_pixels: int | None = None, convert: bool = True) -> Image.Image | DeepPicture:
-    """:func:`open_image`, but a 16-bit grey or colour PNG or TIFF at full precision (:func:`~.deep.read_deep`;
-    ``convert``: its colours to sRGB, which a reader of its alpha alone goes without)."""
-    with _open_lazy(path, max_pixels) as image:
-        deep = read_deep(Path(path), image, convert)
-        return deep if deep is not None else _decode(image, path)  # the file opened once for both
+def open_picture(
+    path: Path | str, max_pixels: int | None = None, decoded: DecodedStills | None = None
+) -> Image.Image | DeepPicture:
+    """:func:`open_image`, but a 16-bit grey or colour PNG or TIFF at full precision (:func:`~.deep.read_deep`);
+    ``decoded``: the run's decoded stills, where a file read before is taken from."""
+    picture = _decoded(path, max_pixels, True, decoded)
+    return picture.picture() if isinstance(picture, DeepSamples) else picture
+
+
+def _decoded(
+    path: Path | str, max_pixels: int | None, convert: bool, decoded: DecodedStills | None
+) -> Image.Image | DeepSamples:
+    """``path`` decoded in its compact form (``convert``: a 16-bit picture's colours to sRGB, which a reader
+    of its alpha alone goes without), or taken from ``decoded``. The header is read every time: a file
+    gone, or over ``max_pixels``, is refused as at its first reading."""
+
+    with _open_lazy(path, max_pixels) as header:
+
+        def decode() -> tuple[Image.Image | DeepSamples, bool]:
+            deep = read_deep(Path(path), header, convert)
+            return (deep, convert) if deep is not None else (_decode(header, path), True)  # opened once for both
+
+        return decode()[0] if decoded is None else decoded.get(path, convert, decode)
 
 
 def read_image(
@@ -163,11 +182,12 @@ def read_image(
     max_pixels: int | None = None,
     min_short: int = 1,
     size: tuple[int, int] | None = None,
+    decoded: DecodedStills | None = None,
 ) -> torch.Tensor:
     """Load ``path`` as ``(1, 3, H, W)`` RGB in ``[0, 1]``, resized so its long side is ``long_side`` (made
     larger where the short side would fall below ``min_short`` px, which the network needs), or to ``size``
-    (width, height) exactly."""
-    image = open_picture(path, max_pixels)
+    (width, height) exactly; ``decoded``: the run's decoded stills (:mod:`~blendstyle.files.decoded`)."""
+    image = open_picture(path, max_pixels, decoded)
     image = image.over_white() if isinstance(image, DeepPicture) else to_rgb(image)
     if size is None and long_side is not None:
         size = fit_long_side(*image.size, max(long_side, long_side_for_short(*image.size, min_short)))
@@ -177,16 +197,20 @@ def read_image(
 
 
 def read_alpha(
-    path: Path | str, long_side: int | None = None, max_pixels: int | None = None, min_short: int = 1
+    path: Path | str,
+    long_side: int | None = None,
+    max_pixels: int | None = None,
+    min_short: int = 1,
+    decoded: DecodedStills | None = None,
 ) -> torch.Tensor | None:
     """The opacity of ``path`` as ``(1, 1, H, W)`` in ``[0, 1]`` at the size :func:`read_image` gives, or
     None when every pixel is opaque (or the format has no alpha)."""
     with _open_lazy(path, max_pixels) as header:  # a picture without alpha (a photo) is not decoded again
         if not _has_alpha(header):
             return None
-    image = open_picture(path, max_pixels, convert=False)
-    if isinstance(image, DeepPicture):  # its alpha at full precision, as an F band in [0, 1]
-        alpha, opaque, white = image.alpha, 1.0, 1.0
+    image = _decoded(path, max_pixels, False, decoded)
+    if isinstance(image, DeepSamples):  # its alpha at full precision, as an F band in [0, 1]
+        alpha, opaque, white = image.alpha(), 1.0, 1.0
     else:
         alpha, opaque, white = image.convert("RGBA").getchannel("A") if _has_alpha(image) else None, 255, 255.0
     if alpha is None or alpha.getextrema()[0] == opaque:
@@ -206,28 +230,6 @@ def _has_alpha(image: Image.Image) -> bool:
 def long_side_for_short(width: int, height: int, short: int) -> int:
     """The long side at which an image of this aspect has a short side of at least ``short`` px."""
     return math.ceil(short * max(width, height) / min(width, height))
-
-
-def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | None = None) -> list[torch.Tensor]:
-    """Every frame of a mask image as ``(1, 1, H, W)`` uint8: its grey level times its opacity (a
-    transparent pixel is "not here"), resized so the long side is ``long_side``."""
-    image = _open_lazy(path, max_pixels)
-    masks = []
-    with image:
-        try:
-            for index in range(frame_count(image)):
-                image.seek(index)
-                # A deep grey is scaled by its bit depth, as a picture is (an RGBA conversion would clip it).
-                grey = grey8(image)
-                frame = ImageOps.exif_transpose(grey.convert("RGBA").convert("LA"))
-                if long_side is not None:
-                    frame = resize(frame, fit_long_side(*frame.size, long_side))
-                grey, alpha = (np.asarray(band, dtype=np.uint16) for band in frame.split())
-                value = ((grey * alpha + 127) // 255).astype(np.uint8)
-                masks.append(torch.from_numpy(value)[None, None])
-        except DECODE_ERRORS as exc:  # an animated mask's damaged frame, named as validate names it
-            raise BlendstyleError(undecodable(path, exc=exc)) from None
-    return masks
 
 
 def resize(image: Image.Image | DeepPicture, size: tuple[int, int]) -> Image.Image | DeepPicture:

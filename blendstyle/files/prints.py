@@ -39,33 +39,64 @@ def to_srgb(image: Image.Image) -> tuple[Image.Image, str | None]:
     """``image`` with its embedded ICC profile applied, as sRGB, and the profile's name (None when it had
     none). A profile that cannot be applied leaves the image unchanged, named ``"... (not applied: why)"``."""
     data = image.info.get("icc_profile")
-    if not data:
-        return image, None
-    from PIL import ImageCms
+    return SrgbConversion(data)(image) if data else (image, None)
 
-    try:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(data))
-        name = (ImageCms.getProfileDescription(source) or "unnamed profile").strip()
-    except (OSError, ImageCms.PyCMSError) as exc:
-        return image, f"unreadable profile (not applied: {exc})"
-    # A palette's colours are in the profile's space as a picture's are, and a colour key (tRNS) would not
-    # survive the conversion: both become RGB, or RGBA, or LA for a keyed grey, first.
-    keyed = "transparency" in image.info
-    if image.mode in ("P", "PA") or (keyed and image.mode in ("RGB", "L")):
-        image = image.convert(("LA" if image.mode == "L" else "RGBA") if keyed or image.mode == "PA" else "RGB")
-    grey_only = image.mode in ("L", "LA") and source.profile.xcolor_space.strip() != "GRAY"  # (an RGB one)
-    if image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA") or grey_only:
-        return image, f"{name} (not applied: a {image.mode} picture is read as it is)"
-    alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
-    srgb = ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile()))
-    try:  # a grey picture with a grey profile becomes RGB (LittleCMS maps grey to sRGB's neutrals)
-        converted = ImageCms.profileToProfile(
-            image.convert(image.mode[:-1]) if alpha is not None else image, source, srgb, outputMode="RGB",
-            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
-        )
-    except ImageCms.PyCMSError as exc:
-        return image, f"{name} (not applied: {exc})"
-    return _with_alpha(converted, alpha), name
+
+class SrgbConversion:
+    """An embedded ICC profile's conversion to sRGB, as :func:`to_srgb` applies it, for any number of
+    pictures: its transform from each picture mode is built the first time that mode comes (an animation's
+    frames, a 16-bit picture's lattice pictures share one), not once a picture."""
+
+    def __init__(self, data: bytes):
+        from PIL import ImageCms
+
+        self.failure: str | None = None
+        self._transforms: dict[str, ImageCms.ImageCmsTransform | str] = {}
+        try:
+            self.source = ImageCms.ImageCmsProfile(io.BytesIO(data))
+            self.name = (ImageCms.getProfileDescription(self.source) or "unnamed profile").strip()
+        except (OSError, ImageCms.PyCMSError) as exc:
+            self.failure = f"unreadable profile (not applied: {exc})"
+
+    def __call__(self, image: Image.Image) -> tuple[Image.Image, str | None]:
+        """``image`` in sRGB and the profile's name, or unchanged (but for a palette or a colour key, made
+        RGB first) with the reason the profile was not applied."""
+        from PIL import ImageCms
+
+        if self.failure is not None:
+            return image, self.failure
+        # A palette's colours are in the profile's space as a picture's are, and a colour key (tRNS) would not
+        # survive the conversion: both become RGB, or RGBA, or LA for a keyed grey, first.
+        keyed = "transparency" in image.info
+        if image.mode in ("P", "PA") or (keyed and image.mode in ("RGB", "L")):
+            image = image.convert(("LA" if image.mode == "L" else "RGBA") if keyed or image.mode == "PA" else "RGB")
+        grey_only = image.mode in ("L", "LA") and self.source.profile.xcolor_space.strip() != "GRAY"  # (an RGB one)
+        if image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA") or grey_only:
+            return image, f"{self.name} (not applied: a {image.mode} picture is read as it is)"
+        alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
+        mode = image.mode[:-1] if alpha is not None else image.mode
+        transform = self._transform(mode)
+        if isinstance(transform, str):
+            return image, f"{self.name} (not applied: {transform})"
+        try:  # a grey picture with a grey profile becomes RGB (LittleCMS maps grey to sRGB's neutrals)
+            converted = ImageCms.applyTransform(image.convert(mode) if alpha is not None else image, transform)
+        except ImageCms.PyCMSError as exc:
+            return image, f"{self.name} (not applied: {exc})"
+        return _with_alpha(converted, alpha), self.name
+
+    def _transform(self, mode: str):
+        """The transform from pictures of ``mode`` to sRGB (relative colorimetric), or why there is none."""
+        from PIL import ImageCms
+
+        if mode not in self._transforms:
+            srgb = ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile()))
+            try:
+                self._transforms[mode] = ImageCms.buildTransform(
+                    self.source, srgb, mode, "RGB", renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC
+                )
+            except ImageCms.PyCMSError as exc:
+                self._transforms[mode] = str(exc)
+        return self._transforms[mode]
 
 
 def _with_alpha(image: Image.Image, alpha: Image.Image | None) -> Image.Image:
@@ -84,17 +115,18 @@ def write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, dpi: int 
     colour_type = 2 if alpha is None else 6
     rows = planes.astype(">u2").reshape(height, -1).view(np.uint8)
     raw = np.hstack([np.zeros((height, 1), np.uint8), rows]).tobytes()  # filter type 0 on every row
-    chunks = [_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
-    chunks.append(_chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(srgb_profile())))
+    chunks = [png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
+    chunks.append(png_chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(srgb_profile())))
     if dpi:
         per_metre = round(dpi / 0.0254)
-        chunks.append(_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)))
-    chunks.append(_chunk(b"IDAT", zlib.compress(raw, 6)))
-    chunks.append(_chunk(b"IEND", b""))
+        chunks.append(png_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)))
+    chunks.append(png_chunk(b"IDAT", zlib.compress(raw, 6)))
+    chunks.append(png_chunk(b"IEND", b""))
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(chunks))
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk: length, type, data and CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 

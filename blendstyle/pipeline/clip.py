@@ -90,7 +90,7 @@ class ClipRenderer:
                 self.first = next(clip.frames()).to(device)
             else:
                 clip = open_clip(self.stills[0], job.size, max_pixels=job.max_input_pixels)
-                self.first = read_image(self.stills[0], job.size, job.max_input_pixels).to(device)
+                self.first = read_image(self.stills[0], job.size, job.max_input_pixels, decoded=run.decoded).to(device)
         self.clip = clip
         videos = any(CLIPS[name].kind == "video" for name in job.animation.output_formats(clip.video))
         if clip.hdr:
@@ -143,8 +143,8 @@ class ClipRenderer:
             pixels = []
             for still in self.stills:
                 with self.run.reading(("content",)):
-                    image = read_image(still, side, job.max_input_pixels).flatten(2)
-                    alpha = read_alpha(still, side, job.max_input_pixels)
+                    image = read_image(still, side, job.max_input_pixels, decoded=self.run.decoded).flatten(2)
+                    alpha = read_alpha(still, side, job.max_input_pixels, decoded=self.run.decoded)
                 if alpha is not None and (alpha > 0.5).any():  # the visible pixels only, as the picture is styled
                     image = image[..., alpha.flatten() > 0.5]
                 # Evenly spread, at most `share` a still: a large folder's strip stays small.

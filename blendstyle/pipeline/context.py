@@ -31,6 +31,7 @@ from ..config.load import LoadedJob
 from ..config.models import MPS_PRECISION
 from ..errors import BlendstyleError, Interrupted, Location, Problem, display_path
 from ..files.atomic import links_outside
+from ..files.decoded import DecodedStills
 from ..files.records import read_json, write_record
 from ..nst.device import configure, pick_device, pick_precision, precision_name
 from ..nst.memory import out_of_memory
@@ -118,6 +119,8 @@ class Run:
     clock: float = field(default_factory=time.perf_counter)
     #: What the run said of how it took the job (:meth:`note`), kept for the record.
     notes: list[str] = field(default_factory=list)
+    #: The stills the run has decoded, each file decoded once (:mod:`blendstyle.files.decoded`).
+    decoded: DecodedStills = field(default_factory=DecodedStills)
 
     def __post_init__(self) -> None:
         job = self.loaded.job

@@ -62,8 +62,8 @@ def render_network_still(run: Run, farm: NetworkFarm | None = None) -> RenderRes
             run.check()
             run.reporter.stage(f"{source.name} through the network" + (f" ({number + 1} of {len(sources)})" if folder else ""))
             with run.reading(("content",)):
-                original = read_image(source, job.size, job.max_input_pixels).to(run.device)
-                alpha = read_alpha(source, job.size, job.max_input_pixels)
+                original = read_image(source, job.size, job.max_input_pixels, decoded=run.decoded).to(run.device)
+                alpha = read_alpha(source, job.size, job.max_input_pixels, decoded=run.decoded)
             alpha = None if alpha is None else alpha.to(run.device)
             picture, history, final = picture_of(renderer, trained, original, alpha)
             name = f"{source.stem if folder else job.name}.{fmt}"

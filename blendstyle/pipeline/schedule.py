@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config.models import Job
+from ..files.decoded import DecodedStills
 from ..files.images import long_side_for_short, read_image
 from ..nst.memory import Plan
 from ..nst.optimize import Optimized, Step
@@ -94,8 +95,11 @@ class Progress:
         return {"stage": self.stage, "done": self.done, "tiles_done": self.tiles_done}
 
 
-def initial_image(job: Job, content: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Where the first stage starts: the content, noise, or an image, with ``init.noise`` blended in."""
+def initial_image(
+    job: Job, content: torch.Tensor, generator: torch.Generator, decoded: DecodedStills | None = None
+) -> torch.Tensor:
+    """Where the first stage starts: the content, noise, or an image (``decoded``: the run's decoded stills,
+    which every picture's start takes it from), with ``init.noise`` blended in."""
     source = job.init.source
     noise = torch.rand(content.shape, generator=generator).to(content.device)
     if source == "content":
@@ -103,7 +107,8 @@ def initial_image(job: Job, content: torch.Tensor, generator: torch.Generator) -
     elif source == "noise":
         return noise
     else:
-        start = read_image(source, size=(content.shape[-1], content.shape[-2])).to(content.device).expand_as(content)
+        start = read_image(source, size=(content.shape[-1], content.shape[-2]), decoded=decoded)
+        start = start.to(content.device).expand_as(content)
     ratio = job.init.noise
     return start if ratio == 0 else (1 - ratio) * start + ratio * noise
 
@@ -253,7 +258,7 @@ class Schedule:
             if progress.image is not None:  # resuming this stage
                 start = upsample(progress.image, content.shape[-2:])
             elif image is None:
-                start = stylizer.prepare(initial_image(self.job, content, generator or self.run.generator))
+                start = stylizer.prepare(initial_image(self.job, content, generator or self.run.generator, self.run.decoded))
             else:
                 start = upsample(image, content.shape[-2:])
             progress.original = original

@@ -22,8 +22,9 @@ from .schedule import Progress, Schedule, TileFarm, plan_stages
 
 
 class StillContent:
-    """The still's content at any stage's size, read from its file once per size (sharper than scaling
-    the full-size tensor down); ``frame``: that frame of an animated file (a study of an animation)."""
+    """The still's content at any stage's size, resized once per size from the file's picture, which the
+    run decodes once (sharper than scaling the full-size tensor down); ``frame``: that frame of an animated
+    file (a study of an animation)."""
 
     def __init__(self, run: Run, frame: int | None = None):
         self.run = run
@@ -36,7 +37,7 @@ class StillContent:
             job = self.run.job
             with self.run.reading(("content",)):
                 if self.frame is None:
-                    image = read_image(self.path, long_side, job.max_input_pixels)
+                    image = read_image(self.path, long_side, job.max_input_pixels, decoded=self.run.decoded)
                 else:
                     image = read_clip(self.path, long_side, self.frame, self.frame + 1, 1, None, job.max_input_pixels).frames[0]
             self.sizes[long_side] = image.to(self.run.device)
@@ -47,7 +48,7 @@ class StillContent:
         job = self.run.job
         with self.run.reading(("content",)):
             if self.frame is None:
-                alpha = read_alpha(self.path, job.size, job.max_input_pixels)
+                alpha = read_alpha(self.path, job.size, job.max_input_pixels, decoded=self.run.decoded)
             else:
                 clip = read_clip(self.path, job.size, self.frame, self.frame + 1, 1, None, job.max_input_pixels)
                 alpha = None if clip.alpha is None else clip.alpha[0]

@@ -9,7 +9,9 @@ import torch
 
 from ..config.inputs import style_notes
 from ..config.models import Job
-from ..files.images import read_image, read_mask
+from ..files.decoded import DecodedStills
+from ..files.images import read_image
+from ..files.masks import read_mask
 from ..nst.color import match_histogram, match_luminance
 from ..nst.device import configure, pick_precision
 from ..nst.plan import StylePlan
@@ -24,15 +26,18 @@ def _no_context(key):
 
 
 def read_styles(
-    job: Job, long_side: int, device: torch.device, reference: torch.Tensor, reading: Callable = _no_context
+    job: Job, long_side: int, device: torch.device, reference: torch.Tensor, reading: Callable = _no_context,
+    decoded: DecodedStills | None = None,
 ) -> list[torch.Tensor]:
     """The style images for a scale of ``long_side`` px (each at its ``scale``, never too small for the
     network), recoloured to ``reference`` for ``preserve_color``. ``reading(key)`` wraps each read (the run
-    gives problems the key's place in the job file)."""
+    gives problems the key's place in the job file); ``decoded``: the run's decoded stills, so that a style
+    is decoded once for all scales."""
     styles = []
     for index, style in enumerate(job.styles):
         with reading(("styles", index, "path")):
-            image = read_image(style.path, round(style.scale * long_side), job.max_input_pixels, job.smallest_side())
+            image = read_image(style.path, round(style.scale * long_side), job.max_input_pixels, job.smallest_side(),
+                               decoded=decoded)
         image = image.to(device)
         if job.preserve_color == "histogram":
             image = match_histogram(image, reference)
@@ -67,7 +72,8 @@ class StyleImages:
             if not self._styles:  # an animated style's first frame is read: said once, at the first scale
                 for text in style_notes(job):
                     self.run.note(text)
-            self._styles[key] = read_styles(job, long_side, self.run.device, reference, self.run.reading)
+            self._styles[key] = read_styles(job, long_side, self.run.device, reference, self.run.reading,
+                                            self.run.decoded)
         return self._styles[key]
 
     def masks(self, job: Job) -> list[list[torch.Tensor] | None]:

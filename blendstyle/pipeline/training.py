@@ -104,8 +104,8 @@ def gather_stills(renderer: ClipRenderer) -> Pool:
     for path in renderer.stills:
         run.check()
         with run.reading(("content",)):
-            read.append((read_image(path, job.size, job.max_input_pixels),
-                         read_alpha(path, job.size, job.max_input_pixels)))
+            read.append((read_image(path, job.size, job.max_input_pixels, decoded=run.decoded),
+                         read_alpha(path, job.size, job.max_input_pixels, decoded=run.decoded)))
     transparent = any(alpha is not None for _, alpha in read)
     masked = sorted(stylizer.blend.regions)
     stacks = {}

@@ -10,7 +10,8 @@ from PIL import Image
 from blendstyle.errors import BlendstyleError
 from blendstyle.files.clips import encode_gif, open_clip, read_clip
 
-from ..conftest import animation, damaged
+from ..conftest import animation, blobs, damaged
+from .test_prints import swapped_primaries
 
 
 def _frames():
@@ -137,3 +138,32 @@ def test_each_frame_keeps_its_duration_in_every_format(tmp_path, fmt):
     assert open_clip(path).timeline.durations_ms() == [40, 120, 200, 80]
     assert open_clip(path, step=2).timeline.durations_ms() == [160, 280]  # a dropped frame's time goes to the one before
     assert frame_times(path) == pytest.approx([0, 0.04, 0.16, 0.36])
+
+
+@pytest.mark.parametrize("fmt", ["apng", "webp"])
+def test_frames_are_read_through_their_profile_as_stills_are(tmp_path, fmt, monkeypatch):
+    """An animation whose profile swaps red and green: each frame reads as the same picture saved as a still
+    with that profile reads (frames ignored it, and showed red for green), see-through pixels included; the
+    profile's transform is built once for the clip, not once a frame."""
+    from PIL import ImageCms
+
+    from blendstyle.files.images import read_image
+
+    frames = [blobs((12, 8), seed=k).convert("RGBA") for k in range(3)]
+    frames[1].paste((255, 0, 0, 255), (0, 0, 4, 4))
+    opacity = np.linspace(60, 255, 12).astype(np.uint8)
+    frames[2].putalpha(Image.fromarray(np.tile(opacity, (8, 1))))
+    path = tmp_path / f"clip.{'png' if fmt == 'apng' else 'webp'}"
+    frames[0].save(path, "PNG" if fmt == "apng" else "WEBP", save_all=True, append_images=frames[1:], duration=100,
+                   icc_profile=swapped_primaries(), lossless=True)
+    built, build = [], ImageCms.buildTransform
+    monkeypatch.setattr(ImageCms, "buildTransform", lambda *args, **kwargs: built.append(args[2]) or build(*args, **kwargs))
+    clip = read_clip(path)
+    for_frames = list(built)
+    for index, frame in enumerate(frames):
+        frame.save(tmp_path / f"still{index}.png", icc_profile=swapped_primaries())
+        assert torch.equal(clip.frames[index], read_image(tmp_path / f"still{index}.png")), index
+    red = clip.frames[1][0, :, 0, 0] * 255
+    assert red[1] > 200 and red[0] < 60 and red[2] < 60  # shown as the green it means
+    assert clip.alpha is not None and torch.allclose(clip.alpha[2][0, 0, 0], torch.from_numpy(opacity / np.float32(255)))
+    assert for_frames == ["RGB"]

@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 
 from blendstyle.errors import BlendstyleError
-from blendstyle.files.images import fit_long_side, read_alpha, read_image, read_mask, tensor_to_pil, write_image
+from blendstyle.files.images import fit_long_side, read_alpha, read_image, tensor_to_pil, write_image
+from blendstyle.files.masks import read_mask
 
 from ..conftest import ASSETS, animation, damaged
 

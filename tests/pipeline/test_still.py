@@ -563,3 +563,28 @@ def test_a_still_s_run_picks_its_mode_from_the_header_validate_read(tiny_job, op
     opened.clear()
     assert render._mode(loaded) is render.render_still
     assert stills_of(loaded.job.content, loaded.content) == [Path(loaded.job.content)] and not opened
+
+
+def test_a_run_decodes_each_still_once(tiny_job, tmp_path, monkeypatch):
+    """A 16-bit content with a colour profile and a see-through row, read at each scale and for its alpha;
+    a 16-bit style, read at each scale; a start image, read for each cell of a sweep: the run decodes (and
+    converts) each file once, however many times it reads it."""
+    from blendstyle.files import deep
+
+    from ..files.test_deep import ramp, write
+    from ..files.test_prints import swapped_primaries
+
+    opacity = np.full((36, 48), 65535, np.uint16)
+    opacity[0] = 0
+    write(tmp_path / "content.tiff", np.dstack([ramp(36, 48), opacity]), iccprofile=swapped_primaries(),
+          extrasamples=["unassalpha"])
+    write(tmp_path / "style.png", ramp(40, 40)[:, ::-1])
+    write(tmp_path / "start.tiff", ramp(36, 48)[::-1])
+    seen, samples = [], deep._samples
+    monkeypatch.setattr(deep, "_samples", lambda path, *args: seen.append(path.name) or samples(path, *args))
+    job = tiny_job(body="extends: quick.yaml\ncontent: content.tiff\nstyles: [{path: style.png}, {path: style_a.png}]\n"
+                   "size: 64\nscales: {count: 2, iterations: 1}\noptimizer: {iterations: 1}\ninit: {source: start.tiff}\n"
+                   "sweep: [{style: 1, steps: 2}]\n")
+    record = blendstyle.run_job(job, out_root=tmp_path / "out").record
+    assert record["status"] == "done" and record["scales"] == [32, 64] and len(record["sweep"]) == 2
+    assert sorted(seen) == ["content.tiff", "start.tiff", "style.png"]  # before: 3, 2 and 2 times

@@ -1,0 +1,197 @@
+"""Animated PNGs of 16 bits a channel: their frames composed at full precision.
+
+Pillow reads an APNG's colour frames at 8 bits a channel (each sample's high byte; a 16-bit grey it holds
+whole). OpenCV 5.1 reads them at 16 bits (``cv2.imreadanimation``) but holds every frame at once, and where
+a frame's dispose op is BACKGROUND it clears other pixels than the frame's at 16 bits (a 7x6 frame at (3, 2)
+of a 20x16 RGBA clip: 27 pixels wrong after it, none at 8 bits). So the frames are composed here, one at a
+time, as the APNG specification's "Compositing" lays it out, from each frame's own picture, which OpenCV's
+libpng decodes at 16 bits:
+
+* **Chunks.** IHDR (size, 16 bits, colour type grey, RGB, grey and alpha or RGBA, interlace), tRNS (a
+  colour key), acTL (an animation); then each frame's fcTL (its region, dispose and blend ops) and its
+  data: IDAT's (the first frame's) or fdAT's (a sequence number, then IDAT's data). A file whose IDAT is
+  not a frame (a default image, which Pillow counts as frame 0 and composes after its own fashion) is left
+  to Pillow.
+* **A frame's picture.** A PNG of the frame's size with the file's header and the frame's data, decoded
+  by ``cv2.imdecode``; a colour key makes the keyed level or colour see-through (OpenCV keys a colour PNG,
+  not a grey one: the key is applied here to both, from samples read without it).
+* **Composition.** The canvas starts fully transparent black. Blend SOURCE puts the frame's pixels in its
+  region; OVER lays them over what is there, straight (not premultiplied) colours::
+
+      alpha = a_f + a_c (1 - a_f)
+      colour = (c_f a_f + c_c a_c (1 - a_f)) / alpha    (0 where alpha is 0)
+
+  After the frame is shown, dispose NONE leaves the canvas as it is, BACKGROUND clears the region to
+  transparent black, PREVIOUS puts back what was there before the frame (BACKGROUND for the first frame).
+  A picture without alpha or key shows its colours alone, as Pillow shows such an APNG (a region cleared
+  to transparent black is black).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .deep import DeepPicture, band
+from .lattice import in_srgb
+from .prints import SrgbConversion, png_chunk, srgb_profile
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Channels by PNG colour type: grey, RGB, grey and alpha, RGBA.
+_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """One fcTL: the frame's region on the canvas and what is done with it."""
+
+    width: int
+    height: int
+    x: int
+    y: int
+    dispose: int  # 0 none, 1 background, 2 previous
+    blend: int  # 0 source, 1 over
+
+
+def is_deep_apng(path: Path) -> bool:
+    """Whether ``path`` is an APNG of 16 bits a channel whose frames are composed here: the header's bit
+    depth, an acTL chunk and an fcTL before the first IDAT."""
+    try:
+        chunks = _chunks(path)
+        kind, header = next(chunks)
+        if kind != b"IHDR" or len(header) != 13 or header[8] != 16 or header[9] not in _CHANNELS:
+            return False
+        animated = False
+        for kind, _ in chunks:
+            animated = animated or kind == b"acTL"
+            if kind in (b"fcTL", b"IDAT"):
+                return animated and kind == b"fcTL"
+    except (OSError, ValueError, struct.error, StopIteration):
+        pass
+    return False
+
+
+def composed_frames(path: Path) -> Iterator[np.ndarray]:
+    """Each frame of a 16-bit APNG (:func:`is_deep_apng`), composed on the canvas, in order: ``(H, W, C)``
+    float32 in ``[0, 1]``, grey or RGB, then alpha where the file has alpha or a colour key. Raises
+    ``OSError`` (or ``zlib.error``, ``ValueError``) where a frame's data cannot be decoded."""
+    chunks = _chunks(path)
+    _, header = next(chunks)
+    width, height = struct.unpack(">II", header[:8])
+    colours = _CHANNELS[header[9]] - (header[9] in (4, 6))
+    key, frame, data = None, None, []
+    canvas = np.zeros((height, width, colours + 1), np.float32)  # always with alpha, dropped where the file has none
+    alpha = header[9] in (4, 6)
+    for kind, body in chunks:
+        if kind == b"tRNS":
+            key = np.array(struct.unpack(f">{colours}H", body[: 2 * colours]), np.uint16)
+            alpha = True
+        elif kind in (b"IDAT", b"fdAT") and frame is not None:
+            data.append(body if kind == b"IDAT" else body[4:])
+        if kind in (b"fcTL", b"IEND") and frame is not None:
+            canvas = yield from _shown(canvas, frame, _picture(header, frame, b"".join(data), key), alpha)
+            frame, data = None, []
+        if kind == b"fcTL":
+            frame = _Frame(*struct.unpack(">IIII", body[4:20]), body[24], body[25])
+
+
+def frame_conversion(header: Image.Image) -> SrgbConversion | None:
+    """The conversion of an APNG's frames to sRGB, built once for them all (:mod:`~blendstyle.files.lattice`),
+    from the file's profile; None without one, or with sRGB's own (which converts every colour to itself)."""
+    profile = header.info.get("icc_profile")
+    return SrgbConversion(profile) if profile and profile != srgb_profile() else None
+
+
+def frame_picture(values: np.ndarray, conversion: SrgbConversion | None = None) -> DeepPicture:
+    """A composed frame (:func:`composed_frames`) as a :class:`~blendstyle.files.deep.DeepPicture`, its colours
+    through ``conversion`` to sRGB where given (a grey through a grey profile becomes RGB)."""
+    colours = values.shape[2] - (values.shape[2] in (2, 4))
+    colour = values[..., :colours] if conversion is None else in_srgb(values[..., :colours], conversion)
+    bands = [band(colour[..., channel]) for channel in range(colour.shape[2])]
+    bands = bands * 3 if len(bands) == 1 else bands  # a grey's level is its red, green and blue
+    return DeepPicture(tuple(bands) + ((band(values[..., -1]),) if colours < values.shape[2] else ()))
+
+
+def _shown(canvas: np.ndarray, frame: _Frame, picture: np.ndarray, alpha: bool):
+    """Lay ``picture`` on ``canvas`` in ``frame``'s region, yield the canvas as shown, and return it as the
+    frame's dispose op leaves it for the next."""
+    region = (slice(frame.y, frame.y + frame.height), slice(frame.x, frame.x + frame.width))
+    if picture.shape[:2] != (frame.height, frame.width) or frame.y + frame.height > canvas.shape[0] \
+            or frame.x + frame.width > canvas.shape[1]:
+        raise ValueError("an APNG frame lies outside the picture")
+    before = canvas[region].copy() if frame.dispose == 2 else None
+    if frame.blend == 0:
+        canvas[region] = picture
+    else:
+        canvas[region] = _over(picture, canvas[region])
+    yield canvas.copy() if alpha else canvas[..., :-1].copy()
+    if frame.dispose == 1:
+        canvas[region] = 0
+    elif frame.dispose == 2:  # the first frame's puts back the empty canvas: BACKGROUND, as the specification asks
+        canvas[region] = before
+    return canvas
+
+
+def _over(top: np.ndarray, under: np.ndarray) -> np.ndarray:
+    """``top`` laid over ``under`` (colours then alpha, straight), as the module's formula has it."""
+    cover, below = top[..., -1:], under[..., -1:]
+    alpha = cover + below * (1 - cover)
+    colour = top[..., :-1] * cover + under[..., :-1] * below * (1 - cover)
+    colour = np.divide(colour, alpha, out=np.zeros_like(colour), where=alpha > 0)
+    return np.concatenate([colour, alpha], axis=2)
+
+
+def _picture(header: bytes, frame: _Frame, data: bytes, key: np.ndarray | None) -> np.ndarray:
+    """A frame's own picture, ``(h, w, colours + 1)`` float32 in ``[0, 1]``: decoded by OpenCV from a PNG of
+    its size and data, the colour key made see-through, an alpha of 1 where the file has none."""
+    import cv2
+
+    ihdr = struct.pack(">II", frame.width, frame.height) + header[8:]
+    png = _SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+    try:
+        samples = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # beyond OpenCV's own pixel limit, say
+        raise OSError(f"frame data cannot be decoded: {exc}") from None
+    channels = _CHANNELS[header[9]]
+    if samples is None or samples.dtype != np.uint16:
+        raise OSError("frame data cannot be decoded")
+    samples = samples[..., None] if samples.ndim == 2 else samples
+    if channels >= 3:
+        samples = samples[..., [2, 1, 0, 3][:channels]]  # OpenCV's BGR(A)
+    elif channels == 2:
+        samples = samples[..., [0, 3]]  # a grey and alpha, which OpenCV reads as BGRA
+    if samples.shape != (frame.height, frame.width, channels):
+        raise OSError("frame data cannot be decoded")
+    colours = channels - (channels in (2, 4))
+    values = samples / np.float32(65535)
+    if channels in (2, 4):
+        return values
+    if key is None:
+        opacity = np.ones((frame.height, frame.width, 1), np.float32)
+    else:
+        opacity = np.where((samples == key).all(axis=2, keepdims=True), 0, 1).astype(np.float32)
+    return np.concatenate([values[..., :colours], opacity], axis=2)
+
+
+def _chunks(path: Path) -> Iterator[tuple[bytes, bytes]]:
+    """``path``'s PNG chunks in order, as (type, data), up to IEND; ``ValueError`` for a file that is not a
+    PNG or is cut short."""
+    with open(path, "rb") as handle:
+        if handle.read(8) != _SIGNATURE:
+            raise ValueError("not a PNG")
+        while True:
+            start = handle.read(8)
+            if len(start) < 8:
+                raise ValueError("the file ends before IEND")
+            length, kind = struct.unpack(">I4s", start)
+            body = handle.read(length)
+            if len(body) < length or len(handle.read(4)) < 4:
+                raise ValueError("the file ends before IEND")
+            yield kind, body
+            if kind == b"IEND":
+                return
