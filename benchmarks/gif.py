@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 import blendstyle
+from blendstyle.config.animation import Animation
 from blendstyle.files.clips import read_clip
 from blendstyle.files.images import read_image
 from blendstyle.media.probe import frames_in
@@ -85,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="blendstyle-gif-bench-"))
     print(f"GIF benchmark: first {args.frames} frames at {args.size} px, fp32, {args.iterations} iterations "
-          f"(coherent: {args.iterations} for the first frame, {max(1, args.iterations // 3)} after), "
+          f"(coherent: {args.iterations} for the first frame, {Animation().later_iterations(args.iterations)} after), "
           f"{torch.get_num_threads()} threads. Flicker: mean change (0-255) between consecutive frames where the "
           "content is static, a looping GIF's seam included; style: mean relative Gram error to the style.\n")
     print("| clip | flicker independent | flicker coherent | ratio (target <= 0.30) | style independent | style coherent "

@@ -30,6 +30,19 @@ def frame_at(point: int | str, times: Sequence[float]) -> int:
 LOOP_FRAMES_AT_LEAST = 3
 
 
+
+#: The most iterations a coherent frame after the first gets by default. It starts from its predecessor's
+#: result moved along the motion, so what is left to do is the newly seen and moved parts, whatever the
+#: first frame's budget was. Measured (256 px, bf16, 6-8 frames, the default job; a third of 500 = 166
+#: against 60): newtons_cradle flicker 0.917 -> 0.906, mean relative Gram error 0.0572 -> 0.0567, sliced W2
+#: 0.0251 -> 0.0248, content error 0.8761 -> 0.8788; golden_ratio_loop3 2.867 -> 2.891, 0.0682 -> 0.0672,
+#: 0.0410 -> 0.0408, 1.1056 -> 1.1111; a phone clip (realshort.mp4, scored on the written mp4) 2.996 ->
+#: 2.988, 0.0585 -> 0.0580, 0.0221 -> 0.0220, 0.5984 -> 0.6003: the same pictures within 1 %. The time
+#: saved is what the stop rule did not already save: 14-16 % of those runs here, and up to 64 % of the later
+#: frames' iterations where no frame converges early. (35 began to cost: Gram error +1.2 %, sliced W2 +1.6 %.)
+LATER_CAP = 60
+
+
 class Animation(Model):
     """How an animated content file (GIF, animated WebP or PNG) or a video is rendered; refused for stills."""
 
@@ -48,7 +61,8 @@ class Animation(Model):
         description="coherent: frames start from and keep to their neighbours; independent: each frame alone, like a still",
     )
     iterations: Annotated[int, Field(ge=1, le=100_000), *WHOLE] | None = Field(
-        None, description="iterations for coherent frames after the first; default: a third of optimizer.iterations"
+        None, description="iterations for coherent frames after the first; default: a third of optimizer.iterations, "
+        "at most 60"
     )
     temporal_weight: NonNegative = Field(
         50.0, description="how strongly a frame keeps to its neighbour where the content did not change"
@@ -100,4 +114,6 @@ class Animation(Model):
         return frame_at(self.start, times), stop
 
     def later_iterations(self, first: int) -> int:
-        return self.iterations if self.iterations is not None else max(1, first // 3)
+        """A coherent frame's iterations after the first's ``first``: as set, else a third of them, at most
+        :data:`LATER_CAP`."""
+        return self.iterations if self.iterations is not None else max(1, min(first // 3, LATER_CAP))

@@ -4,7 +4,7 @@ key that names the main one.
 A job's optimisations take their lengths from several keys: ``optimizer.iterations`` (a still's last scale,
 an animation's first frame), and, where the job sets them, ``scales.iterations`` (the smaller scales),
 ``tiles.iterations`` (each tile) and ``animation.iterations`` (coherent frames after the first). Left
-unset, these follow ``optimizer.iterations`` (a tenth, all of it, a third); set, they would keep their
+unset, these follow ``optimizer.iterations`` (a tenth, all of it, a third up to 60); set, they would keep their
 length whatever ``optimizer.iterations`` became, so ``--iterations 20`` on a tiled print would shorten
 nothing. ``N`` therefore sets ``optimizer.iterations`` and scales each of the others the job sets by
 ``N / optimizer.iterations``: the job's own proportions, at the length asked for. (One set on the command

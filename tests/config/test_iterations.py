@@ -32,6 +32,16 @@ def test_a_coherent_clips_later_frames_follow(tiny_job, tmp_path):
     assert (job.optimizer.iterations, job.animation.iterations) == (6, 3)
 
 
+@pytest.mark.parametrize("first, later", [(500, 60), (1000, 60), (90, 30), (2, 1)])
+def test_later_frames_default_to_a_third_of_the_first_at_most_60(tiny_job, tmp_path, first, later):
+    """A coherent frame starts from its moved predecessor: 60 iterations gave the same pictures as a third of
+    500 (166) on three clips (:data:`~blendstyle.config.animation.LATER_CAP`); set, the count is kept."""
+    job = load_job(clip_job(tiny_job, tmp_path, f"optimizer: {{iterations: {first}}}")).job
+    assert job.animation.later_iterations(job.optimizer.iterations) == later
+    job = load_job(clip_job(tiny_job, tmp_path, f"optimizer: {{iterations: {first}}}\nanimation: {{iterations: 100}}")).job
+    assert job.animation.later_iterations(job.optimizer.iterations) == 100
+
+
 def test_a_network_job_sets_what_it_iterates(tiny_job, tmp_path):
     trained = load_job(tiny_job("method: network\nnetwork: {iterations: 50, refine: 5}\n"), iterations=7).job
     assert (trained.network.iterations, trained.network.refine, trained.optimizer.iterations) == (7, 5, 500)
