@@ -286,7 +286,7 @@ def decoded(monkeypatch):
 
     from blendstyle.media import frames
 
-    frames._decode_frames.cache_clear()
+    frames._PASSES.clear()
     counts: Counter = Counter()
     load, decode_webp = ImageFile.ImageFile.load, WebPImagePlugin.WebPImageFile._get_next
 

@@ -37,7 +37,8 @@ def input_problems(job: Job, layered: Layered, job_file: Path, wrong: set[Key] =
     of the ``wrong`` keys (validation refused their values; ``job`` holds defaults there). ``headers``: the
     content's as its check read them (a file's, or a folder's stills' in order; none for a video). An
     animation's frames are decoded here, all of them (``run`` reads them), unless its frame range refuses
-    the job anyway: a 5,000-frame GIF beyond ``max_frames`` is refused from its header."""
+    the job anyway: a 5,000-frame GIF beyond ``max_frames`` is refused from its header (where the range is
+    in frame numbers; a range in seconds needs the frames' durations, which decoding them gives)."""
     problems = []
 
     def kept(key: Key, reads: tuple[Key, ...] = ()) -> bool:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import display_path, lookup_failure
 from ..media.formats import STILL_SUFFIXES, is_video
-from ..media.frames import DECODE_ERRORS, ImageHeader, header_of, own_pixel_limit
+from ..media.frames import DECODE_ERRORS, ImageHeader, file_identity, header_of, own_pixel_limit
 from ..media.probe import frame_failure, frame_total, others_in, probe_video, stills_in, unrecognised
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ def check_image(path: Path, max_pixels: int | None = None, video: bool = False, 
             return Checked(f"video frames are {width}x{height} = {width * height} pixels, above max_input_pixels "
                            f"({max_pixels}): {display_path(path)}")
         return Checked(None)
+    source = file_identity(path)  # before it is read: a change while reading shows as one
     try:
         with own_pixel_limit(), Image.open(path) as image:
             width, height = image.size
@@ -98,9 +99,9 @@ def check_image(path: Path, max_pixels: int | None = None, video: bool = False, 
                 image.draft(image.mode, (width // 8, height // 8))
             try:
                 image.load()
-            except DECODE_ERRORS as exc:  # cut short or corrupt: run's message (files.images.open_image)
+            except DECODE_ERRORS as exc:  # cut short or corrupt: run's message (files.images._decode)
                 return Checked(f"cannot decode image {display_path(path)}: {exc}")
-            header = replace(header_of(image), size=(width, height))  # as stored (a JPEG's draft is smaller)
+            header = replace(header_of(image), size=(width, height), source=source)  # as stored (a JPEG's draft is smaller)
         # An animation's every frame (a still's one picture is decoded above): run's message (files.clips,
         # files.masks.read_mask).
         if frames and (header.frames or 1) > 1 and (failure := frame_failure(path)):

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import BlendstyleError, Location, Problem, display_path, short_name
-from ..media.frames import ImageHeader
+from ..media.frames import ImageHeader, current
 from ..media.probe import content_files
 from .checks import input_problems
 from .inputs import Checked, check_folder, check_image, file_failure, file_sha256, is_url
@@ -75,6 +75,11 @@ class LoadedJob:
     files: list[Path]
     layered: Layered
     content: tuple[ImageHeader, ...] = ()
+
+    def content_headers(self) -> tuple[ImageHeader, ...]:
+        """:attr:`content` while the files it was read from are unchanged, else none: a job loaded once and
+        run later, its content replaced in between, is read again rather than run as what it was."""
+        return current(self.content)
 
     def location(self, key: Key) -> Location | None:
         return self.layered.location(key)

@@ -191,9 +191,9 @@ def open_clip(
                 raise BlendstyleError(undecodable(path, "frame 0", exc)) from None
             timeline = Timeline.from_durations([int(image.info.get("duration", 0) or 0)])
             return ClipFile(path, indices, total, size, timeline, loop, transparent, False)
-    decoded = decode_frames(path)  # every frame decoded once, in the pass validate's check of them made
     stop = total if stop is None else stop
-    if decoded is None or decoded.count is None:  # changed or gone since it was opened
+    decoded = decode_frames(path, stop)  # the pass validate's check of the frames made, or one up to stop
+    if decoded is None or decoded.count != total:  # changed or gone since it was opened
         raise BlendstyleError(undecodable(path))
     if decoded.failed is not None and decoded.failed < stop:  # named as validate names it
         raise BlendstyleError(undecodable(path, f"frame {decoded.failed}", decoded.reason))

@@ -130,14 +130,9 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array), "RGB")
 
 
-def open_image(path: Path | str, max_pixels: int | None = None) -> Image.Image:
-    """Open and fully decode ``path``, upright per its EXIF orientation; user errors for unreadable files
-    and for images of more than ``max_pixels`` pixels (checked from the header, before decoding)."""
-    return _decode(_open_lazy(path, max_pixels), path)
-
-
 def _decode(image: Image.Image, path: Path | str) -> Image.Image:
-    """:func:`open_image` of the file ``image`` has open (not yet decoded), which it closes."""
+    """The file ``image`` has open (not yet decoded) fully decoded, upright per its EXIF orientation and in
+    sRGB, and closed; a user error for data cut short or corrupt."""
     try:
         with image:
             image.load()
@@ -154,8 +149,9 @@ def _decode(image: Image.Image, path: Path | str) -> Image.Image:
 def open_picture(
     path: Path | str, max_pixels: int | None = None, decoded: DecodedStills | None = None
 ) -> Image.Image | DeepPicture:
-    """:func:`open_image`, but a 16-bit grey or colour PNG or TIFF at full precision (:func:`~.deep.read_deep`);
-    ``decoded``: the run's decoded stills, where a file read before is taken from."""
+    """``path`` decoded, upright and in sRGB (its header checked against ``max_pixels`` first), a 16-bit grey
+    or colour PNG or TIFF at full precision (:func:`~.deep.read_deep`); ``decoded``: the run's decoded
+    stills, where a file read before is taken from."""
     picture = _decoded(path, max_pixels, True, decoded)
     return picture.picture() if isinstance(picture, DeepSamples) else picture
 

@@ -49,9 +49,10 @@ def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | 
 def _deep_masks(path: Path | str, header: Image.Image, long_side: int | None) -> list[torch.Tensor]:
     """:func:`read_mask`'s frames of a 16-bit APNG: the grey level as Pillow's ``L`` weighs red, green and
     blue (ITU-R 601-2), times the opacity, each clipped after the resize, rounded to 8 bits once."""
-    orientation = header.getexif().get(ExifTags.Base.Orientation, 1)
     masks, number = [], 0
     try:
+        # (A PNG's EXIF may follow its pictures: Pillow decodes the first to look, which may fail.)
+        orientation = header.getexif().get(ExifTags.Base.Orientation, 1)
         for values in composed_frames(Path(path)):
             picture = frame_picture(values)
             red, green, blue = (np.asarray(each) for each in picture.bands[:3])

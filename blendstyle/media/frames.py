@@ -2,14 +2,14 @@
 file is checked and passed along), and its frames decoded once, one by one (:class:`DecodedFrames`): whether
 each decodes, how long each shows and whether it has see-through pixels. ``validate`` decodes an animation's
 frames to refuse a damaged one as ``run`` would, and the clip reader takes the durations and transparency of
-the frames it selects from that same pass, kept per file, size and modification time.
+the frames it selects from that same pass, kept per file (:func:`file_identity`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
@@ -61,12 +61,30 @@ class ImageHeader:
     """What an image file's header says, no picture decoded: Pillow's ``format``, the ``size`` (width,
     height) as stored, the ``frames`` as an animation (:func:`frame_count`; a GIF's are counted by walking
     its blocks; None when they cannot be counted) and its ``loop`` count as a GIF counts it
-    (:func:`gif_loop`; None for a still)."""
+    (:func:`gif_loop`; None for a still). ``source``: the file it was read from, as :func:`file_identity`
+    saw it just before (None where not kept): see :func:`current`."""
 
     format: str | None
     size: tuple[int, int]
     frames: int | None
     loop: int | None = None
+    source: tuple | None = None
+
+
+def file_identity(path: Path | str) -> tuple | None:
+    """``path`` with its size, modification and change times and inode, or None for no regular file: what
+    tells a file changed or replaced since, even where a copy kept its modification time (``cp -p``,
+    ``rsync -t``, an archive unpacked)."""
+    if (stat := regular(path)) is None:
+        return None
+    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
+
+
+def current(headers: tuple[ImageHeader, ...]) -> tuple[ImageHeader, ...]:
+    """``headers`` while every file they were read from is unchanged since, else none (the caller reads the
+    files again): a job loaded once and run later, or its content replaced between validate and run."""
+    fresh = all(header.source is not None and file_identity(header.source[0]) == header.source for header in headers)
+    return headers if fresh else ()
 
 
 def header_of(image) -> ImageHeader:
@@ -97,8 +115,9 @@ def read_header(path: Path | str) -> ImageHeader | None:
 class DecodedFrames:
     """What decoding an image file's frames one by one found: ``count`` its frames (None when they cannot
     be counted), ``failed`` the first that cannot be decoded (None when all can) and the decoder's
-    ``reason``; for each frame decoded before it, how many milliseconds it shows (``durations``) and whether
-    it has a see-through pixel (``see_through``)."""
+    ``reason``; for each frame decoded before it (and before the ``stop`` decoding was asked for, where it
+    was), how many milliseconds it shows (``durations``) and whether it has a see-through pixel
+    (``see_through``)."""
 
     count: int | None
     failed: int | None = None
@@ -106,18 +125,36 @@ class DecodedFrames:
     durations: tuple[int, ...] = ()
     see_through: tuple[bool, ...] = ()
 
+    def covers(self, stop: int | None) -> bool:
+        """Whether this pass says what decoding the frames before ``stop`` (None: all) would."""
+        whole = self.count is None or self.count == 1 or self.failed is not None or len(self.durations) == self.count
+        return whole or (stop is not None and len(self.durations) >= stop)
 
-def decode_frames(path: Path | str) -> DecodedFrames | None:
-    """Every frame of an animation file decoded in order, once per file, size and modification time
+
+#: The frames' passes kept, newest last, by :func:`file_identity`.
+_PASSES: OrderedDict[tuple, DecodedFrames] = OrderedDict()
+_KEPT_PASSES = 32
+
+
+def decode_frames(path: Path | str, stop: int | None = None) -> DecodedFrames | None:
+    """Every frame of an animation file decoded in order, once per file as :func:`file_identity` tells it
     (``validate`` asks, then the clip reader); a still's count alone (its one picture is ``check_image``'s,
-    or a reader's, to decode); None when ``path`` is no regular file."""
-    if (stat := regular(path)) is None:
+    or a reader's, to decode); None when ``path`` is no regular file. ``stop``: only the frames before it
+    are needed (where a clip's selection ends): a pass kept of them or of more is taken, else only they are
+    decoded (a run that did not validate in this process, a Ray worker; a 5,000-frame GIF with ``stop: 10``)."""
+    if (identity := file_identity(path)) is None:
         return None
-    return _decode_frames(Path(path).resolve(), stat.st_size, stat.st_mtime_ns)
+    found = _PASSES.get(identity)
+    if found is None or not found.covers(stop):
+        found = _decode_frames(Path(identity[0]), stop)
+        _PASSES[identity] = found
+        while len(_PASSES) > _KEPT_PASSES:
+            _PASSES.popitem(last=False)
+    _PASSES.move_to_end(identity)
+    return found
 
 
-@functools.lru_cache(maxsize=32)
-def _decode_frames(path: Path, size: int, mtime: int) -> DecodedFrames:
+def _decode_frames(path: Path, stop: int | None) -> DecodedFrames:
     """Pillow decodes a GIF or APNG frame when it moves on to the next: seeking alone would blame a damaged
     frame on the one after it, so each is loaded before the next is sought. The count comes from the
     headers: a file cut short inside a frame still counts it."""
@@ -132,7 +169,7 @@ def _decode_frames(path: Path, size: int, mtime: int) -> DecodedFrames:
                 return DecodedFrames(count)
             frame = 0
             try:
-                for frame in range(count):
+                for frame in range(count if stop is None else min(stop, count)):
                     image.seek(frame)
                     image.load()
                     durations.append(frame_duration(image))

@@ -71,7 +71,7 @@ class ClipRenderer:
         # A still, or a folder's stills (method: network): set up on the first, read as a still is read
         # (orientation, colour profile, 16 bits) whatever animation settings a shared base gives; training
         # reads them all.
-        self.stills = stills_of(job.content, run.loaded.content)
+        self.stills = stills_of(job.content, run.loaded.content_headers())
         if said := folder_note(Path(job.content)):
             run.note(said)  # the folder's other files are passed over: said, not in silence
         self._palette: torch.Tensor | None = None
@@ -101,7 +101,7 @@ class ClipRenderer:
             run.note(f"{Path(job.content).name} has {clip.sound.streams} audio streams: the first goes into the videos "
                      "written, the others are left out")
         run.check()
-        width, height = clip.size if self.stills is None else largest(self.stills, job.size, run.loaded.content)
+        width, height = clip.size if self.stills is None else largest(self.stills, job.size, run.loaded.content_headers())
         self.memory = memory = plan(job, device, width, height)
         # method: network has one stage, the job's size, whole (the network runs on whole frames); without
         # refine it optimises no frame, so the optimiser's memory plan does not bind it.

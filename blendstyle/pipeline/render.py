@@ -116,7 +116,8 @@ def _mode(loaded: LoadedJob) -> Callable[[Run, Farm | None], RenderResult]:
     if Path(loaded.job.content).is_dir():  # a folder of stills: validate allows it under method: network only
         return render_network_still
     # As validate counted them (a file's header); a video's from its packets.
-    frames = loaded.content[0].frames if loaded.content else frames_in(loaded.job.content)
+    headers = loaded.content_headers()
+    frames = headers[0].frames if headers else frames_in(loaded.job.content)
     if frames is None:
         raise BlendstyleError(Problem(undecodable(loaded.job.content), loaded.location(("content",)), "content"))
     if frames > 1 or is_video(loaded.job.content):

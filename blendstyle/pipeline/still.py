@@ -24,7 +24,7 @@ from .schedule import Progress, Schedule, TileFarm, plan_stages
 class StillContent:
     """The still's content at any stage's size, resized once per size from the file's picture, which the
     run decodes once (sharper than scaling the full-size tensor down); ``frame``: that frame of an animated
-    file (a study of an animation)."""
+    file (a study of an animation), read from the file for each size."""
 
     def __init__(self, run: Run, frame: int | None = None):
         self.run = run

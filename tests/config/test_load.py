@@ -367,11 +367,11 @@ def test_an_override_key_deeper_than_a_file_may_nest_is_refused(tiny_job):
 
 def test_validate_opens_a_still_once_and_keeps_its_header(tiny_job, opened):
     """Its check, its frame count and the size check each opened it before (three times)."""
-    from blendstyle.media.frames import ImageHeader
-
     loaded = load_job(tiny_job())
     assert opened["content.png"] == 1
-    assert loaded.content == (ImageHeader("PNG", (64, 48), 1),)  # what the run goes on from
+    [header] = loaded.content  # what the run goes on from while the file is unchanged
+    assert (header.format, header.size, header.frames, header.loop) == ("PNG", (64, 48), 1, None)
+    assert loaded.content_headers() == (header,)
 
 
 def test_validate_opens_each_still_of_a_folder_once(tiny_job, tmp_path, opened):

@@ -65,3 +65,38 @@ def test_a_damaged_frame_stays_the_content_s_problem_where_the_range_refuses_not
 def _of(decoded, name: str) -> dict[int, int]:
     """How many times each frame of the file ``name`` was decoded."""
     return {frame: times for (file, frame), times in decoded.items() if file == name}
+
+
+def test_a_file_replaced_with_its_size_and_modification_time_kept_is_decoded_again(tmp_path):
+    """The frames' pass was kept per path, size and modification time: an animation copied over another
+    with ``cp -p`` (its time kept, and here its size) kept the old one's durations."""
+    import os
+
+    from blendstyle.media.frames import decode_frames
+
+    pictures = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue")]
+    path, other = tmp_path / "clip.gif", tmp_path / "other.gif"
+    write_animation(pictures, path, [100, 100], 0, fmt="gif")
+    write_animation(pictures, other, [200, 300], 0, fmt="gif")
+    assert path.stat().st_size == other.stat().st_size
+    assert decode_frames(path).durations == (100, 100)
+    kept = path.stat().st_mtime_ns
+    other.replace(path)
+    os.utime(path, ns=(kept, kept))
+    assert decode_frames(path).durations == (200, 300)
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp", "apng"])
+def test_a_clip_opened_without_validate_decodes_only_up_to_its_range(tmp_path, decoded, fmt):
+    """A run that did not validate in its process (a Ray worker, ``check_files=False``) decoded the whole
+    animation for a range that stops early; a whole pass kept, or a longer one, is taken as it is."""
+    from blendstyle.media.probe import frames_in
+
+    path = animation(tmp_path / f"clip.{'png' if fmt == 'apng' else fmt}", fmt, count=12)
+    clip = open_clip(path, stop=3)
+    assert clip.indices == [0, 1, 2] and clip.timeline.durations_ms() == [100] * 3
+    assert set(_of(decoded, path.name)) <= {0, 1, 2, 3}  # (Pillow may read one frame ahead)
+    assert frames_in(path) == 12 and set(_of(decoded, path.name)) == set(range(12))
+    before = dict(decoded)
+    assert open_clip(path, start=2, stop=8).timeline.durations_ms() == [100] * 6
+    assert dict(decoded) == before  # the whole pass is taken

@@ -562,7 +562,21 @@ def test_a_still_s_run_picks_its_mode_from_the_header_validate_read(tiny_job, op
     loaded = blendstyle.load_job(tiny_job())
     opened.clear()
     assert render._mode(loaded) is render.render_still
-    assert stills_of(loaded.job.content, loaded.content) == [Path(loaded.job.content)] and not opened
+    assert stills_of(loaded.job.content, loaded.content_headers()) == [Path(loaded.job.content)] and not opened
+
+
+def test_a_content_replaced_after_validate_is_run_as_what_it_is_now(tiny_job, tmp_path):
+    """The headers validate read are used while the file is unchanged: a job loaded once, its still then
+    replaced by an animation, ran frame 0 as a still (the mode picked from the old header)."""
+    from blendstyle.pipeline import render
+
+    from ..conftest import blobs
+
+    loaded = blendstyle.load_job(tiny_job())
+    frames = [blobs(seed=k) for k in range(3)]
+    frames[0].save(tmp_path / "content.png", save_all=True, append_images=frames[1:], duration=100)
+    assert render._mode(loaded) is render.render_animation
+    assert loaded.content and not loaded.content_headers()
 
 
 def test_a_run_decodes_each_still_once(tiny_job, tmp_path, monkeypatch):
