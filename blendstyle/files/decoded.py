@@ -61,6 +61,10 @@ class DecodedStills:
     def __len__(self) -> int:
         return len(self._kept)
 
+    def clear(self) -> None:
+        """Let go of every picture kept (a reading after this decodes its file again)."""
+        self._kept.clear()
+
 
 def _identity(path: Path | str) -> tuple:
     """What tells this file from any other and from itself before a change."""

@@ -233,6 +233,7 @@ class Schedule:
         progress: Progress | None = None,
         on_step: Callable[[Step, torch.Tensor], None] | None = None,
         generator: torch.Generator | None = None,
+        inputs_read: Callable[[], None] | None = None,
     ) -> tuple[Optimized, dict[str, float]]:
         """Render one picture (or a batch of independent frames) through every stage.
 
@@ -244,6 +245,8 @@ class Schedule:
         (default: the run's); modes that render many pictures give each one of its own, so a resumed run draws
         what an uninterrupted one would: a clip's frames from the job's seed and the frame's number, a sweep's
         or a study's cells from the job's seed alone (a cell is then the still its settings make).
+        ``inputs_read`` is called once the last stage's content, style statistics and start are read: a
+        still's run lets go of the files it decoded then, before its longest stage.
         """
         self.progress = progress = progress or Progress()
         self.stage_seconds = []
@@ -263,6 +266,8 @@ class Schedule:
                 start = upsample(image, content.shape[-2:])
             progress.original = original
             progress.image = start
+            if inputs_read is not None and index == len(self.stages) - 1:
+                inputs_read()
             if stage.tiled:
                 optimized, final = self._tiles(stylizer, content, stage, on_step, frames)
             else:

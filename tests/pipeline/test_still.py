@@ -579,6 +579,21 @@ def test_a_content_replaced_after_validate_is_run_as_what_it_is_now(tiny_job, tm
     assert loaded.content and not loaded.content_headers()
 
 
+def test_a_still_lets_go_of_what_it_decoded_before_its_last_scale(tiny_job, monkeypatch):
+    """The run kept its decoded files (a 100 MP 16-bit print's content: 800 MB) through the last scale,
+    the longest; it lets them go once that scale's inputs are read, and nothing decodes them again."""
+    from blendstyle.files import decoded, images
+
+    held, decodes = [], []
+    clear, decode = decoded.DecodedStills.clear, images._decode
+    monkeypatch.setattr(decoded.DecodedStills, "clear", lambda self: held.append(len(self)) or clear(self))
+    monkeypatch.setattr(images, "_decode", lambda image, path: decodes.append(Path(path).name) or decode(image, path))
+    job = tiny_job("scales: {count: 2, iterations: 1}\noptimizer: {iterations: 1}\n")
+    record = blendstyle.run_job(job).record
+    assert record["status"] == "done" and record["scales"] == [32, 48]
+    assert held == [2] and sorted(decodes) == ["content.png", "style_a.png"]
+
+
 def test_a_run_decodes_each_still_once(tiny_job, tmp_path, monkeypatch):
     """A 16-bit content with a colour profile and a see-through row, read at each scale and for its alpha;
     a 16-bit style, read at each scale; a start image, read for each cell of a sweep: the run decodes (and
