@@ -74,10 +74,11 @@ class ImageHeader:
 def file_identity(path: Path | str) -> tuple | None:
     """``path`` with its size, modification and change times and inode, or None for no regular file: what
     tells a file changed or replaced since, even where a copy kept its modification time (``cp -p``,
-    ``rsync -t``, an archive unpacked)."""
+    ``rsync -t``, an archive unpacked). The path is kept as named, links and all (made absolute, not
+    resolved): a link pointed elsewhere since names a file of another inode."""
     if (stat := regular(path)) is None:
         return None
-    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
+    return str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
 
 
 def current(headers: tuple[ImageHeader, ...]) -> tuple[ImageHeader, ...]:

@@ -15,7 +15,7 @@ from typing import Protocol
 from ..config.load import LoadedJob
 from ..errors import BlendstyleError, Interrupted, Problem
 from ..media.formats import is_video
-from ..media.probe import frames_in, undecodable
+from ..media.probe import frame_total, undecodable
 from .animation import render_animation
 from .context import Halted, Identity, Run, open_run
 from .farm import ClipFarm
@@ -115,9 +115,10 @@ def _mode(loaded: LoadedJob) -> Callable[[Run, Farm | None], RenderResult]:
     an animation), each optimised or through a network as its ``method`` says."""
     if Path(loaded.job.content).is_dir():  # a folder of stills: validate allows it under method: network only
         return render_network_still
-    # As validate counted them (a file's header); a video's from its packets.
+    # As validate counted them (a file's header), else from the header again (a Ray worker on another
+    # machine: the range's frames are decoded by the clip reader, up to the range's end); a video's from its packets.
     headers = loaded.content_headers()
-    frames = headers[0].frames if headers else frames_in(loaded.job.content)
+    frames = headers[0].frames if headers else frame_total(loaded.job.content)
     if frames is None:
         raise BlendstyleError(Problem(undecodable(loaded.job.content), loaded.location(("content",)), "content"))
     if frames > 1 or is_video(loaded.job.content):

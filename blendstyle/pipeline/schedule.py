@@ -267,6 +267,8 @@ class Schedule:
             progress.original = original
             progress.image = start
             if inputs_read is not None and index == len(self.stages) - 1:
+                if self.farm is not None:  # the workers get every stage's statistics: a resumed run reads them now
+                    self.statistics()
                 inputs_read()
             if stage.tiled:
                 optimized, final = self._tiles(stylizer, content, stage, on_step, frames)

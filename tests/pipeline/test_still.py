@@ -579,6 +579,41 @@ def test_a_content_replaced_after_validate_is_run_as_what_it_is_now(tiny_job, tm
     assert loaded.content and not loaded.content_headers()
 
 
+def test_a_content_link_pointed_elsewhere_after_validate_is_read_again(tiny_job, tmp_path):
+    """The headers' file was known by the path it resolved to: a link retargeted at an animation after
+    load_job still ran as the still it first named."""
+    from blendstyle.pipeline import render
+
+    from ..conftest import animation
+
+    tiny_job()
+    (tmp_path / "latest.png").symlink_to(tmp_path / "content.png")
+    loaded = blendstyle.load_job(tiny_job(body="extends: quick.yaml\ncontent: latest.png\nstyles: [style_a.png]\nsize: 48\n"))
+    assert render._mode(loaded) is render.render_still
+    animation(tmp_path / "clip.png", "apng")
+    (tmp_path / "latest.png").unlink()
+    (tmp_path / "latest.png").symlink_to(tmp_path / "clip.png")
+    assert render._mode(loaded) is render.render_animation
+
+
+def test_a_run_without_validate_s_headers_picks_its_mode_from_the_header_alone(tiny_job, tmp_path, decoded):
+    """A Ray worker on another machine (the shipped headers name the driver's files) decoded every frame
+    of the content to pick its mode; the clip reader decodes the range's frames later, up to its end."""
+    import dataclasses
+
+    from blendstyle.media import frames
+    from blendstyle.pipeline import render
+
+    from ..conftest import animation
+
+    animation(tmp_path / "clip.gif", "gif", count=12)
+    loaded = blendstyle.load_job(tiny_job(body="extends: quick.yaml\ncontent: clip.gif\nstyles: [style_a.png]\nsize: 48\n"))
+    frames._PASSES.clear()  # as in another process
+    decoded.clear()
+    assert render._mode(dataclasses.replace(loaded, content=())) is render.render_animation
+    assert not [frame for (name, frame) in decoded if name == "clip.gif"]
+
+
 def test_a_still_lets_go_of_what_it_decoded_before_its_last_scale(tiny_job, monkeypatch):
     """The run kept its decoded files (a 100 MP 16-bit print's content: 800 MB) through the last scale,
     the longest; it lets them go once that scale's inputs are read, and nothing decodes them again."""
