@@ -13,6 +13,7 @@ frame by frame from a sequence that may be read lazily from disk.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
@@ -246,9 +247,17 @@ def read_clip(path: Path | str, long_side: int | None = None, start: int = 0, st
     return Clip(open_clip(path, long_side, start, stop, step, max_frames, max_pixels))
 
 
+#: The most pixels the palette is computed from (every n-th pixel of every n-th row of the frames sampled).
+#: Median cut's k-means refinement costs far more than the pixels grow: 16 stylised frames of 256x192
+#: (786,432 pixels) took 12.1 s on this project's CPU and 15.4 s on the GPU machine's host, most of a
+#: 30-frame GIF's writing; every third pixel and row took 0.51 s, and the frames shown through that palette
+#: differ from their colours by 5.37 levels in 255 on average, against 5.32 from every pixel.
+PALETTE_PIXELS = 1 << 17
+
+
 def _palette(frames: Sequence[Image.Image]) -> Image.Image:
     """One 255-colour palette for the whole animation (index 255 stays free for transparency), from up to
-    16 frames spread over the clip."""
+    16 frames spread over the clip, at most :data:`PALETTE_PIXELS` of their pixels."""
     sample = [frames[index] for index in range(0, len(frames), max(1, len(frames) // 16))][:16]
     width = max(frame.width for frame in sample)
     mosaic = Image.new("RGB", (width, sum(frame.height for frame in sample)))
@@ -256,6 +265,9 @@ def _palette(frames: Sequence[Image.Image]) -> Image.Image:
     for frame in sample:
         mosaic.paste(frame, (0, top))
         top += frame.height
+    stride = math.ceil(math.sqrt(mosaic.width * mosaic.height / PALETTE_PIXELS))
+    if stride > 1:
+        mosaic = Image.fromarray(np.ascontiguousarray(np.asarray(mosaic)[::stride, ::stride]), "RGB")
     palette = mosaic.quantize(colors=255, method=Image.Quantize.MEDIANCUT, kmeans=2)
     colours = palette.getpalette()[: 255 * 3]
     palette.putpalette(colours + [0] * (256 * 3 - len(colours)))
