@@ -9,7 +9,7 @@ to resize the result to a scale). So a run keeps what it decoded: an 8-bit pictu
 :class:`~blendstyle.files.deep.DeepSamples` (2 bytes a sample: 72 MB for 12 MP of RGB, where float would
 take 144 MB), and resizes from it at every scale.
 
-A file is known by its path and what the file system says of it: device, inode, size, and times of last
+A file is known as :func:`~blendstyle.media.frames.file_identity` knows it: its path, inode, size, and times of last
 change; a file replaced or rewritten since is decoded again (a run's own outputs are replaced atomically,
 by a new inode; a file rewritten in place with the same size within one tick of the file system's clock,
 a few milliseconds, would not be told from itself). The store keeps at most :data:`KEPT_BYTES`, letting the least recently read go first, but
@@ -19,13 +19,13 @@ always the last one read: a print's content (up to 800 MB for 100 MP, the defaul
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
 
+from ..media.frames import file_identity
 from .deep import DeepSamples
 
 #: The bytes of decoded pictures a run keeps (beyond the last one read).
@@ -45,7 +45,7 @@ class DecodedStills:
     def get(self, path: Path | str, convert: bool, decode: Callable[[], tuple[Decoded, bool]]) -> Decoded:
         """``path``'s picture, decoded by ``decode`` (which returns it and whether it was converted) unless
         it is kept, converted where ``convert`` asks for it."""
-        key = _identity(path)
+        key = file_identity(path)  # the header was just read: a regular file
         kept = self._kept.get(key)
         if kept is not None and (kept[1] or not convert):
             self._kept.move_to_end(key)
@@ -64,12 +64,6 @@ class DecodedStills:
     def clear(self) -> None:
         """Let go of every picture kept (a reading after this decodes its file again)."""
         self._kept.clear()
-
-
-def _identity(path: Path | str) -> tuple:
-    """What tells this file from any other and from itself before a change."""
-    stat = os.stat(path)
-    return (str(Path(path).resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def _nbytes(picture: Decoded) -> int:
