@@ -52,6 +52,22 @@ def test_the_state_lists_a_frame_only_once_its_file_is_in_place(tmp_path, monkey
     assert listed(store) == [0] and (tmp_path / "frame_00000.png").is_file()
 
 
+def test_the_state_is_written_a_few_times_a_second_not_once_a_frame(tmp_path, monkeypatch):
+    """Listing every frame after each one costs the square of the clip's length; a burst of frames is listed
+    together, and a flush (a stop, the end) lists whatever landed since."""
+    writes = []
+    write = framestore.write_json
+    monkeypatch.setattr(framestore, "write_json", lambda data, path: (writes.append(len(data["done"])), write(data, path)))
+    store = FrameStore(tmp_path, "key", 200)
+    for index in range(200):
+        store.save(index, frame(index / 200))
+    store.flush()
+    assert listed(store) == list(range(200)) and writes[-1] == 200
+    assert len(writes) <= 10, writes  # well under a second's frames here: one write, then one at the flush
+    store.flush()
+    assert len(writes) <= 10  # nothing new landed: not written again
+
+
 def test_a_frame_written_again_keeps_the_newer_picture(tmp_path):
     store = FrameStore(tmp_path, "key", 1)
     for value in (0.1, 0.9, 0.1, 0.9):  # the loop's pass writes its frames a second time
