@@ -4,7 +4,7 @@
 
 It installs nothing. It runs the ``gpu``-marked tests, then measures on the first CUDA device: the card's
 matrix-product peak (bf16, and fp32 without TF32); VGG19's convolutions alone at 512 and 1024 px and their
-fraction of that peak; seconds per L-BFGS step at 512 and 1024 px with 1 and 4 styles in fp32 and bf16
+fraction of that peak, then one by one at 512 px (where their time goes); seconds per L-BFGS step at 512 and 1024 px with 1 and 4 styles in fp32 and bf16
 against pastiche's (fp32) measured here; the step with torch's own L-BFGS and with ``compile: true``; the
 memory estimate against CUDA's measured peak; 500 iterations at 512 px end to end; time to pastiche's
 300-step quality at 512 px; a 30-frame coherent GIF at 256 px; and a 4724 px print (40 cm at 300 dpi).
@@ -134,6 +134,23 @@ def cuda_time(torch, work, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+def graphed_time(torch, work, repeats: int = 20) -> float:
+    """Median seconds of ``work()`` replayed as one CUDA graph (no launch gaps); op by op on the CPU."""
+    replay = work
+    if torch.cuda.is_available():
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                work()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            work()
+        replay = graph.replay
+    return cuda_time(torch, replay, repeats=repeats)
+
+
 def matmul_peaks(table: Table, torch, device: str, n: int) -> dict:
     """FLOP/s of ``n`` x ``n`` products on random data (METHOD.md: never zeros), bf16 and fp32 (no TF32)."""
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -161,30 +178,62 @@ def convolutions(table: Table, torch, device: str, sizes, peaks: dict) -> None:
         x = torch.rand(1, 3, height, size, device=device, requires_grad=True)
 
         def work():
-            x.grad = None
-            extract(net, x, ["relu5_1"], torch.bfloat16)["relu5_1"].float().sum().backward()
+            torch.autograd.grad(extract(net, x, ["relu5_1"], torch.bfloat16)["relu5_1"].float().sum(), x)
 
         seconds = cuda_time(torch, work, repeats=10)
-        replay = work
-        if torch.cuda.is_available():  # the same, replayed as one CUDA graph: no launch gaps
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):
-                    work()
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                features = extract(net, x, ["relu5_1"], torch.bfloat16)["relu5_1"]
-                torch.autograd.grad(features.float().sum(), x)
-            replay = graph.replay
-        graphed = cuda_time(torch, replay, repeats=20)
+        graphed = graphed_time(torch, work)  # the same, replayed as one CUDA graph: no launch gaps
         flops = conv_flops(size, height)
         table.add(f"VGG19 convolutions alone, {size}x{height}, bf16, forward + input gradient",
                   f"{graphed * 1000:.2f} ms as a CUDA graph, {flops / graphed / 1e12:.3g} TFLOP/s, "
                   f"{flops / graphed / peaks['bf16']:.0%} of the bf16 peak (op by op {seconds * 1000:.2f} ms)",
                   target=">= 40 %" if size == 512 else "", seconds=seconds, graphed=graphed,
                   fraction=flops / graphed / peaks["bf16"])
+
+
+def conv_layers(table: Table, torch, device: str, size: int, peaks: dict) -> None:
+    """Where the convolutions' time goes: each of VGG19's convolutions up to relu5_1 alone, at the size it
+    sees in a ``size`` px picture, forward plus its input's gradient, bf16 channels-last, as a CUDA graph;
+    and the first one again with its 3 input channels padded to 8 with zeros (tensor cores take channels
+    in multiples of 8: the same result, if cuDNN's kernels for 3 channels are what holds it back). A
+    diagnosis for issue 27's convolution target, not a target of its own."""
+    from blendstyle.config.layers import layer_stride
+    from blendstyle.nst.device import configure
+    from blendstyle.nst.vgg import conv_names
+    from blendstyle.pipeline.networks import network
+
+    net = network(["relu5_1"], "vgg19-caffe", "max", torch.device(device))
+    configure(torch.device(device), torch.bfloat16)
+    height = round(size * 341 / 512)
+    shares, total = [], 0.0
+
+    def timed(conv, channels: int, stride: int) -> tuple[float, float]:
+        x = torch.rand(1, channels, height // stride, size // stride, device=device)
+        x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+
+        def work():
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                torch.autograd.grad(conv(x).float().sum(), x)
+
+        flops = 2 * 2 * conv.in_channels * conv.out_channels * 9 * x.shape[2] * x.shape[3]
+        return graphed_time(torch, work), flops
+
+    for name in conv_names("relu5_1"):
+        seconds, flops = timed(net.convs[name], net.convs[name].in_channels, layer_stride(name))
+        total += seconds
+        shares.append((name, seconds, flops))
+    first = net.convs["conv1_1"]
+    padded = torch.nn.Conv2d(8, first.out_channels, 3, padding=1, device=device)
+    with torch.no_grad():
+        padded.weight.zero_()
+        padded.weight[:, :3] = first.weight
+        padded.bias.copy_(first.bias)
+    padded = padded.to(memory_format=torch.channels_last).requires_grad_(False)
+    eight, _ = timed(padded, 8, 1)
+    parts = ", ".join(f"{name} {seconds * 1000:.2f} ms ({flops / seconds / peaks['bf16']:.0%})" for name, seconds, flops in shares)
+    table.add(f"VGG19 convolutions one by one, {size}x{height}, bf16, forward + input gradient, as CUDA graphs",
+              f"{total * 1000:.2f} ms in all; {parts}; conv1_1 with 8 input channels {eight * 1000:.2f} ms",
+              layers={name: {"seconds": seconds, "flops": flops} for name, seconds, flops in shares},
+              conv1_1_padded_to_8=eight)
 
 
 def job_text(device: str, size: int, styles: int, precision: str, extra: str = "") -> str:
@@ -433,6 +482,7 @@ def main() -> None:
     table.attempt("matrix-product peak", 10, lambda t: peaks.update(matmul_peaks(t, torch, device, 1024 if small else 8192)))
     if peaks:
         table.attempt("VGG19 convolutions alone", 10, lambda t: convolutions(t, torch, device, (128,) if small else (512, 1024), peaks))
+        table.attempt("VGG19 convolutions one by one", 10, lambda t: conv_layers(t, torch, device, 128 if small else 512, peaks))
     sizes, steps = ((96, 128), 2) if small else ((512, 1024), 20)
     table.attempt("seconds per step and memory", 40, lambda t: steps_and_memory(t, torch, device, sizes, steps))
     table.attempt("500 iterations", 15, lambda t: five_hundred(t, device, 96 if small else 512, 10 if small else 500))
