@@ -77,6 +77,9 @@ class Layered:
                 else:
                     self._forget(key)
                     base[name] = value
+                    # The keys inside a value taken whole keep their places too (a misspelt or refused key
+                    # in a mapping no base file has is located at that key, not at its value).
+                    self.keys.update((inner, where) for inner, where in top.keys.items() if inner[: len(key)] == key)
                 if key in top.keys:
                     self.keys[key] = top.keys[key]
 

@@ -69,6 +69,21 @@ def _clean(loc: tuple[Any, ...], data: Any, missing: bool) -> tuple[Key, bool]:
     return tuple(key), False
 
 
+def _bad_key(item: dict, data: Any) -> Key | None:
+    """Where a mapping key that is no text stands (``1: x``, ``true: x``, ``null: x``, as YAML reads them
+    unquoted), with the key as the data holds it; None for any other error. Pydantic names such a key by
+    its text or a number (``('None',)``; ``(1,)`` for ``true``), which :func:`format_key` shows as a list
+    index, and which the places read from the file (by the data's keys) do not hold."""
+    loc = tuple(item["loc"])
+    if item["type"] == "invalid_key":
+        parent = loc[:-1]
+    elif loc[-1:] == ("[key]",) and not isinstance(item.get("input"), str):
+        parent = loc[:-2]
+    else:
+        return None
+    return _clean(parent, data, False)[0] + (item["input"],)
+
+
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value[: limit + 1]) if isinstance(value, str) else _json_start(value, limit + 1)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -148,7 +163,13 @@ def located_problems(error: ValidationError, layered: Layered) -> list[Problem]:
         kind = item["type"]
         key, is_key = _clean(item["loc"], layered.data, kind == "missing")
         message = item["msg"].removeprefix("Value error, ")
-        if kind == "extra_forbidden":
+        if (bad := _bad_key(item, layered.data)) is not None:
+            message = f"expected a name as a key, found {_short(item['input'])}"
+            if not isinstance(item["input"], str):
+                message += " (YAML reads numbers, true, false and null unquoted as such; quote a name)"
+            location = layered.location(bad, of_key=True)
+            key = bad[:-1]
+        elif kind == "extra_forbidden":
             parent = _model_at(key[:-1])
             allowed = list(parent.model_fields) if parent else []
             close = difflib.get_close_matches(str(key[-1]), allowed, n=1)

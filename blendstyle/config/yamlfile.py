@@ -181,6 +181,20 @@ def _offset_location(path: Path, text: str, offset: int) -> Location:
     return Location(str(path), line + 1, offset - (before.rfind("\n") + 1) + 1)
 
 
+def _key_of(node: yaml.Node) -> Any:
+    """A mapping key as the constructed data holds it, so that the places recorded match the data's keys:
+    its text, or the value YAML reads a plain scalar as (``1: x``, ``true: x``, ``null: x``, which the
+    job's models refuse as keys, located at that key); None for a list or mapping as a key."""
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
+    try:
+        return JobLoader("").construct_object(node)
+    except yaml.YAMLError:  # a tag no constructor takes: construct_document refuses it, located
+        return node.value
+
+
 def _walk(node: yaml.Node, key: Key, doc: YamlDocument, depth: int, budget: list[int]) -> None:
     if broken := _spend(budget, depth):
         raise BlendstyleError(Problem(broken, _location(doc.path, node.start_mark)))
@@ -191,7 +205,7 @@ def _walk(node: yaml.Node, key: Key, doc: YamlDocument, depth: int, budget: list
             if key_node.tag == "tag:yaml.org,2002:merge":
                 _walk(value_node, key, doc, depth + 1, budget)
                 continue
-            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            name = _key_of(key_node)
             if name in seen:
                 first = _location(doc.path, seen[name].start_mark)
                 raise BlendstyleError(

@@ -98,7 +98,11 @@ def decode(
                 if pts is not None and pts >= last:
                     return
     except av.FFmpegError as exc:
-        raise BlendstyleError(f"cannot decode the frame after {found} of {display_path(Path(path))}: {exc}") from None
+        # FFmpeg's own words, as the probe gives them: str(exc) adds an errno and the C function that failed
+        # ("[Errno 1094995529] ...: 'avcodec_send_packet()'").
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise BlendstyleError(
+            f"cannot decode the frame after {found} of {display_path(Path(path))}: {reason} (corrupt?)") from None
     raise BlendstyleError(
         f"{display_path(Path(path))} ends after {found} of the {len(wanted)} frame(s) its index lists: truncated or corrupt",
     )

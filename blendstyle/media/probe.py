@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 
 from ..errors import display_path
-from .formats import HDR_TRANSFERS, STILL_SUFFIXES, is_video
+from .formats import HDR_TRANSFERS, STILL_SUFFIXES, VIDEO_SUFFIXES, is_video
 from .frames import DECODE_ERRORS, decode_frames, read_header, regular
 
 #: A TIFF's photometric interpretation (tag 262), as a reason names it; with alpha where a fourth sample follows RGB.
@@ -26,11 +26,40 @@ def unrecognised(path: Path | str) -> str:
     (32-bit float RGB, from a raw converter or a scientific tool); a TIFF's header says what it holds."""
     held = _tiff_layout(path)
     if held is None:
-        return "not an image file (no image format recognised)"
+        return _sniffed(path) or "not an image file (no image format recognised)"
     description, usual = held
     if not usual:
         return f"a TIFF of {description}, which cannot be read (save it as 8- or 16-bit)"
     return f"a TIFF of {description} that cannot be read (its compression or layout is not supported; save it again)"
+
+
+#: The first bytes of the files Pillow refuses that a user would take for an image or a video, and their names.
+_SIGNATURES = ((0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"GIF8", "GIF"), (0, b"\xff\xd8\xff", "JPEG"),
+               (8, b"WEBP", "WebP"), (0, b"BM", "BMP"))
+_VIDEOS = ((4, b"ftyp", "an MP4 or MOV video"), (0, b"\x1a\x45\xdf\xa3", "a Matroska or WebM video"))
+
+
+def _sniffed(path: Path | str) -> str | None:
+    """What a file Pillow recognised no image in holds, where its first bytes tell: nothing (an empty file),
+    the start of an image format (its header damaged or cut short: saying "not an image file" of a PNG
+    sends the user looking in the wrong place), or a video under an image's name (videos are known by their
+    suffix); None otherwise."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    if not head:
+        return "an empty file (0 bytes), where an image is expected"
+    if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
+        return None  # text that begins as an image would ("GIF89a? no, just text."): text, not an image cut short
+    for at, signature, name in _VIDEOS:
+        if head[at : at + len(signature)] == signature:
+            return f"{name}, where an image is expected (a video is read as one by its suffix: {', '.join(sorted(VIDEO_SUFFIXES))})"
+    for at, signature, name in _SIGNATURES:
+        if head[at : at + len(signature)] == signature:
+            return f"a {name} file whose header is damaged or cut short (no picture can be read from it)"
+    return None
 
 
 def _tiff_layout(path: Path | str) -> tuple[str, bool] | None:

@@ -143,6 +143,23 @@ def test_broken_videos_get_clear_errors(tmp_path):
             open_clip(path)
 
 
+def test_a_frame_that_cannot_be_decoded_is_named_in_ffmpeg_s_words_alone(tmp_path):
+    """A video whose index is whole but whose fourth picture's data is zeroed: the reader says FFmpeg's
+    reason, without the errno and C function its exception's text carries."""
+    path = make_video(tmp_path / "clip.mp4", audio=False)
+    with av.open(str(path)) as container:
+        packets = [(packet.pos, packet.size) for packet in container.demux(container.streams.video[0]) if packet.size]
+    data = bytearray(path.read_bytes())
+    at, size = packets[3]
+    data[at : at + size] = bytes(size)
+    path.write_bytes(data)
+    probe = probe_video(path)
+    with pytest.raises(BlendstyleError) as info:
+        list(decode(path, probe.pts, probe.rotation))
+    assert "clip.mp4: Invalid data found when processing input (corrupt?)" in str(info.value)
+    assert "Errno" not in str(info.value) and "avcodec" not in str(info.value)
+
+
 def test_mp3_sound_is_copied_into_mp4_by_its_codec_name_not_its_decoder_s(tmp_path):
     """FFmpeg decodes MP3 with ``mp3float``; the container's list names the codec, ``mp3``: the packets are
     remuxed as they are (they were re-encoded to AAC when the decoder's name was compared)."""

@@ -9,7 +9,7 @@ from PIL import Image
 from blendstyle.config.inputs import check_folder
 from blendstyle.config.load import load_job
 from blendstyle.errors import BlendstyleError, display_path
-from blendstyle.media.probe import frame_failure, frame_times, frame_total, frames_in, loop_count
+from blendstyle.media.probe import frame_failure, frame_times, frame_total, frames_in, loop_count, unrecognised
 
 from ..conftest import animation, blobs, damaged, moving_gif
 
@@ -70,6 +70,24 @@ def test_a_tiff_pillow_cannot_decode_says_what_it_holds(tmp_path, dtype, shape, 
     assert unrecognised(tmp_path / "big.tif").startswith("a TIFF of 32-bit float RGB,")
     (tmp_path / "text.tif").write_text("hello")
     assert unrecognised(tmp_path / "text.tif") == "not an image file (no image format recognised)"
+
+
+def test_a_file_pillow_refuses_is_named_by_what_its_first_bytes_hold(tmp_path):
+    """An empty file, a PNG, GIF or WebP cut short in its header, and an MP4 named as a GIF: each is said to
+    be what it is (all were "not an image file", which sends the user looking in the wrong place)."""
+    import io
+
+    picture = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(picture, "PNG")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "cut.png").write_bytes(picture.getvalue()[:33])
+    (tmp_path / "cut.gif").write_bytes(b"GIF89a\x10\x00")
+    (tmp_path / "cut.webp").write_bytes(b"RIFF\x00\x01\x00\x00WEBPVP8")
+    (tmp_path / "clip.gif").write_bytes(b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00")
+    assert unrecognised(tmp_path / "empty.png") == "an empty file (0 bytes), where an image is expected"
+    for name, kind in [("cut.png", "PNG"), ("cut.gif", "GIF"), ("cut.webp", "WebP")]:
+        assert unrecognised(tmp_path / name) == f"a {kind} file whose header is damaged or cut short (no picture can be read from it)"
+    assert unrecognised(tmp_path / "clip.gif").startswith("an MP4 or MOV video, where an image is expected")
 
 
 @pytest.mark.parametrize("fmt, cut, count, reason", [
