@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from ..media.formats import CLIPS, ClipName, names
-from .fields import WHOLE, Model, NonNegative, matching
+from .fields import WHOLE, LossWeight, Model, matching
 
 #: A point in a clip: a frame number, or a time such as ``2.5s`` (the first frame shown at or after it).
 SECONDS = r"[0-9]+(\.[0-9]+)?s"
@@ -64,7 +64,7 @@ class Animation(Model):
         None, description="iterations for coherent frames after the first; default: a third of optimizer.iterations, "
         "at most 60"
     )
-    temporal_weight: NonNegative = Field(
+    temporal_weight: LossWeight = Field(
         50.0, description="how strongly a frame keeps to its neighbour where the content did not change"
     )
     scene_cut: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(

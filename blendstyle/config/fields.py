@@ -98,6 +98,20 @@ WHOLE = [Strict(False), BeforeValidator(_a_number)]
 
 LayerName = Annotated[str, AfterValidator(_check_layer), WithJsonSchema({"enum": list(LAYER_NAMES)})]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: The largest number a 32-bit float holds: the losses are computed in 32 bits (or 16).
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _fits_float32(weight: float) -> float:
+    if weight > FLOAT32_MAX:
+        raise ValueError(f"expected at most 3.4e38, the largest number the losses' 32-bit floats hold (found {weight:g}); "
+                         "the weights are relative to each other, so smaller numbers in the same proportions mean the same")
+    return weight
+
+
+#: A weight that multiplies a loss as it is (not a share normalised with others): beyond a 32-bit float's
+#: range it would make the loss infinite at the first step, which ``validate`` can say instead.
+LossWeight = Annotated[NonNegative, AfterValidator(_fits_float32), Field(json_schema_extra={"maximum": FLOAT32_MAX})]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _LAYER_ENUM = {"enum": list(LAYER_NAMES)}
 LayerWeights = Annotated[

@@ -13,6 +13,7 @@ from .fields import (
     WHOLE,
     ImagePath,
     LayerWeights,
+    LossWeight,
     Model,
     NonNegative,
     Positive,
@@ -52,9 +53,9 @@ class Weights(Model):
     """Loss weights. The content and style losses are relative errors (about 1 for an unrelated image) and
     TV a per-pixel mean of the texture's roughness, so the weights carry across sizes."""
 
-    content: NonNegative = 1.0
-    style: NonNegative = 10.0
-    tv: NonNegative = 2.0
+    content: LossWeight = 1.0
+    style: LossWeight = 10.0
+    tv: LossWeight = 2.0
 
     @model_validator(mode="after")
     def _something_to_optimise(self) -> Weights:

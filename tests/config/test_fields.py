@@ -135,3 +135,16 @@ def test_numpy_scalars_are_refused_where_python_scalars_are(tiny_job, key, value
         blendstyle.load_job(tiny_job(), {key: value})
     [problem] = info.value.problems
     assert problem.key == key and problem.message.startswith(expected), problem
+
+
+@pytest.mark.parametrize("key", ["weights.style", "weights.content", "weights.tv", "animation.temporal_weight"])
+def test_a_loss_weight_beyond_a_32_bit_float_is_refused_at_its_key(tiny_job, key):
+    """A weight that multiplies a loss as it is makes it infinite at the first step once it is past 3.4e38
+    (the losses are 32-bit): validate says so at the key, where run used to fail with "the loss became inf"
+    and a hint to try Adam; the largest 32-bit float itself is still taken."""
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.load_job(tiny_job(), {key: 1e39})
+    [problem] = info.value.problems
+    assert problem.key == key and "at most 3.4e38" in problem.message and "1e+39" in problem.message, problem
+    if key.startswith("weights."):  # (a still's job refuses animation keys for another reason)
+        assert blendstyle.load_job(tiny_job(), {key: 3.4e38}).job is not None
