@@ -89,6 +89,10 @@ def _a_number(value: Any) -> Any:
     (pydantic's lax mode, kept for ``2.0`` is ``2``, would take both)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PydanticCustomError("int_type", "Input should be a valid integer")
+    if isinstance(value, float) and value.is_integer() and abs(value) > 2**53:
+        # Whole, and past what the field's bounds allow: pydantic's own conversion stops at 64 bits with
+        # "unable to parse input string"; as an int, the bound says what is expected.
+        return int(value)
     return value
 
 

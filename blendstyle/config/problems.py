@@ -85,6 +85,8 @@ def _bad_key(item: dict, data: Any) -> Key | None:
 
 
 def _short(value: Any, limit: int = 60) -> str:
+    if type(value) is int and abs(value) >= 10**16:  # a float the job wrote as 1e300 reaches a whole key as an int
+        return f"{value:.3g}"
     text = repr(value[: limit + 1]) if isinstance(value, str) else _json_start(value, limit + 1)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

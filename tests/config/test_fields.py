@@ -148,3 +148,16 @@ def test_a_loss_weight_beyond_a_32_bit_float_is_refused_at_its_key(tiny_job, key
     assert problem.key == key and "at most 3.4e38" in problem.message and "1e+39" in problem.message, problem
     if key.startswith("weights."):  # (a still's job refuses animation keys for another reason)
         assert blendstyle.load_job(tiny_job(), {key: 3.4e38}).job is not None
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("output.dpi", 1e300, "Input should be less than or equal to 10000 (found 1e+300)"),
+    ("optimizer.iterations", 1e20, "Input should be less than or equal to 100000 (found 1e+20)"),
+])
+def test_a_huge_whole_number_is_held_to_its_keys_bounds(tiny_job, key, value, expected):
+    """A whole key given a float past 64 bits said "Unable to parse input string as an integer, exceeded
+    maximum size": it is held to the key's bounds like any other number, and shown as it was written."""
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.load_job(tiny_job(), {key: value})
+    [problem] = info.value.problems
+    assert problem.key == key and problem.message == expected, problem
