@@ -1,20 +1,26 @@
-"""Animated PNGs of 16 bits a channel: their frames composed at full precision.
+"""Animated PNGs whose frames Pillow does not compose right: 16 bits a channel, or see-through frames laid OVER.
 
 Pillow reads an APNG's colour frames at 8 bits a channel (each sample's high byte; a 16-bit grey it holds
-whole). OpenCV 5.1 reads them at 16 bits (``cv2.imreadanimation``) but holds every frame at once, and where
+whole). It also lays a frame OVER the canvas as a paste through the frame's alpha, alpha included: a
+half-opaque blue over opaque red comes out three quarters opaque (``a_f² + a_c (1 - a_f)`` where the
+specification has ``a_f + a_c (1 - a_f)``), so a sticker's soft edges over a drawn background, shown over
+white, wash out (frame 1 of such a clip read (159, 64, 160) where (127, 0, 128) is right). Those files are
+composed here, at 8 or 16 bits
+(:func:`composed_here`); the others, Pillow reads as it reads any animation. OpenCV 5.1 reads them at 16 bits (``cv2.imreadanimation``) but holds every frame at once, and where
 a frame's dispose op is BACKGROUND it clears other pixels than the frame's at 16 bits (a 7x6 frame at (3, 2)
 of a 20x16 RGBA clip: 27 pixels wrong after it, none at 8 bits). So the frames are composed here, one at a
 time, as the APNG specification's "Compositing" lays it out, from each frame's own picture, which OpenCV's
 libpng decodes at 16 bits:
 
-* **Chunks.** IHDR (size, 16 bits, colour type grey, RGB, grey and alpha or RGBA, interlace), tRNS (a
-  colour key), acTL (an animation); then each frame's fcTL (its region, dispose and blend ops) and its
+* **Chunks.** IHDR (size, 8 or 16 bits, colour type grey, RGB, palette, grey and alpha or RGBA, interlace),
+  PLTE (a palette's colours), tRNS (a colour key; a palette's opacities), acTL (an animation); then each frame's fcTL (its region, dispose and blend ops) and its
   data: IDAT's (the first frame's) or fdAT's (a sequence number, then IDAT's data). A file whose IDAT is
   not a frame (a default image, which Pillow counts as frame 0 and composes after its own fashion) is left
   to Pillow.
-* **A frame's picture.** A PNG of the frame's size with the file's header and the frame's data, decoded
-  by ``cv2.imdecode``; a colour key makes the keyed level or colour see-through (OpenCV keys a colour PNG,
-  not a grey one: the key is applied here to both, from samples read without it).
+* **A frame's picture.** A PNG of the frame's size with the file's header (and palette) and the frame's
+  data, decoded by ``cv2.imdecode``; a colour key makes the keyed level or colour see-through (OpenCV keys
+  a colour PNG, not a grey one: the key is applied here to both, from samples read without it); a palette
+  with opacities is read as RGBA.
 * **Composition.** The canvas starts fully transparent black. Blend SOURCE puts the frame's pixels in its
   region; OVER lays them over what is there, straight (not premultiplied) colours::
 
@@ -29,6 +35,7 @@ libpng decodes at 16 bits:
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,8 +49,8 @@ from .lattice import in_srgb
 from .prints import SrgbConversion, png_chunk, srgb_profile
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: Channels by PNG colour type: grey, RGB, grey and alpha, RGBA.
-_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
+#: Channels by PNG colour type: grey, RGB, palette (as RGB; RGBA with opacities), grey and alpha, RGBA.
+_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
 
 
 @dataclass(frozen=True)
@@ -58,43 +65,58 @@ class _Frame:
     blend: int  # 0 source, 1 over
 
 
-def is_deep_apng(path: Path) -> bool:
-    """Whether ``path`` is an APNG of 16 bits a channel whose frames are composed here: the header's bit
-    depth, an acTL chunk and an fcTL before the first IDAT."""
+def composed_here(path: Path) -> bool:
+    """Whether ``path`` is an APNG whose frames are composed here (see the module's docstring): an acTL chunk
+    and an fcTL before the first IDAT, and 16 bits a channel, or 8 (any depth for a palette) with alpha, a
+    colour key or a palette's opacities and a frame laid OVER. Reads the chunks' heads only."""
     try:
-        chunks = _chunks(path)
-        kind, header = next(chunks)
-        if kind != b"IHDR" or len(header) != 13 or header[8] != 16 or header[9] not in _CHANNELS:
+        heads = _chunks(path, bodies={b"IHDR", b"fcTL"})
+        kind, header = next(heads)
+        if kind != b"IHDR" or len(header) != 13 or header[9] not in _CHANNELS:
             return False
-        animated = False
-        for kind, _ in chunks:
+        depth, colour = header[8], header[9]
+        if depth not in (8, 16) and colour != 3:  # a grey of 1, 2 or 4 bits: its key would need scaling
+            return False
+        animated = first = keyed = over = False
+        for kind, body in heads:
             animated = animated or kind == b"acTL"
-            if kind in (b"fcTL", b"IDAT"):
-                return animated and kind == b"fcTL"
+            keyed = keyed or kind == b"tRNS"
+            if kind == b"IDAT" and not first:
+                return False  # a default image that is not a frame: Pillow's to compose
+            first = first or kind == b"fcTL"
+            over = over or (kind == b"fcTL" and len(body) == 26 and body[25] == 1)
+        return animated and (depth == 16 or (over and (keyed or colour in (4, 6))))
     except (OSError, ValueError, struct.error, StopIteration):
         pass
     return False
 
 
 def composed_frames(path: Path) -> Iterator[np.ndarray]:
-    """Each frame of a 16-bit APNG (:func:`is_deep_apng`), composed on the canvas, in order: ``(H, W, C)``
-    float32 in ``[0, 1]``, grey or RGB, then alpha where the file has alpha or a colour key. Raises
-    ``OSError`` (or ``zlib.error``, ``ValueError``) where a frame's data cannot be decoded."""
+    """Each frame of an APNG composed here (:func:`composed_here`), composed on the canvas, in order:
+    ``(H, W, C)`` float32 in ``[0, 1]``, grey or RGB, then alpha where the file has alpha, a colour key or
+    a palette's opacities. Raises ``OSError`` (or ``zlib.error``, ``ValueError``) where a frame's data cannot
+    be decoded."""
     chunks = _chunks(path)
     _, header = next(chunks)
     width, height = struct.unpack(">II", header[:8])
     colours = _CHANNELS[header[9]] - (header[9] in (4, 6))
-    key, frame, data = None, None, []
+    key, frame, data, palette = None, None, [], b""
     canvas = np.zeros((height, width, colours + 1), np.float32)  # always with alpha, dropped where the file has none
     alpha = header[9] in (4, 6)
     for kind, body in chunks:
-        if kind == b"tRNS":
+        if kind == b"PLTE":
+            palette += png_chunk(kind, body)
+        elif kind == b"tRNS" and header[9] == 3:  # a palette's opacities: OpenCV reads the frames as RGBA
+            palette += png_chunk(kind, body)
+            alpha = True
+        elif kind == b"tRNS":
             key = np.array(struct.unpack(f">{colours}H", body[: 2 * colours]), np.uint16)
             alpha = True
         elif kind in (b"IDAT", b"fdAT") and frame is not None:
             data.append(body if kind == b"IDAT" else body[4:])
         if kind in (b"fcTL", b"IEND") and frame is not None:
-            canvas = yield from _shown(canvas, frame, _picture(header, frame, b"".join(data), key), alpha)
+            picture = _picture(header, palette, frame, b"".join(data), key)
+            canvas = yield from _shown(canvas, frame, picture, alpha)
             frame, data = None, []
         if kind == b"fcTL":
             frame = _Frame(*struct.unpack(">IIII", body[4:20]), body[24], body[25])
@@ -146,19 +168,21 @@ def _over(top: np.ndarray, under: np.ndarray) -> np.ndarray:
     return np.concatenate([colour, alpha], axis=2)
 
 
-def _picture(header: bytes, frame: _Frame, data: bytes, key: np.ndarray | None) -> np.ndarray:
+def _picture(header: bytes, palette: bytes, frame: _Frame, data: bytes, key: np.ndarray | None) -> np.ndarray:
     """A frame's own picture, ``(h, w, colours + 1)`` float32 in ``[0, 1]``: decoded by OpenCV from a PNG of
-    its size and data, the colour key made see-through, an alpha of 1 where the file has none."""
+    its size, the file's palette chunks (PLTE, and a palette's tRNS) and its data, the colour key made
+    see-through, an alpha of 1 where the file has none."""
     import cv2
 
     ihdr = struct.pack(">II", frame.width, frame.height) + header[8:]
-    png = _SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+    png = _SIGNATURE + png_chunk(b"IHDR", ihdr) + palette + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
     try:
         samples = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:  # beyond OpenCV's own pixel limit, say
         raise OSError(f"frame data cannot be decoded: {exc}") from None
-    channels = _CHANNELS[header[9]]
-    if samples is None or samples.dtype != np.uint16:
+    channels = _CHANNELS[header[9]] if header[9] != 3 else 4 if b"tRNS" in palette else 3
+    depth = np.uint16 if header[8] == 16 else np.uint8  # a palette's samples are its colours: 8 bits
+    if samples is None or samples.dtype != depth:
         raise OSError("frame data cannot be decoded")
     samples = samples[..., None] if samples.ndim == 2 else samples
     if channels >= 3:
@@ -168,7 +192,7 @@ def _picture(header: bytes, frame: _Frame, data: bytes, key: np.ndarray | None) 
     if samples.shape != (frame.height, frame.width, channels):
         raise OSError("frame data cannot be decoded")
     colours = channels - (channels in (2, 4))
-    values = samples / np.float32(65535)
+    values = samples / np.float32(np.iinfo(depth).max)
     if channels in (2, 4):
         return values
     if key is None:
@@ -178,20 +202,26 @@ def _picture(header: bytes, frame: _Frame, data: bytes, key: np.ndarray | None) 
     return np.concatenate([values[..., :colours], opacity], axis=2)
 
 
-def _chunks(path: Path) -> Iterator[tuple[bytes, bytes]]:
+def _chunks(path: Path, bodies: set[bytes] | None = None) -> Iterator[tuple[bytes, bytes]]:
     """``path``'s PNG chunks in order, as (type, data), up to IEND; ``ValueError`` for a file that is not a
-    PNG or is cut short."""
+    PNG or is cut short. ``bodies``: the types whose data is read; the others' is skipped (``b""``)."""
     with open(path, "rb") as handle:
         if handle.read(8) != _SIGNATURE:
             raise ValueError("not a PNG")
+        end = os.fstat(handle.fileno()).st_size
         while True:
             start = handle.read(8)
             if len(start) < 8:
                 raise ValueError("the file ends before IEND")
             length, kind = struct.unpack(">I4s", start)
-            body = handle.read(length)
-            if len(body) < length or len(handle.read(4)) < 4:
-                raise ValueError("the file ends before IEND")
+            if bodies is None or kind in bodies:
+                body = handle.read(length)
+                if len(body) < length or len(handle.read(4)) < 4:
+                    raise ValueError("the file ends before IEND")
+            else:
+                body = b""
+                if handle.seek(length + 4, os.SEEK_CUR) > end:
+                    raise ValueError("the file ends before IEND")
             yield kind, body
             if kind == b"IEND":
                 return

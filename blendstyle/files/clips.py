@@ -2,8 +2,8 @@
 
 :func:`open_clip` reads what a run needs before any picture (frame count, the selected frames, their
 timing, size, rotation, transparency, sound) and :meth:`ClipFile.frames` then decodes the selected
-frames one by one, so a clip of any length is read in constant memory (a 16-bit APNG's at full precision:
-:mod:`~blendstyle.files.apng`). :func:`read_clip` loads every selected frame at once (tests, benchmarks,
+frames one by one, so a clip of any length is read in constant memory (a 16-bit APNG's at full precision,
+and an APNG that Pillow composes wrong as the specification composes it: :mod:`~blendstyle.files.apng`). :func:`read_clip` loads every selected frame at once (tests, benchmarks,
 one frame of a study).
 
 Written animations keep every frame (even repeated ones), every duration, the loop count and the
@@ -28,7 +28,7 @@ from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, is_video
 from ..media.frames import decode_frames, frame_count, gif_loop, has_see_through
 from ..media.probe import plays_in_all, probe_video, undecodable
-from .apng import composed_frames, frame_conversion, frame_picture, is_deep_apng
+from .apng import composed_frames, composed_here, frame_conversion, frame_picture
 from .atomic import atomic_path
 from .images import (
     DECODE_ERRORS,
@@ -94,7 +94,7 @@ class ClipFile:
             return
         image = _open_lazy(self.path)
         with image:
-            if image.format == "PNG" and is_deep_apng(self.path):
+            if image.format == "PNG" and composed_here(self.path):
                 yield from self._deep_pictures(image, alpha)
                 return
             # The profile (an APNG's iCCP, a WebP's ICCP) is the whole file's: its transform is built once.
@@ -114,7 +114,7 @@ class ClipFile:
                 raise BlendstyleError(undecodable(self.path, f"frame {index}", exc)) from None
 
     def _deep_pictures(self, header: Image.Image, alpha: bool) -> Iterator[tuple[torch.Tensor | None, np.ndarray | None]]:
-        """:meth:`_pictures` of a 16-bit APNG, its frames composed at full precision (:mod:`~.apng`) and
+        """:meth:`_pictures` of an APNG composed here, its frames composed at full precision (:mod:`~.apng`) and
         through its colour profile to sRGB (:mod:`~.lattice`, one transform for the clip)."""
         conversion = None if alpha else frame_conversion(header)
         selected, number = set(self.indices), 0

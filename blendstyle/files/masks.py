@@ -1,7 +1,7 @@
 """Mask images: every frame a style's region, as 8-bit levels (its grey times its opacity).
 
-A 16-bit APNG's frames are composed at full precision (:mod:`~blendstyle.files.apng`) and rounded to 8 bits
-once; every other mask is read by Pillow at 8 bits.
+A 16-bit APNG's frames, and those of an APNG that Pillow composes wrong, are composed here
+(:mod:`~blendstyle.files.apng`) and rounded to 8 bits once; every other mask is read by Pillow at 8 bits.
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ from PIL import ExifTags, Image, ImageOps
 from ..errors import BlendstyleError
 from ..media.frames import DECODE_ERRORS, frame_count
 from ..media.probe import undecodable
-from .apng import composed_frames, frame_picture, is_deep_apng
+from .apng import composed_frames, composed_here, frame_picture
 from .deep import band, upright
 from .images import _open_lazy, fit_long_side, grey8, resize
 
 
 def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | None = None) -> list[torch.Tensor]:
     """Every frame of a mask image as ``(1, 1, H, W)`` uint8: its grey level times its opacity (a
-    transparent pixel is "not here"), resized so the long side is ``long_side``; a 16-bit APNG's frames
+    transparent pixel is "not here"), resized so the long side is ``long_side``; an APNG's frames
     composed at full precision (:mod:`~.apng`) and rounded once."""
     image = _open_lazy(path, max_pixels)
     masks = []
     with image:
-        if image.format == "PNG" and is_deep_apng(Path(path)):
+        if image.format == "PNG" and composed_here(Path(path)):
             return _deep_masks(path, image, long_side)
         try:
             for index in range(frame_count(image)):
@@ -47,7 +47,7 @@ def read_mask(path: Path | str, long_side: int | None = None, max_pixels: int | 
 
 
 def _deep_masks(path: Path | str, header: Image.Image, long_side: int | None) -> list[torch.Tensor]:
-    """:func:`read_mask`'s frames of a 16-bit APNG: the grey level as Pillow's ``L`` weighs red, green and
+    """:func:`read_mask`'s frames of an APNG composed here: the grey level as Pillow's ``L`` weighs red, green and
     blue (ITU-R 601-2), times the opacity, each clipped after the resize, rounded to 8 bits once."""
     masks, number = [], 0
     try:

@@ -193,8 +193,8 @@ def frame_duration(image) -> int:
 
 def has_see_through(image) -> bool:
     """Whether the current, decoded frame of an open Pillow image has a see-through pixel: an alpha below
-    opaque in an RGBA, LA, PA or palette picture, or, in a grey deeper than 8 bits, its colour key (which
-    :func:`blendstyle.files.images.grey8` turns into alpha). Other pictures are read as opaque."""
+    opaque in an RGBA, LA, PA or palette picture, or its colour key in an RGB or grey one (a grey deeper than 8
+    bits: :func:`blendstyle.files.images.grey8` turns it into alpha). Other pictures are read as opaque."""
     if image.mode in DEEP_GREYS:
         key = image.info.get("transparency")
         if not isinstance(key, int):
@@ -203,7 +203,8 @@ def has_see_through(image) -> bool:
 
         grey = image if image.mode in ("I", "F") else image.convert("I")
         return ImageMath.lambda_eval(lambda ops: ops["equal"](ops["grey"], key), grey=grey).getextrema()[1] == 1
-    if image.mode in ("RGBA", "LA", "PA", "P"):
+    if image.mode in ("RGBA", "LA", "PA", "P") or (image.mode in ("RGB", "L") and "transparency" in image.info):
+        # (An RGB or 8-bit grey frame with a colour key: Pillow's RGBA conversion keys it, as the reader's does.)
         return image.convert("RGBA").getextrema()[3][0] != 255
     return False
 

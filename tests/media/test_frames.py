@@ -37,6 +37,18 @@ def test_a_clip_is_transparent_when_a_frame_it_selects_is(tmp_path, fmt):
     assert open_clip(path, start=1, stop=3).transparent and open_clip(path, step=2).transparent
 
 
+@pytest.mark.parametrize("mode,key", [("RGB", (10, 20, 30)), ("L", 7)])
+def test_an_apng_s_colour_key_makes_its_clip_transparent(tmp_path, mode, key):
+    """An RGB or grey APNG's keyed colour is see-through in the frames that show it (it was read as opaque:
+    the keyed pixels came out white, and the outputs had no alpha)."""
+    first, second = Image.new(mode, (8, 8), key), Image.new(mode, (8, 8), (90, 90, 90) if mode == "RGB" else 90)
+    first.paste((200, 200, 200) if mode == "RGB" else 200, (0, 0, 4, 8))
+    first.save(tmp_path / "keyed.png", save_all=True, append_images=[second], transparency=key, duration=100)
+    clip = open_clip(tmp_path / "keyed.png")
+    assert clip.transparent and not open_clip(tmp_path / "keyed.png", start=1).transparent
+    assert next(clip.alphas())[:, 4:].max() == 0 and next(clip.alphas())[:, :4].min() == 1
+
+
 def test_a_range_beyond_max_frames_is_refused_before_a_frame_is_decoded(tiny_job, tmp_path, decoded):
     """A long GIF was decoded to its last frame before its frame count refused it."""
     animation(tmp_path / "long.gif", count=40)
