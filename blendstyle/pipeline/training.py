@@ -76,11 +76,7 @@ def gather(renderer: ClipRenderer) -> Pool:
     if renderer.stills is not None:
         return gather_stills(renderer)
     run, stylizer, count = renderer.run, renderer.stylizer, len(renderer.clip)
-    if count == 1:
-        pairs = [(0, 0)]
-    else:
-        starts = sorted({round(k * (count - 2) / max(1, POOL_PAIRS - 1)) for k in range(min(POOL_PAIRS, count - 1))})
-        pairs = [(i, i + 1) for i in starts]
+    pairs = [(0, 0)] if count == 1 else [(i, i + 1) for i in pair_starts(count)]
     wanted = {i for pair in pairs for i in pair}
     masked = sorted(stylizer.blend.regions)
     stacks = {}
@@ -93,6 +89,15 @@ def gather(renderer: ClipRenderer) -> Pool:
         parts += [stylizer.mask(i, [renderer.clip.indices[index]], size) for i in masked]
         stacks[index] = packed(parts)
     return Pool(stacks, pairs, renderer.clip.transparent, masked)
+
+
+def pair_starts(count: int, limit: int = POOL_PAIRS) -> list[int]:
+    """The first frames of the pairs of consecutive frames a clip of ``count`` frames (2 or more) trains on:
+    every pair, or ``limit`` of them spread evenly from the first to the last."""
+    taken = min(limit, count - 1)
+    # (Spread by the pairs taken: spread by ``limit - 1`` whatever the clip's length, a 36-frame clip's
+    # 35 pairs all began in its first 7 frames, and the network never saw the rest.)
+    return sorted({round(k * (count - 2) / max(1, taken - 1)) for k in range(taken)})
 
 
 def gather_stills(renderer: ClipRenderer) -> Pool:
