@@ -26,6 +26,7 @@ from .animation import LOOP_FRAMES_AT_LEAST
 from .layering import Layered, format_key
 from .models import Job
 from .modes import refused_keys
+from .network import NETWORK_SMALLEST_SIDE
 from .output import SIZES
 from .partial import affected, under
 from .yamlfile import Key
@@ -127,8 +128,12 @@ def unlooped(job: Job, video: bool, selected: int | None, loop: int | None) -> s
 
 
 def size_problem(job: Job, size: tuple[int, int] | None, problem, what: str = "the content") -> None:
-    """A content of ``size`` must keep, at the job's size, a short side the network can take."""
+    """A content of ``size`` must keep, at the job's size, a short side the network can take (VGG's, and
+    under ``method: network`` the trained network's)."""
     smallest = job.smallest_side()
+    needs = f"the network needs to reach {job.deepest_layer()}"
+    if job.method == "network" and smallest < NETWORK_SMALLEST_SIDE:
+        smallest, needs = NETWORK_SMALLEST_SIDE, "the trained network's 9x9 convolutions need"
     if size is not None:
         short = round(min(size) * job.size / max(size))
         if short < smallest:
@@ -141,7 +146,7 @@ def size_problem(job: Job, size: tuple[int, int] | None, problem, what: str = "t
             problem(
                 ("size",),
                 f"at size {job.size} {what} ({size[0]}x{size[1]}) is {short} px on its short side, below the "
-                f"{smallest} px the network needs to reach {job.deepest_layer()}; {works}",
+                f"{smallest} px {needs}; {works}",
                 (("layers",), *(("styles", index, "layers") for index in range(len(job.styles)))),
             )
 

@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 
 from .fields import WHOLE, Model, PathText
 
+#: The shortest side (px) a picture the network goes through may have: its first and last convolutions are
+#: 9x9, padded by reflection of 4 px, which needs 5 (:mod:`blendstyle.nst.transformer`).
+NETWORK_SMALLEST_SIDE = 5
 #: Settings that shape or train a network; a saved one (``weights``) is applied as it is.
 TRAINING = ("iterations", "crop", "batch", "learning_rate", "width", "blocks", "checkpoint_every")
 

@@ -391,3 +391,19 @@ def test_validate_opens_each_still_of_a_folder_once(tiny_job, tmp_path, opened):
     assert [opened[f"p{number}.png"] for number in range(3)] == [1, 1, 1]
     (tmp_path / "photos" / "p1.png").unlink()
     assert [header.size for header in load_job(job).content] == [(64, 48), (50, 50)]
+
+
+def test_a_content_too_thin_for_the_trained_network_is_refused_at_size(tiny_job, tmp_path):
+    """Shallow layers let VGG take a 4 px side, but the trained network's 9x9 convolutions pad by 4: run
+    ended in a torch traceback (and exit 0) where validate said ok. Both now refuse it at ``size``."""
+    from ..conftest import blobs
+
+    blobs((64, 4)).save(tmp_path / "thin.png")
+    shallow = "layers: {content: {relu1_1: 1}, style: {relu1_1: 1, relu2_1: 1}}\n"
+    job = tiny_job(body=f"extends: quick.yaml\ncontent: thin.png\nstyles: [style_a.png]\nsize: 64\n{shallow}")
+    assert load_job(job).job.method == "optimize"  # the optimiser takes it
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tiny_job(body=job.read_text() + "method: network\n"))
+    [problem] = info.value.problems
+    assert problem.key == "size" and "4 px on its short side, below the 5 px the trained network's" in problem.message
+    assert "the smallest size that works is 80" in problem.message
