@@ -299,6 +299,26 @@ def test_a_still_trains_on_its_own_crops_and_is_written_as_a_still(still_job, tm
     assert len(history) == 6 and history[-1] < history[0]
 
 
+def test_a_16_bit_still_goes_through_the_network_in_float32_under_bf16(still_job, tmp_path):
+    """Under bf16 the network trains in bf16, but a 16-bit output's picture is its float32 pass: the bf16
+    pass carries bf16's rounding (five times rougher along a ramp), which 16 bits are asked for to avoid."""
+    from blendstyle.files.images import read_image
+    from blendstyle.nst.transformer import transform
+
+    job = still_job()
+    job.write_text(job.read_text().replace("precision: fp32", "precision: bf16"))
+    result = blendstyle.run_job(job, out_root=tmp_path / "out")
+    written = torch.from_numpy(tifffile.imread(result.image_path).astype(np.float32) / 65535).permute(2, 0, 1)[None]
+    saved = load_network(result.folder / "photo.network.pt")
+    net = TransformerNet(saved.architecture)
+    net.load_state_dict(saved.state)
+    content = read_image(tmp_path / "photo.png", 96)
+    with torch.no_grad():
+        exact, rounded = transform(net.eval(), content), transform(net.eval(), content, torch.bfloat16)
+    assert (written - exact).abs().max() < 2 / 65535, (written - exact).abs().max()
+    assert (written - rounded).abs().max() > 20 / 65535  # the bf16 pass is not what was written
+
+
 def test_a_weights_file_of_another_shape_is_a_located_error(clip_job, tmp_path):
     trained = blendstyle.run_job(clip_job(), out_root=tmp_path / "out")
     payload = torch.load(trained.folder / "clip.network.pt", weights_only=True)
