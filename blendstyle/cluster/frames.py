@@ -6,7 +6,8 @@ a worker decodes its run of the clip forward once and a lost worker costs one fr
 goes in three waves (see :mod:`blendstyle.pipeline.farm`): the shots' first keyframes, the other
 keyframes, then each chunk's chain, streamed back frame by frame. The network of ``method: network`` is
 trained on one worker (:mod:`blendstyle.cluster.training`), and the clip's frames go through it on the
-workers, dealt out as independent frames are. Finished frames come back to the driver
+workers, dealt out as independent frames are; with ``network.refine`` each worker builds the network
+and refines chunks of the clip in the coherent clip's three waves. Finished frames come back to the driver
 in whatever order they finish; the driver saves them. A stop request on the driver cancels what is
 under way. Sweep cells are dealt out round the workers, one call per cell, and a print's tiles one
 wave at a time (the same workers for every wave), handed back in the wave's order.
@@ -109,24 +110,28 @@ class RayFarm:
         refs = [actors[number // per].afresh.remote(self.shipped, group) for number, group in enumerate(groups)]
         yield from self._gather(renderer.run, refs, [])
 
-    def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Generator[Rendered, None, None]:
+    def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe],
+                 network: SavedNetwork | None = None) -> Generator[Rendered, None, None]:
         ray = self.cluster.ray
         if (self.cluster.address or "").startswith("ray://"):
+            what = "a refined clip" if network is not None else "a coherent clip"
             raise BlendstyleError(
-                Problem("a coherent clip streams its chunks' frames back, which Ray Client (ray://) cannot do",
-                        key="--cluster"),
-                hint="run blendstyle on the cluster's head node with --cluster auto, or use animation.mode: independent",
+                Problem(f"{what} streams its chunks' frames back, which Ray Client (ray://) cannot do", key="--cluster"),
+                hint="run blendstyle on the cluster's head node with --cluster auto, or "
+                     + ("set network.refine: 0" if network is not None else "use animation.mode: independent"),
             )
         todo = [chunk for chunk in chunks if chunk.first < chunk.stop]
         actors = self._start(FrameWorker, lambda: _clip(renderer), len(todo))
         keys: dict[int, object] = {index: ray.put(to_device(frame, "cpu")) for index, frame in given.items()}
+        shared = None if network is None else [ray.put(network)]  # each worker builds it once
         refs = []
         # Wave 1 and 2: keyframes not done yet; a shot's first before the keyframes that follow it.
         ordered = sorted((c for c in todo if c.first == c.start), key=lambda c: c.anchor is not None)
         for number, chunk in enumerate(ordered):
             actor = actors[number % len(actors)]
             anchor = keys.get(chunk.anchor) if chunk.anchor is not None else None
-            rendered, keys[chunk.start] = actor.keyframe.options(num_returns=2).remote(self.shipped, chunk.start, anchor)
+            rendered, keys[chunk.start] = actor.keyframe.options(num_returns=2).remote(self.shipped, chunk.start, anchor,
+                                                                                       shared)
             refs.append(rendered)
         # Wave 3: each chunk's chain from its keyframe (or from its last finished frame, resuming).
         streams = []
@@ -137,7 +142,7 @@ class RayFarm:
             anchor = keys[chunk.start if chunk.anchor is None else chunk.anchor]
             ahead = [keys[chunk.ahead]] if chunk.ahead is not None and chunk.ahead in keys else None
             streams.append(actors[number % len(actors)].chain.options(num_returns="streaming")
-                           .remote(self.shipped, chunk, previous, anchor, ahead))
+                           .remote(self.shipped, chunk, previous, anchor, ahead, shared))
         yield from self._gather(renderer.run, refs, streams)
 
     def network(self, renderer: ClipRenderer, saved: SavedNetwork, groups: list[list[int]]) -> Iterator[Rendered]:

@@ -24,8 +24,8 @@ from ..errors import BlendstyleError, Interrupted
 from ..nst.device import to_device
 from ..pipeline.clip import ClipRenderer
 from ..pipeline.context import open_run
-from ..pipeline.farm import Chunk, FrameCursor, chain, keyframe
-from ..pipeline.network import build, through
+from ..pipeline.farm import Chunk, Follow, FrameCursor, chain, following, keyframe
+from ..pipeline.network import build, refining, through
 from ..pipeline.progress import Reporter
 from ..pipeline.render import render
 from ..pipeline.rendered import Keyframe, Rendered
@@ -185,17 +185,26 @@ class FrameWorker(_Worker):
                 renderer.schedule.set_visible(torch.cat([alpha for _, alpha in pairs]))
             return to_device(renderer.afresh(indices, [frame for frame, _ in pairs]), "cpu")
 
-    def network(self, shipped: list, saved: list, indices: list[int]) -> Rendered:
-        """Frames through the driver's trained network; ``saved``: ``[reference]`` to it (one network per
-        run, built on the first call)."""
+    def _net(self, renderer: ClipRenderer, saved: list) -> torch.nn.Module:
+        """The driver's trained network; ``saved``: ``[reference]`` to it (one network per run, built on
+        the first call that needs it)."""
         import ray
 
+        if getattr(self, "net", None) is None:
+            self.net = build(ray.get(saved[0]), renderer.run.device)
+        return self.net
+
+    def _follow(self, renderer: ClipRenderer, saved: list | None) -> Follow:
+        """How a chunk's frames are made: as the coherent mode makes them, or (``saved``: the network, see
+        :meth:`_net`) refined from the network's pictures."""
+        return following(renderer) if saved is None else refining(renderer, self._net(renderer, saved))
+
+    def network(self, shipped: list, saved: list, indices: list[int]) -> Rendered:
+        """Frames through the driver's trained network (``saved``: see :meth:`_net`)."""
         with self._as_written():
             renderer = self._setup(shipped)
-            if getattr(self, "net", None) is None:
-                self.net = build(ray.get(saved[0]), renderer.run.device)
             frames = [self.frames(index)[0] for index in indices]
-            return to_device(through(renderer, self.net, indices, frames), "cpu")
+            return to_device(through(renderer, self._net(renderer, saved), indices, frames), "cpu")
 
     def train(self, shipped: list, key: str, checkpoint: dict | None) -> Iterator[tuple]:
         """The network's training (:class:`~blendstyle.cluster.training.RemoteTraining` watches it), going on
@@ -212,14 +221,18 @@ class FrameWorker(_Worker):
                     yield "checkpoint", to_device(training.state(), "cpu"), to_device(training.picture(), "cpu")
             yield "done", to_device(training.state(), "cpu"), renderer.run.device.type
 
-    def keyframe(self, shipped: list, index: int, anchor: Keyframe | None) -> tuple[Rendered, Keyframe]:
+    def keyframe(self, shipped: list, index: int, anchor: Keyframe | None, saved: list | None = None) -> tuple[Rendered, Keyframe]:
+        """A chunk's keyframe (``saved``: refined from that network's picture, see :meth:`_follow`)."""
         with self._as_written():
-            rendered, key = keyframe(self._setup(shipped), self.frames, index, anchor)
+            renderer = self._setup(shipped)
+            rendered, key = keyframe(renderer, self.frames, index, anchor, self._follow(renderer, saved))
         return to_device(rendered, "cpu"), to_device(key, "cpu")
 
-    def chain(self, shipped: list, chunk: Chunk, previous: Keyframe, anchor: Keyframe, ahead: list | None) -> Iterator[Rendered]:
+    def chain(self, shipped: list, chunk: Chunk, previous: Keyframe, anchor: Keyframe, ahead: list | None,
+              saved: list | None = None) -> Iterator[Rendered]:
         """A chunk's frames after ``previous``; ``ahead``: ``[reference]`` to the next chunk's keyframe, in
-        a list so Ray hands it over unresolved: it is fetched only when the chunk's last frames need it."""
+        a list so Ray hands it over unresolved: it is fetched only when the chunk's last frames need it;
+        ``saved``: refined from that network's pictures (see :meth:`_follow`)."""
         fetch = None
         if ahead is not None:
             import ray
@@ -228,5 +241,6 @@ class FrameWorker(_Worker):
                 return ray.get(ahead[0])
 
         with self._as_written():
-            for rendered in chain(self._setup(shipped), self.frames, chunk, previous, anchor, fetch):
+            renderer = self._setup(shipped)
+            for rendered in chain(renderer, self.frames, chunk, previous, anchor, fetch, self._follow(renderer, saved)):
                 yield to_device(rendered, "cpu")

@@ -8,12 +8,12 @@ and in a cluster's worker (:mod:`blendstyle.cluster`), so a frame comes out the 
   the content's motion, held to it by the temporal loss where it can be trusted (Ruder et al. 2016,
   :mod:`blendstyle.nst.temporal`); a frame where little can be trusted begins a new shot and is
   rendered afresh. A frame may also be pulled towards a *keyframe ahead* (a chunk's seam, see
-  :mod:`blendstyle.pipeline.chunks`).
+  :mod:`blendstyle.pipeline.farm`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -188,7 +188,7 @@ class ClipRenderer:
         return Rendered([index], image, optimized.history, final, run.seconds() - mark)
 
     def next_frame(self, index: int, original: torch.Tensor, previous: Previous | None,
-                   holds: list[tuple[Keyframe, float]] = (), iterations: int | None = None,
+                   holds: Sequence[tuple[Keyframe, float]] = (), iterations: int | None = None,
                    strength: float = 1.0) -> Rendered:
         """Frame ``index`` of a coherent clip after ``previous`` (None: the first of a shot).
 
@@ -209,17 +209,25 @@ class ClipRenderer:
             return rendered
         # Every pixel starts from the neighbour's result (moved along the motion); the temporal loss holds
         # the trusted ones, the content and style losses re-style the rest.
-        temporal, start = [(moved, trust)], moved
-        if holds:
-            prepare, rest = self.stylizer.prepare, 1.0 - sum(share for _, share in holds)
-            # The loss averages its references: weights n x share keep the total pull as it was.
-            count = (len(holds) + 1) * strength
-            temporal = [(moved, count * rest * trust)]
-            for keyframe, share in holds:
-                later, sure = reference(prepare(keyframe.image), content, prepare(keyframe.content), self.use_flow)
-                temporal.append((later, count * share * sure))
-                start = start + share * sure * (later - start)
+        temporal, start = self.held(content, moved, trust, moved, holds, strength)
         return self.follow(index, original, start, temporal, iterations)
+
+    def held(self, content: torch.Tensor, moved: torch.Tensor, trust: torch.Tensor, start: torch.Tensor,
+             holds: Sequence[tuple[Keyframe, float]] = (), strength: float = 1.0) -> tuple[list, torch.Tensor]:
+        """The temporal references and the start of a frame (``content``) that follows its predecessor's
+        result ``moved`` onto it (trusted where ``trust``) from ``start``, also held to ``holds`` as
+        :meth:`next_frame` says (and a refined network frame, :mod:`blendstyle.pipeline.network`)."""
+        if not holds:
+            return [(moved, trust)], start
+        prepare, rest = self.stylizer.prepare, 1.0 - sum(share for _, share in holds)
+        # The loss averages its references: weights n x share keep the total pull as it was.
+        count = (len(holds) + 1) * strength
+        temporal = [(moved, count * rest * trust)]
+        for keyframe, share in holds:
+            later, sure = reference(prepare(keyframe.image), content, prepare(keyframe.content), self.use_flow)
+            temporal.append((later, count * share * sure))
+            start = start + share * sure * (later - start)
+        return temporal, start
 
 
 def stills_of(content: str, headers: tuple[ImageHeader, ...] = ()) -> list[Path] | None:

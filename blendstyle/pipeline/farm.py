@@ -38,6 +38,19 @@ different pictures shows both for a while. The keyframes above share their stati
 construction, which is where flicker is measured and seen. Measured in ``benchmarks/scale.py`` and in
 ``tests/cluster/test_frames.py``: the seam's flicker against the chunks' own (1.08x in the benchmark;
 keyframes alone, without steps 4 and 5, measured 8.7x on a smaller clip).
+
+**Refined network clips** (``method: network`` with ``network.refine``) are a chain too: each frame is
+refined from its predecessor's result where the motion can be followed, from the network's picture
+elsewhere. They are split by the same plan, each frame made by
+:func:`blendstyle.pipeline.network.refining` instead of the coherent mode's (:class:`Follow`): a later
+keyframe is refined following its shot's first frame, and the chains are held to it and eased into the
+next keyframe as above. Every frame, keyframes included, gets ``network.refine`` iterations, as locally.
+Measured in ``tests/cluster/test_frames.py`` (16 frames, 64 px, ``refine: 3``): the seam's flicker 3.05
+against 2.47 inside the chunks (1.23x); a second chunk refined from the network's picture alone (the
+naive split) 10.73 (4.3x); all pairs 2.51 against a local run's 2.33 (1.08x). Warming a chunk up on the
+four frames before it (from the network's picture, discarded) does little: against a local run's chain
+(pairs about 2.5) its seam was 12.6, the naive one 16.3, since each refined frame moves the chain further
+from the network's picture where the content holds still.
 """
 
 from __future__ import annotations
@@ -47,6 +60,9 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import torch
+
+from ..files.networks import SavedNetwork
 from ..nst.temporal import reference
 from .clip import ClipRenderer
 from .rendered import Keyframe, Previous, Rendered
@@ -145,15 +161,37 @@ def needed_frames(chunks: Sequence[Chunk]) -> set[int]:
     return needed
 
 
-def keyframe(renderer: ClipRenderer, frames: FrameCursor, index: int, anchor: Keyframe | None) -> tuple[Rendered, Keyframe]:
-    """Render a chunk's keyframe: afresh, or following its shot's first frame ``anchor``."""
+class Follow(Protocol):
+    """How a chunk's frame is made: frame ``index`` (``original``) after ``previous`` (None: the first of a
+    shot), also held to ``holds`` (keyframe, share) ``strength`` times as firmly; ``keyframe``: a chunk's
+    keyframe, which jumps from its shot's first frame."""
+
+    def __call__(self, index: int, original: torch.Tensor, previous: Previous | None,
+                 holds: Sequence[tuple[Keyframe, float]] = (), strength: float = 1.0, keyframe: bool = False) -> Rendered:
+        ...
+
+
+def following(renderer: ClipRenderer) -> Follow:
+    """The coherent mode's frames (:meth:`ClipRenderer.next_frame`)."""
+
+    def follow(index, original, previous, holds=(), strength=1.0, keyframe=False) -> Rendered:
+        # A jump from the shot's first frame leaves more to re-style than a step from the frame before: a
+        # keyframe gets a first frame's iterations.
+        iterations = renderer.first_iterations if keyframe else None
+        return renderer.next_frame(index, original, previous, holds, iterations, strength)
+
+    return follow
+
+
+def keyframe(renderer: ClipRenderer, frames: FrameCursor, index: int, anchor: Keyframe | None,
+             follow: Follow | None = None) -> tuple[Rendered, Keyframe]:
+    """Render a chunk's keyframe: afresh, or following its shot's first frame ``anchor``; ``follow``: how
+    (default: the coherent mode's frames, :func:`following`)."""
     original, alpha = frames(index)
     if renderer.clip.transparent:
         renderer.schedule.set_visible(alpha)
     previous = None if anchor is None else _previous(renderer, anchor)
-    # A jump from the shot's first frame leaves more to re-style than a step from the frame before: a
-    # keyframe gets a first frame's iterations.
-    rendered = renderer.next_frame(index, original, previous, iterations=renderer.first_iterations)
+    rendered = (follow or following(renderer))(index, original, previous, keyframe=True)
     # A shot's first keyframe after the clip's first frame begins at a scene cut; a later keyframe that is
     # too far from its anchor to follow it is rendered afresh, but is no cut.
     rendered.cut = anchor is None and index > 0
@@ -176,11 +214,12 @@ def find_cuts(renderer: ClipRenderer) -> list[int]:
 
 
 def chain(renderer: ClipRenderer, frames: FrameCursor, chunk: Chunk, previous: Keyframe, anchor: Keyframe,
-          ahead: Callable[[], Keyframe] | None) -> Iterator[Rendered]:
+          ahead: Callable[[], Keyframe] | None, follow: Follow | None = None) -> Iterator[Rendered]:
     """Frames ``previous.index + 1`` .. ``chunk.stop - 1`` in order (decoded by ``frames``, which the
     keyframe before left at the chunk's start), each following the one before and held to the shot's
     first keyframe ``anchor``; ``ahead()`` gives the next chunk's keyframe when the last frames first
-    need it."""
+    need it; ``follow``: how each is made (default: the coherent mode's frames)."""
+    follow = follow or following(renderer)
     before = _previous(renderer, previous)
     prepare = renderer.stylizer.prepare
     target: Keyframe | None = None
@@ -195,7 +234,7 @@ def chain(renderer: ClipRenderer, frames: FrameCursor, chunk: Chunk, previous: K
         holds = [(anchor, ANCHOR_SHARE * (1 - share))] + ([(target, share)] if share > 0 else [])
         # Easing frames are held more firmly, up to twice at the frame before the seam: its successor is
         # already decided, so it has one thing to match where the content holds still.
-        rendered = renderer.next_frame(index, original, before, holds, strength=1 + share)
+        rendered = follow(index, original, before, holds, strength=1 + share)
         yield rendered
         before = Previous(prepare(rendered.image), prepare(original))
 
@@ -235,5 +274,8 @@ class ClipFarm(Protocol):
     def independent(self, renderer: ClipRenderer, groups: list[list[int]]) -> Generator[Rendered, None, None]:
         """Each group of frames rendered afresh (a group: one optimisation)."""
 
-    def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe]) -> Generator[Rendered, None, None]:
-        """The chunks' keyframes, then their chains; ``given``: finished frames a resumed plan starts from."""
+    def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe],
+                 network: SavedNetwork | None = None) -> Generator[Rendered, None, None]:
+        """The chunks' keyframes, then their chains; ``given``: finished frames a resumed plan starts from;
+        ``network``: each frame refined from this network's picture (``method: network`` with
+        ``network.refine``, :func:`blendstyle.pipeline.network.refining`) instead of the coherent mode's."""

@@ -3,8 +3,9 @@
 * :func:`independent`: every frame alone, like a still, in batches of ``animation.batch``;
 * :func:`coherent`: each frame after the first starts from its predecessor, moved along the content's
   motion and held to it where it can be trusted (:meth:`~blendstyle.pipeline.clip.ClipRenderer.next_frame`);
-* :func:`spread`: the frames not done yet, rendered by a farm's workers (a coherent clip in chunks that
-  meet at keyframes, :mod:`blendstyle.pipeline.farm`) and saved here as they arrive;
+* :func:`spread`: the frames not done yet, rendered by a farm's workers (a coherent clip, and a
+  ``method: network`` clip's refined frames, in chunks that meet at keyframes,
+  :mod:`blendstyle.pipeline.farm`) and saved here as they arrive;
 * :func:`close_loop`: for a looping coherent clip, the first frames re-rendered against both neighbours,
   the last frame included, so the jump from the last frame back to the first disappears.
 
@@ -24,6 +25,7 @@ import torch
 
 from ..files.framestore import FrameStore
 from ..files.images import read_image
+from ..files.networks import SavedNetwork
 from ..nst.optimize import Step
 from ..nst.temporal import reference
 from .clip import ClipRenderer, last_frame
@@ -154,12 +156,14 @@ def coherent(log: FrameLog) -> torch.Tensor | None:
     return previous[1] if previous else None
 
 
-def spread(log: FrameLog, farm: ClipFarm) -> None:
-    """The frames not done yet, rendered by ``farm``'s workers and saved here as they arrive."""
+def spread(log: FrameLog, farm: ClipFarm, network: SavedNetwork | None = None) -> None:
+    """The frames not done yet, rendered by ``farm``'s workers and saved here as they arrive; ``network``:
+    refined from this network's pictures (``method: network`` with ``network.refine``), in chunks as a
+    coherent clip's are."""
     renderer, run, store = log.renderer, log.run, log.store
     for index in sorted(store.done):
         run.reporter.frame_done(index, skipped=True)
-    if renderer.settings.mode == "independent":
+    if network is None and renderer.settings.mode == "independent":
         todo = [index for index in range(len(renderer.clip)) if index not in store.done]
         size = renderer.batch_size
         finished: Generator[Rendered, None, None] = farm.independent(renderer, [todo[i : i + size] for i in range(0, len(todo), size)])
@@ -169,7 +173,7 @@ def spread(log: FrameLog, farm: ClipFarm) -> None:
         frames = FrameCursor(renderer)  # decodes only as far as the last finished frame the plan needs
         given = {index: Keyframe(index, read_image(store.path(index)).to(run.device), frames(index)[0])
                  for index in sorted(needed_frames(chunks) & store.done)}
-        finished = farm.coherent(renderer, chunks, given)
+        finished = farm.coherent(renderer, chunks, given, network)
     with closing(finished):  # a stop while a frame is kept closes the gathering, which lets the workers go
         for rendered in finished:
             log.keep(rendered)

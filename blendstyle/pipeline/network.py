@@ -12,7 +12,8 @@ The mode reads as a list of steps:
    newly trained one is written to ``<name>.network.pt``;
 3. every frame not done yet through the network, in batches (with ``network.refine``, each then optimised
    for that many iterations from the network's picture, held to the previous frame's result as a coherent
-   frame is), saved to ``frames/`` as it comes;
+   frame is; on a farm's workers in chunks that meet at keyframes, as a coherent clip's,
+   :mod:`blendstyle.pipeline.farm`), saved to ``frames/`` as it comes;
 4. the clip's files, sheet, loss plot (of the training) and record, as the optimising modes write them.
 
 A still or a folder of stills goes through :mod:`blendstyle.pipeline.network_still` instead.
@@ -23,7 +24,7 @@ A stop during training keeps a checkpoint, during rendering the finished frames;
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 import torch
 
 from ..config.inputs import file_sha256
-from ..errors import BlendstyleError, Problem
+from ..errors import BlendstyleError
 from ..files.images import read_image
 from ..files.networks import SavedNetwork, load_checkpoint, load_network, save_network
 from ..nst.optimize import Step, rows, steps
@@ -41,9 +42,9 @@ from ..version import __version__
 from .animation import finish_clip
 from .clip import ClipRenderer
 from .context import Run, job_key
-from .farm import FrameCursor
-from .frames import FrameLog
-from .rendered import Rendered
+from .farm import Chunk, Follow, FrameCursor
+from .frames import FrameLog, spread
+from .rendered import Keyframe, Previous, Rendered
 from .result import RenderResult
 from .trained_for import differences, settings
 from .training import Trainer, Training, gather
@@ -83,18 +84,17 @@ class NetworkFarm(Protocol):
     def network(self, renderer: ClipRenderer, saved: SavedNetwork, groups: list[list[int]]) -> Iterator[Rendered]:
         """Each group of frames through the network (:func:`through`), handed back in the groups' order."""
 
+    def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe],
+                 network: SavedNetwork | None = None) -> Generator[Rendered, None, None]:
+        """With ``network.refine``: the chunks' frames refined from ``network``'s pictures on the workers
+        (:func:`refining`), keyframes first, as a coherent clip's (:class:`~blendstyle.pipeline.farm.ClipFarm`)."""
+
     def training(self, renderer: ClipRenderer, key: str, checkpoint: Path, resumed: dict | None) -> Trainer:
         """The job's network trained on a worker, going on from ``resumed`` (the checkpoint of this training,
         ``key``, as read from ``checkpoint``; None: from the start) and keeping its checkpoints there."""
 
 
 def render_network(run: Run, farm: NetworkFarm | None = None) -> RenderResult:
-    if farm is not None and run.job.network.refine:
-        raise BlendstyleError(
-            Problem("network.refine does not spread over workers yet: refined frames follow each other",
-                    run.loaded.location(("network", "refine")), "network.refine"),
-            hint="run it without --workers/--cluster, or set refine: 0 to spread the network's frames",
-        )
     run.reporter.stage("reading frames")
     renderer = ClipRenderer(run)
     log = FrameLog.open(run, renderer)
@@ -232,17 +232,28 @@ def through(renderer: ClipRenderer, net: torch.nn.Module, indices: list[int], or
 
 def render_frames(log: FrameLog, trained: Trained, farm: NetworkFarm | None = None) -> None:
     """Every frame not done yet through the network, in batches (here, or on ``farm``'s workers); with
-    ``network.refine``, one at a time here, each then optimised from the network's picture and held to the
-    previous frame's result.
+    ``network.refine``, one at a time, each then optimised from the network's picture and held to the
+    previous frame's result (here, or in chunks on ``farm``'s workers).
 
     Where a frame's content did not change (the coherent mode's own test,
     :func:`~blendstyle.nst.temporal.unchanged`, against the content the kept picture was rendered from),
     the previous frame's picture is kept exactly, as the coherent mode keeps it (``animation.temporal_weight:
     0`` turns this off): the network sees every frame whole, so a moving object shifts its instance
     normalisation's statistics and repaints a static background by a grey level or two, which shows as a
-    shimmer. This runs here, frame after frame, whoever ran the network."""
+    shimmer. This runs here, frame after frame, whoever ran the network (refined frames are held to their
+    predecessors by the optimiser instead)."""
     renderer, run, store = log.renderer, log.run, log.store
     run.reporter.frames_start(len(renderer.clip))
+    if run.job.network.refine and farm is not None:
+        # Departs from the chain below, which a farm cannot split without a seam: the workers refine chunks
+        # of the clip (about one each, split at scene cuts) that meet at keyframes as a coherent clip's do
+        # (:mod:`blendstyle.pipeline.farm`, :func:`~blendstyle.pipeline.frames.spread`): a later chunk's
+        # keyframe follows its shot's first frame in one jump (the frame before it is not refined yet),
+        # every chunk's frame is also held to that first frame, and a chunk's last frames ease into the
+        # next chunk's keyframe. A chunk started from the network's picture alone left a seam 4.3 times
+        # the chunks' own flicker (tests/cluster/test_frames.py); these keyframes 1.23 times.
+        spread(log, farm, trained.saved())
+        return
     if run.job.network.refine:
         previous: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (result, or None if on disk; content)
         for index, (original, alpha) in enumerate(renderer.frames()):
@@ -312,19 +323,34 @@ class Hold:
 
 def refined(log: FrameLog, net: torch.nn.Module, index: int, original: torch.Tensor, alpha: torch.Tensor | None,
             previous: tuple[torch.Tensor | None, torch.Tensor] | None) -> torch.Tensor:
+    """Frame ``index`` refined here (:func:`refine_frame`) after ``previous`` (its result, or None where
+    it is on disk, and its content), saved; returns its picture."""
+    renderer, run = log.renderer, log.run
+    before = None
+    if previous is not None:
+        result = previous[0] if previous[0] is not None else read_image(log.store.path(index - 1)).to(run.device)
+        before = Previous(renderer.stylizer.prepare(result), renderer.stylizer.prepare(previous[1]))
+    if renderer.clip.transparent:
+        renderer.schedule.set_visible(alpha)
+    rendered = refine_frame(renderer, net, index, original, before)
+    log.keep(rendered)
+    return rendered.image
+
+
+def refine_frame(renderer: ClipRenderer, net: torch.nn.Module, index: int, original: torch.Tensor,
+                 previous: Previous | None, holds: Sequence[tuple[Keyframe, float]] = (),
+                 strength: float = 1.0) -> Rendered:
     """Frame ``index`` optimised for ``network.refine`` iterations, held to the previous frame's result
     (moved along the motion) where it can be trusted, as a coherent frame is, and started from it where the
-    motion could be followed, from the network's picture elsewhere; returns its picture."""
-    renderer, run = log.renderer, log.run
-    stylizer = renderer.stylizer
+    motion could be followed, from the network's picture elsewhere: the same here and on a farm's worker.
+    ``holds`` and ``strength``: a chunk's frame on a worker is also held to other finished frames, as a
+    coherent chunk's is (:meth:`ClipRenderer.held`, :mod:`blendstyle.pipeline.farm`)."""
+    run, stylizer = renderer.run, renderer.stylizer
     content = stylizer.prepare(original)
     start = stylise(net, content, run.precision)
     temporal = []
     if previous is not None:
-        result = previous[0] if previous[0] is not None else read_image(log.store.path(index - 1)).to(run.device)
-        moved, trust, reach = followed_reference(stylizer.prepare(result), content, stylizer.prepare(previous[1]),
-                                                 renderer.use_flow)
-        temporal = [(moved, trust)]
+        moved, trust, reach = followed_reference(previous.result, content, previous.content, renderer.use_flow)
         # Start from the previous result wherever the motion could be followed, as a coherent frame starts
         # from it everywhere: a few iterations do not bring the network's picture there, and the difference
         # would show as flicker and warping error. Only where the motion uncovered something (the flow fails
@@ -333,8 +359,16 @@ def refined(log: FrameLog, net: torch.nn.Module, index: int, original: torch.Ten
         # (the flow and the colours): warping error 8.89 against 9.22 (coherent 9.14), style and flicker
         # lower too.
         start = reach * moved + (1 - reach) * start
-    if renderer.clip.transparent:
-        renderer.schedule.set_visible(alpha)
-    rendered = renderer.follow(index, original, start, temporal, run.job.network.refine)
-    log.keep(rendered)
-    return rendered.image
+        temporal, start = renderer.held(content, moved, trust, start, holds, strength)
+    return renderer.follow(index, original, start, temporal, run.job.network.refine)
+
+
+def refining(renderer: ClipRenderer, net: torch.nn.Module) -> Follow:
+    """How a farm's worker makes a chunk's frames of a refined clip: :func:`refine_frame`. A keyframe gets
+    ``network.refine`` iterations like every frame (the coherent mode gives its keyframes a first frame's):
+    locally the first frame gets no more either, starting from the network's picture."""
+
+    def follow(index, original, previous, holds=(), strength=1.0, keyframe=False) -> Rendered:
+        return refine_frame(renderer, net, index, original, previous, holds, strength)
+
+    return follow

@@ -352,19 +352,46 @@ def test_a_stop_while_rendering_keeps_the_network_and_the_rerun_renders_on_with_
     assert record["iterations"]["training_done"] == 24 and (out / "clip" / "clip_loss.png").is_file()
 
 
-def test_refine_on_workers_is_refused_at_its_key(clip_job, tmp_path):
-    class Farm:  # refused before any frame reaches it
+def test_refine_with_a_farm_hands_the_network_and_the_chunks_to_its_workers(clip_job, tmp_path):
+    """With a farm, refined frames go to its workers in chunks with the network (the workers' part run here,
+    in order; tests/cluster runs it on Ray): every frame refined, none through the plain network."""
+    from blendstyle.pipeline.farm import FrameCursor, chain, keyframe
+    from blendstyle.pipeline.network import build, refining
+    from blendstyle.pipeline.render import render
+    from blendstyle.pipeline.training import Training, gather
+
+    class Farm:
         workers = 2
+        handed: list = []
 
         def close(self):
             pass
 
-    from blendstyle.pipeline.render import render
+        def training(self, renderer, key, checkpoint, resumed):
+            return Training(renderer.run, renderer, gather(renderer), checkpoint, key, resumed)
 
-    with pytest.raises(BlendstyleError) as info:
-        render(blendstyle.load_job(clip_job(network=TINY + ", refine: 2")), tmp_path / "out", farm=Farm())
-    problem = info.value.problems[0]
-    assert problem.key == "network.refine" and problem.location.line is not None
+        def network(self, renderer, saved, groups):
+            raise AssertionError("refined frames went through the plain network")
+
+        def coherent(self, renderer, chunks, given, network=None):
+            self.handed = chunks
+            follow, keys = refining(renderer, build(network, renderer.run.device)), dict(given)
+            for chunk in chunks:
+                if chunk.first == chunk.start:
+                    rendered, keys[chunk.start] = keyframe(renderer, FrameCursor(renderer), chunk.start,
+                                                           keys.get(chunk.anchor), follow)
+                    yield rendered
+            for chunk in chunks:
+                previous = keys[chunk.first - 1 if chunk.first > chunk.start else chunk.start]
+                anchor = keys[chunk.start if chunk.anchor is None else chunk.anchor]
+                yield from chain(renderer, FrameCursor(renderer), chunk, previous, anchor, None, follow)
+
+    farm = Farm()
+    result = render(blendstyle.load_job(clip_job(network=TINY.replace("iterations: 24", "iterations: 4") + ", refine: 2")),
+                    tmp_path / "out", farm=farm)
+    assert [(chunk.start, chunk.stop) for chunk in farm.handed] == [(0, 6)]
+    assert result.record["iterations"]["refine_per_frame"] == 2 and result.record["animation"]["workers"] == 2
+    assert sorted(result.record["frame_losses"]) == [str(i) for i in range(6)]
 
 
 def pixels(path) -> torch.Tensor:
