@@ -154,6 +154,20 @@ class Cluster:
                               hint="device: cuda or auto (each worker's own GPU), or run with --device cpu for "
                                    "workers on CPUs")
 
+    def check_streaming(self, loaded) -> None:
+        """Refuse, before anything is read, trained or rendered, a clip whose chunks stream their frames back
+        to the driver (a coherent clip's, a network's refined frames) where Ray Client (``ray://``) cannot
+        stream: the refusal came when the chunks were handed out, after a network's whole training."""
+        job = loaded.job
+        refined = job.method == "network" and job.network.refine > 0
+        coherent = job.method == "optimize" and job.animation.mode == "coherent"
+        if not (self.address or "").startswith("ray://") or not (refined or coherent):
+            return
+        from ..pipeline.clip import stills_of
+
+        if stills_of(job.content, loaded.content_headers()) is None:  # a clip (a still streams nothing)
+            raise streaming_refused(refined)
+
     def _largest_node(self) -> int:
         """The CPUs of the largest node alive (at least 1)."""
         return max([int(node["Resources"].get("CPU", 0)) for node in self.ray.nodes() if node.get("Alive")] + [1])
@@ -189,3 +203,13 @@ def _restore(handlers: dict) -> None:
     for sig, handler in handlers.items():
         if handler is not None:
             signal.signal(sig, handler)
+
+
+def streaming_refused(refined: bool) -> BlendstyleError:
+    """What a coherent or refined clip on Ray Client is told (see :meth:`Cluster.check_streaming`)."""
+    what = "a refined clip" if refined else "a coherent clip"
+    return BlendstyleError(
+        Problem(f"{what} streams its chunks' frames back, which Ray Client (ray://) cannot do", key="--cluster"),
+        hint="run blendstyle on the cluster's head node with --cluster auto, or "
+             + ("set network.refine: 0" if refined else "use animation.mode: independent"),
+    )

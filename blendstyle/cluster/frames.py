@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
-from ..errors import BlendstyleError, Problem
+from ..errors import BlendstyleError
 from ..files.networks import SavedNetwork
 from ..nst.device import to_device
 from ..pipeline.clip import ClipRenderer
@@ -27,7 +27,7 @@ from ..pipeline.farm import Chunk
 from ..pipeline.rendered import Keyframe, Rendered
 from ..pipeline.schedule import Schedule
 from ..pipeline.training import Trainer, Training, gather
-from .engine import RESTARTS, Cluster
+from .engine import RESTARTS, Cluster, streaming_refused
 from .shipping import pack
 from .training import RemoteTraining
 from .workers import FrameWorker, StillWorker, WorkerLost, lost
@@ -113,13 +113,8 @@ class RayFarm:
     def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe],
                  network: SavedNetwork | None = None) -> Generator[Rendered, None, None]:
         ray = self.cluster.ray
-        if (self.cluster.address or "").startswith("ray://"):
-            what = "a refined clip" if network is not None else "a coherent clip"
-            raise BlendstyleError(
-                Problem(f"{what} streams its chunks' frames back, which Ray Client (ray://) cannot do", key="--cluster"),
-                hint="run blendstyle on the cluster's head node with --cluster auto, or "
-                     + ("set network.refine: 0" if network is not None else "use animation.mode: independent"),
-            )
+        if (self.cluster.address or "").startswith("ray://"):  # (run refuses it before: Cluster.check_streaming)
+            raise streaming_refused(network is not None)
         todo = [chunk for chunk in chunks if chunk.first < chunk.stop]
         actors = self._start(FrameWorker, lambda: _clip(renderer), len(todo))
         keys: dict[int, object] = {index: ray.put(to_device(frame, "cpu")) for index, frame in given.items()}

@@ -83,3 +83,25 @@ def test_a_job_stopped_on_its_worker_by_a_signal_is_a_said_error_not_an_internal
     outcome = workers.render_job(pack(load_job(tiny_job())), 1)
     assert outcome.failure is None and "stopped on its worker" in str(outcome.error)
     assert "run the same command again" in (outcome.error.hint or "")
+
+
+def test_a_clip_that_streams_its_chunks_is_refused_on_ray_client_before_anything_runs(tiny_job, tmp_path):
+    """A coherent clip's chunks, and a network's refined frames, stream back frame by frame, which Ray Client
+    cannot: refused as the job is taken, where a refined clip was refused only once its network had trained."""
+    from blendstyle.config.load import load_job
+
+    from ..conftest import animation
+
+    animation(tmp_path / "clip.gif")
+    client, head = Cluster(address="ray://head:10001"), Cluster(address="auto")
+    clip = "extends: quick.yaml\ncontent: clip.gif\nstyles: [style_a.png]\nsize: 48\n"
+    refined = load_job(tiny_job(body=clip + "method: network\nnetwork: {refine: 2}\n"))
+    with pytest.raises(BlendstyleError, match="a refined clip streams its chunks' frames back") as info:
+        client.check_streaming(refined)
+    assert "network.refine: 0" in info.value.hint and info.value.problems[0].key == "--cluster"
+    with pytest.raises(BlendstyleError, match="a coherent clip streams"):
+        client.check_streaming(load_job(tiny_job(body=clip)))
+    for fine in (clip + "animation: {mode: independent}\n", clip + "method: network\n",
+                 "extends: quick.yaml\ncontent: content.png\nstyles: [style_a.png]\nsize: 48\nmethod: network\nnetwork: {refine: 2}\n"):
+        client.check_streaming(load_job(tiny_job(body=fine)))  # independent frames, unrefined ones, a still
+    head.check_streaming(refined)  # on the head node, chunks stream
