@@ -138,14 +138,20 @@ def training_key(run: Run) -> str:
                                         "animation": {"formats", "dither", "steady", "crf"}})
 
 
-def trained_for(run: Run, key: str, seconds: float, history: list[Step]) -> dict[str, Any]:
-    """What a network was trained for, as its file and the run record say it."""
+def hashes(run: Run) -> dict[str, str]:
+    """The SHA-256 of each input by its role (``styles[0]``, ``styles[0].mask``), as the run's identity has them."""
+    return {item["role"]: item["sha256"] for item in run.identity.inputs}
+
+
+def trained_for(run: Run, key: str, seconds: float, history: list[Step], temporal: bool) -> dict[str, Any]:
+    """What a network was trained for, as its file and the run record say it; ``temporal``: whether its
+    training had a temporal term (pairs of consecutive frames)."""
     final = history[-1] if history else None
     return {
         "key": key,
         "job": run.job.name,
         "content": run.job.model_dump(mode="json")["content"],
-        **settings(run.job),
+        **settings(run.job, hashes(run), temporal),
         "steps": len(history),
         "seconds": round(seconds, 2),
         "final_loss": {"total": round(final.total, 6)} | {k: round(v, 6) for k, v in final.terms.items()} if final else {},
@@ -155,7 +161,7 @@ def trained_for(run: Run, key: str, seconds: float, history: list[Step]) -> dict
 
 def differing(run: Run, renderer: ClipRenderer, saved: SavedNetwork) -> str | None:
     """What a job applying ``saved`` asks for that the network was not trained for, said once (None: nothing)."""
-    found = differences(saved.trained_for, settings(run.job), clip=renderer.stills is None)
+    found = differences(saved.trained_for, settings(run.job, hashes(run)), clip=renderer.stills is None)
     if not found:
         return None
     if [name for name, _, _ in found] == ["size"]:  # applied at another size, as a network is meant to be
@@ -202,7 +208,8 @@ def obtain(run: Run, renderer: ClipRenderer, farm: NetworkFarm | None = None) ->
         training = Training(run, renderer, gather(renderer), checkpoint, key, resumed)
     with run.guard(training.saved, renderer.clip.size):
         training.train()
-    record = trained_for(run, key, training.seconds, training.history)
+    temporal = renderer.stills is None and len(renderer.clip) > 1  # a still's views pair each with itself
+    record = trained_for(run, key, training.seconds, training.history, temporal)
     save_network(path, SavedNetwork(training.architecture, training.net.state_dict(), record, *rows(training.history)))
     training.path.unlink(missing_ok=True)
     return Trained(training.net.eval(), training.architecture, "trained", record, training.history, training.seconds,

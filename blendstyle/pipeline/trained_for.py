@@ -15,27 +15,65 @@ from typing import Any
 SETTINGS = ("styles", "style_loss", "layers", "weights", "preserve_color", "size", "temporal_weight")
 
 
-def settings(job) -> dict[str, Any]:
-    """The settings of ``job`` that shape a trained network's look (plain data, as its file keeps them)."""
-    dumped = job.model_dump(mode="json")
+def settings(job, hashes: dict[str, str] | None = None, temporal: bool = True) -> dict[str, Any]:
+    """The settings of ``job`` that shape a trained network's look (plain data, as its file keeps them).
+    ``hashes``: SHA-256 by input role (``styles[0]``, ``styles[0].mask``, as
+    :attr:`~blendstyle.config.load.LoadedJob.input_hashes` has them), kept with each style so that another
+    picture under the same name is told apart; ``temporal``: whether the training had a temporal term (a
+    still's, a folder's or a one-frame clip's had none: its weight is kept as 0)."""
+    dumped, hashes = job.model_dump(mode="json"), hashes or {}
+    styles = []
+    for index, style in enumerate(dumped["styles"]):
+        kept = {"path": style["path"], "weight": style["weight"], "mask": style["mask"], "scale": style["scale"],
+                "layers": style["layers"]}
+        for role, name in ((f"styles[{index}]", "sha256"), (f"styles[{index}].mask", "mask_sha256")):
+            if role in hashes:
+                kept[name] = hashes[role]
+        styles.append(kept)
     return {
-        "styles": [{"path": style["path"], "weight": style["weight"], "mask": style["mask"]} for style in dumped["styles"]],
+        "styles": styles,
         "style_loss": dumped["style_loss"],
         "layers": dumped["layers"],
         "weights": dumped["weights"],
         "preserve_color": dumped["preserve_color"],
         "size": dumped["size"],
-        "temporal_weight": dumped["animation"]["temporal_weight"],
+        "temporal_weight": dumped["animation"]["temporal_weight"] if temporal else 0.0,
     }
 
 
 def blend(styles: list) -> str:
-    """Styles by file name and share, a masked one marked: ``starry_night 67%, udnie 33% (masked)``."""
+    """Styles by file name and share, a masked one marked, a scale or layers of its own said:
+    ``starry_night 67% at scale 2, udnie 33% (masked)``."""
     styles = [style for style in styles if isinstance(style, dict)]
-    weights = [float(style.get("weight", 1)) for style in styles]
+    weights = [_number(style.get("weight", 1)) for style in styles]
     total = sum(weights) or 1.0
-    return ", ".join(f"{Path(str(style.get('path', ''))).stem} {weight / total:.0%}"
-                     + (" (masked)" if style.get("mask") else "") for style, weight in zip(styles, weights))
+    said = []
+    for style, weight in zip(styles, weights):
+        scale, layers = _number(style.get("scale", 1)), style.get("layers")
+        said.append(f"{Path(str(style.get('path', ''))).stem} {weight / total:.0%}"
+                    + (f" at scale {scale:g}" if scale != 1 else "")
+                    + (f" with layers {_value(layers)}" if isinstance(layers, dict) else "")
+                    + (" (masked)" if style.get("mask") else ""))
+    return ", ".join(said)
+
+
+def _number(value: Any) -> float:
+    """A number as a network's file keeps it; anything else (a damaged or edited file) as 1."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 1.0
+
+
+def _style_set(styles: Any, hashed: bool) -> list:
+    """The blend as a network is trained for it, in no order: each style's picture (its SHA-256 where both
+    sides keep one, else its file name), share, scale, layers as shares and mask."""
+    styles = [style for style in styles if isinstance(style, dict)] if isinstance(styles, list) else []
+    total = sum(_number(style.get("weight", 1)) for style in styles) or 1.0
+    found = []
+    for style in styles:
+        picture = style.get("sha256") if hashed else Path(str(style.get("path", ""))).stem
+        mask = style.get("mask_sha256") if hashed else (Path(str(style["mask"])).stem if style.get("mask") else None)
+        found.append(repr((picture, round(_number(style.get("weight", 1)) / total, 6), _number(style.get("scale", 1)),
+                           _shares(style.get("layers")), mask)))
+    return sorted(found)
 
 
 def differences(trained: dict[str, Any], ours: dict[str, Any], clip: bool) -> list[tuple[str, str, str]]:
@@ -51,7 +89,16 @@ def differences(trained: dict[str, Any], ours: dict[str, Any], clip: bool) -> li
             # Alike as they are said is alike as trained: the same style files in another folder (a moved
             # project, a network shared), weights 1 and 1.0, blend weights 2:2 where they were 1:1; and a
             # layer set's weights count as shares of their sum (2:2 is 1:1 there too).
-            alike = _shares(theirs) == _shares(mine) if key.startswith("layers.") else theirs == mine
+            if key == "styles":  # in any order; the same pictures by their hashes where both sides keep them
+                hashed = all(isinstance(style, dict) and "sha256" in style
+                             for style in [*(theirs if isinstance(theirs, list) else [None]), *mine])
+                alike = _style_set(theirs, hashed) == _style_set(mine, hashed)
+                if not alike and said[0] == said[1]:
+                    said = (said[0], f"{said[1]} (other pictures under these names)")
+            elif key.startswith("layers."):
+                alike = _shares(theirs) == _shares(mine)
+            else:
+                alike = theirs == mine
             if not alike and said[0] != said[1]:
                 found.append((key, *said))
     return found

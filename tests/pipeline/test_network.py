@@ -69,6 +69,9 @@ def test_a_tiny_network_trains_on_a_gif_and_moves_its_frames_towards_the_style(c
     network = record["network"]
     assert network["source"] == "trained" and network["file"] == "clip.network.pt"
     assert network["trained_for"]["steps"] == 24 and network["trained_for"]["styles"][0]["path"].endswith("style.png")
+    style_hash = hashlib.sha256((tmp_path / "style.png").read_bytes()).hexdigest()
+    assert network["trained_for"]["styles"][0]["sha256"] == style_hash  # another picture of that name is told apart
+    assert network["trained_for"]["temporal_weight"] == 50  # trained with the temporal term
     assert record["iterations"]["training_done"] == 24 and record["animation"]["mode"] == "network"
     assert "clip.network.pt" in record["outputs"] and (result.folder / "clip.network.pt").is_file()
     assert not (result.folder / "network.checkpoint.pt").exists()  # a finished training leaves no checkpoint
@@ -291,6 +294,7 @@ def test_a_still_trains_on_its_own_crops_and_is_written_as_a_still(still_job, tm
     assert after < 0.85 * before, (before, after)
     assert record["network"]["source"] == "trained" and record["iterations"]["training_done"] == 24
     assert record["size"] == {"width": 96, "height": 72} and record["scales"] == [96]
+    assert record["network"]["trained_for"]["temporal_weight"] == 0  # a still's views have no temporal term
     # Refining starts from the trained network (reused: refine is not part of what it was trained for) and
     # lowers the job's own loss below the network's picture's.
     refined = blendstyle.run_job(still_job("", STILL + ", refine: 6"), out_root=tmp_path / "out")

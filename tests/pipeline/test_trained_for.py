@@ -38,3 +38,35 @@ def test_what_differs_is_said_with_both_values():
         "layers.style": ("relu1_1, relu2_1", "relu1_1, relu2_1 2"),
         "size": ("512 px", "256 px"),
     }
+
+
+def styled(*styles):
+    """Styles as a network's file keeps them: (path, weight, scale, layers, sha256) each."""
+    return [{"path": path, "weight": weight, "mask": None, "scale": scale, "layers": layers, "sha256": digest}
+            for path, weight, scale, layers, digest in styles]
+
+
+def test_a_style_s_scale_its_own_layers_and_another_picture_under_its_name_are_said():
+    """A style's scale and layers shape the look as its weight does, and so does its picture: they went
+    unsaid (the file kept only each style's path, weight and mask, and compared the paths' names)."""
+    base = styled(("/a/starry.jpg", 1, 1.0, None, "aa"), ("/a/udnie.jpg", 1, 1.0, None, "bb"))
+    cases = {
+        "scale": (styled(("/a/starry.jpg", 1, 3.0, None, "aa"), ("/a/udnie.jpg", 1, 1.0, None, "bb")),
+                  "starry 50% at scale 3, udnie 50%"),
+        "layers": (styled(("/a/starry.jpg", 1, 1.0, {"relu1_1": 1.0}, "aa"), ("/a/udnie.jpg", 1, 1.0, None, "bb")),
+                   "starry 50% with layers relu1_1, udnie 50%"),
+        "picture": (styled(("/b/starry.jpg", 1, 1.0, None, "cc"), ("/b/udnie.jpg", 1, 1.0, None, "bb")),
+                    "starry 50%, udnie 50% (other pictures under these names)"),
+    }
+    for name, (ours, said) in cases.items():
+        assert differences(trained(styles=base), trained(styles=ours), clip=False) == [
+            ("styles", "starry 50%, udnie 50%", said)], name
+
+
+def test_the_same_styles_in_another_order_or_moved_are_no_difference():
+    base = styled(("/a/starry.jpg", 1, 1.0, None, "aa"), ("/a/udnie.jpg", 3, 1.0, None, "bb"))
+    ours = styled(("/b/u.jpg", 6, 1.0, None, "bb"), ("/b/s.jpg", 2, 1.0, None, "aa"))  # renamed too: the same pictures
+    assert differences(trained(styles=base), trained(styles=ours), clip=False) == []
+    # A file written before the hashes were kept is held to the names.
+    older = [{key: value for key, value in style.items() if key not in ("sha256", "scale", "layers")} for style in base]
+    assert differences(trained(styles=older), trained(styles=base[::-1]), clip=False) == []
