@@ -109,7 +109,7 @@ def render_network(run: Run, farm: NetworkFarm | None = None) -> RenderResult:
                   "training_done": len(trained.history), "refine_per_frame": run.job.network.refine}
     made = [network_path(run)] if trained.source != "applied" else []
     return finish_clip(log, farm, busy, made, network=network, iterations=iterations,
-                       animation={"batch": batch_size(run.device), "mode": "network"})
+                       animation={"batch": 1 if run.job.network.refine else batch_size(run.device), "mode": "network"})
 
 
 def network_path(run: Run):

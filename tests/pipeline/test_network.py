@@ -219,6 +219,7 @@ def test_two_ctrl_cs_as_the_weights_update_keep_the_step_and_its_count_together(
 def test_refine_optimises_each_frame_from_the_networks_picture(clip_job, tmp_path):
     result = blendstyle.run_job(clip_job(network=TINY + ", refine: 3"), {"output.loss_plot": True}, out_root=tmp_path / "out")
     assert result.record["iterations"]["refine_per_frame"] == 3
+    assert result.record["animation"]["batch"] == 1  # refined one at a time (the record said the network's 4)
     assert len(result.record["frame_losses"]) == 6  # every frame optimised and scored
     # The plot shows the training's terms and the refining ones (the first refined frame has no temporal term).
     assert (result.folder / "clip_loss.png").is_file()
