@@ -12,6 +12,8 @@ from .fields import WHOLE, Model, PathText
 #: The shortest side (px) a picture the network goes through may have: its first and last convolutions are
 #: 9x9, padded by reflection of 4 px, which needs 5 (:mod:`blendstyle.nst.transformer`).
 NETWORK_SMALLEST_SIDE = 5
+#: The widths and residual blocks a network may have (a saved one's file is held to them too).
+WIDTHS, BLOCKS = (4, 128), (1, 16)
 #: Settings that shape or train a network; a saved one (``weights``) is applied as it is.
 TRAINING = ("iterations", "crop", "batch", "learning_rate", "width", "blocks", "checkpoint_every")
 
@@ -34,10 +36,11 @@ class Network(Model):
     learning_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
         0.001, description="Adam's step size (falling along a half cosine to a tenth of it by the last step)"
     )
-    width: Annotated[int, Field(ge=4, le=128), *WHOLE] = Field(
+    width: Annotated[int, Field(ge=WIDTHS[0], le=WIDTHS[1]), *WHOLE] = Field(
         16, description="channels of the network's first layer (then 2x and 4x); more: finer and slower"
     )
-    blocks: Annotated[int, Field(ge=1, le=16), *WHOLE] = Field(5, description="residual blocks at a quarter of the size")
+    blocks: Annotated[int, Field(ge=BLOCKS[0], le=BLOCKS[1]), *WHOLE] = Field(
+        5, description="residual blocks at a quarter of the size")
     refine: Annotated[int, Field(ge=0, le=100_000), *WHOLE] = Field(
         0, description="optimiser iterations per frame, started from the network's picture and held to the "
         "previous frame (0: the network's pictures as they are)"

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..config.network import BLOCKS, WIDTHS
 from ..config.saved_network import FORMAT, saved_network_problem
 from ..errors import BlendstyleError, display_path, load_failure
 from ..nst.optimize import steps_from
@@ -64,11 +65,14 @@ def load_network(path: Path | str) -> SavedNetwork:
     shape = payload.get("architecture")
     try:
         architecture = Architecture(**shape)
-        # bool is an int to Python, not a number of channels
-        if not all(type(value) is int and value >= 1 for value in shape.values()):
+        # bool is an int to Python, not a number of channels; and the shape is one method: network trains (a
+        # width of 100,000 would be built, at 720 GB, before its weights were found wanting)
+        if not all(type(value) is int for value in shape.values()) or not (
+                WIDTHS[0] <= architecture.width <= WIDTHS[1] and BLOCKS[0] <= architecture.blocks <= BLOCKS[1]):
             raise TypeError
     except TypeError:
-        raise BlendstyleError(f"{display_path(path)}: its architecture {shape!r} is not a network's shape") from None
+        raise BlendstyleError(f"{display_path(path)}: its architecture {shape!r} is not a network's shape (a width "
+                              f"of {WIDTHS[0]} to {WIDTHS[1]}, {BLOCKS[0]} to {BLOCKS[1]} blocks)") from None
     state = payload.get("state")
     reason = mismatch(architecture, state) if isinstance(state, dict) else "it holds no weights"
     if reason:

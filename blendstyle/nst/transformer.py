@@ -124,8 +124,9 @@ def transform(net: nn.Module, content: torch.Tensor, precision: torch.dtype | No
 
 def mismatch(architecture: Architecture, state: dict[str, torch.Tensor]) -> str | None:
     """Why ``state`` is not the weights of a network of ``architecture`` (a missing, extra or
-    differently shaped tensor, the first one named), or None when it is."""
-    expected = TransformerNet(architecture).state_dict()
+    differently shaped tensor, or one not of real numbers, the first one named), or None when it is."""
+    with torch.device("meta"):  # the shapes alone: nothing is allocated
+        expected = TransformerNet(architecture).state_dict()
     for name, tensor in expected.items():
         if name not in state:
             return f"it has no {name}"
@@ -133,5 +134,7 @@ def mismatch(architecture: Architecture, state: dict[str, torch.Tensor]) -> str 
         if not isinstance(found, torch.Tensor) or tuple(found.shape) != tuple(tensor.shape):
             shape = tuple(found.shape) if isinstance(found, torch.Tensor) else type(found).__name__
             return f"{name} is {shape}, a network of width {architecture.width} needs {tuple(tensor.shape)}"
+        if not found.is_floating_point():  # complex weights would be cut to their real parts, with a warning
+            return f"{name} holds {str(found.dtype).removeprefix('torch.')} numbers, not real ones"
     extra = sorted(set(state) - set(expected))
     return f"it has {extra[0]}, which a network of {architecture.blocks} blocks has not" if extra else None
