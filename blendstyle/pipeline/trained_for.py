@@ -94,7 +94,7 @@ def differences(trained: dict[str, Any], ours: dict[str, Any], clip: bool) -> li
                              for style in [*(theirs if isinstance(theirs, list) else [None]), *mine])
                 alike = _style_set(theirs, hashed) == _style_set(mine, hashed)
                 if not alike and said[0] == said[1]:
-                    said = (said[0], f"{said[1]} (other pictures under these names)")
+                    said = (said[0], f"{said[1]} ({'other pictures under these names' if hashed else 'other settings'})")
             elif key.startswith("layers."):
                 alike = _shares(theirs) == _shares(mine)
             else:
