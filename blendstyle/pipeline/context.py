@@ -62,11 +62,13 @@ def job_key(loaded: LoadedJob, pixels_only: bool = False, exclude: Any = None) -
     """A hash of everything a run's result depends on: the resolved job, the input files, the version.
 
     ``pixels_only`` leaves out what changes only how results are saved (output options, animation file
-    formats), which is what a finished animation frame depends on; ``exclude``: other keys to leave out
-    (pydantic's form), for a part of the result that depends on less (a trained network).
+    formats and their encoding, how often a network's training keeps a checkpoint), which is what a
+    finished animation frame depends on; ``exclude``: other keys to leave out (pydantic's form), for a
+    part of the result that depends on less (a trained network).
     """
     if pixels_only:
-        exclude = {"output": True, "animation": {"formats", "dither", "steady"}, "name": True}
+        exclude = {"output": True, "animation": {"formats", "dither", "steady", "crf"}, "name": True,
+                   "network": {"checkpoint_every"}}
     job = loaded.job.model_dump(mode="json", exclude=exclude)
     inputs = [digest for _, _, digest in loaded.input_hashes]
     if Path(loaded.job.content).is_dir():  # a folder's stills are written under their own names

@@ -570,3 +570,18 @@ def test_a_folder_in_the_way_of_the_record_is_refused_before_the_render(tiny_job
     monkeypatch.setattr(Stylizer, "run", lambda *_, **__: pytest.fail("rendered"))
     with pytest.raises(BlendstyleError, match="a folder is in the way of the run's record"):
         blendstyle.run_job(tiny_job(), out_root=tmp_path / "out")
+
+
+def test_what_only_encodes_or_checkpoints_leaves_the_finished_frames_theirs(tiny_job, tmp_path):
+    """A video's crf and a training's checkpoint_every change no frame: finished frames were thrown away
+    when either changed (the frames' key held them); a setting that changes the pixels still does."""
+    from blendstyle.pipeline.context import job_key
+
+    from ..conftest import animation
+
+    animation(tmp_path / "clip.gif")
+    clip = "extends: quick.yaml\ncontent: clip.gif\nstyles: [style_a.png]\nsize: 48\nmethod: network\n"
+    extras = ("animation: {formats: [mp4]}\n", "animation: {formats: [mp4], crf: 30}\n",
+              "animation: {formats: [mp4]}\nnetwork: {checkpoint_every: 7}\n", "animation: {formats: [mp4]}\nweights: {style: 3}\n")
+    keys = [job_key(blendstyle.load_job(tiny_job(body=clip + extra)), pixels_only=True) for extra in extras]
+    assert keys[0] == keys[1] == keys[2] != keys[3]
