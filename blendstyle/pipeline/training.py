@@ -224,20 +224,22 @@ class Training:
         total = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
+        values = torch.stack([total.detach(), *(t.detach() for t in terms.values())]).tolist()  # one read
+        if not math.isfinite(values[0]):
+            # Before the update: a step taken with this gradient makes every weight NaN, and the stop's
+            # checkpoint would keep them (a rerun going on from it, and its pictures, all NaN).
+            raise Halted(Optimized(self.picture(), self.history, halted=Halt(
+                "non-finite", f"the training loss became {values[0]} at step {self.done + 1}",
+                "lower network.learning_rate or the loss weights")))
         # From the weights' update to the count that says it happened, a second Ctrl-C waits: raised in
         # between, it would checkpoint the new weights with the old count, and the rerun repeat a step.
         with run.stop.shielded():
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            values = torch.stack([total.detach(), *(t.detach() for t in terms.values())]).tolist()  # one read
             self.done += 1
             self.seconds += time.perf_counter() - mark
             step = Step(self.done, values[0], dict(zip(terms, values[1:])), self.seconds)
             self.history.append(step)
-        if not math.isfinite(step.total):
-            raise Halted(Optimized(self.picture(), self.history, halted=Halt(
-                "non-finite", f"the training loss became {step.total} at step {self.done}",
-                "lower network.learning_rate or the loss weights")))
         return step
 
     def temporal(self, pictures: torch.Tensor, content: torch.Tensor, opacity: torch.Tensor | None) -> torch.Tensor:

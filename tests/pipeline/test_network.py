@@ -172,6 +172,26 @@ def test_a_stop_mid_training_keeps_a_checkpoint_and_the_rerun_trains_on_to_the_s
         assert torch.allclose(a[name], b[name], atol=1e-5), name
 
 
+def test_a_training_loss_gone_nan_takes_no_step_and_its_checkpoint_stays_finite(clip_job, tmp_path, monkeypatch):
+    """The step whose loss is NaN was applied, then the run stopped and checkpointed every weight as NaN: a
+    rerun went on from them. It now stops before the update, and the checkpoint holds the steps before."""
+    from blendstyle.pipeline import training
+
+    calls, transform = [], training.transform
+
+    def failing(net, content, precision=None):
+        calls.append(1)
+        pictures = transform(net, content, precision)
+        return pictures * float("nan") if len(calls) == 5 else pictures
+
+    monkeypatch.setattr(training, "transform", failing)
+    with pytest.raises(BlendstyleError, match="the training loss became nan at step 5"):
+        blendstyle.render_job(blendstyle.load_job(clip_job()), tmp_path / "out")
+    checkpoint = torch.load(tmp_path / "out" / "clip" / "network.checkpoint.pt", weights_only=True)
+    assert checkpoint["done"] == 4
+    assert all(bool(torch.isfinite(tensor).all()) for tensor in checkpoint["network"].values() if tensor.is_floating_point())
+
+
 def test_a_checkpoint_of_the_job_before_its_change_is_said_and_not_gone_on_from(clip_job, tmp_path):
     """Stopped, then the job's style weight edited: its checkpoint is another training's, so the network is
     trained from the first step, and the run says so instead of dropping the stopped steps in silence."""
