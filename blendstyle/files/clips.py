@@ -6,8 +6,8 @@ frames one by one, so a clip of any length is read in constant memory (a 16-bit 
 and an APNG that Pillow composes wrong as the specification composes it: :mod:`~blendstyle.files.apng`). :func:`read_clip` loads every selected frame at once (tests, benchmarks,
 one frame of a study).
 
-Written animations keep every frame (even repeated ones), every duration, the loop count and the
-transparent pixels; a GIF gets one palette for the whole clip, so colours do not flicker, and is written
+Written animations keep every frame, every duration, the loop count and the transparent pixels (a WebP's
+and an APNG's writer folds a frame identical to the one before into it, adding its time); a GIF gets one palette for the whole clip, so colours do not flicker, and is written
 frame by frame from a sequence that may be read lazily from disk.
 """
 
