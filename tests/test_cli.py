@@ -169,6 +169,37 @@ def test_study_sheets(tiny_job, tmp_path):
         assert sheet.size == (130 + columns * (160 + 6) + 6, rows * (120 + 22 + 6) + 6)
 
 
+def test_a_study_honours_a_stop_during_its_set_up_as_run_does(tiny_job, tmp_path, monkeypatch):
+    """The command line listens from the process's start; a study kept listening (as run does) instead of
+    getting the signals back: a Ctrl-C while it set up (here: as its run starts) raised wherever the study
+    was (a SIGTERM ended the process with no word). Now it is noted and honoured at the first cell, with the
+    study's record saying so."""
+    import json
+    import signal
+
+    from blendstyle.pipeline.context import Run
+    from blendstyle.pipeline.stopping import StopRequest
+
+    real_start = Run.start
+
+    def start(self):
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, during set-up
+        return real_start(self)
+
+    monkeypatch.setattr(Run, "start", start)
+    early = StopRequest()
+    early.install()
+    try:
+        result = CliRunner().invoke(main, ["study", "content", str(tiny_job()), "--out", str(tmp_path / "out")],
+                                    obj=early, catch_exceptions=False)
+    finally:
+        early.release()
+    assert result.exit_code == 130, result.output
+    assert "stopped with 0 of 5 study cells finished" in result.output
+    record = json.loads((tmp_path / "out" / "tiny" / "tiny_study_content.json").read_text())
+    assert record["status"] == "interrupted" and record["cells_done"] == []
+
+
 def test_a_study_of_a_network_job_takes_its_iterations(tiny_job, tmp_path):
     """A study's reconstructions are optimised whatever the method: --iterations is theirs, not refused as
     the optimiser's setting of a method: network job."""

@@ -118,3 +118,32 @@ def test_a_stop_while_a_clip_is_encoded_keeps_its_frames_and_the_rerun_writes_th
     again = blendstyle.run_job(job, out_root=tmp_path / "out")
     assert again.record["status"] == "done" and again.record["iterations"]["done"] == 0  # nothing rendered again
     assert (folder / "tiny.gif").is_file() and (folder / "tiny.mp4").is_file()
+
+
+#: ``blendstyle run`` as the console script starts it, with two SIGTERMs sent from the interpreter's teardown
+#: (an atexit callback registered first runs last): after the command is over and has said how it ended.
+_TEARDOWN = """
+import atexit, os, signal, sys, time
+def stops():
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+atexit.register(stops)
+sys.argv = ["blendstyle", "run", *sys.argv[1:]]
+from blendstyle.__main__ import main
+main()
+"""
+
+
+def test_a_stop_while_the_interpreter_tears_down_ends_it_at_once_without_a_traceback(tmp_path):
+    """A second signal after the run's "interrupted" line, while Python ran its atexit callbacks (torch's
+    finalizers), printed "Exception ignored in atexit callback" and a KeyboardInterrupt's traceback. Once
+    the command is over, a signal ends the process at once with the signal's exit code."""
+    started = time.monotonic()
+    ended = subprocess.run([sys.executable, "-c", _TEARDOWN, str(tmp_path / "missing.yaml"), "--out",
+                            str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert "file not found" in ended.stderr  # the command ran and said how it ended
+    assert ended.returncode == 143, ended.stderr
+    assert "Traceback" not in ended.stderr and "Exception ignored" not in ended.stderr, ended.stderr
+    assert time.monotonic() - started < 30

@@ -30,7 +30,7 @@ from ..version import __version__
 from .console import ConsoleReporter, err, note, out, show_error
 from .new import new
 from .options import expand_jobs, job_settings, output_root, overrides
-from .run import run
+from .run import run, stop_if_asked
 
 
 class Group(click.Group):
@@ -39,9 +39,9 @@ class Group(click.Group):
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name, command, rest = super().resolve_command(ctx, args)
         early = ctx.obj if isinstance(ctx.obj, StopRequest) else None
-        if early is not None and command is not None and command.name != "run":
-            # Only ``run`` honours a stop at its safe points; every other command gets the signals back, and
-            # one that came while the command line started ends it now.
+        if early is not None and command is not None and command.name not in ("run", "study"):
+            # Only ``run`` and ``study`` honour a stop at their safe points; every other command gets the
+            # signals back, and one that came while the command line started ends it now.
             early.release()
             if early:
                 raise KeyboardInterrupt
@@ -119,8 +119,20 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
     style row per style-loss kind), or the job rendered with each of its style-loss KINDS. A study uses the
     job's own blend (a sweep's cells are not studied) and, for an animation, its first selected frame; for
     a folder of stills, its first still."""
+    # As run does: from the first line on a signal only asks for a stop, honoured after the imports (torch)
+    # and by the study's cells (a SIGTERM during set-up ended the process with no word; Ctrl-C tore an import).
+    early = click.get_current_context().obj  # listening since the process started (blendstyle.__main__)
+    stop = early if isinstance(early, StopRequest) else StopRequest()
+    with stop.listening():
+        _study(stop, what, job, size, iterations, device, out_root, quiet)
+
+
+def _study(stop, what, job, size, iterations, device, out_root, quiet) -> None:
+    """The study command's work inside its stop listener."""
+    stop_if_asked(stop, "while blendstyle started")
     from ..pipeline.study import study as run_study
 
+    stop_if_asked(stop, "while blendstyle started")
     out_root = output_root(out_root)
     loaded = overrides(size, None, device, None, ()).load(job)
     if iterations is not None:
@@ -130,7 +142,7 @@ def study(what, job, size, iterations, device, out_root, quiet) -> None:
         for key, value in optimisation_settings(loaded.job, iterations).items():
             section, name = key.split(".")
             setattr(loaded.job, section, getattr(loaded.job, section).model_copy(update={name: value}))
-    path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet))
+    path = run_study(loaded, what, out_root, ConsoleReporter(f"{loaded.job.name} {what} study", quiet), stop=stop)
     if not quiet:
         err.print(note("wrote", "green", f" {path}"), soft_wrap=True)
 

@@ -73,7 +73,7 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
         sys.exit(1)
 
 
-def _stopped(stop: StopRequest, where: str) -> None:
+def stop_if_asked(stop: StopRequest, where: str) -> None:
     """Honour a stop asked for during set-up: nothing has been rendered, so nothing needs keeping."""
     if stop:
         raise Interrupted(f"stopped {where}; nothing new was rendered. Run the same command again to go on.",
@@ -99,7 +99,7 @@ def _run(stop, jobs, size, iterations, device, seed, settings, out_root, force, 
         with ExitStack() as stack:
             if cluster is not None:
                 stack.enter_context(cluster)
-                _stopped(stop, "while Ray started")
+                stop_if_asked(stop, "while Ray started")
                 if workers is not None and cluster.workers < workers:  # said, not silently fewer
                     held = "one per GPU" if cluster.gpus else f"{cluster.threads} thread(s) each on its CPUs"
                     err.print(note("note", "yellow", f": {workers} workers asked for; the cluster holds {cluster.workers} "
@@ -124,7 +124,7 @@ def _run(stop, jobs, size, iterations, device, seed, settings, out_root, force, 
 def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview, cluster, stop) -> list[Row]:
     """The jobs one after another in this process (a clip's frames on the cluster's workers, if there is
     one): rows for the summary; a single job's error is raised, a folder's is shown and the folder goes on."""
-    _stopped(stop, "while blendstyle started")
+    stop_if_asked(stop, "while blendstyle started")
     from ..pipeline.render import render  # imports torch: only when something is rendered (the loop's check
     # below honours a stop that came during the import)
 
@@ -138,7 +138,7 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
     for path in paths:
         if stop and rows:  # a stop between two jobs of a folder: the finished ones are kept, no more start
             raise Interrupted(f"{len(rows)} of {len(paths)} jobs done; the same command renders the rest", stop.exit_code)
-        _stopped(stop, f"before {path}")
+        stop_if_asked(stop, f"before {path}")
         started = time.perf_counter()
         loaded: LoadedJob | None = None
         try:

@@ -10,10 +10,12 @@ server) nothing is installed and Ctrl-C keeps Python's default behaviour, which 
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 #: The exit code of a run stopped by each signal (128 + the signal's number, as shells report it).
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -71,6 +73,17 @@ class StopRequest:
                 signal.signal(sig, handler)
             self._listening = False
 
+    def leave(self) -> None:
+        """The command is over, its outcome said and its exit code set: from now on a signal ends the process
+        at once with the signal's exit code. What is left is the interpreter's teardown (atexit callbacks,
+        torch's finalizers: a few tenths of a second), where a second signal's ``KeyboardInterrupt`` would
+        only land in a finalizer, which Python prints with a traceback ("Exception ignored in atexit
+        callback"), and a first one would be noted by no one."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in EXIT_CODES:
+                signal.signal(sig, _exit_now)
+            self._listening = False
+
     @contextmanager
     def listening(self) -> Iterator[StopRequest]:
         """Turn SIGINT and SIGTERM into stop requests for the duration of the block (elsewhere than the main
@@ -81,3 +94,11 @@ class StopRequest:
         finally:
             if installed:
                 self.release()
+
+
+def _exit_now(signum, frame) -> None:
+    """End the process now with ``signum``'s exit code (the command's own output flushed first)."""
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):  # a write the signal interrupted: what it had is kept or lost
+            stream.flush()
+    os._exit(EXIT_CODES.get(signum, 130))

@@ -37,6 +37,7 @@ from .context import Run, Saved, open_run
 from .progress import Reporter
 from .schedule import Schedule, plan_stages
 from .still import StillContent
+from .stopping import StopRequest
 from .styles import StyleImages
 
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
@@ -84,11 +85,14 @@ def cells(job: Job, what: str) -> list[tuple[str, list[tuple[str, Job]]]]:
     raise ValueError(f"unknown study {what!r}")
 
 
-def study(loaded: LoadedJob, what: str, out_root: Path | str = "outputs", reporter: Reporter | None = None) -> Path:
-    """Render the study sheet for ``what`` (``content``, ``style`` or ``kinds``); returns its path."""
+def study(loaded: LoadedJob, what: str, out_root: Path | str = "outputs", reporter: Reporter | None = None,
+          stop: StopRequest | None = None) -> Path:
+    """Render the study sheet for ``what`` (``content``, ``style`` or ``kinds``); returns its path. ``stop``:
+    a stop request the caller holds (the command line's, listening since the process started)."""
     reporter = reporter or Reporter()
     try:
-        return _study(open_run(loaded, Path(out_root), reporter, f"{loaded.job.name}_study_{what}.json").start(), what)
+        run = open_run(loaded, Path(out_root), reporter, f"{loaded.job.name}_study_{what}.json", stop=stop)
+        return _study(run.start(), what)
     finally:
         reporter.close()
 
