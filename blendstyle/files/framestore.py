@@ -12,9 +12,10 @@ save or read.
 ``state.json`` lists every finished frame and its loss terms, so writing it after each frame would cost the
 square of the clip's length: 11.5 s of a minute's 1,800 frames, 20 minutes of ten minutes' frames, where
 a network on a GPU takes milliseconds a frame. It is written at most every :data:`STATE_EVERY` seconds (and
-never more than a tenth of the time, however large it grows), and whenever the frames are flushed (a stop,
-the end, the loop's close): a crash between those loses the listing of at most that much time's frames,
-which a re-run renders again.
+never more than a tenth of the time, however large it grows): frames that land before the next write is
+due are listed by one write at that time (a timer), and whenever the frames are flushed (a stop, the end,
+the loop's close). A crash loses the listing of at most that much time's frames, which a re-run renders
+again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 
 import torch
@@ -52,6 +54,7 @@ class FrameStore:
         self._fresh: list[int] = []
         self._state_due = 0.0  # when state.json may be written again (time.monotonic)
         self._state_stale = False  # frames landed that state.json does not list yet
+        self._state_timer: threading.Timer | None = None  # the write due for them
         folder.mkdir(parents=True, exist_ok=True)
         state = read_json(self.state_path)
         if state.get("key") == key and state.get("count") == count and not fresh:
@@ -104,8 +107,22 @@ class FrameStore:
             self.landed.add(index)
             self._fresh.append(index)
             self._state_stale = True
-            if time.monotonic() >= self._state_due:
+            wait = self._state_due - time.monotonic()
+            if wait <= 0:
                 self._write_state()
+            elif self._state_timer is None:  # listed when the write is due, whether or not more frames land
+                self._state_timer = threading.Timer(wait, self._write_due)
+                self._state_timer.daemon = True
+                self._state_timer.start()
+
+    def _write_due(self) -> None:
+        """The timer's write of the frames that landed since the last one (a failed write is left to the next
+        flush, which raises it)."""
+        with self._lock:
+            self._state_timer = None
+            if self._state_stale:
+                with suppress(OSError):
+                    self._write_state()
 
     def landed_since(self) -> list[int]:
         """The frames whose files came into place since the last call, in that order."""
@@ -126,6 +143,9 @@ class FrameStore:
             self._writers.shutdown()
             self._writers = None
         with self._lock:
+            if self._state_timer is not None:
+                self._state_timer.cancel()
+                self._state_timer = None
             if self._state_stale:
                 self._write_state()
         if failed is not None:

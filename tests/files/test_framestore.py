@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -66,6 +67,20 @@ def test_the_state_is_written_a_few_times_a_second_not_once_a_frame(tmp_path, mo
     assert len(writes) <= 10, writes  # well under a second's frames here: one write, then one at the flush
     store.flush()
     assert len(writes) <= 10  # nothing new landed: not written again
+
+
+def test_frames_that_land_between_two_writes_are_listed_when_the_next_is_due(tmp_path, monkeypatch):
+    """A burst of frames (a batch, a network's) then a long wait: the frames after the burst's first were
+    listed only when the next frame landed, minutes later, and a crash in between lost them."""
+    monkeypatch.setattr(framestore, "STATE_EVERY", 0.2)
+    store = FrameStore(tmp_path, "key", 5)
+    for index in range(3):
+        store.save(index, frame(index / 5))
+    deadline = time.monotonic() + 5
+    while listed(store) != [0, 1, 2] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listed(store) == [0, 1, 2]  # no flush, no further frame: the timer listed them
+    store.flush()
 
 
 def test_a_frame_written_again_keeps_the_newer_picture(tmp_path):
