@@ -68,7 +68,10 @@ class _Frame:
 def composed_here(path: Path) -> bool:
     """Whether ``path`` is an APNG whose frames are composed here (see the module's docstring): an acTL chunk
     and an fcTL before the first IDAT, and 16 bits a channel, or 8 (any depth for a palette) with alpha, a
-    colour key or a palette's opacities and a frame laid OVER. Reads the chunks' heads only."""
+    colour key or a palette's opacities and a frame laid OVER. Reads the chunks' heads only; a file cut short
+    is judged by the chunks before the cut (its frames up to there are read, as another file's are)."""
+    animated = first = keyed = over = False
+    depth = colour = 0
     try:
         heads = _chunks(path, bodies={b"IHDR", b"fcTL"})
         kind, header = next(heads)
@@ -77,18 +80,19 @@ def composed_here(path: Path) -> bool:
         depth, colour = header[8], header[9]
         if depth not in (8, 16) and colour != 3:  # a grey of 1, 2 or 4 bits: its key would need scaling
             return False
-        animated = first = keyed = over = False
         for kind, body in heads:
             animated = animated or kind == b"acTL"
             keyed = keyed or kind == b"tRNS"
             if kind == b"IDAT" and not first:
                 return False  # a default image that is not a frame: Pillow's to compose
             first = first or kind == b"fcTL"
+            if first and depth == 16:  # composed here whatever follows
+                break
             over = over or (kind == b"fcTL" and len(body) == 26 and body[25] == 1)
-        return animated and (depth == 16 or (over and (keyed or colour in (4, 6))))
     except (OSError, ValueError, struct.error, StopIteration):
-        pass
-    return False
+        if not first:
+            return False
+    return animated and first and (depth == 16 or (over and (keyed or colour in (4, 6))))
 
 
 def composed_frames(path: Path) -> Iterator[np.ndarray]:

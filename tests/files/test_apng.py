@@ -196,3 +196,17 @@ def test_a_palette_apng_with_opacities_laid_over_is_composed_here(tmp_path):
     clip = read_clip(pillow_apng(tmp_path / "palette.png", frames, [0, 1]))
     assert np.round(pixels(clip.frames[1])[2, 4] * 255).tolist() == [127, 0, 128]
     assert clip.alpha is None or float(clip.alpha[1].min()) == 1
+
+
+def test_an_apng_cut_short_is_still_composed_here(tmp_path):
+    """Whether a file is composed here is told from its chunks up to the cut: a 16-bit APNG or an 8-bit one
+    laid OVER, cut short, went to Pillow (at 8 bits, or composed its way) for the frames before the cut."""
+    from PIL import Image
+
+    deep = apng(tmp_path / "deep.png", levels(8)[None, :, None].repeat(3, 0).repeat(3, 2), [(np.zeros((3, 8, 3), np.uint16), 0, 0, 0, 0)])
+    red, blue = Image.new("RGBA", (6, 4), (255, 0, 0, 255)), Image.new("RGBA", (6, 4), (0, 0, 255, 128))
+    over = pillow_apng(tmp_path / "over.png", [red, blue], [0, 1])
+    for path in (deep, over):
+        cut = tmp_path / f"cut_{path.name}"
+        cut.write_bytes(path.read_bytes()[:-20])  # IEND and the last frame's end gone
+        assert composed_here(path) and composed_here(cut), path.name
