@@ -37,6 +37,9 @@ def unrecognised(path: Path | str) -> str:
 _SIGNATURES = ((0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"GIF8", "GIF"), (0, b"\xff\xd8\xff", "JPEG"),
                (8, b"WEBP", "WebP"), (0, b"BM", "BMP"))
 _VIDEOS = ((4, b"ftyp", "an MP4 or MOV video"), (0, b"\x1a\x45\xdf\xa3", "a Matroska or WebM video"))
+#: The brands of an ISO box file (``ftyp``) that hold a still picture, not a video: HEIC (iPhones) and AVIF.
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC", b"heis": "HEIC",
+                b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
 
 
 def _sniffed(path: Path | str) -> str | None:
@@ -53,6 +56,9 @@ def _sniffed(path: Path | str) -> str | None:
         return "an empty file (0 bytes), where an image is expected"
     if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
         return None  # text that begins as an image would ("GIF89a? no, just text."): text, not an image cut short
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:  # a phone's photo: an ISO box file like an MP4
+        return (f"a {_HEIF_BRANDS[head[8:12]]} picture, which cannot be read (convert it to PNG or JPEG: "
+                "most photo apps export either)")
     for at, signature, name in _VIDEOS:
         if head[at : at + len(signature)] == signature:
             return f"{name}, where an image is expected (a video is read as one by its suffix: {', '.join(sorted(VIDEO_SUFFIXES))})"

@@ -88,6 +88,9 @@ def test_a_file_pillow_refuses_is_named_by_what_its_first_bytes_hold(tmp_path):
     for name, kind in [("cut.png", "PNG"), ("cut.gif", "GIF"), ("cut.webp", "WebP")]:
         assert unrecognised(tmp_path / name) == f"a {kind} file whose header is damaged or cut short (no picture can be read from it)"
     assert unrecognised(tmp_path / "clip.gif").startswith("an MP4 or MOV video, where an image is expected")
+    # An iPhone's photo is an ISO box file too, with a picture's brand: not a video.
+    (tmp_path / "photo.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1")
+    assert unrecognised(tmp_path / "photo.jpg").startswith("a HEIC picture, which cannot be read (convert it to PNG or JPEG")
 
 
 @pytest.mark.parametrize("fmt, cut, count, reason", [
