@@ -62,18 +62,27 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 1.0
 
 
-def _style_set(styles: Any, hashed: bool) -> list:
+def _style_set(styles: Any, kept: set[str]) -> list:
     """The blend as a network is trained for it, in no order: each style's picture (its SHA-256 where both
-    sides keep one, else its file name), share, scale, layers as shares and mask."""
+    sides keep one, else its file name), share, mask, and its scale and layers (as shares) where both sides
+    keep them (``kept``: the keys both sides' styles have; an older file kept none of the three)."""
     styles = [style for style in styles if isinstance(style, dict)] if isinstance(styles, list) else []
     total = sum(_number(style.get("weight", 1)) for style in styles) or 1.0
+    hashed = "sha256" in kept
     found = []
     for style in styles:
         picture = style.get("sha256") if hashed else Path(str(style.get("path", ""))).stem
         mask = style.get("mask_sha256") if hashed else (Path(str(style["mask"])).stem if style.get("mask") else None)
-        found.append(repr((picture, round(_number(style.get("weight", 1)) / total, 6), _number(style.get("scale", 1)),
-                           _shares(style.get("layers")), mask)))
+        found.append(repr((picture, round(_number(style.get("weight", 1)) / total, 6), mask,
+                           _number(style.get("scale", 1)) if "scale" in kept else None,
+                           _shares(style.get("layers")) if "layers" in kept else None)))
     return sorted(found)
+
+
+def _kept(*sides: Any) -> set[str]:
+    """The keys every style of every side has, of those a newer file keeps (``sha256``, ``scale``, ``layers``)."""
+    styles = [style for side in sides for style in (side if isinstance(side, list) else [None])]
+    return {key for key in ("sha256", "scale", "layers") if all(isinstance(style, dict) and key in style for style in styles)}
 
 
 def differences(trained: dict[str, Any], ours: dict[str, Any], clip: bool) -> list[tuple[str, str, str]]:
@@ -90,11 +99,11 @@ def differences(trained: dict[str, Any], ours: dict[str, Any], clip: bool) -> li
             # project, a network shared), weights 1 and 1.0, blend weights 2:2 where they were 1:1; and a
             # layer set's weights count as shares of their sum (2:2 is 1:1 there too).
             if key == "styles":  # in any order; the same pictures by their hashes where both sides keep them
-                hashed = all(isinstance(style, dict) and "sha256" in style
-                             for style in [*(theirs if isinstance(theirs, list) else [None]), *mine])
-                alike = _style_set(theirs, hashed) == _style_set(mine, hashed)
+                kept = _kept(theirs, mine)
+                alike = _style_set(theirs, kept) == _style_set(mine, kept)
                 if not alike and said[0] == said[1]:
-                    said = (said[0], f"{said[1]} ({'other pictures under these names' if hashed else 'other settings'})")
+                    other = "other pictures under these names" if "sha256" in kept else "other settings"
+                    said = (said[0], f"{said[1]} ({other})")
             elif key.startswith("layers."):
                 alike = _shares(theirs) == _shares(mine)
             else:

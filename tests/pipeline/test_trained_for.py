@@ -70,3 +70,6 @@ def test_the_same_styles_in_another_order_or_moved_are_no_difference():
     # A file written before the hashes were kept is held to the names.
     older = [{key: value for key, value in style.items() if key not in ("sha256", "scale", "layers")} for style in base]
     assert differences(trained(styles=older), trained(styles=base[::-1]), clip=False) == []
+    # Nor to a scale or layers it did not keep.
+    scaled = styled(("/a/starry.jpg", 1, 2.0, {"relu1_1": 1.0}, "aa"), ("/a/udnie.jpg", 3, 1.0, None, "bb"))
+    assert differences(trained(styles=older), trained(styles=scaled), clip=False) == []
