@@ -131,9 +131,9 @@ def size_problem(job: Job, size: tuple[int, int] | None, problem, what: str = "t
     """A content of ``size`` must keep, at the job's size, a short side the network can take (VGG's, and
     under ``method: network`` the trained network's)."""
     smallest = job.smallest_side()
-    needs = f"the network needs to reach {job.deepest_layer()}"
-    if job.method == "network" and smallest < NETWORK_SMALLEST_SIDE:
-        smallest, needs = NETWORK_SMALLEST_SIDE, "the trained network's 9x9 convolutions need"
+    needs, layers = f"the network needs to reach {job.deepest_layer()}", True
+    if job.method == "network" and smallest < NETWORK_SMALLEST_SIDE:  # shallower layers would not help
+        smallest, needs, layers = NETWORK_SMALLEST_SIDE, "the trained network's 9x9 convolutions need", False
     if size is not None:
         short = round(min(size) * job.size / max(size))
         if short < smallest:
@@ -142,12 +142,13 @@ def size_problem(job: Job, size: tuple[int, int] | None, problem, what: str = "t
                 works = f"the smallest size that works is {fits}"
             else:  # too thin for any size: even the largest leaves its short side too short
                 works = (f"no size works for it: at the largest, {SIZES[1]}, its short side is "
-                         f"{round(min(size) * SIZES[1] / max(size))} px (crop or pad it to a squarer shape, or use shallower layers)")
+                         f"{round(min(size) * SIZES[1] / max(size))} px (crop or pad it to a squarer shape"
+                         + (", or use shallower layers)" if layers else ")"))
             problem(
                 ("size",),
                 f"at size {job.size} {what} ({size[0]}x{size[1]}) is {short} px on its short side, below the "
                 f"{smallest} px {needs}; {works}",
-                (("layers",), *(("styles", index, "layers") for index in range(len(job.styles)))),
+                (("layers",), *(("styles", index, "layers") for index in range(len(job.styles)))) if layers else (),
             )
 
 

@@ -407,3 +407,8 @@ def test_a_content_too_thin_for_the_trained_network_is_refused_at_size(tiny_job,
     [problem] = info.value.problems
     assert problem.key == "size" and "4 px on its short side, below the 5 px the trained network's" in problem.message
     assert "the smallest size that works is 80" in problem.message
+    blobs((20000, 2)).save(tmp_path / "thin.png")  # too thin at any size: layers are no way out for the network
+    with pytest.raises(BlendstyleError) as info:
+        load_job(tmp_path / "tiny.yaml")
+    [problem] = info.value.problems
+    assert "no size works for it" in problem.message and "shallower layers" not in problem.message
