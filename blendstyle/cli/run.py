@@ -146,7 +146,6 @@ def _render_here(paths, changes, out_root, force, allow_outside, quiet, preview,
             claims.claim(loaded)
             if cluster is not None:
                 cluster.check_device(loaded)
-                cluster.check_streaming(loaded)
             reporter = ConsoleReporter(loaded.job.name, quiet)
             if preview is not None:
                 reporter = preview.follow(loaded, out_root, reporter)

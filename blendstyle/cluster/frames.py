@@ -58,6 +58,10 @@ class RayFarm:
             self.actors = [remote.remote(threads) for _ in range(1 if trainer else max(1, min(count, self.workers)))]
         return self.actors
 
+    def check(self, loaded) -> None:
+        """Refuse what this cluster cannot render (:meth:`Cluster.check_streaming`)."""
+        self.cluster.check_streaming(loaded)
+
     def close(self, release: bool = True) -> None:
         """Let the workers go; ``release``: first have each remove its folder (idle workers only: a stop
         kills them at once, and their folders stay in the node's temporary directory)."""
@@ -113,7 +117,7 @@ class RayFarm:
     def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe],
                  network: SavedNetwork | None = None) -> Generator[Rendered, None, None]:
         ray = self.cluster.ray
-        if (self.cluster.address or "").startswith("ray://"):  # (run refuses it before: Cluster.check_streaming)
+        if (self.cluster.address or "").startswith("ray://"):  # (render refuses it before: RayFarm.check)
             raise streaming_refused(network is not None)
         todo = [chunk for chunk in chunks if chunk.first < chunk.stop]
         actors = self._start(FrameWorker, lambda: _clip(renderer), len(todo))

@@ -37,6 +37,10 @@ class Farm(ClipFarm, CellFarm, NetworkFarm, Protocol):
     def close(self) -> None:
         """The run is over: let the workers go."""
 
+    def check(self, loaded: LoadedJob) -> None:
+        """Refuse a job this farm cannot render, before anything is read or rendered (a job up to date is
+        not asked)."""
+
 
 #: What writing raises on a full, over-quota, read-only or failing disk: the machine's state, not a bug.
 DISK_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
@@ -73,6 +77,8 @@ def render(
             files = [run.folder / name for name in before.get("outputs", [])]
             if files and all(path.exists() for path in files):
                 return RenderResult(loaded.job.name, run.folder, files[0], files + [run.record_path], before, None, True)
+        if farm is not None:
+            farm.check(loaded)
         try:
             mode = _mode(loaded)
             with run.stop.listening():

@@ -585,3 +585,26 @@ def test_what_only_encodes_or_checkpoints_leaves_the_finished_frames_theirs(tiny
               "animation: {formats: [mp4]}\nnetwork: {checkpoint_every: 7}\n", "animation: {formats: [mp4]}\nweights: {style: 3}\n")
     keys = [job_key(blendstyle.load_job(tiny_job(body=clip + extra)), pixels_only=True) for extra in extras]
     assert keys[0] == keys[1] == keys[2] != keys[3]
+
+
+def test_a_farm_checks_a_job_only_when_it_is_to_be_rendered(tiny_job, tmp_path):
+    """A farm refuses what it cannot render (Ray Client a coherent clip) once the job is to be rendered: a
+    job up to date is said so, as without the farm (the refusal came first, from the command line)."""
+    from blendstyle.pipeline.render import render
+
+    class Refusing:
+        asked = 0
+
+        def close(self):
+            pass
+
+        def check(self, loaded):
+            self.asked += 1
+            raise BlendstyleError("this farm cannot render it")
+
+    job = tiny_job()
+    render(load_job(job), tmp_path / "out")
+    farm = Refusing()
+    assert render(load_job(job), tmp_path / "out", farm=farm).up_to_date and farm.asked == 0
+    with pytest.raises(BlendstyleError, match="this farm cannot render it"):
+        render(load_job(job), tmp_path / "out", farm=farm, force=True)

@@ -392,6 +392,9 @@ def test_refine_with_a_farm_hands_the_network_and_the_chunks_to_its_workers(clip
         def close(self):
             pass
 
+        def check(self, loaded):
+            pass
+
         def training(self, renderer, key, checkpoint, resumed):
             return Training(renderer.run, renderer, gather(renderer), checkpoint, key, resumed)
 
