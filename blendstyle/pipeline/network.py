@@ -358,6 +358,12 @@ def refine_frame(renderer: ClipRenderer, net: torch.nn.Module, index: int, origi
     temporal = []
     if previous is not None:
         moved, trust, reach = followed_reference(previous.result, content, previous.content, renderer.use_flow)
+        if float(trust.mean()) < renderer.settings.scene_cut:
+            # A new shot, as the coherent mode finds one (and a farm's plan, which splits its chunks there):
+            # nothing to keep to; the network's picture starts it, and the record lists the cut.
+            rendered = renderer.follow(index, original, start, [], run.job.network.refine)
+            rendered.cut = True
+            return rendered
         # Start from the previous result wherever the motion could be followed, as a coherent frame starts
         # from it everywhere: a few iterations do not bring the network's picture there, and the difference
         # would show as flicker and warping error. Only where the motion uncovered something (the flow fails

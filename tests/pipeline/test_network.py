@@ -377,6 +377,23 @@ def test_a_stop_while_rendering_keeps_the_network_and_the_rerun_renders_on_with_
     assert record["iterations"]["training_done"] == 24 and (out / "clip" / "clip_loss.png").is_file()
 
 
+def test_refined_frames_begin_a_new_shot_at_a_cut_as_on_workers(clip_job, tmp_path):
+    """Frames 0-2 one scene, 3-5 another: refined here, frame 3 starts from the network's picture with no
+    temporal term and the record lists the cut, as a farm's plan (split at cuts) has it; here no frame was
+    ever a cut."""
+    from ..conftest import blobs
+
+    pictures = []
+    for k in range(6):
+        picture = blobs((48, 36), seed=1 if k < 3 else 7).copy()
+        picture.paste((250, 250, 250), (4 + 4 * (k % 3), 10, 14 + 4 * (k % 3), 20))  # (a GIF folds repeated frames)
+        pictures.append(picture)
+    pictures[0].save(tmp_path / "clip.gif", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    result = blendstyle.run_job(clip_job(network=TINY.replace("iterations: 24", "iterations: 4") + ", refine: 2"),
+                                out_root=tmp_path / "out")
+    assert result.record["animation"]["scene_cuts"] == [3]
+
+
 def test_refine_with_a_farm_hands_the_network_and_the_chunks_to_its_workers(clip_job, tmp_path):
     """With a farm, refined frames go to its workers in chunks with the network (the workers' part run here,
     in order; tests/cluster runs it on Ray): every frame refined, none through the plain network."""
