@@ -166,7 +166,12 @@ class Cluster:
         from ..pipeline.clip import stills_of
 
         if stills_of(job.content, loaded.content_headers()) is None:  # a clip (a still streams nothing)
-            raise streaming_refused(refined)
+            what = "a refined clip" if refined else "a coherent clip"
+            raise BlendstyleError(
+                Problem(f"{what} streams its chunks' frames back, which Ray Client (ray://) cannot do", key="--cluster"),
+                hint="run blendstyle on the cluster's head node with --cluster auto, or "
+                     + ("set network.refine: 0" if refined else "use animation.mode: independent"),
+            )
 
     def _largest_node(self) -> int:
         """The CPUs of the largest node alive (at least 1)."""
@@ -203,13 +208,3 @@ def _restore(handlers: dict) -> None:
     for sig, handler in handlers.items():
         if handler is not None:
             signal.signal(sig, handler)
-
-
-def streaming_refused(refined: bool) -> BlendstyleError:
-    """What a coherent or refined clip on Ray Client is told (see :meth:`Cluster.check_streaming`)."""
-    what = "a refined clip" if refined else "a coherent clip"
-    return BlendstyleError(
-        Problem(f"{what} streams its chunks' frames back, which Ray Client (ray://) cannot do", key="--cluster"),
-        hint="run blendstyle on the cluster's head node with --cluster auto, or "
-             + ("set network.refine: 0" if refined else "use animation.mode: independent"),
-    )

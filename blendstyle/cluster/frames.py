@@ -27,7 +27,7 @@ from ..pipeline.farm import Chunk
 from ..pipeline.rendered import Keyframe, Rendered
 from ..pipeline.schedule import Schedule
 from ..pipeline.training import Trainer, Training, gather
-from .engine import RESTARTS, Cluster, streaming_refused
+from .engine import RESTARTS, Cluster
 from .shipping import pack
 from .training import RemoteTraining
 from .workers import FrameWorker, StillWorker, WorkerLost, lost
@@ -117,8 +117,6 @@ class RayFarm:
     def coherent(self, renderer: ClipRenderer, chunks: list[Chunk], given: dict[int, Keyframe],
                  network: SavedNetwork | None = None) -> Generator[Rendered, None, None]:
         ray = self.cluster.ray
-        if (self.cluster.address or "").startswith("ray://"):  # (render refuses it before: RayFarm.check)
-            raise streaming_refused(network is not None)
         todo = [chunk for chunk in chunks if chunk.first < chunk.stop]
         actors = self._start(FrameWorker, lambda: _clip(renderer), len(todo))
         keys: dict[int, object] = {index: ray.put(to_device(frame, "cpu")) for index, frame in given.items()}

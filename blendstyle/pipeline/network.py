@@ -121,7 +121,7 @@ def network_record(run: Run, trained: Trained) -> dict[str, Any]:
     SHA-256), how it came about and what it was trained for."""
     if trained.source == "applied":
         file = str(run.job.network.weights)
-        digest = next((item["sha256"] for item in run.identity.inputs if item["role"] == "network.weights"), None)
+        digest = hashes(run).get("network.weights")
     else:
         file, digest = network_path(run).name, file_sha256(network_path(run))
     return {"file": file, "sha256": digest, "source": trained.source,
