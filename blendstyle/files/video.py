@@ -8,7 +8,8 @@ sound carried over.
 * **Rotation.** Phones store portrait video as landscape pictures plus a display matrix. Frames are
   stylised upright (the network sees what a person sees) and written back in the stored orientation with
   the same display matrix, so the output plays, and is laid out, like the input.
-* **Colour.** Frames are read with the stream's own matrix and range, at full precision for 10-bit
+* **Colour.** Frames are read with the stream's own matrix and range (an untagged stream's matrix as
+  players guess it: BT.709 for HD, BT.601 for smaller pictures), at full precision for 10-bit
   video, and an HDR clip (HLG or PQ, as phones record) is tone-mapped to SDR (:mod:`.hdr`); what is
   written is SDR BT.709, tagged so.
 * **Sound.** The first audio stream's packets are copied, not decoded: the sound is bit-identical. A
@@ -115,6 +116,20 @@ def decode(
 EXACT = 0x2 | 0x2000 | 0x4000 | 0x40000
 
 
+#: FFmpeg's AVCOL_SPC_UNSPECIFIED: a stream that does not say which matrix its colours were made with.
+UNTAGGED = 2
+
+
+def _matrix(frame) -> str | None:
+    """The matrix an untagged frame is read with, as players guess it: BT.709 for HD pictures (wider than
+    1024 or taller than 576, mpv's and the browsers' rule), swscale's default BT.601 for smaller ones. swscale
+    read every untagged frame as BT.601, so an untagged 720p clip's saturated red came out 13 levels off
+    what a player shows. ``None``: the frame's own tag."""
+    if frame.colorspace == UNTAGGED and (frame.width > 1024 or frame.height > 576):
+        return "ITU709"
+    return None
+
+
 def picture(frame, rotation: int = 0, size: tuple[int, int] | None = None) -> np.ndarray:
     """A decoded frame as an upright 8-bit SDR RGB picture, converted with the stream's own matrix and range
     (swscale reads them from the frame) and :data:`EXACT`'s rounding, and scaled to ``size`` (upright width,
@@ -130,7 +145,7 @@ def picture(frame, rotation: int = 0, size: tuple[int, int] | None = None) -> np
         scaled = size is not None and (width, height) != (frame.width, frame.height)
         signal = frame.reformat(width, height, "rgb48le", interpolation="LANCZOS" if scaled else None).to_ndarray()
         return to_sdr(upright(signal, rotation).astype(np.float32) / 65535.0, int(frame.color_trc))
-    shown = upright(frame.to_ndarray(format="rgb24", interpolation=EXACT), rotation)
+    shown = upright(frame.to_ndarray(format="rgb24", interpolation=EXACT, src_colorspace=_matrix(frame)), rotation)
     return shown if size is None else np.asarray(resize(Image.fromarray(shown, "RGB"), size))
 
 

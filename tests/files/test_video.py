@@ -258,6 +258,27 @@ def test_written_video_is_bt709_and_says_so(tmp_path, fmt):
     assert np.abs(shown - (204, 51, 51)).max() <= 3
 
 
+@pytest.mark.parametrize(("size", "matrix"), [((1280, 720), "ITU709"), ((640, 480), "ITU601")])
+def test_an_untagged_clip_is_read_with_the_matrix_players_guess(tmp_path, size, matrix):
+    """A stream that names no matrix is shown by players with BT.709 when HD, BT.601 when smaller; swscale
+    read every one as BT.601, so an untagged 720p clip's red (204, 51, 51) came out as (189, 34, 50)."""
+    width, height = size
+    red = np.zeros((height, width, 3), np.uint8)
+    red[:] = (204, 51, 51)
+    path = tmp_path / "untagged.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "10"}
+        frame = av.VideoFrame.from_ndarray(red, "rgb24").reformat(format="yuv420p", dst_colorspace=matrix)
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        assert next(container.decode(video=0)).colorspace == 2  # untagged: AVCOL_SPC_UNSPECIFIED
+    (_, shown), *_ = decode(path, probe_video(path).pts, 0)
+    assert np.abs(shown[8:-8, 8:-8].reshape(-1, 3).mean(0) - (204, 51, 51)).max() <= 2
+
+
 def _stripes_read(path, count: int) -> list[np.ndarray]:
     """The mean RGB of each of ``count`` vertical stripes of the first frame, as blendstyle reads it."""
     probe = probe_video(path)
