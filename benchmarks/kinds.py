@@ -165,13 +165,15 @@ def style_rows(network, styles: list[tuple[Path, float]], size: int, device) -> 
 
 
 def render(folder: Path, content: Path, styles: list[tuple[Path, float]], size: int, device: str, style_loss: str,
-           iterations: int, optimizer: str = "") -> tuple[Path, float, float]:
+           iterations: int, optimizer: str = "", style_weight: str = "") -> tuple[Path, float, float]:
     """One render of the pair with this kind: its picture, the optimisation's seconds and seconds per
-    iteration (from its record: the set-up, the same for every kind but for the style statistics, is left out)."""
+    iteration (from its record: the set-up, the same for every kind but for the style statistics, is left out);
+    ``style_weight``: the job's ``weights.style`` where not the default."""
     job = folder / "job.yaml"
     listed = "".join(f"  - {{path: {path}, weight: {weight}}}\n" for path, weight in styles)
+    weights = f"weights: {{style: {style_weight}}}\n" if style_weight else ""
     job.write_text(
-        f"content: {content}\nstyles:\n{listed}size: {size}\ndevice: {device}\nprecision: fp32\nscales: {{count: 1}}\n"
+        f"content: {content}\nstyles:\n{listed}size: {size}\ndevice: {device}\nprecision: fp32\nscales: {{count: 1}}\n{weights}"
         f"style_loss: {style_loss}\noptimizer: {{{optimizer}iterations: {iterations}, stop: {{tolerance: 0}}}}\n"
         "output: {contact_sheet: false, loss_plot: false}\n"
     )
@@ -200,14 +202,16 @@ def shared(options) -> None:
                 style = style_rows(network, styles, size, device)
                 budget, gram = None, None
                 for name in ["gram"] + [v for v in options.variant_list if v != "gram"]:
-                    style_loss, _ = variants[name]
+                    kind, _, weight = name.partition("@")  # "sliced@7": the kind at weights.style 7
+                    style_loss, _ = variants[kind]
                     iterations = options.iterations
-                    extra = OPTIMIZER.get(name, "")
+                    extra = OPTIMIZER.get(kind, "")
                     if options.equal_time and budget is not None:
-                        _, _, step = render(Path(folder), content_path, styles, size, options.device, style_loss, 8, extra)
+                        _, _, step = render(Path(folder), content_path, styles, size, options.device, style_loss, 8,
+                                            extra, weight)
                         iterations = max(1, round(budget / step))
                     picture, seconds, _ = render(Path(folder), content_path, styles, size, options.device, style_loss,
-                                                 iterations, extra)
+                                                 iterations, extra, weight)
                     if budget is None:
                         budget = seconds
                     scores = score(features(network, read_image(picture).to(device)), style, content)
@@ -226,7 +230,8 @@ def main() -> None:
                         help="shared: the distribution kinds against Gram on two pairs outside the repository")
     parser.add_argument("--sizes", default="256,512", help="with --pairs shared: the sizes, comma-separated")
     parser.add_argument("--equal-time", action="store_true", help="with --pairs shared: every kind gets Gram's wall time")
-    parser.add_argument("--variants", default=",".join(SHARED_VARIANTS), help="with --pairs shared: the kinds, by name")
+    parser.add_argument("--variants", default=",".join(SHARED_VARIANTS),
+                        help="with --pairs shared: the kinds, by name; NAME@W at weights.style W (e.g. sliced@7)")
     parser.add_argument("--pair-names", default="", help="with --pairs shared: only these pairs (comma-separated)")
     options = parser.parse_args()
     if options.pairs == "shared":
