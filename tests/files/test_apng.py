@@ -183,6 +183,24 @@ def test_an_8_bit_apng_laid_over_at_half_opacity_is_composed_as_the_specificatio
     assert composed_here(path) and not composed_here(pillow_apng(tmp_path / "source.png", [red, blue], [0, 0]))
 
 
+def test_an_apng_composed_here_is_see_through_as_composed_here(tmp_path):
+    """Whether a clip is transparent comes from its frames as composed here: half-opaque blue laid OVER
+    opaque red is opaque (Pillow's three quarters opaque called the clip transparent, and its outputs got an
+    alpha channel), a half-opaque first frame is see-through, and so is a 16-bit alpha one level below
+    opaque (read at 8 bits it was opaque)."""
+    from PIL import Image
+
+    red, blue = Image.new("RGBA", (6, 4), (255, 0, 0, 255)), Image.new("RGBA", (6, 4), (0, 0, 255, 128))
+    assert not open_clip(pillow_apng(tmp_path / "over.png", [red, blue], [0, 1])).transparent
+    assert open_clip(pillow_apng(tmp_path / "first.png", [blue, red], [0, 1])).transparent
+    assert not open_clip(pillow_apng(tmp_path / "two.png", [blue, red], [0, 1]), start=1).transparent
+    almost = np.full((3, 5, 4), 65535, np.uint16)
+    almost[1, 2, 3] = 65534
+    assert open_clip(apng(tmp_path / "deep.png", np.full((3, 5, 4), 65535, np.uint16), [(almost, 0, 0, 0, 0)])).transparent
+    assert not open_clip(apng(tmp_path / "opaque.png", np.full((3, 5, 4), 65535, np.uint16),
+                              [(np.full((3, 5, 4), 65535, np.uint16), 0, 0, 0, 0)])).transparent
+
+
 def test_a_palette_apng_with_opacities_laid_over_is_composed_here(tmp_path):
     """A palette's half-opaque blue laid OVER its red (Pillow showed the blue alone, half see-through)."""
     from PIL import Image
