@@ -123,8 +123,8 @@ UNTAGGED = 2
 def _matrix(frame) -> str | None:
     """The matrix an untagged frame is read with, as players guess it: BT.709 for HD pictures (wider than
     1024 or taller than 576, mpv's and the browsers' rule), swscale's default BT.601 for smaller ones. swscale
-    read every untagged frame as BT.601, so an untagged 720p clip's saturated red came out 13 levels off
-    what a player shows. ``None``: the frame's own tag."""
+    read every untagged frame as BT.601, so an untagged 720p clip's red (204, 51, 51), as a player shows
+    it, came out as (189, 34, 50). ``None``: the frame's own tag."""
     if frame.colorspace == UNTAGGED and (frame.width > 1024 or frame.height > 576):
         return "ITU709"
     return None

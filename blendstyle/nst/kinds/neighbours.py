@@ -113,9 +113,8 @@ gave 0.83, 1.00 and 1.22 times Gram's sliced W2 at 0.86, 0.79 and 0.72 times its
 this kind, in the same run, ended at 4.66 times Gram's sliced W2 and 1.07 times its content error; at
 512 px ``weights.style`` 7 gave 1.07 times at 0.72 (10 gave 0.84 at 0.81, 2026-12-04: about 0.75 at
 Gram's sliced W2, read between the two). So the bar is within a distribution match's reach at the bar's
-sizes; what stands between it and this kind is
-the targets themselves, which hold each place to style vectors near the content there rather than to the
-style's distribution, in every variant above. (Optimising the judge's two measures directly, content error
+sizes; what stands between it and this kind is the targets themselves, which hold each place to style
+vectors near the content there rather than to the style's distribution, in every variant above. (Optimising the judge's two measures directly, content error
 plus sliced W2 along directions of its own, by torch's L-BFGS on the pixels from the content, did no
 better than the ``sliced`` kind: 1.13 times Gram's sliced W2 at 0.82 of its content error on the blend at
 128 px, 2.2 times at 0.99 at 256 px in 200 iterations; along the judge's own 128 directions it scored 0.51
