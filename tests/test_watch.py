@@ -216,3 +216,24 @@ def test_an_edit_as_the_preview_finishes_says_the_preview_is_complete(tmp_path, 
     said = capsys.readouterr().err
     assert pending == {tmp_path / "job.yaml"}
     assert "preview" in said and "job.png" in said and "cancelled" not in said, said
+
+
+def test_a_ctrl_c_while_the_preview_sets_up_quits_without_saying_the_job_changed(tmp_path):
+    """Before the render's own handlers listen (loading the images, the network), Ctrl-C or SIGTERM reach
+    watch's, which put a quit on the queue; the listener stopped the render for it and watch said
+    "cancelled after 0.0 s: the job changed" before "stopped watching". It is a quit, said as one."""
+    from blendstyle.cli import watch
+    from blendstyle.config.load import load_job
+    from blendstyle.errors import Interrupted
+
+    loaded = load_job(setup(tmp_path))
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    events.put(watch.QUIT)  # what watch's handler puts for the signal
+
+    def render(loaded, out_root, reporter, force, stop):
+        while not stop:
+            time.sleep(0.01)
+        raise Interrupted("stopped while blendstyle started", 130)
+
+    with pytest.raises(Interrupted):
+        watch._render(render, loaded, tmp_path / "out", True, None, events, False)

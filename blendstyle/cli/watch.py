@@ -200,7 +200,9 @@ def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, eve
         if preview is not None:
             preview.announce(result, time.perf_counter() - started)
     except Interrupted as stopped:
-        if not asked or stop.signalled:  # Ctrl-C or SIGTERM, not (only) a newer edit
+        # Ctrl-C or SIGTERM, not (only) a newer edit: while the render set up, before its own handlers listened,
+        # the signal came as a QUIT through the queue (and was said as "cancelled: the job changed").
+        if not asked or stop.signalled or QUIT in cancelled:
             raise
         if stopped.finished is not None:  # the edit came as the preview was written: it is complete
             err.print(note("preview", "green", f" {stopped.finished} in {time.perf_counter() - started:.1f} s (the job "
