@@ -237,3 +237,22 @@ def test_a_ctrl_c_while_the_preview_sets_up_quits_without_saying_the_job_changed
 
     with pytest.raises(Interrupted):
         watch._render(render, loaded, tmp_path / "out", True, None, events, False)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_while_watch_sets_up_ends_watching_as_documented(tmp_path, sig):
+    """Between the page's start and the first preview, watch imports torch (seconds): a SIGTERM there ended
+    the process with no word (killed by the signal, not watching's exit code 0), a Ctrl-C raised inside the
+    import. Both are noted and honoured once the imports are done: "stopped watching", exit 0."""
+    from .test_stops import _free_port
+
+    setup(tmp_path)
+    watching = Watching(tmp_path, "--serve", str(_free_port()))
+    watching.wait_for("preview at")
+    watching.process.send_signal(sig)
+    assert watching.process.wait(timeout=60) == 0
+    said = "".join(watching.seen)
+    time.sleep(0.2)
+    while not watching.lines.empty():
+        said += watching.lines.get_nowait()
+    assert "stopped watching" in said and "Traceback" not in said and "watching job.yaml" not in said, said
