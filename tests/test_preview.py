@@ -413,3 +413,26 @@ def test_a_client_that_never_finishes_its_request_is_let_go(monkeypatch, capfd):
         preview.close()
     time.sleep(0.2)
     assert capfd.readouterr().err == ""
+
+
+def test_a_stop_that_came_as_the_render_ended_closes_the_page_at_once(capfd):
+    """A signal after the render returned and before the page's wait began (announcing the result, saying
+    "wrote") was noted by the run's stop request and by no one after: the page stayed up until a second
+    Ctrl-C. The wait now sees it: the page closes at once, and run exits with the render's code."""
+    import threading
+
+    from blendstyle.cli.preview import Preview, linger
+    from blendstyle.pipeline.stopping import StopRequest
+
+    preview = Preview("127.0.0.1", free_port())
+    stop = StopRequest()
+    stop.ask(signal.SIGTERM)
+    rescue = threading.Timer(5, os.kill, (os.getpid(), signal.SIGTERM))  # ends the wait if it did not see the stop
+    rescue.start()
+    started = time.monotonic()
+    try:
+        linger(preview, stop)
+    finally:
+        rescue.cancel()
+    assert time.monotonic() - started < 2 and preview.closed
+    assert "stays at" not in capfd.readouterr().err

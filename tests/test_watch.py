@@ -216,3 +216,43 @@ def test_an_edit_as_the_preview_finishes_says_the_preview_is_complete(tmp_path, 
     said = capsys.readouterr().err
     assert pending == {tmp_path / "job.yaml"}
     assert "preview" in said and "job.png" in said and "cancelled" not in said, said
+
+
+def test_a_ctrl_c_while_the_preview_sets_up_quits_without_saying_the_job_changed(tmp_path):
+    """Before the render's own handlers listen (loading the images, the network), Ctrl-C or SIGTERM reach
+    watch's, which put a quit on the queue; the listener stopped the render for it and watch said
+    "cancelled after 0.0 s: the job changed" before "stopped watching". It is a quit, said as one."""
+    from blendstyle.cli import watch
+    from blendstyle.config.load import load_job
+    from blendstyle.errors import Interrupted
+
+    loaded = load_job(setup(tmp_path))
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    events.put(watch.QUIT)  # what watch's handler puts for the signal
+
+    def render(loaded, out_root, reporter, force, stop):
+        while not stop:
+            time.sleep(0.01)
+        raise Interrupted("stopped while blendstyle started", 130)
+
+    with pytest.raises(Interrupted):
+        watch._render(render, loaded, tmp_path / "out", True, None, events, False)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_while_watch_sets_up_ends_watching_as_documented(tmp_path, sig):
+    """Between the page's start and the first preview, watch imports torch (seconds): a SIGTERM there ended
+    the process with no word (killed by the signal, not watching's exit code 0), a Ctrl-C raised inside the
+    import. Both are noted and honoured once the imports are done: "stopped watching", exit 0."""
+    from .test_stops import _free_port
+
+    setup(tmp_path)
+    watching = Watching(tmp_path, "--serve", str(_free_port()))
+    watching.wait_for("preview at")
+    watching.process.send_signal(sig)
+    assert watching.process.wait(timeout=60) == 0
+    said = "".join(watching.seen)
+    time.sleep(0.2)
+    while not watching.lines.empty():
+        said += watching.lines.get_nowait()
+    assert "stopped watching" in said and "Traceback" not in said and "watching job.yaml" not in said, said

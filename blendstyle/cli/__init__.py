@@ -39,9 +39,9 @@ class Group(click.Group):
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name, command, rest = super().resolve_command(ctx, args)
         early = ctx.obj if isinstance(ctx.obj, StopRequest) else None
-        if early is not None and command is not None and command.name not in ("run", "study"):
-            # Only ``run`` and ``study`` honour a stop at their safe points; every other command gets the
-            # signals back, and one that came while the command line started ends it now.
+        if early is not None and command is not None and command.name not in ("run", "study", "watch"):
+            # Only ``run``, ``study`` and ``watch`` honour a stop at their safe points; every other command gets
+            # the signals back, and one that came while the command line started ends it now.
             early.release()
             if early:
                 raise KeyboardInterrupt
@@ -162,13 +162,21 @@ def watch_command(job, preview_size, iterations, out_root, serve, host, quiet) -
     """Re-render a quick preview of JOB whenever it, a file it extends or an input image changes,
     cancelling a preview under way; an edit that does not validate shows its problems and keeps the last
     good preview. Enter renders the job in full; Ctrl-C quits."""
-    from .preview import start_preview
-    from .watch import watch
-
-    out_root = output_root(out_root)
-    preview = start_preview(serve, host)
+    # As run does: from the first line on a signal only asks for a stop, honoured after the imports (torch) and
+    # the page's start, with watching's own exit code (a SIGTERM during set-up ended the process with no word).
+    early = click.get_current_context().obj  # listening since the process started (blendstyle.__main__)
+    stop = early if isinstance(early, StopRequest) else StopRequest()
+    preview = None
     try:
-        watch(job, preview_size, iterations, out_root, quiet, preview)
+        with stop.listening():
+            from .preview import start_preview
+            from .watch import watch
+
+            out_root = output_root(out_root)
+            if not stop:
+                preview = start_preview(serve, host)
+            if not stop:
+                watch(job, preview_size, iterations, out_root, quiet, preview, stop)
     except KeyboardInterrupt:  # a second Ctrl-C during a render
         pass
     finally:

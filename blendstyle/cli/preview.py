@@ -313,13 +313,17 @@ def start_preview(port: int | None, host: str | None):
     return preview
 
 
-def linger(preview) -> None:
-    """Keep the page up after the render until Ctrl-C or SIGTERM."""
+def linger(preview, stop=None) -> None:
+    """Keep the page up after the render until Ctrl-C or SIGTERM; ``stop``: the run's stop request, which
+    notes a signal that came after the render was over and before this wait (it ends the wait at once)."""
     import signal
 
-    err.print(note("done", "cyan", f"; the preview stays at {preview.url} until Ctrl-C"), soft_wrap=True)
     stopped = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if stop:
+        stopped.set()
+    else:
+        err.print(note("done", "cyan", f"; the preview stays at {preview.url} until Ctrl-C"), soft_wrap=True)
     try:
         while not stopped.wait(0.5):  # short waits: the signal handler runs between them
             pass

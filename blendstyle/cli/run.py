@@ -61,7 +61,7 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
     if preview is not None:
         from .preview import linger
 
-        linger(preview)
+        linger(preview, stop)
     failed = sum(1 for row in rows if row[1] == "failed")
     if len(rows) > 1 and not quiet:
         table = Table("job", "status", "seconds", "output / problem", title=f"{len(rows)} jobs")

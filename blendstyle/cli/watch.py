@@ -96,10 +96,14 @@ class Watcher:
             self.thread = None
 
 
-def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet: bool, preview=None) -> None:
-    """Render previews of the job at ``path`` until Ctrl-C (see the module's docstring)."""
+def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet: bool, preview=None,
+          stop: StopRequest | None = None) -> None:
+    """Render previews of the job at ``path`` until Ctrl-C (see the module's docstring); ``stop``: the command's
+    stop request, listening during set-up (a signal that came meanwhile ends watching before it starts)."""
     from ..pipeline.render import render
 
+    if stop:  # it came during set-up (the imports: torch): nothing was watched
+        return
     # A SimpleQueue: the signal handlers below put into it, and a Queue's lock is not reentrant.
     events: queue.SimpleQueue = queue.SimpleQueue()
     watcher = Watcher(events)
@@ -115,6 +119,8 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
     # Ctrl-C or SIGTERM between renders: a quiet quit through the queue (a KeyboardInterrupt raised inside
     # the queue's wait would leave its lock broken); during a render the run handles them as usual.
     quit_on = {sig: signal.signal(sig, lambda *_: events.put(QUIT)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if stop:  # it came since: the handlers above would have queued it
+        pending = QUIT
     try:
         while True:
             while pending is None:
@@ -200,7 +206,9 @@ def _render(render, loaded: LoadedJob, out_root: Path, quiet: bool, preview, eve
         if preview is not None:
             preview.announce(result, time.perf_counter() - started)
     except Interrupted as stopped:
-        if not asked or stop.signalled:  # Ctrl-C or SIGTERM, not (only) a newer edit
+        # Ctrl-C or SIGTERM, not (only) a newer edit: while the render set up, before its own handlers listened,
+        # the signal came as a QUIT through the queue (and was said as "cancelled: the job changed").
+        if not asked or stop.signalled or QUIT in cancelled:
             raise
         if stopped.finished is not None:  # the edit came as the preview was written: it is complete
             err.print(note("preview", "green", f" {stopped.finished} in {time.perf_counter() - started:.1f} s (the job "

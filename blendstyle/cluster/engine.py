@@ -90,9 +90,9 @@ class Cluster:
         ray = self.ray = import_ray(self.option)
         if ray.is_initialized():  # a session already open in this process (tests, notebooks): use it
             return self._size()
-        # ray.init makes SIGTERM end the process at once (sys.exit): the run's own handler, which stops it
-        # in order and saves what it has, is put back after it.
-        handlers = _signal_handlers()
+        # ray.init makes SIGTERM end the process at once: the run's own handler, which stops it in order and
+        # saves what it has, stays in place while it runs (see _signals_kept) and is put back after it.
+        handlers, kept = _signal_handlers(), _signals_kept()
         try:
             if self.address is None:
                 cores = os.cpu_count() or 1
@@ -106,6 +106,7 @@ class Cluster:
             raise BlendstyleError(Problem(f"cannot start or reach Ray at {where}: {error}", key=self.option),
                                   hint="check the address, or that `ray status` works there") from None
         finally:
+            kept()
             _restore(handlers)
         self.started = True
         try:
@@ -202,6 +203,28 @@ def _signal_handlers() -> dict:
     if threading.current_thread() is not threading.main_thread():
         return {}
     return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _signals_kept():
+    """Keep SIGTERM the run's stop request while ``ray.init`` runs; returns what puts Ray's settings back.
+
+    ``ray.init`` sets a SIGTERM handler of its own (``sys.exit(15)`` wherever it is: exit status 15, no word,
+    and the agents its raylet had started were left running for half a minute and more), and its core worker
+    installs absl's failure signal handler, which turns a SIGTERM into an abort (status -6, a C stack on the
+    terminal). Both are kept out in this process (not in Ray's own), so a stop during the start is noted and
+    honoured once Ray is up, and Ray is shut down in order. Off the main thread nothing is changed."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    from ray._private import ray_constants, utils
+
+    before = utils.set_sigterm_handler, getattr(ray_constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", False)
+    utils.set_sigterm_handler = lambda handler: None
+    ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+
+    def put_back() -> None:
+        utils.set_sigterm_handler, ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = before
+
+    return put_back
 
 
 def _restore(handlers: dict) -> None:
