@@ -215,9 +215,12 @@ def _signals_kept():
     honoured once Ray is up, and Ray is shut down in order. Off the main thread nothing is changed."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    from ray._private import ray_constants, utils
+    try:  # Ray's private names, as this Ray has them: another Ray starts as it would anyway
+        from ray._private import ray_constants, utils
 
-    before = utils.set_sigterm_handler, getattr(ray_constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", False)
+        before = utils.set_sigterm_handler, getattr(ray_constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", False)
+    except (ImportError, AttributeError):
+        return lambda: None
     utils.set_sigterm_handler = lambda handler: None
     ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
 
