@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +126,25 @@ def composed_frames(path: Path) -> Iterator[np.ndarray]:
             frame, data = None, []
         if kind == b"fcTL":
             frame = _Frame(*struct.unpack(">IIII", body[4:20]), body[24], body[25])
+
+
+def see_through(path: Path, indices: list[int]) -> bool | None:
+    """Whether one of frames ``indices`` of an APNG composed here has a see-through pixel, as composed here;
+    None where a frame up to the last of them cannot be composed. Pillow's composition, which the frames'
+    decoding pass sees, lays a frame OVER less opaquely than the specification (half-opaque blue over
+    opaque red came out three quarters opaque, so an opaque clip was called transparent and its outputs got
+    an alpha channel) and reads 16-bit alpha at 8 bits (65,534 of 65,535 read as opaque)."""
+    wanted, last = set(indices), max(indices)
+    with closing(composed_frames(path)) as frames:
+        try:
+            for index, values in enumerate(frames):
+                if index in wanted and values.shape[2] in (2, 4) and float(values[..., -1].min()) < 1:
+                    return True
+                if index >= last:
+                    return False
+        except (OSError, zlib.error, ValueError):
+            return None
+    return False
 
 
 def frame_conversion(header: Image.Image) -> SrgbConversion | None:

@@ -28,7 +28,7 @@ from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, is_video
 from ..media.frames import decode_frames, frame_count, gif_loop, has_see_through
 from ..media.probe import plays_in_all, probe_video, undecodable
-from .apng import composed_frames, composed_here, frame_conversion, frame_picture
+from .apng import composed_frames, composed_here, frame_conversion, frame_picture, see_through
 from .atomic import atomic_path
 from .images import (
     DECODE_ERRORS,
@@ -202,29 +202,10 @@ def open_clip(
     shown = [*indices[1:], stop]
     durations = [sum(decoded.durations[index:until]) for index, until in zip(indices, shown)]
     transparent = any(decoded.see_through[index] for index in indices)
-    if composed_here(path):
-        transparent = _composed_see_through(path, indices, transparent)
+    if composed_here(path):  # as composed here, not as Pillow composed it for the pass above
+        composed = see_through(path, indices)
+        transparent = transparent if composed is None else composed
     return ClipFile(path, indices, total, size, Timeline.from_durations(durations), loop, transparent, False)
-
-
-def _composed_see_through(path: Path, indices: list[int], pillows: bool) -> bool:
-    """Whether a selected frame of an APNG composed here (:func:`~.apng.composed_here`) has a see-through
-    pixel, as composed here: the decoding pass saw Pillow's composition, which lays a frame OVER less
-    opaquely than the specification (half-opaque blue over opaque red came out three quarters opaque, so
-    an opaque clip was called transparent and its outputs got an alpha channel) and reads 16-bit alpha at
-    8 bits (65,534 of 65,535 read as opaque). ``pillows``: Pillow's answer, kept where a frame cannot be
-    composed (a file damaged past the selection)."""
-    wanted, last = set(indices), max(indices)
-    with closing(composed_frames(path)) as frames:
-        try:
-            for index, values in enumerate(frames):
-                if index in wanted and values.shape[2] in (2, 4) and float(values[..., -1].min()) < 1:
-                    return True
-                if index >= last:
-                    return False
-        except (OSError, zlib.error, ValueError):
-            return pillows
-    return False
 
 
 def _selection(path: Path, total: int, start: int, stop: int | None, step: int, max_frames: int | None) -> list[int]:
