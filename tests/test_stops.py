@@ -147,3 +147,49 @@ def test_a_stop_while_the_interpreter_tears_down_ends_it_at_once_without_a_trace
     assert ended.returncode == 143, ended.stderr
     assert "Traceback" not in ended.stderr and "Exception ignored" not in ended.stderr, ended.stderr
     assert time.monotonic() - started < 30
+
+
+def _on_a_terminal(*args) -> tuple[int, int]:
+    """``blendstyle ARGS`` started on a terminal of its own (a pseudo-terminal, as an ssh session gives);
+    returns its process id and the terminal's other end."""
+    import pty
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: nothing but the command (the test's threads are not in it)
+        os.execve(sys.executable, [sys.executable, "-m", "blendstyle", *map(str, args)],
+                  dict(os.environ, PYTHONUNBUFFERED="1"))
+    return pid, terminal
+
+
+def _read_until(terminal: int, text: bytes, seconds: float) -> bytes:
+    import select
+
+    seen, deadline = b"", time.monotonic() + seconds
+    while text not in seen and time.monotonic() < deadline:
+        if select.select([terminal], [], [], 0.2)[0]:
+            try:
+                seen += os.read(terminal, 65536)
+            except OSError:  # the command ended: its terminal is gone
+                break
+    return seen
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no terminals' hang-ups here")
+def test_a_closed_terminal_stops_the_run_and_keeps_its_picture(tiny_job, tmp_path):
+    """The terminal closing (a window shut, an ssh session dropped) sends SIGHUP, which ended the run on the
+    spot (status -1), its picture so far lost. It is a stop like Ctrl-C's: 129, the picture kept for the
+    next run, and what the run says afterwards goes nowhere rather than failing on the dead terminal."""
+    job = tiny_job(body=BODY + "optimizer: {iterations: 400, stop: {tolerance: 0}}\n")
+    out = tmp_path / "out"
+    pid, terminal = _on_a_terminal("run", job, "--out", out)
+    try:
+        seen = _read_until(terminal, b"loss ", 120)  # optimising: the bar shows the loss
+    finally:
+        os.close(terminal)  # the terminal goes away: its session gets SIGHUP
+    _, status = os.waitpid(pid, 0)
+    assert b"loss " in seen, seen[-2000:]
+    assert os.waitstatus_to_exitcode(status) == 129
+    record = json.loads((out / "tiny" / "run.json").read_text())
+    assert record["status"] == "interrupted", record
+    assert (out / "tiny" / "snapshots" / "tiny_resume.png").is_file()
+    _files_open(out)

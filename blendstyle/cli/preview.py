@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import BlendstyleError, Problem
 from ..pipeline.progress import Reporter
+from ..pipeline.stopping import on_stop_signals, restore
 from .console import err, note
 from .page_progress import PreviewReporter
 
@@ -314,12 +315,10 @@ def start_preview(port: int | None, host: str | None):
 
 
 def linger(preview, stop=None) -> None:
-    """Keep the page up after the render until Ctrl-C or SIGTERM; ``stop``: the run's stop request, which
+    """Keep the page up after the render until Ctrl-C, SIGTERM or SIGHUP; ``stop``: the run's stop request, which
     notes a signal that came after the render was over and before this wait (it ends the wait at once)."""
-    import signal
-
     stopped = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = on_stop_signals(stopped.set)
     if stop:
         stopped.set()
     else:
@@ -328,6 +327,5 @@ def linger(preview, stop=None) -> None:
         while not stopped.wait(0.5):  # short waits: the signal handler runs between them
             pass
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore(previous)
         preview.close()

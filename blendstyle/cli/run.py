@@ -43,8 +43,8 @@ def run(jobs, size, iterations, device, seed, settings, out_root, force, allow_o
         workers, address, threads, gpus_per_task) -> None:
     """Render each JOB file (a folder: every job file in it).
 
-    Ctrl-C or SIGTERM stops within seconds, keeping finished frames and the image so far; running the
-    same command again resumes. A job whose last run is up to date is skipped unless --force. With
+    Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stops within seconds, keeping finished frames and the
+    image so far; running the same command again resumes. A job whose last run is up to date is skipped unless --force. With
     --workers or --cluster, several jobs run side by side, one per worker; a single clip's frames are
     spread over the workers instead.
     """

@@ -12,7 +12,6 @@ render's files; Enter renders the job in full to ``OUT/<name>/``, as ``blendstyl
 from __future__ import annotations
 
 import queue
-import signal
 import sys
 import threading
 import time
@@ -22,7 +21,7 @@ from ..config.iterations import preview_iterations
 from ..config.load import COMMAND_LINE, LoadedJob, load_job
 from ..errors import BlendstyleError, Interrupted
 from ..media.probe import content_files
-from ..pipeline.stopping import StopRequest
+from ..pipeline.stopping import StopRequest, on_stop_signals, restore
 from .console import ConsoleReporter, err, note, show_error
 
 #: What arrives on the watcher's queue besides changed paths.
@@ -116,9 +115,9 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
     good: LoadedJob | None = None
     said_error: str | None = None
     said_applied = False
-    # Ctrl-C or SIGTERM between renders: a quiet quit through the queue (a KeyboardInterrupt raised inside
-    # the queue's wait would leave its lock broken); during a render the run handles them as usual.
-    quit_on = {sig: signal.signal(sig, lambda *_: events.put(QUIT)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Ctrl-C, SIGTERM or a closed terminal between renders: a quiet quit through the queue (a KeyboardInterrupt
+    # raised inside the queue's wait would leave its lock broken); during a render the run handles them as usual.
+    quit_on = on_stop_signals(lambda: events.put(QUIT))
     if stop:  # it came since: the handlers above would have queued it
         pending = QUIT
     try:
@@ -166,8 +165,7 @@ def watch(path: Path, preview_size: int, iterations: int, out_root: Path, quiet:
     except Interrupted:  # Ctrl-C during a render: its work is saved, and watching ends
         return
     finally:
-        for sig, handler in quit_on.items():
-            signal.signal(sig, handler)
+        restore(quit_on)
         watcher.close()
 
 

@@ -1,8 +1,13 @@
-"""Prompt, orderly stops. While a job renders, SIGINT (Ctrl-C) and SIGTERM only *request* a stop: the
+"""Prompt, orderly stops. While a job renders, SIGINT (Ctrl-C), SIGTERM and SIGHUP only *request* a stop: the
 optimiser looks at the request after every iteration, and so do the loops over frames, tiles, scales and
 sweep cells, so a run stops within one iteration and saves what it has, however slow the machine. A
 second signal does not wait: it raises ``KeyboardInterrupt`` at once (the work so far is still saved by
 the run's guard, from what it last kept).
+
+SIGHUP is what a process gets when its terminal goes away (the window closed, an ssh session dropped):
+by default it ends the process on the spot, losing a still's picture so far and a network's steps since
+its last checkpoint. Here it is a stop like the others, and where the terminal it wrote to is gone, what
+is said afterwards goes nowhere (:func:`leave_a_closed_terminal`) rather than failing on the dead terminal.
 
 Signal handlers can only be installed from the main thread; elsewhere (a notebook's worker thread, a
 server) nothing is installed and Ctrl-C keeps Python's default behaviour, which the guard handles too.
@@ -10,15 +15,22 @@ server) nothing is installed and Ctrl-C keeps Python's default behaviour, which 
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
-#: The exit code of a run stopped by each signal (128 + the signal's number, as shells report it).
+#: The exit code of a run stopped by each signal (128 + the signal's number, as shells report it): Ctrl-C,
+#: SIGTERM and, where the system has it, SIGHUP (the terminal gone).
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+if hasattr(signal, "SIGHUP"):
+    EXIT_CODES[signal.SIGHUP] = 129
+
+#: The signals that ask for a stop.
+STOP_SIGNALS = tuple(EXIT_CODES)
 
 
 class StopRequest:
@@ -44,6 +56,7 @@ class StopRequest:
 
     def _handle(self, signum, frame) -> None:
         self.signalled = True
+        leave_a_closed_terminal(signum)
         if self.signal is not None and not self._shielded:  # the second signal: stop now
             raise KeyboardInterrupt
         self.signal = self.signal or signum
@@ -58,16 +71,16 @@ class StopRequest:
             self._shielded = False
 
     def install(self) -> bool:
-        """Turn SIGINT and SIGTERM into stop requests from now on, until :meth:`release`; whether this call
+        """Turn the stop signals into stop requests from now on, until :meth:`release`; whether this call
         installed the handlers (not from another thread, nor twice)."""
         if threading.current_thread() is not threading.main_thread() or self._listening:
             return False
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in EXIT_CODES}
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
         self._listening = True
         return True
 
     def release(self) -> None:
-        """Give SIGINT and SIGTERM back to the handlers they had before :meth:`install`."""
+        """Give the stop signals back to the handlers they had before :meth:`install`."""
         if self._listening:
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
@@ -80,13 +93,13 @@ class StopRequest:
         only land in a finalizer, which Python prints with a traceback ("Exception ignored in atexit
         callback"), and a first one would be noted by no one."""
         if threading.current_thread() is threading.main_thread():
-            for sig in EXIT_CODES:
+            for sig in STOP_SIGNALS:
                 signal.signal(sig, _exit_now)
             self._listening = False
 
     @contextmanager
     def listening(self) -> Iterator[StopRequest]:
-        """Turn SIGINT and SIGTERM into stop requests for the duration of the block (elsewhere than the main
+        """Turn the stop signals into stop requests for the duration of the block (elsewhere than the main
         thread, or when already listening, such as the run's guard inside a mode: nothing changes)."""
         installed = self.install()
         try:
@@ -96,8 +109,50 @@ class StopRequest:
                 self.release()
 
 
+def on_stop_signals(action: Callable[[], None]) -> dict:
+    """From now on, each stop signal calls ``action`` (a closed terminal left first, as a run's stop leaves
+    it); returns the handlers it replaced, for :func:`restore`. For waits that end on a signal rather than
+    stopping a run (watch mode between renders, the live page after one)."""
+
+    def handler(signum, frame) -> None:
+        leave_a_closed_terminal(signum)
+        action()
+
+    return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+
+
+def restore(handlers: dict) -> None:
+    """Put back the signal handlers that :func:`on_stop_signals` replaced."""
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
+def leave_a_closed_terminal(signum: int) -> None:
+    """After a SIGHUP, point the standard streams that were on a terminal that is gone at the null device.
+
+    Every write to a hung-up terminal fails (EIO): the stop's last line, the progress bar's refresh, the
+    interpreter's final flush would each end in an error, some of them a traceback. A terminal is gone when
+    asking it for its settings fails with EIO (``isatty`` then says False, as for no terminal at all); a
+    SIGHUP sent by hand, with the terminal still there, changes nothing. Streams redirected to a file or a
+    pipe are left alone (a log keeps the stop's last line)."""
+    if signum != getattr(signal, "SIGHUP", None):
+        return
+    import termios
+
+    for fd in (0, 1, 2):
+        try:
+            termios.tcgetattr(fd)
+        except termios.error as error:  # ENOTTY: no terminal; EIO: a terminal hung up (isatty says False too)
+            if error.args[0] == errno.EIO:
+                with suppress(OSError):
+                    null = os.open(os.devnull, os.O_RDWR)
+                    os.dup2(null, fd)
+                    os.close(null)
+
+
 def _exit_now(signum, frame) -> None:
     """End the process now with ``signum``'s exit code (the command's own output flushed first)."""
+    leave_a_closed_terminal(signum)
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):  # a write the signal interrupted: what it had is kept or lost
             stream.flush()
