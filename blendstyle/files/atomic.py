@@ -19,13 +19,7 @@ os.umask(_UMASK)
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a file stands where a folder of the outputs belongs
-        raise BlendstyleError(f"cannot write {path}: {nearest_existing(path)} is a file, not a folder",
-                              hint="move the file away and run again") from None
-    except OSError as exc:  # a folder that cannot be made there (a pseudo or read-only file system)
-        raise BlendstyleError(f"cannot make the folder {path.parent}: {exc.strerror or exc}") from None
+    ensure_folder(path.parent, path)
     if path.is_dir():
         raise BlendstyleError(f"cannot write {path}: a folder of that name is in the way",
                               hint="move the folder away and run again")
@@ -39,6 +33,24 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def ensure_folder(folder: Path | str, writing: Path | str | None = None) -> Path:
+    """Make ``folder`` and its missing parents (``writing``: the file to be written in it, which a message
+    names); a user error where a file stands where one of them belongs, or where none can be made there."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file stands where a folder of the outputs belongs
+        what = f"cannot write {writing}" if writing is not None else f"cannot make the folder {folder}"
+        if writing is None and os.path.lexists(folder):
+            why = "a file of that name is in the way"
+        else:
+            why = f"{folder if os.path.lexists(folder) else nearest_existing(folder)} is a file, not a folder"
+        raise BlendstyleError(f"{what}: {why}", hint="move the file away and run again") from None
+    except OSError as exc:  # a folder that cannot be made there (a pseudo or read-only file system)
+        raise BlendstyleError(f"cannot make the folder {folder}: {exc.strerror or exc}") from None
+    return folder
 
 
 def nearest_existing(path: Path | str) -> Path | None:

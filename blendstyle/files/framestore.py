@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from .atomic import ensure_folder
 from .images import tensor_to_pil, write_image
 from .records import read_json, write_json
 
@@ -55,7 +56,7 @@ class FrameStore:
         self._state_due = 0.0  # when state.json may be written again (time.monotonic)
         self._state_stale = False  # frames landed that state.json does not list yet
         self._state_timer: threading.Timer | None = None  # the write due for them
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_folder(folder)  # a file in its place is the user's to move, said without a traceback
         state = read_json(self.state_path)
         if state.get("key") == key and state.get("count") == count and not fresh:
             # Entries that are not what _write_state writes (a damaged or edited file) count as absent: those
