@@ -345,13 +345,27 @@ def _layout(layout, codec: str) -> str:
     return table.get(layout.nb_channels, "stereo")
 
 
+def _sample_rate(codec: str, source: int) -> int:
+    """The sample rate to encode sound at ``source`` Hz in with ``codec``: Opus's own 48 kHz; else the source's
+    where the encoder takes it, or the next rate above it that it takes (the highest, where the source's is
+    higher still: AAC takes up to 96 kHz, and a recorder's 192 kHz PCM stopped an mp4 with a traceback)."""
+    import av
+
+    if codec == "libopus":
+        return 48000
+    rates = av.Codec(codec, "w").audio_rates or ()
+    if not rates or source in rates:
+        return source
+    return min((rate for rate in rates if rate >= source), default=max(rates))
+
+
 class _Reencode(_Copy):
     """Audio decoded and encoded into a codec the container takes (webm: Opus)."""
 
     def __init__(self, container, source, stream, sound: Sound, codec: str):
         import av
 
-        rate = 48000 if codec == "libopus" else stream.codec_context.sample_rate
+        rate = _sample_rate(codec, stream.codec_context.sample_rate)
         output = container.add_stream(codec, rate=rate)
         source_layout = stream.codec_context.layout
         output.layout = _layout(source_layout, codec)

@@ -361,3 +361,27 @@ class TestHDR:
             turned = picture(frame, 90, (36, 64))
         assert turned.shape == (64, 36, 3)
         assert np.abs(turned.astype(int) - np.rot90(small)).max() <= 1
+
+
+@pytest.mark.parametrize(("rate", "written"), [(192000, 96000), (37800, 44100)])
+def test_sound_at_a_rate_aac_does_not_take_is_resampled(tmp_path, rate, written):
+    """PCM at 192 kHz (a field recorder's) or at a rate AAC has no table for: the AAC encoder refused to open,
+    and the mp4 ended in an av.ArgumentError traceback after the whole clip was rendered. It is resampled to
+    the nearest rate AAC takes (the next above, or its highest), the tone kept."""
+    source = tmp_path / "pcm.mkv"
+    with av.open(str(source), "w", format="matroska") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate)
+        stream.layout = "mono"
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate // 4) / rate) * 32767).astype(np.int16)[None]
+        frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+        frame.sample_rate, frame.pts = rate, 0
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    picture = np.zeros((32, 32, 3), np.uint8)
+    note = write_video([picture] * 6, tmp_path / "out.mp4", "mp4", Timeline([0, 40, 80, 120, 160, 200], Fraction(1, 1000), 240),
+                       sound=Sound(source, float("-inf"), None, 0.0))
+    assert note == "re-encoded (pcm_s16le -> aac)"
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.audio[0].codec_context.sample_rate == written
+        samples = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(audio=0)])
+    assert len(samples) / written == pytest.approx(0.25, abs=0.05) and np.abs(samples).max() > 0.2
