@@ -15,6 +15,19 @@ _UMASK = os.umask(0o022)  # read the process's umask (the only way is to set it)
 os.umask(_UMASK)
 
 
+#: The longest name a file may have, in bytes (ext4, XFS, btrfs, APFS).
+NAME_MAX = 255
+#: Of a temporary name, ``.{name}.{8 random characters}.tmp``, what is left for the file's own name: a
+#: file whose name alone fits (a content folder's still of 245 characters, written as a png) gets a
+#: temporary name cut to fit too, where it got a "File name too long" traceback after the render.
+TEMPORARY_ROOM = NAME_MAX - len("..12345678.tmp")
+
+
+def _cut(name: str, room: int) -> str:
+    """``name`` cut to at most ``room`` bytes of UTF-8, at a whole character (the start is kept: it names it)."""
+    return name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
@@ -23,7 +36,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     if path.is_dir():
         raise BlendstyleError(f"cannot write {path}: a folder of that name is in the way",
                               hint="move the folder away and run again")
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=f".{_cut(path.name, TEMPORARY_ROOM)}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     temporary = Path(name)
     try:

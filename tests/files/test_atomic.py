@@ -72,3 +72,17 @@ def test_a_folder_that_cannot_be_made_is_a_user_error():
     """A folder that cannot be made where os.access says it can (a pseudo file system) is named."""
     with pytest.raises(BlendstyleError, match="cannot make the folder /proc/blendstyle_no/such: "):
         write_bytes(b"x", Path("/proc/blendstyle_no/such/file.json"))
+
+
+@pytest.mark.parametrize("stem", ["x" * 245, "ü" * 122])
+def test_a_file_whose_name_fits_is_written_though_its_temporary_name_would_not(tmp_path, stem):
+    """A 249-byte name is a file's name, but ``.{name}.XXXXXXXX.tmp`` is 263 bytes: mkstemp raised
+    ENAMETOOLONG (a content folder's still with a long name, after its render). The temporary name is cut
+    to fit (bytes, not characters: ü is two) and still matches what the next run cleans up."""
+    path = tmp_path / f"{stem}.png"
+    seen = []
+    with atomic_path(path) as temporary:
+        seen.append(temporary)
+        temporary.write_bytes(b"picture")
+    assert path.read_bytes() == b"picture"
+    assert len(os.fsencode(seen[0].name)) <= 255 and seen[0].match(".*.tmp") and not seen[0].exists()
