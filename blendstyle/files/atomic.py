@@ -4,12 +4,13 @@ a crash leaves either the old file or the new one, never half of one."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import BlendstyleError
+from ..errors import BlendstyleError, short_name
 
 _UMASK = os.umask(0o022)  # read the process's umask (the only way is to set it) and put it back
 os.umask(_UMASK)
@@ -33,10 +34,15 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
     path = Path(path)
     ensure_folder(path.parent, path)
-    if path.is_dir():
-        raise BlendstyleError(f"cannot write {path}: a folder of that name is in the way",
-                              hint="move the folder away and run again")
-    handle, name = tempfile.mkstemp(prefix=f".{_cut(path.name, TEMPORARY_ROOM)}.", suffix=".tmp", dir=path.parent)
+    try:
+        if path.is_dir():
+            raise BlendstyleError(f"cannot write {path}: a folder of that name is in the way",
+                                  hint="move the folder away and run again")
+        handle, name = tempfile.mkstemp(prefix=f".{_cut(path.name, TEMPORARY_ROOM)}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise _too_long(path) from None
+        raise
     os.close(handle)
     temporary = Path(name)
     try:
@@ -62,8 +68,18 @@ def ensure_folder(folder: Path | str, writing: Path | str | None = None) -> Path
             why = f"{folder if os.path.lexists(folder) else nearest_existing(folder)} is a file, not a folder"
         raise BlendstyleError(f"{what}: {why}", hint="move the file away and run again") from None
     except OSError as exc:  # a folder that cannot be made there (a pseudo or read-only file system)
+        if exc.errno == errno.ENAMETOOLONG:
+            raise _too_long(writing or folder) from None
         raise BlendstyleError(f"cannot make the folder {folder}: {exc.strerror or exc}") from None
     return folder
+
+
+def _too_long(path: Path | str) -> BlendstyleError:
+    """The user error for a path the system refuses as too long (longer in all than its 4096 bytes): a long
+    ``--out`` under which a job's own folder and files do not fit. Said with the path's middle cut out."""
+    return BlendstyleError(f"cannot write {short_name(path)}: the path is too long for the file system "
+                           f"({len(os.fsencode(path))} bytes)",
+                           hint="write the outputs to a folder with a shorter path (--out), or give the job a shorter name")
 
 
 def nearest_existing(path: Path | str) -> Path | None:

@@ -86,3 +86,16 @@ def test_a_file_whose_name_fits_is_written_though_its_temporary_name_would_not(t
         temporary.write_bytes(b"picture")
     assert path.read_bytes() == b"picture"
     assert len(os.fsencode(seen[0].name)) <= 255 and seen[0].match(".*.tmp") and not seen[0].exists()
+
+
+def test_a_path_too_long_for_the_file_system_is_a_user_error(tmp_path):
+    """A long ``--out`` under which a job's file does not fit in the 4096 bytes a path may have: the render
+    ended in an ENAMETOOLONG traceback of several thousand characters; now one line, the path cut short."""
+    deep = tmp_path.joinpath(*["d" * 250] * 16)
+    deep.mkdir(parents=True)
+    for name in ("n" * 100 + ".png", "sub/n.png"):  # in a folder that is there, and one that is to be made
+        with pytest.raises(BlendstyleError) as info:
+            write_bytes(b"x", deep / name)
+        message = str(info.value)
+        assert "the path is too long for the file system" in message and len(message.splitlines()[0]) < 200
+        assert info.value.hint.startswith("write the outputs to a folder with a shorter path (--out)")
