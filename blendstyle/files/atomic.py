@@ -10,14 +10,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import BlendstyleError, short_name
+from ..errors import NAME_MAX, BlendstyleError, short_name
 
 _UMASK = os.umask(0o022)  # read the process's umask (the only way is to set it) and put it back
 os.umask(_UMASK)
 
 
-#: The longest name a file may have, in bytes (ext4, XFS, btrfs, APFS).
-NAME_MAX = 255
 #: Of a temporary name, ``.{name}.{8 random characters}.tmp``, what is left for the file's own name: a
 #: file whose name alone fits (a content folder's still of 245 characters, written as a png) gets a
 #: temporary name cut to fit too, where it got a "File name too long" traceback after the render.
