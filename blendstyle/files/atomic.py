@@ -40,6 +40,8 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             raise _too_long(path) from None
+        if exc.errno in REFUSED:
+            raise BlendstyleError(f"cannot write {path}: {exc.strerror}", hint=UNWRITABLE_HINT) from None
         raise
     os.close(handle)
     temporary = Path(name)
@@ -50,6 +52,25 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+#: What the system says to a write the folder's permissions forbid (a folder another user made, or one
+#: made read-only): the user's to change, not a bug.
+REFUSED = frozenset({errno.EACCES, errno.EPERM})
+UNWRITABLE_HINT = "make the folder writable (chmod u+w), or write the outputs elsewhere (--out)"
+
+
+def unwritable(folder: Path | str) -> str | None:
+    """Why no file can be written in the existing ``folder`` (its permissions), or None where one can. Only
+    writing one tells (``os.access`` answers for the real user, and yes to root): a temporary file is made
+    and removed again, named as a killed run's are, so the next run removes one left behind."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".blendstyle-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        return exc.strerror if exc.errno in REFUSED else None  # other failures are said where they happen
+    os.close(handle)
+    os.unlink(name)
+    return None
 
 
 def ensure_folder(folder: Path | str, writing: Path | str | None = None) -> Path:

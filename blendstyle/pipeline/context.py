@@ -30,7 +30,7 @@ from ..config.layering import format_key
 from ..config.load import LoadedJob
 from ..config.models import MPS_PRECISION
 from ..errors import BlendstyleError, Interrupted, Location, Problem, display_path
-from ..files.atomic import links_outside
+from ..files.atomic import UNWRITABLE_HINT, links_outside, unwritable
 from ..files.decoded import DecodedStills
 from ..files.records import read_json, write_record
 from ..nst.device import configure, pick_device, pick_precision, precision_name
@@ -149,7 +149,16 @@ class Run:
         if self.record_path.is_dir():  # said now, not after the render, whose record could not be written
             raise BlendstyleError(f"a folder is in the way of the run's record: {display_path(self.record_path)}",
                                   hint="move it away, or write the outputs elsewhere (--out)")
+        self._writable()
         return self
+
+    def _writable(self) -> None:
+        """Refuse, before the render, an output folder (or a sub-folder the run writes in) whose permissions
+        forbid writing: the finished picture was lost to a PermissionError traceback as it was written."""
+        for folder in (self.folder, *(self.folder / name for name in WRITTEN_FOLDERS)):
+            if folder.is_dir() and (why := unwritable(folder)):
+                raise BlendstyleError(f"cannot write in the output folder {display_path(folder)}: {why}",
+                                      hint=UNWRITABLE_HINT)
 
     @property
     def job(self):
@@ -274,6 +283,10 @@ class Run:
         raise Interrupted(
             f"{self.job.name}: stopped {saved.where}. Run the same command again to resume.", self.stop.exit_code
         )
+
+
+#: The sub-folders of a job's output folder that a run writes in: finished frames, snapshots, sweep cells.
+WRITTEN_FOLDERS = ("frames", "snapshots", "sweep")
 
 
 def open_run(

@@ -99,3 +99,19 @@ def test_a_path_too_long_for_the_file_system_is_a_user_error(tmp_path):
         message = str(info.value)
         assert "the path is too long for the file system" in message and len(message.splitlines()[0]) < 200
         assert info.value.hint.startswith("write the outputs to a folder with a shorter path (--out)")
+
+
+def test_a_file_the_folder_permissions_forbid_is_a_user_error(tmp_path, monkeypatch):
+    """EACCES as the output is written (a sub-folder made read-only during the run) was a traceback; the
+    system's refusal is played by mkstemp (root may write anywhere)."""
+    import errno
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(BlendstyleError) as info:
+        write_bytes(b"x", tmp_path / "a.png")
+    assert str(info.value.problems[0]) == f"cannot write {tmp_path / 'a.png'}: Permission denied"
+    assert "chmod u+w" in info.value.hint and not (tmp_path / "a.png").exists()

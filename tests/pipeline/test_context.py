@@ -572,6 +572,34 @@ def test_a_folder_in_the_way_of_the_record_is_refused_before_the_render(tiny_job
         blendstyle.run_job(tiny_job(), out_root=tmp_path / "out")
 
 
+@pytest.mark.parametrize("where", ["", "snapshots"])
+def test_an_output_folder_its_permissions_forbid_writing_in_is_refused_before_the_render(tiny_job, tmp_path,
+                                                                                         monkeypatch, where):
+    """A job folder (or its snapshots/) that another user made, or one made read-only: the picture was rendered,
+    then lost to a PermissionError traceback as it was written. (Root may write anywhere: the system's
+    refusal is played by mkstemp.)"""
+    import errno
+    import tempfile
+
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    locked = tmp_path / "out" / "tiny" / where
+    locked.mkdir(parents=True)
+    make = tempfile.mkstemp
+
+    def refused(*args, dir=None, **kwargs):
+        if Path(dir) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return make(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    monkeypatch.setattr(Stylizer, "run", lambda *_, **__: pytest.fail("rendered"))
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.run_job(tiny_job("output: {snapshot_every: 1}\n"), out_root=tmp_path / "out")
+    assert str(info.value.problems[0]) == f"cannot write in the output folder {locked}: Permission denied"
+    assert info.value.hint == "make the folder writable (chmod u+w), or write the outputs elsewhere (--out)"
+
+
 def test_what_only_encodes_or_checkpoints_leaves_the_finished_frames_theirs(tiny_job, tmp_path):
     """A video's crf and a training's checkpoint_every change no frame: finished frames were thrown away
     when either changed (the frames' key held them); a setting that changes the pixels still does."""
