@@ -322,9 +322,23 @@ def gif_chunks(
             header_info = {**info, "loop": loop} if loop is not None else info  # the NETSCAPE loop block
             header, _ = GifImagePlugin.getheader(quantized, palette.getpalette(), header_info)
             yield from header
-        params: dict = {"duration": durations[position], "disposal": 2 if alpha is not None else 1, **info}
-        yield from GifImagePlugin.getdata(quantized, offset=(0, 0), **params)
+        for piece in _held(durations[position]):  # a frame held longer than a GIF delay holds: several of it
+            params: dict = {"duration": piece, "disposal": 2 if alpha is not None else 1, **info}
+            yield from GifImagePlugin.getdata(quantized, offset=(0, 0), **params)
     yield b";"
+
+
+#: The longest a GIF frame shows, in milliseconds: its delay is 16 bits of hundredths of a second.
+GIF_LONGEST = 65535 * 10
+
+
+def _held(duration: int) -> list[int]:
+    """``duration`` (ms) as the delays of the GIF frames that show one picture for that long: one, or, beyond
+    :data:`GIF_LONGEST` (a video's frame held for minutes, an animated WebP's long pause), several of the same
+    picture that add up to it, where Pillow's writer raised OverflowError after the render."""
+    pieces = [GIF_LONGEST] * (duration // GIF_LONGEST)
+    rest = duration - sum(pieces)
+    return [*pieces, rest] if rest or not pieces else pieces
 
 
 def _centiseconds(durations: list[int]) -> list[int]:
