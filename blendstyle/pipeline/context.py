@@ -17,7 +17,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -307,7 +307,8 @@ def open_run(
     if not allow_outside:
         refuse_links(loaded, folder, out_root)
     for stale in folder.glob("**/.*.tmp"):  # left by a run that was killed outright (SIGKILL, power loss)
-        stale.unlink(missing_ok=True)
+        with suppress(PermissionError):  # a folder that forbids it: Run.start refuses to write in it, and says so
+            stale.unlink(missing_ok=True)
     identity = identity or Identity.of(loaded)
     return Run(loaded, folder, reporter, identity, folder / record_name, read_json(folder / record_name),
                stop if stop is not None else StopRequest(), fresh=fresh)
