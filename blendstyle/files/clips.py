@@ -173,7 +173,7 @@ def open_clip(
             seconds = float(probe.pts[indices[0]] * probe.time_base)
             until = float(end * probe.time_base) if stop < total else None
             sound = Sound(path, seconds if indices[0] else float("-inf"), until, float(shift * probe.time_base),
-                          probe.audio_streams)
+                          probe.audio_streams, probe.audio)
         # Odd sides are fine here: the video writer pads them for 4:2:0 (see files.video).
         size = (probe.width, probe.height) if long_side is None else fit_long_side(probe.width, probe.height, long_side)
         return ClipFile(path, indices, total, size, timeline, None, False, True, probe.rotation, sound,

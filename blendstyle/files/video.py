@@ -35,6 +35,7 @@ from PIL import Image
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, HDR_TRANSFERS
+from ..media.probe import UNKNOWN_SOUND, sound_codec
 from .hdr import to_sdr
 from .images import resize, to_rgb, with_alpha
 
@@ -153,13 +154,15 @@ def picture(frame, rotation: int = 0, size: tuple[int, int] | None = None) -> np
 class Sound:
     """The part of a file's first audio stream that goes with the frames written: packets whose time lies
     in ``[start, stop)`` seconds (source clock), moved earlier by ``shift`` seconds. ``streams``: how many
-    audio streams the file has (the first alone is written: a run with more says so)."""
+    audio streams the file has (the first alone is written: a run with more says so); ``codec``: the first's,
+    as the probe names it (:func:`~blendstyle.media.probe.sound_codec`)."""
 
     path: Path
     start: float
     stop: float | None
     shift: float
     streams: int = 1
+    codec: str | None = None
 
 
 def write_video(
@@ -173,8 +176,8 @@ def write_video(
     alpha: Iterable[np.ndarray] | None = None,
 ) -> str:
     """Encode upright RGB uint8 pictures at ``timeline``'s timestamps into ``path`` (mp4 or webm); returns
-    what became of the sound (``copied``, ``re-encoded (aac -> opus)``, ``none``). A video keeps no
-    alpha: with ``alpha`` (one ``(H, W)`` opacity in ``[0, 1]`` per picture) the pictures are shown over
+    what became of the sound (``copied``, ``re-encoded (aac -> opus)``, ``none``, or ``dropped: ...`` where
+    this FFmpeg cannot read its codec). A video keeps no alpha: with ``alpha`` (one ``(H, W)`` opacity in ``[0, 1]`` per picture) the pictures are shown over
     white, as a transparent clip is read and was optimised."""
     import av
 
@@ -272,8 +275,10 @@ def _sound_streams(container, fmt: str, sound: Sound | None):
         source.close()
         return None, "none"
     stream = source.streams.audio[0]
-    # The codec's own name (mp3), not its decoder's (mp3float), is what a container's list names.
-    name = stream.codec_context.codec.canonical_name
+    name = sound_codec(stream)
+    if name == UNKNOWN_SOUND:  # neither copied (its codec unknown) nor re-encoded (nothing decodes it)
+        source.close()
+        return None, "dropped: this FFmpeg cannot read its codec"
     if name in CLIPS[fmt].sound_kept:
         return _Copy(container, source, stream, sound), "copied"
     made = CLIPS[fmt].sound_made

@@ -16,7 +16,7 @@ from blendstyle.files.hdr import to_sdr
 from blendstyle.files.video import Sound, Timeline, decode, picture, write_video
 from blendstyle.media.probe import probe_video
 
-from ..conftest import blobs, make_deep_video, make_video
+from ..conftest import blobs, make_deep_video, make_video, unreadable_sound
 
 UNEVEN = (0, 33, 50, 120, 130, 200)  # a variable frame rate, in milliseconds
 
@@ -385,3 +385,16 @@ def test_sound_at_a_rate_aac_does_not_take_is_resampled(tmp_path, rate, written)
         assert container.streams.audio[0].codec_context.sample_rate == written
         samples = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(audio=0)])
     assert len(samples) / written == pytest.approx(0.25, abs=0.05) and np.abs(samples).max() > 0.2
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_sound_ffmpeg_cannot_read_is_dropped_and_said(tmp_path, fmt):
+    """Neither copied (its codec unknown) nor re-encoded (nothing decodes it): the video is written without
+    it, and what became of it says so (an AttributeError traceback before, after the whole render)."""
+    source = unreadable_sound(tmp_path / "v.mkv")
+    probe = probe_video(source)
+    note = write_video((p for _, p in decode(source, probe.pts, 0)), tmp_path / f"out.{fmt}", fmt,
+                       Timeline(probe.pts, probe.time_base, probe.end), sound=Sound(source, float("-inf"), None, 0.0))
+    assert note == "dropped: this FFmpeg cannot read its codec"
+    with av.open(str(tmp_path / f"out.{fmt}")) as container:
+        assert not container.streams.audio and len(list(container.decode(video=0))) == len(probe.pts)
