@@ -188,9 +188,7 @@ def write_video(
     codec, pixel_format = spec.codec, spec.pixel_format
     options = {"movflags": "+faststart"} if fmt == "mp4" else {}
     with av.open(str(path), "w", format=fmt, options=options) as container:
-        duration = timeline.seconds(timeline.end - timeline.pts[0]) or 1.0
-        rate = Fraction(len(timeline.pts) / duration).limit_denominator(1001)
-        video = container.add_stream(codec, rate=rate or 1)
+        video = container.add_stream(codec, rate=_nominal_rate(timeline))
         video.time_base = video.codec_context.time_base = timeline.time_base
         video.options = {"crf": str(crf)} | ({"b:v": "0", "row-mt": "1"} if fmt == "webm" else {"preset": "medium"})
         if rotation:
@@ -202,6 +200,16 @@ def write_video(
             if audio:
                 audio.close()
     return note
+
+
+def _nominal_rate(timeline: Timeline) -> Fraction:
+    """The frame rate a stream states (its frames keep their own timestamps): frames over the clip's length, at
+    most one a tick of the time base, which is as fast as frames at distinct timestamps come. A GIF of 0 ms
+    delays (frames a tick apart) stated 4000 fps in a time base of 1/1000, which VP9 refused with an
+    InvalidDataError traceback."""
+    duration = timeline.seconds(timeline.end - timeline.pts[0]) or 1.0
+    rate = Fraction(len(timeline.pts) / duration).limit_denominator(1001)
+    return min(rate, 1 / Fraction(timeline.time_base)) or Fraction(1)
 
 
 def _encode(container, video, audio, pictures, timeline: Timeline, rotation: int, pixel_format: str) -> None:

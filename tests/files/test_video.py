@@ -398,3 +398,13 @@ def test_sound_ffmpeg_cannot_read_is_dropped_and_said(tmp_path, fmt):
     assert note == "dropped: this FFmpeg cannot read its codec"
     with av.open(str(tmp_path / f"out.{fmt}")) as container:
         assert not container.streams.audio and len(list(container.decode(video=0))) == len(probe.pts)
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_frames_of_no_delay_are_written_a_tick_apart(tmp_path, fmt):
+    """A GIF whose frames have 0 ms delays (browsers show them at their own pace): each frame is moved a tick
+    after the one before, and the stream stated 4 frames in 1 ms, 4000 fps in a time base of 1/1000, which
+    VP9 refused (InvalidDataError from avcodec_send_frame, after the render). Every frame is kept."""
+    pictures = [np.full((20, 30, 3), 60 * k, np.uint8) for k in range(4)]
+    write_video(pictures, tmp_path / f"fast.{fmt}", fmt, Timeline.from_durations([0, 0, 0, 0]))
+    assert len(_frame_times(tmp_path / f"fast.{fmt}")) == 4
