@@ -82,6 +82,10 @@ def display_path(path: Path) -> str:
             return short_name(path)
 
 
+#: The longest name a file may have, in bytes (ext4, XFS, btrfs, APFS).
+NAME_MAX = 255
+
+
 def short_name(path: Path | str, limit: int = 80) -> str:
     """A path as written, its middle cut out where it is longer than ``limit`` (a message stays one screen)."""
     text = str(path)

@@ -224,6 +224,17 @@ def make_video(
     return Path(path)
 
 
+def unreadable_sound(path) -> Path:
+    """A Matroska video (:func:`make_video`'s) whose sound is in a codec FFmpeg has no decoder for, as a
+    camera's or broadcast recording's may be: its PCM track's codec id is renamed to one FFmpeg does not
+    know (of the same length, so the file stays whole)."""
+    source = make_video(Path(path).with_suffix(".pcm.mkv"), fmt="matroska", audio="pcm_s16le")
+    data = source.read_bytes()
+    assert data.count(b"A_PCM/INT/LIT") == 1
+    Path(path).write_bytes(data.replace(b"A_PCM/INT/LIT", b"A_QQQ/INT/LIT"))
+    return Path(path)
+
+
 def make_deep_video(path, stripes10, transfer=1, primaries=1, matrix=1, frames=2, size=(64, 48)) -> Path:
     """A 10-bit HEVC Matroska video (as phones record, HDR or not) of vertical stripes whose limited-range
     Y'CbCr values are ``stripes10`` (10-bit triples, left to right), tagged with FFmpeg's ``transfer``,

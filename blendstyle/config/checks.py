@@ -16,9 +16,10 @@ that reads a wrong key is skipped: it would judge a value the user did not write
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
-from ..errors import Problem, display_path
+from ..errors import NAME_MAX, Problem, display_path, short_name
 from ..media.formats import is_video
 from ..media.frames import ImageHeader
 from ..media.probe import frame_failure, frame_times, frames_in, image_size, loop_count, stills_in, undecodable
@@ -173,6 +174,11 @@ def folder_problems(job: Job, layered: Layered, job_file: Path, problem,
         if (other := stems.setdefault(still.stem, still.name)) != still.name:
             problem(("content",), f"{other} and {still.name} in {display_path(Path(job.content))} would both be "
                     f"written as {still.stem}.{job.output.format}: rename one")
+        if (length := len(os.fsencode(written := f"{still.stem}.{job.output.format}"))) > NAME_MAX:
+            # Its own name fits: a longer suffix (a .jpg written as tiff) makes one the system refuses.
+            problem(("content",), f"{short_name(still.name)} in {display_path(Path(job.content))} would be written as "
+                    f"{short_name(written)}, a name of {length} bytes, and a file name holds at most {NAME_MAX}: "
+                    "rename the still", (("output", "format"),))
     sizes = ([header.size for header in headers] if len(headers) == len(stills)
              else [size for size in map(image_size, stills) if size is not None])
     if sizes:  # the still with the shortest side at the job's size is the one the check needs

@@ -14,12 +14,13 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from ..media.formats import CLIPS, STILLS
 from .animation import Animation
 from .fields import WHOLE, ImagePath, Model, PathText, finite_shares, matching
 from .layers import BACKBONES, deepest, smallest_side
 from .network import Network
 from .optimizer import Init, Optimizer, init_shorthand
-from .output import SIZES, Output, PrintSize
+from .output import SIZES, Output, PrintSize, beyond_largest
 from .schedule import Scales, Sweep, Tiles
 from .styles import STYLE_LOSS_KINDS, Layers, Style, StyleLoss, StyleLosses, Weights, style_shorthand
 
@@ -70,7 +71,19 @@ class Job(Model):
                 f"size {size.long_side} at {size.dpi} dpi marks the file {size.dpi} dpi, and dpi is stored in png, "
                 f"jpg and tiff files; a webp file has no resolution (or give the size in pixels: {size.pixels})"
             )
+        if size is not None and (reason := beyond_largest(STILLS[output.format], size, "png, jpg or tiff")):
+            raise ValueError(reason)
         return output
+
+    @field_validator("animation")
+    @classmethod
+    def _formats_hold_the_size(cls, animation: Animation, info: ValidationInfo) -> Animation:
+        # Checked here, not when the file is written: the encoder refuses it after the whole clip is rendered.
+        size = info.data.get("size")  # absent where its own value was refused
+        for name in animation.formats or ():
+            if size is not None and (reason := beyond_largest(CLIPS[name], size, "gif or apng (mp4 or webm for a video)")):
+                raise ValueError(reason)
+        return animation
 
     @field_validator("precision")
     @classmethod

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from ..media.formats import StillName
+from ..media.formats import MediaFormat, StillName
 from .fields import WHOLE, Model, matching
 
 
@@ -67,3 +67,15 @@ class PrintSize(Model):
         if not SIZES[0] <= self.pixels <= SIZES[1]:
             raise ValueError(f"{self.long_side} at {self.dpi} dpi is {self.pixels} px; sizes run from {SIZES[0]} to {SIZES[1]} px")
         return self
+
+
+def beyond_largest(fmt: MediaFormat, size: int | PrintSize, others: str) -> str | None:
+    """Why a picture of ``size`` (the output's long side) cannot be written as ``fmt``, where it is longer
+    than the format holds (WebP: 16383 px), or None. Its encoder would refuse it as the file is written,
+    after the whole render; ``others``: the formats to name instead."""
+    pixels = size.pixels if isinstance(size, PrintSize) else size
+    if fmt.largest is None or pixels <= fmt.largest:
+        return None
+    given = f"size {size.long_side} at {size.dpi} dpi" if isinstance(size, PrintSize) else f"size {size}"
+    return (f"a {fmt.name} file holds at most {fmt.largest} px a side, and {given} makes the long side {pixels} px: "
+            f"give a size up to {fmt.largest}, or write {others}")

@@ -173,7 +173,7 @@ def open_clip(
             seconds = float(probe.pts[indices[0]] * probe.time_base)
             until = float(end * probe.time_base) if stop < total else None
             sound = Sound(path, seconds if indices[0] else float("-inf"), until, float(shift * probe.time_base),
-                          probe.audio_streams)
+                          probe.audio_streams, probe.audio)
         # Odd sides are fine here: the video writer pads them for 4:2:0 (see files.video).
         size = (probe.width, probe.height) if long_side is None else fit_long_side(probe.width, probe.height, long_side)
         return ClipFile(path, indices, total, size, timeline, None, False, True, probe.rotation, sound,
@@ -322,9 +322,23 @@ def gif_chunks(
             header_info = {**info, "loop": loop} if loop is not None else info  # the NETSCAPE loop block
             header, _ = GifImagePlugin.getheader(quantized, palette.getpalette(), header_info)
             yield from header
-        params: dict = {"duration": durations[position], "disposal": 2 if alpha is not None else 1, **info}
-        yield from GifImagePlugin.getdata(quantized, offset=(0, 0), **params)
+        for piece in _held(durations[position]):  # a frame held longer than a GIF delay holds: several of it
+            params: dict = {"duration": piece, "disposal": 2 if alpha is not None else 1, **info}
+            yield from GifImagePlugin.getdata(quantized, offset=(0, 0), **params)
     yield b";"
+
+
+#: The longest a GIF frame shows, in milliseconds: its delay is 16 bits of hundredths of a second.
+GIF_LONGEST = 65535 * 10
+
+
+def _held(duration: int) -> list[int]:
+    """``duration`` (ms) as the delays of the GIF frames that show one picture for that long: one, or, beyond
+    :data:`GIF_LONGEST` (a video's frame held for minutes, an animated WebP's long pause), several of the same
+    picture that add up to it, where Pillow's writer raised OverflowError after the render."""
+    pieces = [GIF_LONGEST] * (duration // GIF_LONGEST)
+    rest = duration - sum(pieces)
+    return [*pieces, rest] if rest or not pieces else pieces
 
 
 def _centiseconds(durations: list[int]) -> list[int]:

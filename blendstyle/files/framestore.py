@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ..errors import BlendstyleError
+from .atomic import ensure_folder
 from .images import tensor_to_pil, write_image
 from .records import read_json, write_json
 
@@ -55,7 +57,7 @@ class FrameStore:
         self._state_due = 0.0  # when state.json may be written again (time.monotonic)
         self._state_stale = False  # frames landed that state.json does not list yet
         self._state_timer: threading.Timer | None = None  # the write due for them
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_folder(folder)  # a file in its place is the user's to move, said without a traceback
         state = read_json(self.state_path)
         if state.get("key") == key and state.get("count") == count and not fresh:
             # Entries that are not what _write_state writes (a damaged or edited file) count as absent: those
@@ -68,7 +70,7 @@ class FrameStore:
                            if index.isdigit() and int(index) in self.done and _loss_terms(terms)}
         else:  # different settings (or none, or a fresh start asked for): earlier frames are stale
             for stale in folder.glob("frame_*.png"):
-                stale.unlink()
+                _remove_frame(stale)
         self.landed = set(self.done)  # the frames whose files are in place (what state.json lists)
 
     def _file(self, index: int) -> Path:
@@ -199,3 +201,12 @@ class Pictures(Sequence):
             raise IndexError(index)
         with Image.open(self.store.path(index)) as picture:
             return picture.convert("RGB")
+
+
+def _remove_frame(path: Path) -> None:
+    """Remove an earlier run's frame file; a folder of its name is the user's to move (IsADirectoryError
+    before), said as a folder in the way of any output is (:func:`~.atomic.atomic_path`)."""
+    if path.is_dir() and not path.is_symlink():
+        raise BlendstyleError(f"cannot write {path}: a folder of that name is in the way",
+                              hint="move the folder away and run again")
+    path.unlink()

@@ -35,6 +35,7 @@ from PIL import Image
 
 from ..errors import BlendstyleError, display_path
 from ..media.formats import CLIPS, HDR_TRANSFERS
+from ..media.probe import UNKNOWN_SOUND, sound_codec
 from .hdr import to_sdr
 from .images import resize, to_rgb, with_alpha
 
@@ -153,13 +154,15 @@ def picture(frame, rotation: int = 0, size: tuple[int, int] | None = None) -> np
 class Sound:
     """The part of a file's first audio stream that goes with the frames written: packets whose time lies
     in ``[start, stop)`` seconds (source clock), moved earlier by ``shift`` seconds. ``streams``: how many
-    audio streams the file has (the first alone is written: a run with more says so)."""
+    audio streams the file has (the first alone is written: a run with more says so); ``codec``: the first's,
+    as the probe names it (:func:`~blendstyle.media.probe.sound_codec`)."""
 
     path: Path
     start: float
     stop: float | None
     shift: float
     streams: int = 1
+    codec: str | None = None
 
 
 def write_video(
@@ -173,8 +176,8 @@ def write_video(
     alpha: Iterable[np.ndarray] | None = None,
 ) -> str:
     """Encode upright RGB uint8 pictures at ``timeline``'s timestamps into ``path`` (mp4 or webm); returns
-    what became of the sound (``copied``, ``re-encoded (aac -> opus)``, ``none``). A video keeps no
-    alpha: with ``alpha`` (one ``(H, W)`` opacity in ``[0, 1]`` per picture) the pictures are shown over
+    what became of the sound (``copied``, ``re-encoded (aac -> opus)``, ``none``, or ``dropped: ...`` where
+    this FFmpeg cannot read its codec). A video keeps no alpha: with ``alpha`` (one ``(H, W)`` opacity in ``[0, 1]`` per picture) the pictures are shown over
     white, as a transparent clip is read and was optimised."""
     import av
 
@@ -185,9 +188,7 @@ def write_video(
     codec, pixel_format = spec.codec, spec.pixel_format
     options = {"movflags": "+faststart"} if fmt == "mp4" else {}
     with av.open(str(path), "w", format=fmt, options=options) as container:
-        duration = timeline.seconds(timeline.end - timeline.pts[0]) or 1.0
-        rate = Fraction(len(timeline.pts) / duration).limit_denominator(1001)
-        video = container.add_stream(codec, rate=rate or 1)
+        video = container.add_stream(codec, rate=_nominal_rate(timeline))
         video.time_base = video.codec_context.time_base = timeline.time_base
         video.options = {"crf": str(crf)} | ({"b:v": "0", "row-mt": "1"} if fmt == "webm" else {"preset": "medium"})
         if rotation:
@@ -199,6 +200,16 @@ def write_video(
             if audio:
                 audio.close()
     return note
+
+
+def _nominal_rate(timeline: Timeline) -> Fraction:
+    """The frame rate a stream states (its frames keep their own timestamps): frames over the clip's length, at
+    most one a tick of the time base, which is as fast as frames at distinct timestamps come. A GIF of 0 ms
+    delays (frames a tick apart) stated 4000 fps in a time base of 1/1000, which VP9 refused with an
+    InvalidDataError traceback."""
+    duration = timeline.seconds(timeline.end - timeline.pts[0]) or 1.0
+    rate = Fraction(len(timeline.pts) / duration).limit_denominator(1001)
+    return min(rate, 1 / Fraction(timeline.time_base)) or Fraction(1)
 
 
 def _encode(container, video, audio, pictures, timeline: Timeline, rotation: int, pixel_format: str) -> None:
@@ -272,8 +283,10 @@ def _sound_streams(container, fmt: str, sound: Sound | None):
         source.close()
         return None, "none"
     stream = source.streams.audio[0]
-    # The codec's own name (mp3), not its decoder's (mp3float), is what a container's list names.
-    name = stream.codec_context.codec.canonical_name
+    name = sound_codec(stream)
+    if name == UNKNOWN_SOUND:  # neither copied (its codec unknown) nor re-encoded (nothing decodes it)
+        source.close()
+        return None, "dropped: this FFmpeg cannot read its codec"
     if name in CLIPS[fmt].sound_kept:
         return _Copy(container, source, stream, sound), "copied"
     made = CLIPS[fmt].sound_made
@@ -345,13 +358,27 @@ def _layout(layout, codec: str) -> str:
     return table.get(layout.nb_channels, "stereo")
 
 
+def _sample_rate(codec: str, source: int) -> int:
+    """The sample rate to encode sound at ``source`` Hz in with ``codec``: Opus's own 48 kHz; else the source's
+    where the encoder takes it, or the next rate above it that it takes (the highest, where the source's is
+    higher still: AAC takes up to 96 kHz, and a recorder's 192 kHz PCM stopped an mp4 with a traceback)."""
+    import av
+
+    if codec == "libopus":
+        return 48000
+    rates = av.Codec(codec, "w").audio_rates or ()
+    if not rates or source in rates:
+        return source
+    return min((rate for rate in rates if rate >= source), default=max(rates))
+
+
 class _Reencode(_Copy):
     """Audio decoded and encoded into a codec the container takes (webm: Opus)."""
 
     def __init__(self, container, source, stream, sound: Sound, codec: str):
         import av
 
-        rate = 48000 if codec == "libopus" else stream.codec_context.sample_rate
+        rate = _sample_rate(codec, stream.codec_context.sample_rate)
         output = container.add_stream(codec, rate=rate)
         source_layout = stream.codec_context.layout
         output.layout = _layout(source_layout, codec)

@@ -23,7 +23,8 @@ class MediaFormat:
     ``pillow`` Pillow's name for it; ``codec`` and ``pixel_format`` a video's encoder; ``alpha`` whether it
     keeps see-through pixels (one that does not shows the picture over white); ``sound_kept`` the audio
     codecs the container takes as they are (their packets are copied), ``sound_made`` the encoder other
-    sound is re-encoded with (None: it keeps no sound).
+    sound is re-encoded with (None: it keeps no sound); ``largest`` the longest side (px) the format
+    holds, where it is below the longest a job may ask for (None: any).
     """
 
     name: str
@@ -35,7 +36,11 @@ class MediaFormat:
     pixel_format: str | None = None
     sound_kept: frozenset[str] = frozenset()
     sound_made: str | None = None
+    largest: int | None = None
 
+
+#: The longest side a WebP picture holds (libwebp's limit; its encoder refuses a larger one).
+WEBP_LARGEST = 16383
 
 #: Still output formats (``output.format``); TIFF and 16-bit PNG go through :mod:`blendstyle.files.prints`.
 STILLS: dict[str, MediaFormat] = {
@@ -43,7 +48,7 @@ STILLS: dict[str, MediaFormat] = {
     for f in (
         MediaFormat("png", "still", "png", "PNG", alpha=True),
         MediaFormat("jpg", "still", "jpg", "JPEG"),
-        MediaFormat("webp", "still", "webp", "WEBP", alpha=True),
+        MediaFormat("webp", "still", "webp", "WEBP", alpha=True, largest=WEBP_LARGEST),
         MediaFormat("tiff", "still", "tiff", "TIFF", alpha=True),
     )
 }
@@ -54,7 +59,7 @@ CLIPS: dict[str, MediaFormat] = {
     f.name: f
     for f in (
         MediaFormat("gif", "animation", "gif", "GIF", alpha=True),
-        MediaFormat("webp", "animation", "webp", "WEBP", alpha=True),
+        MediaFormat("webp", "animation", "webp", "WEBP", alpha=True, largest=WEBP_LARGEST),
         MediaFormat("apng", "animation", "png", "PNG", alpha=True),
         MediaFormat("mp4", "video", "mp4", codec="libx264", pixel_format="yuv420p",
                     sound_kept=frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}), sound_made="aac"),

@@ -221,7 +221,7 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
                 raise ValueError(f"{display_path(Path(path))} has no video stream")
             stream = container.streams.video[0]
             time_base = stream.time_base
-            audio = container.streams.audio[0].codec_context.codec.canonical_name if container.streams.audio else None
+            audio = sound_codec(container.streams.audio[0]) if container.streams.audio else None
             audio_streams = len(container.streams.audio)
             pts, durations = [], {}
             for packet in container.demux(stream):
@@ -251,6 +251,18 @@ def _probe(path: Path, size: int, mtime: int) -> VideoProbe:
     # The last frame shows for its packet's duration, or as long as the one before it.
     tail = durations.get(pts[-1]) or (pts[-1] - pts[-2] if len(pts) > 1 else 1)
     return VideoProbe(width, height, rotation, pts, time_base, pts[-1] + tail, audio, hdr, audio_streams)
+
+
+#: The codec name of a sound this FFmpeg has no decoder for (PyAV gives such a stream no codec context).
+UNKNOWN_SOUND = "unknown"
+
+
+def sound_codec(stream) -> str:
+    """An audio stream's codec as a container's list names it (``mp3``, not its decoder's ``mp3float``), or
+    :data:`UNKNOWN_SOUND` where this FFmpeg cannot decode it (a codec it lacks): asking raised AttributeError,
+    a traceback from ``validate``."""
+    context = stream.codec_context
+    return UNKNOWN_SOUND if context is None else context.codec.canonical_name
 
 
 def loop_count(path: Path | str) -> int | None:

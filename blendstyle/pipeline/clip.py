@@ -25,7 +25,7 @@ from ..files.clips import ClipFile, open_clip
 from ..files.images import fit_long_side, read_alpha, read_image
 from ..media.formats import CLIPS, is_video
 from ..media.frames import ImageHeader
-from ..media.probe import frame_times, frame_total, image_size, stills_in
+from ..media.probe import UNKNOWN_SOUND, frame_times, frame_total, image_size, stills_in
 from ..nst.memory import free_bytes, job_bytes, plan
 from ..nst.temporal import flow_available, reference
 from .context import Run
@@ -100,6 +100,9 @@ class ClipRenderer:
         if videos and clip.sound is not None and clip.sound.streams > 1:  # a second language, a raw microphone
             run.note(f"{Path(job.content).name} has {clip.sound.streams} audio streams: the first goes into the videos "
                      "written, the others are left out")
+        if videos and clip.sound is not None and clip.sound.codec == UNKNOWN_SOUND:
+            run.note(f"{Path(job.content).name}'s sound is in a codec this FFmpeg cannot read: the videos are written "
+                     "without it")
         run.check()
         width, height = clip.size if self.stills is None else largest(self.stills, job.size, run.loaded.content_headers())
         self.memory = memory = plan(job, device, width, height)

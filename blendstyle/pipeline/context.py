@@ -17,7 +17,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +30,7 @@ from ..config.layering import format_key
 from ..config.load import LoadedJob
 from ..config.models import MPS_PRECISION
 from ..errors import BlendstyleError, Interrupted, Location, Problem, display_path
-from ..files.atomic import links_outside
+from ..files.atomic import UNWRITABLE_HINT, links_outside, unwritable
 from ..files.decoded import DecodedStills
 from ..files.records import read_json, write_record
 from ..nst.device import configure, pick_device, pick_precision, precision_name
@@ -149,7 +149,16 @@ class Run:
         if self.record_path.is_dir():  # said now, not after the render, whose record could not be written
             raise BlendstyleError(f"a folder is in the way of the run's record: {display_path(self.record_path)}",
                                   hint="move it away, or write the outputs elsewhere (--out)")
+        self._writable()
         return self
+
+    def _writable(self) -> None:
+        """Refuse, before the render, an output folder (or a sub-folder the run writes in) whose permissions
+        forbid writing: the finished picture was lost to a PermissionError traceback as it was written."""
+        for folder in (self.folder, *(self.folder / name for name in WRITTEN_FOLDERS)):
+            if folder.is_dir() and (why := unwritable(folder)):
+                raise BlendstyleError(f"cannot write in the output folder {display_path(folder)}: {why}",
+                                      hint=UNWRITABLE_HINT)
 
     @property
     def job(self):
@@ -276,6 +285,10 @@ class Run:
         )
 
 
+#: The sub-folders of a job's output folder that a run writes in: finished frames, snapshots, sweep cells.
+WRITTEN_FOLDERS = ("frames", "snapshots", "sweep")
+
+
 def open_run(
     loaded: LoadedJob,
     out_root: Path,
@@ -294,7 +307,8 @@ def open_run(
     if not allow_outside:
         refuse_links(loaded, folder, out_root)
     for stale in folder.glob("**/.*.tmp"):  # left by a run that was killed outright (SIGKILL, power loss)
-        stale.unlink(missing_ok=True)
+        with suppress(PermissionError):  # a folder that forbids it: Run.start refuses to write in it, and says so
+            stale.unlink(missing_ok=True)
     identity = identity or Identity.of(loaded)
     return Run(loaded, folder, reporter, identity, folder / record_name, read_json(folder / record_name),
                stop if stop is not None else StopRequest(), fresh=fresh)

@@ -72,3 +72,46 @@ def test_a_folder_that_cannot_be_made_is_a_user_error():
     """A folder that cannot be made where os.access says it can (a pseudo file system) is named."""
     with pytest.raises(BlendstyleError, match="cannot make the folder /proc/blendstyle_no/such: "):
         write_bytes(b"x", Path("/proc/blendstyle_no/such/file.json"))
+
+
+@pytest.mark.parametrize("stem", ["x" * 245, "ü" * 122])
+def test_a_file_whose_name_fits_is_written_though_its_temporary_name_would_not(tmp_path, stem):
+    """A 249-byte name is a file's name, but ``.{name}.XXXXXXXX.tmp`` is 263 bytes: mkstemp raised
+    ENAMETOOLONG (a content folder's still with a long name, after its render). The temporary name is cut
+    to fit (bytes, not characters: ü is two) and still matches what the next run cleans up."""
+    path = tmp_path / f"{stem}.png"
+    seen = []
+    with atomic_path(path) as temporary:
+        seen.append(temporary)
+        temporary.write_bytes(b"picture")
+    assert path.read_bytes() == b"picture"
+    assert len(os.fsencode(seen[0].name)) <= 255 and seen[0].match(".*.tmp") and not seen[0].exists()
+
+
+def test_a_path_too_long_for_the_file_system_is_a_user_error(tmp_path):
+    """A long ``--out`` under which a job's file does not fit in the 4096 bytes a path may have: the render
+    ended in an ENAMETOOLONG traceback of several thousand characters; now one line, the path cut short."""
+    deep = tmp_path.joinpath(*["d" * 250] * 16)
+    deep.mkdir(parents=True)
+    for name in ("n" * 100 + ".png", "sub/n.png"):  # in a folder that is there, and one that is to be made
+        with pytest.raises(BlendstyleError) as info:
+            write_bytes(b"x", deep / name)
+        message = str(info.value)
+        assert "the path is too long for the file system" in message and len(message.splitlines()[0]) < 200
+        assert info.value.hint.startswith("write the outputs to a folder with a shorter path (--out)")
+
+
+def test_a_file_the_folder_permissions_forbid_is_a_user_error(tmp_path, monkeypatch):
+    """EACCES as the output is written (a sub-folder made read-only during the run) was a traceback; the
+    system's refusal is played by mkstemp (root may write anywhere)."""
+    import errno
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(BlendstyleError) as info:
+        write_bytes(b"x", tmp_path / "a.png")
+    assert str(info.value.problems[0]) == f"cannot write {tmp_path / 'a.png'}: Permission denied"
+    assert "chmod u+w" in info.value.hint and not (tmp_path / "a.png").exists()

@@ -140,6 +140,22 @@ def test_each_frame_keeps_its_duration_in_every_format(tmp_path, fmt):
     assert frame_times(path) == pytest.approx([0, 0.04, 0.16, 0.36])
 
 
+def test_a_frame_held_longer_than_a_gif_delay_holds_is_written_as_several(tmp_path):
+    """A GIF delay holds at most 655.35 s (16 bits of hundredths): an animated WebP's 700 s pause, or a
+    video's frame held that long, ended the run in Pillow's OverflowError after the render. The frame is
+    written as two of the same picture, 655.35 s and 44.65 s, and the clip keeps its length."""
+    from blendstyle.files.clips import write_animation
+
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue", "green")]
+    path = write_animation(frames, tmp_path / "held.gif", [100, 700_000, 100], 0)
+    with Image.open(path) as gif:
+        shown = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            shown.append((gif.convert("RGB").getpixel((0, 0)), gif.info["duration"]))
+    assert shown == [((255, 0, 0), 100), ((0, 0, 255), 655_350), ((0, 0, 255), 44_650), ((0, 128, 0), 100)]
+
+
 @pytest.mark.parametrize("fmt", ["apng", "webp"])
 def test_frames_are_read_through_their_profile_as_stills_are(tmp_path, fmt, monkeypatch):
     """An animation whose profile swaps red and green: each frame reads as the same picture saved as a still

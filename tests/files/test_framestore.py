@@ -132,3 +132,26 @@ def test_damaged_loss_terms_are_dropped(tmp_path, losses):
 def test_a_state_nested_past_the_parsers_stack_is_absent(tmp_path):
     (tmp_path / "state.json").write_text("[" * 100_000)
     assert FrameStore(tmp_path, "key", 2).done == set()
+
+
+def test_a_file_where_the_frames_folder_belongs_is_a_user_error(tmp_path):
+    """``run`` ended in a FileExistsError traceback when the output folder held a file named ``frames``."""
+    from blendstyle.errors import BlendstyleError
+
+    (tmp_path / "frames").write_text("not a folder")
+    with pytest.raises(BlendstyleError) as info:
+        FrameStore(tmp_path / "frames", "key", 3)
+    assert str(info.value.problems[0]) == f"cannot make the folder {tmp_path / 'frames'}: a file of that name is in the way"
+    assert info.value.hint == "move the file away and run again"
+    assert (tmp_path / "frames").read_text() == "not a folder"  # left as it was
+
+
+def test_a_folder_named_as_a_frame_is_a_user_error(tmp_path):
+    """Earlier frames are removed when the settings change: a folder named as one raised IsADirectoryError."""
+    from blendstyle.errors import BlendstyleError
+
+    (tmp_path / "frame_00002.png").mkdir()
+    with pytest.raises(BlendstyleError) as info:
+        FrameStore(tmp_path, "key", 3)
+    assert str(info.value.problems[0]) == f"cannot write {tmp_path / 'frame_00002.png'}: a folder of that name is in the way"
+    assert (tmp_path / "frame_00002.png").is_dir()

@@ -16,7 +16,7 @@ from blendstyle.files.hdr import to_sdr
 from blendstyle.files.video import Sound, Timeline, decode, picture, write_video
 from blendstyle.media.probe import probe_video
 
-from ..conftest import blobs, make_deep_video, make_video
+from ..conftest import blobs, make_deep_video, make_video, unreadable_sound
 
 UNEVEN = (0, 33, 50, 120, 130, 200)  # a variable frame rate, in milliseconds
 
@@ -361,3 +361,50 @@ class TestHDR:
             turned = picture(frame, 90, (36, 64))
         assert turned.shape == (64, 36, 3)
         assert np.abs(turned.astype(int) - np.rot90(small)).max() <= 1
+
+
+@pytest.mark.parametrize(("rate", "written"), [(192000, 96000), (37800, 44100)])
+def test_sound_at_a_rate_aac_does_not_take_is_resampled(tmp_path, rate, written):
+    """PCM at 192 kHz (a field recorder's) or at a rate AAC has no table for: the AAC encoder refused to open,
+    and the mp4 ended in an av.ArgumentError traceback after the whole clip was rendered. It is resampled to
+    the nearest rate AAC takes (the next above, or its highest), the tone kept."""
+    source = tmp_path / "pcm.mkv"
+    with av.open(str(source), "w", format="matroska") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate)
+        stream.layout = "mono"
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate // 4) / rate) * 32767).astype(np.int16)[None]
+        frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+        frame.sample_rate, frame.pts = rate, 0
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    picture = np.zeros((32, 32, 3), np.uint8)
+    note = write_video([picture] * 6, tmp_path / "out.mp4", "mp4", Timeline([0, 40, 80, 120, 160, 200], Fraction(1, 1000), 240),
+                       sound=Sound(source, float("-inf"), None, 0.0))
+    assert note == "re-encoded (pcm_s16le -> aac)"
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.audio[0].codec_context.sample_rate == written
+        samples = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(audio=0)])
+    assert len(samples) / written == pytest.approx(0.25, abs=0.05) and np.abs(samples).max() > 0.2
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_sound_ffmpeg_cannot_read_is_dropped_and_said(tmp_path, fmt):
+    """Neither copied (its codec unknown) nor re-encoded (nothing decodes it): the video is written without
+    it, and what became of it says so (an AttributeError traceback before, after the whole render)."""
+    source = unreadable_sound(tmp_path / "v.mkv")
+    probe = probe_video(source)
+    note = write_video((p for _, p in decode(source, probe.pts, 0)), tmp_path / f"out.{fmt}", fmt,
+                       Timeline(probe.pts, probe.time_base, probe.end), sound=Sound(source, float("-inf"), None, 0.0))
+    assert note == "dropped: this FFmpeg cannot read its codec"
+    with av.open(str(tmp_path / f"out.{fmt}")) as container:
+        assert not container.streams.audio and len(list(container.decode(video=0))) == len(probe.pts)
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_frames_of_no_delay_are_written_a_tick_apart(tmp_path, fmt):
+    """A GIF whose frames have 0 ms delays (browsers show them at their own pace): each frame is moved a tick
+    after the one before, and the stream stated 4 frames in 1 ms, 4000 fps in a time base of 1/1000, which
+    VP9 refused (InvalidDataError from avcodec_send_frame, after the render). Every frame is kept."""
+    pictures = [np.full((20, 30, 3), 60 * k, np.uint8) for k in range(4)]
+    write_video(pictures, tmp_path / f"fast.{fmt}", fmt, Timeline.from_durations([0, 0, 0, 0]))
+    assert len(_frame_times(tmp_path / f"fast.{fmt}")) == 4

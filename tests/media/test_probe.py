@@ -11,7 +11,7 @@ from blendstyle.config.load import load_job
 from blendstyle.errors import BlendstyleError, display_path
 from blendstyle.media.probe import frame_failure, frame_times, frame_total, frames_in, loop_count, unrecognised
 
-from ..conftest import animation, blobs, damaged, moving_gif
+from ..conftest import animation, blobs, damaged, moving_gif, unreadable_sound
 
 
 def _mpo(path):
@@ -119,3 +119,14 @@ def test_a_damaged_frame_is_named_with_the_frames_before_it(tmp_path, fmt, cut, 
     path.rename(folder / path.name)
     assert "is animated: a folder's files are trained on as stills" in check_folder(folder).problem
     assert frame_failure(moving_gif(tmp_path / "one.gif", count=1)) is None
+
+
+def test_a_video_whose_sound_ffmpeg_cannot_read_is_still_content(tiny_job, tmp_path):
+    """PyAV gives a sound in a codec this FFmpeg has no decoder for no codec context: asking for its name
+    raised AttributeError, and ``validate`` ended in a traceback. The probe names it unknown, and the job loads."""
+    from blendstyle.media.probe import UNKNOWN_SOUND, probe_video
+
+    video = unreadable_sound(tmp_path / "clip.mkv")
+    assert probe_video(video).audio == UNKNOWN_SOUND
+    load_job(tiny_job("animation: {formats: [mp4]}\n", body="extends: quick.yaml\ncontent: clip.mkv\n"
+                      "styles:\n  - path: style_a.png\nsize: 48\n"))

@@ -572,6 +572,57 @@ def test_a_folder_in_the_way_of_the_record_is_refused_before_the_render(tiny_job
         blendstyle.run_job(tiny_job(), out_root=tmp_path / "out")
 
 
+def _refuse_writing_in(monkeypatch, folder: Path) -> None:
+    """Make the system refuse, as to a folder whose permissions forbid writing, every file made or removed in
+    ``folder`` (root may write anywhere: mkstemp and unlink play the refusal)."""
+    import errno
+    import tempfile
+
+    make, unlink = tempfile.mkstemp, Path.unlink
+
+    def refused_make(*args, dir=None, **kwargs):
+        if Path(dir) == folder:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return make(*args, dir=dir, **kwargs)
+
+    def refused_unlink(path, *args, **kwargs):
+        if path.parent == folder:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused_make)
+    monkeypatch.setattr(Path, "unlink", refused_unlink)
+
+
+@pytest.mark.parametrize("where", ["", "snapshots"])
+def test_an_output_folder_its_permissions_forbid_writing_in_is_refused_before_the_render(tiny_job, tmp_path,
+                                                                                         monkeypatch, where):
+    """A job folder (or its snapshots/) that another user made, or one made read-only: the picture was rendered,
+    then lost to a PermissionError traceback as it was written."""
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    locked = tmp_path / "out" / "tiny" / where
+    locked.mkdir(parents=True)
+    _refuse_writing_in(monkeypatch, locked)
+    monkeypatch.setattr(Stylizer, "run", lambda *_, **__: pytest.fail("rendered"))
+    with pytest.raises(BlendstyleError) as info:
+        blendstyle.run_job(tiny_job("output: {snapshot_every: 1}\n"), out_root=tmp_path / "out")
+    assert str(info.value.problems[0]) == f"cannot write in the output folder {locked}: Permission denied"
+    assert info.value.hint == "make the folder writable (chmod u+w), or write the outputs elsewhere (--out)"
+
+
+def test_a_killed_run_s_temporary_file_in_a_folder_that_forbids_removing_it_is_left(tiny_job, tmp_path, monkeypatch):
+    """Removing a killed run's temporary file from a locked folder raised PermissionError before anything was
+    said; it is left there, and the folder is refused as one that cannot be written in."""
+    locked = tmp_path / "out" / "tiny"
+    locked.mkdir(parents=True)
+    (locked / ".tiny.png.abcd1234.tmp").write_bytes(b"half")
+    _refuse_writing_in(monkeypatch, locked)
+    with pytest.raises(BlendstyleError, match="cannot write in the output folder .*: Permission denied"):
+        blendstyle.run_job(tiny_job(), out_root=tmp_path / "out")
+    assert (locked / ".tiny.png.abcd1234.tmp").read_bytes() == b"half"
+
+
 def test_what_only_encodes_or_checkpoints_leaves_the_finished_frames_theirs(tiny_job, tmp_path):
     """A video's crf and a training's checkpoint_every change no frame: finished frames were thrown away
     when either changed (the frames' key held them); a setting that changes the pixels still does."""
