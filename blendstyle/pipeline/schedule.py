@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from ..config.models import Job
 from ..files.decoded import DecodedStills
 from ..files.images import long_side_for_short, read_image
-from ..nst.memory import Plan
+from ..nst.memory import Plan, budget_bytes, measure_bytes
 from ..nst.optimize import Optimized, Step
 from ..nst.plan import StylePlan
 from ..nst.tiles import Tile, grid, optimize_tiles, waves
@@ -180,20 +180,42 @@ class Schedule:
         once per run."""
         if stage.long_side in self.stylizers:
             return self.stylizers[stage.long_side]
-        run, job = self.run, self.job
+        run = self.run
         run.reporter.stage(f"style targets at {stage.long_side} px")
         mark = run.seconds()
         statistics = self.shipped.get(stage.long_side)
         if statistics is None:
-            tiles = (job.tiles.size, job.tiles.overlap) if stage.tiled else None
-            statistics = measure_styles(self.network, run.precision, self.plan, self.style_images(stage), tiles,
-                                        run.check)
+            images = self.style_images(stage)
+            tiles = [self._measured_in_tiles(stage, number, image) for number, image in enumerate(images)]
+            statistics = measure_styles(self.network, run.precision, self.plan, images, tiles, run.check)
         stylizer = Stylizer(self.plan, self.network, run.precision, statistics, self.masks, self.weights, run.reporter,
                             run.should_stop)
         stylizer.visible = self.visible
         self.stylizers[stage.long_side] = stylizer
         self.timings["targets"] += run.seconds() - mark
         return stylizer
+
+    def _measured_in_tiles(self, stage: Stage, number: int, image: torch.Tensor) -> tuple[int, int] | None:
+        """How style ``number``'s image at ``stage``'s scale goes through the network: tile by tile (tiles'
+        size and overlap) in a tiled stage, and where the whole image would not fit in memory; else whole.
+
+        A style can be far larger than the picture at one scale (a ``scale`` above 1, a picture much wider
+        than high: a 16384 x 32 px strip fits whole, the painting at 16384 px is 16384 x 13000), and its
+        whole pass then took more memory than the machine had (an allocator's traceback, or the process
+        killed without a word); :func:`~blendstyle.nst.memory.measure_bytes` bounds what its pass takes.
+        A style the size of a picture that fits whole fits, as a pass without gradients takes far less
+        than an optimisation."""
+        job, run = self.job, self.run
+        tiles = (job.tiles.size, job.tiles.overlap)
+        if stage.tiled:
+            return tiles
+        height, width = image.shape[-2:]
+        budget = budget_bytes(job, run.device)
+        if budget is None or (needed := measure_bytes(job, width, height, run.device.type)) <= budget:
+            return None
+        run.note(f"styles[{number}] at {stage.long_side} px is {width}x{height}: its statistics are measured in "
+                 f"tiles (whole, it would need up to about {needed / 2**30:.1f} GiB of the {budget / 2**30:.1f} GiB available)")
+        return tiles
 
     def style_images(self, stage: Stage) -> list[torch.Tensor]:
         """The style images at ``stage``'s scale, recoloured for ``preserve_color`` (read once per run)."""

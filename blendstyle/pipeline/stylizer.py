@@ -28,17 +28,17 @@ from .progress import Reporter
 
 
 def measure_styles(network: torch.nn.Module, precision: torch.dtype | None, plan: StylePlan,
-                   images: Sequence[torch.Tensor], tiles: tuple[int, int] | None = None,
+                   images: Sequence[torch.Tensor], tiles: Sequence[tuple[int, int] | None] | None = None,
                    check: Callable[[], None] = lambda: None) -> list:
     """Every style's statistics at this scale, per layer and kind (one network pass per style image);
-    ``tiles`` (size, overlap): style images larger than two tiles get theirs tile by tile. ``check()`` runs
-    before each style (a run's stop request)."""
+    ``tiles``: per style image None (whole) or (size, overlap): larger than two such tiles, it gets its
+    statistics tile by tile. ``check()`` runs before each style (a run's stop request)."""
     kinds = [kind for kind, _ in plan.kinds]
     statistics = []
-    for image, layers in zip(images, plan.style_layers):
+    for image, layers, tiled in zip(images, plan.style_layers, tiles or [None] * len(images)):
         check()
         statistics.append(tile_statistics(lambda x, wanted: extract(network, x, wanted, precision), image,
-                                          list(layers), kinds, tiles, plan.seed))
+                                          list(layers), kinds, tiled, plan.seed))
     return statistics
 
 
