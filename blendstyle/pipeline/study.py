@@ -133,7 +133,7 @@ def _study(run: Run, what: str) -> Path:
                 run.reporter.stage(f"{name}: {caption}")
                 # Every cell starts from the noise the job's seed draws: the cells differ by what they study alone.
                 generator = torch.Generator().manual_seed(job.seed)
-                schedule = Schedule(run, stages, content_at, variant, images)
+                schedule = Schedule(run, stages, content_at.colours, variant, images)
                 schedule.set_visible(alpha)
                 # An animated mask's own frame for the studied one (not its first).
                 optimized, _ = schedule.render(content_at, [frame or 0], generator=generator)

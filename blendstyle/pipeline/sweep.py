@@ -54,7 +54,7 @@ def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
     memory = plan(job, run.device, width, height)
     reporter.stage(memory.describe(width, height))
     stages = plan_stages(job, width, height, memory)
-    schedule = Schedule(run, stages, content_at, farm=farm)
+    schedule = Schedule(run, stages, content_at.colours, farm=farm)
     alpha = content_at.alpha()  # a transparent still: every cell styles its visible pixels and keeps its alpha
     schedule.set_visible(alpha)
     names = [Path(style.path).stem for style in job.styles]
