@@ -11,13 +11,12 @@ import torch
 
 from ..files.clips import read_clip
 from ..files.images import read_alpha, read_image, write_image
-from ..media.formats import STILLS
 from ..media.probe import content_files
 from ..nst.color import visible_colours
 from ..nst.memory import plan
 from ..nst.optimize import Step, rows, steps_from
 from .context import Run, Saved
-from .outputs import record, write_extras
+from .outputs import record, transparency, write_extras
 from .result import RenderResult
 from .schedule import Progress, Schedule, TileFarm, plan_stages
 
@@ -136,7 +135,7 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
         final_loss=final,
         loss_history=[round(step.total, 6) for step in history],
         outputs=[str(path.relative_to(folder)) for path in files],
-        transparent=None if alpha is None else ("kept" if STILLS[fmt].alpha else f"dropped: {fmt} has no alpha, shown over white"),
+        transparent=transparency(alpha is not None, fmt),
     )
     if tiles:
         done["tiles"] = {"size": job.tiles.size, "overlap": job.tiles.overlap, "count": tiles, "done": tiles}

@@ -23,7 +23,7 @@ from ..nst.memory import plan
 from ..nst.optimize import Optimized, Step
 from ..nst.regions import over_white
 from .context import Run, Saved
-from .outputs import record, write_sweep_extras
+from .outputs import record, transparency, write_sweep_extras
 from .rendered import Rendered
 from .result import RenderResult
 from .schedule import Schedule, TileFarm, plan_stages
@@ -126,6 +126,7 @@ def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
     done_record = record(
         run, schedule, width, height, memory,
         sweep=done,
+        transparent=transparency(alpha is not None, job.output.format),
         timings=dict(schedule.timings, total=round(run.seconds(), 4)),
         outputs=[str(grid.relative_to(folder))] + sorted(str(path.relative_to(folder)) for path in files),
     )
