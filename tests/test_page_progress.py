@@ -34,6 +34,9 @@ def test_preview_every_counts_the_iterations_of_every_optimisation_of_the_run():
                 reporter.picture(None)
                 sent.append((frame, iteration))
     assert sent == [(1, 2), (3, 1)]  # after the 5th and the 10th iteration heard
+    # A print's tiles rendered on a farm's workers: their steps are not heard here, the schedule counts them.
+    farmed = PreviewReporter(Reporter(), Page(), every=5)
+    assert [count for count in (3, 6, 9, 12) if farmed.picture_due(count) and farmed.picture(None) is None] == [6, 12]
 
 
 def test_a_clip_s_frames_send_the_picture_under_way_every_preview_every_iterations(tiny_job, tmp_path):

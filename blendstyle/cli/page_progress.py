@@ -53,6 +53,9 @@ class PreviewReporter(Reporter):
 
     def picture_due(self, iteration: int) -> bool:
         if self.every is not None:
+            # A count the caller keeps over steps this reporter did not hear (a farm's tiles, numbered on
+            # over the tiles) counts too.
+            self.heard = max(self.heard, iteration)
             return self.heard - self.heard_at_picture >= self.every
         return time.perf_counter() - self.last_picture >= self.seconds
 
