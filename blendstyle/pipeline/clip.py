@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..config.inputs import folder_note
+from ..config.inputs import folder_note, print_size_note
 from ..errors import BlendstyleError, Problem
 from ..files.clips import ClipFile, open_clip
 from ..files.images import fit_long_side, read_alpha, read_image
@@ -73,8 +73,9 @@ class ClipRenderer:
         # (orientation, colour profile, 16 bits) whatever animation settings a shared base gives; training
         # reads them all.
         self.stills = stills_of(job.content, run.loaded.content_headers())
-        if said := folder_note(Path(job.content)):
-            run.note(said)  # the folder's other files are passed over: said, not in silence
+        for said in (folder_note(Path(job.content)), print_size_note(job)):
+            if said:  # a folder's other files passed over, a print size's dpi stored nowhere: said, not in silence
+                run.note(said)
         self._palette: torch.Tensor | None = None
         self._alpha: tuple[torch.Tensor | None] | None = None  # the first frame's opacity, once read
         if self.stills is None and settings.flow == "dis" and not flow_available():

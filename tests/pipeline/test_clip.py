@@ -40,3 +40,15 @@ def test_a_transparent_clip_s_styles_take_the_colours_its_first_frame_shows(tmp_
     assert references
     for reference in references:
         assert torch.allclose(reference.double().flatten(2)[0].mean(1), shown, atol=0.01), (reference.flatten(2).mean(2), shown)
+
+
+def test_a_clip_s_run_says_that_a_print_size_s_dpi_is_stored_nowhere(tmp_path):
+    from ..conftest import moving_gif
+
+    stripes().save(tmp_path / "style.png")
+    moving_gif(tmp_path / "clip.gif", count=3)
+    job = tmp_path / "print.yaml"
+    job.write_text(f"content: clip.gif\nstyles: [style.png]\nsize: {{long_side: 0.5in, dpi: 96}}\ndevice: cpu\n{QUICK}"
+                   "optimizer: {iterations: 1}\nanimation: {iterations: 1, close_loop: false}\n")
+    notes = blendstyle.run_job(job, out_root=tmp_path / "out").record["notes"]
+    assert any("its 96 dpi is stored in no file" in note for note in notes), notes
