@@ -19,7 +19,7 @@ import click
 from rich.table import Table
 
 from ..config.fields import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
-from ..config.inputs import folder_note, style_notes
+from ..config.inputs import folder_note, print_size_note, style_notes
 from ..config.iterations import LIMIT, optimisation_settings
 from ..config.layers import LAYER_NAMES, layer_channels, layer_stride
 from ..config.load import LoadedJob
@@ -99,7 +99,8 @@ def validate(jobs, size, iterations, device, seed, settings) -> None:
             continue
         out.print(note("ok", "green", f" {path} ({loaded.job.name}: {len(loaded.job.styles)} style(s), {loaded.job.size} px)"))
         # What run will say too (it takes the job as it is).
-        for text in filter(None, [folder_note(Path(loaded.job.content)), *style_notes(loaded.job)]):
+        for text in filter(None, [folder_note(Path(loaded.job.content)), print_size_note(loaded.job),
+                                  *style_notes(loaded.job)]):
             out.print(note("note", "yellow", f" {path}: {text}"), soft_wrap=True)
     if bad:
         sys.exit(1)

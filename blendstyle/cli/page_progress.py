@@ -11,11 +11,17 @@ from ..pipeline.progress import Reporter
 class PreviewReporter(Reporter):
     """Progress for the terminal (``inner``) and for the page (``preview``, the page's
     :class:`~blendstyle.cli.preview.Preview`): every event goes to both; the picture under way goes to the
-    page every ``every`` iterations, or about every ``seconds`` when ``every`` is None."""
+    page every ``every`` iterations, or about every ``seconds`` when ``every`` is None.
+
+    The iterations are those heard since the last picture, over every optimisation of the run: a clip's
+    frames, a print's tiles and the smaller scales each number theirs from 1, and a count within one of
+    them (a coherent frame's 30 iterations against ``every: 50``) would never come round to a picture."""
 
     def __init__(self, inner: Reporter, preview, every: int | None = None, seconds: float = 2.0):
         self.inner, self.preview, self.every, self.seconds = inner, preview, every, seconds
         self.last_picture = 0.0
+        self.heard = 0  # iterations heard in all (every optimisation's steps)
+        self.heard_at_picture = 0
         self.frames_began = time.perf_counter()
         self.frames_rendered = 0
 
@@ -40,17 +46,21 @@ class PreviewReporter(Reporter):
         self.preview.publish("start", {"total": total})
 
     def step(self, step) -> None:
+        self.heard += 1
         self.inner.step(step)
         self.preview.publish("step", {"iteration": step.iteration, "total": step.total, "elapsed": step.elapsed,
                                       "terms": step.terms})
 
     def picture_due(self, iteration: int) -> bool:
         if self.every is not None:
-            return iteration % self.every == 0
+            # A count the caller keeps over steps this reporter did not hear (a farm's tiles, numbered on
+            # over the tiles) counts too.
+            self.heard = max(self.heard, iteration)
+            return self.heard - self.heard_at_picture >= self.every
         return time.perf_counter() - self.last_picture >= self.seconds
 
     def picture(self, image) -> None:
-        self.last_picture = time.perf_counter()
+        self.last_picture, self.heard_at_picture = time.perf_counter(), self.heard
         self.preview.show(image)
 
     def finish(self, optimized) -> None:

@@ -142,7 +142,7 @@ class StillWorker(_Worker):
         if self.schedule is None:
             run, statistics, stages = self._open(shipped)
             self.content_at = StillContent(run)
-            self.schedule = Schedule(run, stages, self.content_at, statistics=statistics)
+            self.schedule = Schedule(run, stages, self.content_at.colours, statistics=statistics)
             self.schedule.set_visible(self.content_at.alpha())
         return self.schedule
 

@@ -145,6 +145,20 @@ def style_notes(job: Job) -> list[str]:
     return notes
 
 
+def print_size_note(job: Job) -> str | None:
+    """What ``validate`` and ``run`` say of a size in print units on an animation or a video: the size is
+    taken in pixels, and its dpi, which a still's file would be marked with, is stored in none of the clip's
+    files (none holds a resolution); None for a still, or a size in pixels, or an ``output.dpi`` given
+    (refused on an animation)."""
+    output = job.output
+    if output.dpi is None or "dpi" in output.model_fields_set or Path(job.content).is_dir():
+        return None
+    if not (is_video(job.content) or (frame_total(job.content) or 1) > 1):
+        return None
+    return (f"size in print units: {job.size} px; its {output.dpi} dpi is stored in no file, since an animation's "
+            "files carry no resolution (give the size in pixels to say nothing)")
+
+
 def folder_note(folder: Path) -> str | None:
     """What ``validate`` and ``run`` say of the files of a content folder that are not stills, or None (and
     for a content that is no folder)."""

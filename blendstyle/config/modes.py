@@ -71,7 +71,6 @@ NETWORK_REFUSES = {
                            "ways of method: optimize (the network is trained with the temporal term instead)",
     ("animation", "iterations"): "method: network has no per-frame optimisation; network.refine sets its iterations",
     ("animation", "batch"): "method: network runs frames through the network in batches of its own",
-    ("animation", "scene_cut"): "method: network renders each frame from its content alone: a cut needs no fresh start",
     ("animation", "close_loop"): "method: network renders each frame from its content alone: the loop has no seam to close",
     ("animation", "loop_frames"): "method: network renders each frame from its content alone: the loop has no seam to close",
 }
@@ -88,6 +87,10 @@ def method_refusals(job: Job) -> list[tuple[tuple, str]]:
     if job.network.refine and differs(job, ("optimizer", "iterations")):
         refused.append((("optimizer", "iterations"), "under method: network each frame is refined for "
                                                      "network.refine iterations"))
+    # A refined frame follows its predecessor, and one of a new shot starts from the network's picture instead.
+    if job.network.refine == 0 and differs(job, ("animation", "scene_cut")):
+        refused.append((("animation", "scene_cut"), "method: network renders each frame from its content alone: a "
+                                                    "cut needs no fresh start; network.refine is 0"))
     # tiles.memory stays: refining frames, the optimiser's memory plan must fit in it (refused if it does not).
     if job.network.refine == 0 and differs(job, ("tiles", "memory")):
         refused.append((("tiles", "memory"), "the memory budget of the optimiser, which under method: network "

@@ -7,11 +7,15 @@ Style Transfer", CVPR 2017): keep the content's colours while taking the style's
 * ``luminance``: the transfer runs on luminance alone (YIQ's Y, copied to three channels for the
   network), the styles' luminance first matched in mean and spread to the content's; the result's
   luminance is then joined with the content's I and Q channels.
+
+Both match the styles to the colours the content *shows* (:func:`visible_colours`): a transparent
+content's see-through pixels, read as white, are left out.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 # NTSC YIQ, as in Gatys et al. 2017.
 RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
@@ -28,6 +32,22 @@ def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
 def luminance(image: torch.Tensor) -> torch.Tensor:
     """The Y channel copied to three channels, ``(B, 3, H, W)``."""
     return rgb_to_yiq(image)[:, :1].expand(-1, 3, -1, -1).contiguous()
+
+
+def visible_colours(image: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """The colours ``preserve_color`` matches the styles to: the pixels of ``image`` (``(1, 3, H, W)``) that
+    its opacity ``alpha`` (``(1, 1, h, w)`` at any size; None: opaque) shows more than half, as one
+    ``(1, 3, 1, N)`` strip; the whole image when it is opaque or shows nothing. See-through pixels are read
+    as white: counted, they would move the styles' colours towards a white the picture does not show."""
+    if alpha is None:
+        return image
+    alpha = alpha.to(image.device, torch.float32)
+    if tuple(alpha.shape[-2:]) != tuple(image.shape[-2:]):
+        alpha = F.interpolate(alpha, size=tuple(image.shape[-2:]), mode="bilinear", antialias=True, align_corners=False)
+    shown = alpha.flatten() > 0.5
+    if not shown.any():
+        return image
+    return image.flatten(2)[..., shown][:, :, None]
 
 
 def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:

@@ -19,13 +19,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..config.inputs import folder_note
+from ..config.inputs import folder_note, print_size_note
 from ..errors import BlendstyleError, Problem
 from ..files.clips import ClipFile, open_clip
 from ..files.images import fit_long_side, read_alpha, read_image
 from ..media.formats import CLIPS, is_video
 from ..media.frames import ImageHeader
 from ..media.probe import UNKNOWN_SOUND, frame_times, frame_total, image_size, stills_in
+from ..nst.color import visible_colours
 from ..nst.memory import free_bytes, job_bytes, plan
 from ..nst.temporal import flow_available, reference
 from .context import Run
@@ -72,9 +73,11 @@ class ClipRenderer:
         # (orientation, colour profile, 16 bits) whatever animation settings a shared base gives; training
         # reads them all.
         self.stills = stills_of(job.content, run.loaded.content_headers())
-        if said := folder_note(Path(job.content)):
-            run.note(said)  # the folder's other files are passed over: said, not in silence
+        for said in (folder_note(Path(job.content)), print_size_note(job)):
+            if said:  # a folder's other files passed over, a print size's dpi stored nowhere: said, not in silence
+                run.note(said)
         self._palette: torch.Tensor | None = None
+        self._alpha: tuple[torch.Tensor | None] | None = None  # the first frame's opacity, once read
         if self.stills is None and settings.flow == "dis" and not flow_available():
             raise BlendstyleError(
                 Problem("dis needs OpenCV", run.loaded.location(("animation", "flow")), "animation.flow"),
@@ -135,25 +138,36 @@ class ClipRenderer:
 
     def _colours(self, long_side: int) -> torch.Tensor:
         """The colours ``preserve_color`` matches the styles to, at ``long_side``: the first frame's, or a
-        still's. A folder's stills share one network and one set of style targets, so there they are the
+        still's, those it shows (a transparent one's visible pixels). A folder's stills share one network and one set of style targets, so there they are the
         colours of every still together, in one ``(1, 3, 1, N)`` strip, not the first still's alone
         (``luminance`` keeps each still's own chroma besides); read once, when the styles are first read."""
         job = self.run.job
-        if self.stills is None or len(self.stills) == 1 or job.preserve_color == "none":
+        if job.preserve_color == "none":  # nothing is matched
             return scaled(self.first, long_side)
+        if self.stills is None or len(self.stills) == 1:  # the colours it shows (a transparent one's visible pixels)
+            return visible_colours(scaled(self.first, long_side), self._first_alpha())
         if self._palette is None:
             side, share = min(job.size, PALETTE_SIDE), max(1024, PALETTE_PIXELS // len(self.stills))
             pixels = []
             for still in self.stills:
                 with self.run.reading(("content",)):
-                    image = read_image(still, side, job.max_input_pixels, decoded=self.run.decoded).flatten(2)
+                    image = read_image(still, side, job.max_input_pixels, decoded=self.run.decoded)
                     alpha = read_alpha(still, side, job.max_input_pixels, decoded=self.run.decoded)
-                if alpha is not None and (alpha > 0.5).any():  # the visible pixels only, as the picture is styled
-                    image = image[..., alpha.flatten() > 0.5]
+                image = visible_colours(image, alpha).flatten(2)  # the visible pixels only, as the picture is styled
                 # Evenly spread, at most `share` a still: a large folder's strip stays small.
                 pixels.append(image[..., torch.linspace(0, image.shape[-1] - 1, min(share, image.shape[-1])).long()])
             self._palette = torch.cat(pixels, dim=2)[:, :, None].to(self.run.device)
         return self._palette
+
+    def _first_alpha(self) -> torch.Tensor | None:
+        """The first frame's (or the still's) opacity, ``(1, 1, H, W)``, or None when it is opaque (read once)."""
+        if self._alpha is None:
+            alpha = None
+            if self.clip.transparent:
+                with self.run.reading(("content",)):
+                    alpha = torch.from_numpy(next(self.clip.alphas()).copy())[None, None]
+            self._alpha = (alpha,)
+        return self._alpha[0]
 
     def frames(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """``(frame, opacity)`` on the device, decoded one at a time; the opacity is ``(1, 1, H, W)`` for a

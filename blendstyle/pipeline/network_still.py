@@ -29,12 +29,11 @@ from pathlib import Path
 import torch
 
 from ..files.images import read_alpha, read_image, write_image
-from ..media.formats import STILLS
 from ..nst.optimize import Step
 from .clip import ClipRenderer
 from .context import Run, Saved
 from .network import NetworkFarm, Trained, network_path, network_record, obtain, stylise
-from .outputs import record, write_extras
+from .outputs import record, transparency, write_extras
 from .result import RenderResult
 
 
@@ -88,7 +87,7 @@ def render_network_still(run: Run, farm: NetworkFarm | None = None) -> RenderRes
         final_loss=final,
         loss_history=[round(step.total, 6) for step in history],
         outputs=[str(path.relative_to(run.folder)) for path in files],
-        transparent=None if not transparent else ("kept" if STILLS[fmt].alpha else f"dropped: {fmt} has no alpha, shown over white"),
+        transparent=transparency(transparent, fmt),
         **({"stills": stills} if folder else {}),
     )
     return RenderResult(job.name, run.folder, files[0], files + [run.write(done)], done, None)

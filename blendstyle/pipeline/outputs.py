@@ -26,7 +26,7 @@ from ..files.framestore import FrameStore
 from ..files.images import tensor_to_pil, write_image
 from ..files.report import contact_sheet, write_loss_curves, write_loss_plot
 from ..files.video import write_video
-from ..media.formats import CLIPS
+from ..media.formats import CLIPS, STILLS
 from ..nst.memory import Plan
 from ..nst.optimize import Step
 from ..nst.targets import normalize
@@ -118,6 +118,14 @@ class Checked(Sequence):
     def __getitem__(self, index):
         self.check()
         return self.pictures[index]
+
+
+def transparency(transparent: bool, fmt: str) -> str | None:
+    """What a still's (or a sweep's cells') record says of a transparent content's alpha in ``fmt`` files:
+    ``kept``, or dropped and shown over white; None for an opaque content."""
+    if not transparent:
+        return None
+    return "kept" if STILLS[fmt].alpha else f"dropped: {fmt} has no alpha, shown over white"
 
 
 def record(run: Run, schedule: Schedule, width: int, height: int, memory: Plan, status: str = "done",

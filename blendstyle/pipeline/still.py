@@ -11,12 +11,12 @@ import torch
 
 from ..files.clips import read_clip
 from ..files.images import read_alpha, read_image, write_image
-from ..media.formats import STILLS
 from ..media.probe import content_files
+from ..nst.color import visible_colours
 from ..nst.memory import plan
 from ..nst.optimize import Step, rows, steps_from
 from .context import Run, Saved
-from .outputs import record, write_extras
+from .outputs import record, transparency, write_extras
 from .result import RenderResult
 from .schedule import Progress, Schedule, TileFarm, plan_stages
 
@@ -30,6 +30,7 @@ class StillContent:
         self.run = run
         self.frame = frame
         self.sizes: dict[int, torch.Tensor] = {}
+        self.alphas: dict[int, torch.Tensor | None] = {}
         self.path = content_files(run.job.content)[0]  # a folder of stills (a study of one): its first
 
     def __call__(self, long_side: int) -> torch.Tensor:
@@ -43,16 +44,27 @@ class StillContent:
             self.sizes[long_side] = image.to(self.run.device)
         return self.sizes[long_side]
 
-    def alpha(self) -> torch.Tensor | None:
-        """The still's (or the studied frame's) opacity at the job's size, or None when it is opaque."""
+    def alpha(self, long_side: int | None = None) -> torch.Tensor | None:
+        """The still's (or the studied frame's) opacity at ``long_side`` (default: the job's size), or None
+        when it is opaque."""
         job = self.run.job
-        with self.run.reading(("content",)):
-            if self.frame is None:
-                alpha = read_alpha(self.path, job.size, job.max_input_pixels, decoded=self.run.decoded)
-            else:
-                clip = read_clip(self.path, job.size, self.frame, self.frame + 1, 1, None, job.max_input_pixels)
-                alpha = None if clip.alpha is None else clip.alpha[0]
-        return None if alpha is None else alpha.to(self.run.device)
+        long_side = long_side or job.size
+        if long_side not in self.alphas:
+            with self.run.reading(("content",)):
+                if self.frame is None:
+                    alpha = read_alpha(self.path, long_side, job.max_input_pixels, decoded=self.run.decoded)
+                else:
+                    clip = read_clip(self.path, long_side, self.frame, self.frame + 1, 1, None, job.max_input_pixels)
+                    alpha = None if clip.alpha is None else clip.alpha[0]
+            self.alphas[long_side] = None if alpha is None else alpha.to(self.run.device)
+        return self.alphas[long_side]
+
+    def colours(self, long_side: int) -> torch.Tensor:
+        """The colours ``preserve_color`` matches the styles to at ``long_side``: those the content shows
+        (a transparent one's visible pixels, :func:`~blendstyle.nst.color.visible_colours`)."""
+        if self.run.job.preserve_color == "none":  # nothing is matched: no opacity to read
+            return self(long_side)
+        return visible_colours(self(long_side), self.alpha(long_side))
 
 
 def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
@@ -65,7 +77,7 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
     memory = plan(job, run.device, width, height)  # refuses, before any work, a size that cannot render
     reporter.stage(memory.describe(width, height))
     stages = plan_stages(job, width, height, memory)
-    schedule = Schedule(run, stages, content_at, farm=farm)
+    schedule = Schedule(run, stages, content_at.colours, farm=farm)
     alpha = content_at.alpha()
     schedule.set_visible(alpha)
     fmt = job.output.format
@@ -123,7 +135,7 @@ def render_still(run: Run, farm: TileFarm | None = None) -> RenderResult:
         final_loss=final,
         loss_history=[round(step.total, 6) for step in history],
         outputs=[str(path.relative_to(folder)) for path in files],
-        transparent=None if alpha is None else ("kept" if STILLS[fmt].alpha else f"dropped: {fmt} has no alpha, shown over white"),
+        transparent=transparency(alpha is not None, fmt),
     )
     if tiles:
         done["tiles"] = {"size": job.tiles.size, "overlap": job.tiles.overlap, "count": tiles, "done": tiles}

@@ -3,9 +3,9 @@
 * ``content``: start from noise and match only the content representation of one layer at a time
   (``relu1_2`` ... ``relu5_2``): shallow layers give the photo back almost exactly, deep layers keep the
   arrangement and lose the pixels.
-* ``style``: start from noise and match only the style of growing sets of the job's style layers
-  (``relu1_1``; ``relu1_1 + relu2_1``; ...), one row per style-loss kind of the job: the texture grows
-  from fine grain to large shapes, and each kind shows its own look.
+* ``style``: start from noise and match only the style of growing sets of the job's style layers, each
+  with the job's weight (``relu1_1``; ``relu1_1 + relu2_1``; ...), one row per style-loss kind of the job:
+  the texture grows from fine grain to large shapes, and each kind shows its own look.
 * ``kinds``: the job's full style transfer once with each of its style-loss kinds alone, and once fused.
 
 Every cell is a variant of the job (other layers, weights, kinds, a noise start) rendered through the same
@@ -58,7 +58,9 @@ def cells(job: Job, what: str) -> list[tuple[str, list[tuple[str, Job]]]]:
         ]
         return [("content", row)]
     if what == "style":
-        layers = sorted(job.layers.style, key=layer_index)
+        # The job's style layers, shallowest first, with its weights (a layer it weighs 0 is not used).
+        weights = {layer: weight for layer, weight in job.layers.style.items() if weight > 0}
+        layers = sorted(weights, key=layer_index)
         styles = [style.model_copy(update={"layers": None}) for style in job.styles]
         rows = []
         for spec in job.style_loss:
@@ -68,7 +70,7 @@ def cells(job: Job, what: str) -> list[tuple[str, list[tuple[str, Job]]]]:
                 variant = _reconstruction(
                     job,
                     styles=styles,
-                    layers=Layers(content=job.layers.content, style={layer: 1.0 for layer in layers[:end]}),
+                    layers=Layers(content=job.layers.content, style={layer: weights[layer] for layer in layers[:end]}),
                     weights=Weights(content=0, style=1, tv=0),
                     style_loss=[spec],
                 )
@@ -133,7 +135,7 @@ def _study(run: Run, what: str) -> Path:
                 run.reporter.stage(f"{name}: {caption}")
                 # Every cell starts from the noise the job's seed draws: the cells differ by what they study alone.
                 generator = torch.Generator().manual_seed(job.seed)
-                schedule = Schedule(run, stages, content_at, variant, images)
+                schedule = Schedule(run, stages, content_at.colours, variant, images)
                 schedule.set_visible(alpha)
                 # An animated mask's own frame for the studied one (not its first).
                 optimized, _ = schedule.render(content_at, [frame or 0], generator=generator)

@@ -23,7 +23,7 @@ from ..nst.memory import plan
 from ..nst.optimize import Optimized, Step
 from ..nst.regions import over_white
 from .context import Run, Saved
-from .outputs import record, write_sweep_extras
+from .outputs import record, transparency, write_sweep_extras
 from .rendered import Rendered
 from .result import RenderResult
 from .schedule import Schedule, TileFarm, plan_stages
@@ -54,7 +54,7 @@ def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
     memory = plan(job, run.device, width, height)
     reporter.stage(memory.describe(width, height))
     stages = plan_stages(job, width, height, memory)
-    schedule = Schedule(run, stages, content_at, farm=farm)
+    schedule = Schedule(run, stages, content_at.colours, farm=farm)
     alpha = content_at.alpha()  # a transparent still: every cell styles its visible pixels and keeps its alpha
     schedule.set_visible(alpha)
     names = [Path(style.path).stem for style in job.styles]
@@ -126,6 +126,7 @@ def render_sweep(run: Run, farm: CellFarm | None = None) -> RenderResult:
     done_record = record(
         run, schedule, width, height, memory,
         sweep=done,
+        transparent=transparency(alpha is not None, job.output.format),
         timings=dict(schedule.timings, total=round(run.seconds(), 4)),
         outputs=[str(grid.relative_to(folder))] + sorted(str(path.relative_to(folder)) for path in files),
     )

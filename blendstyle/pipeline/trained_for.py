@@ -2,7 +2,7 @@
 saved network (``network.weights``) asks for that the network was not trained for.
 
 A saved network renders the look it was trained for: the job's styles, style-loss kinds, layers, loss
-weights, colour preservation and size change nothing in its pictures (``network.refine`` alone moves them
+weights, colour preservation, backbone and size change nothing in its pictures (``network.refine`` alone moves them
 towards the job's). Each setting the two differ in is said, with both values, rather than passed over.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 #: The settings a network is trained for, as :func:`settings` keeps them, in the order they are said.
-SETTINGS = ("styles", "style_loss", "layers", "weights", "preserve_color", "size", "temporal_weight")
+SETTINGS = ("styles", "style_loss", "layers", "weights", "preserve_color", "backbone", "size", "temporal_weight")
 
 
 def settings(job, hashes: dict[str, str] | None = None, temporal: bool = True) -> dict[str, Any]:
@@ -36,9 +36,19 @@ def settings(job, hashes: dict[str, str] | None = None, temporal: bool = True) -
         "layers": dumped["layers"],
         "weights": dumped["weights"],
         "preserve_color": dumped["preserve_color"],
+        "backbone": backbone(dumped["backbone"], hashes),
         "size": dumped["size"],
         "temporal_weight": dumped["animation"]["temporal_weight"] if temporal else 0.0,
     }
+
+
+def backbone(dumped: dict[str, Any], hashes: dict[str, str]) -> dict[str, Any]:
+    """The backbone the losses read, as a network's file keeps it: its name, pooling and weights file (by
+    its SHA-256, so that the same file elsewhere is the same; None: the default weights)."""
+    weights = dumped["weights"]
+    if weights is not None:
+        weights = hashes.get("backbone.weights", Path(str(weights)).name)
+    return {"name": dumped["name"], "pooling": dumped["pooling"], "weights": weights}
 
 
 def blend(styles: list) -> str:
@@ -114,8 +124,9 @@ def differences(trained: dict[str, Any], ours: dict[str, Any], clip: bool) -> li
 
 
 def _leaves(name: str, theirs: Any, mine: Any) -> list[tuple[str, Any, Any]]:
-    """``weights`` and ``layers`` compared key by key (``weights.style``, ``layers.content``), the others whole."""
-    if name in ("weights", "layers") and isinstance(theirs, dict) and isinstance(mine, dict):
+    """``weights``, ``layers`` and ``backbone`` compared key by key (``weights.style``, ``layers.content``,
+    ``backbone.pooling``), the others whole."""
+    if name in ("weights", "layers", "backbone") and isinstance(theirs, dict) and isinstance(mine, dict):
         return [(f"{name}.{key}", theirs.get(key), mine.get(key)) for key in dict.fromkeys([*theirs, *mine])]
     if name == "temporal_weight":
         return [("animation.temporal_weight", theirs, mine)]
@@ -130,7 +141,18 @@ def _said(key: str, theirs: Any, mine: Any) -> tuple[str, str]:
         return tuple(kinds) if kinds[0] != kinds[1] else (f"{kinds[0]} (other settings)", kinds[1])
     if key == "size":
         return f"{theirs} px", f"{mine} px"
+    if key == "backbone.weights":
+        return _weights_file(theirs), _weights_file(mine)
     return _value(theirs), _value(mine)
+
+
+def _weights_file(kept: Any) -> str:
+    """A backbone's weights file as :func:`backbone` keeps it: by the start of its SHA-256 (or its name)."""
+    if kept is None:
+        return "the default weights"
+    text = str(kept)
+    is_hash = len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    return f"a file of SHA-256 {text[:12]}…" if is_hash else f"the file {text}"
 
 
 def _shares(layers: Any) -> Any:

@@ -75,3 +75,15 @@ def test_a_sub_key_of_one_mode_is_refused_in_the_others(tiny_job, tmp_path, entr
     job = tiny_job(body=f"content: clip.gif\nstyles: [{{path: style_a.png}}]\n{key}: {{{field}: {value}}}\n")
     with pytest.raises(BlendstyleError, match=f"{key}.{field}: {ONLY_IN[entry][1]}"):
         load_job(job)
+
+
+def test_scene_cut_is_refused_under_method_network_only_where_no_frame_is_refined(tiny_job, tmp_path):
+    """network.refine optimises each frame following its predecessor, and a frame of a new shot (less than
+    scene_cut of it followed) starts from the network's picture: there scene_cut is read, as in a coherent
+    clip (it was refused as unread). Without refine each frame is the network's picture alone."""
+    moving_gif(tmp_path / "clip.gif")
+    body = "content: clip.gif\nstyles: [{path: style_a.png}]\nmethod: network\nanimation: {scene_cut: 0.5}\n"
+    refined = tiny_job(body=body + "network: {refine: 3}\n", name="refined.yaml")
+    assert load_job(refined).job.animation.scene_cut == 0.5
+    with pytest.raises(BlendstyleError, match="animation.scene_cut: .*network.refine is 0"):
+        load_job(tiny_job(body=body, name="plain.yaml"))

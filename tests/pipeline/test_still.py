@@ -652,3 +652,32 @@ def test_a_run_decodes_each_still_once(tiny_job, tmp_path, monkeypatch):
     record = blendstyle.run_job(job, out_root=tmp_path / "out").record
     assert record["status"] == "done" and record["scales"] == [32, 64] and len(record["sweep"]) == 2
     assert sorted(seen) == ["content.tiff", "start.tiff", "style.png"]  # before: 3, 2 and 2 times
+
+
+@pytest.mark.parametrize("colour", ["histogram", "luminance"])
+def test_a_transparent_content_s_colours_are_its_visible_pixels_in_every_mode(tiny_job, tmp_path, monkeypatch, colour):
+    """preserve_color matches the styles to the colours the content shows, in a still, a sweep and a study:
+    its see-through pixels, read as white, are not among them (a dark red picture on a see-through page
+    came out nearly white with preserve_color: histogram, its styles matched to a mostly white page)."""
+    from PIL import Image
+
+    from blendstyle.pipeline import styles
+    from blendstyle.pipeline.study import study
+
+    _half_transparent(tmp_path / "clear.png")
+    seen = np.asarray(Image.open(tmp_path / "clear.png"), dtype=np.float64) / 255
+    shown = torch.from_numpy(seen[seen[..., 3] > 0.5][:, :3].mean(0))
+    references = []
+    name = f"match_{colour}"
+    real = getattr(styles, name)
+    monkeypatch.setattr(styles, name, lambda image, reference: references.append(reference) or real(image, reference))
+    body = (f"extends: quick.yaml\ncontent: clear.png\nstyles: [style_a.png, style_b.png]\nsize: 64\n"
+            f"preserve_color: {colour}\noptimizer: {{iterations: 1}}\n")
+    still = tiny_job(body=body, name="still.yaml")
+    blendstyle.run_job(still, out_root=tmp_path / "out")
+    blendstyle.run_job(tiny_job(body=body + "sweep: [{style: 0, steps: 2}]\n", name="swept.yaml"), out_root=tmp_path / "out")
+    study(blendstyle.load_job(still), "kinds", tmp_path / "out")
+    assert len(references) == 6  # two styles in each mode
+    for reference in references:
+        pixels = reference.double().flatten(2)[0]
+        assert torch.allclose(pixels.mean(1), shown, atol=0.01), (pixels.mean(1), shown)

@@ -73,3 +73,26 @@ def test_the_same_styles_in_another_order_or_moved_are_no_difference():
     # Nor to a scale or layers it did not keep.
     scaled = styled(("/a/starry.jpg", 1, 2.0, {"relu1_1": 1.0}, "aa"), ("/a/udnie.jpg", 3, 1.0, None, "bb"))
     assert differences(trained(styles=older), trained(styles=scaled), clip=False) == []
+
+
+def test_a_network_trained_through_another_backbone_is_said():
+    """The backbone the losses read (its name, pooling and weights file) shapes a trained network's look as
+    its layers do: applied where the job names another, that is said (it was passed over in silence); a
+    network's file that keeps no backbone (an older one) is not held to one."""
+    caffe = {"name": "vgg19-caffe", "pooling": "max", "weights": None}
+    ours = trained(backbone=caffe | {"pooling": "avg", "weights": "ab" * 32})
+    assert differences(trained(backbone=caffe), ours, clip=True) == [
+        ("backbone.pooling", "max", "avg"), ("backbone.weights", "the default weights", "a file of SHA-256 abababababab…")]
+    assert differences(trained(), ours, clip=True) == []
+    assert differences(trained(backbone=caffe), trained(backbone=dict(caffe)), clip=True) == []
+
+
+def test_the_settings_a_network_is_trained_for_keep_its_backbone(tiny_job, tmp_path):
+    import blendstyle
+    from blendstyle.pipeline.trained_for import settings
+
+    (tmp_path / "vgg.bin").write_bytes(b"weights")
+    job = blendstyle.load_job(tiny_job("backbone: {pooling: avg}\n")).job
+    assert settings(job)["backbone"] == {"name": "vgg19-caffe", "pooling": "avg", "weights": None}
+    job.backbone = job.backbone.model_copy(update={"weights": str(tmp_path / "vgg.bin")})
+    assert settings(job, {"backbone.weights": "cd" * 32})["backbone"]["weights"] == "cd" * 32
