@@ -442,3 +442,24 @@ def test_neighbours_bind_a_fixed_map_from_the_content():
     at_map = matched.t().reshape(1, 4, 6, 5)
     assert kind.loss(at_map, bound).item() == pytest.approx(0.0, abs=1e-12)
     assert kind.loss(content, bound).item() > 0
+
+
+def test_columns_sorted_as_transposed_rows_equal_torch_s_column_sort():
+    """sort_columns and remap work along the rows of a transposed copy (faster): the same order, quantiles
+    and histogram matching as sorting the columns themselves, with ReLU's ties among zeros too."""
+    from blendstyle.nst.kinds.histogram import quantiles, remap, sort_columns
+
+    generator = torch.Generator().manual_seed(3)
+    values = torch.randn(4000, 8, generator=generator).relu()  # half of them tied at zero
+    ordered, order = sort_columns(values)
+    assert torch.equal(ordered, values.sort(0).values)
+    assert torch.equal(values.gather(0, order), ordered)
+    assert torch.equal(quantiles(values), values.sort(0).values[torch.linspace(0, 3999, 256).round().long()])
+    target = torch.randn(256, 8, generator=generator).sort(0).values
+    continuous = torch.randn(4000, 8, generator=generator)
+    ranks = (continuous.argsort(0).argsort(0).to(continuous.dtype) + 0.5) / 4000  # each value's rank, directly
+    position = ranks * 255
+    low = position.floor().long()
+    t = position - low
+    expected = target.gather(0, low) * (1 - t) + target.gather(0, (low + 1).clamp(max=255)) * t
+    assert torch.allclose(remap(continuous, target), expected, atol=1e-6)

@@ -25,16 +25,24 @@ from .base import StyleKind, _position_weights, flatten
 QUANTILES = 256
 
 
+def sort_columns(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``values.sort(0)``: each column of ``(M, C)`` sorted, and the order, as ``(M, C)`` views. Sorted as the
+    rows of a transposed copy: torch sorts contiguous rows faster than strided columns, copy included (on a
+    2-core CPU, ``(262144, 64)`` float32, relu1_1's features at 512 px: 1.75 s by columns, 1.02 s so)."""
+    ordered, order = values.t().contiguous().sort(-1)
+    return ordered.t(), order.t()
+
+
 def quantiles(values: torch.Tensor, count: int = QUANTILES) -> torch.Tensor:
     """Each column's values at ``count`` evenly spaced quantiles (0 to 1), ``(M, C) -> (count, C)``."""
-    ordered = values.sort(0).values
+    ordered = sort_columns(values)[0]
     index = torch.linspace(0, len(values) - 1, count, device=values.device).round().long()
     return ordered[index]
 
 
 def weighted_quantiles(values: torch.Tensor, weights: torch.Tensor, count: int = QUANTILES) -> torch.Tensor:
     """Quantiles of weighted samples: ``values`` ``(N, C)``, ``weights`` ``(N,)`` summing to 1."""
-    ordered, order = values.sort(0)
+    ordered, order = sort_columns(values)
     cumulative = weights[order].cumsum(0) - 0.5 * weights[order]  # each sample at the middle of its mass
     levels = torch.linspace(0, 1, count, device=values.device, dtype=values.dtype)
     return _interpolate(ordered, cumulative, levels)
@@ -57,13 +65,15 @@ def remap(values: torch.Tensor, target: torch.Tensor, share: torch.Tensor | None
     """Histogram matching: each value of ``values`` ``(M, C)`` replaced by the target quantile ``(Q, C)`` at
     its rank (by ``share`` of the positions when given)."""
     count = len(values)
-    order = values.argsort(0)
+    # Each value's rank, worked out along the rows of the transposed values (see sort_columns).
+    order = values.t().contiguous().argsort(-1)
     if share is None:
-        ranks_sorted = ((torch.arange(count, device=values.device, dtype=values.dtype) + 0.5) / count)[:, None]
-        ranks_sorted = ranks_sorted.expand(-1, values.shape[1])
+        ranks_sorted = ((torch.arange(count, device=values.device, dtype=values.dtype) + 0.5) / count)[None, :]
+        ranks_sorted = ranks_sorted.expand(values.shape[1], -1)
     else:
-        ranks_sorted = share[order].cumsum(0) - 0.5 * share[order]
-    ranks = torch.empty_like(values).scatter_(0, order, ranks_sorted.contiguous())
+        ranks_sorted = share[order].cumsum(1) - 0.5 * share[order]
+    ranks = torch.empty(order.shape, dtype=values.dtype, device=values.device)
+    ranks = ranks.scatter_(1, order, ranks_sorted.contiguous()).t()
     position = ranks * (len(target) - 1)
     low = position.floor().long().clamp(0, len(target) - 1)
     high = (low + 1).clamp(max=len(target) - 1)

@@ -45,7 +45,7 @@ import functools
 import torch
 
 from .base import StyleKind, _position_weights, flatten
-from .histogram import remap, weighted_quantiles
+from .histogram import remap, sort_columns, weighted_quantiles
 
 #: Values of each direction's quantile function kept per style and in a blended target.
 QUANTILES = 256
@@ -64,7 +64,7 @@ def projected_quantiles(values: torch.Tensor, count: int = QUANTILES) -> torch.T
     """Each column's quantile function at ``count`` evenly spaced levels from 0 to 1 (the grid
     :func:`~blendstyle.nst.kinds.histogram.remap` reads), ``(M, K) -> (count, K)``, by linear interpolation
     between the sorted values."""
-    ordered = values.sort(0).values
+    ordered = sort_columns(values)[0]
     at = torch.linspace(0, len(values) - 1, count, dtype=torch.float64, device=values.device)
     low = at.floor().long()
     high = (low + 1).clamp(max=len(values) - 1)
