@@ -252,16 +252,31 @@ def plan(job, device: torch.device, width: int, height: int) -> Plan:
     return Plan(tiled, needed, budget, fits)
 
 
+#: What torch's CPU allocator says when the system refuses it memory (a RuntimeError, not a MemoryError).
+CPU_REFUSAL = "can't allocate memory"
+
+
+def exhausted(error: BaseException) -> bool:
+    """Whether ``error`` is the device running out of memory: CUDA's own error, or the CPU allocator's
+    refusal (an allocation larger than the system will give, where the estimate fell short)."""
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (isinstance(error, RuntimeError) and CPU_REFUSAL in str(error))
+
+
 def out_of_memory(job, device: torch.device, width: int, height: int) -> BlendstyleError:
-    """The message for a GPU that ran out of memory: what was needed and what size would fit."""
+    """The message for a device that ran out of memory: what was needed and what size would fit (a GPU's
+    whole memory, or what the system has available now, the failed allocation given back)."""
     needed = job_bytes(job, width, height, device.type)
-    try:
-        total = torch.cuda.get_device_properties(device).total_memory
-    except (RuntimeError, AssertionError, AttributeError):
-        total = needed // 2
+    if device.type == "cpu":
+        total, where, other = free_bytes(device) or needed // 2, "available", "or close other programs"
+    else:
+        try:
+            total = torch.cuda.get_device_properties(device).total_memory
+        except (RuntimeError, AssertionError, AttributeError):
+            total = needed // 2
+        where, other = "on the device", "or use device: cpu"
     fits = job_fits(job, int(total * 0.85), width / height, device.type)
     return BlendstyleError(
         f"out of memory on {device} rendering {width}x{height}: about {needed / 2**30:.1f} GiB needed, "
-        f"{total / 2**30:.1f} GiB on the device",
-        hint=f"size: {fits} should fit (or use device: cpu)",
+        f"{total / 2**30:.1f} GiB {where}",
+        hint=f"size: {fits} should fit ({other})",
     )

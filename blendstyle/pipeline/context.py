@@ -34,7 +34,7 @@ from ..files.atomic import UNWRITABLE_HINT, links_outside, unwritable
 from ..files.decoded import DecodedStills
 from ..files.records import read_json, write_record
 from ..nst.device import configure, pick_device, pick_precision, precision_name
-from ..nst.memory import out_of_memory
+from ..nst.memory import exhausted, out_of_memory
 from ..nst.optimize import Optimized
 from ..version import __version__
 from .progress import Reporter
@@ -267,7 +267,9 @@ class Run:
                 if not self.stop:
                     self.stop.ask()
                 result = None
-            except torch.cuda.OutOfMemoryError:
+            except RuntimeError as error:  # CUDA's out-of-memory error is one, and so is the CPU allocator's
+                if not exhausted(error):
+                    raise
                 with self.stop.shielded():
                     saved = save(None)
                     self.write(self.record("failed", error="out of memory", **saved.fields))

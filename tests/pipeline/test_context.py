@@ -364,16 +364,35 @@ def test_non_finite_loss_keeps_the_last_good_image(tiny_job, tmp_path, monkeypat
     assert (tmp_path / "out" / "tiny" / "snapshots" / "tiny_resume.png").is_file()
 
 
-def test_out_of_memory_names_a_size_that_fits(tiny_job, tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [
+    torch.cuda.OutOfMemoryError("CUDA out of memory"),
+    # What torch's CPU allocator raises where the system refuses it (an estimate that fell short): a
+    # RuntimeError's traceback before.
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried "
+                 "to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)"),
+], ids=["cuda", "cpu"])
+def test_out_of_memory_names_a_size_that_fits(tiny_job, tmp_path, monkeypatch, error):
     from blendstyle.pipeline.stylizer import Stylizer
 
     def exhausted(*args, **kwargs):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        raise error
 
     monkeypatch.setattr(Stylizer, "run", exhausted)
     with pytest.raises(BlendstyleError, match="out of memory") as info:
         blendstyle.run_job(tiny_job(), out_root=tmp_path / "out")
     assert "should fit" in info.value.hint
+    assert json.loads((tmp_path / "out" / "tiny" / "run.json").read_text())["error"] == "out of memory"
+
+
+def test_a_runtime_error_that_is_not_memory_stays_an_internal_error(tiny_job, tmp_path, monkeypatch):
+    from blendstyle.pipeline.stylizer import Stylizer
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(Stylizer, "run", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        blendstyle.run_job(tiny_job(), out_root=tmp_path / "out")
 
 
 def test_memory_estimate(tiny_job):
