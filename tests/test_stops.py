@@ -193,3 +193,25 @@ def test_a_closed_terminal_stops_the_run_and_keeps_its_picture(tiny_job, tmp_pat
     assert record["status"] == "interrupted", record
     assert (out / "tiny" / "snapshots" / "tiny_resume.png").is_file()
     _files_open(out)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no terminals' hang-ups here")
+def test_a_run_started_ignoring_sighup_as_nohup_starts_it_goes_on_after_one(tiny_job, tmp_path):
+    """``nohup`` starts a command with SIGHUP ignored so that it outlives its terminal: the stop handler put
+    over that stopped it at logout (129). The run goes on past a SIGHUP, and still stops on SIGTERM."""
+    job = tiny_job(body=BODY + "optimizer: {iterations: 4000, stop: {tolerance: 0}}\n")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "blendstyle", "run", str(job), "--out", str(tmp_path / "out")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out" / "tiny").is_dir():  # set up: its folder is made
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGHUP)
+    time.sleep(2.0)
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and "interrupted" in stderr, stderr

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BlendstyleError, Problem
-from ..pipeline.stopping import STOP_SIGNALS
+from ..pipeline.stopping import listened
 
 #: How the cluster extra is installed; named by every error about a missing Ray.
 INSTALL_HINT = "pip install -e '.[cluster]' (from a clone) or pip install 'blendstyle[cluster]'"
@@ -204,7 +204,7 @@ def _signal_handlers() -> dict:
     """The stop signals' handlers now (none where signals cannot be handled: off the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    return {sig: signal.getsignal(sig) for sig in listened()}
 
 
 def _signals_kept():
@@ -219,9 +219,10 @@ def _signals_kept():
       group of their own. A signal to the terminal's group (a closed terminal's SIGHUP; SIGTERM sent with
       ``kill -- -PGID``, as job runners stop a command) reached them too: a SIGHUP ended the GCS and raylet
       under the run, which was lost with them, and after a group SIGTERM the driver's orderly shutdown waited
-      for the dead GCS (8.9 s to exit, against 2.0 s for the run alone). Ray itself keeps Ctrl-C out of them,
-      and its GCS and raylet still end with the driver however it ends (Ray ties them to its life). Ray
-      does the same on Windows.
+      for the dead GCS (8.9 s to exit, against 2.0 s for the run alone). Ray itself keeps Ctrl-C out of them.
+      Only where the kernel ends them with the driver however it ends (Linux; Ray does the same on
+      Windows): elsewhere (macOS) Ray's reaper ends them by killing its own process group when the driver
+      dies, which a group of their own would outlive.
 
     Ray's private names are looked up as this Ray has them: another Ray starts as it would anyway. Off the
     main thread nothing is changed."""
@@ -230,17 +231,22 @@ def _signals_kept():
     try:
         from ray._private import ray_constants, services, utils
 
-        before = (utils.set_sigterm_handler, getattr(ray_constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", False),
-                  services.ConsolePopen)
+        before = utils.set_sigterm_handler, getattr(ray_constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", False)
     except (ImportError, AttributeError):
         return lambda: None
     utils.set_sigterm_handler = lambda handler: None
     ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
-    if os.name == "posix":
-        services.ConsolePopen = _apart(before[2])
+    popen = getattr(services, "ConsolePopen", None)
+    # Only where the kernel ends Ray's processes with the driver (Linux): elsewhere (macOS) Ray's reaper ends
+    # them by killing its own process group when the driver dies, and a group of their own would outlive it.
+    apart = popen is not None and os.name == "posix" and getattr(utils, "detect_fate_sharing_support", bool)()
+    if apart:
+        services.ConsolePopen = _apart(popen)
 
     def put_back() -> None:
-        utils.set_sigterm_handler, ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER, services.ConsolePopen = before
+        utils.set_sigterm_handler, ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = before
+        if apart:
+            services.ConsolePopen = popen
 
     return put_back
 

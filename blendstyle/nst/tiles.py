@@ -173,6 +173,12 @@ def tiled_statistics(
     return merged
 
 
+def measured_in_tiles(image: torch.Tensor, tiles: tuple[int, int] | None) -> bool:
+    """Whether :func:`statistics` takes ``image`` tile by tile with ``tiles`` (size, overlap): where it is
+    larger than two tiles (the tiles of a pass without gradients are twice an optimisation's)."""
+    return tiles is not None and max(image.shape[-2:]) > 2 * tiles[0]
+
+
 def statistics(
     extract: Callable, image: torch.Tensor, layers: Sequence[str], kinds, tiles: tuple[int, int] | None, seed: int
 ) -> dict[str, list[dict[str, torch.Tensor]]]:
@@ -184,7 +190,7 @@ def statistics(
     relu5_1's Gram matrix 2.5 % off in 256 px tiles overlapping by 64 px, equal to the whole image's in
     384 px tiles overlapping by 96 px).
     """
-    if tiles is None or max(image.shape[-2:]) <= 2 * tiles[0]:
+    if not measured_in_tiles(image, tiles):
         return style_statistics(extract, image, layers, kinds)
     size = 2 * tiles[0]
     overlap = min(max(2 * tiles[1], 128), size // 2)

@@ -40,7 +40,7 @@ from ..files.images import long_side_for_short, read_image
 from ..nst.memory import Plan, budget_bytes, measure_bytes
 from ..nst.optimize import Optimized, Step
 from ..nst.plan import StylePlan
-from ..nst.tiles import Tile, grid, optimize_tiles, waves
+from ..nst.tiles import Tile, grid, measured_in_tiles, optimize_tiles, waves
 from .context import Halted, Run
 from .networks import compiled_network, network_loaded
 from .rendered import Rendered
@@ -211,10 +211,13 @@ class Schedule:
             return tiles
         height, width = image.shape[-2:]
         budget = budget_bytes(job, run.device)
-        if budget is None or (needed := measure_bytes(job, width, height, run.device.type)) <= budget:
+        needed = measure_bytes(job, width, height, run.device.type)
+        if budget is None or needed <= budget or not measured_in_tiles(image, tiles):  # fits, or no larger than a tile
             return None
-        run.note(f"styles[{number}] at {stage.long_side} px is {width}x{height}: its statistics are measured in "
-                 f"tiles (whole, it would need up to about {needed / 2**30:.1f} GiB of the {budget / 2**30:.1f} GiB available)")
+        # The figure said is the job's alone (the budget moves with what is free, and a study's cells say it again).
+        run.note(f"styles[{number}] at {stage.long_side} px is {width}x{height}: its statistics are measured in tiles "
+                 f"of {2 * tiles[0]} px (whole, its pass would take up to about {needed / 2**30:.1f} GiB, more than "
+                 "is available)")
         return tiles
 
     def style_images(self, stage: Stage) -> list[torch.Tensor]:

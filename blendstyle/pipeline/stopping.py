@@ -33,6 +33,14 @@ if hasattr(signal, "SIGHUP"):
 STOP_SIGNALS = tuple(EXIT_CODES)
 
 
+def listened() -> tuple[int, ...]:
+    """The stop signals this process listens to: those it was not started ignoring. ``nohup`` starts a
+    command with SIGHUP ignored so that it outlives its terminal, and a shell script's background job
+    (``&``) with SIGINT ignored; such a run goes on, as those who started it asked (a handler installed
+    over ``nohup``'s stopped it at logout)."""
+    return tuple(sig for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN)
+
+
 class StopRequest:
     """Whether a stop was asked for, and by which signal."""
 
@@ -75,7 +83,7 @@ class StopRequest:
         installed the handlers (not from another thread, nor twice)."""
         if threading.current_thread() is not threading.main_thread() or self._listening:
             return False
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in listened()}
         self._listening = True
         return True
 
@@ -93,7 +101,7 @@ class StopRequest:
         only land in a finalizer, which Python prints with a traceback ("Exception ignored in atexit
         callback"), and a first one would be noted by no one."""
         if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
+            for sig in listened():
                 signal.signal(sig, _exit_now)
             self._listening = False
 
@@ -118,7 +126,7 @@ def on_stop_signals(action: Callable[[], None]) -> dict:
         leave_a_closed_terminal(signum)
         action()
 
-    return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    return {sig: signal.signal(sig, handler) for sig in listened()}
 
 
 def restore(handlers: dict) -> None:
