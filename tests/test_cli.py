@@ -728,3 +728,36 @@ def test_an_error_shows_a_names_control_characters_escaped_and_counts_what_it_le
     result = invoke("validate", crowded)
     assert result.exit_code == 1 and result.output.count("unknown key") == 30, result.output
     assert "and 10 more problems" in result.output
+
+
+def test_a_write_to_a_terminal_that_hung_up_is_dropped_and_the_streams_leave_it(monkeypatch):
+    """The terminal can go a moment before the run's SIGHUP handler runs: the bar's or a note's write then
+    failed with EIO, an error in the middle of the optimisation said as a failing disk (exit 1, seen on a
+    loaded machine). The consoles drop it and point the streams that were on the terminal elsewhere;
+    other errors are raised as ever."""
+    import errno
+
+    from blendstyle.cli import console
+
+    left, said = [], []
+
+    class Gone:
+        def __init__(self, number):
+            self.number = number
+
+        def write(self, text):
+            raise OSError(self.number, os.strerror(self.number))
+
+        def flush(self):
+            said.append("flush")
+
+        def isatty(self):
+            return False
+
+    monkeypatch.setattr(console, "leave_closed_terminals", lambda: left.append(True))
+    monkeypatch.setattr(sys, "stderr", Gone(errno.EIO))
+    console.err.print("after the hang-up")
+    assert left
+    monkeypatch.setattr(sys, "stderr", Gone(errno.ENOSPC))
+    with pytest.raises(OSError):
+        console.err.print("a full disk")

@@ -4,7 +4,9 @@ errors as one short panel."""
 
 from __future__ import annotations
 
+import errno
 import re
+import sys
 import time
 
 from rich.console import Console
@@ -13,12 +15,51 @@ from rich.text import Text
 
 from ..errors import BlendstyleError
 from ..pipeline.progress import Reporter
+from ..pipeline.stopping import leave_closed_terminals
+
+
+class _Stream:
+    """``sys.stderr`` or ``sys.stdout``, as it is at each write (tests swap them), where a write that finds
+    the terminal hung up (EIO: the window closed or the ssh session dropped a moment before the run's
+    SIGHUP handler ran, which points the streams at the null device) is dropped: it was an error in the
+    middle of the optimisation, said as a failing disk (exit 1), when what the run says after its terminal
+    went should go nowhere."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return self._dropped_if_gone(lambda stream: stream.write(text), len(text))
+
+    def flush(self) -> None:
+        self._dropped_if_gone(lambda stream: stream.flush(), None)
+
+    def _target(self):
+        """The stream itself: while a live display runs, rich puts a proxy in ``sys.stderr`` that writes
+        to the console, which writes here."""
+        stream = getattr(sys, self.name)
+        return getattr(stream, "rich_proxied_file", stream)
+
+    def _dropped_if_gone(self, act, instead):
+        try:
+            return act(self._target())
+        except OSError as error:
+            if error.errno != errno.EIO:
+                raise
+            leave_closed_terminals()
+            return instead
+
+    def __getattr__(self, name: str):
+        if name == "rich_proxied_file":  # this is no proxy of rich's: the console writes here
+            raise AttributeError(name)
+        return getattr(self._target(), name)
+
 
 # Paths, keys, values and messages come from files and the command line: none of it may be read as rich
 # markup (``[/]`` would raise, ``[red]`` vanish) or as an emoji code (``ok.png:-1:`` became a thumbs-down).
 # Emoji codes are off everywhere; user text reaches the consoles as Text (see :func:`note`), never markup.
-err = Console(stderr=True, highlight=False, emoji=False)
-out = Console(highlight=False, emoji=False)
+err = Console(file=_Stream("stderr"), highlight=False, emoji=False)
+out = Console(file=_Stream("stdout"), highlight=False, emoji=False)
 
 
 def note(label: str, style: str, text: str = "") -> Text:

@@ -143,8 +143,14 @@ def leave_a_closed_terminal(signum: int) -> None:
     asking it for its settings fails with EIO (``isatty`` then says False, as for no terminal at all); a
     SIGHUP sent by hand, with the terminal still there, changes nothing. Streams redirected to a file or a
     pipe are left alone (a log keeps the stop's last line)."""
-    if signum != getattr(signal, "SIGHUP", None):
-        return
+    if signum == getattr(signal, "SIGHUP", None):
+        leave_closed_terminals()
+
+
+def leave_closed_terminals() -> None:
+    """Point each standard stream that is on a terminal that hung up at the null device (see
+    :func:`leave_a_closed_terminal`); also called where a write found the terminal gone before the SIGHUP's
+    handler could run."""
     import termios
 
     for fd in (0, 1, 2):
