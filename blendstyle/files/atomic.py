@@ -34,8 +34,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     ensure_folder(path.parent, path)
     try:
         if path.is_dir():
-            raise BlendstyleError(f"cannot write {path}: a folder of that name is in the way",
-                                  hint="move the folder away and run again")
+            raise folder_in_the_way(path)
         handle, name = tempfile.mkstemp(prefix=f".{_cut(path.name, TEMPORARY_ROOM)}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
@@ -91,6 +90,12 @@ def ensure_folder(folder: Path | str, writing: Path | str | None = None) -> Path
             raise _too_long(writing or folder) from None
         raise BlendstyleError(f"cannot make the folder {folder}: {exc.strerror or exc}") from None
     return folder
+
+
+def folder_in_the_way(path: Path | str) -> BlendstyleError:
+    """The user error for a folder where the file ``path`` is to be written (the user's to move)."""
+    return BlendstyleError(f"cannot write {path}: a folder of that name is in the way",
+                           hint="move the folder away and run again")
 
 
 def _too_long(path: Path | str) -> BlendstyleError:

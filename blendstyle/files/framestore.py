@@ -30,8 +30,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..errors import BlendstyleError
-from .atomic import ensure_folder
+from .atomic import ensure_folder, folder_in_the_way
 from .images import tensor_to_pil, write_image
 from .records import read_json, write_json
 
@@ -207,6 +206,5 @@ def _remove_frame(path: Path) -> None:
     """Remove an earlier run's frame file; a folder of its name is the user's to move (IsADirectoryError
     before), said as a folder in the way of any output is (:func:`~.atomic.atomic_path`)."""
     if path.is_dir() and not path.is_symlink():
-        raise BlendstyleError(f"cannot write {path}: a folder of that name is in the way",
-                              hint="move the folder away and run again")
+        raise folder_in_the_way(path)
     path.unlink()
